@@ -1,0 +1,75 @@
+# Switchyard — one Makefile for the local stack, the tests and the benchmarks.
+# Quick start: `make up`, then `make test`. See README.md.
+
+SHELL := /bin/bash
+LOCAL := deploy/local
+# Every Go module of the workspace (go.work).
+MODULES = $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+BENCH_TIME ?= 1s
+
+.PHONY: up down install infra-up infra-down services-up services-down status build seed \
+        test test-go test-other vet bench bench-eval bench-stats clean logs
+
+## up: install what is missing, start Postgres, Kafka, ClickHouse and every service, seed a demo.
+up: install infra-up services-up seed
+	@echo
+	@echo "Switchyard is up."
+	@$(LOCAL)/services.sh status
+	@echo "Owner API token: .data/admin-token"
+
+## down: stop every service and the infrastructure (only the processes we started).
+down: services-down infra-down
+
+install:
+	@$(LOCAL)/install.sh
+
+infra-up:
+	@$(LOCAL)/stack.sh up
+
+infra-down:
+	@$(LOCAL)/stack.sh down
+
+services-up:
+	@$(LOCAL)/services.sh up
+
+services-down:
+	@$(LOCAL)/services.sh down
+
+status:
+	@$(LOCAL)/stack.sh status || true
+	@$(LOCAL)/services.sh status
+
+build:
+	@$(LOCAL)/services.sh build
+
+seed:
+	@if [ -x $(LOCAL)/seed.sh ]; then $(LOCAL)/seed.sh; fi
+
+logs:
+	@tail -n 50 .data/log/*.log
+
+## test: start the infrastructure if needed, then run every test (unit and integration).
+test: install infra-up test-go test-other
+
+test-go:
+	@set -e; for m in $(MODULES); do \
+	  echo "=== go test $${m#$(CURDIR)/}"; \
+	  (cd $$m && go vet ./... && go test $(GO_TEST_FLAGS) ./...); \
+	done
+
+# Tests in other languages (OpenFeature OFREP provider against the relay, the web app).
+test-other:
+	@if [ -x scripts/test-other.sh ]; then scripts/test-other.sh; fi
+
+## bench: run the benchmarks and print their results (docs/benchmarks.md records them).
+bench: bench-eval bench-stats
+
+bench-eval:
+	@if [ -d sdks/go/evaluation ]; then cd sdks/go && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...; fi
+
+bench-stats:
+	@if [ -d stats/engine ]; then cd stats && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...; fi
+
+clean: down
+	rm -rf .data

@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-io/switchyard/platform/errs"
+)
+
+type payload struct {
+	Name   string `json:"name"`
+	Weight int    `json:"weight"`
+	Tags   []string `json:"tags"`
+}
+
+func newTestApp(t *testing.T) *fiber.App {
+	t.Helper()
+	app := New(Options{Service: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+	app.Post("/things", func(c *fiber.Ctx) error {
+		var p payload
+		if err := DecodeJSON(c, &p); err != nil {
+			return err
+		}
+		if p.Weight > 100 {
+			return errs.Invalid("weight", "must be at most 100")
+		}
+		return c.JSON(p)
+	})
+	app.Get("/boom", func(c *fiber.Ctx) error { return errors.New("secret database detail") })
+	app.Get("/panic", func(c *fiber.Ctx) error { panic("oops") })
+	app.Get("/locked", func(c *fiber.Ctx) error { return errs.PreconditionFailed("environment", "production is locked") })
+	return app
+}
+
+func TestErrorShapes(t *testing.T) {
+	app := newTestApp(t)
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code, field              string
+		notContains              string
+	}{
+		{"valid", "POST", "/things", `{"name":"a","weight":1}`, 200, "", "", ""},
+		{"syntax error", "POST", "/things", `{"name":`, 400, "invalid_argument", "", ""},
+		{"unknown field", "POST", "/things", `{"name":"a","colour":"red"}`, 400, "invalid_argument", "colour", ""},
+		{"wrong type", "POST", "/things", `{"name":"a","weight":"heavy"}`, 400, "invalid_argument", "weight", ""},
+		{"wrong nested type", "POST", "/things", `{"tags":[1]}`, 400, "invalid_argument", "tags", ""},
+		{"trailing data", "POST", "/things", `{"name":"a"} {}`, 400, "invalid_argument", "", ""},
+		{"empty body", "POST", "/things", ``, 400, "invalid_argument", "", ""},
+		{"rule broken", "POST", "/things", `{"weight":101}`, 422, "validation_failed", "weight", ""},
+		{"internal hidden", "GET", "/boom", "", 500, "internal", "", "secret"},
+		{"panic recovered", "GET", "/panic", "", 500, "internal", "", "oops"},
+		{"precondition", "GET", "/locked", "", 412, "failed_precondition", "environment", ""},
+		{"unknown route", "GET", "/nope", "", 404, "not_found", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := app.Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, raw)
+			}
+			if tc.code == "" {
+				return
+			}
+			var body ErrorBody
+			if err := json.Unmarshal(raw, &body); err != nil {
+				t.Fatalf("error body is not the uniform shape: %s", raw)
+			}
+			if body.Error.Code != tc.code || body.Error.Field != tc.field || body.Error.Message == "" {
+				t.Fatalf("got %+v, want code %q field %q", body.Error, tc.code, tc.field)
+			}
+			if tc.notContains != "" && strings.Contains(string(raw), tc.notContains) {
+				t.Fatalf("response leaks %q: %s", tc.notContains, raw)
+			}
+		})
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/switchyard-io/switchyard/sdks/go
+
+go 1.26

@@ -50,7 +50,7 @@ func DecodeError(err error) error {
 	case errors.As(err, &syntax):
 		return errs.Malformed("", "invalid JSON at byte %d: %s", syntax.Offset, syntax.Error())
 	case errors.As(err, &typ):
-		name := typ.Field
+		name := jsonFieldPath(typ.Field)
 		if name == "" {
 			name = "body"
 		}
@@ -96,4 +96,17 @@ func describeType(goType string) string {
 		return "a boolean"
 	}
 	return goType
+}
+
+// jsonFieldPath drops the Go names of embedded structs from an UnmarshalTypeError path
+// ("FlagConfig.on" is the JSON field "on"): API field names are lowercase.
+func jsonFieldPath(p string) string {
+	parts := strings.Split(p, ".")
+	out := parts[:0]
+	for _, s := range parts {
+		if s != "" && !(s[0] >= 'A' && s[0] <= 'Z') {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ".")
 }

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/orgs"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/tokens"
+	"github.com/switchyard-io/switchyard/platform/httpapi"
+)
+
+// items wraps a list response.
+type items[T any] struct {
+	Items []T `json:"items"`
+}
+
+func list[T any](v []T) items[T] {
+	if v == nil {
+		v = []T{}
+	}
+	return items[T]{Items: v}
+}
+
+func (a *API) me(c *fiber.Ctx) error {
+	me, err := a.s.Orgs.WhoAmI(c.UserContext(), caller(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(me)
+}
+
+func (a *API) listMembers(c *fiber.Ctx) error {
+	ms, err := a.s.Orgs.ListMembers(c.UserContext(), caller(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(list(ms))
+}
+
+func (a *API) addMember(c *fiber.Ctx) error {
+	var in orgs.MemberInput
+	if err := httpapi.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	m, err := a.s.Orgs.AddMember(c.UserContext(), caller(c), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(m)
+}
+
+func (a *API) updateMember(c *fiber.Ctx) error {
+	var in struct {
+		Role       domain.Role `json:"role"`
+		ProjectIDs []string    `json:"project_ids"`
+	}
+	if err := httpapi.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	m, err := a.s.Orgs.UpdateMember(c.UserContext(), caller(c), c.Params("user"), in.Role, in.ProjectIDs)
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+func (a *API) removeMember(c *fiber.Ctx) error {
+	if err := a.s.Orgs.RemoveMember(c.UserContext(), caller(c), c.Params("user")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (a *API) listTokens(c *fiber.Ctx) error {
+	ts, err := a.s.Tokens.List(c.UserContext(), caller(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(list(ts))
+}
+
+func (a *API) createToken(c *fiber.Ctx) error {
+	var in tokens.CreateInput
+	if err := httpapi.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	t, err := a.s.Tokens.Create(c.UserContext(), caller(c), in)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(t)
+}
+
+func (a *API) revokeToken(c *fiber.Ctx) error {
+	if err := a.s.Tokens.Revoke(c.UserContext(), caller(c), c.Params("token")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

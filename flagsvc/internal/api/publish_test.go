@@ -1,0 +1,196 @@
+package api_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/publisher"
+	"github.com/switchyard-io/switchyard/platform/testenv"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+func sha(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func envID(t testing.TB, s *stack, project, env string) string {
+	t.Helper()
+	var id string
+	if err := s.app.Store.Pool.QueryRow(context.Background(), `SELECT e.id FROM environments e JOIN projects p ON p.id = e.project_id
+		WHERE p.key = $1 AND e.key = $2`, project, env).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// compile builds an environment's ruleset as the publisher would.
+func compile(s *stack, project, env string) (ruleset.Ruleset, bool, error) {
+	return publisher.Compile(context.Background(), s.app.Store, envID(s.t, s, project, env), time.Now())
+}
+
+// rulesetConsumer reads the stack's ruleset topic from the beginning with a real consumer.
+type rulesetConsumer struct {
+	t  testing.TB
+	cl *kgo.Client
+}
+
+func consume(t testing.TB, s *stack) *rulesetConsumer {
+	return &rulesetConsumer{t: t, cl: testenv.KafkaClient(t, kgo.ConsumeTopics(s.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))}
+}
+
+// next returns the next ruleset of the environment (nil for a tombstone), skipping others.
+func (c *rulesetConsumer) next(env string, timeout time.Duration) (*ruleset.Ruleset, bool) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		fetches := c.cl.PollRecords(ctx, 1)
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		for _, err := range fetches.Errors() {
+			if ctx.Err() == nil {
+				c.t.Logf("fetch error (retrying): %v", err.Err)
+			}
+		}
+		for _, rec := range fetches.Records() {
+			if string(rec.Key) != env {
+				continue
+			}
+			if rec.Value == nil {
+				return nil, true
+			}
+			var rs ruleset.Ruleset
+			if err := json.Unmarshal(rec.Value, &rs); err != nil {
+				c.t.Fatalf("ruleset is not JSON: %v", err)
+			}
+			return &rs, true
+		}
+	}
+}
+
+// until reads rulesets of env until cond holds, returning every one read (in order).
+func (c *rulesetConsumer) until(env string, timeout time.Duration, cond func(*ruleset.Ruleset) bool) []*ruleset.Ruleset {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var seen []*ruleset.Ruleset
+	for {
+		rs, ok := c.next(env, time.Until(deadline))
+		if !ok {
+			c.t.Fatalf("timed out after %s waiting for a ruleset of %s (read %d)", timeout, env, len(seen))
+		}
+		seen = append(seen, rs)
+		if rs != nil && cond(rs) {
+			return seen
+		}
+	}
+}
+
+// TestChangePublishedToKafka: a change through the API arrives on the topic with a higher
+// version and the new content; deleting an environment publishes a tombstone.
+func TestChangePublishedToKafka(t *testing.T) {
+	s := newStack(t)
+	s.project("shop")
+	s.boolFlag("shop", "checkout")
+	env := envID(t, s, "shop", "production")
+	c := consume(t, s)
+	first := c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("checkout") != nil })
+	v0 := first[len(first)-1].Version
+	s.must(200, "PUT", configPath("shop", "checkout", "production"), map[string]any{"on": true, "fallthrough": rollout(10000, 90000)}, nil)
+	got := c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("checkout").On })
+	last := got[len(got)-1]
+	if last.Version <= v0 {
+		t.Fatalf("version did not increase: %d then %d", v0, last.Version)
+	}
+	f := last.Flag("checkout")
+	if f.Fallthrough.Rollout == nil || f.Fallthrough.Rollout.Variations[0].Weight != 10000 || last.Environment.Key != "production" || last.Environment.ProjectKey != "shop" {
+		t.Fatalf("published content: %+v", f)
+	}
+	if errs := last.Validate(); len(errs) > 0 {
+		t.Fatalf("published ruleset fails validation: %v", errs)
+	}
+	// Archived flags leave the ruleset.
+	s.must(200, "PATCH", "/api/v1/projects/shop/flags/checkout", map[string]any{"lifecycle": "archived"}, nil)
+	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("checkout") == nil })
+	// Deleting an environment publishes a tombstone, so relays forget it.
+	staging := envID(t, s, "shop", "staging")
+	s.must(204, "DELETE", "/api/v1/projects/shop/environments/staging", nil, nil)
+	for {
+		rs, ok := c.next(staging, 30*time.Second)
+		if !ok {
+			t.Fatal("no tombstone for the deleted environment")
+		}
+		if rs == nil {
+			break
+		}
+	}
+}
+
+// TestPublisherCatchesUpAfterKafkaOutage stops the real broker, makes three changes (they
+// commit), starts the broker, and expects the rulesets to arrive in version order with the
+// final state last.
+func TestPublisherCatchesUpAfterKafkaOutage(t *testing.T) {
+	s := newStack(t)
+	s.project("shop")
+	s.boolFlag("shop", "checkout")
+	env := envID(t, s, "shop", "development")
+	c := consume(t, s)
+	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("checkout") != nil })
+
+	kafka := kafkaScript(t)
+	run := func(arg string) {
+		t.Helper()
+		out, err := exec.Command(kafka, arg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kafka.sh %s: %v\n%s", arg, err, out)
+		}
+	}
+	run("stop")
+	t.Cleanup(func() { _ = exec.Command(kafka, "start").Run() })
+	p := configPath("shop", "checkout", "development")
+	s.must(200, "POST", p+"/toggle", map[string]any{"on": true, "comment": "one"}, nil)
+	s.must(200, "PUT", p, map[string]any{"on": true, "fallthrough": rollout(25000, 75000), "comment": "two"}, nil)
+	s.must(200, "PUT", p, map[string]any{"on": true, "fallthrough": rollout(50000, 50000), "comment": "three"}, nil)
+	var pending int
+	if err := s.app.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL AND environment_id = $1`, env).Scan(&pending); err != nil || pending < 3 {
+		t.Fatalf("changes while Kafka is down should wait in the outbox: %d pending (%v)", pending, err)
+	}
+	run("start")
+	got := c.until(env, 90*time.Second, func(rs *ruleset.Ruleset) bool {
+		r := rs.Flag("checkout").Fallthrough.Rollout
+		return r != nil && r.Variations[0].Weight == 50000
+	})
+	for i := 1; i < len(got); i++ {
+		if got[i].Version <= got[i-1].Version {
+			t.Fatalf("versions out of order: %d then %d", got[i-1].Version, got[i].Version)
+		}
+	}
+	final := got[len(got)-1]
+	var want int64
+	if err := s.app.Store.Pool.QueryRow(context.Background(), `SELECT ruleset_version FROM environments WHERE id = $1`, env).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if final.Version != want || !final.Flag("checkout").On {
+		t.Fatalf("final ruleset version %d, want %d", final.Version, want)
+	}
+	testenv.Eventually(t, 30*time.Second, "outbox drained", func() bool {
+		var n int
+		_ = s.app.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+		return n == 0
+	})
+}
+
+func kafkaScript(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "../../../deploy/local/kafka.sh")
+}

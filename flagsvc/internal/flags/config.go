@@ -1,0 +1,322 @@
+package flags
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/audit"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/store"
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+func errAs(err error, target any) bool { return errors.As(err, target) }
+
+// Changes recorded in history (and, prefixed with "flag_config.", as audit actions).
+const (
+	ChangeUpdate    = "update"
+	ChangeToggle    = "toggle"
+	ChangeKill      = "kill"
+	ChangeRollback  = "rollback"
+	ChangeScheduled = "scheduled"
+)
+
+// ConfigChange is one change of a flag's configuration in an environment.
+type ConfigChange struct {
+	// Version is the configuration version the change is based on (If-Match); nil skips the check.
+	Version *int64
+	Comment string
+	// Change names the kind of change for history and the audit log.
+	Change string
+	// Edit turns the current configuration into the new one (tx reads history if needed).
+	Edit func(ctx context.Context, tx *store.Tx, cfg *domain.FlagConfig, f *domain.Flag, envID string) error
+}
+
+// GetConfig returns a flag's configuration in one environment.
+func (s *Service) GetConfig(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string) (domain.FlagEnvironment, error) {
+	var out domain.FlagEnvironment
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		p, err := loadProject(ctx, tx, c, projectKey, access.ReadProject)
+		if err != nil {
+			return err
+		}
+		f, err := tx.FlagByKey(ctx, p.ID, flagKey, "")
+		if err != nil {
+			return err
+		}
+		e, err := tx.EnvironmentByKey(ctx, p.ID, envKey)
+		if err != nil {
+			return err
+		}
+		cfg, v, at, err := tx.FlagConfig(ctx, f.ID, e.ID, false)
+		out = domain.FlagEnvironment{FlagKey: f.Key, EnvironmentKey: e.Key, Version: v, UpdatedAt: at, FlagConfig: cfg}
+		return err
+	})
+	return out, err
+}
+
+// ChangeConfig applies a change to a flag's configuration in an environment: permission
+// (critical environments need project admins), the environment lock, optimistic concurrency,
+// validation, a new immutable version with its diff, the audit entry, and the ruleset bump.
+// A change that alters nothing creates no version.
+func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, ch ConfigChange) (domain.FlagEnvironment, error) {
+	var out domain.FlagEnvironment
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		p, err := tx.ProjectByKey(ctx, c.P.OrgID, projectKey)
+		if err != nil {
+			return err
+		}
+		if err := c.P.Require(access.ReadProject, access.Target{ProjectID: p.ID}); err != nil {
+			return err
+		}
+		// Lock order everywhere: flag, then environment, then configuration.
+		f, err := tx.FlagByKey(ctx, p.ID, flagKey, "share")
+		if err != nil {
+			return err
+		}
+		e, err := tx.EnvironmentByKey(ctx, p.ID, envKey)
+		if err != nil {
+			return err
+		}
+		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
+			return err
+		}
+		if e, err = tx.LockEnvironmentRow(ctx, e.ID); err != nil {
+			return err
+		}
+		if e.Locked {
+			return errs.PreconditionFailed("environment", "environment %q is locked: %s", e.Key, e.LockReason)
+		}
+		if f.Lifecycle == domain.LifecycleArchived && ch.Change != ChangeKill {
+			return errs.PreconditionFailed("lifecycle", "flag %q is archived; unarchive it to change its configuration", f.Key)
+		}
+		before, version, at, err := tx.FlagConfig(ctx, f.ID, e.ID, true)
+		if err != nil {
+			return err
+		}
+		if ch.Version != nil && *ch.Version != version {
+			return errs.Conflict("version", "the configuration of %q in %s was changed since version %d (now %d); reload and retry",
+				f.Key, e.Key, *ch.Version, version)
+		}
+		next := clone(before)
+		if err := ch.Edit(ctx, tx, &next, &f, e.ID); err != nil {
+			return err
+		}
+		next.Normalize()
+		if err := domain.ValidateConfig(&f, &next); err != nil {
+			return err
+		}
+		if err := checkReferences(ctx, tx, p.ID, e.ID, &f, &next); err != nil {
+			return err
+		}
+		out = domain.FlagEnvironment{FlagKey: f.Key, EnvironmentKey: e.Key, Version: version, UpdatedAt: at, FlagConfig: before}
+		if reflect.DeepEqual(domain.ConfigJSON(&before), domain.ConfigJSON(&next)) {
+			return nil
+		}
+		ok, err := tx.UpdateFlagConfig(ctx, f.ID, e.ID, version, next)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errs.Conflict("version", "the configuration changed concurrently; reload and retry")
+		}
+		if err := tx.InsertConfigVersion(ctx, f.ID, e.ID, domain.ConfigVersion{Version: version + 1, Config: next,
+			Change: ch.Change, Comment: ch.Comment, Diff: diff(&before, &next), Actor: c.P.Actor}); err != nil {
+			return err
+		}
+		if err := tx.BumpRuleset(ctx, e.ID); err != nil {
+			return err
+		}
+		res := audit.Resource{Type: "flag_config", ID: f.ID, Key: f.Key, ProjectID: p.ID, EnvironmentID: e.ID}
+		if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "flag_config."+ch.Change, res, before, next, ch.Comment)); err != nil {
+			return err
+		}
+		out.Version, out.FlagConfig = version+1, next
+		_, _, out.UpdatedAt, err = tx.FlagConfig(ctx, f.ID, e.ID, false)
+		return err
+	})
+	return out, err
+}
+
+func clone(c domain.FlagConfig) domain.FlagConfig {
+	var out domain.FlagConfig
+	// A JSON round trip is the simplest deep copy of the nested rule structures.
+	if err := jsonRoundTrip(domain.ConfigJSON(&c), &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// checkReferences validates a configuration against its environment: prerequisites name live
+// flags and existing variations without forming a cycle; segment_match names existing segments.
+func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string, f *domain.Flag, cfg *domain.FlagConfig) error {
+	var segmentRefs []string
+	var segmentPaths []string
+	for i, r := range cfg.Rules {
+		for j, cl := range r.Clauses {
+			if cl.Op != ruleset.OpSegmentMatch {
+				continue
+			}
+			for k, v := range cl.Values {
+				if s, ok := v.(string); ok {
+					segmentRefs = append(segmentRefs, s)
+					segmentPaths = append(segmentPaths, fmt.Sprintf("rules[%d].clauses[%d].values[%d]", i, j, k))
+				}
+			}
+		}
+	}
+	if len(segmentRefs) > 0 {
+		segs, err := tx.ListSegments(ctx, envID)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, s := range segs {
+			have[s.Key] = true
+		}
+		for i, ref := range segmentRefs {
+			if !have[ref] {
+				return errs.Invalid(segmentPaths[i], "unknown segment %q in this environment", ref)
+			}
+		}
+	}
+	if len(cfg.Prerequisites) == 0 {
+		return nil
+	}
+	flags, configs, _, err := tx.EnvironmentFlags(ctx, envID)
+	if err != nil {
+		return err
+	}
+	byKey := map[string]int{}
+	edges := map[string][]string{}
+	for i := range flags {
+		byKey[flags[i].Key] = i
+		if flags[i].ID == f.ID || flags[i].Lifecycle == domain.LifecycleArchived {
+			continue
+		}
+		for _, pr := range configs[i].Prerequisites {
+			edges[flags[i].Key] = append(edges[flags[i].Key], pr.Flag)
+		}
+	}
+	for i, pr := range cfg.Prerequisites {
+		path := fmt.Sprintf("prerequisites[%d]", i)
+		j, ok := byKey[pr.Flag]
+		if !ok {
+			return errs.Invalid(path+".flag", "unknown flag %q", pr.Flag)
+		}
+		if flags[j].Lifecycle == domain.LifecycleArchived {
+			return errs.Invalid(path+".flag", "flag %q is archived", pr.Flag)
+		}
+		if flags[j].Variation(pr.Variation) == nil {
+			return errs.Invalid(path+".variation", "flag %q has no variation %q", pr.Flag, pr.Variation)
+		}
+		edges[f.Key] = append(edges[f.Key], pr.Flag)
+	}
+	if cycle := ruleset.FindCycle(edges); cycle != nil {
+		return errs.Invalid("prerequisites", "prerequisites would form a cycle: %v", cycle)
+	}
+	return nil
+}
+
+// UpdateConfig replaces the whole configuration.
+func (s *Service) UpdateConfig(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, cfg domain.FlagConfig, version *int64, comment string) (domain.FlagEnvironment, error) {
+	return s.ChangeConfig(ctx, c, projectKey, flagKey, envKey, ConfigChange{Version: version, Comment: comment, Change: ChangeUpdate,
+		Edit: func(_ context.Context, _ *store.Tx, cur *domain.FlagConfig, _ *domain.Flag, _ string) error {
+			*cur = cfg
+			return nil
+		}})
+}
+
+// Toggle turns a flag on or off in an environment.
+func (s *Service) Toggle(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, on bool, version *int64, comment string) (domain.FlagEnvironment, error) {
+	return s.ChangeConfig(ctx, c, projectKey, flagKey, envKey, ConfigChange{Version: version, Comment: comment, Change: ChangeToggle,
+		Edit: func(_ context.Context, _ *store.Tx, cur *domain.FlagConfig, _ *domain.Flag, _ string) error {
+			cur.On = on
+			return nil
+		}})
+}
+
+// Kill turns a flag off in an environment at once, with a reason — the path automatic
+// guardrail rollbacks take too. It skips the version check: stopping harm wins over conflicts.
+func (s *Service) Kill(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey, reason string) (domain.FlagEnvironment, error) {
+	if reason == "" {
+		return domain.FlagEnvironment{}, errs.Invalid("reason", "say why the flag is being killed")
+	}
+	return s.ChangeConfig(ctx, c, projectKey, flagKey, envKey, ConfigChange{Comment: reason, Change: ChangeKill,
+		Edit: func(_ context.Context, _ *store.Tx, cur *domain.FlagConfig, _ *domain.Flag, _ string) error {
+			cur.On = false
+			return nil
+		}})
+}
+
+// Rollback makes an earlier version's configuration current again, as a new version. The old
+// configuration is validated against today's variations, flags and segments.
+func (s *Service) Rollback(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, to int64, version *int64, comment string) (domain.FlagEnvironment, error) {
+	if to < 1 {
+		return domain.FlagEnvironment{}, errs.Invalid("to_version", "must be a version number")
+	}
+	if comment == "" {
+		comment = fmt.Sprintf("rollback to version %d", to)
+	} else {
+		comment = fmt.Sprintf("rollback to version %d: %s", to, comment)
+	}
+	return s.ChangeConfig(ctx, c, projectKey, flagKey, envKey, ConfigChange{Version: version, Comment: comment, Change: ChangeRollback,
+		Edit: func(ctx context.Context, tx *store.Tx, cur *domain.FlagConfig, f *domain.Flag, envID string) error {
+			old, err := tx.ConfigVersion(ctx, f.ID, envID, to)
+			if err != nil {
+				return errs.Invalid("to_version", "version %d does not exist", to)
+			}
+			*cur = old.Config
+			return nil
+		}})
+}
+
+// HistoryPage is a page of versions, newest first.
+type HistoryPage struct {
+	Items []domain.ConfigVersion `json:"items"`
+	// NextBefore pages further back (pass as ?before=).
+	NextBefore int64 `json:"next_before,omitempty"`
+}
+
+// History lists a configuration's versions newest first, before a version (0: the newest).
+func (s *Service) History(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, before int64, limit int) (HistoryPage, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	if limit > 500 {
+		return HistoryPage{}, errs.Invalid("limit", "at most 500")
+	}
+	var out HistoryPage
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		p, err := loadProject(ctx, tx, c, projectKey, access.ReadProject)
+		if err != nil {
+			return err
+		}
+		f, err := tx.FlagByKey(ctx, p.ID, flagKey, "")
+		if err != nil {
+			return err
+		}
+		e, err := tx.EnvironmentByKey(ctx, p.ID, envKey)
+		if err != nil {
+			return err
+		}
+		items, err := tx.ListConfigVersions(ctx, f.ID, e.ID, before, limit+1)
+		if err != nil {
+			return err
+		}
+		if len(items) > limit {
+			items = items[:limit]
+			out.NextBefore = items[limit-1].Version
+		}
+		out.Items = items
+		return nil
+	})
+	return out, err
+}
+
+func jsonRoundTrip(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -1,0 +1,71 @@
+// Package publisher compiles the ruleset of an environment from Postgres and publishes it to
+// the compacted Kafka topic that relays consume: woken by LISTEN/NOTIFY on every committed
+// change (transactional outbox), with a periodic sweep, one leader at a time, marking outbox
+// rows done only after the broker acknowledged. At start-up it republishes every environment.
+package publisher
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/store"
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+// Compile builds the ruleset of an environment from one consistent snapshot. It returns
+// found=false when the environment no longer exists.
+func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, err error) {
+	err = st.Read(ctx, func(tx *store.Tx) error {
+		env, err := tx.EnvironmentByID(ctx, envID)
+		if errs.KindOf(err) == errs.KindNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		rs = ruleset.Ruleset{
+			SchemaVersion: ruleset.SchemaVersion,
+			Environment: ruleset.Environment{ID: env.ID, Key: env.Key, Name: env.Name, ProjectID: env.ProjectID,
+				ProjectKey: env.ProjectKey},
+			Version:     env.RulesetVersion,
+			GeneratedAt: now.UTC(),
+			Flags:       []ruleset.Flag{},
+			Segments:    []ruleset.Segment{},
+		}
+		flags, configs, versions, err := tx.EnvironmentFlags(ctx, envID)
+		if err != nil {
+			return err
+		}
+		for i := range flags {
+			if flags[i].Lifecycle == domain.LifecycleArchived {
+				continue
+			}
+			rs.Flags = append(rs.Flags, domain.RulesetFlag(&flags[i], &configs[i], versions[i]))
+		}
+		segments, err := tx.ListSegments(ctx, envID)
+		if err != nil {
+			return err
+		}
+		for _, s := range segments {
+			inc, exc, err := tx.SegmentMembers(ctx, s.ID, 0)
+			if err != nil {
+				return err
+			}
+			rs.Segments = append(rs.Segments, ruleset.Segment{Key: s.Key, Version: s.Version, Included: inc, Excluded: exc, Rules: s.Rules})
+		}
+		keys, err := tx.ListSDKKeys(ctx, envID, false)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			rs.SDKKeys = append(rs.SDKKeys, ruleset.SDKKey{Hash: "sha256:" + k.HashHex, Kind: k.Kind, ExpiresAt: k.ExpiresAt})
+		}
+		sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
+		return nil
+	})
+	return rs, found, err
+}

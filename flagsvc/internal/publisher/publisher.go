@@ -1,0 +1,279 @@
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/store"
+	"github.com/switchyard-io/switchyard/platform/kafka"
+)
+
+// leaderLockKey is the Postgres advisory lock that elects the one publishing replica, so
+// records of an environment are produced in version order even with many flag services.
+const leaderLockKey = 0x5377_5275_6c65 // "SwRule"
+
+// Config configures a Publisher.
+type Config struct {
+	Topic string
+	// Sweep is how often pending rows are looked for without a notification.
+	Sweep time.Duration
+	// Retry is the pause after a failed publish.
+	Retry time.Duration
+	// PruneAfter deletes published outbox rows older than this.
+	PruneAfter time.Duration
+}
+
+// Publisher publishes rulesets from the outbox to Kafka.
+type Publisher struct {
+	cfg    Config
+	store  *store.Store
+	client *kgo.Client
+	log    *slog.Logger
+	now    func() time.Time
+
+	published *prometheus.CounterVec
+	latency   prometheus.Histogram
+	pending   prometheus.Gauge
+	leader    prometheus.Gauge
+	// Published is signalled (non-blocking) after every successful publish; tests use it.
+	Published chan string
+}
+
+// New returns a publisher producing with client (which must be configured for acks=all).
+func New(cfg Config, st *store.Store, client *kgo.Client, log *slog.Logger, reg prometheus.Registerer) *Publisher {
+	if cfg.Sweep == 0 {
+		cfg.Sweep = 5 * time.Second
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = time.Second
+	}
+	if cfg.PruneAfter == 0 {
+		cfg.PruneAfter = 24 * time.Hour
+	}
+	p := &Publisher{
+		cfg: cfg, store: st, client: client, log: log, now: time.Now,
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flagsvc_rulesets_published_total", Help: "Rulesets produced to Kafka, by outcome.",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "flagsvc_ruleset_publish_latency_seconds",
+			Help:    "Time from a change's commit to the broker's acknowledgement of the ruleset carrying it.",
+			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		pending:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "flagsvc_outbox_pending_environments", Help: "Environments with unpublished changes."}),
+		leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "flagsvc_publisher_leader", Help: "1 when this replica is the publishing leader."}),
+		Published: make(chan string, 1024),
+	}
+	if reg != nil {
+		reg.MustRegister(p.published, p.latency, p.pending, p.leader)
+	}
+	return p
+}
+
+// ProducerOptions are the franz-go options the publisher needs: idempotent, acks=all,
+// ordered, large records, zstd.
+func ProducerOptions(brokers []string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(64 << 20),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()),
+		kgo.RecordDeliveryTimeout(20 * time.Second),
+		kgo.ProducerLinger(0),
+	}
+}
+
+// Name implements lifecycle.Component.
+func (p *Publisher) Name() string { return "ruleset publisher" }
+
+// Run publishes until ctx is cancelled. It becomes leader (a Postgres advisory lock held on
+// its own connection), republishes every environment, then follows the outbox.
+func (p *Publisher) Run(ctx context.Context) error {
+	if err := kafka.EnsureTopics(ctx, p.client, kafka.RulesetTopic(p.cfg.Topic)); err != nil {
+		p.log.Warn("could not ensure the ruleset topic; will retry", "err", err)
+	}
+	for {
+		err := p.lead(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.leader.Set(0)
+		p.log.Warn("publisher lost its database session; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(p.cfg.Retry):
+		}
+	}
+}
+
+// lead holds one connection: it waits to become leader, then listens and publishes.
+func (p *Publisher) lead(ctx context.Context) error {
+	conn, err := p.store.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(leaderLockKey)).Scan(&ok); err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(p.cfg.Sweep):
+		}
+	}
+	defer func() {
+		// Release the lock on a clean stop; a broken connection releases it by itself.
+		uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(leaderLockKey))
+	}()
+	p.leader.Set(1)
+	p.log.Info("publisher is leader")
+	if _, err := conn.Exec(ctx, `LISTEN `+store.NotifyChannel); err != nil {
+		return err
+	}
+	if err := p.republishAll(ctx); err != nil {
+		p.log.Warn("republishing every environment failed; the sweep will retry", "err", err)
+	}
+	wake := make(chan struct{}, 1)
+	listenErr := make(chan error, 1)
+	lctx, stopListening := context.WithCancel(ctx)
+	listenDone := make(chan struct{})
+	go func() {
+		defer close(listenDone)
+		p.listen(lctx, conn, wake, listenErr)
+	}()
+	// Runs before the unlock above: the connection must be idle before it is used again.
+	defer func() { stopListening(); <-listenDone }()
+
+	sweep := time.NewTicker(p.cfg.Sweep)
+	defer sweep.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	for {
+		if err := p.publishPending(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("publishing failed; will retry", "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(p.cfg.Retry):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-listenErr:
+			return err
+		case <-wake:
+		case <-sweep.C:
+		case <-prune.C:
+			if n, err := p.store.PruneOutbox(ctx, p.now().Add(-p.cfg.PruneAfter)); err == nil && n > 0 {
+				p.log.Info("pruned published outbox rows", "rows", n)
+			}
+		}
+	}
+}
+
+func (p *Publisher) listen(ctx context.Context, conn *pgxpool.Conn, wake chan<- struct{}, errc chan<- error) {
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			if ctx.Err() == nil {
+				errc <- err
+			}
+			return
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (p *Publisher) republishAll(ctx context.Context) error {
+	ids, err := p.store.AllEnvironmentIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		maxID, err := p.store.MaxOutboxID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := p.publish(ctx, id, maxID); err != nil {
+			return err
+		}
+	}
+	p.log.Info("republished every environment", "environments", len(ids))
+	return nil
+}
+
+func (p *Publisher) publishPending(ctx context.Context) error {
+	pending, err := p.store.PendingOutbox(ctx)
+	if err != nil {
+		return err
+	}
+	p.pending.Set(float64(len(pending)))
+	for _, pe := range pending {
+		if err := p.publish(ctx, pe.EnvironmentID, pe.MaxID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish compiles the environment's current ruleset, produces it and waits for the broker's
+// acknowledgement, then marks the outbox rows up to maxID done.
+func (p *Publisher) publish(ctx context.Context, envID string, maxID int64) error {
+	committedAt, hasPending, err := p.store.OutboxCreatedAt(ctx, envID, maxID)
+	if err != nil {
+		return err
+	}
+	rs, found, err := Compile(ctx, p.store, envID, p.now())
+	if err != nil {
+		return fmt.Errorf("compile ruleset of %s: %w", envID, err)
+	}
+	rec := &kgo.Record{Topic: p.cfg.Topic, Key: []byte(envID)}
+	if found {
+		if rec.Value, err = json.Marshal(rs); err != nil {
+			return err
+		}
+	} // else: a tombstone, so relays forget the deleted environment and compaction drops it.
+	if err := p.client.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		p.published.WithLabelValues("error").Inc()
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("produce ruleset of %s: %w", envID, err)
+	}
+	p.published.WithLabelValues("ok").Inc()
+	if hasPending {
+		p.latency.Observe(p.now().Sub(committedAt).Seconds())
+	}
+	if maxID > 0 {
+		if err := p.store.MarkPublished(ctx, envID, maxID); err != nil {
+			return err
+		}
+	}
+	p.log.Debug("ruleset published", "environment", envID, "version", rs.Version, "bytes", len(rec.Value), "offset", rec.Offset)
+	select {
+	case p.Published <- envID:
+	default:
+	}
+	return nil
+}

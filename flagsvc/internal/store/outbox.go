@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PendingEnvironment is an environment with unpublished changes.
+type PendingEnvironment struct {
+	EnvironmentID string
+	MaxID         int64
+}
+
+// PendingOutbox lists environments with unpublished outbox rows, oldest change first.
+func (s *Store) PendingOutbox(ctx context.Context) ([]PendingEnvironment, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT environment_id, max(id) FROM outbox WHERE published_at IS NULL
+		GROUP BY environment_id ORDER BY min(id)`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PendingEnvironment, error) {
+		var p PendingEnvironment
+		err := r.Scan(&p.EnvironmentID, &p.MaxID)
+		return p, err
+	})
+}
+
+// MarkPublished marks an environment's outbox rows up to maxID as published.
+func (s *Store) MarkPublished(ctx context.Context, envID string, maxID int64) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE environment_id = $1 AND id <= $2 AND published_at IS NULL`,
+		envID, maxID)
+	return err
+}
+
+// MaxOutboxID returns the newest outbox id of an environment (0 when none).
+func (s *Store) MaxOutboxID(ctx context.Context, envID string) (int64, error) {
+	var id int64
+	err := s.Pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM outbox WHERE environment_id = $1`, envID).Scan(&id)
+	return id, err
+}
+
+// PruneOutbox deletes rows published before the cutoff.
+func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1`, before)
+	return tag.RowsAffected(), err
+}
+
+// OutboxCreatedAt returns when the oldest unpublished change of an environment committed
+// (for the commit-to-ack latency metric); ok is false when nothing is pending.
+func (s *Store) OutboxCreatedAt(ctx context.Context, envID string, maxID int64) (time.Time, bool, error) {
+	var at *time.Time
+	err := s.Pool.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE environment_id = $1 AND id <= $2 AND published_at IS NULL`,
+		envID, maxID).Scan(&at)
+	if err != nil || at == nil {
+		return time.Time{}, false, err
+	}
+	return *at, true, nil
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+)
+
+const projectColumns = `id, org_id, key, name, description, created_at, updated_at`
+
+func scanProject(row pgx.Row) (domain.Project, error) {
+	var p domain.Project
+	err := row.Scan(&p.ID, &p.OrgID, &p.Key, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt)
+	return p, err
+}
+
+// InsertProject inserts a project.
+func (t *Tx) InsertProject(ctx context.Context, p domain.Project) (domain.Project, error) {
+	return scanProject(t.q().QueryRow(ctx, `INSERT INTO projects (org_id, key, name, description) VALUES ($1, $2, $3, $4)
+		RETURNING `+projectColumns, p.OrgID, p.Key, p.Name, p.Description))
+}
+
+// ProjectByKey returns an organization's project.
+func (t *Tx) ProjectByKey(ctx context.Context, orgID, key string) (domain.Project, error) {
+	p, err := scanProject(t.q().QueryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE org_id = $1 AND key = $2`, orgID, key))
+	return p, notFound(err, "project %q not found", key)
+}
+
+// ListProjects lists an organization's projects by key.
+func (t *Tx) ListProjects(ctx context.Context, orgID string) ([]domain.Project, error) {
+	rows, err := t.q().Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE org_id = $1 ORDER BY key`, orgID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Project, error) { return scanProject(r) })
+}
+
+// UpdateProject saves a project's name and description.
+func (t *Tx) UpdateProject(ctx context.Context, p domain.Project) (domain.Project, error) {
+	return scanProject(t.q().QueryRow(ctx, `UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1
+		RETURNING `+projectColumns, p.ID, p.Name, p.Description))
+}
+
+// DeleteProject deletes a project with everything in it.
+func (t *Tx) DeleteProject(ctx context.Context, id string) error {
+	_, err := t.q().Exec(ctx, `DELETE FROM projects WHERE id = $1`, id)
+	return err
+}
+
+const envColumns = `e.id, e.project_id, p.key, p.org_id, e.key, e.name, e.color, e.critical, e.locked, e.lock_reason,
+	e.position, e.ruleset_version, e.created_at, e.updated_at`
+
+func scanEnv(row pgx.Row) (domain.Environment, error) {
+	var e domain.Environment
+	err := row.Scan(&e.ID, &e.ProjectID, &e.ProjectKey, &e.OrgID, &e.Key, &e.Name, &e.Color, &e.Critical, &e.Locked,
+		&e.LockReason, &e.Position, &e.RulesetVersion, &e.CreatedAt, &e.UpdatedAt)
+	return e, err
+}
+
+// InsertEnvironment inserts an environment at the end of the project's list.
+func (t *Tx) InsertEnvironment(ctx context.Context, e domain.Environment) (domain.Environment, error) {
+	var id string
+	err := t.q().QueryRow(ctx, `INSERT INTO environments (project_id, key, name, color, critical, position)
+		VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(position) + 1, 0) FROM environments WHERE project_id = $1))
+		RETURNING id`, e.ProjectID, e.Key, e.Name, e.Color, e.Critical).Scan(&id)
+	if err != nil {
+		return domain.Environment{}, err
+	}
+	return t.EnvironmentByID(ctx, id)
+}
+
+// EnvironmentByID returns an environment.
+func (t *Tx) EnvironmentByID(ctx context.Context, id string) (domain.Environment, error) {
+	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+` FROM environments e JOIN projects p ON p.id = e.project_id
+		WHERE e.id = $1`, id))
+	return e, notFound(err, "environment not found")
+}
+
+// EnvironmentByKey returns a project's environment.
+func (t *Tx) EnvironmentByKey(ctx context.Context, projectID, key string) (domain.Environment, error) {
+	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+` FROM environments e JOIN projects p ON p.id = e.project_id
+		WHERE e.project_id = $1 AND e.key = $2`, projectID, key))
+	return e, notFound(err, "environment %q not found", key)
+}
+
+// ListEnvironments lists a project's environments in display order.
+func (t *Tx) ListEnvironments(ctx context.Context, projectID string) ([]domain.Environment, error) {
+	rows, err := t.q().Query(ctx, `SELECT `+envColumns+` FROM environments e JOIN projects p ON p.id = e.project_id
+		WHERE e.project_id = $1 ORDER BY e.position, e.key`, projectID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Environment, error) { return scanEnv(r) })
+}
+
+// AllEnvironmentIDs lists every environment (for republishing at start-up).
+func (s *Store) AllEnvironmentIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT id FROM environments ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// UpdateEnvironment saves an environment's editable fields.
+func (t *Tx) UpdateEnvironment(ctx context.Context, e domain.Environment) (domain.Environment, error) {
+	_, err := t.q().Exec(ctx, `UPDATE environments SET name = $2, color = $3, critical = $4, locked = $5, lock_reason = $6,
+		position = $7, updated_at = now() WHERE id = $1`, e.ID, e.Name, e.Color, e.Critical, e.Locked, e.LockReason, e.Position)
+	if err != nil {
+		return domain.Environment{}, err
+	}
+	return t.EnvironmentByID(ctx, e.ID)
+}
+
+// DeleteEnvironment deletes an environment with its configurations, segments and keys.
+func (t *Tx) DeleteEnvironment(ctx context.Context, id string) error {
+	_, err := t.q().Exec(ctx, `DELETE FROM environments WHERE id = $1`, id)
+	return err
+}
+
+// LockEnvironmentRow takes the environment's row lock for the rest of the transaction, so
+// changes to one environment's ruleset are serialized, and returns the environment.
+func (t *Tx) LockEnvironmentRow(ctx context.Context, id string) (domain.Environment, error) {
+	if _, err := t.q().Exec(ctx, `SELECT 1 FROM environments WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return domain.Environment{}, err
+	}
+	return t.EnvironmentByID(ctx, id)
+}
+
+// BumpRuleset records that the environment's ruleset changed: it increments the ruleset
+// version, writes an outbox row and notifies the publisher — all inside the caller's
+// transaction, so the publication happens if and only if the change commits.
+func (t *Tx) BumpRuleset(ctx context.Context, envIDs ...string) error {
+	for _, id := range envIDs {
+		var v int64
+		if err := t.q().QueryRow(ctx, `UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE id = $1
+			RETURNING ruleset_version`, id).Scan(&v); err != nil {
+			return notFound(err, "environment not found")
+		}
+		if _, err := t.q().Exec(ctx, `INSERT INTO outbox (environment_id, ruleset_version) VALUES ($1, $2)`, id, v); err != nil {
+			return err
+		}
+	}
+	if len(envIDs) > 0 {
+		_, err := t.q().Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)
+		return err
+	}
+	return nil
+}
+
+// MarkDeleted writes an outbox row for an environment being deleted, so the publisher sends
+// a tombstone and relays forget it.
+func (t *Tx) MarkDeleted(ctx context.Context, envID string, lastVersion int64) error {
+	if _, err := t.q().Exec(ctx, `INSERT INTO outbox (environment_id, ruleset_version) VALUES ($1, $2)`, envID, lastVersion+1); err != nil {
+		return err
+	}
+	_, err := t.q().Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)
+	return err
+}
+
+// EnvironmentIDsOfProject lists the ids of a project's environments.
+func (t *Tx) EnvironmentIDsOfProject(ctx context.Context, projectID string) ([]string, error) {
+	rows, err := t.q().Query(ctx, `SELECT id FROM environments WHERE project_id = $1 ORDER BY id`, projectID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

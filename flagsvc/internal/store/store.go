@@ -1,0 +1,135 @@
+// Package store persists the flag service's data in Postgres (pgx v5). Every mutation runs in
+// a transaction (Store.InTx) through the typed methods of Tx, so a change, its history version,
+// its audit entry and its outbox row commit together or not at all. Migrations are embedded
+// and applied at start-up.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/platform/pg"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// NotifyChannel is the LISTEN/NOTIFY channel woken by every outbox insert.
+const NotifyChannel = "switchyard_outbox"
+
+// Store is the Postgres store.
+type Store struct {
+	Pool *pgxpool.Pool
+}
+
+// New wraps a pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool} }
+
+// Migrate applies the embedded migrations.
+func (s *Store) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	return pg.Migrate(ctx, s.Pool, sub, log)
+}
+
+// Tx is a transaction with the store's typed queries.
+type Tx struct {
+	tx pgx.Tx
+}
+
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (t *Tx) q() querier { return t.tx }
+
+// PgxTx exposes the underlying transaction for bulk operations (COPY).
+func (t *Tx) PgxTx() pgx.Tx { return t.tx }
+
+// InTx runs fn in a read-committed transaction and commits when it returns nil. Serialization
+// failures and deadlocks are retried a few times.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+		if !pg.IsSerializationFailure(err) {
+			break
+		}
+	}
+	return translate(err)
+}
+
+// Read runs fn in a read-only repeatable-read transaction (a consistent snapshot).
+func (s *Store) Read(ctx context.Context, fn func(tx *Tx) error) error {
+	err := pgx.BeginTxFunc(ctx, s.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+	return translate(err)
+}
+
+// constraintFields maps unique constraints to the API field they concern.
+var constraintFields = map[string][2]string{
+	"organizations_key_key":    {"key", "an organization with this key already exists"},
+	"users_email_key":          {"email", "a user with this email already exists"},
+	"projects_org_key":         {"key", "a project with this key already exists"},
+	"environments_project_key": {"key", "an environment with this key already exists in the project"},
+	"flags_project_key":        {"key", "a flag with this key already exists in the project"},
+	"segments_environment_key": {"key", "a segment with this key already exists in the environment"},
+	"memberships_pkey":         {"email", "this user is already a member"},
+}
+
+// translate turns database errors into the service's error vocabulary.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if c, ok := pg.IsUniqueViolation(err); ok {
+		if f, found := constraintFields[c]; found {
+			return errs.Conflict(f[0], "%s", f[1])
+		}
+		return errs.Conflict("", "already exists (%s)", c)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return errs.Internal(err, "database error")
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return errs.Unavailable(err, "database unavailable")
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errs.NotFound(format, args...)
+	}
+	return err
+}
+
+// nullable returns nil for an empty string, so optional uuid columns get NULL.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,273 @@
+// Package tokens issues, lists, revokes and authenticates API tokens. A token reads
+// "sy_<kind>_<id>_<secret>": the id is public and finds the row; only the SHA-256 of the
+// secret is stored, and it is compared in constant time. Secrets are shown once, at creation.
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/audit"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/store"
+	"github.com/switchyard-io/switchyard/platform/errs"
+)
+
+const (
+	alphabet     = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	idLength     = 12
+	secretLength = 40 // ~238 bits
+)
+
+// RandomString returns n characters drawn uniformly from letters and digits (crypto/rand).
+func RandomString(n int) string {
+	b := make([]byte, n)
+	max := big.NewInt(int64(len(alphabet)))
+	for i := range b {
+		x, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			panic(err) // the OS random source failing is not recoverable
+		}
+		b[i] = alphabet[x.Int64()]
+	}
+	return string(b)
+}
+
+// Hash is the stored form of a secret.
+func Hash(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// Format assembles a token string.
+func Format(kind, id, secret string) string {
+	short := "pat"
+	if kind == "service" {
+		short = "svc"
+	}
+	return "sy_" + short + "_" + id + "_" + secret
+}
+
+// Parse splits a token string into its id and secret.
+func Parse(token string) (id, secret string, ok bool) {
+	parts := strings.Split(token, "_")
+	if len(parts) != 4 || parts[0] != "sy" || (parts[1] != "pat" && parts[1] != "svc") ||
+		len(parts[2]) != idLength || len(parts[3]) != secretLength {
+		return "", "", false
+	}
+	return parts[2], parts[3], true
+}
+
+// Service manages API tokens.
+type Service struct {
+	store *store.Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu   sync.Mutex
+	used map[string]time.Time
+}
+
+// New returns a token service.
+func New(st *store.Store, log *slog.Logger) *Service {
+	return &Service{store: st, log: log, now: time.Now, used: map[string]time.Time{}}
+}
+
+// CreateInput describes a new token.
+type CreateInput struct {
+	Kind string `json:"kind"` // personal | service
+	Name string `json:"name"`
+	// Role, ProjectKey and EnvironmentKey apply to service tokens.
+	Role           domain.Role `json:"role,omitempty"`
+	ProjectKey     string      `json:"project,omitempty"`
+	EnvironmentKey string      `json:"environment,omitempty"`
+	// ExpiresIn is a duration like "720h"; empty means no expiry.
+	ExpiresIn string `json:"expires_in,omitempty"`
+}
+
+// Create issues a token; the returned token's Token field holds the secret, shown once.
+func (s *Service) Create(ctx context.Context, c audit.Caller, in CreateInput) (domain.APIToken, error) {
+	if strings.TrimSpace(in.Name) == "" || len(in.Name) > domain.MaxNameLength {
+		return domain.APIToken{}, errs.Invalid("name", "is required (at most %d characters)", domain.MaxNameLength)
+	}
+	tk := domain.APIToken{OrgID: c.P.OrgID, Kind: in.Kind, Name: in.Name, TokenID: RandomString(idLength)}
+	if in.ExpiresIn != "" {
+		d, err := time.ParseDuration(in.ExpiresIn)
+		if err != nil || d <= 0 {
+			return tk, errs.Invalid("expires_in", "must be a positive duration such as 720h")
+		}
+		at := s.now().Add(d)
+		tk.ExpiresAt = &at
+	}
+	secret := RandomString(secretLength)
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		switch in.Kind {
+		case "personal":
+			if err := c.P.Require(access.ManageOwnTokens, access.Target{}); err != nil {
+				return err
+			}
+			if in.Role != "" || in.ProjectKey != "" || in.EnvironmentKey != "" {
+				return errs.Invalid("role", "personal tokens act as their user; role and scope apply to service tokens")
+			}
+			tk.UserID = c.P.UserID
+		case "service":
+			if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+				return err
+			}
+			if !in.Role.Valid() {
+				return errs.Invalid("role", "must be one of owner, admin, project_admin, developer, viewer")
+			}
+			if err := c.P.CanGrant(in.Role); err != nil {
+				return err
+			}
+			tk.Role = in.Role
+			if in.EnvironmentKey != "" && in.ProjectKey == "" {
+				return errs.Invalid("environment", "an environment scope needs a project")
+			}
+			if in.ProjectKey != "" {
+				p, err := tx.ProjectByKey(ctx, c.P.OrgID, in.ProjectKey)
+				if err != nil {
+					return errs.Invalid("project", "project %q not found", in.ProjectKey)
+				}
+				tk.ProjectID = p.ID
+				if in.EnvironmentKey != "" {
+					e, err := tx.EnvironmentByKey(ctx, p.ID, in.EnvironmentKey)
+					if err != nil {
+						return errs.Invalid("environment", "environment %q not found", in.EnvironmentKey)
+					}
+					tk.EnvironmentID = e.ID
+				}
+			}
+		default:
+			return errs.Invalid("kind", "must be personal or service")
+		}
+		created, err := tx.InsertAPIToken(ctx, tk, Hash(secret), c.P.UserID)
+		if err != nil {
+			return err
+		}
+		tk = created
+		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "token.create", audit.Resource{Type: "token", ID: tk.ID, Key: tk.Name}, nil, tk, ""))
+	})
+	if err != nil {
+		return domain.APIToken{}, err
+	}
+	tk.Token = Format(tk.Kind, tk.TokenID, secret)
+	return tk, nil
+}
+
+// List lists tokens: admins see all of the organization's, others their own personal tokens.
+func (s *Service) List(ctx context.Context, c audit.Caller) ([]domain.APIToken, error) {
+	var out []domain.APIToken
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		userID := c.P.UserID
+		if c.P.Require(access.ManageOrg, access.Target{}) == nil {
+			userID = ""
+		} else if err := c.P.Require(access.ManageOwnTokens, access.Target{}); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.ListAPITokens(ctx, c.P.OrgID, userID)
+		return err
+	})
+	return out, err
+}
+
+// Revoke revokes a token: one's own personal tokens, or any token for admins.
+func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
+	return s.store.InTx(ctx, func(tx *store.Tx) error {
+		tk, err := tx.APIToken(ctx, c.P.OrgID, id)
+		if err != nil {
+			return err
+		}
+		if tk.UserID != c.P.UserID || tk.UserID == "" {
+			if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+				return err
+			}
+		}
+		if err := tx.RevokeAPIToken(ctx, c.P.OrgID, id); err != nil {
+			return err
+		}
+		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "token.revoke", audit.Resource{Type: "token", ID: tk.ID, Key: tk.Name}, tk, nil, ""))
+	})
+}
+
+// Authenticate resolves a bearer token to a principal. Every failure is the same
+// Unauthenticated error, so responses do not reveal which part was wrong.
+func (s *Service) Authenticate(ctx context.Context, token string) (*access.Principal, error) {
+	deny := errs.Unauthenticated("invalid or expired API token")
+	id, secret, ok := Parse(token)
+	if !ok {
+		return nil, deny
+	}
+	row, err := s.store.APITokenByTokenID(ctx, id)
+	if errs.KindOf(err) == errs.KindNotFound {
+		// Compare anyway so a missing id costs the same as a wrong secret.
+		subtle.ConstantTimeCompare(Hash(secret), make([]byte, sha256.Size))
+		return nil, deny
+	}
+	if err != nil {
+		return nil, errs.Unavailable(err, "cannot verify the token now")
+	}
+	if subtle.ConstantTimeCompare(Hash(secret), row.SecretHash) != 1 {
+		return nil, deny
+	}
+	now := s.now()
+	if row.RevokedAt != nil || (row.ExpiresAt != nil && !row.ExpiresAt.After(now)) {
+		return nil, deny
+	}
+	p := &access.Principal{OrgID: row.OrgID, TokenID: row.ID, ProjectID: row.ProjectID, EnvironmentID: row.EnvironmentID}
+	if row.Kind == "personal" {
+		m, err := s.store.MembershipOf(ctx, row.OrgID, row.UserID)
+		if err != nil {
+			return nil, deny // the user left the organization
+		}
+		p.UserID, p.Role, p.ProjectIDs = row.UserID, m.Role, m.ProjectIDs
+		p.Actor = domain.Actor{Type: "user", ID: m.ID, Name: m.Email}
+	} else {
+		p.Role = row.Role
+		p.Actor = domain.Actor{Type: "token", ID: row.ID, Name: row.Name}
+	}
+	s.mu.Lock()
+	s.used[row.ID] = now
+	s.mu.Unlock()
+	return p, nil
+}
+
+// Name implements lifecycle.Component.
+func (s *Service) Name() string { return "token last-used recorder" }
+
+// Run records tokens' last-used times every few seconds instead of writing on every request.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flush(context.Background())
+			return nil
+		case <-t.C:
+			s.flush(ctx)
+		}
+	}
+}
+
+func (s *Service) flush(ctx context.Context) {
+	s.mu.Lock()
+	used := s.used
+	s.used = map[string]time.Time{}
+	s.mu.Unlock()
+	if len(used) == 0 {
+		return
+	}
+	if err := s.store.TouchAPITokens(ctx, used); err != nil {
+		s.log.Warn("recording token use failed", "err", err)
+	}
+}

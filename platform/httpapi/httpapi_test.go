@@ -16,8 +16,8 @@ import (
 )
 
 type payload struct {
-	Name   string `json:"name"`
-	Weight int    `json:"weight"`
+	Name   string   `json:"name"`
+	Weight int      `json:"weight"`
 	Tags   []string `json:"tags"`
 }
 

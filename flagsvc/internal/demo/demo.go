@@ -168,7 +168,7 @@ var flags = []seedFlag{
 		configs: map[string]map[string]any{
 			"development": {"on": true, "off_variation": "off", "fallthrough": map[string]any{"variation": "on"}},
 			"staging": {"on": true, "off_variation": "off", "fallthrough": map[string]any{"rollout": map[string]any{
-				"variations": []any{map[string]any{"variation": "on", "weight": 50000}, map[string]any{"variation": "off", "weight": 50000}},
+				"variations":     []any{map[string]any{"variation": "on", "weight": 50000}, map[string]any{"variation": "off", "weight": 50000}},
 				"experiment_key": "checkout-redesign"}}},
 			"production": {"on": false, "off_variation": "off", "fallthrough": map[string]any{"variation": "off"},
 				"targets": []any{map[string]any{"context_kind": "user", "variation": "on", "values": []string{"alice", "bob"}}}},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -209,9 +210,10 @@ func metricsMiddleware(reg prometheus.Registerer) fiber.Handler {
 				status = fe.Code
 			}
 		}
-		route := c.Route().Path
-		requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
-		duration.WithLabelValues(route, c.Method()).Observe(time.Since(start).Seconds())
+		// Fiber's strings point into reused buffers: copy before keeping them as labels.
+		route, method := strings.Clone(c.Route().Path), strings.Clone(c.Method())
+		requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		return err
 	}
 }

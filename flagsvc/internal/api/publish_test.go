@@ -175,19 +175,19 @@ func TestPublisherCatchesUpAfterKafkaOutage(t *testing.T) {
 			t.Fatalf("versions out of order: %d then %d", got[i-1].Version, got[i].Version)
 		}
 	}
-	final := got[len(got)-1]
-	var want int64
-	if err := s.app.Store.Pool.QueryRow(context.Background(), `SELECT ruleset_version FROM environments WHERE id = $1`, env).Scan(&want); err != nil {
-		t.Fatal(err)
-	}
-	if final.Version != want || !final.Flag("checkout").On {
-		t.Fatalf("final ruleset version %d, want %d", final.Version, want)
-	}
 	testenv.Eventually(t, 30*time.Second, "outbox drained", func() bool {
 		var n int
 		_ = s.app.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
 		return n == 0
 	})
+	final := got[len(got)-1]
+	var want int64
+	if err := s.app.Store.Pool.QueryRow(context.Background(), `SELECT version FROM published_rulesets WHERE environment_id = $1`, env).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if final.Version != want || !final.Flag("checkout").On {
+		t.Fatalf("final ruleset version %d, want the newest published %d", final.Version, want)
+	}
 }
 
 func kafkaScript(t testing.TB) string {

@@ -57,8 +57,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	tok := tokens.New(st, log)
+	org := orgs.New(st)
+	org.MembershipChanged = tok.Forget
 	svc := api.Services{
-		Store: st, Tokens: tok, Orgs: orgs.New(st), Environments: environments.New(st), Flags: flags.New(st),
+		Store: st, Tokens: tok, Orgs: org, Environments: environments.New(st), Flags: flags.New(st),
 		Segments: segments.New(st), SDKKeys: sdkkeys.New(st),
 	}
 	checks := health.NewChecks()

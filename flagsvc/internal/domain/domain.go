@@ -57,9 +57,10 @@ type Environment struct {
 	// Critical marks production-like environments: developers may only read them.
 	Critical bool `json:"critical"`
 	// Locked rejects flag and segment changes until unlocked.
-	Locked         bool      `json:"locked"`
-	LockReason     string    `json:"lock_reason,omitempty"`
-	Position       int       `json:"position"`
+	Locked     bool   `json:"locked"`
+	LockReason string `json:"lock_reason,omitempty"`
+	Position   int    `json:"position"`
+	// RulesetVersion is the version of the newest ruleset published for the environment.
 	RulesetVersion int64     `json:"ruleset_version"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`

@@ -156,7 +156,7 @@ func (s *Service) DeleteProject(ctx context.Context, c audit.Caller, key string)
 			return err
 		}
 		for _, e := range envs {
-			if err := tx.MarkDeleted(ctx, e.ID, e.RulesetVersion); err != nil {
+			if err := tx.BumpRuleset(ctx, e.ID); err != nil {
 				return err
 			}
 		}
@@ -367,7 +367,7 @@ func (s *Service) DeleteEnvironment(ctx context.Context, c audit.Caller, project
 		if e.Locked {
 			return errs.PreconditionFailed("environment", "environment %q is locked: %s", e.Key, e.LockReason)
 		}
-		if err := tx.MarkDeleted(ctx, e.ID, e.RulesetVersion); err != nil {
+		if err := tx.BumpRuleset(ctx, e.ID); err != nil {
 			return err
 		}
 		if err := tx.DeleteEnvironment(ctx, e.ID); err != nil {

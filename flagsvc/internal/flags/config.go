@@ -86,7 +86,7 @@ func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, 
 		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
 			return err
 		}
-		if e, err = tx.LockEnvironmentRow(ctx, e.ID); err != nil {
+		if e, err = tx.ShareEnvironmentRow(ctx, e.ID); err != nil {
 			return err
 		}
 		if e.Locked {

@@ -18,10 +18,13 @@ import (
 // Service manages organizations and members.
 type Service struct {
 	store *store.Store
+	// MembershipChanged is called after a role change or removal commits (the token service
+	// forgets cached verifications, so the change takes effect on the next request).
+	MembershipChanged func()
 }
 
 // New returns the service.
-func New(st *store.Store) *Service { return &Service{store: st} }
+func New(st *store.Store) *Service { return &Service{store: st, MembershipChanged: func() {}} }
 
 // Me describes the caller.
 type Me struct {
@@ -149,11 +152,15 @@ func (s *Service) UpdateMember(ctx context.Context, c audit.Caller, userID strin
 		m.Role, m.ProjectIDs = role, projectIDs
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "member.update", audit.Resource{Type: "member", ID: userID, Key: before.Email}, before, m, ""))
 	})
+	if err == nil {
+		s.MembershipChanged()
+	}
 	return m, err
 }
 
 // RemoveMember removes a member (never the last owner).
 func (s *Service) RemoveMember(ctx context.Context, c audit.Caller, userID string) error {
+	defer s.MembershipChanged()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
 			return err

@@ -31,7 +31,6 @@ func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) 
 			SchemaVersion: ruleset.SchemaVersion,
 			Environment: ruleset.Environment{ID: env.ID, Key: env.Key, Name: env.Name, ProjectID: env.ProjectID,
 				ProjectKey: env.ProjectKey},
-			Version:     env.RulesetVersion,
 			GeneratedAt: now.UTC(),
 			Flags:       []ruleset.Flag{},
 			Segments:    []ruleset.Segment{},

@@ -250,6 +250,9 @@ func (p *Publisher) publish(ctx context.Context, envID string, maxID int64) erro
 	}
 	rec := &kgo.Record{Topic: p.cfg.Topic, Key: []byte(envID)}
 	if found {
+		if rs.Version, err = p.store.NextRulesetVersion(ctx, envID); err != nil {
+			return err
+		}
 		if rec.Value, err = json.Marshal(rs); err != nil {
 			return err
 		}
@@ -262,6 +265,14 @@ func (p *Publisher) publish(ctx context.Context, envID string, maxID int64) erro
 		return fmt.Errorf("produce ruleset of %s: %w", envID, err)
 	}
 	p.published.WithLabelValues("ok").Inc()
+	if found {
+		err = p.store.RulesetPublished(ctx, envID)
+	} else {
+		err = p.store.ForgetRuleset(ctx, envID)
+	}
+	if err != nil {
+		return err
+	}
 	if hasPending {
 		p.latency.Observe(p.now().Sub(committedAt).Seconds())
 	}

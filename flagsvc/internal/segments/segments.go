@@ -70,7 +70,7 @@ func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, proje
 		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
 			return scope{}, err
 		}
-		if e, err = tx.LockEnvironmentRow(ctx, e.ID); err != nil {
+		if e, err = tx.ShareEnvironmentRow(ctx, e.ID); err != nil {
 			return scope{}, err
 		}
 		if e.Locked {

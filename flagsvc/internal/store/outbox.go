@@ -58,3 +58,24 @@ func (s *Store) OutboxCreatedAt(ctx context.Context, envID string, maxID int64) 
 	}
 	return *at, true, nil
 }
+
+// NextRulesetVersion increments and returns the environment's ruleset version. The publisher
+// calls it before producing, so a failed produce leaves a gap, never a reused version.
+func (s *Store) NextRulesetVersion(ctx context.Context, envID string) (int64, error) {
+	var v int64
+	err := s.Pool.QueryRow(ctx, `INSERT INTO published_rulesets (environment_id, version) VALUES ($1, 1)
+		ON CONFLICT (environment_id) DO UPDATE SET version = published_rulesets.version + 1 RETURNING version`, envID).Scan(&v)
+	return v, err
+}
+
+// RulesetPublished records when the environment's newest ruleset was acknowledged.
+func (s *Store) RulesetPublished(ctx context.Context, envID string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE published_rulesets SET published_at = now() WHERE environment_id = $1`, envID)
+	return err
+}
+
+// ForgetRuleset drops the version row of a deleted environment after its tombstone.
+func (s *Store) ForgetRuleset(ctx context.Context, envID string) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM published_rulesets WHERE environment_id = $1`, envID)
+	return err
+}

@@ -50,7 +50,11 @@ func (t *Tx) DeleteProject(ctx context.Context, id string) error {
 }
 
 const envColumns = `e.id, e.project_id, p.key, p.org_id, e.key, e.name, e.color, e.critical, e.locked, e.lock_reason,
-	e.position, e.ruleset_version, e.created_at, e.updated_at`
+	e.position, coalesce(pr.version, 0), e.created_at, e.updated_at`
+
+// envFrom joins what envColumns reads.
+const envFrom = ` FROM environments e JOIN projects p ON p.id = e.project_id
+	LEFT JOIN published_rulesets pr ON pr.environment_id = e.id `
 
 func scanEnv(row pgx.Row) (domain.Environment, error) {
 	var e domain.Environment
@@ -73,22 +77,19 @@ func (t *Tx) InsertEnvironment(ctx context.Context, e domain.Environment) (domai
 
 // EnvironmentByID returns an environment.
 func (t *Tx) EnvironmentByID(ctx context.Context, id string) (domain.Environment, error) {
-	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+` FROM environments e JOIN projects p ON p.id = e.project_id
-		WHERE e.id = $1`, id))
+	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+envFrom+`WHERE e.id = $1`, id))
 	return e, notFound(err, "environment not found")
 }
 
 // EnvironmentByKey returns a project's environment.
 func (t *Tx) EnvironmentByKey(ctx context.Context, projectID, key string) (domain.Environment, error) {
-	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+` FROM environments e JOIN projects p ON p.id = e.project_id
-		WHERE e.project_id = $1 AND e.key = $2`, projectID, key))
+	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+envFrom+`WHERE e.project_id = $1 AND e.key = $2`, projectID, key))
 	return e, notFound(err, "environment %q not found", key)
 }
 
 // ListEnvironments lists a project's environments in display order.
 func (t *Tx) ListEnvironments(ctx context.Context, projectID string) ([]domain.Environment, error) {
-	rows, err := t.q().Query(ctx, `SELECT `+envColumns+` FROM environments e JOIN projects p ON p.id = e.project_id
-		WHERE e.project_id = $1 ORDER BY e.position, e.key`, projectID)
+	rows, err := t.q().Query(ctx, `SELECT `+envColumns+envFrom+`WHERE e.project_id = $1 ORDER BY e.position, e.key`, projectID)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +121,8 @@ func (t *Tx) DeleteEnvironment(ctx context.Context, id string) error {
 	return err
 }
 
-// LockEnvironmentRow takes the environment's row lock for the rest of the transaction, so
-// changes to one environment's ruleset are serialized, and returns the environment.
+// LockEnvironmentRow locks the environment's row for an edit of the environment itself and
+// returns it.
 func (t *Tx) LockEnvironmentRow(ctx context.Context, id string) (domain.Environment, error) {
 	if _, err := t.q().Exec(ctx, `SELECT 1 FROM environments WHERE id = $1 FOR UPDATE`, id); err != nil {
 		return domain.Environment{}, err
@@ -129,31 +130,22 @@ func (t *Tx) LockEnvironmentRow(ctx context.Context, id string) (domain.Environm
 	return t.EnvironmentByID(ctx, id)
 }
 
-// BumpRuleset records that the environment's ruleset changed: it increments the ruleset
-// version, writes an outbox row and notifies the publisher — all inside the caller's
-// transaction, so the publication happens if and only if the change commits.
-func (t *Tx) BumpRuleset(ctx context.Context, envIDs ...string) error {
-	for _, id := range envIDs {
-		var v int64
-		if err := t.q().QueryRow(ctx, `UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE id = $1
-			RETURNING ruleset_version`, id).Scan(&v); err != nil {
-			return notFound(err, "environment not found")
-		}
-		if _, err := t.q().Exec(ctx, `INSERT INTO outbox (environment_id, ruleset_version) VALUES ($1, $2)`, id, v); err != nil {
-			return err
-		}
-	}
-	if len(envIDs) > 0 {
-		_, err := t.q().Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)
-		return err
-	}
-	return nil
+// ShareEnvironmentRow holds a shared lock on the environment's row until commit and returns
+// it: changes inside the environment run in parallel with each other, but not with an edit of
+// the environment (such as locking it), so a lock never lets a change slip through.
+func (t *Tx) ShareEnvironmentRow(ctx context.Context, id string) (domain.Environment, error) {
+	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+envFrom+`WHERE e.id = $1 FOR SHARE OF e`, id))
+	return e, notFound(err, "environment not found")
 }
 
-// MarkDeleted writes an outbox row for an environment being deleted, so the publisher sends
-// a tombstone and relays forget it.
-func (t *Tx) MarkDeleted(ctx context.Context, envID string, lastVersion int64) error {
-	if _, err := t.q().Exec(ctx, `INSERT INTO outbox (environment_id, ruleset_version) VALUES ($1, $2)`, envID, lastVersion+1); err != nil {
+// BumpRuleset records that the environments' rulesets changed: an outbox row each and a
+// notification to the publisher, inside the caller's transaction, so the publication happens
+// if and only if the change commits. (An environment being deleted gets a tombstone.)
+func (t *Tx) BumpRuleset(ctx context.Context, envIDs ...string) error {
+	if len(envIDs) == 0 {
+		return nil
+	}
+	if _, err := t.q().Exec(ctx, `INSERT INTO outbox (environment_id) SELECT unnest($1::uuid[])`, envIDs); err != nil {
 		return err
 	}
 	_, err := t.q().Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)

@@ -74,11 +74,32 @@ type Service struct {
 
 	mu   sync.Mutex
 	used map[string]time.Time
+
+	// cache remembers verified tokens briefly, so a burst of API calls costs one lookup.
+	// Revocations and membership changes made through this instance clear it at once; other
+	// replicas notice within CacheTTL.
+	cacheMu sync.Mutex
+	cache   map[[32]byte]cached
+}
+
+// CacheTTL is how long a verified token is trusted without asking the database again.
+const CacheTTL = 2 * time.Second
+
+type cached struct {
+	p       *access.Principal
+	expires time.Time
+}
+
+// Forget drops every cached verification (after a revocation or a membership change).
+func (s *Service) Forget() {
+	s.cacheMu.Lock()
+	s.cache = map[[32]byte]cached{}
+	s.cacheMu.Unlock()
 }
 
 // New returns a token service.
 func New(st *store.Store, log *slog.Logger) *Service {
-	return &Service{store: st, log: log, now: time.Now, used: map[string]time.Time{}}
+	return &Service{store: st, log: log, now: time.Now, used: map[string]time.Time{}, cache: map[[32]byte]cached{}}
 }
 
 // CreateInput describes a new token.
@@ -195,6 +216,7 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 		if err := tx.RevokeAPIToken(ctx, c.P.OrgID, id); err != nil {
 			return err
 		}
+		s.Forget()
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "token.revoke", audit.Resource{Type: "token", ID: tk.ID, Key: tk.Name}, tk, nil, ""))
 	})
 }
@@ -202,6 +224,35 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 // Authenticate resolves a bearer token to a principal. Every failure is the same
 // Unauthenticated error, so responses do not reveal which part was wrong.
 func (s *Service) Authenticate(ctx context.Context, token string) (*access.Principal, error) {
+	key := sha256.Sum256([]byte(token))
+	now := s.now()
+	s.cacheMu.Lock()
+	c, ok := s.cache[key]
+	s.cacheMu.Unlock()
+	if ok && now.Before(c.expires) {
+		s.markUsed(c.p.TokenID, now)
+		return c.p, nil
+	}
+	p, err := s.verify(ctx, token)
+	if err == nil {
+		s.cacheMu.Lock()
+		if len(s.cache) > 10000 {
+			s.cache = map[[32]byte]cached{}
+		}
+		s.cache[key] = cached{p: p, expires: now.Add(CacheTTL)}
+		s.cacheMu.Unlock()
+	}
+	return p, err
+}
+
+func (s *Service) markUsed(id string, at time.Time) {
+	s.mu.Lock()
+	s.used[id] = at
+	s.mu.Unlock()
+}
+
+// verify checks a token against the database.
+func (s *Service) verify(ctx context.Context, token string) (*access.Principal, error) {
 	deny := errs.Unauthenticated("invalid or expired API token")
 	id, secret, ok := Parse(token)
 	if !ok {
@@ -235,9 +286,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*access.Princ
 		p.Role = row.Role
 		p.Actor = domain.Actor{Type: "token", ID: row.ID, Name: row.Name}
 	}
-	s.mu.Lock()
-	s.used[row.ID] = now
-	s.mu.Unlock()
+	s.markUsed(row.ID, now)
 	return p, nil
 }
 

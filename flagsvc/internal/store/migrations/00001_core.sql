@@ -47,8 +47,6 @@ CREATE TABLE environments (
     locked          boolean NOT NULL DEFAULT false,
     lock_reason     text NOT NULL DEFAULT '',
     position        integer NOT NULL DEFAULT 0,
-    -- Incremented in the transaction of every change that alters the compiled ruleset.
-    ruleset_version bigint NOT NULL DEFAULT 1,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT environments_project_key UNIQUE (project_id, key)

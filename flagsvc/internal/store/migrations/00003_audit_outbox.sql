@@ -34,17 +34,27 @@ $$;
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 
--- Transactional outbox: one row per committed change of an environment's ruleset.
+-- Transactional outbox: one row per committed change of an environment's ruleset. Writers
+-- only insert here (no per-environment counter to lock), so changes to one environment commit
+-- in parallel; the publisher numbers what it publishes.
 CREATE TABLE outbox (
     id              bigserial PRIMARY KEY,
     environment_id  uuid NOT NULL,
-    ruleset_version bigint NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT now(),
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     published_at    timestamptz
 );
 CREATE INDEX outbox_pending ON outbox (environment_id, id) WHERE published_at IS NULL;
 
+-- The version of the newest ruleset published per environment. Only the publishing leader
+-- writes it, incrementing before each produce, so versions only grow (gaps are harmless).
+CREATE TABLE published_rulesets (
+    environment_id  uuid PRIMARY KEY,
+    version         bigint NOT NULL,
+    published_at    timestamptz
+);
+
 -- +goose Down
+DROP TABLE published_rulesets;
 DROP TABLE outbox;
 DROP TRIGGER audit_log_no_update ON audit_log;
 DROP FUNCTION audit_log_append_only();

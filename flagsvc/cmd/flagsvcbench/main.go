@@ -1,0 +1,68 @@
+// Command flagsvcbench load-tests a running flag service from a second process: toggle latency
+// at a fixed rate, commit-to-Kafka propagation, and list/search latency over a large project.
+//
+//	flagsvcbench -url http://127.0.0.1:8080 -token-file .data/admin-token -rate 200 -duration 30s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/loadtest"
+	"github.com/switchyard-io/switchyard/platform/kafka"
+)
+
+func main() {
+	var cfg loadtest.Config
+	var tokenFile, brokers string
+	var skipList bool
+	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "flag service URL")
+	flag.StringVar(&tokenFile, "token-file", ".data/admin-token", "file with an owner API token")
+	flag.StringVar(&brokers, "kafka-brokers", "127.0.0.1:19092", "Kafka brokers")
+	flag.StringVar(&cfg.Topic, "topic", kafka.TopicRulesets, "ruleset topic")
+	flag.IntVar(&cfg.Rate, "rate", 200, "toggles per second")
+	flag.DurationVar(&cfg.Duration, "duration", 30*time.Second, "length of the toggle run")
+	flag.IntVar(&cfg.ListFlags, "list-flags", 10000, "flags in the list/search project")
+	flag.IntVar(&cfg.ListRequests, "list-requests", 200, "requests per list/search query")
+	flag.BoolVar(&skipList, "skip-list", false, "skip the list/search benchmark")
+	flag.Parse()
+	raw, err := os.ReadFile(tokenFile)
+	if err != nil {
+		fail(err)
+	}
+	cfg.Token, cfg.Brokers = strings.TrimSpace(string(raw)), kafka.SplitBrokers(brokers)
+	ctx := context.Background()
+	c := loadtest.NewClient(cfg.URL, cfg.Token)
+	suffix := fmt.Sprint(time.Now().Unix())
+	api, prop, err := loadtest.Toggles(ctx, c, cfg, "bench-toggle-"+suffix, os.Stdout)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("toggle API latency:            %s\n", api)
+	fmt.Printf("API response -> ruleset on Kafka: %s\n", prop)
+	if skipList {
+		return
+	}
+	res, err := loadtest.ListSearch(ctx, c, cfg, "bench-list-"+suffix, os.Stdout)
+	if err != nil {
+		fail(err)
+	}
+	names := make([]string, 0, len(res))
+	for n := range res {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Printf("%-34s %s\n", n+":", res[n])
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "flagsvcbench:", err)
+	os.Exit(1)
+}

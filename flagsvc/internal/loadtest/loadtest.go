@@ -283,12 +283,12 @@ func ListSearch(ctx context.Context, c *Client, cfg Config, project string, out 
 	}
 	fmt.Fprintf(out, "created %d flags in %s\n", cfg.ListFlags, time.Since(t0).Round(time.Millisecond))
 	queries := map[string]string{
-		"list first page (50, by key)":   "limit=50",
-		"list sorted by -updated_at":     "limit=50&sort=-updated_at",
-		"filter tag + on in production":  "tag=team-3&environment=production&on=false&limit=50",
-		"full-text search (one word)":    "q=pricing&limit=50",
+		"list first page (50, by key)":    "limit=50",
+		"list sorted by -updated_at":      "limit=50&sort=-updated_at",
+		"filter tag + on in production":   "tag=team-3&environment=production&on=false&limit=50",
+		"full-text search (one word)":     "q=pricing&limit=50",
 		"full-text search (two prefixes)": "q=onboard%20cohort&limit=50",
-		"deep page (cursor after 5,000)": "",
+		"deep page (cursor after 5,000)":  "",
 	}
 	// A cursor deep in the list.
 	var page struct {

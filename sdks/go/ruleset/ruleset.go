@@ -115,7 +115,7 @@ type Target struct {
 
 // Rule serves when all of its clauses match. Rules are evaluated in order; the first match wins.
 type Rule struct {
-	ID          string   `json:"id"`
+	ID          string   `json:"id,omitempty"`
 	Description string   `json:"description,omitempty"`
 	Clauses     []Clause `json:"clauses"`
 	Serve       Serve    `json:"serve"`
@@ -125,7 +125,7 @@ type Rule struct {
 type Clause struct {
 	// ContextKind is the kind whose attribute is tested; empty means "user".
 	ContextKind string   `json:"context_kind,omitempty"`
-	Attribute   string   `json:"attribute"`
+	Attribute   string   `json:"attribute,omitempty"`
 	Op          Operator `json:"op"`
 	Values      []any    `json:"values"`
 	Negate      bool     `json:"negate,omitempty"`
@@ -207,7 +207,7 @@ type SegmentTarget struct {
 
 // SegmentRule matches when all its clauses match. Clauses may use segment_match (nesting).
 type SegmentRule struct {
-	ID      string   `json:"id"`
+	ID      string   `json:"id,omitempty"`
 	Clauses []Clause `json:"clauses"`
 }
 

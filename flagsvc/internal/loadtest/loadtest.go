@@ -1,6 +1,6 @@
 // Package loadtest measures a running flag service from outside, as a second process: the
 // toggle API's latency at a fixed request rate (open loop, so slow responses cannot slow the
-// offered load), the time from a committed change to the ruleset being on Kafka, and list and
+// offered load), the time from a committed change to the broker's acknowledgement of its ruleset, and list and
 // search latency over a large project. The numbers go to docs/benchmarks.md.
 package loadtest
 
@@ -16,16 +16,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config says what to measure.
 type Config struct {
 	URL          string
 	Token        string
-	Brokers      []string
-	Topic        string
 	Rate         int           // toggles per second
 	Duration     time.Duration // of the toggle run
 	ListFlags    int           // flags in the list/search project
@@ -103,10 +99,11 @@ func boolFlag(key string) map[string]any {
 		map[string]any{"key": "on", "value": true}, map[string]any{"key": "off", "value": false}}}
 }
 
-// Toggles creates a small project, then toggles its flags at cfg.Rate for cfg.Duration. It
-// returns the API latencies and, from a Kafka consumer of the ruleset topic, the time from each
-// API response (the commit) to the ruleset carrying that change being readable on the topic.
-func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.Writer) (api, propagate Stats, err error) {
+// Toggles creates a small project, then toggles its flags at cfg.Rate for cfg.Duration from
+// an open-loop generator. It returns the API latencies, and the commit-to-Kafka-ack latency
+// from the publisher's own histogram (scraped from /metrics before and after the run; each
+// observation is the oldest change a publish carried, so it is the worst case of its batch).
+func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.Writer) (api Stats, commitToAck HistogramDelta, err error) {
 	if _, err = c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"key": project, "name": project}, nil); err != nil {
 		return
 	}
@@ -116,129 +113,130 @@ func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.
 			return
 		}
 	}
-	var env struct {
-		ID             string `json:"id"`
-		RulesetVersion int64  `json:"ruleset_version"`
+	// Warm up connections.
+	for i := 0; i < 20; i++ {
+		if _, err = c.Do(ctx, "GET", "/api/v1/projects/"+project+"/flags/f0", nil, nil); err != nil {
+			return
+		}
 	}
-	if _, err = c.Do(ctx, "GET", "/api/v1/projects/"+project+"/environments/development", nil, &env); err != nil {
-		return
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
-		kgo.FetchMaxWait(50*time.Millisecond))
+	before, err := c.Histogram(ctx, "flagsvc_ruleset_publish_latency_seconds")
 	if err != nil {
 		return
 	}
-	defer cl.Close()
-	// Record when each ruleset version of the environment becomes readable.
-	var mu sync.Mutex
-	seen := map[int64]time.Time{}
-	cctx, stopConsumer := context.WithCancel(ctx)
-	defer stopConsumer()
-	consumerDone := make(chan struct{})
-	go func() {
-		defer close(consumerDone)
-		for cctx.Err() == nil {
-			fs := cl.PollFetches(cctx)
-			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) {
-				if string(r.Key) != env.ID || r.Value == nil {
-					return
-				}
-				var rs struct {
-					Version int64 `json:"version"`
-				}
-				if json.Unmarshal(r.Value, &rs) == nil {
-					mu.Lock()
-					seen[rs.Version] = now
-					mu.Unlock()
-				}
-			})
-		}
-	}()
-	// Make sure the consumer has joined before the clock starts.
-	// Warm up connections and the consumer (in another environment, so versions stay contiguous).
-	if _, err = c.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/f0/environments/staging/toggle", map[string]any{"on": true}, nil); err != nil {
-		return
-	}
-	time.Sleep(2 * time.Second)
-	type result struct {
-		lat  time.Duration
-		done time.Time
-		ver  int64
-	}
 	total := int(cfg.Duration.Seconds() * float64(cfg.Rate))
-	results := make([]result, total)
+	lats := make([]time.Duration, total)
 	interval := time.Second / time.Duration(cfg.Rate)
 	start := time.Now()
 	var wg sync.WaitGroup
-	var failures int
-	var fmu sync.Mutex
+	var mu sync.Mutex
+	failures := 0
 	for i := 0; i < total; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(due))
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			flag := fmt.Sprintf("f%d", i%nflags)
 			on := (i/nflags)%2 == 0
 			t0 := time.Now()
-			var fe struct {
-				Version int64 `json:"version"`
-			}
-			_, err := c.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/"+flag+"/environments/development/toggle", map[string]any{"on": on}, &fe)
-			done := time.Now()
-			if err != nil {
-				fmu.Lock()
+			if _, err := c.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/"+flag+"/environments/development/toggle", map[string]any{"on": on}, nil); err != nil {
+				mu.Lock()
 				failures++
-				fmu.Unlock()
+				mu.Unlock()
 				return
 			}
-			results[i] = result{lat: done.Sub(t0), done: done}
+			lats[i] = time.Since(t0)
 		}()
 	}
 	wg.Wait()
-	fmt.Fprintf(out, "toggles: %d sent at %d/s over %s, %d failed\n", total, cfg.Rate, cfg.Duration, failures)
-	// The final ruleset version tells which versions the run produced; the changes committed in
-	// response order, so the k-th response's change is carried by the first version >= base+k.
-	if _, err = c.Do(ctx, "GET", "/api/v1/projects/"+project+"/environments/development", nil, &env); err != nil {
+	elapsed := time.Since(start)
+	fmt.Fprintf(out, "toggles: %d sent at %d/s in %s, %d failed\n", total, cfg.Rate, elapsed.Round(time.Millisecond), failures)
+	// Let the publisher drain what the last requests committed.
+	time.Sleep(2 * time.Second)
+	after, err := c.Histogram(ctx, "flagsvc_ruleset_publish_latency_seconds")
+	if err != nil {
 		return
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		_, ok := seen[env.RulesetVersion]
-		mu.Unlock()
-		if ok {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	stopConsumer()
-	<-consumerDone
-	var lats, props []time.Duration
-	var dones []time.Time
-	for _, r := range results {
-		if r.lat > 0 {
-			lats = append(lats, r.lat)
-			dones = append(dones, r.done)
+	ok := lats[:0]
+	for _, l := range lats {
+		if l > 0 {
+			ok = append(ok, l)
 		}
 	}
-	sort.Slice(dones, func(i, j int) bool { return dones[i].Before(dones[j]) })
-	versions := make([]int64, 0, len(seen))
-	for v := range seen {
-		versions = append(versions, v)
-	}
-	sort.Slice(versions, func(i, j int) bool { return versions[i] < versions[j] })
-	firstVersion := env.RulesetVersion - int64(len(dones)) + 1
-	for k, d := range dones {
-		want := firstVersion + int64(k)
-		// The first published version at or above want carries this change (coalescing).
-		idx := sort.Search(len(versions), func(i int) bool { return versions[i] >= want })
-		if idx < len(versions) {
-			props = append(props, seen[versions[idx]].Sub(d))
+	return Summarize(ok), after.Minus(before), nil
+}
+
+// HistogramDelta is a Prometheus histogram (cumulative bucket counts by upper bound).
+type HistogramDelta struct {
+	Bounds []float64
+	Counts []float64
+	Count  float64
+}
+
+// Minus subtracts an earlier scrape.
+func (h HistogramDelta) Minus(o HistogramDelta) HistogramDelta {
+	out := HistogramDelta{Bounds: h.Bounds, Counts: make([]float64, len(h.Counts)), Count: h.Count - o.Count}
+	for i := range h.Counts {
+		out.Counts[i] = h.Counts[i]
+		if i < len(o.Counts) {
+			out.Counts[i] -= o.Counts[i]
 		}
 	}
-	return Summarize(lats), Summarize(props), nil
+	return out
+}
+
+// Quantile estimates a quantile by linear interpolation inside the bucket, like PromQL's
+// histogram_quantile.
+func (h HistogramDelta) Quantile(q float64) time.Duration {
+	if h.Count == 0 {
+		return 0
+	}
+	rank := q * h.Count
+	lower, prev := 0.0, 0.0
+	for i, b := range h.Bounds {
+		if h.Counts[i] >= rank {
+			frac := (rank - prev) / (h.Counts[i] - prev)
+			return time.Duration((lower + frac*(b-lower)) * float64(time.Second))
+		}
+		lower, prev = b, h.Counts[i]
+	}
+	return time.Duration(lower * float64(time.Second))
+}
+
+func (h HistogramDelta) String() string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	return fmt.Sprintf("publishes=%.0f p50≈%s p90≈%s p99≈%s (bucket-interpolated)", h.Count, ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99)))
+}
+
+// Histogram scrapes one histogram from the service's /metrics.
+func (c *Client) Histogram(ctx context.Context, name string) (HistogramDelta, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/metrics", nil)
+	if err != nil {
+		return HistogramDelta{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return HistogramDelta{}, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var h HistogramDelta
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case strings.HasPrefix(line, name+"_bucket{le=\""):
+			rest := strings.TrimPrefix(line, name+"_bucket{le=\"")
+			le, val, _ := strings.Cut(rest, "\"} ")
+			if le == "+Inf" {
+				continue
+			}
+			var b, v float64
+			fmt.Sscan(le, &b)
+			fmt.Sscan(val, &v)
+			h.Bounds, h.Counts = append(h.Bounds, b), append(h.Counts, v)
+		case strings.HasPrefix(line, name+"_count "):
+			fmt.Sscan(strings.TrimPrefix(line, name+"_count "), &h.Count)
+		}
+	}
+	return h, nil
 }
 
 // ListSearch fills a project with cfg.ListFlags flags and measures list, filter and search

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-io/switchyard/flagsvc/internal/loadtest")
+	"github.com/switchyard-io/switchyard/flagsvc/internal/loadtest"
+)
 
 func main() {
 	var cfg loadtest.Config

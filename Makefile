@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 BENCH_TIME ?= 1s
 
 .PHONY: up down install infra-up infra-down services-up services-down status build seed \
-        test test-go test-other vet bench bench-eval bench-stats clean logs
+        test test-go test-other node-deps vet bench bench-eval bench-stats clean logs
 
 ## up: install what is missing, start Postgres, Kafka, ClickHouse and every service, seed a demo.
 up: install infra-up services-up seed
@@ -50,7 +50,11 @@ logs:
 	@tail -n 50 .data/log/*.log
 
 ## test: start the infrastructure if needed, then run every test (unit and integration).
-test: install infra-up test-go test-other
+test: install infra-up node-deps test-go test-other
+
+# Node packages some Go tests drive (the OpenFeature OFREP provider against the relay).
+node-deps:
+	@cd evalrelay/ofreptest && npm ci --no-audit --no-fund --loglevel=error
 
 test-go:
 	@set -e; for m in $(MODULES); do \

@@ -1,0 +1,194 @@
+// Package api serves SDKs from the relay's rulesets: the ruleset itself (polling, ETag/304,
+// gzip), a server-sent-event stream of rulesets, remote evaluation for browsers and mobile
+// apps, and the OpenFeature Remote Evaluation Protocol (OFREP). Every endpoint authenticates
+// an SDK key against the hashes in the rulesets; unknown keys get a bare 401.
+package api
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+// Config configures the API.
+type Config struct {
+	// Heartbeat is the interval of SSE comment heartbeats (the protocol promises at most 15 s).
+	Heartbeat time.Duration
+	// ServerRate and ClientRate are the per-key request rates (requests per second, burst twice that).
+	ServerRate float64
+	ClientRate float64
+	// CORSOrigins lists the origins browsers may call client endpoints from ("*": any).
+	CORSOrigins string
+}
+
+// API holds the handlers.
+type API struct {
+	cfg     Config
+	store   *rulesets.Store
+	metrics *metrics
+
+	limitMu  sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+type metrics struct {
+	streams     prometheus.Gauge
+	evaluations *prometheus.CounterVec
+	limited     prometheus.Counter
+}
+
+const keyLocal = "sdkkey"
+
+// Mount registers the SDK routes.
+func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Registerer) *API {
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	a := &API{cfg: cfg, store: store, limiters: map[string]*rate.Limiter{}, metrics: &metrics{
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "evalrelay_streams_open", Help: "Open SSE streams."}),
+		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evalrelay_evaluations_total", Help: "Remote flag evaluations, by endpoint and reason.",
+		}, []string{"endpoint", "reason"}),
+		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "evalrelay_rate_limited_total", Help: "Requests refused by per-key rate limits."}),
+	}}
+	if reg != nil {
+		reg.MustRegister(a.metrics.streams, a.metrics.evaluations, a.metrics.limited, &rulesetCollector{store: store})
+	}
+	browser := cors.New(cors.Config{
+		AllowOrigins:  cfg.CORSOrigins,
+		AllowMethods:  "GET,POST,OPTIONS",
+		AllowHeaders:  "Authorization,X-API-Key,Content-Type,If-None-Match",
+		ExposeHeaders: "ETag,X-Switchyard-Stale,Retry-After",
+		MaxAge:        3600,
+	})
+	sdk := app.Group("/sdk/v1")
+	sdk.Get("/ruleset", a.auth(ruleset.KeyServer), a.ruleset)
+	sdk.Get("/stream", a.auth(ruleset.KeyServer), a.stream)
+	sdk.Post("/evaluate", browser, a.auth(""), a.evaluate)
+	sdk.Options("/evaluate", browser)
+	ofrep := app.Group("/ofrep/v1")
+	ofrep.Post("/evaluate/flags/:key", browser, a.auth(""), a.ofrepOne)
+	ofrep.Post("/evaluate/flags", browser, a.auth(""), a.ofrepAll)
+	ofrep.Options("/evaluate/flags/:key", browser)
+	ofrep.Options("/evaluate/flags", browser)
+	ofrep.Get("/configuration", a.auth(""), a.ofrepConfiguration)
+	return a
+}
+
+// sdkKey reads the key from Authorization (raw or Bearer) or X-API-Key (OFREP).
+func sdkKey(c *fiber.Ctx) string {
+	h := c.Get(fiber.HeaderAuthorization)
+	if h == "" {
+		return c.Get("X-API-Key")
+	}
+	if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(k)
+	}
+	return strings.TrimSpace(h)
+}
+
+// auth authenticates the SDK key; need "" accepts server and client keys.
+func (a *API) auth(need ruleset.KeyKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		key, ok := a.store.Authenticate(sdkKey(c))
+		if !ok {
+			return errs.Unauthenticated("unknown SDK key")
+		}
+		if need != "" && key.Kind != need {
+			return errs.PermissionDenied("this endpoint needs a server-side SDK key")
+		}
+		if !a.allow(c, key) {
+			a.metrics.limited.Inc()
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return &errs.Error{Kind: errs.KindRateLimited, Message: "rate limit exceeded for this SDK key"}
+		}
+		c.Locals(keyLocal, key)
+		if a.store.Stale() {
+			c.Set("X-Switchyard-Stale", "true")
+		}
+		return c.Next()
+	}
+}
+
+func (a *API) allow(c *fiber.Ctx, key rulesets.Key) bool {
+	limit := a.cfg.ServerRate
+	if key.Kind == ruleset.KeyClient {
+		limit = a.cfg.ClientRate
+	}
+	if limit <= 0 {
+		return true
+	}
+	id := sdkKey(c)
+	a.limitMu.Lock()
+	l := a.limiters[id]
+	if l == nil {
+		if len(a.limiters) > 100000 {
+			a.limiters = map[string]*rate.Limiter{}
+		}
+		l = rate.NewLimiter(rate.Limit(limit), int(2*limit)+1)
+		a.limiters[strings.Clone(id)] = l
+	}
+	a.limitMu.Unlock()
+	return l.Allow()
+}
+
+func keyOf(c *fiber.Ctx) rulesets.Key { return c.Locals(keyLocal).(rulesets.Key) }
+
+// ruleset serves the environment's ruleset, 304 when the ETag matches, gzip when accepted.
+func (a *API) ruleset(c *fiber.Ctx) error {
+	e := keyOf(c).Entry
+	c.Set(fiber.HeaderETag, e.ETag)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	if c.Get(fiber.HeaderIfNoneMatch) == e.ETag {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	if strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
+		c.Set(fiber.HeaderContentEncoding, "gzip")
+		c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+		return c.Send(e.Gzip)
+	}
+	return c.Send(e.JSON)
+}
+
+// rulesetCollector exports the version and age of every environment's ruleset at scrape time.
+type rulesetCollector struct{ store *rulesets.Store }
+
+var (
+	versionDesc = prometheus.NewDesc("evalrelay_ruleset_version", "Version of the ruleset served, per environment.", []string{"environment", "project", "key"}, nil)
+	ageDesc     = prometheus.NewDesc("evalrelay_ruleset_age_seconds", "Seconds since the served ruleset was generated by the flag service.", []string{"environment", "project", "key"}, nil)
+	staleDesc   = prometheus.NewDesc("evalrelay_stale", "1 while the relay serves from its disk cache because Kafka is unreachable.", nil, nil)
+)
+
+func (r *rulesetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- versionDesc
+	ch <- ageDesc
+	ch <- staleDesc
+}
+
+func (r *rulesetCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for _, e := range r.store.Entries() {
+		labels := []string{e.EnvID, e.Environment.ProjectKey, e.Environment.Key}
+		ch <- prometheus.MustNewConstMetric(versionDesc, prometheus.GaugeValue, float64(e.Version), labels...)
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, now.Sub(e.GeneratedAt).Seconds(), labels...)
+	}
+	stale := 0.0
+	if r.store.Stale() {
+		stale = 1
+	}
+	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale)
+}
+
+// retryAfterSeconds formats a Retry-After value.
+func retryAfterSeconds(d time.Duration) string { return strconv.Itoa(int(d.Seconds() + 0.999)) }

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+// evaluateRequest asks for some (or all) flags for one context.
+type evaluateRequest struct {
+	Context json.RawMessage `json:"context"`
+	Flags   []string        `json:"flags"`
+}
+
+// flagResult is one remote evaluation. Value is absent when the caller's fallback applies.
+type flagResult struct {
+	Value         json.RawMessage `json:"value,omitempty"`
+	Variation     string          `json:"variation,omitempty"`
+	Reason        string          `json:"reason"`
+	ErrorCode     string          `json:"error_code,omitempty"`
+	RuleID        string          `json:"rule_id,omitempty"`
+	Version       int64           `json:"version,omitempty"`
+	ExperimentKey string          `json:"experiment_key,omitempty"`
+}
+
+// evaluate is remote evaluation for clients that do not evaluate locally: the requested
+// flags (default: all) for one context. Client keys see client-side flags only.
+func (a *API) evaluate(c *fiber.Ctx) error {
+	key := keyOf(c)
+	var req evaluateRequest
+	if err := json.Unmarshal(c.Body(), &req); err != nil {
+		return errs.Malformed("", "body must be {\"context\": {...}, \"flags\": [...]}: %v", err)
+	}
+	if len(req.Context) == 0 {
+		return errs.Malformed("context", "is required")
+	}
+	ctx, err := evaluation.ParseContext(req.Context)
+	if err != nil {
+		return errs.Invalid("context", "%v", err)
+	}
+	rs := key.Entry.Compiled
+	clientOnly := key.Kind == ruleset.KeyClient
+	out := make(map[string]flagResult, len(req.Flags))
+	if len(req.Flags) == 0 {
+		for _, r := range rs.EvaluateAll(ctx, clientOnly) {
+			out[r.FlagKey()] = a.result(r, "evaluate")
+		}
+	} else {
+		for _, k := range req.Flags {
+			var r evaluation.Result
+			if visible(rs, k, clientOnly) {
+				r = rs.Evaluate(k, ctx)
+			} else {
+				r = evaluation.Result{Reason: evaluation.ReasonError, ErrorCode: evaluation.ErrorFlagNotFound, RuleIndex: -1}
+			}
+			out[k] = a.result(r, "evaluate")
+		}
+	}
+	return c.JSON(fiber.Map{"flags": out, "version": key.Entry.Version})
+}
+
+func visible(rs *evaluation.Ruleset, key string, clientOnly bool) bool {
+	info, ok := rs.Flag(key)
+	return ok && (!clientOnly || info.ClientSide)
+}
+
+func (a *API) result(r evaluation.Result, endpoint string) flagResult {
+	a.metrics.evaluations.WithLabelValues(endpoint, string(r.Reason)).Inc()
+	out := flagResult{Reason: string(r.Reason), ErrorCode: string(r.ErrorCode), RuleID: r.RuleID(), Version: r.FlagVersion(),
+		ExperimentKey: r.ExperimentKey()}
+	if r.Variation != nil {
+		out.Value, out.Variation = r.Variation.Value, r.Variation.Key
+	}
+	return out
+}
+
+// --- OpenFeature Remote Evaluation Protocol ---
+
+type ofrepRequest struct {
+	Context map[string]json.RawMessage `json:"context"`
+}
+
+type ofrepSuccess struct {
+	Key      string          `json:"key"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Reason   string          `json:"reason"`
+	Variant  string          `json:"variant,omitempty"`
+	Metadata map[string]any  `json:"metadata"`
+}
+
+type ofrepFailure struct {
+	Key          string `json:"key"`
+	ErrorCode    string `json:"errorCode"`
+	ErrorDetails string `json:"errorDetails,omitempty"`
+}
+
+// ofrepContext turns an OpenFeature evaluation context into a Switchyard context: the
+// targetingKey is the key, "kind" (default user) the context kind, every other attribute an
+// attribute. A context with kind "multi" is passed through as a Switchyard multi context.
+func ofrepContext(in map[string]json.RawMessage) (evaluation.Context, error) {
+	if in == nil {
+		return evaluation.Context{}, errors.New("context is required")
+	}
+	var kind string
+	if raw, ok := in["kind"]; ok {
+		if err := json.Unmarshal(raw, &kind); err != nil {
+			return evaluation.Context{}, errors.New("kind must be a string")
+		}
+	}
+	if kind == "multi" {
+		raw, _ := json.Marshal(in)
+		return evaluation.ParseContext(raw)
+	}
+	out := make(map[string]json.RawMessage, len(in)+1)
+	for k, v := range in {
+		switch k {
+		case "targetingKey":
+			out["key"] = v
+		case "key":
+			if _, set := in["targetingKey"]; !set {
+				out["key"] = v
+			}
+		default:
+			out[k] = v
+		}
+	}
+	if kind == "" {
+		out["kind"] = json.RawMessage(`"user"`)
+	}
+	raw, _ := json.Marshal(out)
+	return evaluation.ParseContext(raw)
+}
+
+func (a *API) ofrepEvaluate(e *rulesets.Entry, flag string, ctx evaluation.Context, clientOnly bool) (any, int) {
+	if !visible(e.Compiled, flag, clientOnly) {
+		return ofrepFailure{Key: flag, ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: fmt.Sprintf("flag %q not found", flag)}, fiber.StatusNotFound
+	}
+	r := e.Compiled.Evaluate(flag, ctx)
+	a.metrics.evaluations.WithLabelValues("ofrep", string(r.Reason)).Inc()
+	if r.Reason == evaluation.ReasonError {
+		code := string(r.ErrorCode)
+		switch r.ErrorCode {
+		case evaluation.ErrorTargetingKeyMissing, evaluation.ErrorInvalidContext, evaluation.ErrorParse:
+		default:
+			code = "GENERAL"
+		}
+		return ofrepFailure{Key: flag, ErrorCode: code, ErrorDetails: "evaluation failed: " + string(r.ErrorCode)}, fiber.StatusBadRequest
+	}
+	meta := map[string]any{"flagVersion": r.FlagVersion()}
+	if id := r.RuleID(); id != "" {
+		meta["ruleId"] = id
+	}
+	if x := r.ExperimentKey(); x != "" {
+		meta["experimentKey"] = x
+	}
+	out := ofrepSuccess{Key: flag, Reason: string(r.Reason), Metadata: meta}
+	if r.Variation != nil {
+		out.Value, out.Variant = r.Variation.Value, r.Variation.Key
+	} // else: no value — the provider serves the code default (OFREP ADR 0006).
+	return out, fiber.StatusOK
+}
+
+func (a *API) ofrepOne(c *fiber.Ctx) error {
+	key := keyOf(c)
+	flag := c.Params("key")
+	var req ofrepRequest
+	if err := json.Unmarshal(c.Body(), &req); err != nil {
+		return c.Status(fiber.StatusBadRequest).JSON(ofrepFailure{Key: flag, ErrorCode: "INVALID_CONTEXT", ErrorDetails: "body must be {\"context\": {...}}"})
+	}
+	ctx, err := ofrepContext(req.Context)
+	if err != nil {
+		code := contextErrorCode(err)
+		return c.Status(fiber.StatusBadRequest).JSON(ofrepFailure{Key: flag, ErrorCode: code, ErrorDetails: err.Error()})
+	}
+	body, status := a.ofrepEvaluate(key.Entry, flag, ctx, key.Kind == ruleset.KeyClient)
+	return c.Status(status).JSON(body)
+}
+
+// ofrepAll evaluates every visible flag. Its ETag covers the ruleset version and the context,
+// so a client polling with If-None-Match gets 304 until either changes.
+func (a *API) ofrepAll(c *fiber.Ctx) error {
+	key := keyOf(c)
+	var req ofrepRequest
+	if err := json.Unmarshal(c.Body(), &req); err != nil {
+		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"errorCode": "INVALID_CONTEXT", "errorDetails": "body must be {\"context\": {...}}"})
+	}
+	ctx, err := ofrepContext(req.Context)
+	if err != nil {
+		code := contextErrorCode(err)
+		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"errorCode": code, "errorDetails": err.Error()})
+	}
+	h := fnv.New64a()
+	h.Write(c.Body())
+	etag := fmt.Sprintf(`"%s-%d-%x"`, key.Entry.EnvID, key.Entry.Version, h.Sum64())
+	c.Set(fiber.HeaderETag, etag)
+	if c.Get(fiber.HeaderIfNoneMatch) == etag {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	clientOnly := key.Kind == ruleset.KeyClient
+	flags := []any{}
+	for _, k := range key.Entry.Compiled.FlagKeys() {
+		if !visible(key.Entry.Compiled, k, clientOnly) {
+			continue
+		}
+		body, _ := a.ofrepEvaluate(key.Entry, k, ctx, clientOnly)
+		flags = append(flags, body)
+	}
+	return c.JSON(fiber.Map{"flags": flags})
+}
+
+func contextErrorCode(err error) string {
+	if errors.Is(err, evaluation.ErrTargetingKeyMissing) {
+		return "TARGETING_KEY_MISSING"
+	}
+	return "INVALID_CONTEXT"
+}
+
+// ofrepConfiguration describes the relay to OFREP providers that ask.
+func (a *API) ofrepConfiguration(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{
+		"name": "switchyard",
+		"capabilities": fiber.Map{
+			"cacheInvalidation": fiber.Map{"polling": fiber.Map{"enabled": true, "minPollingIntervalMs": 1000}},
+			"flagEvaluation":    fiber.Map{"supportedTypes": []string{"boolean", "string", "int", "float", "object"}},
+		},
+	})
+}

@@ -1,0 +1,317 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+func TestRulesetPollingETagGzipAndAuth(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 3, true))
+	r := startRelay(t, testConfig(t, name, t.TempDir()))
+	r.waitVersion(t, "env1", 3)
+	server, client := relaytest.Keys("env1")
+
+	resp, body := get(t, "GET", r.base+"/sdk/v1/ruleset", server, "")
+	if resp.StatusCode != 200 || resp.Header.Get("ETag") != `"env1-3"` || resp.Header.Get("X-Switchyard-Stale") != "" {
+		t.Fatalf("ruleset: %d %v", resp.StatusCode, resp.Header)
+	}
+	var rs ruleset.Ruleset
+	if err := json.Unmarshal(body, &rs); err != nil || rs.Version != 3 || rs.Flag("banner") == nil {
+		t.Fatalf("body: %v", err)
+	}
+	resp, body = get(t, "GET", r.base+"/sdk/v1/ruleset", "Bearer "+server, "", "If-None-Match", `"env1-3"`)
+	if resp.StatusCode != 304 || len(body) != 0 {
+		t.Fatalf("If-None-Match: %d", resp.StatusCode)
+	}
+	resp, body = get(t, "GET", r.base+"/sdk/v1/ruleset", server, "", "Accept-Encoding", "gzip")
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatal("gzip not served")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if !bytes.Equal(plain, r.app.Store.Get("env1").JSON) {
+		t.Fatal("gzip body differs from the ruleset")
+	}
+	resp, body = get(t, "GET", r.base+"/sdk/v1/ruleset", client, "")
+	if resp.StatusCode != 403 {
+		t.Fatalf("client key on the server endpoint: %d", resp.StatusCode)
+	}
+	for _, k := range []string{"", "sdk-srv-nope", server + "x"} {
+		resp, body = get(t, "GET", r.base+"/sdk/v1/ruleset", k, "")
+		if resp.StatusCode != 401 || strings.Contains(string(body), "env1") {
+			t.Fatalf("key %q: %d %s", k, resp.StatusCode, body)
+		}
+	}
+}
+
+// readPut reads SSE lines until a put event, returning its ruleset and whether pings came first.
+func readPut(t testing.TB, br *bufio.Reader) (ruleset.Ruleset, int) {
+	t.Helper()
+	pings := 0
+	event := ""
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended: %v", err)
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == ": ping":
+			pings++
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "put":
+			var rs ruleset.Ruleset
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &rs); err != nil {
+				t.Fatalf("put is not a ruleset: %v", err)
+			}
+			return rs, pings
+		}
+	}
+}
+
+func openStream(t testing.TB, base, key string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/sdk/v1/stream", nil)
+	req.Header.Set("Authorization", key)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %v", resp.StatusCode, resp.Header)
+	}
+	return resp, bufio.NewReaderSize(resp.Body, 1<<20)
+}
+
+// TestStreamAcrossTwoRelays: two relays on the same topic stream every change, in order,
+// with heartbeats in between.
+func TestStreamAcrossTwoRelays(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, false))
+	a := startRelay(t, testConfig(t, name, t.TempDir()))
+	b := startRelay(t, testConfig(t, name, t.TempDir()))
+	a.waitVersion(t, "env1", 1)
+	b.waitVersion(t, "env1", 1)
+	server, _ := relaytest.Keys("env1")
+	_, sa := openStream(t, a.base, server)
+	_, sb := openStream(t, b.base, server)
+	for _, s := range []*bufio.Reader{sa, sb} {
+		if rs, _ := readPut(t, s); rs.Version != 1 || rs.Flag("banner").On {
+			t.Fatalf("first put: version %d", rs.Version)
+		}
+	}
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 2, true))
+	for _, s := range []*bufio.Reader{sa, sb} {
+		if rs, _ := readPut(t, s); rs.Version != 2 || !rs.Flag("banner").On {
+			t.Fatalf("update: version %d", rs.Version)
+		}
+	}
+	// An older record (a lagging publisher) is never streamed.
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, false))
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 3, false))
+	rs, _ := readPut(t, sa)
+	if rs.Version != 3 {
+		t.Fatalf("after an older record, want version 3, got %d", rs.Version)
+	}
+	// Heartbeats (1 s in tests) arrive while nothing changes.
+	deadline := time.Now().Add(5 * time.Second)
+	pings := 0
+	for pings < 2 && time.Now().Before(deadline) {
+		line, err := sb.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, ": ping") {
+			pings++
+		}
+	}
+	if pings < 2 {
+		t.Fatal("no heartbeats")
+	}
+	if n := a.app.Store.Subscribers(); n != 1 {
+		t.Fatalf("open streams on relay a: %d", n)
+	}
+}
+
+func TestRemoteEvaluationAndOFREP(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
+	r := startRelay(t, testConfig(t, name, t.TempDir()))
+	r.waitVersion(t, "env1", 1)
+	server, client := relaytest.Keys("env1")
+
+	var out struct {
+		Flags map[string]flagResultJSON `json:"flags"`
+	}
+	resp, body := get(t, "POST", r.base+"/sdk/v1/evaluate", client, `{"context":{"kind":"user","key":"u1","plan":"beta"}}`)
+	if resp.StatusCode != 200 || json.Unmarshal(body, &out) != nil {
+		t.Fatalf("evaluate: %d %s", resp.StatusCode, body)
+	}
+	if len(out.Flags) != 1 || out.Flags["banner"].Reason != "TARGETING_MATCH" || string(out.Flags["banner"].Value) != "true" || out.Flags["banner"].RuleID != "beta" {
+		t.Fatalf("client key must see only client-side flags, evaluated: %s", body)
+	}
+	resp, body = get(t, "POST", r.base+"/sdk/v1/evaluate", server, `{"context":{"key":"u1"},"flags":["limit","ghost"]}`)
+	json.Unmarshal(body, &out)
+	if out.Flags["limit"].Variation != "high" || out.Flags["limit"].Reason != "DEFAULT" || out.Flags["ghost"].ErrorCode != "FLAG_NOT_FOUND" {
+		t.Fatalf("server key: %s", body)
+	}
+	resp, body = get(t, "POST", r.base+"/sdk/v1/evaluate", client, `{"context":{"key":"u1"},"flags":["limit"]}`)
+	json.Unmarshal(body, &out)
+	if out.Flags["limit"].ErrorCode != "FLAG_NOT_FOUND" {
+		t.Fatalf("a server-only flag leaked to a client key: %s", body)
+	}
+	if resp, _ = get(t, "POST", r.base+"/sdk/v1/evaluate", client, `{"context":{"kind":"multi"}}`); resp.StatusCode != 422 {
+		t.Fatalf("invalid context: %d", resp.StatusCode)
+	}
+
+	// OFREP, single flag: success, not found, missing targeting key, X-API-Key auth.
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/limit", "Bearer "+server, `{"context":{"targetingKey":"u1"}}`)
+	var one map[string]any
+	json.Unmarshal(body, &one)
+	if resp.StatusCode != 200 || one["key"] != "limit" || one["value"] != float64(100) || one["variant"] != "high" || one["reason"] != "DEFAULT" {
+		t.Fatalf("OFREP single: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/ghost", "", `{"context":{"targetingKey":"u1"}}`, "X-API-Key", server)
+	json.Unmarshal(body, &one)
+	if resp.StatusCode != 404 || one["errorCode"] != "FLAG_NOT_FOUND" {
+		t.Fatalf("OFREP not found: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/banner", server, `{"context":{"plan":"beta"}}`)
+	json.Unmarshal(body, &one)
+	if resp.StatusCode != 400 || one["errorCode"] != "TARGETING_KEY_MISSING" {
+		t.Fatalf("OFREP no targeting key: %d %s", resp.StatusCode, body)
+	}
+	// OFREP bulk with ETag.
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", client, `{"context":{"targetingKey":"u2"}}`)
+	var bulk struct {
+		Flags []map[string]any `json:"flags"`
+	}
+	json.Unmarshal(body, &bulk)
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || len(bulk.Flags) != 1 || bulk.Flags[0]["key"] != "banner" || bulk.Flags[0]["reason"] != "SPLIT" || etag == "" {
+		t.Fatalf("OFREP bulk: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", client, `{"context":{"targetingKey":"u2"}}`, "If-None-Match", etag); resp.StatusCode != 304 {
+		t.Fatalf("OFREP bulk 304: %d", resp.StatusCode)
+	}
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 2, false))
+	r.waitVersion(t, "env1", 2)
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", client, `{"context":{"targetingKey":"u2"}}`, "If-None-Match", etag)
+	json.Unmarshal(body, &bulk)
+	if resp.StatusCode != 200 || bulk.Flags[0]["reason"] != "DISABLED" || bulk.Flags[0]["value"] != false {
+		t.Fatalf("OFREP bulk after a change: %d %s", resp.StatusCode, body)
+	}
+
+	// CORS preflight for browsers.
+	resp, _ = get(t, "OPTIONS", r.base+"/ofrep/v1/evaluate/flags", "", "", "Origin", "https://shop.example", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization,content-type")
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+		t.Fatalf("CORS preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+type flagResultJSON struct {
+	Value     json.RawMessage `json:"value"`
+	Variation string          `json:"variation"`
+	Reason    string          `json:"reason"`
+	ErrorCode string          `json:"error_code"`
+	RuleID    string          `json:"rule_id"`
+}
+
+func TestPerKeyRateLimit(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
+	cfg := testConfig(t, name, t.TempDir())
+	cfg.ClientRate = 5
+	r := startRelay(t, cfg)
+	r.waitVersion(t, "env1", 1)
+	server, client := relaytest.Keys("env1")
+	limited := 0
+	for i := 0; i < 30; i++ {
+		resp, _ := get(t, "POST", r.base+"/sdk/v1/evaluate", client, `{"context":{"key":"u"}}`)
+		if resp.StatusCode == 429 {
+			limited++
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		}
+	}
+	if limited == 0 {
+		t.Fatal("client key never limited at 5 req/s")
+	}
+	if resp, _ := get(t, "GET", r.base+"/sdk/v1/ruleset", server, ""); resp.StatusCode != 200 {
+		t.Fatalf("the server key has its own budget: %d", resp.StatusCode)
+	}
+}
+
+func TestMalformedRulesetKeepsThePreviousOne(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
+	produce(t, prod, "env1", []byte(`{"schema_version":1,"environment":{"id":"env1"},"version":2,"flags":"oops"}`))
+	produceRuleset(t, prod, relaytest.Ruleset("env2", 1, true)) // a marker after the bad record
+	r := startRelay(t, testConfig(t, name, t.TempDir()))
+	r.waitVersion(t, "env2", 1)
+	if e := r.app.Store.Get("env1"); e == nil || e.Version != 1 {
+		t.Fatalf("malformed record replaced the ruleset: %+v", e)
+	}
+	resp, body := get(t, "GET", r.base+"/metrics", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `evalrelay_ruleset_records_total{outcome="rejected"} 1`) {
+		t.Fatalf("rejection not counted: %s", body)
+	}
+	if !strings.Contains(string(body), `evalrelay_ruleset_version{environment="env1"`) {
+		t.Fatal("per-environment version metric missing")
+	}
+}
+
+// TestBootsFromDiskWhenKafkaIsDown: a relay that read the topic once restarts with no
+// reachable broker and serves what it had, marked stale.
+func TestBootsFromDiskWhenKafkaIsDown(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 4, true))
+	dir := t.TempDir()
+	first := startRelay(t, testConfig(t, name, dir))
+	first.waitVersion(t, "env1", 4)
+	first.stop()
+
+	cfg := testConfig(t, name, dir)
+	cfg.KafkaBrokers = "127.0.0.1:1" // nothing listens there: Kafka is down for this relay
+	second := startRelay(t, cfg)
+	server, _ := relaytest.Keys("env1")
+	resp, body := get(t, "GET", second.base+"/sdk/v1/ruleset", server, "")
+	var rs ruleset.Ruleset
+	if resp.StatusCode != 200 || json.Unmarshal(body, &rs) != nil || rs.Version != 4 {
+		t.Fatalf("serving from disk: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-Switchyard-Stale") != "true" {
+		t.Fatal("stale header missing while Kafka is unreachable")
+	}
+	if resp, _ := get(t, "GET", second.base+"/readyz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("a relay serving from disk is ready: %d", resp.StatusCode)
+	}
+	resp, body = get(t, "GET", second.base+"/metrics", "", "")
+	if !strings.Contains(string(body), "evalrelay_stale 1") {
+		t.Fatal("stale metric not set")
+	}
+	_, sse := openStream(t, second.base, server)
+	if got, _ := readPut(t, sse); got.Version != 4 {
+		t.Fatal(fmt.Sprint("stream from disk: ", got.Version))
+	}
+}

@@ -1,0 +1,190 @@
+// Package feed keeps a relay's rulesets current from the compacted Kafka topic: it reads the
+// topic from the beginning (every relay reads every partition; relays never coordinate),
+// applies each record to the store, and tracks whether the relay has caught up and whether
+// the broker is reachable — serving from the disk cache, marked stale, when it is not.
+package feed
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
+)
+
+// Config configures a Feed.
+type Config struct {
+	Brokers []string
+	Topic   string
+	// Probe is how often the broker's reachability is checked (staleness).
+	Probe time.Duration
+}
+
+// Feed consumes rulesets into a store.
+type Feed struct {
+	cfg   Config
+	store *rulesets.Store
+	log   *slog.Logger
+
+	caughtUp atomic.Bool
+	applied  *prometheus.CounterVec
+
+	posMu sync.Mutex
+	pos   map[int32]int64 // next offset to consume, per partition
+}
+
+// New returns a feed; reg may be nil.
+func New(cfg Config, store *rulesets.Store, log *slog.Logger, reg prometheus.Registerer) *Feed {
+	if cfg.Probe == 0 {
+		cfg.Probe = 3 * time.Second
+	}
+	f := &Feed{cfg: cfg, store: store, log: log, pos: map[int32]int64{},
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evalrelay_ruleset_records_total", Help: "Ruleset records consumed, by outcome (applied, stale, rejected, deleted).",
+		}, []string{"outcome"})}
+	if reg != nil {
+		reg.MustRegister(f.applied)
+	}
+	return f
+}
+
+// CaughtUp reports whether the feed has read the topic up to where it ended at start-up.
+func (f *Feed) CaughtUp() bool { return f.caughtUp.Load() }
+
+// Name implements lifecycle.Component.
+func (f *Feed) Name() string { return "ruleset feed" }
+
+// Run consumes until ctx is cancelled.
+func (f *Feed) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(f.cfg.Brokers...),
+		kgo.ConsumeTopics(f.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(128<<20),
+		kgo.BrokerMaxReadBytes(256<<20),
+		kgo.FetchMaxPartitionBytes(64<<20),
+		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.MetadataMinAge(time.Second),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	go f.watch(ctx, cl)
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				f.log.Debug("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fetches.EachRecord(f.apply)
+	}
+}
+
+func (f *Feed) apply(r *kgo.Record) {
+	defer func() {
+		f.posMu.Lock()
+		f.pos[r.Partition] = r.Offset + 1
+		f.posMu.Unlock()
+	}()
+	env := string(r.Key)
+	e, err := f.store.Apply(env, r.Value)
+	switch {
+	case r.Value == nil:
+		f.applied.WithLabelValues("deleted").Inc()
+		f.log.Info("environment deleted", "environment", env)
+	case errors.Is(err, rulesets.ErrStale):
+		f.applied.WithLabelValues("stale").Inc()
+	case errors.Is(err, rulesets.ErrMalformed):
+		f.applied.WithLabelValues("rejected").Inc()
+		f.log.Warn("malformed ruleset rejected; keeping the previous one", "environment", env, "offset", r.Offset, "err", err)
+	case errors.Is(err, rulesets.ErrPersist):
+		f.applied.WithLabelValues("applied").Inc()
+		f.log.Warn("ruleset served but not written to disk", "environment", env, "err", err)
+	case err != nil:
+		f.log.Warn("ruleset not applied", "environment", env, "err", err)
+	default:
+		f.applied.WithLabelValues("applied").Inc()
+		f.log.Debug("ruleset applied", "environment", env, "version", e.Version)
+	}
+}
+
+// watch probes the broker: unreachable means stale; it also decides when the feed caught up
+// (the consumer's position reached the end offsets listed when the broker first answered).
+func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
+	adm := kadm.NewClient(cl)
+	var target kadm.ListedOffsets
+	t := time.NewTicker(f.cfg.Probe)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, f.cfg.Probe)
+		ends, err := adm.ListEndOffsets(pctx, f.cfg.Topic)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil || ends.Error() != nil {
+			if !f.store.Stale() {
+				f.log.Warn("Kafka unreachable; serving the last rulesets, marked stale", "err", firstErr(err, ends.Error()))
+			}
+			f.store.SetStale(true)
+		} else {
+			if target == nil {
+				target = ends
+			}
+			if !f.caughtUp.Load() && f.reached(target) {
+				f.caughtUp.Store(true)
+				f.log.Info("caught up with the ruleset topic", "environments", len(f.store.Entries()))
+			}
+			if f.caughtUp.Load() {
+				if f.store.Stale() {
+					f.log.Info("Kafka reachable again; rulesets are current")
+				}
+				f.store.SetStale(false)
+			}
+		}
+		wait := f.cfg.Probe
+		if !f.caughtUp.Load() {
+			wait = 50 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-t.C:
+		}
+	}
+}
+
+// reached reports whether the consumer has consumed up to the target end offsets.
+func (f *Feed) reached(target kadm.ListedOffsets) bool {
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
+	ok := true
+	target.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 && f.pos[o.Partition] < o.Offset {
+			ok = false
+		}
+	})
+	return ok
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,317 @@
+// Package rulesets holds the newest ruleset of every environment a relay serves: compiled for
+// evaluation, pre-serialized and pre-compressed (so serving one is a memory copy), indexed by
+// the hashes of its SDK keys, persisted atomically to disk (so a relay boots without Kafka),
+// and broadcast to streaming subscribers without letting a slow one hold up the rest.
+package rulesets
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+// Entry is one environment's current ruleset. Entries are immutable once published.
+type Entry struct {
+	EnvID       string
+	Environment ruleset.Environment
+	Version     int64
+	Compiled    *evaluation.Ruleset
+	// JSON and Gzip are the ruleset as served; ETag is "<environment id>-<version>", quoted.
+	JSON, Gzip  []byte
+	ETag        string
+	GeneratedAt time.Time
+	ReceivedAt  time.Time
+	keys        []ruleset.SDKKey
+}
+
+// Key is an SDK key's grant: its environment and kind.
+type Key struct {
+	Entry *Entry
+	Kind  ruleset.KeyKind
+}
+
+type keyGrant struct {
+	env       string
+	kind      ruleset.KeyKind
+	expiresAt *time.Time
+}
+
+// snapshot is an immutable view swapped atomically on every change: readers never lock.
+type snapshot struct {
+	envs map[string]*Entry
+	keys map[[sha256.Size]byte]keyGrant
+}
+
+// Errors of Apply.
+var (
+	// ErrMalformed: the record is not a usable ruleset; the previous one is kept.
+	ErrMalformed = errors.New("malformed ruleset")
+	// ErrStale: the record's version is not newer than the one served; it is ignored.
+	ErrStale = errors.New("ruleset version is not newer")
+	// ErrPersist: the ruleset is served but could not be written to disk.
+	ErrPersist = errors.New("ruleset served but not persisted")
+)
+
+// Store is the set of rulesets a relay serves.
+type Store struct {
+	snap atomic.Pointer[snapshot]
+	dir  string
+
+	mu   sync.Mutex // serializes writers and guards subs
+	subs map[string]map[*Subscriber]struct{}
+
+	stale atomic.Bool
+	now   func() time.Time
+}
+
+// New returns an empty store persisting to dir (empty: no persistence).
+func New(dir string) *Store {
+	s := &Store{dir: dir, subs: map[string]map[*Subscriber]struct{}{}, now: time.Now}
+	s.snap.Store(&snapshot{envs: map[string]*Entry{}, keys: map[[sha256.Size]byte]keyGrant{}})
+	return s
+}
+
+// header is the part of a ruleset the relay itself needs beyond evaluation.
+type header struct {
+	SchemaVersion int                 `json:"schema_version"`
+	Environment   ruleset.Environment `json:"environment"`
+	Version       int64               `json:"version"`
+	GeneratedAt   time.Time           `json:"generated_at"`
+	SDKKeys       []ruleset.SDKKey    `json:"sdk_keys"`
+}
+
+// Build validates and prepares a ruleset for serving, without installing it.
+func Build(envID string, raw []byte, receivedAt time.Time) (*Entry, error) {
+	var h header
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if h.Environment.ID != envID {
+		return nil, fmt.Errorf("%w: environment id %q under key %q", ErrMalformed, h.Environment.ID, envID)
+	}
+	for i, k := range h.SDKKeys {
+		if _, err := hex.DecodeString(strings.TrimPrefix(k.Hash, "sha256:")); err != nil || !strings.HasPrefix(k.Hash, "sha256:") || len(k.Hash) != 71 {
+			return nil, fmt.Errorf("%w: sdk_keys[%d].hash", ErrMalformed, i)
+		}
+	}
+	if bytes.ContainsAny(raw, "\r\n") {
+		// The stream carries a ruleset on one SSE data line: keep it free of raw newlines.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		raw = buf.Bytes()
+	}
+	compiled, err := evaluation.CompileJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	// Serve exactly what was published, minus nothing: SDKs ignore sdk_keys (hashes only).
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	return &Entry{
+		EnvID: envID, Environment: h.Environment, Version: h.Version, Compiled: compiled, JSON: raw, Gzip: gz.Bytes(),
+		ETag: fmt.Sprintf(`"%s-%d"`, envID, h.Version), GeneratedAt: h.GeneratedAt, ReceivedAt: receivedAt, keys: h.SDKKeys,
+	}, nil
+}
+
+// Apply installs a ruleset record (raw nil: the environment was deleted). It rejects
+// malformed records and versions not newer than the one served, keeping the previous ruleset.
+func (s *Store) Apply(envID string, raw []byte) (*Entry, error) {
+	if raw == nil {
+		s.remove(envID)
+		return nil, nil
+	}
+	e, err := Build(envID, raw, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.install(e, true); err != nil {
+		if errors.Is(err, ErrPersist) {
+			return e, err
+		}
+		return nil, err
+	}
+	return e, nil
+}
+
+func (s *Store) install(e *Entry, persist bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snap.Load()
+	if cur := old.envs[e.EnvID]; cur != nil && e.Version <= cur.Version {
+		return fmt.Errorf("%w: have %d, got %d", ErrStale, cur.Version, e.Version)
+	}
+	next := &snapshot{envs: make(map[string]*Entry, len(old.envs)+1), keys: make(map[[sha256.Size]byte]keyGrant, len(old.keys)+len(e.keys))}
+	for id, x := range old.envs {
+		next.envs[id] = x
+	}
+	next.envs[e.EnvID] = e
+	for h, g := range old.keys {
+		if g.env != e.EnvID {
+			next.keys[h] = g
+		}
+	}
+	for _, k := range e.keys {
+		var h [sha256.Size]byte
+		_, _ = hex.Decode(h[:], []byte(strings.TrimPrefix(k.Hash, "sha256:")))
+		next.keys[h] = keyGrant{env: e.EnvID, kind: k.Kind, expiresAt: k.ExpiresAt}
+	}
+	s.snap.Store(next)
+	// Streams first: the disk write (with its fsync) must not delay propagation.
+	for sub := range s.subs[e.EnvID] {
+		sub.offer(e)
+	}
+	if persist && s.dir != "" {
+		if err := writeFileAtomic(filepath.Join(s.dir, e.EnvID+".json"), e.JSON); err != nil {
+			// Serving goes on from memory; the next record retries the write.
+			return fmt.Errorf("%w: %v", ErrPersist, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) remove(envID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.snap.Load()
+	if _, ok := old.envs[envID]; !ok {
+		return
+	}
+	next := &snapshot{envs: make(map[string]*Entry, len(old.envs)), keys: make(map[[sha256.Size]byte]keyGrant, len(old.keys))}
+	for id, x := range old.envs {
+		if id != envID {
+			next.envs[id] = x
+		}
+	}
+	for h, g := range old.keys {
+		if g.env != envID {
+			next.keys[h] = g
+		}
+	}
+	s.snap.Store(next)
+	if s.dir != "" {
+		_ = os.Remove(filepath.Join(s.dir, envID+".json"))
+	}
+	for sub := range s.subs[envID] {
+		sub.end()
+	}
+	delete(s.subs, envID)
+}
+
+// Authenticate finds the environment of an SDK key by its hash. Unknown, expired and
+// deleted keys are all simply not found.
+func (s *Store) Authenticate(key string) (Key, bool) {
+	if key == "" {
+		return Key{}, false
+	}
+	h := sha256.Sum256([]byte(key))
+	snap := s.snap.Load()
+	g, ok := snap.keys[h]
+	if !ok || (g.expiresAt != nil && !s.now().Before(*g.expiresAt)) {
+		return Key{}, false
+	}
+	e := snap.envs[g.env]
+	if e == nil {
+		return Key{}, false
+	}
+	return Key{Entry: e, Kind: g.kind}, true
+}
+
+// Get returns an environment's current entry.
+func (s *Store) Get(envID string) *Entry { return s.snap.Load().envs[envID] }
+
+// Entries returns every current entry.
+func (s *Store) Entries() []*Entry {
+	snap := s.snap.Load()
+	out := make([]*Entry, 0, len(snap.envs))
+	for _, e := range snap.envs {
+		out = append(out, e)
+	}
+	return out
+}
+
+// SetStale records whether the relay serves from its disk cache because Kafka is unreachable.
+// Going from stale to fresh ends every stream, so SDKs reconnect and see the header go away.
+func (s *Store) SetStale(stale bool) {
+	if was := s.stale.Swap(stale); was && !stale {
+		s.mu.Lock()
+		for _, subs := range s.subs {
+			for sub := range subs {
+				if sub.Stale {
+					sub.end()
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Stale reports whether the relay serves from its disk cache.
+func (s *Store) Stale() bool { return s.stale.Load() }
+
+// LoadDisk installs every ruleset persisted in the store's directory; it returns how many.
+func (s *Store) LoadDisk() (int, error) {
+	if s.dir == "" {
+		return 0, nil
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return 0, err
+	}
+	files, err := filepath.Glob(filepath.Join(s.dir, "*.json"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		envID := strings.TrimSuffix(filepath.Base(f), ".json")
+		info, _ := os.Stat(f)
+		e, err := Build(envID, raw, info.ModTime())
+		if err != nil {
+			continue // a corrupt file is skipped; Kafka will bring the environment back
+		}
+		if s.install(e, false) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".ruleset-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -11,7 +11,6 @@ SERVICES="flagsvc:8080 evalrelay:8081 ingest:8082 stats:8083 jobs:8084 dashboard
 export SWITCHYARD_PG_DSN=${SWITCHYARD_PG_DSN:-postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB?sslmode=disable}
 export SWITCHYARD_KAFKA_BROKERS=${SWITCHYARD_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}
 export SWITCHYARD_CLICKHOUSE_ADDR=${SWITCHYARD_CLICKHOUSE_ADDR:-$CH_HOST:$CH_PORT}
-export SWITCHYARD_STATE_DIR=${SWITCHYARD_STATE_DIR:-$DATA/state}
 
 port_of() { local name=$1 default=$2 var; var="SWITCHYARD_$(echo "$name" | tr a-z A-Z)_PORT"; echo "${!var:-$default}"; }
 exists() { [[ -d $ROOT/$1/cmd/$1 ]]; }
@@ -35,7 +34,6 @@ build() {
 
 up() {
   build
-  mkdir -p "$SWITCHYARD_STATE_DIR"
   for entry in $SERVICES; do
     local name=${entry%%:*} port
     exists "$name" || continue
@@ -47,7 +45,9 @@ up() {
     fi
     if port_open 127.0.0.1 "$port"; then die "port $port for $name is taken by another process"; fi
     log "starting $name on :$port"
-    SWITCHYARD_HTTP_ADDR=127.0.0.1:$port nohup "$BIN/$name" serve >>"$logfile" 2>&1 </dev/null &
+    mkdir -p "$DATA/state/$name"
+    SWITCHYARD_HTTP_ADDR=127.0.0.1:$port SWITCHYARD_STATE_DIR=$DATA/state/$name \
+      nohup "$BIN/$name" serve >>"$logfile" 2>&1 </dev/null &
     echo $! >"$pid_file"
     wait_until 60 "$logfile" "$name" curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" \
       || die "$name did not become ready"

@@ -42,7 +42,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "HTTP listen address")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "127.0.0.1:19092", "comma-separated Kafka bootstrap brokers")
-	fs.StringVar(&c.RulesetTopic, "ruleset-topic", kafka.TopicRulesets, "compacted topic the flag service publishes rulesets to")
+	fs.StringVar(&c.RulesetTopic, "rulesets-topic", kafka.TopicRulesets, "compacted topic the flag service publishes rulesets to")
 	fs.StringVar(&c.StateDir, "state-dir", ".data/state/evalrelay", "directory for the on-disk ruleset cache (boot without Kafka)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of SSE heartbeats")
 	fs.Float64Var(&c.ServerRate, "server-key-rate", 50000, "requests per second allowed per server SDK key (0: unlimited)")
@@ -61,7 +61,7 @@ func (c *Config) Validate() error {
 	case len(kafka.SplitBrokers(c.KafkaBrokers)) == 0:
 		return config.Invalid("kafka-brokers", "at least one broker is required")
 	case c.RulesetTopic == "":
-		return config.Invalid("ruleset-topic", "is required")
+		return config.Invalid("rulesets-topic", "is required")
 	case c.Heartbeat < time.Second || c.Heartbeat > 15*time.Second:
 		return config.Invalid("heartbeat", "must be between 1s and 15s (SDKs expect one at least every 15 s)")
 	case c.ServerRate < 0 || c.ClientRate < 0:

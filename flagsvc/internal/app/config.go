@@ -31,7 +31,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PGDSN, "pg-dsn", "postgres://switchyard:switchyard@127.0.0.1:15432/switchyard?sslmode=disable", "Postgres connection string")
 	fs.IntVar(&c.PGMaxConns, "pg-max-conns", 20, "maximum Postgres connections")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "127.0.0.1:19092", "comma-separated Kafka bootstrap brokers")
-	fs.StringVar(&c.RulesetTopic, "ruleset-topic", kafka.TopicRulesets, "compacted topic rulesets are published to")
+	fs.StringVar(&c.RulesetTopic, "rulesets-topic", kafka.TopicRulesets, "compacted topic rulesets are published to")
 	fs.DurationVar(&c.PublishSweep, "publish-sweep", 5*time.Second, "how often the publisher looks for unpublished changes without a notification")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight work may take to drain on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -51,7 +51,7 @@ func (c *Config) Validate() error {
 	case len(kafka.SplitBrokers(c.KafkaBrokers)) == 0:
 		return config.Invalid("kafka-brokers", "at least one broker is required")
 	case c.RulesetTopic == "":
-		return config.Invalid("ruleset-topic", "is required")
+		return config.Invalid("rulesets-topic", "is required")
 	case c.PublishSweep < 100*time.Millisecond:
 		return config.Invalid("publish-sweep", "must be at least 100ms")
 	case c.ShutdownTimeout <= 0:

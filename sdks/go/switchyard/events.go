@@ -1,0 +1,478 @@
+package switchyard
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
+)
+
+// Event wire format: sdks/spec/events.schema.json.
+
+type sdkInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+var thisSDK = &sdkInfo{Name: "switchyard-go", Version: Version}
+
+type envelope struct {
+	EventID     string   `json:"event_id"`
+	Type        string   `json:"type"`
+	Timestamp   int64    `json:"timestamp"`
+	ContextKind string   `json:"context_kind,omitempty"`
+	ContextKey  string   `json:"context_key,omitempty"`
+	SDK         *sdkInfo `json:"sdk,omitempty"`
+}
+
+type exposureEvent struct {
+	envelope
+	FlagKey       string `json:"flag_key"`
+	VariationKey  string `json:"variation_key"`
+	FlagVersion   int64  `json:"flag_version"`
+	Reason        string `json:"reason,omitempty"`
+	RuleID        string `json:"rule_id,omitempty"`
+	ExperimentKey string `json:"experiment_key,omitempty"`
+}
+
+type trackEvent struct {
+	envelope
+	EventKey   string         `json:"event_key"`
+	Value      *float64       `json:"value,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+type summaryEvent struct {
+	envelope
+	Start    int64            `json:"start"`
+	End      int64            `json:"end"`
+	Counters []summaryCounter `json:"counters"`
+}
+
+type summaryCounter struct {
+	FlagKey      string `json:"flag_key"`
+	VariationKey string `json:"variation_key"`
+	FlagVersion  int64  `json:"flag_version"`
+	Count        int64  `json:"count"`
+}
+
+type summaryKey struct {
+	flag, variation string
+	version         int64
+}
+
+const (
+	eventsPath = "/v1/events"
+	// maxDedupEntries bounds one generation of the exposure dedup table; a full generation is
+	// rotated early (some exposures are then sent again sooner, never lost).
+	maxDedupEntries = 100000
+	maxProperties   = 50
+)
+
+// exposureKey identifies an exposure for deduplication.
+type exposureKey struct{ kind, key, flag, variation string }
+
+// eventProcessor queues events in a bounded ring buffer (dropping the oldest when full), counts
+// evaluations for summaries, deduplicates exposures, and flushes by size and interval.
+type eventProcessor struct {
+	cfg    EventsConfig
+	url    string
+	sdkKey string
+	http   *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	ring    []any
+	head, n int
+	// Exposure deduplication without reading the clock on the evaluation path (time.Now is not
+	// free): two generations of seen exposures; an exposure is a duplicate while it is in either.
+	// The flush loop rotates the generations every DedupWindow, so an exposure is sent at most once
+	// per window and again after one to two windows.
+	seed         maphash.Seed
+	seen, prev   map[uint64]struct{}
+	rotatedAt    int64 // unix ms of the last rotation
+	summary      map[summaryKey]int64
+	summaryStart int64
+
+	flushCh     chan chan struct{} // a flush request; a non-nil channel is closed when it is done
+	stopCh      chan struct{}
+	done        chan struct{}
+	sendCtx     context.Context
+	cancelSends context.CancelFunc
+	stopOnce    sync.Once
+
+	dropped, sent, failed, deduped atomic.Uint64
+}
+
+func newEventProcessor(cfg Config, log *slog.Logger) *eventProcessor {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &eventProcessor{
+		cfg:          cfg.Events,
+		url:          strings.TrimRight(cfg.EventsURL, "/") + eventsPath,
+		sdkKey:       cfg.SDKKey,
+		http:         cfg.HTTPClient,
+		log:          log,
+		now:          cfg.Now,
+		ring:         make([]any, cfg.Events.Capacity),
+		seed:         maphash.MakeSeed(),
+		seen:         map[uint64]struct{}{},
+		prev:         map[uint64]struct{}{},
+		rotatedAt:    cfg.Now().UnixMilli(),
+		summary:      map[summaryKey]int64{},
+		summaryStart: cfg.Now().UnixMilli(),
+		flushCh:      make(chan chan struct{}, 1),
+		stopCh:       make(chan struct{}),
+		done:         make(chan struct{}),
+		sendCtx:      ctx,
+		cancelSends:  cancel,
+	}
+}
+
+// evaluated records one evaluation: a summary count, and an exposure unless the same context x
+// flag x variation was exposed within the dedup window.
+func (p *eventProcessor) evaluated(ctx *Context, flagKey string, r *evaluation.Result) {
+	variation := r.VariationKey()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.cfg.DisableSummaries {
+		p.summary[summaryKey{flagKey, variation, r.FlagVersion()}]++
+	}
+	if r.Variation == nil {
+		return
+	}
+	kind, key := exposureUnit(ctx, r)
+	id := maphash.Comparable(p.seed, exposureKey{kind, key, flagKey, variation})
+	if _, dup := p.seen[id]; dup {
+		p.deduped.Add(1)
+		return
+	}
+	if _, dup := p.prev[id]; dup {
+		p.deduped.Add(1)
+		return
+	}
+	if len(p.seen) >= maxDedupEntries {
+		p.prev, p.seen = p.seen, make(map[uint64]struct{}, len(p.seen))
+	}
+	p.seen[id] = struct{}{}
+	now := p.now().UnixMilli()
+	p.enqueueLocked(&exposureEvent{
+		envelope:      envelope{EventID: newUUIDv7(now), Type: "exposure", Timestamp: now, ContextKind: kind, ContextKey: key, SDK: thisSDK},
+		FlagKey:       flagKey,
+		VariationKey:  variation,
+		FlagVersion:   r.FlagVersion(),
+		Reason:        string(r.Reason),
+		RuleID:        r.RuleID(),
+		ExperimentKey: r.ExperimentKey(),
+	})
+}
+
+// exposureUnit picks the context kind an exposure is attributed to: the one that decided the
+// result (a rollout's or a target's kind) when the context has it, else the context's primary kind.
+func exposureUnit(ctx *Context, r *evaluation.Result) (kind, key string) {
+	if k := r.ContextKind(); k != "" {
+		if key, ok := ctx.Key(k); ok {
+			return k, key
+		}
+	}
+	return ctx.Primary()
+}
+
+// rotateDedup starts a new dedup generation when the current one is a window old.
+func (p *eventProcessor) rotateDedup() {
+	now := p.now().UnixMilli()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now-p.rotatedAt >= p.cfg.DedupWindow.Milliseconds() {
+		p.prev, p.seen = p.seen, map[uint64]struct{}{}
+		p.rotatedAt = now
+	}
+}
+
+func (p *eventProcessor) track(ctx *Context, eventKey string, value *float64, props map[string]any) {
+	if len(props) > 0 {
+		clean := make(map[string]any, len(props))
+		for k, v := range props {
+			switch v.(type) {
+			case string, bool, float64, float32, int, int64, int32, uint, uint64, uint32:
+				if len(clean) < maxProperties && len(k) <= 128 {
+					clean[k] = v
+				}
+			}
+		}
+		props = clean
+	}
+	now := p.now().UnixMilli()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// One event per kind, so that an experiment bucketed by any of the context's kinds finds it.
+	for _, kind := range ctx.Kinds() {
+		key, _ := ctx.Key(kind)
+		p.enqueueLocked(&trackEvent{
+			envelope:   envelope{EventID: newUUIDv7(now), Type: "track", Timestamp: now, ContextKind: kind, ContextKey: key, SDK: thisSDK},
+			EventKey:   eventKey,
+			Value:      value,
+			Properties: props,
+		})
+	}
+}
+
+func (p *eventProcessor) enqueueLocked(ev any) {
+	if p.n == len(p.ring) {
+		p.ring[p.head] = nil
+		p.head = (p.head + 1) % len(p.ring)
+		p.n--
+		p.dropped.Add(1)
+	}
+	p.ring[(p.head+p.n)%len(p.ring)] = ev
+	p.n++
+	if p.n >= p.cfg.BatchSize {
+		p.requestFlush()
+	}
+}
+
+func (p *eventProcessor) requestFlush() {
+	select {
+	case p.flushCh <- nil:
+	default: // a flush is already pending
+	}
+}
+
+// flushAndWait asks for a flush and waits until it is done (delivered, given up, or ctx ended).
+func (p *eventProcessor) flushAndWait(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case p.flushCh <- done:
+	case <-p.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-p.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *eventProcessor) stats() EventStats {
+	p.mu.Lock()
+	n := p.n
+	p.mu.Unlock()
+	return EventStats{Queued: n, Dropped: p.dropped.Load(), Sent: p.sent.Load(), Failed: p.failed.Load(), Deduplicated: p.deduped.Load()}
+}
+
+func (p *eventProcessor) run(ctx context.Context) {
+	defer close(p.done)
+	ticker := time.NewTicker(p.cfg.FlushInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.stopCh:
+			return
+		case <-ticker.C:
+			p.rotateDedup()
+			p.flush(p.sendCtx, true)
+		case done := <-p.flushCh:
+			p.rotateDedup()
+			p.flush(p.sendCtx, done != nil)
+			if done != nil {
+				close(done)
+			}
+		}
+	}
+}
+
+// close stops the flush loop and sends whatever is left, within ctx's deadline.
+func (p *eventProcessor) close(ctx context.Context) error {
+	p.stopOnce.Do(func() { close(p.stopCh) })
+	stop := context.AfterFunc(ctx, p.cancelSends) // a flush in progress must not outlive the deadline
+	defer stop()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+	}
+	p.flush(ctx, true)
+	p.cancelSends()
+	if n := p.stats().Queued; n > 0 || ctx.Err() != nil {
+		return fmt.Errorf("switchyard: closing: events not delivered before the deadline: %w", ctx.Err())
+	}
+	return nil
+}
+
+// flush sends every queued event, plus (withSummary) the evaluation counts since the last summary.
+func (p *eventProcessor) flush(ctx context.Context, withSummary bool) {
+	p.mu.Lock()
+	batch := make([]any, 0, p.n+1)
+	for p.n > 0 {
+		batch = append(batch, p.ring[p.head])
+		p.ring[p.head] = nil
+		p.head = (p.head + 1) % len(p.ring)
+		p.n--
+	}
+	if withSummary && len(p.summary) > 0 {
+		now := p.now().UnixMilli()
+		s := &summaryEvent{
+			envelope: envelope{EventID: newUUIDv7(now), Type: "summary", Timestamp: now, SDK: thisSDK},
+			Start:    p.summaryStart,
+			End:      now,
+		}
+		for k, n := range p.summary {
+			s.Counters = append(s.Counters, summaryCounter{FlagKey: k.flag, VariationKey: k.variation, FlagVersion: k.version, Count: n})
+		}
+		p.summary = map[summaryKey]int64{}
+		p.summaryStart = now
+		batch = append(batch, s)
+	}
+	p.mu.Unlock()
+	for len(batch) > 0 {
+		n := min(len(batch), p.cfg.BatchSize)
+		p.send(ctx, batch[:n])
+		batch = batch[n:]
+	}
+}
+
+// send delivers one batch: retried with jittered backoff on network errors and 5xx, after
+// Retry-After on 429/503, never on other 4xx; dropped (and counted) after MaxAttempts.
+func (p *eventProcessor) send(ctx context.Context, events []any) {
+	body, err := json.Marshal(events)
+	if err != nil {
+		p.log.Error("events do not encode; dropping them", "error", err, "events", len(events))
+		p.failed.Add(uint64(len(events)))
+		return
+	}
+	encoding := ""
+	if !p.cfg.DisableGzip {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		body, encoding = buf.Bytes(), "gzip"
+	}
+	b := backoff{initial: p.cfg.InitialBackoff, max: p.cfg.MaxBackoff}
+	for attempt := 1; ; attempt++ {
+		wait, done := p.post(ctx, body, encoding, len(events), &b)
+		if done {
+			return
+		}
+		if attempt >= p.cfg.MaxAttempts || ctx.Err() != nil {
+			p.log.Warn("giving up on an event batch", "events", len(events), "attempts", attempt)
+			p.failed.Add(uint64(len(events)))
+			return
+		}
+		if !sleep(ctx, wait) {
+			p.failed.Add(uint64(len(events)))
+			return
+		}
+	}
+}
+
+// post makes one attempt; done means the batch is settled (accepted or rejected for good),
+// otherwise wait is the delay before the next attempt.
+func (p *eventProcessor) post(ctx context.Context, body []byte, encoding string, n int, b *backoff) (wait time.Duration, done bool) {
+	reqCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		p.log.Error("bad events URL", "error", err)
+		p.failed.Add(uint64(n))
+		return 0, true
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	req.Header.Set("Authorization", p.sdkKey)
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := p.http.Do(req)
+	if err != nil {
+		p.log.Warn("sending events failed", "error", err)
+		return b.next(), false
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		accepted := n
+		var ack struct {
+			Accepted *int `json:"accepted"`
+		}
+		if json.Unmarshal(respBody, &ack) == nil && ack.Accepted != nil && *ack.Accepted >= 0 && *ack.Accepted <= n {
+			accepted = *ack.Accepted
+		}
+		if accepted < n {
+			p.log.Warn("the collector rejected some events", "rejected", n-accepted, "response", string(respBody))
+		}
+		p.sent.Add(uint64(accepted))
+		p.failed.Add(uint64(n - accepted))
+		return 0, true
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		d, ok := retryAfter(resp.Header.Get("Retry-After"), p.now())
+		if !ok {
+			d = b.next()
+		}
+		return min(d, p.cfg.MaxRetryAfter), false
+	case code >= 400 && code < 500:
+		p.log.Error("the collector refused an event batch; not retrying", "status", code, "response", string(respBody))
+		p.failed.Add(uint64(n))
+		return 0, true
+	default:
+		p.log.Warn("the collector failed; will retry", "status", code)
+		return b.next(), false
+	}
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	if h == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// newUUIDv7 returns an RFC 9562 version 7 UUID: 48 bits of Unix milliseconds, then random bits
+// (math/rand/v2's generator is seeded from the OS and safe for concurrent use).
+func newUUIDv7(unixMilli int64) string {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
+	binary.BigEndian.PutUint64(u[0:], uint64(unixMilli)<<16|uint64(rand.Uint32()&0xffff))
+	u[6] = 0x70 | (u[6] & 0x0f) // version 7
+	u[8] = 0x80 | (u[8] & 0x3f) // variant 10
+	var out [36]byte
+	hex.Encode(out[0:8], u[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], u[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], u[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], u[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], u[10:])
+	return string(out[:])
+}

@@ -1,0 +1,405 @@
+package switchyard_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
+)
+
+// fakeClock is a settable clock for dedup windows.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// eventsClient returns a TestData-fed client sending to collector, flushing only when asked.
+func eventsClient(t *testing.T, collector *fakeCollector, events switchyard.EventsConfig, now func() time.Time) (*switchyard.Client, *switchyard.TestData) {
+	t.Helper()
+	td := switchyard.NewTestData()
+	if events.FlushInterval == 0 {
+		events.FlushInterval = time.Hour
+	}
+	if events.InitialBackoff == 0 {
+		events.InitialBackoff, events.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	}
+	c, err := switchyard.New(switchyard.Config{SDKKey: sdkKey, EventsURL: collector.server.URL, DataSource: td, Events: events, Now: now, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, td
+}
+
+var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestExposuresAreDeduplicated(t *testing.T) {
+	collector := newFakeCollector(t)
+	clock := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}
+	c, td := eventsClient(t, collector, switchyard.EventsConfig{DedupWindow: time.Hour}, clock.Now)
+	td.SetFlag(ruleset.Flag{
+		Key: "exp", Kind: ruleset.KindBoolean, Version: 4, On: true,
+		Variations: []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
+		Rules: []ruleset.Rule{{ID: "beta", Clauses: []ruleset.Clause{{Attribute: "beta", Op: ruleset.OpIn, Values: []any{true}}},
+			Serve: ruleset.Serve{Rollout: &ruleset.Rollout{ExperimentKey: "exp-1", Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 100000}, {Variation: "off", Weight: 0}}}}}},
+		Fallthrough: ruleset.Serve{Variation: "off"},
+	})
+	beta := switchyard.NewContext("alice", switchyard.Attr("beta", true))
+	betaEvaluations := 0
+	evalBeta := func() {
+		betaEvaluations++
+		c.Bool(beta, "exp", false)
+	}
+	for range 100 {
+		evalBeta() // one exposure: alice x exp x on
+	}
+	c.Bool(alice, "exp", false)                        // another variation: a second exposure
+	c.Bool(switchyard.NewContext("bob"), "exp", false) // another context: a third
+	c.Bool(alice, "missing", false)                    // fallback: no exposure, only a summary count
+	if s := c.EventStats(); s.Queued != 3 || s.Deduplicated != 99 {
+		t.Errorf("stats = %+v, want 3 queued and 99 deduplicated", s)
+	}
+	// The dedup table rotates at flush time, once per window: an exposure is not repeated within
+	// the window, and is repeated after one to two windows.
+	flush := func() {
+		if err := c.FlushAndWait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(59 * time.Minute)
+	flush()
+	evalBeta()
+	clock.Advance(2 * time.Minute) // one window: the exposure moves to the previous generation
+	flush()
+	evalBeta()
+	if s := c.EventStats(); s.Queued != 0 || s.Deduplicated != 101 {
+		t.Errorf("inside two windows: stats = %+v", s)
+	}
+	clock.Advance(61 * time.Minute) // a second window: forgotten
+	flush()
+	evalBeta()
+	if s := c.EventStats(); s.Queued != 1 {
+		t.Errorf("after two windows: stats = %+v, want the exposure queued again", s)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exposures := collector.received("exposure")
+	if len(exposures) != 4 {
+		t.Fatalf("%d exposures: %v", len(exposures), exposures)
+	}
+	first := exposures[0]
+	for field, want := range map[string]any{"flag_key": "exp", "variation_key": "on", "context_kind": "user", "context_key": "alice",
+		"flag_version": 4.0, "reason": "SPLIT", "rule_id": "beta", "experiment_key": "exp-1", "timestamp": 1_700_000_000_000.0} {
+		if first[field] != want {
+			t.Errorf("exposure %s = %v, want %v", field, first[field], want)
+		}
+	}
+	if second := exposures[1]; second["variation_key"] != "off" || second["experiment_key"] != nil || second["reason"] != "DEFAULT" {
+		t.Errorf("second exposure = %v", second)
+	}
+	ids := map[any]bool{}
+	for _, e := range collector.received("") {
+		id, _ := e["event_id"].(string)
+		if !uuidV7.MatchString(id) || ids[id] {
+			t.Errorf("event_id %q is not a fresh UUIDv7", id)
+		}
+		ids[id] = true
+	}
+	// Every FlushAndWait and Close sends the summary of the counts since the previous one.
+	summaries := collector.received("summary")
+	if len(summaries) != 4 {
+		t.Fatalf("%d summaries", len(summaries))
+	}
+	counts := map[string]float64{}
+	for _, s := range summaries {
+		if s["start"].(float64) > s["end"].(float64) {
+			t.Errorf("summary window %v..%v", s["start"], s["end"])
+		}
+		for _, raw := range s["counters"].([]any) {
+			ctr := raw.(map[string]any)
+			counts[ctr["flag_key"].(string)+"/"+ctr["variation_key"].(string)] += ctr["count"].(float64)
+		}
+	}
+	if want := map[string]float64{"exp/on": float64(betaEvaluations), "exp/off": 2, "missing/": 1}; !equalCounts(counts, want) {
+		t.Errorf("summary counters = %v, want %v", counts, want)
+	}
+	if collector.gzipped.Load() == 0 || !collector.authOK.Load() {
+		t.Error("events must be gzipped and carry the SDK key")
+	}
+}
+
+func equalCounts(a, b map[string]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExposureAttributedToTheBucketedKind(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, td := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	td.SetFlag(ruleset.Flag{
+		Key: "by-device", Kind: ruleset.KindBoolean, On: true,
+		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
+		Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{ContextKind: "device", Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 100000}}}},
+	})
+	c.Bool(switchyard.NewMultiContext(alice, switchyard.NewKindContext("device", "d1")), "by-device", false)
+	c.Track(switchyard.NewMultiContext(alice, switchyard.NewKindContext("device", "d1")), "purchase", 9.5)
+	c.Close()
+	exp := collector.received("exposure")
+	if len(exp) != 1 || exp[0]["context_kind"] != "device" || exp[0]["context_key"] != "d1" {
+		t.Errorf("exposure = %v, want it attributed to device d1", exp)
+	}
+	tracks := collector.received("track")
+	var kinds []string
+	for _, tr := range tracks {
+		kinds = append(kinds, tr["context_kind"].(string))
+		if tr["value"] != 9.5 || tr["event_key"] != "purchase" {
+			t.Errorf("track = %v", tr)
+		}
+	}
+	sort.Strings(kinds)
+	if len(kinds) != 2 || kinds[0] != "device" || kinds[1] != "user" {
+		t.Errorf("track kinds = %v, want one per kind", kinds)
+	}
+}
+
+func TestTrack(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	c.Track(alice, "checkout", 42.5)
+	c.TrackEvent(alice, "signup", switchyard.TrackOptions{Properties: map[string]any{"plan": "pro", "seats": 3, "nested": map[string]any{"x": 1}}})
+	c.Track(switchyard.NewContext(""), "invalid-context", 1) // dropped: no key
+	c.Close()
+	tracks := collector.received("track")
+	if len(tracks) != 2 {
+		t.Fatalf("tracks = %v", tracks)
+	}
+	if tracks[0]["value"] != 42.5 || tracks[0]["context_key"] != "alice" {
+		t.Errorf("first track = %v", tracks[0])
+	}
+	props, _ := tracks[1]["properties"].(map[string]any)
+	if _, hasValue := tracks[1]["value"]; hasValue || props["plan"] != "pro" || props["seats"] != 3.0 || props["nested"] != nil {
+		t.Errorf("second track = %v", tracks[1])
+	}
+}
+
+func TestFlushBySize(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{BatchSize: 10, DisableSummaries: true}, nil)
+	for range 25 {
+		c.Track(alice, "click", 1)
+	}
+	eventually(t, "two full batches without waiting for the interval", func() bool { return len(collector.received("track")) >= 20 })
+	for i, body := range collector.requestBodies() {
+		var batch []any
+		_ = json.Unmarshal(body, &batch)
+		if len(batch) > 10 {
+			t.Errorf("request %d carried %d events, more than BatchSize", i, len(batch))
+		}
+	}
+}
+
+func TestFlushByInterval(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{FlushInterval: 10 * time.Millisecond}, nil)
+	c.Track(alice, "tick", 1)
+	eventually(t, "the interval flush", func() bool { return len(collector.received("track")) == 1 })
+}
+
+func TestDropOldestWhenFull(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{Capacity: 5, BatchSize: 100, DisableSummaries: true}, nil)
+	for i := range 8 {
+		c.Track(alice, "e", float64(i)) // never blocks: 0, 1 and 2 are pushed out
+	}
+	if s := c.EventStats(); s.Queued != 5 || s.Dropped != 3 {
+		t.Errorf("stats = %+v, want 5 queued, 3 dropped", s)
+	}
+	c.Close()
+	var values []float64
+	for _, e := range collector.received("track") {
+		values = append(values, e["value"].(float64))
+	}
+	if len(values) != 5 || values[0] != 3 || values[4] != 7 {
+		t.Errorf("delivered values %v, want 3..7", values)
+	}
+}
+
+func TestRetriesWithBackoff(t *testing.T) {
+	collector := newFakeCollector(t)
+	collector.respond = func(n int, w http.ResponseWriter) bool {
+		if n <= 2 {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	}
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	c.Track(alice, "retry-me", 1)
+	c.Flush()
+	eventually(t, "delivery on the third attempt", func() bool { return c.EventStats().Sent == 1 })
+	if s := c.EventStats(); s.Sent != 1 || s.Failed != 0 || len(collector.received("track")) != 1 {
+		t.Errorf("stats = %+v", s)
+	}
+	// Every attempt carried the same event, with the same id (the collector deduplicates on it).
+	var ids []string
+	for _, body := range collector.requestBodies() {
+		var batch []map[string]any
+		_ = json.Unmarshal(body, &batch)
+		ids = append(ids, batch[0]["event_id"].(string))
+	}
+	if len(ids) != 3 || ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("event ids per attempt = %v", ids)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	collector := newFakeCollector(t)
+	collector.respond = func(n int, w http.ResponseWriter) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		if n == 2 {
+			w.Header().Set("Retry-After", "3600") // capped by MaxRetryAfter
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true, MaxRetryAfter: 1500 * time.Millisecond}, nil)
+	c.Track(alice, "slow-down", 1)
+	c.Flush()
+	eventually(t, "delivery after two Retry-After waits", func() bool { return len(collector.received("track")) == 1 })
+	at := collector.attemptTimes()
+	if gap := at[1].Sub(at[0]); gap < 900*time.Millisecond {
+		t.Errorf("retried %v after a 429 asking for 1 s", gap)
+	}
+	if gap := at[2].Sub(at[1]); gap < 1400*time.Millisecond || gap > 4*time.Second {
+		t.Errorf("retried %v after a 503 asking for an hour, capped at 1.5 s", gap)
+	}
+}
+
+func TestClientErrorsAreNotRetried(t *testing.T) {
+	collector := newFakeCollector(t)
+	collector.respond = func(n int, w http.ResponseWriter) bool {
+		http.Error(w, `{"error":{"code":"invalid_argument"}}`, http.StatusBadRequest)
+		return true
+	}
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	c.Track(alice, "bad", 1)
+	c.Flush()
+	eventually(t, "the batch to be settled", func() bool { return c.EventStats().Failed == 1 })
+	c.Close()
+	if n := len(collector.attemptTimes()); n != 1 {
+		t.Errorf("%d attempts for a 400, want 1", n)
+	}
+}
+
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	collector := newFakeCollector(t)
+	collector.respond = func(n int, w http.ResponseWriter) bool {
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	}
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true, MaxAttempts: 3}, nil)
+	c.Track(alice, "doomed", 1)
+	c.Flush()
+	eventually(t, "giving up", func() bool { return c.EventStats().Failed == 1 })
+	if n := len(collector.attemptTimes()); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+}
+
+func TestPartialAcceptance(t *testing.T) {
+	collector := newFakeCollector(t)
+	collector.respond = func(n int, w http.ResponseWriter) bool {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"accepted":1,"rejected":{"invalid_timestamp":1}}`))
+		return true
+	}
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	c.Track(alice, "a", 1)
+	c.Track(alice, "b", 1)
+	c.Close()
+	if s := c.EventStats(); s.Sent != 1 || s.Failed != 1 {
+		t.Errorf("stats = %+v, want 1 sent, 1 failed", s)
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{}, nil)
+	c.Track(alice, "last-words", 1)
+	c.Bool(alice, "f", false)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(collector.received("track")) != 1 || len(collector.received("summary")) != 1 {
+		t.Errorf("after Close: %v", collector.received(""))
+	}
+}
+
+func TestCloseRespectsItsDeadline(t *testing.T) {
+	collector := newFakeCollector(t)
+	release := make(chan struct{})
+	collector.respond = func(n int, w http.ResponseWriter) bool {
+		<-release // the collector hangs
+		return false
+	}
+	defer close(release)
+	td := switchyard.NewTestData()
+	c, err := switchyard.New(switchyard.Config{SDKKey: sdkKey, EventsURL: collector.server.URL, DataSource: td, CloseTimeout: 100 * time.Millisecond, Logger: quiet,
+		Events: switchyard.EventsConfig{FlushInterval: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Track(alice, "stuck", 1)
+	start := time.Now()
+	if err := c.Close(); err == nil {
+		t.Error("Close reported success although nothing was delivered")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v with a 100 ms deadline", d)
+	}
+}
+
+func TestEventsOffByDefaultWithTestData(t *testing.T) {
+	td := switchyard.NewTestData()
+	c, err := switchyard.New(switchyard.Config{DataSource: td, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Track(alice, "x", 1)
+	if s := c.EventStats(); s != (switchyard.EventStats{}) {
+		t.Errorf("events recorded without an events URL: %+v", s)
+	}
+}

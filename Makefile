@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 BENCH_TIME ?= 1s
 
 .PHONY: up down install infra-up infra-down services-up services-down status build seed \
-        test test-go test-other node-deps vet bench bench-eval bench-stats clean logs
+        test test-go test-other node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc clean logs
 
 ## up: install what is missing, start Postgres, Kafka, ClickHouse and every service, seed a demo.
 up: install infra-up services-up seed
@@ -67,13 +67,25 @@ test-other:
 	@if [ -x scripts/test-other.sh ]; then scripts/test-other.sh; fi
 
 ## bench: run the benchmarks and print their results (docs/benchmarks.md records them).
-bench: bench-eval bench-stats
+## bench-eval and bench-stats need nothing running; bench-relay and bench-flagsvc run against `make up`.
+bench: bench-eval bench-stats bench-relay bench-flagsvc
 
+# Local evaluation: Switchyard's engine and client beside LaunchDarkly's and GrowthBook's Go SDKs
+# (a separate module outside the workspace, so they never become dependencies).
 bench-eval:
-	@if [ -d sdks/go/evaluation ]; then cd sdks/go && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...; fi
+	cd sdks/go/benchcompare && GOWORK=off go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) .
+
+# Relay: 304s and remote evaluation under wrk, propagation to 1,000 streaming SDK clients.
+bench-relay: up
+	scripts/bench-relay.sh
+
+# Flag service: toggle latency at 200 req/s, commit-to-Kafka-ack, list/search over 10,000 flags.
+bench-flagsvc: up
+	cd flagsvc && go build -o ../.data/bin/flagsvcbench ./cmd/flagsvcbench
+	.data/bin/flagsvcbench -token-file .data/admin-token -rate 200 -duration 30s -list-flags 10000
 
 bench-stats:
-	@if [ -d stats/engine ]; then cd stats && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...; fi
+	cd stats && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...
 
 clean: down
 	rm -rf .data

@@ -49,7 +49,7 @@ up() {
     SWITCHYARD_HTTP_ADDR=127.0.0.1:$port SWITCHYARD_STATE_DIR=$DATA/state/$name \
       nohup "$BIN/$name" serve >>"$logfile" 2>&1 </dev/null &
     echo $! >"$pid_file"
-    wait_until 60 "$logfile" "$name" curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" \
+    wait_until 60 "$logfile" "$name" curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" \
       || die "$name did not become ready"
   done
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/pprof"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/api"
@@ -36,6 +37,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	AccessLog       bool
+	Pprof           bool
 }
 
 // RegisterFlags implements config.Config.
@@ -51,6 +53,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to drain on shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log every request")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for load tests)")
 }
 
 // Validate implements config.Config.
@@ -106,6 +109,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 	})
 	web := httpapi.New(httpapi.Options{Service: "evalrelay", Logger: log, Registry: reg, AccessLog: cfg.AccessLog, BodyLimit: 1 << 20})
 	health.Mount(web, checks, reg)
+	if cfg.Pprof {
+		web.Use(pprof.New())
+	}
 	api.Mount(web, api.Config{Heartbeat: cfg.Heartbeat, ServerRate: cfg.ServerRate, ClientRate: cfg.ClientRate, CORSOrigins: cfg.CORSOrigins}, store, reg)
 	return &App{Config: cfg, Log: log, Store: store, Feed: f, HTTP: web}, nil
 }
@@ -115,6 +121,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 func (a *App) Components() []lifecycle.Component {
 	return []lifecycle.Component{
 		a.Feed,
+		a.Store,
 		&httpapi.Server{App: a.HTTP, Addr: a.Config.HTTPAddr, ShutdownTimeout: a.Config.ShutdownTimeout, Log: a.Log},
 		lifecycle.Func{ComponentName: "stream closer", Fn: func(ctx context.Context) error {
 			<-ctx.Done()

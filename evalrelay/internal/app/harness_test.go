@@ -58,7 +58,7 @@ func startRelay(t testing.TB, cfg Config) *relay {
 		t.Fatal(err)
 	}
 	comps := a.Components()
-	comps[1] = &httpapi.Server{App: a.HTTP, Listener: ln, Addr: ln.Addr().String(), ShutdownTimeout: 5 * time.Second}
+	comps[2] = &httpapi.Server{App: a.HTTP, Listener: ln, Addr: ln.Addr().String(), ShutdownTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- lifecycle.Run(ctx, log, 10*time.Second, comps...) }()

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
+	"github.com/switchyard-io/switchyard/platform/kafka"
 )
 
 // Config configures a Feed.
@@ -72,11 +73,19 @@ func (f *Feed) Run(ctx context.Context) error {
 		kgo.FetchMaxPartitionBytes(64<<20),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.MetadataMinAge(time.Second),
+		kgo.MetadataMaxAge(10*time.Second),
 	)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	// Create the topic if the flag service has not yet, so consumption starts at once (a
+	// consumer of a missing topic only notices it at its next metadata refresh).
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := kafka.EnsureTopics(ectx, cl, kafka.RulesetTopic(f.cfg.Topic)); err != nil {
+		f.log.Warn("could not ensure the rulesets topic", "err", err)
+	}
+	cancel()
 	go f.watch(ctx, cl)
 	for {
 		fetches := cl.PollFetches(ctx)
@@ -88,16 +97,33 @@ func (f *Feed) Run(ctx context.Context) error {
 				f.log.Debug("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		fetches.EachRecord(f.apply)
+		// Within a fetch only the newest record of each environment matters: skipping the older
+		// ones makes catching up with a long (not yet compacted) topic cheap.
+		// If the newest is malformed, the one before it is tried, and so on.
+		var order []string
+		byKey := map[string][]*kgo.Record{}
+		fetches.EachRecord(func(r *kgo.Record) {
+			k := string(r.Key)
+			if _, seen := byKey[k]; !seen {
+				order = append(order, k)
+			}
+			byKey[k] = append(byKey[k], r)
+			f.posMu.Lock()
+			f.pos[r.Partition] = r.Offset + 1
+			f.posMu.Unlock()
+		})
+		for _, k := range order {
+			recs := byKey[k]
+			for i := len(recs) - 1; i >= 0; i-- {
+				if !errors.Is(f.apply(recs[i]), rulesets.ErrMalformed) {
+					break
+				}
+			}
+		}
 	}
 }
 
-func (f *Feed) apply(r *kgo.Record) {
-	defer func() {
-		f.posMu.Lock()
-		f.pos[r.Partition] = r.Offset + 1
-		f.posMu.Unlock()
-	}()
+func (f *Feed) apply(r *kgo.Record) error {
 	env := string(r.Key)
 	e, err := f.store.Apply(env, r.Value)
 	switch {
@@ -109,15 +135,13 @@ func (f *Feed) apply(r *kgo.Record) {
 	case errors.Is(err, rulesets.ErrMalformed):
 		f.applied.WithLabelValues("rejected").Inc()
 		f.log.Warn("malformed ruleset rejected; keeping the previous one", "environment", env, "offset", r.Offset, "err", err)
-	case errors.Is(err, rulesets.ErrPersist):
-		f.applied.WithLabelValues("applied").Inc()
-		f.log.Warn("ruleset served but not written to disk", "environment", env, "err", err)
 	case err != nil:
 		f.log.Warn("ruleset not applied", "environment", env, "err", err)
 	default:
 		f.applied.WithLabelValues("applied").Inc()
 		f.log.Debug("ruleset applied", "environment", env, "version", e.Version)
 	}
+	return err
 }
 
 // watch probes the broker: unreachable means stale; it also decides when the feed caught up

@@ -6,6 +6,7 @@ package rulesets
 
 import (
 	"bytes"
+	"context"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -61,7 +62,7 @@ var (
 	ErrMalformed = errors.New("malformed ruleset")
 	// ErrStale: the record's version is not newer than the one served; it is ignored.
 	ErrStale = errors.New("ruleset version is not newer")
-	// ErrPersist: the ruleset is served but could not be written to disk.
+	// ErrPersist: a ruleset is served but could not be written to disk (yet).
 	ErrPersist = errors.New("ruleset served but not persisted")
 )
 
@@ -75,11 +76,17 @@ type Store struct {
 
 	stale atomic.Bool
 	now   func() time.Time
+
+	// dirty holds rulesets not yet written to disk; the persister writes the newest of each
+	// environment in the background, so disk writes (and their fsyncs) never slow the feed.
+	dirtyMu sync.Mutex
+	dirty   map[string]*Entry
+	wake    chan struct{}
 }
 
 // New returns an empty store persisting to dir (empty: no persistence).
 func New(dir string) *Store {
-	s := &Store{dir: dir, subs: map[string]map[*Subscriber]struct{}{}, now: time.Now}
+	s := &Store{dir: dir, subs: map[string]map[*Subscriber]struct{}{}, now: time.Now, dirty: map[string]*Entry{}, wake: make(chan struct{}, 1)}
 	s.snap.Store(&snapshot{envs: map[string]*Entry{}, keys: map[[sha256.Size]byte]keyGrant{}})
 	return s
 }
@@ -121,7 +128,7 @@ func Build(envID string, raw []byte, receivedAt time.Time) (*Entry, error) {
 	}
 	// Serve exactly what was published, minus nothing: SDKs ignore sdk_keys (hashes only).
 	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
 	_, _ = zw.Write(raw)
 	_ = zw.Close()
 	return &Entry{
@@ -137,14 +144,16 @@ func (s *Store) Apply(envID string, raw []byte) (*Entry, error) {
 		s.remove(envID)
 		return nil, nil
 	}
+	if v, ok := peekVersion(raw); ok {
+		if cur := s.Get(envID); cur != nil && v <= cur.Version {
+			return nil, fmt.Errorf("%w: have %d, got %d", ErrStale, cur.Version, v)
+		}
+	}
 	e, err := Build(envID, raw, s.now())
 	if err != nil {
 		return nil, err
 	}
 	if err := s.install(e, true); err != nil {
-		if errors.Is(err, ErrPersist) {
-			return e, err
-		}
 		return nil, err
 	}
 	return e, nil
@@ -178,12 +187,65 @@ func (s *Store) install(e *Entry, persist bool) error {
 		sub.offer(e)
 	}
 	if persist && s.dir != "" {
-		if err := writeFileAtomic(filepath.Join(s.dir, e.EnvID+".json"), e.JSON); err != nil {
-			// Serving goes on from memory; the next record retries the write.
-			return fmt.Errorf("%w: %v", ErrPersist, err)
+		s.dirtyMu.Lock()
+		s.dirty[e.EnvID] = e
+		s.dirtyMu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
 		}
 	}
 	return nil
+}
+
+// Flush writes every ruleset not yet on disk (the newest of each environment).
+func (s *Store) Flush() error {
+	s.dirtyMu.Lock()
+	dirty := s.dirty
+	s.dirty = map[string]*Entry{}
+	s.dirtyMu.Unlock()
+	var first error
+	for id, e := range dirty {
+		if s.Get(id) != e {
+			continue // replaced or deleted meanwhile; the newer one is (or was) queued
+		}
+		if err := writeFileAtomic(filepath.Join(s.dir, id+".json"), e.JSON); err != nil {
+			if first == nil {
+				first = fmt.Errorf("%w: %v", ErrPersist, err)
+			}
+			s.dirtyMu.Lock()
+			if _, newer := s.dirty[id]; !newer {
+				s.dirty[id] = e // retry at the next flush
+			}
+			s.dirtyMu.Unlock()
+		}
+	}
+	return first
+}
+
+// Name implements lifecycle.Component.
+func (s *Store) Name() string { return "ruleset persister" }
+
+// Run writes changed rulesets to disk in the background until ctx ends, then flushes once more.
+func (s *Store) Run(ctx context.Context) error {
+	if s.dir == "" {
+		<-ctx.Done()
+		return nil
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.Flush()
+		case <-s.wake:
+		case <-retry.C:
+		}
+		_ = s.Flush() // failures stay queued and are retried
+	}
 }
 
 func (s *Store) remove(envID string) {
@@ -206,6 +268,9 @@ func (s *Store) remove(envID string) {
 	}
 	s.snap.Store(next)
 	if s.dir != "" {
+		s.dirtyMu.Lock()
+		delete(s.dirty, envID)
+		s.dirtyMu.Unlock()
 		_ = os.Remove(filepath.Join(s.dir, envID+".json"))
 	}
 	for sub := range s.subs[envID] {
@@ -314,4 +379,31 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// peekVersion reads the top-level "version" without decoding the rest of the document (the
+// flag service writes it near the start), so outdated records are skipped cheaply.
+func peekVersion(raw []byte) (int64, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return 0, false
+		}
+		if name, _ := t.(string); name == "version" {
+			var v int64
+			if dec.Decode(&v) != nil {
+				return 0, false
+			}
+			return v, true
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return 0, false
+		}
+	}
+	return 0, false
 }

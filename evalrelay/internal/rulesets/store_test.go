@@ -41,6 +41,9 @@ func TestApplyOrderingAndRejection(t *testing.T) {
 	if _, err := s.Apply("env1", relaytest.JSON(relaytest.Ruleset("env1", 7, false))); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "env1.json")); err != nil {
 		t.Fatal("not persisted:", err)
 	}

@@ -1,0 +1,256 @@
+// Command relaybench measures the evaluation path against a running stack (make up):
+//
+//	relaybench setup        create a project with 10 client-side flags and SDK keys; print them
+//	                        as shell variables for wrk (scripts/bench-relay.sh)
+//	relaybench propagation  open N streaming Go SDK clients on the relay, toggle a flag through
+//	                        the flag service API M times, and report when each client saw each
+//	                        change (p50/p99), plus the relay's memory per open stream
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/e2e/stack"
+	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(fmt.Errorf("usage: relaybench setup|propagation [flags]"))
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	flagsvc := fs.String("flagsvc-url", "http://127.0.0.1:8080", "flag service URL")
+	relay := fs.String("relay-url", "http://127.0.0.1:8081", "relay URL")
+	tokenFile := fs.String("token-file", ".data/admin-token", "owner API token file")
+	project := fs.String("project", "bench-relay", "project to create")
+	clients := fs.Int("clients", 1000, "streaming SDK clients (propagation)")
+	changes := fs.Int("changes", 20, "flag changes to time (propagation)")
+	relayPid := fs.Int("relay-pid", 0, "relay process id, for memory per stream (propagation)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (propagation)")
+	_ = fs.Parse(os.Args[2:])
+	raw, err := os.ReadFile(*tokenFile)
+	if err != nil {
+		fail(err)
+	}
+	api := stack.API{Base: strings.TrimRight(*flagsvc, "/"), Token: strings.TrimSpace(string(raw))}
+	ctx := context.Background()
+	switch os.Args[1] {
+	case "setup":
+		fail(setup(ctx, api, *project))
+	case "propagation":
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			fail(err)
+			fail(pprof.StartCPUProfile(f))
+			defer pprof.StopCPUProfile()
+		}
+		fail(propagation(ctx, api, *relay, *project, *clients, *changes, *relayPid))
+	default:
+		fail(fmt.Errorf("unknown command %q", os.Args[1]))
+	}
+}
+
+func boolFlag(key string) map[string]any {
+	return map[string]any{"key": key, "kind": "boolean", "client_side": true, "variations": []any{
+		map[string]any{"key": "on", "value": true}, map[string]any{"key": "off", "value": false}}}
+}
+
+// setup creates the project, 10 client-side flags with a rule and a rollout each, and keys.
+func setup(ctx context.Context, api stack.API, project string) error {
+	if _, err := api.Do(ctx, "POST", "/api/v1/projects", map[string]any{"key": project, "name": project}, nil); err != nil {
+		return err
+	}
+	for i := 0; i < 10; i++ {
+		key := fmt.Sprintf("flag-%d", i)
+		if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags", boolFlag(key), nil); err != nil {
+			return err
+		}
+		cfg := map[string]any{"on": true, "off_variation": "off",
+			"rules": []any{map[string]any{"clauses": []any{
+				map[string]any{"attribute": "country", "op": "in", "values": []string{"DE", "FR"}},
+				map[string]any{"attribute": "plan", "op": "in", "values": []string{"pro", "enterprise"}},
+			}, "serve": map[string]any{"variation": "on"}}},
+			"fallthrough": map[string]any{"rollout": map[string]any{"variations": []any{
+				map[string]any{"variation": "on", "weight": 30000}, map[string]any{"variation": "off", "weight": 70000}}}}}
+		if _, err := api.Do(ctx, "PUT", "/api/v1/projects/"+project+"/flags/"+key+"/environments/production", cfg, nil); err != nil {
+			return err
+		}
+	}
+	keys := map[string]string{}
+	for _, kind := range []string{"server", "client"} {
+		var k struct {
+			Key string `json:"key"`
+		}
+		if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/environments/production/sdk-keys", map[string]any{"kind": kind}, &k); err != nil {
+			return err
+		}
+		keys[kind] = k.Key
+	}
+	var env struct {
+		ID string `json:"id"`
+	}
+	if _, err := api.Do(ctx, "GET", "/api/v1/projects/"+project+"/environments/production", nil, &env); err != nil {
+		return err
+	}
+	fmt.Printf("SERVER_KEY=%s\nCLIENT_KEY=%s\nENV_ID=%s\n", keys["server"], keys["client"], env.ID)
+	return nil
+}
+
+func rssKB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// propagation measures API change → every streaming client sees it.
+func propagation(ctx context.Context, api stack.API, relay, project string, n, changes, pid int) error {
+	if _, err := api.Do(ctx, "POST", "/api/v1/projects", map[string]any{"key": project, "name": project}, nil); err != nil &&
+		!strings.Contains(err.Error(), "409") {
+		return err
+	}
+	if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags", boolFlag("propagate"), nil); err != nil &&
+		!strings.Contains(err.Error(), "409") {
+		return err
+	}
+	var k struct {
+		Key string `json:"key"`
+	}
+	if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/environments/production/sdk-keys", map[string]any{"kind": "server"}, &k); err != nil {
+		return err
+	}
+	// The relay learns the new key with the next ruleset: wait for it before connecting.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		req, _ := http.NewRequest("GET", strings.TrimRight(relay, "/")+"/sdk/v1/ruleset", nil)
+		req.Header.Set("Authorization", k.Key)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the relay never accepted the new SDK key")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := rssKB(pid)
+	user := switchyard.NewContext("u1")
+	// seen[i] receives the time client i observed each new value.
+	type obs struct {
+		at time.Time
+		on bool
+	}
+	seen := make([]chan obs, n)
+	var ready atomic.Int64
+	var wg sync.WaitGroup
+	clients := make([]*switchyard.Client, n)
+	sem := make(chan struct{}, 50)
+	for i := 0; i < n; i++ {
+		seen[i] = make(chan obs, changes+4)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := switchyard.New(switchyard.Config{SDKKey: k.Key, RelayURL: relay, InitTimeout: time.Minute,
+				Events: switchyard.EventsConfig{Disabled: true}})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "client:", err)
+				return
+			}
+			c.OnChange(user, func(ch switchyard.FlagChange) {
+				if ch.Key == "propagate" {
+					seen[i] <- obs{at: time.Now(), on: c.Bool(user, "propagate", false)}
+				}
+			})
+			clients[i] = c
+			ready.Add(1)
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	after := rssKB(pid)
+	fmt.Printf("clients streaming: %d\n", ready.Load())
+	if pid > 0 && ready.Load() > 0 {
+		fmt.Printf("relay RSS: %d KB before, %d KB with the streams open: %.1f KB per stream\n", before, after,
+			float64(after-before)/float64(ready.Load()))
+	}
+	var lat, first []time.Duration
+	missed := 0
+	for m := 0; m < changes; m++ {
+		on := m%2 == 0
+		t0 := time.Now()
+		if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/propagate/environments/production/toggle",
+			map[string]any{"on": on}, nil); err != nil {
+			return err
+		}
+		deadline := time.After(10 * time.Second)
+		firstSeen := time.Duration(1 << 62)
+		for i := range clients {
+			if clients[i] == nil {
+				continue
+			}
+		wait:
+			for {
+				select {
+				case o := <-seen[i]:
+					if o.on == on {
+						lat = append(lat, o.at.Sub(t0))
+						firstSeen = min(firstSeen, o.at.Sub(t0))
+						break wait
+					}
+				case <-deadline:
+					missed++
+					break wait
+				}
+			}
+		}
+		first = append(first, firstSeen)
+		time.Sleep(200 * time.Millisecond)
+	}
+	sort.Slice(first, func(i, j int) bool { return first[i] < first[j] })
+	fmt.Printf("first client to see each change (the pipeline without the fan-out): p50 %.1f ms, max %.1f ms\n",
+		ms(first[len(first)/2]), ms(first[len(first)-1]))
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) == 0 {
+		return fmt.Errorf("no client saw any change")
+	}
+	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	fmt.Printf("propagation (API request sent -> client listener fired), %d observations over %d changes, %d missed:\n", len(lat), changes, missed)
+	fmt.Printf("  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), ms(lat[len(lat)-1]))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func fail(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relaybench:", err)
+		os.Exit(1)
+	}
+}

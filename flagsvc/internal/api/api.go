@@ -131,7 +131,12 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 
 func caller(c *fiber.Ctx) audit.Caller {
 	p, _ := c.Locals(principalKey).(*access.Principal)
-	return audit.Caller{P: p, Req: audit.Request{IP: c.IP(), UserAgent: string(c.Request().Header.UserAgent())}}
+	cl := audit.Caller{P: p, Req: audit.Request{IP: c.IP(), UserAgent: string(c.Request().Header.UserAgent())}}
+	// Services (service tokens) may say a change is a scheduled one; people may not.
+	if o := c.Get("X-Switchyard-Origin"); o == "scheduled" && p != nil && p.Actor.Type == "token" {
+		cl.Origin = o
+	}
+	return cl
 }
 
 // ifMatch reads the version a write is based on from If-Match ("3" or W/"3"), or nil.

@@ -347,3 +347,31 @@ func TestFlagUpdateProtectsDependents(t *testing.T) {
 		t.Fatalf("stale flag update: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestScheduledChangesAreMarked: a service (the jobs service) may mark a change as scheduled;
+// a person's token cannot.
+func TestScheduledChangesAreMarked(t *testing.T) {
+	s := newStack(t)
+	p := s.project("shop")
+	s.boolFlag(p, "checkout")
+	jobs := s.serviceToken(domain.RoleAdmin, "", "")
+	path := configPath(p, "checkout", "staging")
+	if r := s.req("POST", path+"/toggle", jobs, map[string]any{"on": true, "comment": "ramp step 1"}, "X-Switchyard-Origin", "scheduled"); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	if r := s.req("POST", path+"/toggle", s.owner, map[string]any{"on": false}, "X-Switchyard-Origin", "scheduled"); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	var hist flags.HistoryPage
+	s.must(200, "GET", path+"/history", nil, &hist)
+	if hist.Items[1].Change != "scheduled" || hist.Items[0].Change != "toggle" {
+		t.Fatalf("changes: %q, %q", hist.Items[1].Change, hist.Items[0].Change)
+	}
+	var page struct {
+		Items []domain.AuditEntry `json:"items"`
+	}
+	s.must(200, "GET", "/api/v1/audit?action=flag_config.scheduled", nil, &page)
+	if len(page.Items) != 1 || page.Items[0].Comment != "ramp step 1" {
+		t.Fatalf("audit: %+v", page.Items)
+	}
+}

@@ -24,6 +24,9 @@ type Request struct {
 type Caller struct {
 	P   *access.Principal
 	Req Request
+	// Origin marks changes made on someone's behalf by a service ("scheduled" for the jobs
+	// service's scheduled changes); empty for direct changes.
+	Origin string
 }
 
 // Resource identifies what an entry is about.

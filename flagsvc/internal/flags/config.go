@@ -65,6 +65,9 @@ func (s *Service) GetConfig(ctx context.Context, c audit.Caller, projectKey, fla
 // validation, a new immutable version with its diff, the audit entry, and the ruleset bump.
 // A change that alters nothing creates no version.
 func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, ch ConfigChange) (domain.FlagEnvironment, error) {
+	if c.Origin == "scheduled" && ch.Change != ChangeKill {
+		ch.Change = ChangeScheduled
+	}
 	var out domain.FlagEnvironment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		p, err := tx.ProjectByKey(ctx, c.P.OrgID, projectKey)

@@ -84,6 +84,8 @@ func FieldDecodeError(field, format string, args ...any) error {
 
 func describeType(goType string) string {
 	switch {
+	case strings.HasSuffix(goType, "Duration"):
+		return `a duration such as "168h"`
 	case strings.HasPrefix(goType, "[]"):
 		return "an array"
 	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):

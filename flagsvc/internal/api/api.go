@@ -14,7 +14,10 @@ import (
 	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/audit"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/environments"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/experiments"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/flags"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/guardrails"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/metrics"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/orgs"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/sdkkeys"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/segments"
@@ -37,6 +40,9 @@ type Services struct {
 	Flags        *flags.Service
 	Segments     *segments.Service
 	SDKKeys      *sdkkeys.Service
+	Metrics      *metrics.Service
+	Experiments  *experiments.Service
+	Guardrails   *guardrails.Service
 }
 
 // API holds the handlers.
@@ -109,6 +115,31 @@ func Mount(app fiber.Router, s Services) {
 	v1.Post(flag+"/environments/:env/kill", a.kill)
 	v1.Post(flag+"/environments/:env/rollback", a.rollback)
 	v1.Get(flag+"/environments/:env/history", a.history)
+
+	metric := "/projects/:project/metrics/:metric"
+	v1.Get("/projects/:project/metrics", a.listMetrics)
+	v1.Post("/projects/:project/metrics", a.createMetric)
+	v1.Get(metric, a.getMetric)
+	v1.Put(metric, a.updateMetric)
+	v1.Delete(metric, a.archiveMetric)
+	v1.Get(metric+"/versions", a.metricVersions)
+
+	exp := "/projects/:project/experiments/:experiment"
+	v1.Get("/experiments", a.listOrgExperiments)
+	v1.Get("/projects/:project/experiments", a.listExperiments)
+	v1.Post("/projects/:project/experiments", a.createExperiment)
+	v1.Get(exp, a.getExperiment)
+	v1.Patch(exp, a.updateExperiment)
+	v1.Delete(exp, a.deleteExperiment)
+	v1.Post(exp+"/start", a.startExperiment)
+	v1.Post(exp+"/stop", a.stopExperiment)
+	v1.Post(exp+"/conclude", a.concludeExperiment)
+
+	v1.Get("/guardrails", a.listOrgGuardrails)
+	v1.Get(env+"/guardrails", a.listGuardrails)
+	v1.Post(env+"/guardrails", a.createGuardrail)
+	v1.Delete(env+"/guardrails/:guardrail", a.disableGuardrail)
+	v1.Post(env+"/guardrails/:guardrail/breach", a.breachGuardrail)
 }
 
 // authenticate resolves the bearer token into a principal; every /api/v1 route but the

@@ -39,7 +39,70 @@ func mutatingEndpoints() []endpointCase {
 	}
 	prepProject := func(s *stack, id string) string { return s.project("p-" + id) }
 	envPath := func(p, env string) string { return "/api/v1/projects/" + p + "/environments/" + env }
+	prepMetric := func(s *stack, p, id string) string {
+		s.must(201, "POST", "/api/v1/projects/"+p+"/metrics", map[string]any{"key": "m-" + id, "kind": "proportion", "event_key": "purchase"}, nil)
+		return "m-" + id
+	}
+	prepExperiment := func(s *stack, p, env, id string, start bool) string {
+		f := prepFlag(s, p, "x"+id)
+		m := prepMetric(s, p, "x"+id)
+		s.must(201, "POST", "/api/v1/projects/"+p+"/experiments", map[string]any{"key": "x-" + id, "environment": env, "flag": f,
+			"control": "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
+			"metrics": map[string]any{"primary": []string{m}, "guardrails": []any{map[string]any{"metric": m, "tolerance": 0.05, "action": "rollback"}}}}, nil)
+		if start {
+			s.must(200, "POST", "/api/v1/projects/"+p+"/experiments/x-"+id+"/start", nil, nil)
+		}
+		return "x-" + id
+	}
+	prepGuardrail := func(s *stack, p, env, id string) string {
+		f := prepFlag(s, p, "g"+id)
+		m := prepMetric(s, p, "g"+id)
+		var g domain.Guardrail
+		s.must(201, "POST", envPath(p, env)+"/guardrails", map[string]any{"flag": f, "metric": m, "tolerance": 0.02, "action": "rollback",
+			"control": "off", "treatments": []string{"on"}}, &g)
+		return g.ID
+	}
 	return []endpointCase{
+		{"create metric", domain.RoleDeveloper, false, func(s *stack, p, env, id string) (string, string, any) {
+			return "POST", "/api/v1/projects/" + p + "/metrics", map[string]any{"key": "n-" + id, "kind": "count", "event_key": "click"}
+		}},
+		{"update metric", domain.RoleDeveloper, false, func(s *stack, p, env, id string) (string, string, any) {
+			return "PUT", "/api/v1/projects/" + p + "/metrics/" + prepMetric(s, p, id), map[string]any{"kind": "proportion", "event_key": "purchase", "name": "Edited"}
+		}},
+		{"archive metric", domain.RoleProjectAdmin, false, func(s *stack, p, env, id string) (string, string, any) {
+			return "DELETE", "/api/v1/projects/" + p + "/metrics/" + prepMetric(s, p, id), nil
+		}},
+		{"create experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			f, m := prepFlag(s, p, id), prepMetric(s, p, id)
+			return "POST", "/api/v1/projects/" + p + "/experiments", map[string]any{"key": "c-" + id, "environment": env, "flag": f, "control": "off",
+				"variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
+				"metrics": map[string]any{"primary": []string{m}}}
+		}},
+		{"edit experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "PATCH", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, false), map[string]any{"hypothesis": "h"}
+		}},
+		{"delete experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "DELETE", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, false), nil
+		}},
+		{"start experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "POST", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, false) + "/start", nil
+		}},
+		{"stop experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "POST", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, true) + "/stop", nil
+		}},
+		{"conclude experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "POST", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, true) + "/conclude", map[string]any{"outcome": "ship", "variation": "on"}
+		}},
+		{"create guardrail", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			f, m := prepFlag(s, p, id), prepMetric(s, p, id)
+			return "POST", envPath(p, env) + "/guardrails", map[string]any{"flag": f, "metric": m, "tolerance": 0.02, "control": "off", "treatments": []string{"on"}}
+		}},
+		{"disable guardrail", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "DELETE", envPath(p, env) + "/guardrails/" + prepGuardrail(s, p, env, id), nil
+		}},
+		{"report guardrail breach", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
+			return "POST", envPath(p, env) + "/guardrails/" + prepGuardrail(s, p, env, id) + "/breach", map[string]any{"effect": 0.05, "interval": []float64{0.03, 0.07}, "p_value": 0.001}
+		}},
 		{"add member", domain.RoleAdmin, false, func(s *stack, p, env, id string) (string, string, any) {
 			return "POST", "/api/v1/members", map[string]any{"email": "n-" + id + "@acme.test", "role": "developer"}
 		}},

@@ -11,7 +11,10 @@ import (
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/api"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/environments"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/experiments"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/flags"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/guardrails"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/metrics"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/orgs"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/publisher"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/sdkkeys"
@@ -61,7 +64,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	org.MembershipChanged = tok.Forget
 	svc := api.Services{
 		Store: st, Tokens: tok, Orgs: org, Environments: environments.New(st), Flags: flags.New(st),
-		Segments: segments.New(st), SDKKeys: sdkkeys.New(st),
+		Segments: segments.New(st), SDKKeys: sdkkeys.New(st), Metrics: metrics.New(st), Experiments: experiments.New(st),
+		Guardrails: guardrails.New(st),
 	}
 	checks := health.NewChecks()
 	checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })

@@ -24,6 +24,10 @@ const (
 	ChangeKill      = "kill"
 	ChangeRollback  = "rollback"
 	ChangeScheduled = "scheduled"
+	// ChangeAutoRollback is a guardrail's automatic rollback.
+	ChangeAutoRollback = "auto_rollback"
+	// ChangeExperiment is an experiment starting or concluding.
+	ChangeExperiment = "experiment"
 )
 
 // ConfigChange is one change of a flag's configuration in an environment.
@@ -70,6 +74,18 @@ func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, 
 	}
 	var out domain.FlagEnvironment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = ChangeConfigTx(ctx, tx, c, projectKey, flagKey, envKey, ch)
+		return err
+	})
+	return out, err
+}
+
+// ChangeConfigTx is ChangeConfig inside the caller's transaction (experiments and guardrails
+// change a flag together with their own rows).
+func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, flagKey, envKey string, ch ConfigChange) (domain.FlagEnvironment, error) {
+	var out domain.FlagEnvironment
+	err := func() error {
 		p, err := tx.ProjectByKey(ctx, c.P.OrgID, projectKey)
 		if err != nil {
 			return err
@@ -142,7 +158,7 @@ func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, 
 		out.Version, out.FlagConfig = version+1, next
 		_, _, out.UpdatedAt, err = tx.FlagConfig(ctx, f.ID, e.ID, false)
 		return err
-	})
+	}()
 	return out, err
 }
 

@@ -88,6 +88,9 @@ var constraintFields = map[string][2]string{
 	"flags_project_key":        {"key", "a flag with this key already exists in the project"},
 	"segments_environment_key": {"key", "a segment with this key already exists in the environment"},
 	"memberships_pkey":         {"email", "this user is already a member"},
+	"metrics_project_key":      {"key", "a metric with this key already exists in the project"},
+	"experiments_project_key":  {"key", "an experiment with this key already exists in the project"},
+	"experiments_one_running":  {"flag", "another experiment is already running on this flag in this environment"},
 }
 
 // translate turns database errors into the service's error vocabulary.

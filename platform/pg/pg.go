@@ -51,10 +51,16 @@ func Connect(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, er
 // Migrate applies every pending migration in dir of fsys (goose SQL files) and returns the
 // schema version reached. Concurrent starts are serialized by goose's session lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, log *slog.Logger) (int64, error) {
+	return MigrateTable(ctx, pool, fsys, "goose_db_version", log)
+}
+
+// MigrateTable is Migrate with its own version table, so several services can keep their
+// schemas in one database (each service names its table, e.g. "stats_goose_db_version").
+func MigrateTable(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, table string, log *slog.Logger) (int64, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithSessionLocker(mustLocker()))
+		goose.WithSessionLocker(mustLocker()), goose.WithTableName(table))
 	if err != nil {
 		return 0, fmt.Errorf("pg: migrations: %w", err)
 	}

@@ -18,11 +18,10 @@ import (
 
 	"github.com/switchyard-io/switchyard/platform/config"
 	"github.com/switchyard-io/switchyard/platform/health"
-	"github.com/switchyard-io/switchyard/platform/httpapi"
 	"github.com/switchyard-io/switchyard/platform/lifecycle"
 	"github.com/switchyard-io/switchyard/platform/logging"
+	"github.com/switchyard-io/switchyard/stats/internal/app"
 	"github.com/switchyard-io/switchyard/stats/internal/cli"
-	statshttp "github.com/switchyard-io/switchyard/stats/internal/http"
 )
 
 const usage = `usage: stats <command>
@@ -57,9 +56,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return cli.ExitInvalid
 }
 
-// serve runs the HTTP API until SIGTERM/SIGINT or ctx ends.
+// serve runs the HTTP API (and the results workers when configured) until SIGTERM/SIGINT.
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
-	var cfg statshttp.Config
+	var cfg app.Config
 	if err := config.Load("stats serve", &cfg, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cli.ExitOK
@@ -72,9 +71,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "stats:", err)
 		return cli.ExitInvalid
 	}
-	app := statshttp.New(cfg, log, health.NewRegistry())
-	server := &httpapi.Server{App: app, Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout, Log: log}
-	if err := lifecycle.Run(ctx, log, cfg.ShutdownTimeout+2*time.Second, server); err != nil {
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	a, err := app.New(startCtx, cfg, log, health.NewRegistry())
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return cli.ExitFailure
+	}
+	defer a.Close()
+	if err := lifecycle.Run(ctx, log, cfg.ShutdownTimeout+2*time.Second, a.Components...); err != nil {
 		log.Error("stopped", "err", err)
 		return cli.ExitFailure
 	}

@@ -132,6 +132,9 @@ type Metrics struct {
 	variantErrors *prometheus.CounterVec
 }
 
+// NewMetrics registers the service's metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics { return newMetrics(reg) }
+
 func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		comparisons: prometheus.NewCounter(prometheus.CounterOpts{

@@ -1,0 +1,152 @@
+// Package app wires `stats serve`: the analysis API, and — when a database is configured — the
+// experiment results workers and their API (snapshots in Postgres, sums from ClickHouse,
+// experiment definitions and caller authorization from the flag service).
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-io/switchyard/platform/config"
+	"github.com/switchyard-io/switchyard/platform/health"
+	"github.com/switchyard-io/switchyard/platform/httpapi"
+	"github.com/switchyard-io/switchyard/platform/lifecycle"
+	"github.com/switchyard-io/switchyard/platform/pg"
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+	statshttp "github.com/switchyard-io/switchyard/stats/internal/http"
+	"github.com/switchyard-io/switchyard/stats/internal/results"
+)
+
+// Config is `stats serve`'s configuration.
+type Config struct {
+	statshttp.Config
+	FlagsvcURL         string
+	FlagsvcTokenFile   string
+	FlagsvcToken       string
+	AllowAnonymous     bool
+	PGDSN              string
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	ClickHouseUser     string
+	ClickHousePassword string
+	ResultsInterval    time.Duration
+}
+
+// RegisterFlags implements config.Config.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Config.RegisterFlags(fs)
+	fs.StringVar(&c.FlagsvcURL, "flagsvc-url", "http://127.0.0.1:8080", "flag service URL (authorizes callers; experiment definitions)")
+	fs.StringVar(&c.FlagsvcTokenFile, "flagsvc-token-file", "", "file holding the stats service's own flag service API token (re-read when used)")
+	fs.StringVar(&c.FlagsvcToken, "flagsvc-token", "", "the stats service's own flag service API token (prefer -flagsvc-token-file)")
+	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous", false, "serve /v1/analyze and /v1/power without a flag service (no results API)")
+	fs.StringVar(&c.PGDSN, "pg-dsn", "", "Postgres for result snapshots; empty disables the results workers")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", "127.0.0.1:19000", "ClickHouse native-protocol address")
+	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", "switchyard", "ClickHouse database with the event tables")
+	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user")
+	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", "", "ClickHouse password")
+	fs.DurationVar(&c.ResultsInterval, "results-interval", 5*time.Minute, "how often running experiments' results are recomputed")
+}
+
+// Validate implements config.Config.
+func (c *Config) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.FlagsvcURL == "" && !c.AllowAnonymous:
+		return config.Invalid("flagsvc-url", "is required to authorize callers (or set -allow-anonymous for the analysis API alone)")
+	case c.PGDSN != "" && c.FlagsvcURL == "":
+		return config.Invalid("flagsvc-url", "the results workers read experiments from the flag service")
+	case c.PGDSN != "" && c.FlagsvcTokenFile == "" && c.FlagsvcToken == "":
+		return config.Invalid("flagsvc-token-file", "the results workers need the service's own API token")
+	case c.ResultsInterval < 10*time.Second:
+		return config.Invalid("results-interval", "must be at least 10s")
+	}
+	return nil
+}
+
+var _ config.Config = (*Config)(nil)
+
+// App is the assembled service.
+type App struct {
+	HTTP       *fiber.App
+	Components []lifecycle.Component
+	close      []func()
+}
+
+// Close releases connections.
+func (a *App) Close() {
+	for i := len(a.close) - 1; i >= 0; i-- {
+		a.close[i]()
+	}
+}
+
+// New assembles the service.
+func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
+	a := &App{}
+	checks := health.NewChecks()
+	web := httpapi.New(httpapi.Options{Service: "stats", Logger: log, Registry: reg, BodyLimit: cfg.BodyLimit, AccessLog: cfg.AccessLog})
+	health.Mount(web, checks, reg)
+	var client *flagsvc.Client
+	if cfg.FlagsvcURL != "" {
+		client = flagsvc.New(cfg.FlagsvcURL, cfg.FlagsvcToken, cfg.FlagsvcTokenFile)
+		web.Use("/v1", statshttp.RequireToken(&flagsvc.Authorizer{Client: client}))
+	}
+	statshttp.Mount(web, statshttp.NewMetrics(reg))
+	if cfg.PGDSN != "" {
+		pool, err := pg.Connect(ctx, cfg.PGDSN, 10)
+		if err != nil {
+			return nil, err
+		}
+		a.close = append(a.close, pool.Close)
+		store := &results.Store{Pool: pool}
+		if err := store.Migrate(ctx, log); err != nil {
+			a.Close()
+			return nil, err
+		}
+		conn, err := openClickHouse(ctx, cfg)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.close = append(a.close, func() { conn.Close() })
+		checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
+		checks.Add("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
+		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval}, store, conn, client, log, reg)
+		statshttp.MountResults(web, &statshttp.ResultsService{Flags: client, Store: store, Worker: worker,
+			Estimator: &results.Estimator{Worker: worker, CH: conn}})
+		a.Components = append(a.Components, worker)
+	}
+	a.HTTP = web
+	a.Components = append(a.Components, &httpapi.Server{App: web, Addr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout, Log: log})
+	return a, nil
+}
+
+func openClickHouse(ctx context.Context, cfg Config) (driver.Conn, error) {
+	conn, err := ch.Open(&ch.Options{Addr: []string{cfg.ClickHouseAddr}, Auth: ch.Auth{Database: cfg.ClickHouseDatabase,
+		Username: cfg.ClickHouseUser, Password: cfg.ClickHousePassword}, DialTimeout: 5 * time.Second, MaxOpenConns: 8})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err = conn.Ping(ctx)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse %s: %w", cfg.ClickHouseAddr, err)
+	}
+	return conn, nil
+}

@@ -1,0 +1,156 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/stats/engine"
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+	"github.com/switchyard-io/switchyard/stats/internal/results"
+)
+
+// Authorizer verifies a caller's API token.
+type Authorizer interface {
+	Authorize(ctx context.Context, token string) error
+}
+
+func bearer(c *fiber.Ctx) string {
+	t, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	return strings.TrimSpace(t)
+}
+
+// RequireToken rejects requests without a valid flag service API token.
+func RequireToken(a Authorizer) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		err := a.Authorize(c.UserContext(), bearer(c))
+		switch {
+		case err == nil:
+			return c.Next()
+		case errors.Is(err, flagsvc.ErrForbidden):
+			return errs.Unauthenticated("send a Switchyard API token as Authorization: Bearer <token>")
+		default:
+			return errs.Unavailable(err, "cannot verify the token now")
+		}
+	}
+}
+
+// ResultsService is what the results routes need.
+type ResultsService struct {
+	Flags  *flagsvc.Client
+	Store  *results.Store
+	Worker *results.Worker
+	// Estimator answers sample-size estimates for drafts.
+	Estimator *results.Estimator
+}
+
+// MountResults adds the experiment results routes under /v1/projects/:project/experiments/:experiment.
+// Every call reads the experiment with the caller's token first, so the flag service decides
+// who may see what.
+func MountResults(r fiber.Router, s *ResultsService) {
+	base := "/v1/projects/:project/experiments/:experiment"
+	experiment := func(c *fiber.Ctx) (flagsvc.Experiment, error) {
+		x, err := s.Flags.Experiment(c.UserContext(), bearer(c), c.Params("project"), c.Params("experiment"))
+		switch {
+		case errors.Is(err, flagsvc.ErrNotFound):
+			return x, errs.NotFound("experiment %q not found", c.Params("experiment"))
+		case errors.Is(err, flagsvc.ErrForbidden):
+			return x, errs.PermissionDenied("your token may not read this experiment")
+		case err != nil:
+			return x, errs.Unavailable(err, "the flag service is not answering")
+		}
+		return x, nil
+	}
+	r.Get(base+"/results", func(c *fiber.Ctx) error {
+		x, err := experiment(c)
+		if err != nil {
+			return err
+		}
+		snaps, err := s.Store.Snapshots(c.UserContext(), x.ID, 1)
+		if err != nil {
+			return err
+		}
+		if len(snaps) == 0 {
+			return errs.NotFound("no results yet for %q: they are computed every few minutes once it runs (POST …/refresh to compute now)", x.Key)
+		}
+		return c.JSON(snaps[0])
+	})
+	r.Get(base+"/snapshots", func(c *fiber.Ctx) error {
+		x, err := experiment(c)
+		if err != nil {
+			return err
+		}
+		limit, err := strconv.Atoi(c.Query("limit", "50"))
+		if err != nil || limit < 1 || limit > 1000 {
+			return errs.Malformed("limit", "must be between 1 and 1000")
+		}
+		snaps, err := s.Store.Snapshots(c.UserContext(), x.ID, limit)
+		if err != nil {
+			return err
+		}
+		if snaps == nil {
+			snaps = []results.Snapshot{}
+		}
+		return c.JSON(fiber.Map{"items": snaps})
+	})
+	r.Get(base+"/timeseries", func(c *fiber.Ctx) error {
+		x, err := experiment(c)
+		if err != nil {
+			return err
+		}
+		metric := c.Query("metric")
+		if metric == "" {
+			return errs.Malformed("metric", "name the metric (?metric=key)")
+		}
+		snaps, err := s.Store.Snapshots(c.UserContext(), x.ID, 1000)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"metric": metric, "points": results.Timeseries(snaps, metric)})
+	})
+	r.Post(base+"/refresh", func(c *fiber.Ctx) error {
+		x, err := experiment(c)
+		if err != nil {
+			return err
+		}
+		if x.StartedAt == nil {
+			return errs.PreconditionFailed("status", "experiment %q has not started", x.Key)
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
+		defer cancel()
+		if err := s.Worker.Refresh(ctx, x.Project, x.Key); err != nil {
+			return errs.Unavailable(err, "refresh failed")
+		}
+		snaps, err := s.Store.Snapshots(c.UserContext(), x.ID, 1)
+		if err != nil || len(snaps) == 0 {
+			return errs.Internal(err, "refresh produced no snapshot")
+		}
+		return c.JSON(snaps[0])
+	})
+	r.Get(base+"/estimate", func(c *fiber.Ctx) error {
+		x, err := experiment(c)
+		if err != nil {
+			return err
+		}
+		effect := 0.05
+		if v := c.Query("effect"); v != "" {
+			if effect, err = strconv.ParseFloat(v, 64); err != nil || effect <= 0 || effect > 10 {
+				return errs.Malformed("effect", "a relative effect such as 0.05")
+			}
+		}
+		est, err := s.Estimator.Estimate(c.UserContext(), x, effect)
+		if err != nil {
+			var inv *engine.InvalidError
+			if errors.As(err, &inv) || errors.Is(err, results.ErrNoBaseline) {
+				return errs.Invalid("effect", "%v", err)
+			}
+			return err
+		}
+		return c.JSON(est)
+	})
+}

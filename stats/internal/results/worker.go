@@ -1,0 +1,491 @@
+package results
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-io/switchyard/stats/engine"
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+	"github.com/switchyard-io/switchyard/stats/metricsql"
+)
+
+// Config configures the worker.
+type Config struct {
+	// Interval is how often every running experiment is refreshed.
+	Interval time.Duration
+	// Settle is how long after midnight (UTC) a day is considered complete and folded.
+	Settle time.Duration
+}
+
+// Worker refreshes experiment results.
+type Worker struct {
+	cfg     Config
+	store   *Store
+	ch      driver.Conn
+	flags   *flagsvc.Client
+	log     *slog.Logger
+	now     func() time.Time
+	trigger chan ref
+
+	mu      sync.Mutex
+	metrics map[string]flagsvc.Metric // project/key@version → definition (immutable)
+
+	refreshes *prometheus.CounterVec
+	duration  prometheus.Histogram
+}
+
+type ref struct {
+	project, key string
+	done         chan error
+}
+
+// NewWorker returns a worker; reg may be nil.
+func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, log *slog.Logger, reg prometheus.Registerer) *Worker {
+	if cfg.Interval == 0 {
+		cfg.Interval = 5 * time.Minute
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = time.Hour
+	}
+	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64),
+		metrics: map[string]flagsvc.Metric{},
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_refreshes_total",
+			Help: "Experiment result refreshes, by outcome."}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_seconds",
+			Help: "Time to refresh one experiment's results.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(w.refreshes, w.duration)
+	}
+	return w
+}
+
+// Name implements lifecycle.Component.
+func (w *Worker) Name() string { return "results worker" }
+
+// Run refreshes every running experiment every interval, and single experiments on demand.
+func (w *Worker) Run(ctx context.Context) error {
+	tick := time.NewTicker(w.cfg.Interval)
+	defer tick.Stop()
+	w.sweep(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			w.sweep(ctx)
+		case r := <-w.trigger:
+			x, err := w.flags.ServiceExperiment(ctx, r.project, r.key)
+			if err == nil {
+				err = w.refresh(ctx, x)
+			}
+			r.done <- err
+		}
+	}
+}
+
+// Refresh asks the worker to recompute an experiment now and waits for it.
+func (w *Worker) Refresh(ctx context.Context, project, key string) error {
+	r := ref{project: project, key: key, done: make(chan error, 1)}
+	select {
+	case w.trigger <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *Worker) sweep(ctx context.Context) {
+	xs, err := w.flags.RunningExperiments(ctx)
+	if err != nil {
+		w.log.Warn("cannot list running experiments", "err", err)
+		return
+	}
+	for _, x := range xs {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := w.refresh(ctx, x); err != nil {
+			w.log.Warn("results refresh failed", "project", x.Project, "experiment", x.Key, "err", err)
+		}
+	}
+}
+
+// errBusy: another replica is refreshing the experiment.
+var errBusy = errors.New("results: another replica is refreshing this experiment")
+
+func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) {
+	start := w.now()
+	defer func() {
+		outcome := "ok"
+		if errors.Is(err, errBusy) {
+			outcome, err = "busy", nil
+		} else if err != nil {
+			outcome = "error"
+		}
+		w.refreshes.WithLabelValues(outcome).Inc()
+		w.duration.Observe(time.Since(start).Seconds())
+	}()
+	if x.StartedAt == nil {
+		return fmt.Errorf("experiment %s has not started", x.Key)
+	}
+	release, ok, err := w.store.TryLock(ctx, "results:"+x.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errBusy
+	}
+	defer release()
+	snap, err := w.Compute(ctx, x)
+	if err != nil {
+		return err
+	}
+	return w.store.SaveSnapshot(ctx, x.ID, snap)
+}
+
+// metric loads (and caches) one version of a metric definition.
+func (w *Worker) metric(ctx context.Context, project, key string, version int64) (flagsvc.Metric, error) {
+	id := fmt.Sprintf("%s/%s@%d", project, key, version)
+	w.mu.Lock()
+	m, ok := w.metrics[id]
+	w.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := w.flags.MetricVersion(ctx, project, key, version)
+	if err != nil {
+		return m, err
+	}
+	w.mu.Lock()
+	w.metrics[id] = m
+	w.mu.Unlock()
+	return m, nil
+}
+
+func duration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+// toQuery turns a metric definition into the query package's form (ratio parts loaded).
+func (w *Worker) toQuery(ctx context.Context, project string, m flagsvc.Metric, versions map[string]int64) (*metricsql.Metric, error) {
+	q := &metricsql.Metric{Key: m.Key, Version: m.Version, Kind: m.Kind, EventKey: m.EventKey,
+		WindowStart: duration(m.Window.Start), WindowEnd: duration(m.Window.End), CUPEDPreperiod: duration(m.CUPEDPreperiod),
+		Winsorize: metricsql.Winsorize{Type: m.Winsorize.Type, Lower: m.Winsorize.Lower, Upper: m.Winsorize.Upper}}
+	for _, f := range m.Filters {
+		q.Filters = append(q.Filters, metricsql.Filter{Property: f.Property, Op: f.Op, Values: f.Values})
+	}
+	if m.Kind == metricsql.Ratio {
+		for _, part := range []struct {
+			key string
+			dst **metricsql.Metric
+		}{{m.Numerator, &q.Numerator}, {m.Denominator, &q.Denominator}} {
+			pm, err := w.metric(ctx, project, part.key, versions[part.key])
+			if err != nil {
+				return nil, err
+			}
+			if *part.dst, err = w.toQuery(ctx, project, pm, versions); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return q, nil
+}
+
+// fold brings the daily rollups of a (non-ratio) metric up to `until` and reports whether
+// every day before it is folded.
+func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, m *metricsql.Metric, from, until time.Time, cuped bool) error {
+	parts := []int{metricsql.PartMetric}
+	if cuped && m.CUPEDPreperiod > 0 {
+		parts = append(parts, metricsql.PartCovariate)
+	}
+	for _, part := range parts {
+		done, err := w.store.Folded(ctx, x.ID, m.Key, m.Version, part)
+		if err != nil {
+			return err
+		}
+		for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
+			if done[d] {
+				continue
+			}
+			if part == metricsql.PartMetric {
+				err = metricsql.FoldDay(ctx, w.ch, qx, m, d)
+			} else {
+				err = metricsql.FoldCovariates(ctx, w.ch, qx, m, d)
+			}
+			if err != nil {
+				return err
+			}
+			if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, part, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type namedMetric struct {
+	role      string
+	def       flagsvc.Metric
+	query     *metricsql.Metric
+	tolerance float64
+}
+
+// Compute computes a snapshot of an experiment's results now (or at its stop time).
+func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, error) {
+	now := w.now().UTC()
+	if x.StoppedAt != nil && x.StoppedAt.Before(now) {
+		now = x.StoppedAt.UTC()
+	}
+	started := x.StartedAt.UTC()
+	qx := metricsql.Experiment{EnvironmentID: x.EnvironmentID, Key: x.Key, Start: started}
+	var list []namedMetric
+	seen := map[string]bool{}
+	add := func(role, key string, tolerance float64) error {
+		if seen[role+key] {
+			return nil
+		}
+		seen[role+key] = true
+		def, err := w.metric(ctx, x.Project, key, x.MetricVersions[key])
+		if err != nil {
+			return fmt.Errorf("metric %s: %w", key, err)
+		}
+		q, err := w.toQuery(ctx, x.Project, def, x.MetricVersions)
+		if err != nil {
+			return err
+		}
+		list = append(list, namedMetric{role: role, def: def, query: q, tolerance: tolerance})
+		return nil
+	}
+	for _, k := range x.Metrics.Primary {
+		if err := add("primary", k, 0); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range x.Metrics.Secondary {
+		if err := add("secondary", k, 0); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range x.Metrics.Guardrails {
+		if err := add("guardrail", g.Metric, g.Tolerance); err != nil {
+			return nil, err
+		}
+	}
+	// Fold every finished day (from the start's day to the one before the settle point).
+	until := metricsql.Day(now.Add(-w.cfg.Settle))
+	first := metricsql.Day(started)
+	foldedUpTo := first
+	if until.After(first) {
+		foldedUpTo = until
+		folded := map[string]bool{}
+		for _, nm := range list {
+			for _, m := range []*metricsql.Metric{nm.query, nm.query.Numerator, nm.query.Denominator} {
+				if m == nil || m.Kind == metricsql.Ratio || folded[m.Key] {
+					continue
+				}
+				folded[m.Key] = true
+				if err := w.fold(ctx, x, qx, m, first, until, x.Analysis.CUPED); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Now: now}
+	exposure, err := metricsql.Exposures(ctx, w.ch, qx, now)
+	if err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{Project: x.Project, Experiment: x.Key, ExperimentID: x.ID, Status: x.Status, ComputedAt: w.now().UTC(),
+		DataFrom: started, DataTo: now, Control: x.Control, Exposures: exposure.Units, Metrics: []MetricResult{},
+		Analysis: AnalysisSettings{Engine: x.Analysis.Engine, Alpha: x.Analysis.Alpha, Sided: x.Analysis.Sided, Sequential: x.Analysis.Sequential,
+			CUPED: x.Analysis.CUPED, Correction: x.Analysis.Correction, Difference: "relative"},
+		DataQuality: DataQuality{TooFewUnits: []TooFewUnits{}}}
+	if x.Analysis.Sequential {
+		snap.Analysis.SequentialTuning = x.Analysis.SequentialTuning
+	}
+	order := orderVariations(x)
+	// Data quality: SRM against the planned split, multiple exposures.
+	counts, weights := make([]int64, len(order)), make([]float64, len(order))
+	total := int64(0)
+	expected := map[string]float64{}
+	for i, v := range order {
+		counts[i] = exposure.Units[v.Variation]
+		weights[i] = float64(v.Weight) / 100000
+		expected[v.Variation] = weights[i]
+		total += counts[i]
+		if _, ok := snap.Exposures[v.Variation]; !ok {
+			snap.Exposures[v.Variation] = 0
+		}
+	}
+	srm := engine.SRMPValue(counts, weights)
+	snap.DataQuality.SRM = SRM{PValue: finite(srm), Flagged: srm < engine.SRMAlertThreshold, Expected: expected}
+	if all := total + exposure.Multiple; all > 0 {
+		f := float64(exposure.Multiple) / float64(all)
+		snap.DataQuality.MultipleExposures = Multiple{Contexts: exposure.Multiple, Fraction: f, Flagged: f > MultipleExposureThreshold}
+	}
+	elapsed := now.Sub(started).Hours() / 24
+	planned := duration(x.PlannedDuration).Hours() / 24
+	snap.Progress = Progress{ElapsedDays: round(elapsed, 3), PlannedDays: planned}
+	if elapsed > 0 {
+		snap.Progress.UnitsPerDay = round(float64(total)/elapsed, 1)
+		snap.Progress.RemainingDays = round(math.Max(0, planned-elapsed), 2)
+	}
+	// Sums for every metric, then one engine request for primary+secondary (with the
+	// correction) and one for the guardrails (without).
+	type computed struct {
+		nm   namedMetric
+		in   engine.Metric
+		sums map[string]metricsql.VariantSums
+	}
+	var judged, guards []computed
+	for _, nm := range list {
+		cuped := x.Analysis.CUPED && nm.query.Kind != metricsql.Ratio && nm.query.CUPEDPreperiod > 0
+		sums, err := metricsql.Sums(ctx, w.ch, qx, nm.query, snapshot, cuped)
+		if err != nil {
+			return nil, err
+		}
+		byVar := map[string]metricsql.VariantSums{}
+		for _, s := range sums {
+			byVar[s.Variation] = s
+		}
+		in := engine.Metric{Key: nm.def.Key, Kind: engineKind(nm.def.Kind), Inverse: nm.def.Direction == "decrease", CUPED: cuped}
+		for _, v := range order {
+			s := byVar[v.Variation]
+			in.Variants = append(in.Variants, engine.VariantSums{Key: v.Variation, N: s.N, Sum: s.Sum, SumSquares: s.SumSquares,
+				DenominatorSum: s.DenSum, DenominatorSumSquares: s.DenSumSquares, MainDenominatorSumProduct: s.MainDenProduct,
+				CovariateSum: s.CovSum, CovariateSumSquares: s.CovSumSquares, MainCovariateSumProduct: s.MainCovProduct})
+			if nm.def.MinSampleSize > 0 && s.N < int64(nm.def.MinSampleSize) {
+				snap.DataQuality.TooFewUnits = append(snap.DataQuality.TooFewUnits, TooFewUnits{Metric: nm.def.Key, Variation: v.Variation,
+					N: s.N, Minimum: nm.def.MinSampleSize})
+			}
+		}
+		c := computed{nm: nm, in: in, sums: byVar}
+		if nm.role == "guardrail" {
+			guards = append(guards, c)
+		} else {
+			judged = append(judged, c)
+		}
+	}
+	opts := engineOptions(x.Analysis)
+	groups := []struct {
+		metrics    []computed
+		correction engine.Correction
+	}{{judged, engine.Correction(x.Analysis.Correction)}, {guards, engine.NoCorrection}}
+	for _, g := range groups {
+		group := g.metrics
+		if len(group) == 0 {
+			continue
+		}
+		req := engine.Request{Options: opts, Correction: g.correction, Metrics: make([]engine.Metric, len(group))}
+		for i, c := range group {
+			req.Metrics[i] = c.in
+		}
+		res, err := engine.Analyze(req)
+		if err != nil {
+			return nil, fmt.Errorf("analyze: %w", err)
+		}
+		for i, c := range group {
+			mr := MetricResult{Metric: c.nm.def.Key, Name: c.nm.def.Name, Role: c.nm.role, Kind: c.nm.def.Kind, Direction: c.nm.def.Direction,
+				MetricVersion: c.nm.def.Version, CUPED: c.in.CUPED, Tolerance: c.nm.tolerance, Variants: res.Metrics[i].Variants}
+			if c.nm.role == "primary" && snap.Progress.UnitsPerDay > 0 {
+				mr.MDE = plannedMDE(c.in, snap.Progress.UnitsPerDay*planned, len(order), opts)
+			}
+			snap.Metrics = append(snap.Metrics, mr)
+		}
+	}
+	return snap, nil
+}
+
+// orderVariations puts the control first, then the experiment's other variations.
+func orderVariations(x flagsvc.Experiment) []flagsvc.Variation {
+	out := make([]flagsvc.Variation, 0, len(x.Variations))
+	for _, v := range x.Variations {
+		if v.Variation == x.Control {
+			out = append(out, v)
+		}
+	}
+	for _, v := range x.Variations {
+		if v.Variation != x.Control {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func engineKind(kind string) engine.Kind {
+	switch kind {
+	case metricsql.Proportion:
+		return engine.KindProportion
+	case metricsql.Ratio:
+		return engine.KindRatio
+	}
+	return engine.KindMean
+}
+
+func engineOptions(a flagsvc.Analysis) engine.Options {
+	o := engine.Options{Engine: engine.EngineKind(a.Engine), Difference: engine.Relative, Alpha: a.Alpha, Sided: engine.TwoSided}
+	switch a.Sided {
+	case "greater":
+		o.Sided = engine.Greater
+	case "less":
+		o.Sided = engine.Less
+	}
+	if a.Sequential && o.Engine == engine.Frequentist {
+		o.Sequential = &engine.Sequential{Tuning: a.SequentialTuning}
+	}
+	return o
+}
+
+// plannedMDE is the relative effect the planned sample detects with 80% power, from the
+// control arm's mean and variance.
+func plannedMDE(m engine.Metric, users float64, variants int, o engine.Options) *float64 {
+	if len(m.Variants) == 0 || m.Kind == engine.KindRatio {
+		return nil
+	}
+	c := m.Variants[0]
+	if c.N < 2 || c.Sum == 0 {
+		return nil
+	}
+	mean := c.Sum / float64(c.N)
+	variance := mean * (1 - mean)
+	if m.Kind == engine.KindMean {
+		variance = (c.SumSquares - c.Sum*c.Sum/float64(c.N)) / float64(c.N-1)
+	}
+	if variance <= 0 || users < 4 {
+		return nil
+	}
+	res, err := engine.Power(engine.PowerRequest{Mean: mean, Variance: variance, Users: int64(users), Variants: variants,
+		Alpha: o.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: o.Sequential})
+	if err != nil || res.MDE == nil {
+		return nil
+	}
+	v := round(*res.MDE, 6)
+	return &v
+}
+
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 1
+	}
+	return f
+}
+
+func round(f float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(f*p) / p
+}

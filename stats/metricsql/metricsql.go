@@ -1,0 +1,184 @@
+// Package metricsql turns metric definitions into ClickHouse queries over Switchyard's event
+// tables: per-variant sufficient statistics of a metric for an experiment (STATS.md §1), with
+// each context's conversion window measured from its first exposure, event-property filters,
+// per-context winsorization, CUPED pre-exposure covariates, exclusion of contexts exposed to
+// more than one variation, and daily rollups so a refresh reads the new day plus the rollups
+// rather than every raw event again. The results workers and the jobs service's guardrail
+// monitor share it.
+//
+// The SQL runs on Debian's ClickHouse 18.16 as well as current releases: one JOIN per SELECT
+// level with explicit strictness, time conditions after the join, no window functions, and
+// every INSERT names its columns. Values are bound as parameters, never spliced.
+package metricsql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of metric.
+const (
+	Proportion = "proportion"
+	Mean       = "mean"
+	Sum        = "sum"
+	Count      = "count"
+	Ratio      = "ratio"
+)
+
+// Filter keeps events whose property satisfies the operator.
+type Filter struct {
+	Property string
+	Op       string // eq neq in not_in gt gte lt lte contains
+	Values   []any
+}
+
+// Winsorize caps per-context values: Type "absolute" (Lower/Upper) or "percentile" (Upper,
+// the quantile of the non-zero per-context values).
+type Winsorize struct {
+	Type         string
+	Lower, Upper *float64
+}
+
+// Metric is the part of a metric definition the queries need.
+type Metric struct {
+	Key         string
+	Version     int64
+	Kind        string
+	EventKey    string
+	WindowStart time.Duration
+	WindowEnd   time.Duration
+	Filters     []Filter
+	Winsorize   Winsorize
+	// CUPEDPreperiod is the pre-exposure window of the covariate (0: no CUPED).
+	CUPEDPreperiod time.Duration
+	// Numerator and Denominator are a ratio's parts.
+	Numerator, Denominator *Metric
+}
+
+// Experiment identifies the exposures a metric is analysed over.
+type Experiment struct {
+	EnvironmentID string
+	Key           string
+	// Start bounds the raw scans from below (the experiment's start).
+	Start time.Time
+}
+
+// args accumulates bound parameters.
+type args []any
+
+func (a *args) add(v any) string { *a = append(*a, v); return "?" }
+
+// filterSQL renders the metric's filters as a condition on the tracks table. Properties are
+// stored as strings in the Nested column properties(key, value); an event without the property
+// never matches a positive condition. Placeholders are added in the order they are written.
+func filterSQL(fs []Filter, a *args) (string, error) {
+	var parts []string
+	for i, f := range fs {
+		has := func() string { return "has(properties.key, " + a.add(f.Property) + ")" }
+		prop := func() string { return "properties.value[indexOf(properties.key, " + a.add(f.Property) + ")]" }
+		var cond string
+		switch f.Op {
+		case "eq", "in":
+			cond = has() + " AND " + prop() + " IN (" + placeholders(f.Values, a) + ")"
+		case "neq", "not_in":
+			cond = prop() + " NOT IN (" + placeholders(f.Values, a) + ")"
+		case "gt", "gte", "lt", "lte":
+			n, ok := f.Values[0].(float64)
+			if !ok {
+				return "", fmt.Errorf("metricsql: filters[%d]: %s needs a number", i, f.Op)
+			}
+			sym := map[string]string{"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.Op]
+			cond = has() + " AND toFloat64OrZero(" + prop() + ") " + sym + " " + a.add(n)
+		case "contains":
+			sub, ok := f.Values[0].(string)
+			if !ok {
+				return "", fmt.Errorf("metricsql: filters[%d]: contains needs a string", i)
+			}
+			cond = has() + " AND position(" + prop() + ", " + a.add(sub) + ") > 0"
+		default:
+			return "", fmt.Errorf("metricsql: filters[%d]: unknown operator %q", i, f.Op)
+		}
+		parts = append(parts, "("+cond+")")
+	}
+	if len(parts) == 0 {
+		return "1", nil
+	}
+	return strings.Join(parts, " AND "), nil
+}
+
+func placeholders(vs []any, a *args) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = a.add(valueString(v))
+	}
+	return strings.Join(out, ", ")
+}
+
+// valueString is how a filter value compares with a stored property (properties are strings).
+func valueString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+// unitsSQL selects the experiment's units: first variation, first exposure (ms) and how many
+// variations each context saw.
+func unitsSQL(x Experiment, a *args) string {
+	return `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
+		minMerge(first_exposed_ms) AS first_ms, uniqExactMerge(variations) AS nvar
+		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + `
+		GROUP BY context_kind, context_key`
+}
+
+// Part of a rollup row: the metric's conversion window, or the CUPED pre-exposure window.
+const (
+	PartMetric    = 0
+	PartCovariate = 1
+)
+
+// rawSQL aggregates raw events per context for one metric part, over events in
+// [from, to) (to zero: unbounded) for units that first saw the experiment in
+// [cohortFrom, cohortTo) (unix ms; 0: unbounded). Parameters are bound in the order the
+// placeholders appear in the text, so each piece is built where it is written.
+func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, cohortTo int64, a *args) (string, error) {
+	events := `SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts
+		FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key = ` + a.add(m.EventKey) +
+		` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)`
+	if !to.IsZero() {
+		events += ` AND timestamp < toDateTime(` + a.add(to.Unix()) + `)`
+	}
+	filters, err := filterSQL(m.Filters, a)
+	if err != nil {
+		return "", err
+	}
+	events += ` AND ` + filters + ` GROUP BY context_kind, context_key, event_id`
+	units := `SELECT context_kind, context_key, minMerge(first_exposed_ms) AS first_ms FROM experiment_units
+		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` GROUP BY context_kind, context_key`
+	var window string
+	if part == PartMetric {
+		window = fmt.Sprintf("ts >= first_ms + %d AND ts < first_ms + %d", m.WindowStart.Milliseconds(), m.WindowEnd.Milliseconds())
+	} else {
+		window = fmt.Sprintf("ts < first_ms AND ts + %d >= first_ms", m.CUPEDPreperiod.Milliseconds())
+	}
+	if cohortFrom > 0 {
+		window += " AND first_ms >= " + a.add(uint64(cohortFrom))
+	}
+	if cohortTo > 0 {
+		window += " AND first_ms < " + a.add(uint64(cohortTo))
+	}
+	return `SELECT context_kind, context_key, count() AS events, sum(value) AS value_sum FROM (` + events + `)
+		ALL INNER JOIN (` + units + `) USING (context_kind, context_key)
+		WHERE ` + window + `
+		GROUP BY context_kind, context_key`, nil
+}

@@ -1,0 +1,393 @@
+package metricsql
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+
+	"github.com/switchyard-io/switchyard/platform/testenv"
+)
+
+// chDatabase creates a fresh ClickHouse database with ingest's schema (by running the ingest
+// binary's migrate command, exactly as deployments do) and returns a connection to it.
+func chDatabase(t *testing.T) driver.Conn {
+	t.Helper()
+	addr := testenv.RequireClickHouse(t)
+	bin := filepath.Join(t.TempDir(), "ingest")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/ingest")
+	build.Dir = filepath.Join("..", "..", "ingest")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build ingest: %v\n%s", err, out)
+	}
+	db := "metricsql_" + testenv.Suffix()
+	migrate := exec.Command(bin, "migrate", "-clickhouse-addr", addr, "-clickhouse-database", db, "-log-level", "warn")
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("ingest migrate: %v\n%s", err, out)
+	}
+	conn, err := ch.Open(&ch.Options{Addr: []string{addr}, Auth: ch.Auth{Database: db, Username: "default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		conn.Close()
+	})
+	return conn
+}
+
+type event struct {
+	id       uuid.UUID
+	kind     string
+	key      string
+	ts       int64 // ms
+	value    float64
+	currency string
+}
+
+type unit struct {
+	key       string
+	variation string
+	firstMs   int64
+	multiple  bool
+}
+
+// population generates a seeded experiment: units with first exposures over three days, a few
+// exposed to both variations, and purchase events before, inside and after the conversion
+// window, some with duplicate deliveries. The effect: variation B buys more.
+func population(r *rand.Rand, start time.Time, n int) ([]unit, []event, [][5]any) {
+	var units []unit
+	var events []event
+	var exposures [][5]any // key, variation, ts ms, event id, experiment
+	for i := 0; i < n; i++ {
+		u := unit{key: fmt.Sprintf("u%05d", i), variation: "a"}
+		if r.IntN(2) == 1 {
+			u.variation = "b"
+		}
+		u.firstMs = start.Add(time.Duration(r.Int64N(int64(72 * time.Hour)))).UnixMilli()
+		exposures = append(exposures, [5]any{u.key, u.variation, u.firstMs, uuid.New(), "exp1"})
+		// A later repeat exposure (same variation): changes nothing.
+		exposures = append(exposures, [5]any{u.key, u.variation, u.firstMs + 3600_000, uuid.New(), "exp1"})
+		if r.IntN(100) == 0 {
+			u.multiple = true
+			other := map[string]string{"a": "b", "b": "a"}[u.variation]
+			exposures = append(exposures, [5]any{u.key, other, u.firstMs + 7200_000, uuid.New(), "exp1"})
+		}
+		units = append(units, u)
+		rate := 1.0
+		if u.variation == "b" {
+			rate = 1.4
+		}
+		k := int(r.ExpFloat64() * rate * 2)
+		for j := 0; j < k; j++ {
+			// From 5 days before to 10 days after the first exposure.
+			offset := time.Duration(r.Int64N(int64(15*24*time.Hour))) - 5*24*time.Hour
+			e := event{id: uuid.New(), kind: "user", key: u.key, ts: u.firstMs + offset.Milliseconds(), value: math.Round(r.ExpFloat64()*4000) / 100,
+				currency: []string{"EUR", "USD"}[r.IntN(2)]}
+			events = append(events, e)
+			if r.IntN(20) == 0 {
+				events = append(events, e) // a duplicate delivery of the same event
+			}
+		}
+	}
+	return units, events, exposures
+}
+
+// insertColumns inserts columns (name, slice) with one native batch naming every column.
+func insertColumns(t *testing.T, conn driver.Conn, table string, names []string, cols ...any) {
+	t.Helper()
+	b, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+table+" ("+strings.Join(names, ", ")+")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cols {
+		if err := b.Column(i).Append(c); err != nil {
+			t.Fatalf("%s.%s: %v", table, names[i], err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func insert(t *testing.T, conn driver.Conn, env string, events []event, exposures [][5]any) {
+	t.Helper()
+	n := len(exposures)
+	var (
+		envs, kinds, keys, flags, vars, reasons, rules, exps, sdkN, sdkV = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ids      = make([]uuid.UUID, n)
+		ts       = make([]time.Time, n)
+		ms       = make([]uint64, n)
+		client   = make([]int64, n)
+		clamped  = make([]uint8, n)
+		versions = make([]uint64, n)
+	)
+	for i, x := range exposures {
+		m := x[2].(int64)
+		envs[i], ids[i], ts[i], ms[i], client[i], kinds[i], keys[i] = env, x[3].(uuid.UUID), time.UnixMilli(m).UTC(), uint64(m), m, "user", x[0].(string)
+		flags[i], vars[i], versions[i], reasons[i], exps[i], sdkN[i], sdkV[i] = "checkout", x[1].(string), 3, "SPLIT", x[4].(string), "go", "test"
+	}
+	insertColumns(t, conn, "exposures", []string{"environment_id", "event_id", "timestamp", "timestamp_ms", "client_timestamp_ms",
+		"received_at", "clamped", "context_kind", "context_key", "flag_key", "variation_key", "flag_version", "reason", "rule_id",
+		"experiment_key", "sdk_name", "sdk_version"}, envs, ids, ts, ms, client, ts, clamped, kinds, keys, flags, vars, versions, reasons, rules, exps, sdkN, sdkV)
+
+	n = len(events)
+	envs, kinds, keys, sdkN, sdkV = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	eventKeys := make([]string, n)
+	ids, ts, ms, client, clamped = make([]uuid.UUID, n), make([]time.Time, n), make([]uint64, n), make([]int64, n), make([]uint8, n)
+	values, hasValue := make([]float64, n), make([]uint8, n)
+	pk, pt, pv := make([][]string, n), make([][]string, n), make([][]string, n)
+	for i, e := range events {
+		envs[i], ids[i], ts[i], ms[i], client[i], kinds[i], keys[i] = env, e.id, time.UnixMilli(e.ts).UTC(), uint64(e.ts), e.ts, e.kind, e.key
+		eventKeys[i], values[i], hasValue[i], sdkN[i], sdkV[i] = "purchase", e.value, 1, "go", "test"
+		pk[i], pt[i], pv[i] = []string{"currency"}, []string{"string"}, []string{e.currency}
+	}
+	insertColumns(t, conn, "tracks", []string{"environment_id", "event_id", "timestamp", "timestamp_ms", "client_timestamp_ms", "received_at",
+		"clamped", "context_kind", "context_key", "event_key", "value", "has_value", "properties.key", "properties.type", "properties.value",
+		"sdk_name", "sdk_version"}, envs, ids, ts, ms, client, ts, clamped, kinds, keys, eventKeys, values, hasValue, pk, pt, pv, sdkN, sdkV)
+}
+
+// expected computes a metric's per-variant sums independently of ClickHouse.
+func expected(units []unit, events []event, m *Metric, now int64, cuped bool, lower, upper *float64) map[string]VariantSums {
+	byUnit := map[string][]event{}
+	seen := map[uuid.UUID]bool{}
+	for _, e := range events {
+		if seen[e.id] {
+			continue
+		}
+		seen[e.id] = true
+		byUnit[e.key] = append(byUnit[e.key], e)
+	}
+	match := func(e event, mm *Metric) bool {
+		for _, f := range mm.Filters {
+			ok := false
+			for _, v := range f.Values {
+				ok = ok || v == e.currency
+			}
+			if !ok {
+				return false
+			}
+		}
+		return e.ts < now
+	}
+	value := func(u unit, mm *Metric, pre bool) (float64, bool) {
+		n, sum := 0, 0.0
+		for _, e := range byUnit[u.key] {
+			if !match(e, mm) {
+				continue
+			}
+			in := e.ts >= u.firstMs+mm.WindowStart.Milliseconds() && e.ts < u.firstMs+mm.WindowEnd.Milliseconds()
+			if pre {
+				in = e.ts < u.firstMs && e.ts+mm.CUPEDPreperiod.Milliseconds() >= u.firstMs
+			}
+			if in {
+				n++
+				sum += e.value
+			}
+		}
+		switch mm.Kind {
+		case Proportion:
+			return map[bool]float64{true: 1, false: 0}[n > 0], true
+		case Count:
+			return float64(n), true
+		case Mean:
+			if n == 0 {
+				return 0, false
+			}
+			return sum / float64(n), true
+		}
+		return sum, true
+	}
+	capv := func(x float64) float64 {
+		if upper != nil {
+			x = math.Min(x, *upper)
+		}
+		if lower != nil {
+			x = math.Max(x, *lower)
+		}
+		return x
+	}
+	out := map[string]VariantSums{}
+	for _, u := range units {
+		if u.multiple || u.firstMs >= now {
+			continue
+		}
+		s := out[u.variation]
+		s.Variation = u.variation
+		if m.Kind == Ratio {
+			num, _ := value(u, m.Numerator, false)
+			den, _ := value(u, m.Denominator, false)
+			num, den = capv(num), capv(den)
+			s.N++
+			s.Sum += num
+			s.SumSquares += num * num
+			s.DenSum += den
+			s.DenSumSquares += den * den
+			s.MainDenProduct += num * den
+			out[u.variation] = s
+			continue
+		}
+		v, has := value(u, m, false)
+		if !has {
+			continue
+		}
+		v = capv(v)
+		s.N++
+		s.Sum += v
+		s.SumSquares += v * v
+		if cuped {
+			c, _ := value(u, m, true)
+			c = capv(c)
+			s.CovSum += c
+			s.CovSumSquares += c * c
+			s.MainCovProduct += v * c
+		}
+		out[u.variation] = s
+	}
+	return out
+}
+
+func close(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
+
+func compare(t *testing.T, got []VariantSums, want map[string]VariantSums) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d variants, want %d: %+v", len(got), len(want), got)
+	}
+	for _, g := range got {
+		w := want[g.Variation]
+		if g.N != w.N || !close(g.Sum, w.Sum) || !close(g.SumSquares, w.SumSquares) || !close(g.DenSum, w.DenSum) ||
+			!close(g.DenSumSquares, w.DenSumSquares) || !close(g.MainDenProduct, w.MainDenProduct) || !close(g.CovSum, w.CovSum) ||
+			!close(g.CovSumSquares, w.CovSumSquares) || !close(g.MainCovProduct, w.MainCovProduct) {
+			t.Fatalf("variation %s:\n got  %+v\n want %+v", g.Variation, g, w)
+		}
+	}
+}
+
+// TestSumsMatchAnIndependentComputation checks every metric kind, filters, windows, CUPED,
+// winsorization, duplicate events and multiple exposures against sums computed in Go from the
+// events the test inserted — with everything read raw, and again with most days folded into
+// the daily rollup.
+func TestSumsMatchAnIndependentComputation(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(7, 11))
+	units, events, exposures := population(r, start, 3000)
+	insert(t, conn, "env1", events, exposures)
+	x := Experiment{EnvironmentID: "env1", Key: "exp1", Start: start.Add(-7 * 24 * time.Hour)}
+	week := 7 * 24 * time.Hour
+	now := start.Add(20 * 24 * time.Hour)
+	fifty := 50.0
+	count := &Metric{Key: "orders", Version: 1, Kind: Count, EventKey: "purchase", WindowEnd: week}
+	sum := &Metric{Key: "revenue", Version: 2, Kind: Sum, EventKey: "purchase", WindowEnd: week, CUPEDPreperiod: week}
+	metrics := []struct {
+		name         string
+		m            *Metric
+		cuped        bool
+		lower, upper *float64
+	}{
+		{"proportion", &Metric{Key: "conv", Version: 1, Kind: Proportion, EventKey: "purchase", WindowEnd: week}, false, nil, nil},
+		{"count", count, false, nil, nil},
+		{"sum with CUPED", sum, true, nil, nil},
+		{"mean, EUR only, window 1h-3d", &Metric{Key: "aov-eur", Version: 1, Kind: Mean, EventKey: "purchase", WindowStart: time.Hour,
+			WindowEnd: 72 * time.Hour, Filters: []Filter{{Property: "currency", Op: "in", Values: []any{"EUR"}}}}, false, nil, nil},
+		{"sum winsorized at 50", &Metric{Key: "rev-capped", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week,
+			Winsorize: Winsorize{Type: "absolute", Upper: &fifty}}, false, nil, &fifty},
+		{"ratio revenue per order", &Metric{Key: "rpo", Version: 1, Kind: Ratio, Numerator: sum, Denominator: count}, false, nil, nil},
+	}
+	for _, tc := range metrics {
+		t.Run("raw/"+tc.name, func(t *testing.T) {
+			got, err := Sums(ctx, conn, x, tc.m, Snapshot{FoldedUpTo: x.Start, Now: now}, tc.cuped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compare(t, got, expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
+		})
+	}
+	// Fold every day up to day 12 (and the CUPED cohorts), then read rollups + raw.
+	folded := start.Add(12 * 24 * time.Hour)
+	for d := x.Start; d.Before(folded); d = d.Add(24 * time.Hour) {
+		for _, m := range []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m} {
+			if err := FoldDay(ctx, conn, x, m, d); err != nil {
+				t.Fatal(err)
+			}
+			if err := FoldCovariates(ctx, conn, x, m, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Folding a day twice changes nothing (rollup rows replace each other).
+	if err := FoldDay(ctx, conn, x, count, start.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range metrics {
+		t.Run("folded/"+tc.name, func(t *testing.T) {
+			got, err := Sums(ctx, conn, x, tc.m, Snapshot{FoldedUpTo: folded, Now: now}, tc.cuped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compare(t, got, expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
+		})
+	}
+	exp, err := Exposures(ctx, conn, x, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMultiple, wantUnits := int64(0), map[string]int64{}
+	for _, u := range units {
+		if u.multiple {
+			wantMultiple++
+		} else {
+			wantUnits[u.variation]++
+		}
+	}
+	if exp.Multiple != wantMultiple || exp.Units["a"] != wantUnits["a"] || exp.Units["b"] != wantUnits["b"] {
+		t.Fatalf("exposures %+v, want %v and %d multiple", exp, wantUnits, wantMultiple)
+	}
+	// A percentile cap equals the quantile of the non-zero per-unit values.
+	p := &Metric{Key: "rev-p90", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week, Winsorize: Winsorize{Type: "percentile", Upper: ptr(0.9)}}
+	capValue, err := Percentile(ctx, conn, x, p, Snapshot{FoldedUpTo: x.Start, Now: now}, 0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := *p
+	plain.Winsorize = Winsorize{Type: "none"}
+	var nonzero []float64
+	for _, u := range units {
+		if u.multiple {
+			continue
+		}
+		v := expected([]unit{u}, events, &plain, now.UnixMilli(), false, nil, nil)[u.variation].Sum
+		if v != 0 {
+			nonzero = append(nonzero, v)
+		}
+	}
+	sort.Float64s(nonzero)
+	if want := nonzero[int(0.9*float64(len(nonzero)-1))]; !close(capValue, want) && !close(capValue, nonzero[int(0.9*float64(len(nonzero)))]) {
+		t.Fatalf("p90 cap %v, want about %v", capValue, want)
+	}
+	got, err := Sums(ctx, conn, x, p, Snapshot{FoldedUpTo: x.Start, Now: now}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare(t, got, expected(units, events, &plain, now.UnixMilli(), false, nil, &capValue))
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func TestMain(m *testing.M) { os.Exit(m.Run()) }

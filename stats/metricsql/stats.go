@@ -1,0 +1,222 @@
+package metricsql
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// VariantSums are one variation's sufficient statistics for a metric: n units and the sums of
+// the per-unit value (main), its square, the covariate's and the cross-products; for ratios
+// the denominator's too (STATS.md §1).
+type VariantSums struct {
+	Variation             string
+	N                     int64
+	Sum, SumSquares       float64
+	DenSum, DenSumSquares float64
+	MainDenProduct        float64
+	CovSum, CovSumSquares float64
+	MainCovProduct        float64
+}
+
+// Snapshot says which data a computation reads.
+type Snapshot struct {
+	// FoldedUpTo: days before it come from the rollup; events from it on are read raw.
+	FoldedUpTo time.Time
+	// Now bounds the raw read and the units (first exposure before Now).
+	Now time.Time
+}
+
+// totalsSQL is a metric part's per-context totals: the rollup's folded days plus raw events
+// since FoldedUpTo. For CUPED the raw part covers the cohorts not folded yet.
+func totalsSQL(x Experiment, m *Metric, part int, s Snapshot, a *args) (string, error) {
+	rolled := `SELECT context_kind, context_key, events, value_sum FROM experiment_metric_days FINAL
+		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(m.Key) +
+		` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))`
+	var raw string
+	var err error
+	if part == PartMetric {
+		raw, err = rawSQL(x, m, part, s.FoldedUpTo, s.Now, 0, 0, a)
+	} else {
+		raw, err = rawSQL(x, m, part, s.FoldedUpTo.Add(-m.CUPEDPreperiod), s.Now, s.FoldedUpTo.UnixMilli(), 0, a)
+	}
+	if err != nil {
+		return "", err
+	}
+	return `SELECT context_kind, context_key, sum(events) AS events, sum(value_sum) AS value_sum FROM (` + rolled + `
+		UNION ALL ` + raw + `) GROUP BY context_kind, context_key`, nil
+}
+
+// unitValue is the per-context value of a metric from its event count and value sum.
+func unitValue(kind, events, sum string) string {
+	switch kind {
+	case Proportion:
+		return "toFloat64(if(" + events + " > 0, 1, 0))"
+	case Count:
+		return "toFloat64(" + events + ")"
+	case Mean:
+		return "if(" + events + " > 0, " + sum + " / " + events + ", 0)"
+	}
+	return "toFloat64(" + sum + ")"
+}
+
+// perContextSQL selects every unit with one variation and its value columns: v (main), d
+// (ratio denominator) and c (covariate), each unwinsorized; has (the unit counts toward n:
+// always, except mean metrics count units with an event).
+func perContextSQL(x Experiment, m *Metric, s Snapshot, cuped bool, a *args) (string, error) {
+	units := `SELECT context_kind, context_key, variation FROM (` + unitsSQL(x, a) + `)
+		WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
+	main, den := m, (*Metric)(nil)
+	if m.Kind == Ratio {
+		main, den = m.Numerator, m.Denominator
+	}
+	mainTotals, err := totalsSQL(x, main, PartMetric, s, a)
+	if err != nil {
+		return "", err
+	}
+	q := `SELECT context_kind, context_key, variation, events AS e1, value_sum AS s1 FROM (` + units + `)
+		ALL LEFT JOIN (` + mainTotals + `) USING (context_kind, context_key)`
+	cols := "context_kind, context_key, variation, e1, s1"
+	second := ""
+	switch {
+	case den != nil:
+		second, err = totalsSQL(x, den, PartMetric, s, a)
+	case cuped:
+		second, err = totalsSQL(x, main, PartCovariate, s, a)
+	}
+	if err != nil {
+		return "", err
+	}
+	if second == "" {
+		return `SELECT variation, ` + unitValue(main.Kind, "e1", "s1") + ` AS v, toFloat64(0) AS d, toFloat64(0) AS c, ` + hasExpr(main.Kind, "e1") +
+			` AS has FROM (` + q + `)`, nil
+	}
+	q = `SELECT ` + cols + `, events AS e2, value_sum AS s2 FROM (` + q + `) ALL LEFT JOIN (` + second + `) USING (context_kind, context_key)`
+	if den != nil {
+		return `SELECT variation, ` + unitValue(main.Kind, "e1", "s1") + ` AS v, ` + unitValue(den.Kind, "e2", "s2") + ` AS d, toFloat64(0) AS c, 1 AS has FROM (` + q + `)`, nil
+	}
+	return `SELECT variation, ` + unitValue(main.Kind, "e1", "s1") + ` AS v, toFloat64(0) AS d, ` + unitValue(main.Kind, "e2", "s2") + ` AS c, ` +
+		hasExpr(main.Kind, "e1") + ` AS has FROM (` + q + `)`, nil
+}
+
+func hasExpr(kind, events string) string {
+	if kind == Mean {
+		return "if(" + events + " > 0, 1, 0)"
+	}
+	return "1"
+}
+
+// capExpr winsorizes a column with fixed bounds.
+func capExpr(col string, lower, upper *float64, a *args) string {
+	out := col
+	if upper != nil {
+		out = "least(" + out + ", " + a.add(*upper) + ")"
+	}
+	if lower != nil {
+		out = "greatest(" + out + ", " + a.add(*lower) + ")"
+	}
+	return out
+}
+
+// Percentile computes the percentile cap of a metric: the q-quantile of the non-zero
+// per-context values.
+func Percentile(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snapshot, q float64) (float64, error) {
+	var a args
+	inner, err := perContextSQL(x, m, s, false, &a)
+	if err != nil {
+		return 0, err
+	}
+	// The quantile level is a parameter of the function, which ClickHouse wants as a literal
+	// (a float64 formatted by Go, so nothing can be injected).
+	query := fmt.Sprintf("SELECT quantileExact(%g)(v) FROM (%s) WHERE v != 0 AND has = 1", q, inner)
+	var capValue float64
+	rows, err := conn.Query(ctx, query, a...)
+	if err != nil {
+		return 0, fmt.Errorf("metricsql: percentile of %s: %w", m.Key, err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&capValue); err != nil {
+			return 0, err
+		}
+	}
+	return capValue, rows.Err()
+}
+
+// Sums computes a metric's per-variant sufficient statistics (units exposed to more than one
+// variation excluded). cuped adds the covariate sums (non-ratio metrics with a pre-period).
+func Sums(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snapshot, cuped bool) ([]VariantSums, error) {
+	cuped = cuped && m.Kind != Ratio && m.CUPEDPreperiod > 0
+	lower, upper := m.Winsorize.Lower, m.Winsorize.Upper
+	if m.Winsorize.Type == "percentile" && upper != nil {
+		capValue, err := Percentile(ctx, conn, x, m, s, *upper)
+		if err != nil {
+			return nil, err
+		}
+		lower, upper = nil, &capValue
+	} else if m.Winsorize.Type != "absolute" {
+		lower, upper = nil, nil
+	}
+	var a args
+	v := capExpr("v", lower, upper, &a)
+	c := capExpr("c", lower, upper, &a)
+	inner, err := perContextSQL(x, m, s, cuped, &a)
+	if err != nil {
+		return nil, err
+	}
+	query := `SELECT variation, toInt64(sum(has)) AS n, sum(has * mv) AS s, sum(has * mv * mv) AS ss, sum(has * d) AS ds, sum(has * d * d) AS dss,
+		sum(has * mv * d) AS mds, sum(has * mc) AS cs, sum(has * mc * mc) AS css, sum(has * mv * mc) AS mcs
+		FROM (SELECT variation, has, d, ` + v + ` AS mv, ` + c + ` AS mc FROM (` + inner + `))
+		GROUP BY variation ORDER BY variation`
+	rows, err := conn.Query(ctx, query, a...)
+	if err != nil {
+		return nil, fmt.Errorf("metricsql: sums of %s: %w", m.Key, err)
+	}
+	defer rows.Close()
+	var out []VariantSums
+	for rows.Next() {
+		var r VariantSums
+		if err := rows.Scan(&r.Variation, &r.N, &r.Sum, &r.SumSquares, &r.DenSum, &r.DenSumSquares, &r.MainDenProduct,
+			&r.CovSum, &r.CovSumSquares, &r.MainCovProduct); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Exposure is the experiment's unit counts.
+type Exposure struct {
+	// Units per variation, of units that saw exactly one variation.
+	Units map[string]int64
+	// Multiple is how many units saw more than one variation (excluded from the analysis).
+	Multiple int64
+}
+
+// Exposures counts the experiment's units by variation, and those exposed to several.
+func Exposures(ctx context.Context, conn driver.Conn, x Experiment, now time.Time) (Exposure, error) {
+	var a args
+	q := `SELECT if(nvar = 1, variation, ''), count() FROM (` + unitsSQL(x, &a) + `) WHERE first_ms < ` + a.add(uint64(now.UnixMilli())) +
+		` GROUP BY if(nvar = 1, variation, '')`
+	rows, err := conn.Query(ctx, q, a...)
+	if err != nil {
+		return Exposure{}, fmt.Errorf("metricsql: exposures: %w", err)
+	}
+	defer rows.Close()
+	out := Exposure{Units: map[string]int64{}}
+	for rows.Next() {
+		var v string
+		var n uint64
+		if err := rows.Scan(&v, &n); err != nil {
+			return out, err
+		}
+		if v == "" {
+			out.Multiple = int64(n)
+		} else {
+			out.Units[v] = int64(n)
+		}
+	}
+	return out, rows.Err()
+}

@@ -11,9 +11,11 @@ SERVICES="flagsvc:8080 evalrelay:8081 ingest:8082 stats:8083 jobs:8084 dashboard
 export SWITCHYARD_PG_DSN=${SWITCHYARD_PG_DSN:-postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB?sslmode=disable}
 export SWITCHYARD_KAFKA_BROKERS=${SWITCHYARD_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}
 export SWITCHYARD_CLICKHOUSE_ADDR=${SWITCHYARD_CLICKHOUSE_ADDR:-$CH_HOST:$CH_PORT}
+# The services' own API token (stats results workers, jobs), written by the seed; re-read when used.
+export SWITCHYARD_FLAGSVC_TOKEN_FILE=${SWITCHYARD_FLAGSVC_TOKEN_FILE:-$DATA/service-token}
 
 port_of() { local name=$1 default=$2 var; var="SWITCHYARD_$(echo "$name" | tr a-z A-Z)_PORT"; echo "${!var:-$default}"; }
-exists() { [[ -d $ROOT/$1/cmd/$1 ]]; }
+exists() { [[ -f $ROOT/$1/cmd/$1/main.go ]]; }
 
 # Service URLs, so services find each other.
 for entry in $SERVICES; do

@@ -119,7 +119,83 @@ func Seed(ctx context.Context, cfg Config, out io.Writer) error {
 	}, nil); err != nil {
 		return err
 	}
+	if err := seedExperiment(ctx, c, cfg, out); err != nil {
+		return err
+	}
+	if err := writeServiceToken(ctx, c, cfg, out); err != nil {
+		return err
+	}
 	return writeKeys(ctx, c, cfg, out)
+}
+
+// seedExperiment defines the demo's metrics and starts the checkout experiment on the
+// new-checkout flag in production (traffic comes from e2e/cmd/demotraffic).
+func seedExperiment(ctx context.Context, c *client, cfg Config, out io.Writer) error {
+	p := "/api/v1/projects/" + cfg.Project
+	for _, m := range []map[string]any{
+		{"key": "checkout-conversion", "name": "Checkout conversion", "kind": "proportion", "event_key": "order-placed",
+			"description": "Share of visitors who place an order within 7 days of seeing the checkout."},
+		{"key": "revenue", "name": "Revenue per visitor", "kind": "sum", "event_key": "order-placed",
+			"winsorize": map[string]any{"type": "percentile", "upper": 0.99}, "description": "Order value per visitor, capped at the 99th percentile."},
+		{"key": "add-to-cart", "name": "Add to cart", "kind": "proportion", "event_key": "add-to-cart"},
+		{"key": "checkout-errors", "name": "Checkout errors", "kind": "count", "event_key": "checkout-error", "direction": "decrease",
+			"cuped_preperiod": "0s", "description": "Client-side errors on the checkout page per visitor."},
+	} {
+		if _, err := c.call(ctx, "POST", p+"/metrics", m, nil); err != nil {
+			return err
+		}
+	}
+	var x struct {
+		Status string `json:"status"`
+	}
+	st, err := c.call(ctx, "GET", p+"/experiments/checkout-redesign", nil, &x)
+	if err != nil {
+		return err
+	}
+	if st == http.StatusNotFound {
+		if _, err := c.call(ctx, "POST", p+"/experiments", map[string]any{
+			"key": "checkout-redesign", "name": "One-page checkout", "environment": "production", "flag": "new-checkout",
+			"hypothesis": "Putting shipping, payment and review on one page makes more visitors finish their order, without more errors.",
+			"control":    "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
+			"metrics": map[string]any{"primary": []string{"checkout-conversion"}, "secondary": []string{"revenue", "add-to-cart"},
+				"guardrails": []any{map[string]any{"metric": "checkout-errors", "tolerance": 0.1, "action": "alert"}}},
+			"analysis":         map[string]any{"engine": "frequentist", "sequential": true, "cuped": true, "correction": "holm"},
+			"planned_duration": "336h",
+		}, nil); err != nil {
+			return err
+		}
+		x.Status = "draft"
+	}
+	if x.Status == "draft" {
+		if _, err := c.call(ctx, "POST", p+"/experiments/checkout-redesign/start", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "seed: started experiment checkout-redesign on new-checkout in production")
+	}
+	return nil
+}
+
+// writeServiceToken gives the other services (stats results workers, jobs) their own API
+// token, once, in service-token next to the keys file.
+func writeServiceToken(ctx context.Context, c *client, cfg Config, out io.Writer) error {
+	path := filepath.Join(filepath.Dir(cfg.KeysFile), "service-token")
+	if raw, err := os.ReadFile(path); err == nil {
+		check := &client{base: c.base, token: strings.TrimSpace(string(raw)), http: c.http}
+		if st, err := check.call(ctx, "GET", "/api/v1/me", nil, nil); err == nil && st == http.StatusOK {
+			return nil
+		}
+	}
+	var tk struct {
+		Token string `json:"token"`
+	}
+	if _, err := c.call(ctx, "POST", "/api/v1/tokens", map[string]any{"kind": "service", "name": "switchyard services", "role": "admin"}, &tk); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(tk.Token+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "seed: service token for stats and jobs written to %s\n", path)
+	return nil
 }
 
 // writeKeys creates a server and a client key per environment once, into the keys file.

@@ -342,7 +342,8 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	planned := duration(x.PlannedDuration).Hours() / 24
 	snap.Progress = Progress{ElapsedDays: round(elapsed, 3), PlannedDays: planned}
 	if elapsed > 0 {
-		snap.Progress.UnitsPerDay = round(float64(total)/elapsed, 1)
+		// Less than a day in, the day's traffic is not known yet: count it as one day's.
+		snap.Progress.UnitsPerDay = round(float64(total)/math.Max(elapsed, 1), 1)
 		snap.Progress.RemainingDays = round(math.Max(0, planned-elapsed), 2)
 	}
 	// Sums for every metric, then one engine request for primary+secondary (with the

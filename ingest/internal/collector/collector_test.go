@@ -1,0 +1,199 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-io/switchyard/ingest/internal/event"
+	"github.com/switchyard-io/switchyard/ingest/internal/keys"
+	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/sdks/go/eventsarrow"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+// fakeProducer records produced records and acknowledges them according to mode.
+type fakeProducer struct {
+	mu      sync.Mutex
+	records []*kgo.Record
+	// hold keeps promises unanswered until release is closed (a broker that does not answer).
+	hold    chan struct{}
+	failErr error
+}
+
+func (p *fakeProducer) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	p.mu.Lock()
+	p.records = append(p.records, r)
+	p.mu.Unlock()
+	if p.hold != nil {
+		go func() { <-p.hold; promise(r, p.failErr) }()
+		return
+	}
+	promise(r, p.failErr)
+}
+
+func (p *fakeProducer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.records)
+}
+
+func newTest(p Producer, mut func(*Config)) *Collector {
+	cfg := Config{EventsTopic: "events", DLQTopic: "dlq", MaxInFlightBytes: 1 << 20, MaxDecompressedBytes: 1 << 20,
+		MaxEvents: 1000, ProduceTimeout: 200 * time.Millisecond, Skew: event.DefaultSkew}
+	if mut != nil {
+		mut(&cfg)
+	}
+	return New(cfg, p, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+}
+
+var serverKey = keys.Key{Hash: "sha256:s", EnvironmentID: "env", Kind: ruleset.KeyServer}
+
+func body(n int) []byte {
+	var evs []map[string]any
+	for i := 0; i < n; i++ {
+		evs = append(evs, map[string]any{"event_id": "0192f0c1-8a2b-7c3d-9e4f-0a1b2c3d4e5f", "type": "track",
+			"timestamp": time.Now().UnixMilli(), "context_kind": "user", "context_key": "u", "event_key": "k"})
+	}
+	b, _ := json.Marshal(evs)
+	return b
+}
+
+func TestRecordsKeyedByEnvironmentAndContext(t *testing.T) {
+	p := &fakeProducer{}
+	c := newTest(p, nil)
+	b, _ := json.Marshal([]any{
+		map[string]any{"event_id": "0192f0c1-8a2b-7c3d-9e4f-0a1b2c3d4e5f", "type": "exposure", "timestamp": time.Now().UnixMilli(), "context_kind": "user", "context_key": "u7", "flag_key": "f", "variation_key": "v"},
+		"junk",
+	})
+	res, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 1 || res.Rejected[event.ReasonMalformed] != 1 || len(p.records) != 2 {
+		t.Fatalf("result %+v, %d records", res, len(p.records))
+	}
+	ok, dlq := p.records[0], p.records[1]
+	if ok.Topic != "events" || string(ok.Key) != "env:u7" {
+		t.Fatalf("event record: topic %q key %q", ok.Topic, ok.Key)
+	}
+	var rec event.Record
+	if err := event.DecodeRecord(ok.Value, &rec); err != nil || rec.EnvironmentID != "env" || rec.ContextKey != "u7" {
+		t.Fatalf("record %+v: %v", rec, err)
+	}
+	if dlq.Topic != "dlq" || string(dlq.Value) != `"junk"` {
+		t.Fatalf("dead letter: topic %q value %s", dlq.Topic, dlq.Value)
+	}
+}
+
+func TestKafkaErrorAndTimeoutAreRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    *fakeProducer
+	}{
+		{"error", &fakeProducer{failErr: errors.New("broker down")}},
+		{"no answer", &fakeProducer{hold: make(chan struct{})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTest(tc.p, nil)
+			_, err := c.Ingest(context.Background(), serverKey, body(3), FormatJSON, false)
+			var re *RetryError
+			if !errors.As(err, &re) || errs.KindOf(err) != errs.KindUnavailable || re.RetryAfter <= 0 {
+				t.Fatalf("got %v, want a retryable Unavailable error", err)
+			}
+			if tc.p.hold != nil {
+				if c.InFlightBytes() == 0 {
+					t.Fatal("unanswered batch released its in-flight budget before Kafka answered")
+				}
+				close(tc.p.hold)
+				deadline := time.Now().Add(2 * time.Second)
+				for c.InFlightBytes() != 0 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if c.InFlightBytes() != 0 {
+					t.Fatal("budget not released after Kafka answered")
+				}
+			}
+		})
+	}
+}
+
+func TestInFlightBudgetRefusesNewBatches(t *testing.T) {
+	p := &fakeProducer{hold: make(chan struct{})}
+	defer close(p.hold)
+	b := body(50)
+	c := newTest(p, func(cfg *Config) { cfg.MaxInFlightBytes = int64(len(b)) * 3 / 2; cfg.ProduceTimeout = 5 * time.Second })
+	first := make(chan error, 1)
+	go func() { _, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false); first <- err }()
+	deadline := time.Now().Add(2 * time.Second)
+	for p.count() < 50 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	_, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false)
+	if !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("second batch: got %v, want ErrOverloaded", err)
+	}
+	if n := p.count(); n != 50 {
+		t.Fatalf("%d records produced; the refused batch must produce nothing", n)
+	}
+}
+
+func TestClientKeyRateLimit(t *testing.T) {
+	c := newTest(&fakeProducer{}, func(cfg *Config) { cfg.ClientKeyRate = 10; cfg.MaxEvents = 10 })
+	client := keys.Key{Hash: "sha256:c", EnvironmentID: "env", Kind: ruleset.KeyClient}
+	if _, err := c.Ingest(context.Background(), client, body(10), FormatJSON, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Ingest(context.Background(), client, body(10), FormatJSON, false)
+	var re *RetryError
+	if !errors.As(err, &re) || errs.KindOf(err) != errs.KindRateLimited || re.RetryAfter < 500*time.Millisecond {
+		t.Fatalf("got %v, want rate limited with a retry hint of about a second", err)
+	}
+	if _, err := c.Ingest(context.Background(), serverKey, body(10), FormatJSON, false); err != nil {
+		t.Fatalf("server key limited by the client key's budget: %v", err)
+	}
+}
+
+func TestGzipBomb(t *testing.T) {
+	var buf bytes.Buffer
+	zw := newGzip(&buf)
+	_, _ = zw.Write(bytes.Repeat([]byte(" "), 4<<20))
+	_ = zw.Close()
+	c := newTest(&fakeProducer{}, nil)
+	_, err := c.Ingest(context.Background(), serverKey, buf.Bytes(), FormatJSON, true)
+	if errs.KindOf(err) != errs.KindTooLarge {
+		t.Fatalf("got %v, want TooLarge", err)
+	}
+}
+
+func TestArrowBatch(t *testing.T) {
+	var buf bytes.Buffer
+	v := 2.5
+	id := [16]byte{1, 2, 3}
+	if err := eventsarrow.WriteStream(&buf, []eventsarrow.Event{
+		{ID: id, Type: "track", Timestamp: time.Now().UnixMilli(), ContextKind: "user", ContextKey: "u", EventKey: "k", Value: &v, Properties: map[string]any{"a": "b"}},
+		{ID: id, Type: "bogus", Timestamp: 1},
+	}, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := &fakeProducer{}
+	res, err := newTest(p, nil).Ingest(context.Background(), serverKey, buf.Bytes(), FormatArrow, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 1 || res.Rejected[event.ReasonUnknownType] != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	var rec event.Record
+	if err := event.DecodeRecord(p.records[0].Value, &rec); err != nil || !rec.HasValue || rec.Value != 2.5 || len(rec.Properties) != 1 {
+		t.Fatalf("record %+v: %v", rec, err)
+	}
+}

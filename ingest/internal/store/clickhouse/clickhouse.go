@@ -1,0 +1,160 @@
+// Package clickhouse is ingest's ClickHouse store: the connection (native protocol only — the
+// HTTP protocol of clickhouse-go does not work with ClickHouse 18.16), the embedded schema
+// migrations (goose's clickhouse dialect), the writer's columnar batch inserts, and the usage
+// and export queries. Every INSERT names its columns (18.16 needs that for native batches).
+package clickhouse
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"regexp"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the embedded migration files (for tests and tools).
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Options addresses a ClickHouse database.
+type Options struct {
+	Addr     string
+	Database string
+	User     string
+	Password string
+	// DialTimeout bounds connecting (default 5 s).
+	DialTimeout time.Duration
+	// MaxOpenConns bounds the pool (default 8).
+	MaxOpenConns int
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidDatabaseName reports whether name is usable unquoted in DDL.
+func ValidDatabaseName(name string) bool { return identRE.MatchString(name) }
+
+func (o Options) chOptions(database string) *ch.Options {
+	dial := o.DialTimeout
+	if dial == 0 {
+		dial = 5 * time.Second
+	}
+	conns := o.MaxOpenConns
+	if conns == 0 {
+		conns = 8
+	}
+	return &ch.Options{
+		Protocol:     ch.Native,
+		Addr:         []string{o.Addr},
+		Auth:         ch.Auth{Database: database, Username: o.User, Password: o.Password},
+		DialTimeout:  dial,
+		ReadTimeout:  60 * time.Second,
+		MaxOpenConns: conns,
+		MaxIdleConns: conns,
+		Compression:  &ch.Compression{Method: ch.CompressionLZ4},
+	}
+}
+
+// Open connects to the database (creating it when missing) and waits, up to ctx's deadline,
+// until ClickHouse answers.
+func Open(ctx context.Context, o Options) (driver.Conn, error) {
+	if !ValidDatabaseName(o.Database) {
+		return nil, fmt.Errorf("clickhouse: invalid database name %q", o.Database)
+	}
+	if err := ensureDatabase(ctx, o); err != nil {
+		return nil, err
+	}
+	conn, err := ch.Open(o.chOptions(o.Database))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	if err := waitPing(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func ensureDatabase(ctx context.Context, o Options) error {
+	conn, err := ch.Open(o.chOptions("default"))
+	if err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	defer conn.Close()
+	if err := waitPing(ctx, conn); err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+o.Database); err != nil {
+		return fmt.Errorf("clickhouse: create database %s: %w", o.Database, err)
+	}
+	return nil
+}
+
+func waitPing(ctx context.Context, conn driver.Conn) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := conn.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse did not answer: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Migrate applies the embedded migrations that are pending in o.Database and returns the
+// version reached. The DDL is idempotent, so concurrent starts of several ingest processes
+// are harmless (ClickHouse has no lock goose could take).
+func Migrate(ctx context.Context, o Options, log *slog.Logger) (int64, error) {
+	if err := ensureDatabase(ctx, o); err != nil {
+		return 0, err
+	}
+	db := ch.OpenDB(o.chOptions(o.Database))
+	defer db.Close()
+	store, err := newGooseStore()
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
+	}
+	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store))
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
+	}
+	results, err := provider.Up(ctx)
+	for _, r := range results {
+		if log != nil {
+			log.Info("clickhouse migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: migrate up: %w", err)
+	}
+	return provider.GetDBVersion(ctx)
+}
+
+// DropDatabase drops o.Database (tests).
+func DropDatabase(ctx context.Context, o Options) error {
+	conn, err := ch.Open(o.chOptions("default"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Exec(ctx, "DROP DATABASE IF EXISTS "+o.Database)
+}

@@ -1,0 +1,50 @@
+// Command resultsbench times experiment result refreshes at scale against ClickHouse:
+//
+//	resultsbench -exposures 10000000 -events 100000000 -days 14
+//
+// It creates (and afterwards drops) its own database, with ingest's schema applied by the
+// ingest binary's migrate command (path given by -ingest-bin).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/switchyard-io/switchyard/stats/internal/resultsbench"
+)
+
+func main() {
+	var cfg resultsbench.Config
+	addr := flag.String("clickhouse-addr", "127.0.0.1:19000", "ClickHouse native address")
+	ingest := flag.String("ingest-bin", ".data/bin/ingest", "ingest binary (applies the schema)")
+	keep := flag.Bool("keep", false, "keep the database afterwards")
+	flag.Int64Var(&cfg.Exposures, "exposures", 10_000_000, "exposure rows")
+	flag.Int64Var(&cfg.Events, "events", 100_000_000, "event rows")
+	flag.IntVar(&cfg.Days, "days", 14, "days of data before the incremental day")
+	flag.Parse()
+	db := fmt.Sprintf("resultsbench_%d", time.Now().Unix())
+	if out, err := exec.Command(*ingest, "migrate", "-clickhouse-addr", *addr, "-clickhouse-database", db, "-log-level", "warn").CombinedOutput(); err != nil {
+		fail(fmt.Errorf("ingest migrate: %v\n%s", err, out))
+	}
+	conn, err := ch.Open(&ch.Options{Addr: []string{*addr}, Auth: ch.Auth{Database: db, Username: "default"},
+		Settings: ch.Settings{"max_execution_time": 3600}, ReadTimeout: time.Hour})
+	fail(err)
+	defer conn.Close()
+	if !*keep {
+		defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	}
+	fail(resultsbench.Run(context.Background(), conn, cfg, os.Stdout))
+}
+
+func fail(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "resultsbench:", err)
+		os.Exit(1)
+	}
+}

@@ -61,7 +61,7 @@ func TestExperimentQueryShapes(t *testing.T) {
 	// First exposure per context: variation and time of the earliest exposure.
 	var variation string
 	var firstMS uint64
-	if err := s.ch.QueryRow(ctx, `SELECT argMinMerge(variation_key), minMerge(first_exposed_ms) FROM first_exposures
+	if err := s.ch.QueryRow(ctx, `SELECT argMinMerge(first_variation), minMerge(first_exposed_ms) FROM experiment_units
 		WHERE environment_id = 'env-a' AND experiment_key = 'exp-1' AND context_key = 'u3' GROUP BY context_kind, context_key`).Scan(&variation, &firstMS); err != nil {
 		t.Fatal(err)
 	}

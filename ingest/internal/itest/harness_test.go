@@ -352,14 +352,14 @@ func runScript(t *testing.T, script, action string) {
 	}
 }
 
-// waitFirstExposures waits until first_exposures holds want contexts. A materialized view's
+// waitFirstExposures waits until experiment_units holds want contexts. A materialized view's
 // target is written during the same INSERT as its source table, but after it: for a moment
 // the raw rows are visible and the aggregation is not yet.
 func (s *stack) waitFirstExposures(t *testing.T, want int) {
 	t.Helper()
-	q := "SELECT count() FROM (SELECT 1 FROM first_exposures GROUP BY environment_id, experiment_key, context_kind, context_key)"
-	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d contexts in first_exposures", want), func() bool { return s.count(t, q) >= uint64(want) })
+	q := "SELECT count() FROM (SELECT 1 FROM experiment_units GROUP BY environment_id, experiment_key, context_kind, context_key)"
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d contexts in experiment_units", want), func() bool { return s.count(t, q) >= uint64(want) })
 	if got := s.count(t, q); got != uint64(want) {
-		t.Fatalf("first_exposures holds %d contexts, want %d", got, want)
+		t.Fatalf("experiment_units holds %d contexts, want %d", got, want)
 	}
 }

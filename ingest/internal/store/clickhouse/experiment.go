@@ -10,7 +10,7 @@ import (
 
 // VariantSumsQuery is the canonical per-variant metric query for the stats workers, exact with
 // duplicate rows:
-//   - units and their variation come from first_exposures (argMin/min are idempotent);
+//   - units and their variation come from experiment_units (argMin/min are idempotent);
 //   - tracks are deduplicated by event_id in a subquery before they are summed;
 //   - only a unit's events at or after its first exposure count (the time condition is a
 //     filter inside the aggregation because joins are equality-only on ClickHouse 18.16);
@@ -33,9 +33,9 @@ FROM (
         countIf(ts_ms >= first_ms)       AS unit_events
     FROM (
         SELECT context_kind, context_key,
-               argMinMerge(variation_key) AS variation,
+               argMinMerge(first_variation) AS variation,
                minMerge(first_exposed_ms) AS first_ms
-        FROM first_exposures
+        FROM experiment_units
         WHERE environment_id = ? AND experiment_key = ?
         GROUP BY context_kind, context_key
     )

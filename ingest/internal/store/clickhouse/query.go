@@ -282,7 +282,7 @@ WHERE environment_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTi
 	}
 	if f.ExperimentKey != "" {
 		// Tracks of the contexts exposed to the experiment (any time in the range).
-		q += " AND (context_kind, context_key) IN (SELECT context_kind, context_key FROM first_exposures WHERE environment_id = ? AND experiment_key = ?)"
+		q += " AND (context_kind, context_key) IN (SELECT context_kind, context_key FROM experiment_units WHERE environment_id = ? AND experiment_key = ?)"
 		args = append(args, f.EnvironmentID, f.ExperimentKey)
 	}
 	q += " LIMIT 1 BY event_id"

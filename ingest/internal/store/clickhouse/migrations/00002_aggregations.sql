@@ -1,8 +1,10 @@
 -- +goose NO TRANSACTION
 -- Aggregations maintained by materialized views at insert time.
 --
--- first_exposures: per experiment x context, the variation of the first exposure and its time.
--- argMin/min are idempotent, so duplicate exposures cannot change them: exact without dedup.
+-- experiment_units: per experiment x context, the variation of the first exposure and its time,
+-- and how many distinct variations the context saw (contexts that saw several are excluded from
+-- analyses and counted as a data-quality signal). argMin, min and uniqExact are idempotent, so
+-- duplicate exposures cannot change them: exact without dedup.
 --
 -- active_contexts_monthly: distinct (context_kind, context_key) per environment and month, from
 -- exposures and tracks. uniqExact is idempotent too: exact.
@@ -13,26 +15,28 @@
 -- counts come from evaluation_summaries grouped by event_id (README, "Exact queries").
 
 -- +goose Up
-CREATE TABLE IF NOT EXISTS first_exposures (
+-- (The column is first_variation, not variation_key: ClickHouse aliases are
+-- query-wide, and an alias variation_key on the argMin state would capture uniqExact's argument.)
+CREATE TABLE IF NOT EXISTS experiment_units (
     environment_id   String,
     experiment_key   String,
     context_kind     String,
     context_key      String,
-    flag_key         AggregateFunction(any, String),
-    variation_key    AggregateFunction(argMin, String, UInt64),
-    first_exposed_ms AggregateFunction(min, UInt64)
+    first_variation  AggregateFunction(argMin, String, UInt64),
+    first_exposed_ms AggregateFunction(min, UInt64),
+    variations       AggregateFunction(uniqExact, String)
 ) ENGINE = AggregatingMergeTree()
 ORDER BY (environment_id, experiment_key, context_kind, context_key);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS first_exposures_mv TO first_exposures AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS experiment_units_mv TO experiment_units AS
 SELECT
     environment_id,
     experiment_key,
     context_kind,
     context_key,
-    anyState(flag_key)                         AS flag_key,
-    argMinState(variation_key, timestamp_ms)   AS variation_key,
-    minState(timestamp_ms)                     AS first_exposed_ms
+    argMinState(variation_key, timestamp_ms) AS first_variation,
+    minState(timestamp_ms)                   AS first_exposed_ms,
+    uniqExactState(variation_key)            AS variations
 FROM exposures
 WHERE experiment_key != ''
 GROUP BY environment_id, experiment_key, context_kind, context_key;
@@ -80,5 +84,5 @@ DROP TABLE IF EXISTS active_contexts_monthly_exposures_mv;
 DROP TABLE IF EXISTS active_contexts_monthly;
 DROP TABLE IF EXISTS evaluation_counts_daily_mv;
 DROP TABLE IF EXISTS evaluation_counts_daily;
-DROP TABLE IF EXISTS first_exposures_mv;
-DROP TABLE IF EXISTS first_exposures;
+DROP TABLE IF EXISTS experiment_units_mv;
+DROP TABLE IF EXISTS experiment_units;

@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 BENCH_TIME ?= 1s
 
 .PHONY: up down install infra-up infra-down services-up services-down status build seed \
-        test test-go test-other node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc clean logs
+        test test-go test-other node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments clean logs
 
 ## up: install what is missing, start Postgres, Kafka, ClickHouse and every service, seed a demo.
 up: install infra-up services-up seed
@@ -67,8 +67,8 @@ test-other:
 	@if [ -x scripts/test-other.sh ]; then scripts/test-other.sh; fi
 
 ## bench: run the benchmarks and print their results (docs/benchmarks.md records them).
-## bench-eval and bench-stats need nothing running; bench-relay and bench-flagsvc run against `make up`.
-bench: bench-eval bench-stats bench-relay bench-flagsvc
+## bench-eval and bench-stats need nothing running; the others run against the local stack.
+bench: bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments
 
 # Local evaluation: Switchyard's engine and client beside LaunchDarkly's and GrowthBook's Go SDKs
 # (a separate module outside the workspace, so they never become dependencies).
@@ -83,6 +83,17 @@ bench-relay: up
 bench-flagsvc: up
 	cd flagsvc && go build -o ../.data/bin/flagsvcbench ./cmd/flagsvcbench
 	.data/bin/flagsvcbench -token-file .data/admin-token -rate 200 -duration 30s -list-flags 10000
+
+# Event pipeline: sustained throughput, accepted-to-queryable latency, collector memory under overload.
+bench-ingest: infra-up
+	cd ingest && go run ./cmd/ingestbench -mode all
+
+# Experiment results at scale: 10M exposures and 100M events generated into ClickHouse, then a full
+# refresh of 5 metrics and an incremental refresh after one more day.
+bench-experiments: infra-up
+	cd ingest && go build -o ../.data/bin/ingest ./cmd/ingest
+	cd stats && go build -o ../.data/bin/resultsbench ./cmd/resultsbench
+	.data/bin/resultsbench -ingest-bin .data/bin/ingest -exposures $${EXPOSURES:-10000000} -events $${EVENTS:-100000000} -days 14
 
 bench-stats:
 	cd stats && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...

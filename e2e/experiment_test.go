@@ -253,6 +253,27 @@ func TestExperimentResultsEndToEnd(t *testing.T) {
 	if len(ts.Points) < 2 || ts.Points[len(ts.Points)-1].Effect == nil {
 		t.Fatalf("timeseries: %+v", ts.Points)
 	}
+	// Planning a follow-up on the same flag: the estimate starts from the conversion baseline
+	// the flag's traffic shows (every exposed user, whichever variation).
+	p.api.Must(t, "POST", "/api/v1/projects/shop/experiments", map[string]any{"key": "checkout-next", "environment": "production",
+		"flag": "checkout", "control": "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000},
+			map[string]any{"variation": "on", "weight": 50000}}, "metrics": map[string]any{"primary": []string{"conversion"}},
+		"analysis": map[string]any{"sequential": false}, "planned_duration": "336h"}, nil)
+	var est struct {
+		BaselineMean float64 `json:"baseline_mean"`
+		PerVariantN  int64   `json:"per_variant_n"`
+		Days         float64 `json:"days"`
+		Power        float64 `json:"power"`
+	}
+	api.Must(t, "GET", "/v1/projects/shop/experiments/checkout-next/estimate?effect=0.2", nil, &est)
+	overall := float64(converted["off"]+converted["on"]) / float64(users)
+	if math.Abs(est.BaselineMean-overall) > 1e-9 || est.PerVariantN < 100 || est.Days <= 0 || est.Power < 0.8 {
+		t.Fatalf("estimate: %+v (overall conversion %.4f)", est, overall)
+	}
+	// A lift of 20% on a ~12.5%% baseline needs roughly 2,800 users per arm at 80% power.
+	if est.PerVariantN < 1500 || est.PerVariantN > 5000 {
+		t.Fatalf("per-variant n %d is not what the power formula gives", est.PerVariantN)
+	}
 	// Callers need a token the flag service accepts.
 	if status := statusOf(p.stats.URL+"/v1/projects/shop/experiments/checkout-test/results", "Bearer nope"); status != 401 {
 		t.Fatalf("results without a valid token: %d", status)

@@ -8,24 +8,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// RollupDDL creates the rollup table (also applied as an ingest ClickHouse migration). One row
-// per experiment x metric version x part x context x day; refolding a day writes identical
-// keys, and ReplacingMergeTree keeps one (reads use FINAL), so folding is idempotent.
-const RollupDDL = `CREATE TABLE IF NOT EXISTS experiment_metric_days (
-    environment_id String,
-    experiment_key String,
-    metric_key     String,
-    metric_version UInt64,
-    part           UInt8,
-    context_kind   String,
-    context_key    String,
-    day            Date,
-    events         UInt64,
-    value_sum      Float64,
-    folded_at      DateTime
-) ENGINE = ReplacingMergeTree(folded_at)
-PARTITION BY toYYYYMM(day)
-ORDER BY (environment_id, experiment_key, metric_key, metric_version, part, context_kind, context_key, day)`
+// The rollup table, experiment_metric_days, is created by ingest's ClickHouse migrations
+// (00003_experiment_rollups.sql): one row per experiment x metric version x part x context x
+// day; refolding a day writes identical keys, which ReplacingMergeTree collapses (reads use
+// FINAL), so folding is idempotent.
 
 // Day truncates t to its UTC day.
 func Day(t time.Time) time.Time {

@@ -4,7 +4,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,8 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/switchyard-io/switchyard/flagsvc/internal/apiclient"
 	"github.com/switchyard-io/switchyard/platform/config"
 )
 
@@ -44,40 +43,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-type client struct {
-	base, token string
-	http        *http.Client
-}
+// client calls the API; "already exists" (409) and "not found" (404) are answers the seed
+// handles, not failures.
+type client struct{ *apiclient.Client }
 
-// call sends a JSON request and decodes the response; it returns the status code.
 func (c *client) call(ctx context.Context, method, path string, in, out any) (int, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, err
-		}
-		body = bytes.NewReader(b)
+	st, err := c.Do(ctx, method, path, in, out)
+	if s := apiclient.Status(err); s == http.StatusNotFound || s == http.StatusConflict {
+		return s, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusConflict {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if out != nil && resp.StatusCode < 300 {
-		return resp.StatusCode, json.Unmarshal(raw, out)
-	}
-	return resp.StatusCode, nil
+	return st, err
 }
 
 // Seed creates what is missing of the demo; running it again changes nothing.
@@ -86,7 +61,7 @@ func Seed(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read token: %w (run flagsvc bootstrap first)", err)
 	}
-	c := &client{base: strings.TrimRight(cfg.URL, "/"), token: strings.TrimSpace(string(raw)), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &client{apiclient.New(cfg.URL, strings.TrimSpace(string(raw)))}
 	p := "/api/v1/projects/" + cfg.Project
 	if st, err := c.call(ctx, "GET", p, nil, nil); err != nil {
 		return err
@@ -180,7 +155,7 @@ func seedExperiment(ctx context.Context, c *client, cfg Config, out io.Writer) e
 func writeServiceToken(ctx context.Context, c *client, cfg Config, out io.Writer) error {
 	path := filepath.Join(filepath.Dir(cfg.KeysFile), "service-token")
 	if raw, err := os.ReadFile(path); err == nil {
-		check := &client{base: c.base, token: strings.TrimSpace(string(raw)), http: c.http}
+		check := &client{apiclient.New(c.Base, strings.TrimSpace(string(raw)))}
 		if st, err := check.call(ctx, "GET", "/api/v1/me", nil, nil); err == nil && st == http.StatusOK {
 			return nil
 		}

@@ -5,9 +5,7 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/apiclient"
 )
 
 // Config says what to measure.
@@ -28,45 +28,11 @@ type Config struct {
 	ListRequests int
 }
 
-// Client is a minimal JSON client of the flag service.
-type Client struct {
-	base, token string
-	http        *http.Client
-}
+// Client is the flag service client the load tests use.
+type Client struct{ *apiclient.Client }
 
 // NewClient returns a client with keep-alive connections.
-func NewClient(base, token string) *Client {
-	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
-}
-
-// Do sends a request and decodes a JSON answer into out (if not nil).
-func (c *Client) Do(ctx context.Context, method, path string, in, out any) (int, error) {
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if out != nil {
-		return resp.StatusCode, json.Unmarshal(raw, out)
-	}
-	return resp.StatusCode, nil
-}
+func NewClient(base, token string) *Client { return &Client{apiclient.New(base, token)} }
 
 // Stats summarizes latencies.
 type Stats struct {
@@ -209,11 +175,11 @@ func (h HistogramDelta) String() string {
 
 // Histogram scrapes one histogram from the service's /metrics.
 func (c *Client) Histogram(ctx context.Context, name string) (HistogramDelta, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+"/metrics", nil)
 	if err != nil {
 		return HistogramDelta{}, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return HistogramDelta{}, err
 	}

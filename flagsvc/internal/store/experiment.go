@@ -207,26 +207,13 @@ type ExperimentFilter struct {
 
 // ListExperiments lists experiments, newest first.
 func (t *Tx) ListExperiments(ctx context.Context, f ExperimentFilter) ([]domain.Experiment, error) {
-	args := []any{}
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	where := []string{"true"}
-	if f.OrgID != "" {
-		where = append(where, "p.org_id = "+arg(f.OrgID)+"::uuid")
-	}
-	if f.ProjectID != "" {
-		where = append(where, "x.project_id = "+arg(f.ProjectID)+"::uuid")
-	}
-	if f.EnvironmentID != "" {
-		where = append(where, "x.environment_id = "+arg(f.EnvironmentID)+"::uuid")
-	}
-	if f.FlagID != "" {
-		where = append(where, "x.flag_id = "+arg(f.FlagID)+"::uuid")
-	}
-	if f.Status != "" {
-		where = append(where, "x.status = "+arg(f.Status))
-	}
-	rows, err := t.q().Query(ctx, `SELECT `+experimentColumns+experimentFrom+`WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY x.created_at DESC, x.id`, args...)
+	var w conditions
+	w.eq("p.org_id", f.OrgID, "::uuid")
+	w.eq("x.project_id", f.ProjectID, "::uuid")
+	w.eq("x.environment_id", f.EnvironmentID, "::uuid")
+	w.eq("x.flag_id", f.FlagID, "::uuid")
+	w.eq("x.status", f.Status, "")
+	rows, err := t.q().Query(ctx, `SELECT `+experimentColumns+experimentFrom+`WHERE `+w.sql()+` ORDER BY x.created_at DESC, x.id`, w.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -305,26 +292,13 @@ type GuardrailFilter struct {
 
 // ListGuardrails lists guardrails, oldest first.
 func (t *Tx) ListGuardrails(ctx context.Context, f GuardrailFilter) ([]domain.Guardrail, error) {
-	args := []any{}
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	where := []string{"true"}
-	if f.OrgID != "" {
-		where = append(where, "p.org_id = "+arg(f.OrgID)+"::uuid")
-	}
-	if f.ProjectID != "" {
-		where = append(where, "g.project_id = "+arg(f.ProjectID)+"::uuid")
-	}
-	if f.EnvironmentID != "" {
-		where = append(where, "g.environment_id = "+arg(f.EnvironmentID)+"::uuid")
-	}
-	if f.ExperimentID != "" {
-		where = append(where, "g.experiment_id = "+arg(f.ExperimentID)+"::uuid")
-	}
-	if f.Status != "" {
-		where = append(where, "g.status = "+arg(f.Status))
-	}
-	rows, err := t.q().Query(ctx, `SELECT `+guardrailColumns+guardrailFrom+`WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY g.created_at, g.id`, args...)
+	var w conditions
+	w.eq("p.org_id", f.OrgID, "::uuid")
+	w.eq("g.project_id", f.ProjectID, "::uuid")
+	w.eq("g.environment_id", f.EnvironmentID, "::uuid")
+	w.eq("g.experiment_id", f.ExperimentID, "::uuid")
+	w.eq("g.status", f.Status, "")
+	rows, err := t.q().Query(ctx, `SELECT `+guardrailColumns+guardrailFrom+`WHERE `+w.sql()+` ORDER BY g.created_at, g.id`, w.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -345,4 +319,26 @@ func (t *Tx) SetGuardrailStatus(ctx context.Context, id, status string, breach *
 func (t *Tx) DisableExperimentGuardrails(ctx context.Context, experimentID string) error {
 	_, err := t.q().Exec(ctx, `UPDATE guardrails SET status = 'disabled', updated_at = now() WHERE experiment_id = $1 AND status = 'active'`, experimentID)
 	return err
+}
+
+// conditions builds a WHERE clause of equalities on optional filters, with bound parameters.
+type conditions struct {
+	parts []string
+	args  []any
+}
+
+// eq adds "column = $n" (with a cast suffix) when value is set.
+func (c *conditions) eq(column, value, cast string) {
+	if value == "" {
+		return
+	}
+	c.args = append(c.args, value)
+	c.parts = append(c.parts, fmt.Sprintf("%s = $%d%s", column, len(c.args), cast))
+}
+
+func (c *conditions) sql() string {
+	if len(c.parts) == 0 {
+		return "true"
+	}
+	return strings.Join(c.parts, " AND ")
 }

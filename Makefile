@@ -9,10 +9,10 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 BENCH_TIME ?= 1s
 
 .PHONY: up down install infra-up infra-down services-up services-down status build seed \
-        test test-go test-other node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments clean logs
+        test test-go test-other test-dashboards dashboards-build node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments clean logs
 
 ## up: install what is missing, start Postgres, Kafka, ClickHouse and every service, seed a demo.
-up: install infra-up services-up seed
+up: install infra-up dashboards-build services-up seed
 	@echo
 	@echo "Switchyard is up."
 	@$(LOCAL)/services.sh status
@@ -40,8 +40,12 @@ status:
 	@$(LOCAL)/stack.sh status || true
 	@$(LOCAL)/services.sh status
 
-build:
+build: dashboards-build
 	@$(LOCAL)/services.sh build
+
+# The web app (React + Vite), embedded by the dashboards binary: build it before the Go builds.
+dashboards-build:
+	@dashboards/scripts/build.sh
 
 seed:
 	@if [ -x $(LOCAL)/seed.sh ]; then $(LOCAL)/seed.sh; fi
@@ -50,7 +54,7 @@ logs:
 	@tail -n 50 .data/log/*.log
 
 ## test: start the infrastructure if needed, then run every test (unit and integration).
-test: install infra-up node-deps test-go test-other
+test: install infra-up node-deps dashboards-build test-go test-other test-dashboards
 
 # Node packages some Go tests drive (the OpenFeature OFREP provider against the relay).
 node-deps:
@@ -65,6 +69,11 @@ test-go:
 # Tests in other languages (OpenFeature OFREP provider against the relay, the web app).
 test-other:
 	@if [ -x scripts/test-other.sh ]; then scripts/test-other.sh; fi
+
+# The web app: Vitest component tests, the JS budget, Playwright in Debian's Chromium against
+# the real services.
+test-dashboards:
+	@dashboards/scripts/test.sh
 
 ## bench: run the benchmarks and print their results (docs/benchmarks.md records them).
 ## bench-eval and bench-stats need nothing running; the others run against the local stack.

@@ -11,6 +11,10 @@ SERVICES="flagsvc:8080 evalrelay:8081 ingest:8082 stats:8083 jobs:8084 dashboard
 export SWITCHYARD_PG_DSN=${SWITCHYARD_PG_DSN:-postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB?sslmode=disable}
 export SWITCHYARD_KAFKA_BROKERS=${SWITCHYARD_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT}
 export SWITCHYARD_CLICKHOUSE_ADDR=${SWITCHYARD_CLICKHOUSE_ADDR:-$CH_HOST:$CH_PORT}
+# The shared token of ingest's usage API (the dashboards proxy it for signed-in users).
+[[ -s $DATA/ingest-query-token ]] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=' >"$DATA/ingest-query-token")
+export SWITCHYARD_QUERY_TOKEN=${SWITCHYARD_QUERY_TOKEN:-$(cat "$DATA/ingest-query-token")}
+export SWITCHYARD_INGEST_QUERY_TOKEN=$SWITCHYARD_QUERY_TOKEN
 # The services' own API token (stats results workers, jobs), written by the seed; re-read when used.
 export SWITCHYARD_FLAGSVC_TOKEN_FILE=${SWITCHYARD_FLAGSVC_TOKEN_FILE:-$DATA/service-token}
 

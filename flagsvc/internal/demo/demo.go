@@ -134,7 +134,7 @@ func seedExperiment(ctx context.Context, c *client, cfg Config, out io.Writer) e
 			"control":    "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
 			"metrics": map[string]any{"primary": []string{"checkout-conversion"}, "secondary": []string{"revenue", "add-to-cart"},
 				"guardrails": []any{map[string]any{"metric": "checkout-errors", "tolerance": 0.1, "action": "alert"}}},
-			"analysis":         map[string]any{"engine": "frequentist", "sequential": true, "cuped": true, "correction": "holm"},
+			"analysis":         map[string]any{"engine": "frequentist", "sequential": true, "cuped": true, "correction": "none"},
 			"planned_duration": "336h",
 		}, nil); err != nil {
 			return err

@@ -1,0 +1,202 @@
+// Turns a results snapshot (docs/experiments-api.md, STATS.md §11) into the rows the results
+// page shows: one per metric × treatment, in the engine view and difference scale the reader
+// picked. The stats service computes one engine and one scale; the other views are derived
+// here from the same effect and standard error with the formulas of STATS.md §6 (flat prior)
+// and flagged as derived, so the page never pretends they came from the service.
+
+import type { Experiment, Metric, MetricKind, MetricResult, Snapshot, VariantResult } from './types';
+import { normCdf, normPdf, normQuantile } from './normal';
+
+export type Engine = 'frequentist' | 'bayesian';
+export type Scale = 'relative' | 'absolute';
+
+export interface ResultRow {
+  metric: string;
+  metricName: string;
+  role: MetricResult['role'];
+  kind: MetricKind;
+  direction: 'increase' | 'decrease';
+  control: { variation: string; n: number; mean: number };
+  treatment: { variation: string; n: number; mean: number };
+  engine: Engine;
+  scale: Scale;
+  effect: number | null;
+  ci: [number | null, number | null] | null;
+  se: number | null;
+  pValue: number | null;
+  chanceToWin: number | null;
+  risk: { control: number; treatment: number } | null;
+  error: { code: string; message: string } | null;
+  /** The engine view or scale was computed here rather than by the stats service. */
+  derived: { engine: boolean; scale: boolean };
+  /** Below the metric's minimum sample size in some arm. */
+  underpowered: boolean;
+}
+
+export interface RowOptions {
+  engine: Engine;
+  scale: Scale;
+  alpha: number;
+  metrics?: Metric[];
+}
+
+function variantKey(v: VariantResult): string {
+  return v.variation ?? v.key ?? '';
+}
+
+/** Which engine and scale the snapshot's numbers are in. */
+export function nativeView(experiment: Experiment, m: MetricResult, snapshot?: Snapshot): { engine: Engine; scale: Scale } {
+  const engine = (m.analysis?.engine as Engine | undefined) ?? snapshot?.analysis?.engine ?? experiment.analysis?.engine ?? 'frequentist';
+  return {
+    engine: engine === 'bayesian' ? 'bayesian' : 'frequentist',
+    scale: m.analysis?.difference ?? snapshot?.analysis?.difference ?? 'relative',
+  };
+}
+
+export function buildRows(experiment: Experiment, snapshot: Snapshot, opts: RowOptions): ResultRow[] {
+  const byKey = new Map((opts.metrics ?? []).map((m) => [m.key, m]));
+  const rows: ResultRow[] = [];
+  for (const m of snapshot.metrics) {
+    const def = byKey.get(m.metric);
+    const native = nativeView(experiment, m, snapshot);
+    const arms = m.variants.map((v) => ({ variation: variantKey(v), n: v.n, mean: v.mean ?? Number.NaN }));
+    const analysed = m.analysis?.variants ?? m.variants;
+    const controlKey = snapshot.control ?? experiment.control ?? arms[0]?.variation;
+    const controlArm = arms.find((v) => v.variation === controlKey) ?? arms[0];
+    if (!controlArm) continue;
+    for (const arm of arms) {
+      if (arm.variation === controlArm.variation) continue;
+      const res = analysed.find((v) => variantKey(v) === arm.variation) ?? null;
+      rows.push(
+        convert(
+          {
+            metric: m.metric,
+            metricName: m.name || def?.name || m.metric,
+            role: m.role,
+            kind: m.kind,
+            direction: m.direction ?? def?.direction ?? 'increase',
+            control: controlArm,
+            treatment: arm,
+            res,
+            native,
+            minSample: def?.min_sample_size ?? 0,
+          },
+          opts,
+        ),
+      );
+    }
+  }
+  return rows;
+}
+
+interface ConvertInput {
+  metric: string;
+  metricName: string;
+  role: MetricResult['role'];
+  kind: MetricKind;
+  direction: 'increase' | 'decrease';
+  control: { variation: string; n: number; mean: number };
+  treatment: { variation: string; n: number; mean: number };
+  res: VariantResult | null;
+  native: { engine: Engine; scale: Scale };
+  minSample: number;
+}
+
+function finite(x: number | null | undefined): x is number {
+  return typeof x === 'number' && Number.isFinite(x);
+}
+
+export function convert(i: ConvertInput, opts: RowOptions): ResultRow {
+  const base: ResultRow = {
+    metric: i.metric,
+    metricName: i.metricName,
+    role: i.role,
+    kind: i.kind,
+    direction: i.direction,
+    control: i.control,
+    treatment: i.treatment,
+    engine: opts.engine,
+    scale: opts.scale,
+    effect: null,
+    ci: null,
+    se: null,
+    pValue: null,
+    chanceToWin: null,
+    risk: null,
+    error: i.res?.error ?? null,
+    derived: { engine: opts.engine !== i.native.engine, scale: opts.scale !== i.native.scale },
+    underpowered: i.minSample > 0 && (i.control.n < i.minSample || i.treatment.n < i.minSample),
+  };
+  const r = i.res;
+  if (!r || r.error || !finite(r.effect)) {
+    if (!r && !base.error) base.error = { code: 'no_result', message: 'no result for this variation yet' };
+    return base;
+  }
+  // 1. The scale: relative ↔ absolute through the control mean (STATS.md §3; the control mean
+  // is treated as known, which is what the difference of the two variances amounts to when the
+  // lift is small).
+  let factor = 1;
+  if (opts.scale !== i.native.scale) {
+    const mA = i.control.mean;
+    if (!finite(mA) || mA === 0) {
+      return { ...base, error: { code: 'zero_baseline', message: 'the control mean is 0, so a relative lift is undefined' } };
+    }
+    factor = opts.scale === 'absolute' ? mA : 1 / mA;
+  }
+  const scaleCI = (ci: [number | null, number | null] | null | undefined): [number | null, number | null] | null =>
+    ci ? [finite(ci[0]) ? ci[0] * factor : null, finite(ci[1]) ? ci[1] * factor : null] : null;
+  const effect = r.effect * factor;
+  const se = finite(r.se) ? Math.abs(r.se * factor) : null;
+  const z = normQuantile(1 - opts.alpha / 2);
+  base.effect = effect;
+  base.se = se;
+
+  if (opts.engine === i.native.engine) {
+    // Adjusted values (multiple-testing correction) when the service computed them.
+    base.ci = scaleCI(r.ci_adjusted ?? r.ci);
+    base.pValue = finite(r.p_value_adjusted) ? r.p_value_adjusted : finite(r.p_value) ? r.p_value : null;
+    base.chanceToWin = finite(r.chance_to_win) ? r.chance_to_win : null;
+    base.risk = r.risk ? { control: r.risk.control * factor, treatment: r.risk.treatment * factor } : null;
+    return base;
+  }
+  if (se === null || se === 0) {
+    return { ...base, error: { code: 'zero_variance', message: 'no spread in the data, so no interval' } };
+  }
+  if (opts.engine === 'bayesian') {
+    // Flat prior: posterior N(d, se²) (STATS.md §6).
+    const m = effect;
+    const s = se;
+    const pUp = normCdf(m / s);
+    const riskControl = m * normCdf(m / s) + s * normPdf(m / s);
+    const riskTreatment = -m * normCdf(-m / s) + s * normPdf(m / s);
+    const inverse = i.direction === 'decrease';
+    base.chanceToWin = inverse ? 1 - pUp : pUp;
+    base.risk = inverse ? { control: riskTreatment, treatment: riskControl } : { control: riskControl, treatment: riskTreatment };
+    base.ci = [m - z * s, m + z * s];
+  } else {
+    // Normal approximation of the fixed-horizon test from the same effect and standard error.
+    base.pValue = Math.min(1, 2 * normCdf(-Math.abs(effect / se)));
+    base.ci = [effect - z * se, effect + z * se];
+  }
+  return base;
+}
+
+/** Whether a row's result counts as a clear difference under its engine. */
+export function isSignificant(row: ResultRow, alpha: number): boolean {
+  if (row.effect === null || row.error) return false;
+  if (row.engine === 'bayesian') {
+    return row.chanceToWin !== null && (row.chanceToWin >= 1 - alpha || row.chanceToWin <= alpha);
+  }
+  if (row.pValue !== null) return row.pValue < alpha;
+  if (row.ci) {
+    const [lo, hi] = row.ci;
+    return (lo !== null && lo > 0) || (hi !== null && hi < 0);
+  }
+  return false;
+}
+
+/** Whether the treatment moved the metric in the good direction. */
+export function isImprovement(row: ResultRow): boolean {
+  if (row.effect === null) return false;
+  return row.direction === 'decrease' ? row.effect < 0 : row.effect > 0;
+}

@@ -1,0 +1,167 @@
+// Members & roles, and API tokens — as far as the flag service's API offers them.
+
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { Badge, Button, Card, ConfirmDialog, CopyButton, ErrorBanner, Field, Modal, Notice, PageHeader, Spinner } from '../components/ui';
+import { api, enc, isApiError } from '../lib/api';
+import { dateTime, relativeTime } from '../lib/format';
+import { keys, useMe, useMembers } from '../lib/queries';
+import type { APIToken, Member, Role } from '../lib/types';
+
+const roles: { role: Role; help: string }[] = [
+  { role: 'owner', help: 'everything, including billing and owners' },
+  { role: 'admin', help: 'members, service tokens, projects' },
+  { role: 'project_admin', help: 'environments, SDK keys, critical environments' },
+  { role: 'developer', help: 'flags, and changes in non-critical environments' },
+  { role: 'viewer', help: 'read only' },
+];
+
+export default function Members() {
+  const me = useMe();
+  const members = useMembers();
+  const qc = useQueryClient();
+  const [adding, setAdding] = useState(false);
+  const [removing, setRemoving] = useState<Member | null>(null);
+  const canManage = me.data?.role === 'owner' || me.data?.role === 'admin';
+  const changeRole = useMutation({
+    mutationFn: ({ m, role }: { m: Member; role: Role }) => api.patch<Member>(`/api/v1/members/${enc(m.id)}`, { role }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: keys.members }),
+  });
+  const remove = useMutation({
+    mutationFn: (m: Member) => api.del(`/api/v1/members/${enc(m.id)}`),
+    onSuccess: () => { setRemoving(null); qc.invalidateQueries({ queryKey: keys.members }); },
+  });
+  return (
+    <div className="space-y-4">
+      <PageHeader title="Members & roles" subtitle={me.data ? `${me.data.organization.name} · you are ${me.data.role.replace('_', ' ')}` : undefined}
+        actions={canManage && <Button variant="primary" onClick={() => setAdding(true)}>Add member</Button>} />
+      <Card title="Members">
+        {members.isPending ? <Spinner label="Loading members" /> : members.error ? <ErrorBanner error={members.error} /> : (
+          <table className="w-full text-sm">
+            <caption className="sr-only">Members</caption>
+            <thead className="text-left text-xs uppercase text-slate-600"><tr><th scope="col" className="py-1">Member</th><th scope="col">Role</th><th scope="col">Since</th><th><span className="sr-only">Actions</span></th></tr></thead>
+            <tbody className="divide-y divide-slate-100">
+              {members.data.map((m) => (
+                <tr key={m.id}>
+                  <th scope="row" className="py-2 text-left font-medium">{m.name || m.email}<div className="text-xs font-normal text-slate-600">{m.email}</div></th>
+                  <td>
+                    {canManage ? (
+                      <select aria-label={`Role of ${m.email}`} className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm" value={m.role}
+                        onChange={(e) => changeRole.mutate({ m, role: e.target.value as Role })}>
+                        {roles.map((r) => <option key={r.role} value={r.role}>{r.role.replace('_', ' ')}</option>)}
+                      </select>
+                    ) : <Badge>{m.role.replace('_', ' ')}</Badge>}
+                  </td>
+                  <td>{dateTime(m.created_at)}</td>
+                  <td className="text-right">{canManage && m.id !== me.data?.actor.id && <Button size="sm" variant="ghost" onClick={() => setRemoving(m)} aria-label={`Remove ${m.email}`}>Remove</Button>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        <ErrorBanner error={changeRole.error} />
+        <dl className="mt-3 grid grid-cols-[auto_1fr] gap-x-3 text-xs text-slate-600">
+          {roles.map((r) => <div key={r.role} className="contents"><dt className="font-medium">{r.role.replace('_', ' ')}</dt><dd>{r.help}</dd></div>)}
+        </dl>
+      </Card>
+      <Tokens canManage={canManage} />
+      {adding && <AddMember onClose={() => setAdding(false)} />}
+      {removing && (
+        <ConfirmDialog open onClose={() => setRemoving(null)} onConfirm={() => remove.mutate(removing)} title={`Remove ${removing.email}?`} confirmLabel="Remove" danger busy={remove.isPending} error={remove.error}>
+          They lose access at once; their personal tokens stop working.
+        </ConfirmDialog>
+      )}
+    </div>
+  );
+}
+
+function AddMember({ onClose }: { onClose: () => void }) {
+  const [email, setEmail] = useState('');
+  const [name, setName] = useState('');
+  const [role, setRole] = useState<Role>('developer');
+  const qc = useQueryClient();
+  const add = useMutation({
+    mutationFn: () => api.post<Member>('/api/v1/members', { email, name: name || undefined, role }),
+    onSuccess: () => { qc.invalidateQueries({ queryKey: keys.members }); onClose(); },
+  });
+  const fe = (f: string) => (isApiError(add.error) && add.error.field === f ? add.error.message : undefined);
+  return (
+    <Modal open onClose={onClose} title="Add a member">
+      <form className="space-y-3" onSubmit={(e) => { e.preventDefault(); add.mutate(); }}>
+        <Field label="Email" error={fe('email')}>{(p) => <input {...p} type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />}</Field>
+        <Field label="Name" error={fe('name')}>{(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} />}</Field>
+        <Field label="Role" error={fe('role')}>{(p) => <select {...p} value={role} onChange={(e) => setRole(e.target.value as Role)}>{roles.map((r) => <option key={r.role} value={r.role}>{r.role.replace('_', ' ')} — {r.help}</option>)}</select>}</Field>
+        <ErrorBanner error={add.error && !fe(isApiError(add.error) ? (add.error.field ?? '') : '') ? add.error : null} />
+        <div className="flex justify-end gap-2"><Button onClick={onClose}>Cancel</Button><Button type="submit" variant="primary" disabled={add.isPending}>Add member</Button></div>
+      </form>
+    </Modal>
+  );
+}
+
+function Tokens({ canManage }: { canManage: boolean }) {
+  const qc = useQueryClient();
+  const tokens = useQuery({ queryKey: ['tokens'], queryFn: ({ signal }) => api.get<{ items: APIToken[] }>('/api/v1/tokens', signal).then((r) => r.items) });
+  const [creating, setCreating] = useState(false);
+  const [created, setCreated] = useState<APIToken | null>(null);
+  const [revoking, setRevoking] = useState<APIToken | null>(null);
+  const revoke = useMutation({
+    mutationFn: (t: APIToken) => api.del(`/api/v1/tokens/${enc(t.id)}`),
+    onSuccess: () => { setRevoking(null); qc.invalidateQueries({ queryKey: ['tokens'] }); },
+  });
+  return (
+    <Card title="API tokens" actions={<Button size="sm" onClick={() => setCreating(true)}>New token</Button>}>
+      {created?.token && (
+        <Notice tone="green" title={`Token “${created.name}” created: copy it now, it is shown only once`}>
+          <div className="flex items-center gap-2"><code className="break-all rounded bg-white px-1">{created.token}</code><CopyButton text={created.token} /></div>
+        </Notice>
+      )}
+      {tokens.isPending ? <Spinner label="Loading tokens" /> : tokens.error ? <ErrorBanner error={tokens.error} /> : (
+        <table className="mt-2 w-full text-sm">
+          <caption className="sr-only">API tokens</caption>
+          <thead className="text-left text-xs uppercase text-slate-600"><tr><th scope="col" className="py-1">Name</th><th scope="col">Kind</th><th scope="col">Role</th><th scope="col">Last used</th><th scope="col">Expires</th><th><span className="sr-only">Actions</span></th></tr></thead>
+          <tbody className="divide-y divide-slate-100">
+            {tokens.data.map((t) => (
+              <tr key={t.id}>
+                <th scope="row" className="py-1.5 text-left font-medium">{t.name}</th>
+                <td>{t.kind}</td><td>{t.role?.replace('_', ' ') ?? '—'}</td><td>{relativeTime(t.last_used_at)}</td><td>{t.expires_at ? dateTime(t.expires_at) : 'never'}</td>
+                <td className="text-right">{t.revoked_at ? <Badge>revoked</Badge> : <Button size="sm" variant="ghost" onClick={() => setRevoking(t)} aria-label={`Revoke token ${t.name}`}>Revoke</Button>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {creating && <CreateToken canManage={canManage} onClose={() => setCreating(false)} onCreated={(t) => { setCreated(t); qc.invalidateQueries({ queryKey: ['tokens'] }); }} />}
+      {revoking && (
+        <ConfirmDialog open onClose={() => setRevoking(null)} onConfirm={() => revoke.mutate(revoking)} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
+          Anything using this token (a script, a service, this browser tab) loses access at once.
+        </ConfirmDialog>
+      )}
+    </Card>
+  );
+}
+
+function CreateToken({ canManage, onClose, onCreated }: { canManage: boolean; onClose: () => void; onCreated: (t: APIToken) => void }) {
+  const [name, setName] = useState('');
+  const [kind, setKind] = useState<'personal' | 'service'>('personal');
+  const [role, setRole] = useState<Role>('developer');
+  const [expires, setExpires] = useState('720h');
+  const create = useMutation({
+    mutationFn: () => api.post<APIToken>('/api/v1/tokens', { name, kind, ...(kind === 'service' ? { role } : {}), expires_in: expires || undefined }),
+    onSuccess: (t) => { onCreated(t); onClose(); },
+  });
+  const fe = (f: string) => (isApiError(create.error) && create.error.field === f ? create.error.message : undefined);
+  return (
+    <Modal open onClose={onClose} title="New API token">
+      <form className="space-y-3" onSubmit={(e) => { e.preventDefault(); create.mutate(); }}>
+        <Field label="Name" error={fe('name')}>{(p) => <input {...p} required value={name} onChange={(e) => setName(e.target.value)} />}</Field>
+        <Field label="Kind" error={fe('kind')} hint="Personal tokens act as you; service tokens have their own role (admins)">
+          {(p) => <select {...p} value={kind} onChange={(e) => setKind(e.target.value as 'personal' | 'service')}><option value="personal">personal</option>{canManage && <option value="service">service</option>}</select>}
+        </Field>
+        {kind === 'service' && <Field label="Role" error={fe('role')}>{(p) => <select {...p} value={role} onChange={(e) => setRole(e.target.value as Role)}>{roles.map((r) => <option key={r.role} value={r.role}>{r.role}</option>)}</select>}</Field>}
+        <Field label="Expires in" error={fe('expires_in')} hint="e.g. 720h (30 days); empty for never">{(p) => <input {...p} value={expires} onChange={(e) => setExpires(e.target.value)} />}</Field>
+        <ErrorBanner error={create.error && !fe(isApiError(create.error) ? (create.error.field ?? '') : '') ? create.error : null} />
+        <div className="flex justify-end gap-2"><Button onClick={onClose}>Cancel</Button><Button type="submit" variant="primary" disabled={create.isPending || !name.trim()}>Create token</Button></div>
+      </form>
+    </Modal>
+  );
+}

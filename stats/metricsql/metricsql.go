@@ -29,16 +29,17 @@ const (
 
 // Filter keeps events whose property satisfies the operator.
 type Filter struct {
-	Property string
-	Op       string // eq neq in not_in gt gte lt lte contains
-	Values   []any
+	Property string `json:"property"`
+	Op       string `json:"op"` // eq neq in not_in gt gte lt lte contains
+	Values   []any  `json:"values"`
 }
 
 // Winsorize caps per-context values: Type "absolute" (Lower/Upper) or "percentile" (Upper,
 // the quantile of the non-zero per-context values).
 type Winsorize struct {
-	Type         string
-	Lower, Upper *float64
+	Type  string   `json:"type"`
+	Lower *float64 `json:"lower"`
+	Upper *float64 `json:"upper"`
 }
 
 // Metric is the part of a metric definition the queries need.
@@ -57,13 +58,23 @@ type Metric struct {
 	Numerator, Denominator *Metric
 }
 
-// Experiment identifies the exposures a metric is analysed over.
+// Experiment identifies the exposures a metric is analysed over: an experiment's (Key set),
+// or a plain percentage rollout's (Key empty, Flag and Variations set) — the contexts the
+// flag's rollout served one of Variations (reason SPLIT, no experiment key) since Start, as a
+// guardrail on a rollout watches them. Rollouts are read raw, never folded into rollups.
 type Experiment struct {
 	EnvironmentID string
 	Key           string
-	// Start bounds the raw scans from below (the experiment's start).
+	// Start bounds the raw scans from below (the experiment's start, the rollout guardrail's
+	// creation).
 	Start time.Time
+	// Flag and Variations select a plain rollout's units.
+	Flag       string
+	Variations []string
 }
+
+// rollout says the units are a plain rollout's.
+func (x Experiment) rollout() bool { return x.Key == "" }
 
 // args accumulates bound parameters.
 type args []any
@@ -108,6 +119,14 @@ func filterSQL(fs []Filter, a *args) (string, error) {
 	return strings.Join(parts, " AND "), nil
 }
 
+func stringsToAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 func placeholders(vs []any, a *args) string {
 	out := make([]string, len(vs))
 	for i, v := range vs {
@@ -133,8 +152,17 @@ func valueString(v any) string {
 }
 
 // unitsSQL selects the experiment's units: first variation, first exposure (ms) and how many
-// variations each context saw.
+// variations each context saw. An experiment's come from the experiment_units aggregate; a
+// rollout's from its raw exposures (argMin, min and uniqExact ignore duplicate deliveries).
 func unitsSQL(x Experiment, a *args) string {
+	if x.rollout() {
+		return `SELECT context_kind, context_key, argMin(variation_key, timestamp_ms) AS variation,
+		min(timestamp_ms) AS first_ms, uniqExact(variation_key) AS nvar
+		FROM exposures WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND flag_key = ` + a.add(x.Flag) +
+			` AND experiment_key = '' AND reason = 'SPLIT' AND variation_key IN (` + placeholders(stringsToAny(x.Variations), a) + `)
+		AND timestamp >= toDateTime(` + a.add(x.Start.Unix()) + `)
+		GROUP BY context_kind, context_key`
+	}
 	return `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
 		minMerge(first_exposed_ms) AS first_ms, uniqExactMerge(variations) AS nvar
 		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + `
@@ -163,8 +191,13 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 		return "", err
 	}
 	events += ` AND ` + filters + ` GROUP BY context_kind, context_key, event_id`
-	units := `SELECT context_kind, context_key, minMerge(first_exposed_ms) AS first_ms FROM experiment_units
+	var units string
+	if x.rollout() {
+		units = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `)`
+	} else {
+		units = `SELECT context_kind, context_key, minMerge(first_exposed_ms) AS first_ms FROM experiment_units
 		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` GROUP BY context_kind, context_key`
+	}
 	var window string
 	if part == PartMetric {
 		window = fmt.Sprintf("ts >= first_ms + %d AND ts < first_ms + %d", m.WindowStart.Milliseconds(), m.WindowEnd.Milliseconds())

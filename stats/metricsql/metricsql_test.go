@@ -122,6 +122,11 @@ func insertColumns(t *testing.T, conn driver.Conn, table string, names []string,
 }
 
 func insert(t *testing.T, conn driver.Conn, env string, events []event, exposures [][5]any) {
+	insertWithReason(t, conn, env, "SPLIT", events, exposures)
+}
+
+// insertWithReason writes exposures with the given evaluation reason, and the events.
+func insertWithReason(t *testing.T, conn driver.Conn, env, reason string, events []event, exposures [][5]any) {
 	t.Helper()
 	n := len(exposures)
 	var (
@@ -137,7 +142,7 @@ func insert(t *testing.T, conn driver.Conn, env string, events []event, exposure
 	for i, x := range exposures {
 		m := x[2].(int64)
 		envs[i], ids[i], ts[i], ms[i], client[i], kinds[i], keys[i] = env, x[3].(uuid.UUID), time.UnixMilli(m).UTC(), uint64(m), m, "user", x[0].(string)
-		flags[i], vars[i], versions[i], reasons[i], exps[i], sdkN[i], sdkV[i] = "checkout", x[1].(string), 3, "SPLIT", x[4].(string), "go", "test"
+		flags[i], vars[i], versions[i], reasons[i], exps[i], sdkN[i], sdkV[i] = "checkout", x[1].(string), 3, reason, x[4].(string), "go", "test"
 	}
 	insertColumns(t, conn, "exposures", []string{"environment_id", "event_id", "timestamp", "timestamp_ms", "client_timestamp_ms",
 		"received_at", "clamped", "context_kind", "context_key", "flag_key", "variation_key", "flag_version", "reason", "rule_id",
@@ -386,6 +391,60 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 		t.Fatal(err)
 	}
 	compare(t, got, expected(units, events, &plain, now.UnixMilli(), false, nil, &capValue))
+}
+
+// TestRolloutSums: a plain rollout's units are the contexts its rollout served (reason SPLIT,
+// no experiment key) one of the guarded variations since the start; contexts the flag served
+// by targeting, or before the start, are not units.
+func TestRolloutSums(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	units, events, exposures := population(rand.New(rand.NewPCG(3, 5)), start, 2000)
+	for i := range exposures {
+		exposures[i][4] = "" // no experiment
+	}
+	insert(t, conn, "env-r", events, exposures)
+	// Noise that must not count: targeted contexts (all buyers), and rollout exposures
+	// before the guardrail's start.
+	var noise [][5]any
+	var noiseEvents []event
+	for i := 0; i < 300; i++ {
+		key := fmt.Sprintf("vip%03d", i)
+		noise = append(noise, [5]any{key, "b", start.Add(time.Hour).UnixMilli(), uuid.New(), ""})
+		noiseEvents = append(noiseEvents, event{id: uuid.New(), kind: "user", key: key, ts: start.Add(2 * time.Hour).UnixMilli(), value: 500, currency: "EUR"})
+	}
+	insertWithReason(t, conn, "env-r", "TARGETING_MATCH", noiseEvents, noise)
+	var early [][5]any
+	for i := 0; i < 300; i++ {
+		early = append(early, [5]any{fmt.Sprintf("early%03d", i), "a", start.Add(-48 * time.Hour).UnixMilli(), uuid.New(), ""})
+	}
+	insert(t, conn, "env-r", nil, early)
+
+	x := Experiment{EnvironmentID: "env-r", Flag: "checkout", Variations: []string{"a", "b"}, Start: start}
+	now := start.Add(20 * 24 * time.Hour)
+	week := 7 * 24 * time.Hour
+	for _, m := range []*Metric{
+		{Key: "conv", Version: 1, Kind: Proportion, EventKey: "purchase", WindowEnd: week},
+		{Key: "revenue", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week},
+	} {
+		// FoldedUpTo is ignored for a rollout: everything since the start is read raw.
+		got, err := Sums(ctx, conn, x, m, Snapshot{FoldedUpTo: start.Add(10 * 24 * time.Hour), Now: now}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compare(t, got, expected(units, events, m, now.UnixMilli(), false, nil, nil))
+	}
+	if err := FoldDay(ctx, conn, x, &Metric{Key: "conv", Kind: Proportion, EventKey: "purchase", WindowEnd: week}, start); err == nil {
+		t.Fatal("folding a rollout succeeded")
+	}
+	exp, err := Exposures(ctx, conn, x, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total := exp.Units["a"] + exp.Units["b"] + exp.Multiple; total != int64(len(units)) {
+		t.Fatalf("rollout units %+v, want %d in all", exp, len(units))
+	}
 }
 
 func ptr(f float64) *float64 { return &f }

@@ -41,6 +41,9 @@ func fold(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, part i
 	if m.Kind == Ratio {
 		return fmt.Errorf("metricsql: fold the parts of ratio %q, not the ratio", m.Key)
 	}
+	if x.rollout() {
+		return fmt.Errorf("metricsql: a rollout (flag %q) is read raw, not folded", x.Flag)
+	}
 	var a args
 	head := `INSERT INTO experiment_metric_days (environment_id, experiment_key, metric_key, metric_version, part, context_kind,
 		context_key, day, events, value_sum, folded_at)

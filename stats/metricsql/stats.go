@@ -3,6 +3,7 @@ package metricsql
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -29,10 +30,15 @@ type Snapshot struct {
 	Now time.Time
 }
 
-// totalsSQL is a metric part's per-context totals: the rollup's folded days plus raw events
-// since FoldedUpTo. For CUPED the raw part covers the cohorts not folded yet.
-func totalsSQL(x Experiment, m *Metric, part int, s Snapshot, a *args) (string, error) {
-	rolled := `SELECT context_kind, context_key, events, value_sum FROM experiment_metric_days FINAL
+// partRowsSQL is a metric part's per-context rows, tagged src: the rollup's folded days plus
+// raw events since FoldedUpTo (for CUPED the raw part covers the cohorts not folded yet). A
+// context may have several rows; perContextSQL adds them up.
+func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, a *args) (string, error) {
+	if x.rollout() {
+		s.FoldedUpTo = x.Start // never folded: every event since the start is read raw
+	}
+	tag := fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
+	rolled := `SELECT ` + tag + `, events, value_sum FROM experiment_metric_days FINAL
 		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(m.Key) +
 		` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))`
 	var raw string
@@ -45,8 +51,8 @@ func totalsSQL(x Experiment, m *Metric, part int, s Snapshot, a *args) (string, 
 	if err != nil {
 		return "", err
 	}
-	return `SELECT context_kind, context_key, sum(events) AS events, sum(value_sum) AS value_sum FROM (` + rolled + `
-		UNION ALL ` + raw + `) GROUP BY context_kind, context_key`, nil
+	return rolled + `
+		UNION ALL SELECT ` + tag + `, events, value_sum FROM (` + raw + `)`, nil
 }
 
 // unitValue is the per-context value of a metric from its event count and value sum.
@@ -65,40 +71,50 @@ func unitValue(kind, events, sum string) string {
 // perContextSQL selects every unit with one variation and its value columns: v (main), d
 // (ratio denominator) and c (covariate), each unwinsorized; has (the unit counts toward n:
 // always, except mean metrics count units with an event).
+//
+// It uses no join: the units (src 0) and the per-context rows of the metric's parts (src 1,
+// and 2 for a ratio's denominator or the CUPED covariate) are combined in one GROUP BY per
+// context. With millions of units a hash join keeps a whole side in memory; an aggregation
+// holds a few numbers per context and can spill to disk (max_bytes_before_external_group_by).
 func perContextSQL(x Experiment, m *Metric, s Snapshot, cuped bool, a *args) (string, error) {
-	units := `SELECT context_kind, context_key, variation FROM (` + unitsSQL(x, a) + `)
-		WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
+	units := `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` +
+		unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
 	main, den := m, (*Metric)(nil)
 	if m.Kind == Ratio {
 		main, den = m.Numerator, m.Denominator
 	}
-	mainTotals, err := totalsSQL(x, main, PartMetric, s, a)
+	first, err := partRowsSQL(x, main, PartMetric, 1, s, a)
 	if err != nil {
 		return "", err
 	}
-	q := `SELECT context_kind, context_key, variation, events AS e1, value_sum AS s1 FROM (` + units + `)
-		ALL LEFT JOIN (` + mainTotals + `) USING (context_kind, context_key)`
-	cols := "context_kind, context_key, variation, e1, s1"
-	second := ""
+	parts := []string{units, first}
 	switch {
 	case den != nil:
-		second, err = totalsSQL(x, den, PartMetric, s, a)
+		second, err := partRowsSQL(x, den, PartMetric, 2, s, a)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, second)
 	case cuped:
-		second, err = totalsSQL(x, main, PartCovariate, s, a)
+		second, err := partRowsSQL(x, main, PartCovariate, 2, s, a)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, second)
 	}
-	if err != nil {
-		return "", err
+	q := `SELECT anyIf(variation, src = 0) AS variation, sumIf(events, src = 1) AS e1, sumIf(value_sum, src = 1) AS s1,
+		sumIf(events, src = 2) AS e2, sumIf(value_sum, src = 2) AS s2
+		FROM (` + strings.Join(parts, "\n\t\tUNION ALL ") + `)
+		GROUP BY context_kind, context_key HAVING countIf(src = 0) > 0`
+	v := unitValue(main.Kind, "e1", "s1")
+	switch {
+	case den != nil:
+		return `SELECT variation, ` + v + ` AS v, ` + unitValue(den.Kind, "e2", "s2") + ` AS d, toFloat64(0) AS c, 1 AS has FROM (` + q + `)`, nil
+	case cuped:
+		return `SELECT variation, ` + v + ` AS v, toFloat64(0) AS d, ` + unitValue(main.Kind, "e2", "s2") + ` AS c, ` +
+			hasExpr(main.Kind, "e1") + ` AS has FROM (` + q + `)`, nil
 	}
-	if second == "" {
-		return `SELECT variation, ` + unitValue(main.Kind, "e1", "s1") + ` AS v, toFloat64(0) AS d, toFloat64(0) AS c, ` + hasExpr(main.Kind, "e1") +
-			` AS has FROM (` + q + `)`, nil
-	}
-	q = `SELECT ` + cols + `, events AS e2, value_sum AS s2 FROM (` + q + `) ALL LEFT JOIN (` + second + `) USING (context_kind, context_key)`
-	if den != nil {
-		return `SELECT variation, ` + unitValue(main.Kind, "e1", "s1") + ` AS v, ` + unitValue(den.Kind, "e2", "s2") + ` AS d, toFloat64(0) AS c, 1 AS has FROM (` + q + `)`, nil
-	}
-	return `SELECT variation, ` + unitValue(main.Kind, "e1", "s1") + ` AS v, toFloat64(0) AS d, ` + unitValue(main.Kind, "e2", "s2") + ` AS c, ` +
-		hasExpr(main.Kind, "e1") + ` AS has FROM (` + q + `)`, nil
+	return `SELECT variation, ` + v + ` AS v, toFloat64(0) AS d, toFloat64(0) AS c, ` + hasExpr(main.Kind, "e1") + ` AS has FROM (` + q + `)`, nil
 }
 
 func hasExpr(kind, events string) string {

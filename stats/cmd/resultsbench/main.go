@@ -1,6 +1,7 @@
 // Command resultsbench times experiment result refreshes at scale against ClickHouse:
 //
 //	resultsbench -exposures 10000000 -events 100000000 -days 14
+//	resultsbench -database resultsbench_1795632060    # again, on the data of an earlier run
 //
 // It creates (and afterwards drops) its own database, with ingest's schema applied by the
 // ingest binary's migrate command (path given by -ingest-bin).
@@ -27,19 +28,26 @@ func main() {
 	flag.Int64Var(&cfg.Exposures, "exposures", 10_000_000, "exposure rows")
 	flag.Int64Var(&cfg.Events, "events", 100_000_000, "event rows")
 	flag.IntVar(&cfg.Days, "days", 14, "days of data before the incremental day")
+	reuse := flag.String("database", "", "time the refreshes on this database of an earlier run instead of generating data (implies -keep)")
 	flag.Parse()
 	db := fmt.Sprintf("resultsbench_%d", time.Now().Unix())
-	if out, err := exec.Command(*ingest, "migrate", "-clickhouse-addr", *addr, "-clickhouse-database", db, "-log-level", "warn").CombinedOutput(); err != nil {
+	if *reuse != "" {
+		db, cfg.Reuse, *keep = *reuse, true, true
+	} else if out, err := exec.Command(*ingest, "migrate", "-clickhouse-addr", *addr, "-clickhouse-database", db, "-log-level", "warn").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("ingest migrate: %v\n%s", err, out))
 	}
+	fmt.Printf("database %s\n", db)
 	conn, err := ch.Open(&ch.Options{Addr: []string{*addr}, Auth: ch.Auth{Database: db, Username: "default"},
 		Settings: ch.Settings{"max_execution_time": 3600}, ReadTimeout: time.Hour})
 	fail(err)
 	defer conn.Close()
-	if !*keep {
-		defer conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	if err := resultsbench.Run(context.Background(), conn, cfg, os.Stdout); err != nil {
+		// Generating the data takes long: keep it for a re-run with -database.
+		fail(fmt.Errorf("%w\n(the data is kept: re-run with -database %s, or DROP DATABASE %s)", err, db, db))
 	}
-	fail(resultsbench.Run(context.Background(), conn, cfg, os.Stdout))
+	if !*keep {
+		fail(conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db))
+	}
 }
 
 func fail(err error) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
 // Variation is a variation's share of an experiment.
@@ -68,36 +70,11 @@ type Experiment struct {
 	MetricVersions  map[string]int64 `json:"metric_versions"`
 }
 
-// Filter is a metric's event filter.
-type Filter struct {
-	Property string `json:"property"`
-	Op       string `json:"op"`
-	Values   []any  `json:"values"`
-}
-
-// Metric is a metric definition (one version).
-type Metric struct {
-	Key         string `json:"key"`
-	Name        string `json:"name"`
-	Kind        string `json:"kind"`
-	EventKey    string `json:"event_key"`
-	Numerator   string `json:"numerator"`
-	Denominator string `json:"denominator"`
-	Window      struct {
-		Start string `json:"start"`
-		End   string `json:"end"`
-	} `json:"window"`
-	Filters   []Filter `json:"filters"`
-	Winsorize struct {
-		Type  string   `json:"type"`
-		Lower *float64 `json:"lower"`
-		Upper *float64 `json:"upper"`
-	} `json:"winsorize"`
-	Direction      string `json:"direction"`
-	MinSampleSize  int    `json:"min_sample_size"`
-	CUPEDPreperiod string `json:"cuped_preperiod"`
-	Version        int64  `json:"version"`
-}
+// Metric is one version of a metric definition; Filter is one of its event filters.
+type (
+	Metric = metricsql.Definition
+	Filter = metricsql.Filter
+)
 
 // ErrNotFound is returned for a 404, ErrForbidden for 401/403.
 var (

@@ -51,11 +51,7 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 		lookback = 14 * 24 * time.Hour
 	}
 	key := x.Metrics.Primary[0]
-	def, err := e.Worker.metric(ctx, x.Project, key, x.MetricVersions[key])
-	if err != nil {
-		return nil, err
-	}
-	q, err := e.Worker.toQuery(ctx, x.Project, def, x.MetricVersions)
+	_, q, err := e.Worker.defs.Query(ctx, x.Project, key, x.MetricVersions)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +92,7 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 			lo = mid
 		}
 	}
-	planned := duration(x.PlannedDuration).Hours() / 24
+	planned := plannedDays(x)
 	out := &Estimate{Metric: key, Effect: effect, BaselineMean: b.Mean, BaselineVariance: b.Variance, UnitsPerDay: round(perDay, 1),
 		PerVariantN: int64(math.Ceil(float64(hi) / float64(variants))), TotalN: hi, Days: round(float64(hi)/perDay, 2),
 		PlannedDays: planned, Power: round(power(hi), 4), LookbackDays: days}

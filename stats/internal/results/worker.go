@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -35,8 +34,7 @@ type Worker struct {
 	now     func() time.Time
 	trigger chan ref
 
-	mu      sync.Mutex
-	metrics map[string]flagsvc.Metric // project/key@version → definition (immutable)
+	defs *metricsql.Definitions
 
 	refreshes *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -56,7 +54,9 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 		cfg.Settle = time.Hour
 	}
 	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64),
-		metrics: map[string]flagsvc.Metric{},
+		defs: &metricsql.Definitions{Load: func(ctx context.Context, project, key string, version int64) (metricsql.Definition, error) {
+			return flags.MetricVersion(ctx, project, key, version)
+		}},
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_refreshes_total",
 			Help: "Experiment result refreshes, by outcome."}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_seconds",
@@ -157,55 +157,6 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	return w.store.SaveSnapshot(ctx, x.ID, snap)
 }
 
-// metric loads (and caches) one version of a metric definition.
-func (w *Worker) metric(ctx context.Context, project, key string, version int64) (flagsvc.Metric, error) {
-	id := fmt.Sprintf("%s/%s@%d", project, key, version)
-	w.mu.Lock()
-	m, ok := w.metrics[id]
-	w.mu.Unlock()
-	if ok {
-		return m, nil
-	}
-	m, err := w.flags.MetricVersion(ctx, project, key, version)
-	if err != nil {
-		return m, err
-	}
-	w.mu.Lock()
-	w.metrics[id] = m
-	w.mu.Unlock()
-	return m, nil
-}
-
-func duration(s string) time.Duration {
-	d, _ := time.ParseDuration(s)
-	return d
-}
-
-// toQuery turns a metric definition into the query package's form (ratio parts loaded).
-func (w *Worker) toQuery(ctx context.Context, project string, m flagsvc.Metric, versions map[string]int64) (*metricsql.Metric, error) {
-	q := &metricsql.Metric{Key: m.Key, Version: m.Version, Kind: m.Kind, EventKey: m.EventKey,
-		WindowStart: duration(m.Window.Start), WindowEnd: duration(m.Window.End), CUPEDPreperiod: duration(m.CUPEDPreperiod),
-		Winsorize: metricsql.Winsorize{Type: m.Winsorize.Type, Lower: m.Winsorize.Lower, Upper: m.Winsorize.Upper}}
-	for _, f := range m.Filters {
-		q.Filters = append(q.Filters, metricsql.Filter{Property: f.Property, Op: f.Op, Values: f.Values})
-	}
-	if m.Kind == metricsql.Ratio {
-		for _, part := range []struct {
-			key string
-			dst **metricsql.Metric
-		}{{m.Numerator, &q.Numerator}, {m.Denominator, &q.Denominator}} {
-			pm, err := w.metric(ctx, project, part.key, versions[part.key])
-			if err != nil {
-				return nil, err
-			}
-			if *part.dst, err = w.toQuery(ctx, project, pm, versions); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return q, nil
-}
-
 // fold brings the daily rollups of a (non-ratio) metric up to `until` and reports whether
 // every day before it is folded.
 func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, m *metricsql.Metric, from, until time.Time, cuped bool) error {
@@ -260,13 +211,9 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 			return nil
 		}
 		seen[role+key] = true
-		def, err := w.metric(ctx, x.Project, key, x.MetricVersions[key])
+		def, q, err := w.defs.Query(ctx, x.Project, key, x.MetricVersions)
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", key, err)
-		}
-		q, err := w.toQuery(ctx, x.Project, def, x.MetricVersions)
-		if err != nil {
-			return err
 		}
 		list = append(list, namedMetric{role: role, def: def, query: q, tolerance: tolerance})
 		return nil
@@ -339,7 +286,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		snap.DataQuality.MultipleExposures = Multiple{Contexts: exposure.Multiple, Fraction: f, Flagged: f > MultipleExposureThreshold}
 	}
 	elapsed := now.Sub(started).Hours() / 24
-	planned := duration(x.PlannedDuration).Hours() / 24
+	planned := plannedDays(x)
 	snap.Progress = Progress{ElapsedDays: round(elapsed, 3), PlannedDays: planned}
 	if elapsed > 0 {
 		// Less than a day in, the day's traffic is not known yet: count it as one day's.
@@ -489,4 +436,10 @@ func finite(f float64) float64 {
 func round(f float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(f*p) / p
+}
+
+// plannedDays is the experiment's planned duration in days (0 when none is set).
+func plannedDays(x flagsvc.Experiment) float64 {
+	d, _ := time.ParseDuration(x.PlannedDuration)
+	return d.Hours() / 24
 }

@@ -20,6 +20,9 @@ type Config struct {
 	Exposures int64 // total exposure rows (two per unit)
 	Events    int64 // total track rows, over five event keys
 	Days      int   // days of the experiment before the incremental day
+	// Reuse times the refreshes on data an earlier run generated (kept with -keep, or left by
+	// a failed run) instead of generating it again; the rollups are emptied first.
+	Reuse bool
 }
 
 const (
@@ -75,12 +78,24 @@ func generate(ctx context.Context, conn driver.Conn, start time.Time, units, exp
 func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error {
 	start := metricsql.Day(time.Now().Add(-time.Duration(cfg.Days+2) * 24 * time.Hour))
 	units := cfg.Exposures / 2
-	t0 := time.Now()
-	if err := generate(ctx, conn, start, units, cfg.Exposures, cfg.Events, 0, cfg.Days); err != nil {
-		return err
+	if cfg.Reuse {
+		var first time.Time
+		if err := conn.QueryRow(ctx, "SELECT min(timestamp) FROM exposures").Scan(&first); err != nil {
+			return fmt.Errorf("reuse: %w", err)
+		}
+		if err := conn.Exec(ctx, "TRUNCATE TABLE experiment_metric_days"); err != nil {
+			return fmt.Errorf("reuse: %w", err)
+		}
+		start = metricsql.Day(first)
+		fmt.Fprintf(out, "reusing the generated data from %s\n", start.Format(time.DateOnly))
+	} else {
+		t0 := time.Now()
+		if err := generate(ctx, conn, start, units, cfg.Exposures, cfg.Events, 0, cfg.Days); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "generated %d exposures (%d units) and %d events over %d days in %s\n", cfg.Exposures, units, cfg.Events, cfg.Days,
+			time.Since(t0).Round(time.Second))
 	}
-	fmt.Fprintf(out, "generated %d exposures (%d units) and %d events over %d days in %s\n", cfg.Exposures, units, cfg.Events, cfg.Days,
-		time.Since(t0).Round(time.Second))
 	x := metricsql.Experiment{EnvironmentID: env, Key: exp, Start: start}
 	metrics := Metrics()
 	refresh := func(from, until time.Time) (fold, sums time.Duration, err error) {
@@ -96,6 +111,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			}
 		}
 		fold = time.Since(t)
+		fmt.Fprintf(out, "  folded %s to %s in %s\n", from.Format(time.DateOnly), until.Format(time.DateOnly), fold.Round(time.Millisecond))
 		t = time.Now()
 		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour)}
 		for _, m := range metrics {

@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 20m
 BENCH_TIME ?= 1s
 
 .PHONY: up down install infra-up infra-down services-up services-down status build seed \
-        test test-go test-other test-dashboards dashboards-build node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments clean logs
+        test test-go test-other test-dashboards dashboards-build node-deps vet bench bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments bench-jobs clean logs
 
 ## up: install what is missing, start Postgres, Kafka, ClickHouse and every service, seed a demo.
 up: install infra-up dashboards-build services-up seed
@@ -77,7 +77,7 @@ test-dashboards:
 
 ## bench: run the benchmarks and print their results (docs/benchmarks.md records them).
 ## bench-eval and bench-stats need nothing running; the others run against the local stack.
-bench: bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments
+bench: bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-experiments bench-jobs
 
 # Local evaluation: Switchyard's engine and client beside LaunchDarkly's and GrowthBook's Go SDKs
 # (a separate module outside the workspace, so they never become dependencies).
@@ -103,6 +103,10 @@ bench-experiments: infra-up
 	cd ingest && go build -o ../.data/bin/ingest ./cmd/ingest
 	cd stats && go build -o ../.data/bin/resultsbench ./cmd/resultsbench
 	.data/bin/resultsbench -ingest-bin .data/bin/ingest -exposures $${EXPOSURES:-10000000} -events $${EVENTS:-100000000} -days 14
+
+bench-jobs: infra-up
+	cd jobs && go test -run '^$$' -bench BenchmarkSweep100 -benchtime 3x ./internal/guardrail/
+	cd jobs && JOBS_E2E_GUARDRAIL_INTERVAL=1m go test -count=1 -v -run TestGuardrailRollsBack ./internal/e2etest/ | grep 'breach to SDK'
 
 bench-stats:
 	cd stats && go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./...

@@ -1,0 +1,209 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
+	"github.com/switchyard-io/switchyard/jobs/internal/schedule"
+	"github.com/switchyard-io/switchyard/jobs/internal/stacktest"
+)
+
+const changes = "/v1/projects/shop/environments/%s/flags/checkout/scheduled-changes"
+
+// TestScheduledRampRunsInOrder: a ramp 5% → 25% → 50% → 100% is applied step by step at its
+// times, through the flag service, audited as scheduled changes, each based on the version
+// the previous step left.
+func TestScheduledRampRunsInOrder(t *testing.T) {
+	h := newHarness(t)
+	t0 := h.clock.now()
+	var ch schedule.Change
+	h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "production"), map[string]any{
+		"comment": "launch the new checkout",
+		"ramp": map[string]any{"variation": "on", "rest": "off", "steps": []any{
+			map[string]any{"at": t0.Add(time.Hour), "percent": 5}, map[string]any{"at": t0.Add(2 * time.Hour), "percent": 25},
+			map[string]any{"at": t0.Add(3 * time.Hour), "percent": 50}, map[string]any{"at": t0.Add(4 * time.Hour), "percent": 100}}},
+	}, &ch)
+	base := h.config(t, "production").Version
+	if ch.Kind != "ramp" || len(ch.Steps) != 4 || ch.BaseVersion != base || ch.Status != schedule.StatusPending {
+		t.Fatalf("created: %+v (base version %d)", ch, base)
+	}
+	if n := h.runDue(t); n != 0 {
+		t.Fatalf("%d steps ran before their time", n)
+	}
+	h.clock.add(90 * time.Minute)
+	if n := h.runDue(t); n != 1 {
+		t.Fatalf("%d steps ran, want 1", n)
+	}
+	cfg := h.config(t, "production")
+	if !cfg.On || cfg.Fallthrough.Rollout == nil || cfg.Fallthrough.Rollout.Variations[0] != (flagsvc.Weighted{Variation: "on", Weight: 5000}) {
+		t.Fatalf("after step 1: %+v", cfg)
+	}
+	h.clock.add(3 * time.Hour)
+	if n := h.runDue(t); n != 3 {
+		t.Fatalf("%d steps ran, want the remaining 3", n)
+	}
+	cfg = h.config(t, "production")
+	if w := cfg.Fallthrough.Rollout.Variations; w[0].Weight != 100000 || w[1].Weight != 0 {
+		t.Fatalf("after the ramp: %+v", w)
+	}
+	// History: four scheduled versions, in order, each with the step's marker.
+	hist := h.history(t, "production")
+	var scheduled []flagsvc.ConfigVersion
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Change == "scheduled" {
+			scheduled = append(scheduled, hist[i])
+		}
+	}
+	if len(scheduled) != 4 {
+		t.Fatalf("scheduled history entries: %+v", hist)
+	}
+	for i, v := range scheduled {
+		if !strings.HasPrefix(v.Comment, schedule.Marker(ch.ID, i+1, 4)+" ") || !strings.Contains(v.Comment, "launch the new checkout") ||
+			v.Actor.Type != "token" {
+			t.Fatalf("entry %d: %+v", i, v)
+		}
+		if i > 0 && v.Version <= scheduled[i-1].Version {
+			t.Fatalf("out of order: %+v", scheduled)
+		}
+	}
+	if !strings.Contains(scheduled[1].Comment, "on 25%, off 75%") {
+		t.Fatalf("step 2 comment: %q", scheduled[1].Comment)
+	}
+	// The audit log reads as scheduled changes.
+	var audit struct {
+		Items []struct {
+			Action  string `json:"action"`
+			Comment string `json:"comment"`
+		} `json:"items"`
+	}
+	h.fs.Owner.Must(t, "GET", "/api/v1/audit?action=flag_config.scheduled", nil, &audit)
+	if len(audit.Items) != 4 {
+		t.Fatalf("audit entries: %+v", audit.Items)
+	}
+	var done schedule.Change
+	h.must(t, 200, h.fs.Owner.Token, "GET", fmt.Sprintf("/v1/projects/shop/scheduled-changes/%d", ch.ID), nil, &done)
+	if done.Status != schedule.StatusDone || done.FinishedAt == nil || *done.Steps[0].ExpectedVersion != base ||
+		*done.Steps[1].ExpectedVersion != *done.Steps[0].ResultVersion || *done.Steps[3].ResultVersion != h.config(t, "production").Version {
+		t.Fatalf("finished change: %+v", done)
+	}
+	if n := len(h.slack.Calls("")); n != 0 {
+		t.Fatalf("%d Slack calls for a successful ramp", n)
+	}
+}
+
+// TestEditedFlagFailsSafelyAndAlerts: a change whose flag was edited after it was scheduled is
+// not applied (the edit stands), the rest of the ramp is cancelled, and Slack is told once.
+func TestEditedFlagFailsSafelyAndAlerts(t *testing.T) {
+	h := newHarness(t)
+	t0 := h.clock.now()
+	var ch schedule.Change
+	h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+		map[string]any{"at": t0.Add(time.Hour), "action": map[string]any{"type": "toggle", "on": true}},
+		map[string]any{"at": t0.Add(2 * time.Hour), "action": map[string]any{"type": "patch", "patch": map[string]any{"off_variation": "on"}}}}}, &ch)
+	// Someone edits the flag in between.
+	h.fs.Owner.Must(t, "PATCH", stacktest.ConfigPath("shop", "checkout", "staging"), map[string]any{"fallthrough": map[string]any{"variation": "off"}, "comment": "hotfix"}, nil)
+	edited := h.config(t, "staging")
+	h.clock.add(3 * time.Hour)
+	h.runDue(t)
+	after := h.config(t, "staging")
+	if after.Version != edited.Version || after.On {
+		t.Fatalf("the scheduled change clobbered the edit: %+v", after)
+	}
+	var failed schedule.Change
+	h.must(t, 200, h.fs.Owner.Token, "GET", fmt.Sprintf("/v1/projects/shop/scheduled-changes/%d", ch.ID), nil, &failed)
+	if failed.Status != schedule.StatusFailed || failed.Steps[0].Status != schedule.StatusFailed || failed.Steps[1].Status != schedule.StatusCancelled ||
+		!strings.Contains(failed.Failure, "edited since") {
+		t.Fatalf("change: %+v", failed)
+	}
+	// One alert, delivered once, however often the outbox is drained.
+	h.deliverAll(t)
+	h.deliverAll(t)
+	msgs := h.slack.Messages("C-DEFAULT")
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Text, fmt.Sprintf("Scheduled change #%d step 1 of 2 (turn on) for checkout in staging was not applied", ch.ID)) ||
+		!strings.Contains(string(msgs[0].Blocks), "The remaining steps were cancelled.") {
+		t.Fatalf("Slack: %+v", msgs)
+	}
+	if hist := h.history(t, "staging"); hist[0].Change == "scheduled" {
+		t.Fatalf("a scheduled write happened: %+v", hist[0])
+	}
+}
+
+// TestCancelledChangeNeverRuns: a change cancelled before its time is not applied, and cannot
+// be cancelled twice.
+func TestCancelledChangeNeverRuns(t *testing.T) {
+	h := newHarness(t)
+	var ch schedule.Change
+	h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+		map[string]any{"at": h.clock.now().Add(time.Hour), "action": map[string]any{"type": "toggle", "on": true}}}}, &ch)
+	before := h.config(t, "staging")
+	var cancelled schedule.Change
+	h.must(t, 200, h.fs.Owner.Token, "POST", fmt.Sprintf("/v1/projects/shop/scheduled-changes/%d/cancel", ch.ID), nil, &cancelled)
+	if cancelled.Status != schedule.StatusCancelled || cancelled.CancelledBy == nil || cancelled.Steps[0].Status != schedule.StatusCancelled {
+		t.Fatalf("cancelled: %+v", cancelled)
+	}
+	h.clock.add(2 * time.Hour)
+	if n := h.runDue(t); n != 0 {
+		t.Fatalf("%d steps of a cancelled change ran", n)
+	}
+	if after := h.config(t, "staging"); after.Version != before.Version {
+		t.Fatalf("flag changed: %d → %d", before.Version, after.Version)
+	}
+	h.must(t, 412, h.fs.Owner.Token, "POST", fmt.Sprintf("/v1/projects/shop/scheduled-changes/%d/cancel", ch.ID), nil, nil)
+	var list struct {
+		Items []schedule.Change `json:"items"`
+	}
+	h.must(t, 200, h.fs.Owner.Token, "GET", "/v1/projects/shop/scheduled-changes?status=cancelled&flag=checkout", nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != ch.ID {
+		t.Fatalf("list: %+v", list.Items)
+	}
+}
+
+// TestInterruptedStepIsAppliedOnce: an executor that made the write and died before recording
+// it leaves a lease; the next executor gets a conflict, finds its own write by the marker in
+// the history, and records it instead of failing or writing again.
+func TestInterruptedStepIsAppliedOnce(t *testing.T) {
+	h := newHarness(t)
+	var ch schedule.Change
+	h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+		map[string]any{"at": h.clock.now().Add(time.Hour), "action": map[string]any{"type": "toggle", "on": true}}}}, &ch)
+	h.clock.add(time.Hour + time.Second)
+	claims, err := h.store.ClaimDueSteps(context.Background(), time.Minute, 10)
+	if err != nil || len(claims) != 1 {
+		t.Fatal(claims, err)
+	}
+	c := claims[0]
+	client := flagsvc.New(h.fs.URL, h.service, "")
+	if _, err := client.Toggle(context.Background(), "shop", "checkout", "staging", true,
+		flagsvc.Write{IfMatch: c.Expected, Comment: schedule.Comment(c.Change, c.Step), Scheduled: true}); err != nil {
+		t.Fatal(err)
+	}
+	// ... and the executor died. Nothing happens while its lease holds.
+	if n := h.runDue(t); n != 0 {
+		t.Fatalf("a leased step was taken: %d", n)
+	}
+	h.clock.add(2 * time.Minute)
+	if n := h.runDue(t); n != 1 {
+		t.Fatalf("recovery ran %d steps", n)
+	}
+	got, _ := h.store.Change(context.Background(), "shop", ch.ID)
+	if got.Status != schedule.StatusDone || *got.Steps[0].ResultVersion != h.config(t, "staging").Version {
+		t.Fatalf("after recovery: %+v", got)
+	}
+	n := 0
+	for _, v := range h.history(t, "staging") {
+		if v.Change == "scheduled" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d scheduled writes, want 1", n)
+	}
+	h.deliverAll(t)
+	if n := len(h.slack.Messages("")); n != 0 {
+		t.Fatalf("%d alerts for a recovered step", n)
+	}
+}

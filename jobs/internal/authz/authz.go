@@ -1,0 +1,206 @@
+// Package authz authenticates the jobs API's callers with their flag service API token and
+// checks their rights the way the flag service does: the token is verified by GET /api/v1/me
+// (cached briefly), and the right to change an environment follows the flag service's roles —
+// developers may change non-critical environments, project admins critical ones, service
+// tokens only inside their scope.
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
+	"github.com/switchyard-io/switchyard/platform/errs"
+)
+
+// Roles, most powerful first (the flag service's).
+const (
+	RoleOwner        = "owner"
+	RoleAdmin        = "admin"
+	RoleProjectAdmin = "project_admin"
+	RoleDeveloper    = "developer"
+	RoleViewer       = "viewer"
+)
+
+func rank(r string) int {
+	switch r {
+	case RoleOwner:
+		return 5
+	case RoleAdmin:
+		return 4
+	case RoleProjectAdmin:
+		return 3
+	case RoleDeveloper:
+		return 2
+	case RoleViewer:
+		return 1
+	}
+	return 0
+}
+
+// Caller is an authenticated caller of the jobs API.
+type Caller struct {
+	// Token is the caller's flag service token (used to act as them, never logged).
+	Token string
+	Me    flagsvc.Me
+}
+
+// Label names the caller in records: their name, else their actor id.
+func (c Caller) Label() string {
+	if c.Me.Actor.Name != "" {
+		return c.Me.Actor.Name
+	}
+	return c.Me.Actor.Type + " " + c.Me.Actor.ID
+}
+
+// RoleIn is the caller's effective role in a project: a project admin scoped to other
+// projects is a viewer there.
+func (c Caller) RoleIn(projectID string) string {
+	if c.Me.Role == RoleProjectAdmin && len(c.Me.ProjectIDs) > 0 && !slices.Contains(c.Me.ProjectIDs, projectID) {
+		return RoleViewer
+	}
+	return c.Me.Role
+}
+
+// Authorizer verifies tokens and rights against the flag service.
+type Authorizer struct {
+	FlagService *flagsvc.Client
+	// TTL is how long a verified token is trusted without asking again (default 10 s).
+	TTL time.Duration
+	Now func() time.Time
+
+	mu    sync.Mutex
+	cache map[[32]byte]cached
+}
+
+type cached struct {
+	me  flagsvc.Me
+	exp time.Time
+}
+
+// New returns an authorizer asking fs.
+func New(fs *flagsvc.Client) *Authorizer {
+	return &Authorizer{FlagService: fs, TTL: 10 * time.Second, Now: time.Now, cache: map[[32]byte]cached{}}
+}
+
+// Authenticate resolves a bearer token into a caller (GET /me with it, cached by the token's
+// hash for TTL). An invalid token is errs.KindUnauthenticated.
+func (a *Authorizer) Authenticate(ctx context.Context, token string) (Caller, error) {
+	if token == "" {
+		return Caller{}, errs.Unauthenticated("send your Switchyard API token as Authorization: Bearer <token>")
+	}
+	key := sha256.Sum256([]byte(token))
+	now := a.Now()
+	a.mu.Lock()
+	if c, ok := a.cache[key]; ok && now.Before(c.exp) {
+		a.mu.Unlock()
+		return Caller{Token: token, Me: c.me}, nil
+	}
+	a.mu.Unlock()
+	me, err := a.FlagService.WithToken(token).Me(ctx)
+	if err != nil {
+		switch errs.KindOf(err) {
+		case errs.KindUnauthenticated:
+			return Caller{}, errs.Unauthenticated("the API token was not accepted by the flag service")
+		case errs.KindPermissionDenied:
+			return Caller{}, err
+		}
+		return Caller{}, errs.Unavailable(err, "cannot verify the API token: the flag service is unavailable")
+	}
+	a.mu.Lock()
+	if len(a.cache) > 10000 {
+		for k, c := range a.cache {
+			if now.After(c.exp) {
+				delete(a.cache, k)
+			}
+		}
+	}
+	a.cache[key] = cached{me: me, exp: now.Add(a.TTL)}
+	a.mu.Unlock()
+	return Caller{Token: token, Me: me}, nil
+}
+
+// ReadProject checks the caller may read the project (the flag service answers for it with
+// the caller's token) and returns it.
+func (a *Authorizer) ReadProject(ctx context.Context, c Caller, project string) (flagsvc.Project, error) {
+	p, err := a.FlagService.WithToken(c.Token).Project(ctx, project)
+	return p, mapLookup(err)
+}
+
+// Need is the role an action needs.
+type Need int
+
+// Actions of the jobs API beyond reading.
+const (
+	// WriteFlag: per-flag settings, archiving a flag — developers and up.
+	WriteFlag Need = iota
+	// ManageProject: a project's Slack channel and thresholds — project admins and up.
+	ManageProject
+)
+
+// RequireProject checks the caller may do a project-level action and returns the project.
+func (a *Authorizer) RequireProject(ctx context.Context, c Caller, project string, need Need) (flagsvc.Project, error) {
+	p, err := a.ReadProject(ctx, c, project)
+	if err != nil {
+		return p, err
+	}
+	if sp := c.Me.Scope["project_id"]; sp != "" && sp != p.ID {
+		return p, errs.PermissionDenied("this token is scoped to another project")
+	}
+	if c.Me.Scope["environment_id"] != "" {
+		return p, errs.PermissionDenied("this token may only change its own environment")
+	}
+	role := c.RoleIn(p.ID)
+	want, what := RoleDeveloper, "edit flags"
+	if need == ManageProject {
+		want, what = RoleProjectAdmin, "manage this project"
+	}
+	if rank(role) < rank(want) {
+		return p, errs.PermissionDenied("role %s may not %s", role, what)
+	}
+	return p, nil
+}
+
+// RequireEnvironment checks the caller may change flags in the environment — developers in
+// non-critical environments, project admins and up in critical ones, service tokens inside
+// their scope — and returns the environment.
+func (a *Authorizer) RequireEnvironment(ctx context.Context, c Caller, project, env string) (flagsvc.Environment, error) {
+	e, err := a.FlagService.WithToken(c.Token).Environment(ctx, project, env)
+	if err != nil {
+		return e, mapLookup(err)
+	}
+	if sp := c.Me.Scope["project_id"]; sp != "" && sp != e.ProjectID {
+		return e, errs.PermissionDenied("this token is scoped to another project")
+	}
+	if se := c.Me.Scope["environment_id"]; se != "" && se != e.ID {
+		return e, errs.PermissionDenied("this token may only change its own environment")
+	}
+	role := c.RoleIn(e.ProjectID)
+	want := RoleDeveloper
+	if e.Critical {
+		want = RoleProjectAdmin
+	}
+	if rank(role) < rank(want) {
+		msg := "role " + role + " may not change flags in this environment"
+		if e.Critical && role == RoleDeveloper {
+			msg += ": the environment is critical (developers have read-only access)"
+		}
+		return e, errs.PermissionDenied("%s", msg)
+	}
+	return e, nil
+}
+
+// mapLookup keeps the caller-facing kinds of a lookup made with the caller's token.
+func mapLookup(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch errs.KindOf(err) {
+	case errs.KindNotFound, errs.KindPermissionDenied, errs.KindUnauthenticated, errs.KindUnavailable, errs.KindRateLimited:
+		return err
+	}
+	return errs.Unavailable(err, "the flag service gave an unexpected answer")
+}

@@ -1,0 +1,92 @@
+package slack
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/jobs/internal/alert"
+)
+
+func TestRenderEveryKind(t *testing.T) {
+	at := time.Date(2026, 11, 25, 18, 11, 0, 0, time.UTC)
+	many := make([]alert.DigestFlag, 45)
+	for i := range many {
+		many[i] = alert.DigestFlag{Flag: fmt.Sprintf("flag-%02d", i), Reasons: []string{"production: no evaluations for 30 days"}}
+	}
+	alertOnly := breachAlert()
+	alertOnly.Breach.ActionTaken, alertOnly.Breach.Action = alert.ActionNone, "alert"
+	rollout := breachAlert()
+	rollout.Breach.ActionTaken, rollout.Breach.Experiment, rollout.Breach.Direction, rollout.Breach.Effect = alert.ActionTurnOff, "", "increase", -0.031
+	cases := []struct {
+		name     string
+		a        alert.Alert
+		text     string
+		blocks   int
+		contains []string
+	}{
+		{name: "alert-only breach", a: alertOnly,
+			text:   "Guardrail breached: error-rate is 5.1% worse with new-checkout=on in production (tolerance 2.0%). No change was made.",
+			blocks: 5, contains: []string{"Alert only: nothing was changed"}},
+		{name: "rollout breach turned off", a: rollout,
+			text:   "Guardrail breached: error-rate is 3.1% worse with new-checkout=on in production (tolerance 2.0%). Rolled back: new-checkout was turned off.",
+			blocks: 5, contains: []string{"*What*\\nRollout", "-3.1% relative", "higher is better"}},
+		{name: "sample ratio mismatch", a: alert.Alert{Kind: alert.KindSRM, Project: "shop", At: at, SRM: &alert.SRM{Environment: "production",
+			Flag: "search", Experiment: "search-q4", PValue: 0.00002, Observed: map[string]int64{"off": 1000, "on": 1300},
+			Expected: map[string]float64{"off": 0.5, "on": 0.5}, Owner: alert.Owner{Email: "bob@example.com"}}},
+			text:   "Sample ratio mismatch in experiment search-q4 (production): p = 2.0e-05. Its results cannot be trusted until the cause is found.",
+			blocks: 4, contains: []string{"`off`: 1000 (43%)", "`on`: 1300 (57%)", "`on`: 50%", "bob@example.com", "Nothing: the experiment keeps running."}},
+		{name: "scheduled change failed", a: alert.Alert{Kind: alert.KindScheduledChangeFailed, Project: "shop", At: at, ScheduledFailed: &alert.ScheduledFailed{
+			ChangeID: 42, Step: 2, Steps: 4, Environment: "production", Flag: "checkout", What: "turn on, rollout on 25%, off 75%",
+			Reason: "the flag was edited since the change was scheduled (the change was based on version 7)", Edited: true, ScheduledBy: "Alice",
+			DashboardURL: "https://dash.example.com/p/shop/flags/checkout?environment=production"}},
+			text:   "Scheduled change #42 step 2 of 4 (turn on, rollout on 25%, off 75%) for checkout in production was not applied: the flag was edited since the change was scheduled (the change was based on version 7)",
+			blocks: 5, contains: []string{"The remaining steps were cancelled.", "*Scheduled by*\\nAlice", "Open flag"}},
+		{name: "digest of 45 flags", a: alert.Alert{Kind: alert.KindStaleDigest, Project: "shop", At: at, Digest: &alert.Digest{Flags: many}},
+			text: "45 stale flags in shop", blocks: 2 + 40 + 1 + 1, contains: []string{"…and 5 more.", "flag-39"}},
+		{name: "digest of one flag", a: alert.Alert{Kind: alert.KindStaleDigest, Project: "shop", At: at, Digest: &alert.Digest{Flags: many[:1]}},
+			text: "1 stale flag in shop", blocks: 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Render(tc.a)
+			if m.Text != tc.text {
+				t.Errorf("text:\n got %q\nwant %q", m.Text, tc.text)
+			}
+			if len(m.Blocks) != tc.blocks {
+				t.Errorf("%d blocks, want %d", len(m.Blocks), tc.blocks)
+			}
+			raw, err := json.Marshal(m.Blocks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(string(raw), want) {
+					t.Errorf("blocks lack %q:\n%s", want, raw)
+				}
+			}
+			if len(raw) > 40000 {
+				t.Errorf("message too large for Slack: %d bytes", len(raw))
+			}
+		})
+	}
+}
+
+// FuzzRetryAfter: the Retry-After parser accepts what Slack and proxies send and never
+// returns a negative wait.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"1", "30", " 7 ", "0", "-3", "Wed, 21 Oct 2015 07:28:00 GMT", "soon", "", "99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		d, ok := retryAfter(h)
+		if d < 0 {
+			t.Fatalf("negative wait %v for %q", d, h)
+		}
+		if !ok && d != 0 {
+			t.Fatalf("wait %v without a valid header %q", d, h)
+		}
+	})
+}

@@ -31,6 +31,14 @@ mkdir -p "$RUN_DIR" "$LOG_DIR" "$CACHE"
 log() { printf '\033[1m[%s]\033[0m %s\n' "${COMPONENT:-local}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# service_url NAME DEFAULT_PORT: a service's base URL (SWITCHYARD_<NAME>_URL, else
+# http://127.0.0.1:<SWITCHYARD_<NAME>_PORT or DEFAULT_PORT>).
+service_url() {
+  local up; up=$(echo "$1" | tr a-z A-Z)
+  local url="SWITCHYARD_${up}_URL" port="SWITCHYARD_${up}_PORT"
+  echo "${!url:-http://127.0.0.1:${!port:-$2}}"
+}
+
 # port_open HOST PORT: true when something accepts TCP connections there.
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

@@ -23,9 +23,8 @@ exists() { [[ -f $ROOT/$1/cmd/$1/main.go ]]; }
 
 # Service URLs, so services find each other.
 for entry in $SERVICES; do
-  name=${entry%%:*}; port=$(port_of "$name" "${entry##*:}")
-  var="SWITCHYARD_$(echo "$name" | tr a-z A-Z)_URL"
-  export "$var"="${!var:-http://127.0.0.1:$port}"
+  name=${entry%%:*}
+  export "SWITCHYARD_$(echo "$name" | tr a-z A-Z)_URL"="$(service_url "$name" "${entry##*:}")"
 done
 
 build() {

@@ -2,7 +2,8 @@
 // way a real application would: a Go SDK client evaluates new-checkout for each visitor
 // (streaming from the relay; exposures to the collector) and tracks their orders, cart adds
 // and checkout errors. The one-page checkout converts a little better. Then it asks the stats
-// service to compute the results. It does nothing when the experiment already has results.
+// service to compute the results. It does nothing when the experiment's results already count
+// exposed visitors.
 //
 //	demotraffic -keys-file .data/sdk-keys.json -token-file .data/admin-token
 package main
@@ -37,8 +38,11 @@ func main() {
 	api := stack.API{Base: *stats, Token: strings.TrimSpace(string(raw))}
 	ctx := context.Background()
 	path := "/v1/projects/" + *project + "/experiments/" + *experiment
-	if st, _ := api.Do(ctx, "GET", path+"/results", nil, nil); st == 200 {
-		fmt.Println("demotraffic: the demo experiment already has results; nothing to do")
+	var existing struct {
+		Exposures map[string]int64 `json:"exposures"`
+	}
+	if st, _ := api.Do(ctx, "GET", path+"/results", nil, &existing); st == 200 && exposed(existing.Exposures) > 0 {
+		fmt.Println("demotraffic: the demo experiment already has visitors; nothing to do")
 		return
 	}
 	var keys map[string]map[string]string
@@ -121,4 +125,12 @@ func fail(err error) {
 		fmt.Fprintln(os.Stderr, "demotraffic:", err)
 		os.Exit(1)
 	}
+}
+
+func exposed(byVariation map[string]int64) int64 {
+	var n int64
+	for _, v := range byVariation {
+		n += v
+	}
+	return n
 }

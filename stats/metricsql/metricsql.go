@@ -71,6 +71,19 @@ type Experiment struct {
 	// Flag and Variations select a plain rollout's units.
 	Flag       string
 	Variations []string
+
+	// bucket of buckets restricts a pass to a slice of the contexts (Snapshot.Passes).
+	bucket, buckets int
+}
+
+// slice is the condition keeping the contexts of the current pass ("" with one pass). Every
+// source of a pass (units, rollups, raw events) is restricted the same way, so a pass's
+// per-context values are exact and the passes' sums add up.
+func (x Experiment) slice() string {
+	if x.buckets <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" AND cityHash64(context_kind, context_key) %% %d = %d", x.buckets, x.bucket)
 }
 
 // rollout says the units are a plain rollout's.
@@ -160,12 +173,12 @@ func unitsSQL(x Experiment, a *args) string {
 		min(timestamp_ms) AS first_ms, uniqExact(variation_key) AS nvar
 		FROM exposures WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND flag_key = ` + a.add(x.Flag) +
 			` AND experiment_key = '' AND reason = 'SPLIT' AND variation_key IN (` + placeholders(stringsToAny(x.Variations), a) + `)
-		AND timestamp >= toDateTime(` + a.add(x.Start.Unix()) + `)
+		AND timestamp >= toDateTime(` + a.add(x.Start.Unix()) + `)` + x.slice() + `
 		GROUP BY context_kind, context_key`
 	}
 	return `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
 		minMerge(first_exposed_ms) AS first_ms, uniqExactMerge(variations) AS nvar
-		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + `
+		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + `
 		GROUP BY context_kind, context_key`
 }
 
@@ -190,13 +203,13 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 	if err != nil {
 		return "", err
 	}
-	events += ` AND ` + filters + ` GROUP BY context_kind, context_key, event_id`
+	events += ` AND ` + filters + x.slice() + ` GROUP BY context_kind, context_key, event_id`
 	var units string
 	if x.rollout() {
 		units = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `)`
 	} else {
 		units = `SELECT context_kind, context_key, minMerge(first_exposed_ms) AS first_ms FROM experiment_units
-		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` GROUP BY context_kind, context_key`
+		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + ` GROUP BY context_kind, context_key`
 	}
 	var window string
 	if part == PartMetric {

@@ -3,6 +3,7 @@ package metricsql
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,19 @@ type Snapshot struct {
 	FoldedUpTo time.Time
 	// Now bounds the raw read and the units (first exposure before Now).
 	Now time.Time
+	// Passes splits Sums into that many passes over disjoint slices of the contexts (by hash),
+	// whose sums add up: memory per query falls with the passes, the data is scanned once per
+	// pass. 0 or 1: one pass. PassesFor picks it from the number of units.
+	Passes int
+}
+
+// UnitsPerPass is how many units one pass of Sums aggregates at most (PassesFor): about
+// 1.5 GiB of ClickHouse memory for a CUPED metric on 18.16.
+var UnitsPerPass int64 = 1_000_000
+
+// PassesFor is the number of Sums passes for an experiment with this many units.
+func PassesFor(units int64) int {
+	return int((units + UnitsPerPass - 1) / UnitsPerPass)
 }
 
 // partRowsSQL is a metric part's per-context rows, tagged src: the rollup's folded days plus
@@ -40,7 +54,7 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, a *args
 	tag := fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
 	rolled := `SELECT ` + tag + `, events, value_sum FROM experiment_metric_days FINAL
 		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(m.Key) +
-		` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))`
+		` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))` + x.slice()
 	var raw string
 	var err error
 	if part == PartMetric {
@@ -175,6 +189,47 @@ func Sums(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snap
 	} else if m.Winsorize.Type != "absolute" {
 		lower, upper = nil, nil
 	}
+	passes := max(s.Passes, 1)
+	total := map[string]*VariantSums{}
+	var order []string
+	for pass := 0; pass < passes; pass++ {
+		x.bucket, x.buckets = pass, passes
+		part, err := sumsPass(ctx, conn, x, m, s, cuped, lower, upper)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range part {
+			t, ok := total[r.Variation]
+			if !ok {
+				t = &VariantSums{Variation: r.Variation}
+				total[r.Variation] = t
+				order = append(order, r.Variation)
+			}
+			t.add(r)
+		}
+	}
+	slices.Sort(order)
+	out := make([]VariantSums, len(order))
+	for i, v := range order {
+		out[i] = *total[v]
+	}
+	return out, nil
+}
+
+func (t *VariantSums) add(r VariantSums) {
+	t.N += r.N
+	t.Sum += r.Sum
+	t.SumSquares += r.SumSquares
+	t.DenSum += r.DenSum
+	t.DenSumSquares += r.DenSumSquares
+	t.MainDenProduct += r.MainDenProduct
+	t.CovSum += r.CovSum
+	t.CovSumSquares += r.CovSumSquares
+	t.MainCovProduct += r.MainCovProduct
+}
+
+// sumsPass is one pass of Sums, over the contexts of x's slice.
+func sumsPass(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snapshot, cuped bool, lower, upper *float64) ([]VariantSums, error) {
 	var a args
 	v := capExpr("v", lower, upper, &a)
 	c := capExpr("c", lower, upper, &a)
@@ -209,6 +264,15 @@ type Exposure struct {
 	Units map[string]int64
 	// Multiple is how many units saw more than one variation (excluded from the analysis).
 	Multiple int64
+}
+
+// Total is every unit, those exposed to several variations included.
+func (e Exposure) Total() int64 {
+	n := e.Multiple
+	for _, u := range e.Units {
+		n += u
+	}
+	return n
 }
 
 // Exposures counts the experiment's units by variation, and those exposed to several.

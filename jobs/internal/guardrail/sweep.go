@@ -214,9 +214,16 @@ func (s *Sweeper) check(ctx context.Context, cache *sweepCache, g flagsvc.Guardr
 		return "", err
 	}
 	now := s.now().UTC()
+	// Large experiments are summed in several passes over slices of their units (memory).
+	exposure, err := metricsql.Exposures(ctx, s.CH, qx, now)
+	if err != nil {
+		s.m.errors.WithLabelValues("clickhouse").Inc()
+		return "", err
+	}
 	// No rollups are assumed: the results workers' folding state is theirs, so every raw
 	// event since the start is read (FoldedUpTo = the start's day). See BENCHMARKS.md.
-	sums, err := metricsql.Sums(ctx, s.CH, qx, q, metricsql.Snapshot{FoldedUpTo: metricsql.Day(qx.Start), Now: now}, false)
+	sums, err := metricsql.Sums(ctx, s.CH, qx, q, metricsql.Snapshot{FoldedUpTo: metricsql.Day(qx.Start), Now: now,
+		Passes: metricsql.PassesFor(exposure.Total())}, false)
 	if err != nil {
 		s.m.errors.WithLabelValues("clickhouse").Inc()
 		return "", err

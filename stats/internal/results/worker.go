@@ -257,6 +257,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	if err != nil {
 		return nil, err
 	}
+	snapshot.Passes = metricsql.PassesFor(exposure.Total())
 	snap := &Snapshot{Project: x.Project, Experiment: x.Key, ExperimentID: x.ID, Status: x.Status, ComputedAt: w.now().UTC(),
 		DataFrom: started, DataTo: now, Control: x.Control, Exposures: exposure.Units, Metrics: []MetricResult{},
 		Analysis: AnalysisSettings{Engine: x.Analysis.Engine, Alpha: x.Analysis.Alpha, Sided: x.Analysis.Sided, Sequential: x.Analysis.Sequential,

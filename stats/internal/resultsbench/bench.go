@@ -74,6 +74,33 @@ func generate(ctx context.Context, conn driver.Conn, start time.Time, units, exp
 	return nil
 }
 
+type dayKey struct {
+	metric string
+	part   int
+	day    time.Time
+}
+
+// foldedDays lists the days already in the rollups (an earlier run's, with -database), as the
+// results workers remember them in Postgres.
+func foldedDays(ctx context.Context, conn driver.Conn) (map[dayKey]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT metric_key, part, day FROM experiment_metric_days GROUP BY metric_key, part, day")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[dayKey]bool{}
+	for rows.Next() {
+		var k dayKey
+		var part uint8
+		if err := rows.Scan(&k.metric, &part, &k.day); err != nil {
+			return nil, err
+		}
+		k.part, k.day = int(part), k.day.UTC()
+		out[k] = true
+	}
+	return out, rows.Err()
+}
+
 // Run generates the data and times the refreshes, writing a report to out.
 func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error {
 	start := metricsql.Day(time.Now().Add(-time.Duration(cfg.Days+2) * 24 * time.Hour))
@@ -83,11 +110,8 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		if err := conn.QueryRow(ctx, "SELECT min(timestamp) FROM exposures").Scan(&first); err != nil {
 			return fmt.Errorf("reuse: %w", err)
 		}
-		if err := conn.Exec(ctx, "TRUNCATE TABLE experiment_metric_days"); err != nil {
-			return fmt.Errorf("reuse: %w", err)
-		}
 		start = metricsql.Day(first)
-		fmt.Fprintf(out, "reusing the generated data from %s\n", start.Format(time.DateOnly))
+		fmt.Fprintf(out, "reusing the generated data from %s (days already folded are not folded again)\n", start.Format(time.DateOnly))
 	} else {
 		t0 := time.Now()
 		if err := generate(ctx, conn, start, units, cfg.Exposures, cfg.Events, 0, cfg.Days); err != nil {
@@ -98,15 +122,23 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	}
 	x := metricsql.Experiment{EnvironmentID: env, Key: exp, Start: start}
 	metrics := Metrics()
+	folded, err := foldedDays(ctx, conn)
+	if err != nil {
+		return err
+	}
 	refresh := func(from, until time.Time) (fold, sums time.Duration, err error) {
 		t := time.Now()
 		for _, m := range metrics {
 			for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-				if err := metricsql.FoldDay(ctx, conn, x, m, d); err != nil {
-					return 0, 0, err
+				if !folded[dayKey{m.Key, metricsql.PartMetric, d}] {
+					if err := metricsql.FoldDay(ctx, conn, x, m, d); err != nil {
+						return 0, 0, err
+					}
 				}
-				if err := metricsql.FoldCovariates(ctx, conn, x, m, d); err != nil {
-					return 0, 0, err
+				if m.CUPEDPreperiod > 0 && !folded[dayKey{m.Key, metricsql.PartCovariate, d}] {
+					if err := metricsql.FoldCovariates(ctx, conn, x, m, d); err != nil {
+						return 0, 0, err
+					}
 				}
 			}
 		}
@@ -114,13 +146,17 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		fmt.Fprintf(out, "  folded %s to %s in %s\n", from.Format(time.DateOnly), until.Format(time.DateOnly), fold.Round(time.Millisecond))
 		t = time.Now()
 		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour)}
+		exposure, err := metricsql.Exposures(ctx, conn, x, snap.Now)
+		if err != nil {
+			return 0, 0, err
+		}
+		snap.Passes = metricsql.PassesFor(exposure.Total())
 		for _, m := range metrics {
+			t := time.Now()
 			if _, err := metricsql.Sums(ctx, conn, x, m, snap, m.CUPEDPreperiod > 0); err != nil {
 				return 0, 0, err
 			}
-		}
-		if _, err := metricsql.Exposures(ctx, conn, x, snap.Now); err != nil {
-			return 0, 0, err
+			fmt.Fprintf(out, "  sums of %s (%d passes): %s\n", m.Key, snap.Passes, time.Since(t).Round(time.Millisecond))
 		}
 		return fold, time.Since(t), nil
 	}
@@ -144,7 +180,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		dayExposures, dayEvents, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond))
 	// For comparison: the same sums read entirely from raw events (what the rollups avoid).
 	t := time.Now()
-	raw := metricsql.Snapshot{FoldedUpTo: start, Now: end.Add(36 * time.Hour)}
+	raw := metricsql.Snapshot{FoldedUpTo: start, Now: end.Add(36 * time.Hour), Passes: metricsql.PassesFor(units)}
 	for _, m := range metrics {
 		if _, err := metricsql.Sums(ctx, conn, x, m, raw, m.CUPEDPreperiod > 0); err != nil {
 			return err

@@ -27,6 +27,8 @@ type VariantSums struct {
 type Snapshot struct {
 	// FoldedUpTo: days before it come from the rollup; events from it on are read raw.
 	FoldedUpTo time.Time
+	// Folds are the recorded folds of the days before FoldedUpTo; only their rows are read.
+	Folds Folds
 	// Now bounds the raw read and the units (first exposure before Now).
 	Now time.Time
 	// Passes splits Sums into that many passes over disjoint slices of the contexts (by hash),
@@ -49,12 +51,25 @@ func PassesFor(units int64) int {
 // context may have several rows; perContextSQL adds them up.
 func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, a *args) (string, error) {
 	if x.rollout() {
-		s.FoldedUpTo = x.Start // never folded: every event since the start is read raw
+		s.FoldedUpTo, s.Folds = x.Start, nil // never folded: every event since the start is read raw
 	}
 	tag := fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
-	rolled := `SELECT ` + tag + `, events, value_sum FROM experiment_metric_days FINAL
+	var rolled string
+	if ids := s.Folds[FoldKey{m.Key, m.Version, part}]; len(ids) > 0 {
+		// Placeholders are bound in text order, so the fold ids are added after the columns before them.
+		rolled = `SELECT ` + tag + `, events, value_sum FROM experiment_metric_rollups
 		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(m.Key) +
-		` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))` + x.slice()
+			` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))
+		AND fold_id IN (`
+		for i, id := range ids {
+			if i > 0 {
+				rolled += ", "
+			}
+			rolled += a.add(uint64(id))
+		}
+		rolled += `)` + x.slice() + `
+		UNION ALL `
+	}
 	var raw string
 	var err error
 	if part == PartMetric {
@@ -65,8 +80,7 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, a *args
 	if err != nil {
 		return "", err
 	}
-	return rolled + `
-		UNION ALL SELECT ` + tag + `, events, value_sum FROM (` + raw + `)`, nil
+	return rolled + `SELECT ` + tag + `, events, value_sum FROM (` + raw + `)`, nil
 }
 
 // unitValue is the per-context value of a metric from its event count and value sum.

@@ -76,7 +76,7 @@ func mutatingEndpoints() []endpointCase {
 			f, m := prepFlag(s, p, id), prepMetric(s, p, id)
 			return "POST", "/api/v1/projects/" + p + "/experiments", map[string]any{"key": "c-" + id, "environment": env, "flag": f, "control": "off",
 				"variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
-				"metrics": map[string]any{"primary": []string{m}}}
+				"metrics":    map[string]any{"primary": []string{m}}}
 		}},
 		{"edit experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
 			return "PATCH", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, false), map[string]any{"hypothesis": "h"}

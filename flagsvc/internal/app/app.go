@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/pprof"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -71,6 +72,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 	checks.Add("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, kcl) })
 	web := httpapi.New(httpapi.Options{Service: "flagsvc", Logger: log, Registry: reg, StreamRequestBody: true, AccessLog: cfg.AccessLog})
+	if cfg.Pprof {
+		web.Use(pprof.New())
+	}
 	health.Mount(web, checks, reg)
 	api.Mount(web, svc)
 	return &App{

@@ -23,6 +23,7 @@ type Config struct {
 	LogLevel        string
 	MigrateOnStart  bool
 	AccessLog       bool
+	Pprof           bool
 }
 
 // RegisterFlags implements config.Config.
@@ -37,6 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.MigrateOnStart, "migrate-on-start", true, "apply database migrations at start-up")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log every request")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for load tests)")
 }
 
 // Validate implements config.Config.

@@ -60,26 +60,30 @@ func (s *Store) Snapshots(ctx context.Context, experimentID string, limit int) (
 	})
 }
 
-// Folded returns the days already folded for a metric part of an experiment.
-func (s *Store) Folded(ctx context.Context, experimentID, metric string, version int64, part int) (map[time.Time]bool, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT day FROM results_folds WHERE experiment_id = $1 AND metric_key = $2 AND metric_version = $3 AND part = $4`,
+// Folded returns the days already folded for a metric part of an experiment, with the id of
+// the fold whose rows count.
+func (s *Store) Folded(ctx context.Context, experimentID, metric string, version int64, part int) (map[time.Time]int64, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT day, fold_id FROM results_folds WHERE experiment_id = $1 AND metric_key = $2 AND metric_version = $3 AND part = $4`,
 		experimentID, metric, version, part)
 	if err != nil {
 		return nil, err
 	}
-	days, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-	out := make(map[time.Time]bool, len(days))
-	for _, d := range days {
-		out[time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)] = true
-	}
+	out := map[time.Time]int64{}
+	var day time.Time
+	var id int64
+	_, err = pgx.ForEachRow(rows, []any{&day, &id}, func() error {
+		out[time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)] = id
+		return nil
+	})
 	return out, err
 }
 
-// MarkFolded records a folded day (after ClickHouse acknowledged the rollup insert; a crash
-// between the two refolds the day, which the rollup table absorbs).
-func (s *Store) MarkFolded(ctx context.Context, experimentID, metric string, version int64, part int, day time.Time) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO results_folds (experiment_id, metric_key, metric_version, part, day) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT DO NOTHING`, experimentID, metric, version, part, day)
+// MarkFolded records a folded day and the fold whose rows count, after ClickHouse acknowledged
+// the rollup insert. A crash between the two folds the day again under a new id; the first
+// fold's rows are then never read. The first record of a day stays.
+func (s *Store) MarkFolded(ctx context.Context, experimentID, metric string, version int64, part int, day time.Time, foldID int64) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_folds (experiment_id, metric_key, metric_version, part, day, fold_id) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT DO NOTHING`, experimentID, metric, version, part, day, foldID)
 	return err
 }
 

@@ -157,9 +157,10 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	return w.store.SaveSnapshot(ctx, x.ID, snap)
 }
 
-// fold brings the daily rollups of a (non-ratio) metric up to `until` and reports whether
-// every day before it is folded.
-func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, m *metricsql.Metric, from, until time.Time, cuped bool) error {
+// fold brings the daily rollups of a (non-ratio) metric up to `until` and adds the recorded
+// folds of every day before it to folds.
+func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, m *metricsql.Metric, from, until time.Time, cuped bool,
+	folds metricsql.Folds) error {
 	parts := []int{metricsql.PartMetric}
 	if cuped && m.CUPEDPreperiod > 0 {
 		parts = append(parts, metricsql.PartCovariate)
@@ -170,20 +171,23 @@ func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Ex
 			return err
 		}
 		for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-			if done[d] {
+			if id, ok := done[d]; ok {
+				folds.Add(m, part, id)
 				continue
 			}
+			var id int64
 			if part == metricsql.PartMetric {
-				err = metricsql.FoldDay(ctx, w.ch, qx, m, d)
+				id, err = metricsql.FoldDay(ctx, w.ch, qx, m, d)
 			} else {
-				err = metricsql.FoldCovariates(ctx, w.ch, qx, m, d)
+				id, err = metricsql.FoldCovariates(ctx, w.ch, qx, m, d)
 			}
 			if err != nil {
 				return err
 			}
-			if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, part, d); err != nil {
+			if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, part, d, id); err != nil {
 				return err
 			}
+			folds.Add(m, part, id)
 		}
 	}
 	return nil
@@ -237,6 +241,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	until := metricsql.Day(now.Add(-w.cfg.Settle))
 	first := metricsql.Day(started)
 	foldedUpTo := first
+	folds := metricsql.Folds{}
 	if until.After(first) {
 		foldedUpTo = until
 		folded := map[string]bool{}
@@ -246,13 +251,13 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 					continue
 				}
 				folded[m.Key] = true
-				if err := w.fold(ctx, x, qx, m, first, until, x.Analysis.CUPED); err != nil {
+				if err := w.fold(ctx, x, qx, m, first, until, x.Analysis.CUPED, folds); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Now: now}
+	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Folds: folds, Now: now}
 	exposure, err := metricsql.Exposures(ctx, w.ch, qx, now)
 	if err != nil {
 		return nil, err

@@ -80,23 +80,24 @@ type dayKey struct {
 	day    time.Time
 }
 
-// foldedDays lists the days already in the rollups (an earlier run's, with -database), as the
-// results workers remember them in Postgres.
-func foldedDays(ctx context.Context, conn driver.Conn) (map[dayKey]bool, error) {
-	rows, err := conn.Query(ctx, "SELECT metric_key, part, day FROM experiment_metric_days GROUP BY metric_key, part, day")
+// foldedDays lists the days already in the rollups (an earlier run's, with -database) and a
+// fold id of each, as the results workers record them in Postgres.
+func foldedDays(ctx context.Context, conn driver.Conn) (map[dayKey]int64, error) {
+	rows, err := conn.Query(ctx, "SELECT metric_key, part, day, min(fold_id) FROM experiment_metric_rollups GROUP BY metric_key, part, day")
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[dayKey]bool{}
+	out := map[dayKey]int64{}
 	for rows.Next() {
 		var k dayKey
 		var part uint8
-		if err := rows.Scan(&k.metric, &part, &k.day); err != nil {
+		var id uint64
+		if err := rows.Scan(&k.metric, &part, &k.day, &id); err != nil {
 			return nil, err
 		}
 		k.part, k.day = int(part), k.day.UTC()
-		out[k] = true
+		out[k] = int64(id)
 	}
 	return out, rows.Err()
 }
@@ -130,13 +131,13 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		t := time.Now()
 		for _, m := range metrics {
 			for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-				if !folded[dayKey{m.Key, metricsql.PartMetric, d}] {
-					if err := metricsql.FoldDay(ctx, conn, x, m, d); err != nil {
+				if k := (dayKey{m.Key, metricsql.PartMetric, d}); folded[k] == 0 {
+					if folded[k], err = metricsql.FoldDay(ctx, conn, x, m, d); err != nil {
 						return 0, 0, err
 					}
 				}
-				if m.CUPEDPreperiod > 0 && !folded[dayKey{m.Key, metricsql.PartCovariate, d}] {
-					if err := metricsql.FoldCovariates(ctx, conn, x, m, d); err != nil {
+				if k := (dayKey{m.Key, metricsql.PartCovariate, d}); m.CUPEDPreperiod > 0 && folded[k] == 0 {
+					if folded[k], err = metricsql.FoldCovariates(ctx, conn, x, m, d); err != nil {
 						return 0, 0, err
 					}
 				}
@@ -145,7 +146,14 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		fold = time.Since(t)
 		fmt.Fprintf(out, "  folded %s to %s in %s\n", from.Format(time.DateOnly), until.Format(time.DateOnly), fold.Round(time.Millisecond))
 		t = time.Now()
-		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour)}
+		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour), Folds: metricsql.Folds{}}
+		for _, m := range metrics {
+			for k, id := range folded {
+				if k.metric == m.Key && k.day.Before(until) {
+					snap.Folds.Add(m, k.part, id)
+				}
+			}
+		}
 		exposure, err := metricsql.Exposures(ctx, conn, x, snap.Now)
 		if err != nil {
 			return 0, 0, err
@@ -168,9 +176,16 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	fmt.Fprintf(out, "full refresh (5 metrics, %d days folded from scratch): %s (folding %s, sums from rollups %s)\n",
 		cfg.Days, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond))
 	// One more day of data (a day's share of new exposures and events), then the incremental refresh.
+	// (Reusing a database that already has that day, it is not generated twice.)
 	dayExposures, dayEvents := cfg.Exposures/int64(cfg.Days), cfg.Events/int64(cfg.Days)
-	if err := generate(ctx, conn, start, units, dayExposures, dayEvents, cfg.Days, cfg.Days+1); err != nil {
+	var later uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM exposures WHERE timestamp >= toDateTime(?)", end.Unix()).Scan(&later); err != nil {
 		return err
+	}
+	if later == 0 {
+		if err := generate(ctx, conn, start, units, dayExposures, dayEvents, cfg.Days, cfg.Days+1); err != nil {
+			return err
+		}
 	}
 	fold, sums, err = refresh(end, end.Add(24*time.Hour))
 	if err != nil {

@@ -230,10 +230,9 @@ func (s *Sweeper) check(ctx context.Context, cache *sweepCache, g flagsvc.Guardr
 	}
 	byVar := map[string]engine.VariantSums{}
 	for _, v := range sums {
-		byVar[v.Variation] = engine.VariantSums{Key: v.Variation, N: v.N, Sum: v.Sum, SumSquares: v.SumSquares,
-			DenominatorSum: v.DenSum, DenominatorSumSquares: v.DenSumSquares, MainDenominatorSumProduct: v.MainDenProduct}
+		byVar[v.Variation] = v.Engine(v.Variation, false)
 	}
-	in := Input{Metric: def.Key, Kind: engineKind(def.Kind), Direction: def.Direction, Tolerance: g.Tolerance, Control: withKey(byVar, g.Control)}
+	in := Input{Metric: def.Key, Kind: metricsql.EngineKind(def.Kind), Direction: def.Direction, Tolerance: g.Tolerance, Control: withKey(byVar, g.Control)}
 	treatments := g.Treatments
 	if len(treatments) == 0 {
 		for _, v := range variations {
@@ -285,16 +284,6 @@ func withKey(m map[string]engine.VariantSums, key string) engine.VariantSums {
 	v := m[key]
 	v.Key = key
 	return v
-}
-
-func engineKind(kind string) engine.Kind {
-	switch kind {
-	case metricsql.Proportion:
-		return engine.KindProportion
-	case metricsql.Ratio:
-		return engine.KindRatio
-	}
-	return engine.KindMean
 }
 
 // report tells the flag service (which records the breach once and rolls back) and, in one

@@ -317,12 +317,10 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		for _, s := range sums {
 			byVar[s.Variation] = s
 		}
-		in := engine.Metric{Key: nm.def.Key, Kind: engineKind(nm.def.Kind), Inverse: nm.def.Direction == "decrease", CUPED: cuped}
+		in := engine.Metric{Key: nm.def.Key, Kind: metricsql.EngineKind(nm.def.Kind), Inverse: nm.def.Direction == "decrease", CUPED: cuped}
 		for _, v := range order {
 			s := byVar[v.Variation]
-			in.Variants = append(in.Variants, engine.VariantSums{Key: v.Variation, N: s.N, Sum: s.Sum, SumSquares: s.SumSquares,
-				DenominatorSum: s.DenSum, DenominatorSumSquares: s.DenSumSquares, MainDenominatorSumProduct: s.MainDenProduct,
-				CovariateSum: s.CovSum, CovariateSumSquares: s.CovSumSquares, MainCovariateSumProduct: s.MainCovProduct})
+			in.Variants = append(in.Variants, s.Engine(v.Variation, cuped))
 			if nm.def.MinSampleSize > 0 && s.N < int64(nm.def.MinSampleSize) {
 				snap.DataQuality.TooFewUnits = append(snap.DataQuality.TooFewUnits, TooFewUnits{Metric: nm.def.Key, Variation: v.Variation,
 					N: s.N, Minimum: nm.def.MinSampleSize})
@@ -379,16 +377,6 @@ func orderVariations(x flagsvc.Experiment) []flagsvc.Variation {
 		}
 	}
 	return out
-}
-
-func engineKind(kind string) engine.Kind {
-	switch kind {
-	case metricsql.Proportion:
-		return engine.KindProportion
-	case metricsql.Ratio:
-		return engine.KindRatio
-	}
-	return engine.KindMean
 }
 
 func engineOptions(a flagsvc.Analysis) engine.Options {

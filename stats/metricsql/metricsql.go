@@ -72,18 +72,48 @@ type Experiment struct {
 	Flag       string
 	Variations []string
 
-	// bucket of buckets restricts a pass to a slice of the contexts (Snapshot.Passes).
-	bucket, buckets int
+	// lo and hi restrict a pass to the contexts whose bucket is in [lo, hi) (hi 0: every
+	// context; Snapshot.Passes).
+	lo, hi int
+	// units is the materialized units snapshot the queries read (WithUnits; 0: none).
+	units int64
+}
+
+// WithUnits makes every query on the returned experiment (sums, folds, percentiles) read its
+// units from the snapshot MaterializeUnits wrote, instead of merging them from experiment_units.
+func (x Experiment) WithUnits(snapshot int64) Experiment {
+	x.units = snapshot
+	return x
+}
+
+// sliceBuckets is how many buckets the contexts are hashed into; a pass takes a range of them.
+const sliceBuckets = 1024
+
+// pass restricts x to the contexts of one of passes passes (all of them with one pass).
+func (x Experiment) pass(pass, passes int) Experiment {
+	x.lo, x.hi = 0, 0
+	if passes > 1 {
+		x.lo, x.hi = pass*sliceBuckets/passes, (pass+1)*sliceBuckets/passes
+	}
+	return x
 }
 
 // slice is the condition keeping the contexts of the current pass ("" with one pass). Every
 // source of a pass (units, rollups, raw events) is restricted the same way, so a pass's
 // per-context values are exact and the passes' sums add up.
 func (x Experiment) slice() string {
-	if x.buckets <= 1 {
+	if x.hi == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" AND cityHash64(context_kind, context_key) %% %d = %d", x.buckets, x.bucket)
+	return fmt.Sprintf(" AND cityHash64(context_kind, context_key) %% %d BETWEEN %d AND %d", sliceBuckets, x.lo, x.hi-1)
+}
+
+// unitSlice is slice on experiment_unit_snapshots, whose bucket column holds the same hash.
+func (x Experiment) unitSlice() string {
+	if x.hi == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" AND bucket BETWEEN %d AND %d", x.lo, x.hi-1)
 }
 
 // rollout says the units are a plain rollout's.
@@ -193,6 +223,7 @@ const (
 // [cohortFrom, cohortTo) (unix ms; 0: unbounded). Parameters are bound in the order the
 // placeholders appear in the text, so each piece is built where it is written.
 func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, cohortTo int64, a *args) (string, error) {
+	cohort := cohortFrom > 0 || cohortTo > 0
 	events := `SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts
 		FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key = ` + a.add(m.EventKey) +
 		` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)`
@@ -203,28 +234,45 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 	if err != nil {
 		return "", err
 	}
-	events += ` AND ` + filters + x.slice() + ` GROUP BY context_kind, context_key, event_id`
-	var units string
-	if x.rollout() {
-		units = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `)`
-	} else {
-		units = `SELECT context_kind, context_key, minMerge(first_exposed_ms) AS first_ms FROM experiment_units
-		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + ` GROUP BY context_kind, context_key`
+	events += ` AND ` + filters + x.slice()
+	if cohort {
+		// Only the cohort's events are grouped: a CUPED pre-period spans days of every
+		// context's events, the cohort is one day's new units.
+		events += ` AND (context_kind, context_key) IN (SELECT context_kind, context_key FROM (` + firstExposuresSQL(x, cohortFrom, cohortTo, a) + `))`
 	}
+	events += ` GROUP BY context_kind, context_key, event_id`
+	units := firstExposuresSQL(x, cohortFrom, cohortTo, a)
 	var window string
 	if part == PartMetric {
 		window = fmt.Sprintf("ts >= first_ms + %d AND ts < first_ms + %d", m.WindowStart.Milliseconds(), m.WindowEnd.Milliseconds())
 	} else {
 		window = fmt.Sprintf("ts < first_ms AND ts + %d >= first_ms", m.CUPEDPreperiod.Milliseconds())
 	}
-	if cohortFrom > 0 {
-		window += " AND first_ms >= " + a.add(uint64(cohortFrom))
-	}
-	if cohortTo > 0 {
-		window += " AND first_ms < " + a.add(uint64(cohortTo))
-	}
 	return `SELECT context_kind, context_key, count() AS events, sum(value) AS value_sum FROM (` + events + `)
 		ALL INNER JOIN (` + units + `) USING (context_kind, context_key)
 		WHERE ` + window + `
 		GROUP BY context_kind, context_key`, nil
+}
+
+// firstExposuresSQL selects (context_kind, context_key, first_ms) of the units of x's slice
+// whose first exposure is in [cohortFrom, cohortTo) (unix ms; 0: unbounded): from the units
+// snapshot when there is one, else merged from experiment_units (or a rollout's exposures).
+func firstExposuresSQL(x Experiment, cohortFrom, cohortTo int64, a *args) string {
+	var q string
+	switch {
+	case x.units != 0:
+		q = `SELECT context_kind, context_key, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.unitSlice()
+	case x.rollout():
+		q = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `) WHERE 1`
+	default:
+		q = `SELECT context_kind, context_key, first_ms FROM (SELECT context_kind, context_key, minMerge(first_exposed_ms) AS first_ms FROM experiment_units
+		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + ` GROUP BY context_kind, context_key) WHERE 1`
+	}
+	if cohortFrom > 0 {
+		q += " AND first_ms >= " + a.add(uint64(cohortFrom))
+	}
+	if cohortTo > 0 {
+		q += " AND first_ms < " + a.add(uint64(cohortTo))
+	}
+	return q
 }

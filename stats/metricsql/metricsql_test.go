@@ -343,9 +343,30 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 			compare(t, got, expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
 		})
 	}
+	// The same from a materialized units snapshot (what the results workers read), written in
+	// several slices.
+	saved := StateRowsPerSlice
+	StateRowsPerSlice = 700
+	snapshotID, materialized, err := MaterializeUnits(ctx, conn, x, now)
+	StateRowsPerSlice = saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range metrics {
+		t.Run("folded, materialized units/"+tc.name, func(t *testing.T) {
+			got, err := Sums(ctx, conn, x.WithUnits(snapshotID), tc.m, Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 3}, tc.cuped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compare(t, got, expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
+		})
+	}
 	exp, err := Exposures(ctx, conn, x, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fmt.Sprint(materialized) != fmt.Sprint(exp) {
+		t.Fatalf("units snapshot counts %+v, exposures %+v", materialized, exp)
 	}
 	wantMultiple, wantUnits := int64(0), map[string]int64{}
 	for _, u := range units {
@@ -364,6 +385,23 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if fromSnapshot, err := Percentile(ctx, conn, x.WithUnits(snapshotID), p, Snapshot{FoldedUpTo: x.Start, Now: now}, 0.9); err != nil || fromSnapshot != capValue {
+		t.Fatalf("p90 cap from the units snapshot %v (%v), from experiment_units %v", fromSnapshot, err, capValue)
+	}
+	// Dropped snapshots leave nothing; stale ones (here: every one) are found and dropped.
+	if err := DropUnits(ctx, conn, snapshotID); err != nil {
+		t.Fatal(err)
+	}
+	unitRows(t, conn, snapshotID, 0)
+	other, _, err := MaterializeUnits(ctx, conn, x, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unitRows(t, conn, other, len(units))
+	if n, err := DropStaleUnits(ctx, conn, -time.Hour); err != nil || n != 1 {
+		t.Fatalf("DropStaleUnits dropped %d (%v), want 1", n, err)
+	}
+	unitRows(t, conn, other, 0)
 	plain := *p
 	plain.Winsorize = Winsorize{Type: "none"}
 	var nonzero []float64
@@ -438,6 +476,32 @@ func TestRolloutSums(t *testing.T) {
 	}
 	if total := exp.Units["a"] + exp.Units["b"] + exp.Multiple; total != int64(len(units)) {
 		t.Fatalf("rollout units %+v, want %d in all", exp, len(units))
+	}
+	// A rollout's units materialized the same way.
+	snapshotID, materialized, err := MaterializeUnits(ctx, conn, x, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(materialized) != fmt.Sprint(exp) {
+		t.Fatalf("rollout units snapshot counts %+v, exposures %+v", materialized, exp)
+	}
+	m := &Metric{Key: "revenue", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week}
+	got, err := Sums(ctx, conn, x.WithUnits(snapshotID), m, Snapshot{Now: now, Passes: 2}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare(t, got, expected(units, events, m, now.UnixMilli(), false, nil, nil))
+}
+
+// unitRows checks how many rows a units snapshot has.
+func unitRows(t *testing.T, conn driver.Conn, id int64, want int) {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM experiment_unit_snapshots WHERE snapshot_id = ?", uint64(id)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if int(n) != want {
+		t.Fatalf("units snapshot %d has %d rows, want %d", id, n, want)
 	}
 }
 

@@ -105,8 +105,14 @@ func unitValue(kind, events, sum string) string {
 // context. With millions of units a hash join keeps a whole side in memory; an aggregation
 // holds a few numbers per context and can spill to disk (max_bytes_before_external_group_by).
 func perContextSQL(x Experiment, m *Metric, s Snapshot, cuped bool, a *args) (string, error) {
-	units := `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` +
-		unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
+	var units string
+	if x.units != 0 {
+		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum
+		FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + ` AND variation != ''` + x.unitSlice()
+	} else {
+		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` +
+			unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
+	}
 	main, den := m, (*Metric)(nil)
 	if m.Kind == Ratio {
 		main, den = m.Numerator, m.Denominator
@@ -203,11 +209,11 @@ func Sums(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snap
 	} else if m.Winsorize.Type != "absolute" {
 		lower, upper = nil, nil
 	}
-	passes := max(s.Passes, 1)
+	passes := min(max(s.Passes, 1), sliceBuckets)
 	total := map[string]*VariantSums{}
 	var order []string
 	for pass := 0; pass < passes; pass++ {
-		x.bucket, x.buckets = pass, passes
+		x := x.pass(pass, passes)
 		part, err := sumsPass(ctx, conn, x, m, s, cuped, lower, upper)
 		if err != nil {
 			return nil, err
@@ -294,6 +300,11 @@ func Exposures(ctx context.Context, conn driver.Conn, x Experiment, now time.Tim
 	var a args
 	q := `SELECT if(nvar = 1, variation, ''), count() FROM (` + unitsSQL(x, &a) + `) WHERE first_ms < ` + a.add(uint64(now.UnixMilli())) +
 		` GROUP BY if(nvar = 1, variation, '')`
+	return exposureCounts(ctx, conn, q, a)
+}
+
+// exposureCounts reads (variation, units) rows, variation ” for the units exposed to several.
+func exposureCounts(ctx context.Context, conn driver.Conn, q string, a args) (Exposure, error) {
 	rows, err := conn.Query(ctx, q, a...)
 	if err != nil {
 		return Exposure{}, fmt.Errorf("metricsql: exposures: %w", err)

@@ -18,6 +18,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/switchyard-io/switchyard/stats/internal/resultsbench"
+	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
 func main() {
@@ -28,6 +29,7 @@ func main() {
 	flag.Int64Var(&cfg.Exposures, "exposures", 10_000_000, "exposure rows")
 	flag.Int64Var(&cfg.Events, "events", 100_000_000, "event rows")
 	flag.IntVar(&cfg.Days, "days", 14, "days of data before the incremental day")
+	flag.Int64Var(&metricsql.UnitsPerPass, "units-per-pass", metricsql.UnitsPerPass, "units one sums query aggregates at most (the stats service's -results-units-per-pass)")
 	reuse := flag.String("database", "", "time the refreshes on this database of an earlier run instead of generating data (implies -keep)")
 	flag.Parse()
 	db := fmt.Sprintf("resultsbench_%d", time.Now().Unix())

@@ -23,6 +23,7 @@ import (
 	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
 	statshttp "github.com/switchyard-io/switchyard/stats/internal/http"
 	"github.com/switchyard-io/switchyard/stats/internal/results"
+	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
 // Config is `stats serve`'s configuration.
@@ -38,6 +39,7 @@ type Config struct {
 	ClickHouseUser     string
 	ClickHousePassword string
 	ResultsInterval    time.Duration
+	UnitsPerPass       int64
 }
 
 // RegisterFlags implements config.Config.
@@ -53,6 +55,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", "", "ClickHouse password")
 	fs.DurationVar(&c.ResultsInterval, "results-interval", 5*time.Minute, "how often running experiments' results are recomputed")
+	fs.Int64Var(&c.UnitsPerPass, "results-units-per-pass", metricsql.UnitsPerPass,
+		"units one results query aggregates at most; bigger experiments are computed in several passes (more: fewer, larger queries)")
 }
 
 // Validate implements config.Config.
@@ -69,6 +73,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("flagsvc-token-file", "the results workers need the service's own API token")
 	case c.ResultsInterval < 10*time.Second:
 		return config.Invalid("results-interval", "must be at least 10s")
+	case c.UnitsPerPass < 1000:
+		return config.Invalid("results-units-per-pass", "must be at least 1000")
 	}
 	return nil
 }
@@ -120,6 +126,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		a.close = append(a.close, func() { conn.Close() })
 		checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 		checks.Add("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
+		metricsql.UnitsPerPass = cfg.UnitsPerPass
 		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval}, store, conn, client, log, reg)
 		statshttp.MountResults(web, &statshttp.ResultsService{Flags: client, Store: store, Worker: worker,
 			Estimator: &results.Estimator{Worker: worker, CH: conn}})

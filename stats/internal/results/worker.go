@@ -109,6 +109,11 @@ func (w *Worker) Refresh(ctx context.Context, project, key string) error {
 }
 
 func (w *Worker) sweep(ctx context.Context) {
+	if n, err := metricsql.DropStaleUnits(ctx, w.ch, staleUnits); err != nil {
+		w.log.Warn("cannot drop stale units snapshots", "err", err)
+	} else if n > 0 {
+		w.log.Info("dropped units snapshots of interrupted refreshes", "snapshots", n)
+	}
 	xs, err := w.flags.RunningExperiments(ctx)
 	if err != nil {
 		w.log.Warn("cannot list running experiments", "err", err)
@@ -123,6 +128,10 @@ func (w *Worker) sweep(ctx context.Context) {
 		}
 	}
 }
+
+// staleUnits is the age after which a units snapshot is taken for a crashed refresh's leftover
+// (a refresh of 5M units takes minutes; this is hours).
+const staleUnits = 6 * time.Hour
 
 // errBusy: another replica is refreshing the experiment.
 var errBusy = errors.New("results: another replica is refreshing this experiment")
@@ -237,6 +246,17 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 			return nil, err
 		}
 	}
+	// The units once for every query of this refresh (folds and sums), dropped when it ends.
+	units, exposure, err := metricsql.MaterializeUnits(ctx, w.ch, qx, now)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := metricsql.DropUnits(context.WithoutCancel(ctx), w.ch, units); err != nil {
+			w.log.Warn("cannot drop the refresh's units snapshot (the next sweep drops it)", "err", err)
+		}
+	}()
+	qx = qx.WithUnits(units)
 	// Fold every finished day (from the start's day to the one before the settle point).
 	until := metricsql.Day(now.Add(-w.cfg.Settle))
 	first := metricsql.Day(started)
@@ -257,12 +277,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 			}
 		}
 	}
-	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Folds: folds, Now: now}
-	exposure, err := metricsql.Exposures(ctx, w.ch, qx, now)
-	if err != nil {
-		return nil, err
-	}
-	snapshot.Passes = metricsql.PassesFor(exposure.Total())
+	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Folds: folds, Now: now, Passes: metricsql.PassesFor(exposure.Total())}
 	snap := &Snapshot{Project: x.Project, Experiment: x.Key, ExperimentID: x.ID, Status: x.Status, ComputedAt: w.now().UTC(),
 		DataFrom: started, DataTo: now, Control: x.Control, Exposures: exposure.Units, Metrics: []MetricResult{},
 		Analysis: AnalysisSettings{Engine: x.Analysis.Engine, Alpha: x.Analysis.Alpha, Sided: x.Analysis.Sided, Sequential: x.Analysis.Sequential,

@@ -303,7 +303,8 @@ func Exposures(ctx context.Context, conn driver.Conn, x Experiment, now time.Tim
 	return exposureCounts(ctx, conn, q, a)
 }
 
-// exposureCounts reads (variation, units) rows, variation ” for the units exposed to several.
+// exposureCounts reads (variation, units) rows; an empty variation counts the units exposed to
+// several.
 func exposureCounts(ctx context.Context, conn driver.Conn, q string, a args) (Exposure, error) {
 	rows, err := conn.Query(ctx, q, a...)
 	if err != nil {

@@ -10,21 +10,20 @@ import (
 )
 
 // The units of an experiment are merged from experiment_units' aggregate states (first
-// variation, first exposure, how many variations), which costs as much as reading every state
-// row. A refresh reads them once per metric pass twice (the units and the conversion-window
-// join), so it materializes them first: MaterializeUnits writes the refresh's units into a
-// partition of experiment_unit_snapshots (ingest migration 00005), every query on
-// x.WithUnits(id) — folds, sums, percentiles — reads that partition, and DropUnits drops it at
-// the end.
+// variation, first exposure, how many variations), which costs a read of every state row. A
+// refresh needs them in every query — twice per pass of every metric (the units and the
+// conversion-window join), and in every fold — so it materializes them once: MaterializeUnits
+// writes the refresh's units into a partition of experiment_unit_snapshots (ingest migration
+// 00005), every query on x.WithUnits(id) reads that partition, and DropUnits drops it at the end.
 
 // StateRowsPerSlice bounds the aggregate-state rows (about 2 per unit before background merges)
-// one MaterializeUnits query merges: each slice re-reads every state row, so slices are few and
-// large; 8M rows is about 1.5 GiB on 18.16.
+// one MaterializeUnits query merges. Each slice re-reads every state row, so slices are few and
+// large: at 10M state rows, two slices took 15 s and eleven 35 s (docs/benchmarks.md).
 var StateRowsPerSlice int64 = 8_000_000
 
 // MaterializeUnits writes the experiment's units first exposed before now into a new units
-// snapshot and returns its id and the unit counts (queries read it through x.WithUnits). It merges the states
-// in slices of at most StateRowsPerSlice state rows, so memory stays bounded.
+// snapshot and returns its id and the unit counts; queries read it through x.WithUnits. It
+// merges the states in slices of at most StateRowsPerSlice state rows, so memory stays bounded.
 func MaterializeUnits(ctx context.Context, conn driver.Conn, x Experiment, now time.Time) (int64, Exposure, error) {
 	// Slices from the number of state rows, an upper bound of the units (unmerged parts repeat
 	// contexts); a rollout's units come from raw exposures, bounded the same way.

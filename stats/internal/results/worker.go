@@ -129,8 +129,8 @@ func (w *Worker) sweep(ctx context.Context) {
 	}
 }
 
-// staleUnits is the age after which a units snapshot is taken for a crashed refresh's leftover
-// (a refresh of 5M units takes minutes; this is hours).
+// staleUnits: a units snapshot older than this is a crashed refresh's leftover (a refresh of 5M
+// units takes about a minute).
 const staleUnits = 6 * time.Hour
 
 // errBusy: another replica is refreshing the experiment.

@@ -104,7 +104,10 @@ type result struct {
 }
 
 // refresh asks the stats service to recompute until the exposures it sees reach want.
-func (p *pipeline) refresh(t *testing.T, project, experiment string, want int64) result {
+// refresh recomputes an experiment's results until every one of want exposures is in them and
+// ready (if given) holds: exposures and conversions reach ClickHouse in separate inserts, so
+// the last conversions can land a moment after the last exposures.
+func (p *pipeline) refresh(t *testing.T, project, experiment string, want int64, ready ...func(result) bool) result {
 	t.Helper()
 	api := stack.API{Base: p.stats.URL, Token: p.api.Token}
 	var r result
@@ -119,6 +122,11 @@ func (p *pipeline) refresh(t *testing.T, project, experiment string, want int64)
 		total := int64(0)
 		for _, n := range r.Exposures {
 			total += n
+		}
+		for _, ok := range ready {
+			if !ok(r) {
+				return false
+			}
 		}
 		return total >= want
 	})
@@ -205,7 +213,21 @@ func TestExperimentResultsEndToEnd(t *testing.T) {
 	if err := sdk.FlushAndWait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res := p.refresh(t, "shop", "checkout-test", users)
+	// Every conversion sent counted too (the assertions below check each arm exactly).
+	allConverted := func(r result) bool {
+		control, treatment := r.metric(t, "conversion")
+		counted := 0.0
+		for _, v := range []struct {
+			n    int64
+			mean *float64
+		}{{control.N, control.Mean}, {treatment.N, treatment.Mean}} {
+			if v.mean != nil {
+				counted += *v.mean * float64(v.n)
+			}
+		}
+		return math.Round(counted) >= float64(converted["off"]+converted["on"])
+	}
+	res := p.refresh(t, "shop", "checkout-test", users, allConverted)
 	if res.DataQuality.SRM.Flagged || res.DataQuality.MultipleExposures.Contexts != 0 {
 		t.Fatalf("healthy experiment flagged: %+v", res.DataQuality)
 	}
@@ -218,7 +240,7 @@ func TestExperimentResultsEndToEnd(t *testing.T) {
 	}{{control.N, control.Mean, "off"}, {treatment.N, treatment.Mean, "on"}} {
 		want := float64(converted[v.key]) / float64(units[v.key])
 		if v.row != units[v.key] || v.mean == nil || math.Abs(*v.mean-want) > 1e-12 {
-			t.Fatalf("%s: n %d mean %v, want n %d mean %v", v.key, v.row, v.mean, units[v.key], want)
+			t.Fatalf("%s: n %d mean %v, want n %d mean %v", v.key, v.row, deref(v.mean), units[v.key], want)
 		}
 	}
 	t.Logf("conversion: off %d/%d, on %d/%d; lift %.3f, CI [%.3f, %.3f], p %.2g; SRM p %.3f",

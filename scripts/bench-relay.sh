@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Relay benchmarks against the running local stack (make up), load from a second process:
-#   1. cached ruleset 304s (wrk), 2. remote evaluation of 10 flags at 8 and 64 connections (wrk + Lua),
+#   1. cached ruleset 304s (wrk), 2. remote evaluation of 10 flags at 8 and 64 connections (wrk + Lua)
+#   and at a fixed 10,000 req/s (vegeta; RATE=...),
 #   3. propagation to 1,000 streaming Go SDK clients and memory per stream (relaybench).
 # Usage: scripts/bench-relay.sh [duration]   (results: docs/benchmarks.md)
 set -euo pipefail
@@ -58,6 +59,16 @@ for CONNS in 8 64; do
   wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$RELAY/sdk/v1/evaluate" | sed -n '1,20p'
 done
 rm -f "$LUA"
+
+# The same at a fixed rate (an open model: the latency at the target's load, not at saturation).
+RATE=${RATE:-10000}
+[[ -x $BIN/vegeta ]] || GOBIN="$PWD/$BIN" go install github.com/tsenart/vegeta/v12@v12.13.0
+TARGETS=$(mktemp)
+"$BIN/relaybench" targets -relay-url "$RELAY" -key "$CLIENT_KEY" -n 20000 >"$TARGETS"
+echo "== 2b. POST /sdk/v1/evaluate, 10 flags, random users, fixed $RATE req/s (vegeta) for $DURATION"
+"$BIN/vegeta" attack -format json -targets "$TARGETS" -rate "$RATE" -duration "$DURATION" -workers 16 -max-workers 256 |
+  "$BIN/vegeta" report -type text
+rm -f "$TARGETS"
 
 echo "== 3. Propagation: flag service API -> Kafka -> relay -> 1,000 streaming SDK clients"
 "$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \

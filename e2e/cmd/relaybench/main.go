@@ -5,12 +5,17 @@
 //	relaybench propagation  open N streaming Go SDK clients on the relay, toggle a flag through
 //	                        the flag service API M times, and report when each client saw each
 //	                        change (p50/p99), plus the relay's memory per open stream
+//	relaybench targets      print N vegeta targets (JSON lines): remote evaluations of the 10
+//	                        flags for random users, for a fixed-rate load test
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -26,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(fmt.Errorf("usage: relaybench setup|propagation [flags]"))
+		fail(fmt.Errorf("usage: relaybench setup|propagation|targets [flags]"))
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	flagsvc := fs.String("flagsvc-url", "http://127.0.0.1:8080", "flag service URL")
@@ -37,7 +42,13 @@ func main() {
 	changes := fs.Int("changes", 20, "flag changes to time (propagation)")
 	relayPid := fs.Int("relay-pid", 0, "relay process id, for memory per stream (propagation)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (propagation)")
+	sdkKey := fs.String("key", "", "SDK key the targets send (targets)")
+	targetCount := fs.Int("n", 10000, "how many targets (targets)")
 	_ = fs.Parse(os.Args[2:])
+	if os.Args[1] == "targets" {
+		fail(targets(os.Stdout, *relay, *sdkKey, *targetCount))
+		return
+	}
 	raw, err := os.ReadFile(*tokenFile)
 	if err != nil {
 		fail(err)
@@ -103,6 +114,34 @@ func setup(ctx context.Context, api stack.API, project string) error {
 		return err
 	}
 	fmt.Printf("SERVER_KEY=%s\nCLIENT_KEY=%s\nENV_ID=%s\n", keys["server"], keys["client"], env.ID)
+	return nil
+}
+
+// targets writes n vegeta JSON targets: POST /sdk/v1/evaluate of the 10 setup flags, each for
+// a different random user (country and plan vary, so rules match or fall through to rollouts).
+func targets(w io.Writer, relay, key string, n int) error {
+	if key == "" {
+		return fmt.Errorf("targets: -key is required")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	countries, plans := []string{"DE", "US", "FR", "BR"}, []string{"pro", "free", "enterprise"}
+	flags := make([]string, 10)
+	for i := range flags {
+		flags[i] = fmt.Sprintf("flag-%d", i)
+	}
+	enc := json.NewEncoder(w)
+	for i := 0; i < n; i++ {
+		body, err := json.Marshal(map[string]any{"flags": flags, "context": map[string]any{"kind": "user",
+			"key": fmt.Sprintf("user-%d", r.IntN(10_000_000)), "country": countries[r.IntN(4)], "plan": plans[r.IntN(3)]}})
+		if err != nil {
+			return err
+		}
+		// vegeta's JSON target format; []byte bodies are base64 in JSON, as vegeta expects.
+		if err := enc.Encode(map[string]any{"method": "POST", "url": strings.TrimRight(relay, "/") + "/sdk/v1/evaluate", "body": body,
+			"header": map[string][]string{"Authorization": {key}, "Content-Type": {"application/json"}}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -62,6 +62,10 @@ func startPipeline(t *testing.T, project string) *pipeline {
 	t.Cleanup(func() { dropClickHouse(chAddr, chDB) })
 	p.stats = stack.Start(t, "stats", "-pg-dsn", dsn, "-clickhouse-addr", chAddr, "-clickhouse-database", chDB,
 		"-flagsvc-url", fs.URL, "-flagsvc-token-file", serviceFile, "-results-interval", "1h", "-log-level", "warn")
+	// SDKs refused with 401 stop for good: connect them once the relay knows the new key.
+	testenv.Eventually(t, 30*time.Second, "relay to accept the new SDK key", func() bool {
+		return statusOf(p.relay.URL+"/sdk/v1/ruleset", p.key) == 200
+	})
 	return p
 }
 

@@ -53,6 +53,13 @@ func TestFlagChangeReachesSDKsThroughTwoRelays(t *testing.T) {
 	}
 	api.Must(t, "POST", "/api/v1/projects/shop/environments/production/sdk-keys", map[string]any{"kind": "server"}, &key)
 	relays := []*stack.Process{relay(t, topic), relay(t, topic)}
+	// A relay learns a new key with the next ruleset; an SDK refused with 401 stops for good
+	// (as it should for a wrong key), so the clients connect once the relays know it.
+	for _, r := range relays {
+		testenv.Eventually(t, 30*time.Second, "relay to accept the new SDK key", func() bool {
+			return statusOf(r.URL+"/sdk/v1/ruleset", key.Key) == 200
+		})
+	}
 
 	ctx := switchyard.NewContext("user-42", switchyard.Attr("plan", "pro"))
 	var clients []*switchyard.Client

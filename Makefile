@@ -84,7 +84,7 @@ bench: bench-eval bench-stats bench-relay bench-flagsvc bench-ingest bench-exper
 bench-eval:
 	cd sdks/go/benchcompare && GOWORK=off go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) .
 
-# Relay: 304s and remote evaluation under wrk, remote evaluation at a fixed 10k req/s (vegeta), propagation to 1,000 streaming SDK clients.
+# Relay: 304s and remote evaluation under wrk and at fixed rates (vegeta), propagation to 1,000 streaming SDK clients.
 bench-relay: up
 	scripts/bench-relay.sh
 

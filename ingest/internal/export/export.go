@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow-go/v18/arrow"
@@ -18,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/google/uuid"
 
 	chstore "github.com/switchyard-io/switchyard/ingest/internal/store/clickhouse"
 )
@@ -121,83 +123,99 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown export format %q (parquet, arrow)", s)
 }
 
+// batches builds record batches of one schema and writes one to the sink every BatchRows rows.
+type batches struct {
+	b *array.RecordBuilder
+	s sink
+	n int
+}
+
+func newBatches(format Format, schema *arrow.Schema, w io.Writer) (*batches, error) {
+	mem := memory.NewGoAllocator()
+	s, err := newSink(format, schema, w, mem)
+	if err != nil {
+		return nil, err
+	}
+	return &batches{b: array.NewRecordBuilder(mem, schema), s: s}, nil
+}
+
+func (x *batches) flush() error {
+	rec := x.b.NewRecordBatch()
+	defer rec.Release()
+	return x.s.write(rec)
+}
+
+// envelope appends the columns every event starts with (event_id to context_key) and returns
+// the builders of the rest.
+func (x *batches) envelope(id uuid.UUID, tsMillis uint64, receivedAt time.Time, clamped uint8, kind, key string) []array.Builder {
+	fl := x.b.Fields()
+	fl[0].(*array.StringBuilder).Append(id.String())
+	fl[1].(*array.TimestampBuilder).Append(arrow.Timestamp(tsMillis))
+	fl[2].(*array.TimestampBuilder).Append(arrow.Timestamp(receivedAt.Unix()))
+	fl[3].(*array.BooleanBuilder).Append(clamped == 1)
+	fl[4].(*array.StringBuilder).Append(kind)
+	fl[5].(*array.StringBuilder).Append(key)
+	return fl[6:]
+}
+
+// rowDone counts a complete row and writes the batch when it is full.
+func (x *batches) rowDone() error {
+	x.n++
+	if x.n%BatchRows == 0 {
+		return x.flush()
+	}
+	return nil
+}
+
+// finish writes the last partial batch (an empty one when there were no rows, so the file has
+// its schema), closes the sink and releases the builder; it returns the row count.
+func (x *batches) finish(err error) (int, error) {
+	defer x.b.Release()
+	if err != nil {
+		return x.n, err
+	}
+	if x.n%BatchRows != 0 || x.n == 0 {
+		if err := x.flush(); err != nil {
+			return x.n, err
+		}
+	}
+	return x.n, x.s.close()
+}
+
 // Exposures writes the exposures selected by f to w in format, and returns the row count.
 func Exposures(ctx context.Context, conn driver.Conn, f chstore.ExportFilter, format Format, w io.Writer) (int, error) {
-	mem := memory.NewGoAllocator()
-	s, err := newSink(format, ExposureSchema, w, mem)
+	x, err := newBatches(format, ExposureSchema, w)
 	if err != nil {
 		return 0, err
 	}
-	b := array.NewRecordBuilder(mem, ExposureSchema)
-	defer b.Release()
-	fl := b.Fields()
-	n := 0
-	flush := func() error {
-		rec := b.NewRecordBatch()
-		defer rec.Release()
-		return s.write(rec)
-	}
-	err = chstore.ExportExposures(ctx, conn, f, func(r *chstore.ExposureRow) error {
-		fl[0].(*array.StringBuilder).Append(r.EventID.String())
-		fl[1].(*array.TimestampBuilder).Append(arrow.Timestamp(r.TimestampMS))
-		fl[2].(*array.TimestampBuilder).Append(arrow.Timestamp(r.ReceivedAt.Unix()))
-		fl[3].(*array.BooleanBuilder).Append(r.Clamped == 1)
-		fl[4].(*array.StringBuilder).Append(r.ContextKind)
-		fl[5].(*array.StringBuilder).Append(r.ContextKey)
-		fl[6].(*array.StringBuilder).Append(r.FlagKey)
-		fl[7].(*array.StringBuilder).Append(r.VariationKey)
-		fl[8].(*array.Int64Builder).Append(int64(r.FlagVersion))
-		fl[9].(*array.StringBuilder).Append(r.Reason)
-		fl[10].(*array.StringBuilder).Append(r.RuleID)
-		fl[11].(*array.StringBuilder).Append(r.ExperimentKey)
-		fl[12].(*array.StringBuilder).Append(r.SDKName)
-		fl[13].(*array.StringBuilder).Append(r.SDKVersion)
-		n++
-		if n%BatchRows == 0 {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return n, err
-	}
-	if n%BatchRows != 0 || n == 0 {
-		if err := flush(); err != nil {
-			return n, err
-		}
-	}
-	return n, s.close()
+	return x.finish(chstore.ExportExposures(ctx, conn, f, func(r *chstore.ExposureRow) error {
+		fl := x.envelope(r.EventID, r.TimestampMS, r.ReceivedAt, r.Clamped, r.ContextKind, r.ContextKey)
+		fl[0].(*array.StringBuilder).Append(r.FlagKey)
+		fl[1].(*array.StringBuilder).Append(r.VariationKey)
+		fl[2].(*array.Int64Builder).Append(int64(r.FlagVersion))
+		fl[3].(*array.StringBuilder).Append(r.Reason)
+		fl[4].(*array.StringBuilder).Append(r.RuleID)
+		fl[5].(*array.StringBuilder).Append(r.ExperimentKey)
+		fl[6].(*array.StringBuilder).Append(r.SDKName)
+		fl[7].(*array.StringBuilder).Append(r.SDKVersion)
+		return x.rowDone()
+	}))
 }
 
 // Tracks writes the track events selected by f to w in format, and returns the row count.
 func Tracks(ctx context.Context, conn driver.Conn, f chstore.ExportFilter, format Format, w io.Writer) (int, error) {
-	mem := memory.NewGoAllocator()
-	s, err := newSink(format, TrackSchema, w, mem)
+	x, err := newBatches(format, TrackSchema, w)
 	if err != nil {
 		return 0, err
 	}
-	b := array.NewRecordBuilder(mem, TrackSchema)
-	defer b.Release()
-	fl := b.Fields()
-	n := 0
-	flush := func() error {
-		rec := b.NewRecordBatch()
-		defer rec.Release()
-		return s.write(rec)
-	}
 	props := map[string]any{}
-	err = chstore.ExportTracks(ctx, conn, f, func(r *chstore.TrackRow) error {
-		fl[0].(*array.StringBuilder).Append(r.EventID.String())
-		fl[1].(*array.TimestampBuilder).Append(arrow.Timestamp(r.TimestampMS))
-		fl[2].(*array.TimestampBuilder).Append(arrow.Timestamp(r.ReceivedAt.Unix()))
-		fl[3].(*array.BooleanBuilder).Append(r.Clamped == 1)
-		fl[4].(*array.StringBuilder).Append(r.ContextKind)
-		fl[5].(*array.StringBuilder).Append(r.ContextKey)
-		fl[6].(*array.StringBuilder).Append(r.EventKey)
+	return x.finish(chstore.ExportTracks(ctx, conn, f, func(r *chstore.TrackRow) error {
+		fl := x.envelope(r.EventID, r.TimestampMS, r.ReceivedAt, r.Clamped, r.ContextKind, r.ContextKey)
+		fl[0].(*array.StringBuilder).Append(r.EventKey)
 		if r.HasValue == 1 {
-			fl[7].(*array.Float64Builder).Append(r.Value)
+			fl[1].(*array.Float64Builder).Append(r.Value)
 		} else {
-			fl[7].AppendNull()
+			fl[1].AppendNull()
 		}
 		clear(props)
 		for i, k := range r.PropKeys {
@@ -207,24 +225,11 @@ func Tracks(ctx context.Context, conn driver.Conn, f chstore.ExportFilter, forma
 		if err != nil {
 			return err
 		}
-		fl[8].(*array.StringBuilder).Append(string(js))
-		fl[9].(*array.StringBuilder).Append(r.SDKName)
-		fl[10].(*array.StringBuilder).Append(r.SDKVersion)
-		n++
-		if n%BatchRows == 0 {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return n, err
-	}
-	if n%BatchRows != 0 || n == 0 {
-		if err := flush(); err != nil {
-			return n, err
-		}
-	}
-	return n, s.close()
+		fl[2].(*array.StringBuilder).Append(string(js))
+		fl[3].(*array.StringBuilder).Append(r.SDKName)
+		fl[4].(*array.StringBuilder).Append(r.SDKVersion)
+		return x.rowDone()
+	}))
 }
 
 // propertyValue turns a stored property (type, text) back into its JSON value.

@@ -61,6 +61,47 @@ FROM (
 GROUP BY bucket, flag_key, variation_key
 ORDER BY bucket, flag_key, variation_key`
 
+// usageArgs are the bound parameters of a usage query's environment and time range, and its
+// optional flag condition (the text for the %s after the range).
+func usageArgs(f UsageFilter) (flagCond string, args []any) {
+	args = []any{f.EnvironmentID, f.From.Unix(), f.To.Unix()}
+	if f.FlagKey != "" {
+		flagCond = "AND flag_key = ?"
+		args = append(args, f.FlagKey)
+	}
+	return flagCond, args
+}
+
+// each runs q and calls row for every result row; what names the query in its error.
+func each(ctx context.Context, conn driver.Conn, what, q string, args []any, row func(driver.Rows) error) error {
+	rows, err := conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("clickhouse: %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// evaluationCounts reads (bucket, flag, variation, evaluations) rows.
+func evaluationCounts(ctx context.Context, conn driver.Conn, what, q string, args []any) ([]EvaluationCount, error) {
+	out := []EvaluationCount{}
+	err := each(ctx, conn, what, q, args, func(rows driver.Rows) error {
+		var c EvaluationCount
+		if err := rows.Scan(&c.Bucket, &c.FlagKey, &c.VariationKey, &c.Evaluations); err != nil {
+			return err
+		}
+		c.Bucket = c.Bucket.UTC()
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
 // EvaluationCounts returns evaluation counts per flag x variation per bucket, exact (deduplicated
 // by event_id), from the evaluation summaries.
 func EvaluationCounts(ctx context.Context, conn driver.Conn, f UsageFilter, interval Interval) ([]EvaluationCount, error) {
@@ -68,27 +109,8 @@ func EvaluationCounts(ctx context.Context, conn driver.Conn, f UsageFilter, inte
 	if err != nil {
 		return nil, err
 	}
-	args := []any{f.EnvironmentID, f.From.Unix(), f.To.Unix()}
-	flag := ""
-	if f.FlagKey != "" {
-		flag = "AND flag_key = ?"
-		args = append(args, f.FlagKey)
-	}
-	rows, err := conn.Query(ctx, fmt.Sprintf(EvaluationCountsQuery, bucket, flag), args...)
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: evaluation counts: %w", err)
-	}
-	defer rows.Close()
-	out := []EvaluationCount{}
-	for rows.Next() {
-		var c EvaluationCount
-		if err := rows.Scan(&c.Bucket, &c.FlagKey, &c.VariationKey, &c.Evaluations); err != nil {
-			return nil, err
-		}
-		c.Bucket = c.Bucket.UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	flag, args := usageArgs(f)
+	return evaluationCounts(ctx, conn, "evaluation counts", fmt.Sprintf(EvaluationCountsQuery, bucket, flag), args)
 }
 
 // DailyRollup reads the evaluation_counts_daily materialized view: cheap, but a summary that was
@@ -98,27 +120,8 @@ func DailyRollup(ctx context.Context, conn driver.Conn, f UsageFilter) ([]Evalua
 FROM evaluation_counts_daily
 WHERE environment_id = ? AND day >= toDate(toDateTime(?)) AND day < toDate(toDateTime(?)) %s
 GROUP BY bucket, flag_key, variation_key ORDER BY bucket, flag_key, variation_key`
-	args := []any{f.EnvironmentID, f.From.Unix(), f.To.Unix()}
-	flag := ""
-	if f.FlagKey != "" {
-		flag = "AND flag_key = ?"
-		args = append(args, f.FlagKey)
-	}
-	rows, err := conn.Query(ctx, fmt.Sprintf(q, flag), args...)
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: daily rollup: %w", err)
-	}
-	defer rows.Close()
-	out := []EvaluationCount{}
-	for rows.Next() {
-		var c EvaluationCount
-		if err := rows.Scan(&c.Bucket, &c.FlagKey, &c.VariationKey, &c.Evaluations); err != nil {
-			return nil, err
-		}
-		c.Bucket = c.Bucket.UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	flag, args := usageArgs(f)
+	return evaluationCounts(ctx, conn, "daily rollup", fmt.Sprintf(q, flag), args)
 }
 
 // VariationContexts is the unique contexts and exposures of one flag variation.
@@ -136,26 +139,17 @@ func ContextsPerVariation(ctx context.Context, conn driver.Conn, f UsageFilter) 
 FROM exposures
 WHERE environment_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) %s
 GROUP BY flag_key, variation_key ORDER BY flag_key, variation_key`
-	args := []any{f.EnvironmentID, f.From.Unix(), f.To.Unix()}
-	flag := ""
-	if f.FlagKey != "" {
-		flag = "AND flag_key = ?"
-		args = append(args, f.FlagKey)
-	}
-	rows, err := conn.Query(ctx, fmt.Sprintf(q, flag), args...)
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: contexts per variation: %w", err)
-	}
-	defer rows.Close()
+	flag, args := usageArgs(f)
 	out := []VariationContexts{}
-	for rows.Next() {
+	err := each(ctx, conn, "contexts per variation", fmt.Sprintf(q, flag), args, func(rows driver.Rows) error {
 		var v VariationContexts
 		if err := rows.Scan(&v.FlagKey, &v.VariationKey, &v.Contexts, &v.Exposures); err != nil {
-			return nil, err
+			return err
 		}
 		out = append(out, v)
-	}
-	return out, rows.Err()
+		return nil
+	})
+	return out, err
 }
 
 // MonthlyActive is the distinct contexts seen (exposures or tracks) in one month.
@@ -166,26 +160,23 @@ type MonthlyActive struct {
 
 // MonthlyActiveContexts reads active_contexts_monthly for the months from..to (inclusive).
 func MonthlyActiveContexts(ctx context.Context, conn driver.Conn, env string, from, to time.Time) ([]MonthlyActive, error) {
-	rows, err := conn.Query(ctx, `SELECT toString(toYYYYMM(month)), uniqExactMerge(contexts)
+	q := `SELECT toString(toYYYYMM(month)), uniqExactMerge(contexts)
 FROM active_contexts_monthly
 WHERE environment_id = ? AND month >= toStartOfMonth(toDate(toDateTime(?))) AND month <= toStartOfMonth(toDate(toDateTime(?)))
-GROUP BY month ORDER BY month`, env, from.Unix(), to.Unix())
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: monthly active contexts: %w", err)
-	}
-	defer rows.Close()
+GROUP BY month ORDER BY month`
 	out := []MonthlyActive{}
-	for rows.Next() {
+	err := each(ctx, conn, "monthly active contexts", q, []any{env, from.Unix(), to.Unix()}, func(rows driver.Rows) error {
 		var m MonthlyActive
 		if err := rows.Scan(&m.Month, &m.Contexts); err != nil {
-			return nil, err
+			return err
 		}
 		if len(m.Month) == 6 {
 			m.Month = m.Month[:4] + "-" + m.Month[4:]
 		}
 		out = append(out, m)
-	}
-	return out, rows.Err()
+		return nil
+	})
+	return out, err
 }
 
 // ExportFilter selects the rows of an export: an environment, a time range [From, To), and
@@ -233,22 +224,14 @@ WHERE environment_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTi
 		args = append(args, f.FlagKey)
 	}
 	q += " LIMIT 1 BY event_id"
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("clickhouse: export exposures: %w", err)
-	}
-	defer rows.Close()
 	var r ExposureRow
-	for rows.Next() {
+	return each(ctx, conn, "export exposures", q, args, func(rows driver.Rows) error {
 		if err := rows.Scan(&r.EventID, &r.TimestampMS, &r.ReceivedAt, &r.Clamped, &r.ContextKind, &r.ContextKey, &r.FlagKey,
 			&r.VariationKey, &r.FlagVersion, &r.Reason, &r.RuleID, &r.ExperimentKey, &r.SDKName, &r.SDKVersion); err != nil {
 			return err
 		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		return fn(&r)
+	})
 }
 
 // TrackRow is one exported track event.
@@ -286,20 +269,12 @@ WHERE environment_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTi
 		args = append(args, f.EnvironmentID, f.ExperimentKey)
 	}
 	q += " LIMIT 1 BY event_id"
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("clickhouse: export tracks: %w", err)
-	}
-	defer rows.Close()
 	var r TrackRow
-	for rows.Next() {
+	return each(ctx, conn, "export tracks", q, args, func(rows driver.Rows) error {
 		if err := rows.Scan(&r.EventID, &r.TimestampMS, &r.ReceivedAt, &r.Clamped, &r.ContextKind, &r.ContextKey, &r.EventKey,
 			&r.Value, &r.HasValue, &r.PropKeys, &r.PropTypes, &r.PropValues, &r.SDKName, &r.SDKVersion); err != nil {
 			return err
 		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		return fn(&r)
+	})
 }

@@ -74,6 +74,20 @@ func Status(k errs.Kind) int {
 	return fiber.StatusInternalServerError
 }
 
+// KindForStatus is the error kind an HTTP status from another Switchyard service stands for: the
+// inverse of Status for 4xx, unavailable for any 5xx (the caller may retry), internal otherwise.
+func KindForStatus(status int) errs.Kind {
+	if status >= 500 {
+		return errs.KindUnavailable
+	}
+	for k := errs.KindInternal; k.Code() != ""; k++ {
+		if Status(k) == status {
+			return k
+		}
+	}
+	return errs.KindInternal
+}
+
 // New returns a Fiber app with Switchyard's error handling, recovery and metrics.
 func New(o Options) *fiber.App {
 	if o.BodyLimit == 0 {

@@ -89,3 +89,19 @@ func TestErrorShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestKindForStatus: a 4xx answer maps back to the kind that produced it, any 5xx is
+// unavailable (retryable), anything else internal.
+func TestKindForStatus(t *testing.T) {
+	for k := errs.KindInternal; k.Code() != ""; k++ {
+		if st := Status(k); st < 500 && KindForStatus(st) != k {
+			t.Errorf("KindForStatus(Status(%s) = %d) = %s", k, st, KindForStatus(st))
+		}
+	}
+	for st, want := range map[int]errs.Kind{500: errs.KindUnavailable, 502: errs.KindUnavailable, 503: errs.KindUnavailable,
+		418: errs.KindInternal, 302: errs.KindInternal} {
+		if got := KindForStatus(st); got != want {
+			t.Errorf("KindForStatus(%d) = %s, want %s", st, got, want)
+		}
+	}
+}

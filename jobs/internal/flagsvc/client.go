@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/platform/httpapi"
 )
 
 // OriginHeader marks a write as made on someone's behalf; "scheduled" makes the flag service
@@ -153,33 +154,8 @@ func apiError(status int, raw []byte, r request) error {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	e := &errs.Error{Field: body.Error.Field, Message: "flag service: " + msg,
+	return &errs.Error{Kind: httpapi.KindForStatus(status), Field: body.Error.Field, Message: "flag service: " + msg,
 		Err: fmt.Errorf("%s %s: %d %s", r.method, r.path, status, body.Error.Code)}
-	switch {
-	case status == http.StatusBadRequest:
-		e.Kind = errs.KindMalformed
-	case status == http.StatusUnauthorized:
-		e.Kind = errs.KindUnauthenticated
-	case status == http.StatusForbidden:
-		e.Kind = errs.KindPermissionDenied
-	case status == http.StatusNotFound:
-		e.Kind = errs.KindNotFound
-	case status == http.StatusConflict:
-		e.Kind = errs.KindConflict
-	case status == http.StatusPreconditionFailed:
-		e.Kind = errs.KindPreconditionFailed
-	case status == http.StatusRequestEntityTooLarge:
-		e.Kind = errs.KindTooLarge
-	case status == http.StatusUnprocessableEntity:
-		e.Kind = errs.KindInvalid
-	case status == http.StatusTooManyRequests:
-		e.Kind = errs.KindRateLimited
-	case status >= 500:
-		e.Kind = errs.KindUnavailable
-	default:
-		e.Kind = errs.KindInternal
-	}
-	return e
 }
 
 // Retryable reports whether an error from the client may go away by itself (the flag service

@@ -5,15 +5,12 @@
 package stack
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/platform/apiclient"
 	"github.com/switchyard-io/switchyard/platform/proctest"
 )
 
@@ -31,35 +28,10 @@ type API struct {
 	Base, Token string
 }
 
-// Do sends a JSON request, decodes a JSON answer into out, and returns the status.
+// Do sends a JSON request, decodes a JSON answer into out, and returns the status; statuses of
+// 300 and more are errors naming the request, the status and the answer.
 func (a API) Do(ctx context.Context, method, path string, in, out any) (int, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.Base+path, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.Token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if out != nil {
-		return resp.StatusCode, json.Unmarshal(raw, out)
-	}
-	return resp.StatusCode, nil
+	return (&apiclient.Client{Base: a.Base, Token: a.Token, HTTP: http.DefaultClient}).Do(ctx, method, path, in, out)
 }
 
 // Must is Do that fails the test on any error.

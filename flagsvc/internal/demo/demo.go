@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/switchyard-io/switchyard/flagsvc/internal/apiclient"
+	"github.com/switchyard-io/switchyard/platform/apiclient"
 	"github.com/switchyard-io/switchyard/platform/config"
 )
 

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard-io/switchyard/flagsvc/internal/apiclient"
+	"github.com/switchyard-io/switchyard/platform/apiclient"
 )
 
 // Config says what to measure.

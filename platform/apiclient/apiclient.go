@@ -1,5 +1,6 @@
-// Package apiclient is a small JSON client of the flag service's public API, used by the
-// commands that drive a running service from outside: the demo seed and the load tests.
+// Package apiclient is a small JSON client of a Switchyard service's API with a bearer token,
+// for whatever drives a running service from outside: the demo seed, the load tests, the
+// end-to-end tests.
 package apiclient
 
 import (

@@ -14,32 +14,17 @@ import (
 
 	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
 	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/platform/roles"
 )
 
 // Roles, most powerful first (the flag service's).
 const (
-	RoleOwner        = "owner"
-	RoleAdmin        = "admin"
-	RoleProjectAdmin = "project_admin"
-	RoleDeveloper    = "developer"
-	RoleViewer       = "viewer"
+	RoleOwner        = roles.Owner
+	RoleAdmin        = roles.Admin
+	RoleProjectAdmin = roles.ProjectAdmin
+	RoleDeveloper    = roles.Developer
+	RoleViewer       = roles.Viewer
 )
-
-func rank(r string) int {
-	switch r {
-	case RoleOwner:
-		return 5
-	case RoleAdmin:
-		return 4
-	case RoleProjectAdmin:
-		return 3
-	case RoleDeveloper:
-		return 2
-	case RoleViewer:
-		return 1
-	}
-	return 0
-}
 
 // Caller is an authenticated caller of the jobs API.
 type Caller struct {
@@ -158,7 +143,7 @@ func (a *Authorizer) RequireProject(ctx context.Context, c Caller, project strin
 	if need == ManageProject {
 		want, what = RoleProjectAdmin, "manage this project"
 	}
-	if rank(role) < rank(want) {
+	if roles.Rank(role) < roles.Rank(want) {
 		return p, errs.PermissionDenied("role %s may not %s", role, what)
 	}
 	return p, nil
@@ -183,7 +168,7 @@ func (a *Authorizer) RequireEnvironment(ctx context.Context, c Caller, project, 
 	if e.Critical {
 		want = RoleProjectAdmin
 	}
-	if rank(role) < rank(want) {
+	if roles.Rank(role) < roles.Rank(want) {
 		msg := "role " + role + " may not change flags in this environment"
 		if e.Critical && role == RoleDeveloper {
 			msg += ": the environment is critical (developers have read-only access)"

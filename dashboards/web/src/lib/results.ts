@@ -89,14 +89,7 @@ export function buildRows(experiment: Experiment, snapshot: Snapshot, opts: RowO
   return rows;
 }
 
-interface ConvertInput {
-  metric: string;
-  metricName: string;
-  role: MetricResult['role'];
-  kind: MetricKind;
-  direction: 'increase' | 'decrease';
-  control: { variation: string; n: number; mean: number };
-  treatment: { variation: string; n: number; mean: number };
+interface ConvertInput extends Pick<ResultRow, 'metric' | 'metricName' | 'role' | 'kind' | 'direction' | 'control' | 'treatment'> {
   res: VariantResult | null;
   native: { engine: Engine; scale: Scale };
   minSample: number;

@@ -343,3 +343,32 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
     </Button>
   );
 }
+
+/** A labelled filter drop-down: first an option for no filter (value ''), then the options
+ * (a string is its own value and label). */
+export function FilterSelect({
+  label,
+  value,
+  onChange,
+  any,
+  options,
+}: {
+  label: ReactNode;
+  value: string;
+  onChange: (value: string) => void;
+  any: string;
+  options: (string | { value: string; label: string })[];
+}) {
+  return (
+    <Field label={label}>
+      {(p) => (
+        <select {...p} value={value} onChange={(e) => onChange(e.target.value)}>
+          <option value="">{any}</option>
+          {options.map((o) =>
+            typeof o === 'string' ? <option key={o}>{o}</option> : <option key={o.value} value={o.value}>{o.label}</option>,
+          )}
+        </select>
+      )}
+    </Field>
+  );
+}

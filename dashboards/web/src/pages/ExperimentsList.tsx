@@ -3,7 +3,7 @@ import { scaleLinear } from '@visx/scale';
 import { Line, LinePath } from '@visx/shape';
 import { useMemo, useState } from 'react';
 import { Link } from 'wouter';
-import { Badge, Empty, ErrorBanner, Field, PageHeader, Spinner } from '../components/ui';
+import { Badge, Empty, ErrorBanner, Field, FilterSelect, PageHeader, Spinner } from '../components/ui';
 import { api } from '../lib/api';
 import { date, signedPct } from '../lib/format';
 import { useExperiments, useMemberNames, useProject, useResults, useTimeseries } from '../lib/queries';
@@ -42,30 +42,9 @@ export default function ExperimentsList({ project }: { project: string }) {
         <Field label="Search (press /)">
           {(p) => <input {...p} data-search type="search" placeholder="name, key, flag…" value={q} onChange={(e) => setQ(e.target.value)} />}
         </Field>
-        <Field label="Status">
-          {(p) => (
-            <select {...p} value={status} onChange={(e) => setStatus(e.target.value)}>
-              <option value="">All</option>
-              {['running', 'draft', 'stopped', 'concluded'].map((s) => <option key={s}>{s}</option>)}
-            </select>
-          )}
-        </Field>
-        <Field label="Environment">
-          {(p) => (
-            <select {...p} value={env} onChange={(e) => setEnv(e.target.value)}>
-              <option value="">All</option>
-              {(proj.data?.environments ?? []).map((e) => <option key={e.key} value={e.key}>{e.name}</option>)}
-            </select>
-          )}
-        </Field>
-        <Field label="Owner">
-          {(p) => (
-            <select {...p} value={owner} onChange={(e) => setOwner(e.target.value)}>
-              <option value="">Anyone</option>
-              {owners.map((o) => <option key={o} value={o}>{name(o)}</option>)}
-            </select>
-          )}
-        </Field>
+        <FilterSelect label="Status" value={status} onChange={setStatus} any="All" options={['running', 'draft', 'stopped', 'concluded']} />
+        <FilterSelect label="Environment" value={env} onChange={setEnv} any="All" options={(proj.data?.environments ?? []).map((e) => ({ value: e.key, label: e.name }))} />
+        <FilterSelect label="Owner" value={owner} onChange={setOwner} any="Anyone" options={owners.map((o) => ({ value: o, label: name(o) }))} />
       </div>
       {experiments.isPending ? <Spinner label="Loading experiments" /> : experiments.error ? (
         <ErrorBanner error={experiments.error} title="Experiments could not be loaded" />

@@ -1,7 +1,7 @@
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { Link, useLocation } from 'wouter';
-import { Badge, Button, Empty, ErrorBanner, Field, Modal, PageHeader, Spinner } from '../components/ui';
+import { Badge, Button, Empty, ErrorBanner, Field, FilterSelect, Modal, PageHeader, Spinner } from '../components/ui';
 import { api, enc, isApiError, qs } from '../lib/api';
 import { relativeTime } from '../lib/format';
 import { useMemberNames, useMembers, useProject } from '../lib/queries';
@@ -94,38 +94,10 @@ export default function FlagsList({ project }: { project: string }) {
         <Field label="Search (press /)" className="col-span-2">
           {(p) => <input {...p} data-search type="search" placeholder="key, name, description" value={q} onChange={(e) => setQ(e.target.value)} />}
         </Field>
-        <Field label="Tag">
-          {(p) => (
-            <select {...p} value={tag} onChange={(e) => setTag(e.target.value)}>
-              <option value="">Any</option>
-              {tags.map((t) => <option key={t}>{t}</option>)}
-            </select>
-          )}
-        </Field>
-        <Field label="Owner">
-          {(p) => (
-            <select {...p} value={owner} onChange={(e) => setOwner(e.target.value)}>
-              <option value="">Anyone</option>
-              {(members.data ?? []).map((m) => <option key={m.id} value={m.id}>{m.name || m.email}</option>)}
-            </select>
-          )}
-        </Field>
-        <Field label="Kind">
-          {(p) => (
-            <select {...p} value={kind} onChange={(e) => setKind(e.target.value)}>
-              <option value="">Any</option>
-              {['boolean', 'string', 'number', 'json'].map((k) => <option key={k}>{k}</option>)}
-            </select>
-          )}
-        </Field>
-        <Field label="Lifecycle">
-          {(p) => (
-            <select {...p} value={lifecycle} onChange={(e) => setLifecycle(e.target.value)}>
-              <option value="">Active & deprecated</option>
-              {['active', 'deprecated', 'archived', 'all'].map((k) => <option key={k}>{k}</option>)}
-            </select>
-          )}
-        </Field>
+        <FilterSelect label="Tag" value={tag} onChange={setTag} any="Any" options={tags} />
+        <FilterSelect label="Owner" value={owner} onChange={setOwner} any="Anyone" options={(members.data ?? []).map((m) => ({ value: m.id, label: m.name || m.email }))} />
+        <FilterSelect label="Kind" value={kind} onChange={setKind} any="Any" options={['boolean', 'string', 'number', 'json']} />
+        <FilterSelect label="Lifecycle" value={lifecycle} onChange={setLifecycle} any="Active & deprecated" options={['active', 'deprecated', 'archived', 'all']} />
         <Field label="On / off">
           {(p) => (
             <select {...p} value={envOn} onChange={(e) => setEnvOn(e.target.value)}>

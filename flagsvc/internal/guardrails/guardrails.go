@@ -135,9 +135,24 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 			return err
 		}
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "guardrail.create",
-			audit.Resource{Type: "guardrail", ID: out.ID, Key: out.Flag + "/" + out.Metric, ProjectID: p.ID, EnvironmentID: e.ID}, nil, out, ""))
+			resource(p.ID, e.ID, out), nil, out, ""))
 	})
 	return out, err
+}
+
+// resource is a guardrail as the audit log names it.
+func resource(projectID, envID string, g domain.Guardrail) audit.Resource {
+	return audit.Resource{Type: "guardrail", ID: g.ID, Key: g.Flag + "/" + g.Metric, ProjectID: projectID, EnvironmentID: envID}
+}
+
+// lockGuardrail loads a guardrail of the environment for update; one of another environment is
+// not found.
+func lockGuardrail(ctx context.Context, tx *store.Tx, id, envID string) (domain.Guardrail, error) {
+	g, err := tx.GuardrailByID(ctx, id, true)
+	if err != nil || g.EnvironmentID != envID {
+		return domain.Guardrail{}, errs.NotFound("guardrail not found")
+	}
+	return g, nil
 }
 
 // Disable turns a guardrail off.
@@ -147,15 +162,15 @@ func (s *Service) Disable(ctx context.Context, c audit.Caller, projectKey, envKe
 		if err != nil {
 			return err
 		}
-		g, err := tx.GuardrailByID(ctx, id, true)
-		if err != nil || g.EnvironmentID != e.ID {
-			return errs.NotFound("guardrail not found")
+		g, err := lockGuardrail(ctx, tx, id, e.ID)
+		if err != nil {
+			return err
 		}
 		if err := tx.SetGuardrailStatus(ctx, id, "disabled", nil); err != nil {
 			return err
 		}
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "guardrail.disable",
-			audit.Resource{Type: "guardrail", ID: id, Key: g.Flag + "/" + g.Metric, ProjectID: p.ID, EnvironmentID: e.ID}, g, nil, ""))
+			resource(p.ID, e.ID, g), g, nil, ""))
 	})
 }
 
@@ -184,9 +199,9 @@ func (s *Service) Breach(ctx context.Context, c audit.Caller, projectKey, envKey
 		if err != nil {
 			return err
 		}
-		g, err := tx.GuardrailByID(ctx, id, true)
-		if err != nil || g.EnvironmentID != e.ID {
-			return errs.NotFound("guardrail not found")
+		g, err := lockGuardrail(ctx, tx, id, e.ID)
+		if err != nil {
+			return err
 		}
 		if g.Status != "active" {
 			return errs.Conflict("status", "guardrail is %s; a breach is recorded once", g.Status)
@@ -228,7 +243,7 @@ func (s *Service) Breach(ctx context.Context, c audit.Caller, projectKey, envKey
 			return err
 		}
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "guardrail.breach",
-			audit.Resource{Type: "guardrail", ID: id, Key: g.Flag + "/" + g.Metric, ProjectID: p.ID, EnvironmentID: e.ID}, g, out, b.ActionTaken))
+			resource(p.ID, e.ID, g), g, out, b.ActionTaken))
 	})
 	return out, err
 }

@@ -128,14 +128,23 @@ func Build(envID string, raw []byte, receivedAt time.Time) (*Entry, error) {
 	}
 	// Serve exactly what was published, minus nothing: SDKs ignore sdk_keys (hashes only).
 	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&gz)
 	_, _ = zw.Write(raw)
 	_ = zw.Close()
+	gzipWriters.Put(zw)
 	return &Entry{
 		EnvID: envID, Environment: h.Environment, Version: h.Version, Compiled: compiled, JSON: raw, Gzip: gz.Bytes(),
 		ETag: fmt.Sprintf(`"%s-%d"`, envID, h.Version), GeneratedAt: h.GeneratedAt, ReceivedAt: receivedAt, keys: h.SDKKeys,
 	}, nil
 }
+
+// gzipWriters are reused: a new writer allocates about a megabyte of compressor state, which
+// at a burst of ruleset updates is most of the relay's garbage.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+	return zw
+}}
 
 // Apply installs a ruleset record (raw nil: the environment was deleted). It rejects
 // malformed records and versions not newer than the one served, keeping the previous ruleset.
@@ -223,6 +232,9 @@ func (s *Store) Flush() error {
 	return first
 }
 
+// FlushPace is the least time between two flushes of changed rulesets to disk.
+var FlushPace = 200 * time.Millisecond
+
 // Name implements lifecycle.Component.
 func (s *Store) Name() string { return "ruleset persister" }
 
@@ -245,6 +257,13 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-retry.C:
 		}
 		_ = s.Flush() // failures stay queued and are retried
+		// Pace the writes: a burst of updates to one environment is one file write (each
+		// is an fsync and a rename), and the copy on disk is only for booting without Kafka.
+		select {
+		case <-ctx.Done():
+			return s.Flush()
+		case <-time.After(FlushPace):
+		}
 	}
 }
 

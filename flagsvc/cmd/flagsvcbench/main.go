@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar(&tokenFile, "token-file", ".data/admin-token", "file with an owner API token")
 	flag.IntVar(&cfg.Rate, "rate", 200, "toggles per second")
 	flag.DurationVar(&cfg.Duration, "duration", 30*time.Second, "length of the toggle run")
+	flag.DurationVar(&cfg.Warmup, "warmup", 10*time.Second, "length of the unrecorded toggle run before it")
 	flag.IntVar(&cfg.ListFlags, "list-flags", 10000, "flags in the list/search project")
 	flag.IntVar(&cfg.ListRequests, "list-requests", 200, "requests per list/search query")
 	flag.BoolVar(&skipList, "skip-list", false, "skip the list/search benchmark")

@@ -375,3 +375,34 @@ func TestScheduledChangesAreMarked(t *testing.T) {
 		t.Fatalf("audit: %+v", page.Items)
 	}
 }
+
+// TestConfigChangeOnMissingThings checks that a change whose project, flag or environment does
+// not exist names what is missing, and that a caller who may not read the project learns
+// nothing about what is in it (the same answer for an existing and a missing flag).
+func TestConfigChangeOnMissingThings(t *testing.T) {
+	s := newStack(t)
+	p := s.project("shop")
+	s.project("other")
+	s.boolFlag(p, "checkout")
+	for _, tc := range []struct{ project, flag, env, mention string }{
+		{"nope", "checkout", "development", `project "nope"`},
+		{p, "nope", "development", `flag "nope"`},
+		{p, "checkout", "nope", `environment "nope"`},
+	} {
+		r := s.req("POST", configPath(tc.project, tc.flag, tc.env)+"/toggle", s.owner, map[string]any{"on": true})
+		if r.Status != 404 || !strings.Contains(r.errorBody(t).Message, tc.mention) {
+			t.Fatalf("toggle %s/%s/%s: %d %s, want 404 mentioning %s", tc.project, tc.flag, tc.env, r.Status, r.Body, tc.mention)
+		}
+	}
+	outsider := s.serviceToken(domain.RoleDeveloper, "other", "")
+	existing := s.req("POST", configPath(p, "checkout", "development")+"/toggle", outsider, map[string]any{"on": true})
+	missing := s.req("POST", configPath(p, "nope", "development")+"/toggle", outsider, map[string]any{"on": true})
+	if existing.Status < 400 || existing.Status != missing.Status || existing.errorBody(t).Code != missing.errorBody(t).Code {
+		t.Fatalf("a caller outside the project: existing flag %d %s, missing flag %d %s", existing.Status, existing.Body, missing.Status, missing.Body)
+	}
+	var fe domain.FlagEnvironment
+	s.must(200, "GET", configPath(p, "checkout", "development"), nil, &fe)
+	if fe.On || fe.Version != 1 {
+		t.Fatalf("refused changes wrote: %+v", fe)
+	}
+}

@@ -28,18 +28,37 @@ type stack struct {
 	base  string
 	owner string // owner API token
 	topic string
+	dsn   string
 	http  *http.Client
 }
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
+	return newStackWith(t, stackOptions{})
+}
+
+// stackOptions vary newStack: another replica of an existing stack (same database, topic and
+// owner token), or a publisher sweep other than the tests' quick one.
+type stackOptions struct {
+	replicaOf *stack
+	sweep     time.Duration
+}
+
+func newStackWith(t testing.TB, o stackOptions) *stack {
+	t.Helper()
 	cfg := app.Config{}
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.PGDSN = testenv.PostgresDB(t)
 	cfg.PGMaxConns = 20
 	cfg.KafkaBrokers = strings.Join(testenv.KafkaBrokers(), ",")
-	cfg.RulesetTopic = testenv.KafkaTopicName(t, "rulesets")
+	if r := o.replicaOf; r != nil {
+		cfg.PGDSN, cfg.RulesetTopic = r.dsn, r.topic
+	} else {
+		cfg.PGDSN, cfg.RulesetTopic = testenv.PostgresDB(t), testenv.KafkaTopicName(t, "rulesets")
+	}
 	cfg.PublishSweep = 250 * time.Millisecond
+	if o.sweep > 0 {
+		cfg.PublishSweep = o.sweep
+	}
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.LogLevel = "warn"
 	cfg.MigrateOnStart = true
@@ -67,12 +86,18 @@ func newStack(t testing.TB) *stack {
 		<-done
 		a.Close()
 	})
+	s := &stack{t: t, app: a, base: "http://" + ln.Addr().String(), topic: cfg.RulesetTopic, dsn: cfg.PGDSN,
+		http: &http.Client{Timeout: 30 * time.Second}}
+	if o.replicaOf != nil {
+		s.owner = o.replicaOf.owner
+		return s
+	}
 	res, err := a.Services.Orgs.Bootstrap(ctx, "acme", "Acme", "owner@acme.test", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, app: a, base: "http://" + ln.Addr().String(), owner: res.Token, topic: cfg.RulesetTopic,
-		http: &http.Client{Timeout: 30 * time.Second}}
+	s.owner = res.Token
+	return s
 }
 
 // response is a decoded HTTP response.

@@ -136,6 +136,31 @@ func TestChangePublishedToKafka(t *testing.T) {
 	}
 }
 
+// TestFollowerWakesTheLeader: a change made through a replica that does not lead the
+// publishing reaches the topic without waiting for a sweep — the leader's is an hour, so only
+// the follower's NOTIFY can have woken it.
+func TestFollowerWakesTheLeader(t *testing.T) {
+	leader := newStackWith(t, stackOptions{sweep: time.Hour})
+	deadline := time.Now().Add(30 * time.Second)
+	for !leader.app.Publisher.Leading() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first replica never became the publishing leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	follower := newStackWith(t, stackOptions{replicaOf: leader, sweep: time.Hour})
+	leader.project("shop")
+	leader.boolFlag("shop", "checkout")
+	env := envID(t, leader, "shop", "development")
+	c := consume(t, leader)
+	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("checkout") != nil })
+	if follower.app.Publisher.Leading() {
+		t.Fatal("the second replica leads too")
+	}
+	follower.must(200, "POST", configPath("shop", "checkout", "development")+"/toggle", map[string]any{"on": true}, nil)
+	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("checkout").On })
+}
+
 // TestPublisherCatchesUpAfterKafkaOutage stops the real broker, makes three changes (they
 // commit), starts the broker, and expects the rulesets to arrive in version order with the
 // final state last.

@@ -84,82 +84,81 @@ func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, 
 // ChangeConfigTx is ChangeConfig inside the caller's transaction (experiments and guardrails
 // change a flag together with their own rows).
 func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, flagKey, envKey string, ch ConfigChange) (domain.FlagEnvironment, error) {
-	var out domain.FlagEnvironment
-	err := func() error {
-		p, err := tx.ProjectByKey(ctx, c.P.OrgID, projectKey)
-		if err != nil {
-			return err
+	t, err := lockTarget(ctx, tx, c, projectKey, flagKey, envKey)
+	if err != nil {
+		return domain.FlagEnvironment{}, err
+	}
+	p, f, e, before, version := t.Project, t.Flag, t.Env, t.Config, t.Version
+	if e.Locked {
+		return domain.FlagEnvironment{}, errs.PreconditionFailed("environment", "environment %q is locked: %s", e.Key, e.LockReason)
+	}
+	if f.Lifecycle == domain.LifecycleArchived && ch.Change != ChangeKill {
+		return domain.FlagEnvironment{}, errs.PreconditionFailed("lifecycle", "flag %q is archived; unarchive it to change its configuration", f.Key)
+	}
+	if ch.Version != nil && *ch.Version != version {
+		return domain.FlagEnvironment{}, errs.Conflict("version", "the configuration of %q in %s was changed since version %d (now %d); reload and retry",
+			f.Key, e.Key, *ch.Version, version)
+	}
+	next := clone(before)
+	if err := ch.Edit(ctx, tx, &next, &f, e.ID); err != nil {
+		return domain.FlagEnvironment{}, err
+	}
+	next.Normalize()
+	if err := domain.ValidateConfig(&f, &next); err != nil {
+		return domain.FlagEnvironment{}, err
+	}
+	if err := checkReferences(ctx, tx, p.ID, e.ID, &f, &next); err != nil {
+		return domain.FlagEnvironment{}, err
+	}
+	out := domain.FlagEnvironment{FlagKey: f.Key, EnvironmentKey: e.Key, Version: version, UpdatedAt: t.UpdatedAt, FlagConfig: before}
+	if reflect.DeepEqual(domain.ConfigJSON(&before), domain.ConfigJSON(&next)) {
+		return out, nil
+	}
+	res := audit.Resource{Type: "flag_config", ID: f.ID, Key: f.Key, ProjectID: p.ID, EnvironmentID: e.ID}
+	at, err := tx.SaveConfigChange(ctx, c.P.OrgID, f.ID, e.ID, version,
+		domain.ConfigVersion{Version: version + 1, Config: next, Change: ch.Change, Comment: ch.Comment, Diff: diff(&before, &next), Actor: c.P.Actor},
+		audit.Entry(c, "flag_config."+ch.Change, res, before, next, ch.Comment))
+	if err != nil {
+		return domain.FlagEnvironment{}, err
+	}
+	out.Version, out.FlagConfig, out.UpdatedAt = version+1, next, at
+	return out, nil
+}
+
+// lockTarget reads and locks what a configuration change works on (one round trip when all of
+// it exists) and checks the caller may change it: reading the project, then writing the
+// environment (critical environments need project admins).
+func lockTarget(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, flagKey, envKey string) (store.ConfigTarget, error) {
+	t, found, err := tx.LockConfigTarget(ctx, c.P.OrgID, projectKey, flagKey, envKey)
+	if err != nil {
+		return t, err
+	}
+	if !found {
+		// Something is missing: look it up step by step so the error names what, and only
+		// after the caller was shown to be allowed to know.
+		if t.Project, err = tx.ProjectByKey(ctx, c.P.OrgID, projectKey); err != nil {
+			return t, err
 		}
-		if err := c.P.Require(access.ReadProject, access.Target{ProjectID: p.ID}); err != nil {
-			return err
+		if err := c.P.Require(access.ReadProject, access.Target{ProjectID: t.Project.ID}); err != nil {
+			return t, err
 		}
-		// Lock order everywhere: flag, then environment, then configuration.
-		f, err := tx.FlagByKey(ctx, p.ID, flagKey, "share")
-		if err != nil {
-			return err
+		if t.Flag, err = tx.FlagByKey(ctx, t.Project.ID, flagKey, ""); err != nil {
+			return t, err
 		}
-		e, err := tx.EnvironmentByKey(ctx, p.ID, envKey)
-		if err != nil {
-			return err
+		if t.Env, err = tx.EnvironmentByKey(ctx, t.Project.ID, envKey); err != nil {
+			return t, err
 		}
-		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
-			return err
+		_, _, _, err = tx.FlagConfig(ctx, t.Flag.ID, t.Env.ID, false)
+		if err == nil {
+			// Created between the two reads: the caller retries.
+			err = errs.Conflict("", "the flag or environment changed concurrently; retry")
 		}
-		if e, err = tx.ShareEnvironmentRow(ctx, e.ID); err != nil {
-			return err
-		}
-		if e.Locked {
-			return errs.PreconditionFailed("environment", "environment %q is locked: %s", e.Key, e.LockReason)
-		}
-		if f.Lifecycle == domain.LifecycleArchived && ch.Change != ChangeKill {
-			return errs.PreconditionFailed("lifecycle", "flag %q is archived; unarchive it to change its configuration", f.Key)
-		}
-		before, version, at, err := tx.FlagConfig(ctx, f.ID, e.ID, true)
-		if err != nil {
-			return err
-		}
-		if ch.Version != nil && *ch.Version != version {
-			return errs.Conflict("version", "the configuration of %q in %s was changed since version %d (now %d); reload and retry",
-				f.Key, e.Key, *ch.Version, version)
-		}
-		next := clone(before)
-		if err := ch.Edit(ctx, tx, &next, &f, e.ID); err != nil {
-			return err
-		}
-		next.Normalize()
-		if err := domain.ValidateConfig(&f, &next); err != nil {
-			return err
-		}
-		if err := checkReferences(ctx, tx, p.ID, e.ID, &f, &next); err != nil {
-			return err
-		}
-		out = domain.FlagEnvironment{FlagKey: f.Key, EnvironmentKey: e.Key, Version: version, UpdatedAt: at, FlagConfig: before}
-		if reflect.DeepEqual(domain.ConfigJSON(&before), domain.ConfigJSON(&next)) {
-			return nil
-		}
-		ok, err := tx.UpdateFlagConfig(ctx, f.ID, e.ID, version, next)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errs.Conflict("version", "the configuration changed concurrently; reload and retry")
-		}
-		if err := tx.InsertConfigVersion(ctx, f.ID, e.ID, domain.ConfigVersion{Version: version + 1, Config: next,
-			Change: ch.Change, Comment: ch.Comment, Diff: diff(&before, &next), Actor: c.P.Actor}); err != nil {
-			return err
-		}
-		if err := tx.BumpRuleset(ctx, e.ID); err != nil {
-			return err
-		}
-		res := audit.Resource{Type: "flag_config", ID: f.ID, Key: f.Key, ProjectID: p.ID, EnvironmentID: e.ID}
-		if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "flag_config."+ch.Change, res, before, next, ch.Comment)); err != nil {
-			return err
-		}
-		out.Version, out.FlagConfig = version+1, next
-		_, _, out.UpdatedAt, err = tx.FlagConfig(ctx, f.ID, e.ID, false)
-		return err
-	}()
-	return out, err
+		return t, err
+	}
+	if err := c.P.Require(access.ReadProject, access.Target{ProjectID: t.Project.ID}); err != nil {
+		return t, err
+	}
+	return t, c.P.Require(access.WriteEnvironment, access.Target{ProjectID: t.Project.ID, EnvironmentID: t.Env.ID, Critical: t.Env.Critical})
 }
 
 func clone(c domain.FlagConfig) domain.FlagConfig {

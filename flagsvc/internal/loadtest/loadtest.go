@@ -24,6 +24,7 @@ type Config struct {
 	Token        string
 	Rate         int           // toggles per second
 	Duration     time.Duration // of the toggle run
+	Warmup       time.Duration // of the unrecorded toggle run before it
 	ListFlags    int           // flags in the list/search project
 	ListRequests int
 }
@@ -79,41 +80,24 @@ func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.
 			return
 		}
 	}
-	// Warm up connections.
-	for i := 0; i < 20; i++ {
-		if _, err = c.Do(ctx, "GET", "/api/v1/projects/"+project+"/flags/f0", nil, nil); err != nil {
-			return
-		}
+	toggle := func(i int) error {
+		flag := fmt.Sprintf("f%d", i%nflags)
+		on := (i/nflags)%2 == 0
+		_, err := c.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/"+flag+"/environments/development/toggle", map[string]any{"on": on}, nil)
+		return err
 	}
+	// Warm up: the same load, not recorded (connections, caches, the JIT of a just-started
+	// Kafka, relays catching up with the topic).
+	warm := int(cfg.Warmup.Seconds() * float64(cfg.Rate))
+	openLoop(cfg.Rate, warm, toggle)
 	before, err := c.Histogram(ctx, "flagsvc_ruleset_publish_latency_seconds")
 	if err != nil {
 		return
 	}
 	total := int(cfg.Duration.Seconds() * float64(cfg.Rate))
-	lats := make([]time.Duration, total)
-	interval := time.Second / time.Duration(cfg.Rate)
 	start := time.Now()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	failures := 0
-	for i := 0; i < total; i++ {
-		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			flag := fmt.Sprintf("f%d", i%nflags)
-			on := (i/nflags)%2 == 0
-			t0 := time.Now()
-			if _, err := c.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/"+flag+"/environments/development/toggle", map[string]any{"on": on}, nil); err != nil {
-				mu.Lock()
-				failures++
-				mu.Unlock()
-				return
-			}
-			lats[i] = time.Since(t0)
-		}()
-	}
-	wg.Wait()
+	// Numbering goes on from the warm-up, so every toggle flips its flag.
+	lats, failures := openLoop(cfg.Rate, total, func(i int) error { return toggle(warm + i) })
 	elapsed := time.Since(start)
 	fmt.Fprintf(out, "toggles: %d sent at %d/s in %s, %d failed\n", total, cfg.Rate, elapsed.Round(time.Millisecond), failures)
 	// Let the publisher drain what the last requests committed.
@@ -122,13 +106,39 @@ func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.
 	if err != nil {
 		return
 	}
-	ok := lats[:0]
-	for _, l := range lats {
+	return Summarize(lats), after.Minus(before), nil
+}
+
+// openLoop calls fn(0..n-1) at rate per second, each in its own goroutine (so slow responses
+// cannot slow the sending), and returns the latencies of the calls that succeeded.
+func openLoop(rate, n int, fn func(i int) error) (lats []time.Duration, failures int) {
+	all := make([]time.Duration, n)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := 0; i < n; i++ {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				failures++
+				mu.Unlock()
+				return
+			}
+			all[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	for _, l := range all {
 		if l > 0 {
-			ok = append(ok, l)
+			lats = append(lats, l)
 		}
 	}
-	return Summarize(ok), after.Minus(before), nil
+	return lats, failures
 }
 
 // HistogramDelta is a Prometheus histogram (cumulative bucket counts by upper bound).
@@ -175,16 +185,10 @@ func (h HistogramDelta) String() string {
 
 // Histogram scrapes one histogram from the service's /metrics.
 func (c *Client) Histogram(ctx context.Context, name string) (HistogramDelta, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+"/metrics", nil)
+	raw, err := c.metrics(ctx)
 	if err != nil {
 		return HistogramDelta{}, err
 	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return HistogramDelta{}, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	var h HistogramDelta
 	for _, line := range strings.Split(string(raw), "\n") {
 		switch {
@@ -203,6 +207,58 @@ func (c *Client) Histogram(ctx context.Context, name string) (HistogramDelta, er
 		}
 	}
 	return h, nil
+}
+
+// Gauge reads an unlabelled gauge from the flag service's /metrics.
+func (c *Client) Gauge(ctx context.Context, name string) (float64, error) {
+	raw, err := c.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			_, err := fmt.Sscan(v, &f)
+			return f, err
+		}
+	}
+	return 0, fmt.Errorf("no gauge %s in /metrics", name)
+}
+
+func (c *Client) metrics(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// WaitPublished waits until the publisher has no unpublished changes (twice in a row, a
+// second apart), so what follows is not measured against a backlog of ruleset compiles.
+func (c *Client) WaitPublished(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	quiet := 0
+	for quiet < 2 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the publisher still had pending changes after %s", timeout)
+		}
+		n, err := c.Gauge(ctx, "flagsvc_outbox_pending_environments")
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		time.Sleep(time.Second)
+	}
+	return nil
 }
 
 // ListSearch fills a project with cfg.ListFlags flags and measures list, filter and search
@@ -246,6 +302,11 @@ func ListSearch(ctx context.Context, c *Client, cfg Config, project string, out 
 	default:
 	}
 	fmt.Fprintf(out, "created %d flags in %s\n", cfg.ListFlags, time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	if err := c.WaitPublished(ctx, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "their rulesets were published %s later\n", time.Since(t0).Round(time.Second))
 	queries := map[string]string{
 		"list first page (50, by key)":    "limit=50",
 		"list sorted by -updated_at":      "limit=50&sort=-updated_at",

@@ -34,7 +34,8 @@ func checkRatio(ctx context.Context, tx *store.Tx, projectID string, m *domain.M
 	if m.Kind != domain.MetricRatio {
 		return nil
 	}
-	for field, key := range map[string]string{"numerator": m.Numerator, "denominator": m.Denominator} {
+	for _, ref := range [][2]string{{"numerator", m.Numerator}, {"denominator", m.Denominator}} {
+		field, key := ref[0], ref[1]
 		part, _, err := tx.MetricByKey(ctx, projectID, key, false)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return errs.Invalid(field, "unknown metric %q", key)

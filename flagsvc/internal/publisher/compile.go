@@ -19,7 +19,7 @@ import (
 // found=false when the environment no longer exists.
 func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, err error) {
 	err = st.Read(ctx, func(tx *store.Tx) error {
-		env, err := tx.EnvironmentByID(ctx, envID)
+		src, err := tx.RulesetSources(ctx, envID)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil
 		}
@@ -27,6 +27,7 @@ func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) 
 			return err
 		}
 		found = true
+		env := src.Env
 		rs = ruleset.Ruleset{
 			SchemaVersion: ruleset.SchemaVersion,
 			Environment: ruleset.Environment{ID: env.ID, Key: env.Key, Name: env.Name, ProjectID: env.ProjectID,
@@ -35,32 +36,20 @@ func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) 
 			Flags:       []ruleset.Flag{},
 			Segments:    []ruleset.Segment{},
 		}
-		flags, configs, versions, err := tx.EnvironmentFlags(ctx, envID)
-		if err != nil {
-			return err
-		}
-		for i := range flags {
-			if flags[i].Lifecycle == domain.LifecycleArchived {
+		for i := range src.Flags {
+			if src.Flags[i].Lifecycle == domain.LifecycleArchived {
 				continue
 			}
-			rs.Flags = append(rs.Flags, domain.RulesetFlag(&flags[i], &configs[i], versions[i]))
+			rs.Flags = append(rs.Flags, domain.RulesetFlag(&src.Flags[i], &src.Configs[i], src.Versions[i]))
 		}
-		segments, err := tx.ListSegments(ctx, envID)
-		if err != nil {
-			return err
-		}
-		for _, s := range segments {
+		for _, s := range src.Segments {
 			inc, exc, err := tx.SegmentMembers(ctx, s.ID, 0)
 			if err != nil {
 				return err
 			}
 			rs.Segments = append(rs.Segments, ruleset.Segment{Key: s.Key, Version: s.Version, Included: inc, Excluded: exc, Rules: s.Rules})
 		}
-		keys, err := tx.ListSDKKeys(ctx, envID, false)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
+		for _, k := range src.SDKKeys {
 			rs.SDKKeys = append(rs.SDKKeys, ruleset.SDKKey{Hash: "sha256:" + k.HashHex, Kind: k.Kind, ExpiresAt: k.ExpiresAt})
 		}
 		sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +44,10 @@ type Publisher struct {
 	latency   prometheus.Histogram
 	pending   prometheus.Gauge
 	leader    prometheus.Gauge
+	// wake asks the publishing loop to look at the outbox now; leading is true while this
+	// replica holds the leader lock.
+	wake    chan struct{}
+	leading atomic.Bool
 	// Published is signalled (non-blocking) after every successful publish; tests use it.
 	Published chan string
 }
@@ -71,6 +76,7 @@ func New(cfg Config, st *store.Store, client *kgo.Client, log *slog.Logger, reg 
 		pending:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "flagsvc_outbox_pending_environments", Help: "Environments with unpublished changes."}),
 		leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "flagsvc_publisher_leader", Help: "1 when this replica is the publishing leader."}),
 		Published: make(chan string, 1024),
+		wake:      make(chan struct{}, 1),
 	}
 	if reg != nil {
 		reg.MustRegister(p.published, p.latency, p.pending, p.leader)
@@ -94,12 +100,16 @@ func ProducerOptions(brokers []string) []kgo.Opt {
 // Name implements lifecycle.Component.
 func (p *Publisher) Name() string { return "ruleset publisher" }
 
+// Leading reports whether this replica is the publishing leader now.
+func (p *Publisher) Leading() bool { return p.leading.Load() }
+
 // Run publishes until ctx is cancelled. It becomes leader (a Postgres advisory lock held on
 // its own connection), republishes every environment, then follows the outbox.
 func (p *Publisher) Run(ctx context.Context) error {
 	if err := kafka.EnsureTopics(ctx, p.client, kafka.RulesetTopic(p.cfg.Topic)); err != nil {
 		p.log.Warn("could not ensure the ruleset topic; will retry", "err", err)
 	}
+	go p.forwardBumps(ctx)
 	for {
 		err := p.lead(ctx)
 		if ctx.Err() != nil {
@@ -143,6 +153,8 @@ func (p *Publisher) lead(ctx context.Context) error {
 		_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(leaderLockKey))
 	}()
 	p.leader.Set(1)
+	p.leading.Store(true)
+	defer p.leading.Store(false)
 	p.log.Info("publisher is leader")
 	if _, err := conn.Exec(ctx, `LISTEN `+store.NotifyChannel); err != nil {
 		return err
@@ -150,13 +162,12 @@ func (p *Publisher) lead(ctx context.Context) error {
 	if err := p.republishAll(ctx); err != nil {
 		p.log.Warn("republishing every environment failed; the sweep will retry", "err", err)
 	}
-	wake := make(chan struct{}, 1)
 	listenErr := make(chan error, 1)
 	lctx, stopListening := context.WithCancel(ctx)
 	listenDone := make(chan struct{})
 	go func() {
 		defer close(listenDone)
-		p.listen(lctx, conn, wake, listenErr)
+		p.listen(lctx, conn, listenErr)
 	}()
 	// Runs before the unlock above: the connection must be idle before it is used again.
 	defer func() { stopListening(); <-listenDone }()
@@ -180,7 +191,7 @@ func (p *Publisher) lead(ctx context.Context) error {
 			return ctx.Err()
 		case err := <-listenErr:
 			return err
-		case <-wake:
+		case <-p.wake:
 		case <-sweep.C:
 		case <-prune.C:
 			if n, err := p.store.PruneOutbox(ctx, p.now().Add(-p.cfg.PruneAfter)); err == nil && n > 0 {
@@ -190,7 +201,7 @@ func (p *Publisher) lead(ctx context.Context) error {
 	}
 }
 
-func (p *Publisher) listen(ctx context.Context, conn *pgxpool.Conn, wake chan<- struct{}, errc chan<- error) {
+func (p *Publisher) listen(ctx context.Context, conn *pgxpool.Conn, errc chan<- error) {
 	for {
 		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
 			if ctx.Err() == nil {
@@ -198,9 +209,33 @@ func (p *Publisher) listen(ctx context.Context, conn *pgxpool.Conn, wake chan<- 
 			}
 			return
 		}
+		p.wakeUp()
+	}
+}
+
+func (p *Publisher) wakeUp() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// forwardBumps passes this replica's committed changes to the leader: straight to the
+// publishing loop when this replica leads, else by NOTIFY (coalesced: one for all the commits
+// made while the previous one was being sent). The sweep covers a lost notification.
+func (p *Publisher) forwardBumps(ctx context.Context) {
+	for {
 		select {
-		case wake <- struct{}{}:
-		default:
+		case <-ctx.Done():
+			return
+		case <-p.store.Bumps():
+		}
+		if p.leading.Load() {
+			p.wakeUp()
+			continue
+		}
+		if _, err := p.store.Pool.Exec(ctx, `SELECT pg_notify($1, '')`, store.NotifyChannel); err != nil && ctx.Err() == nil {
+			p.log.Warn("could not notify the publishing leader; its sweep will publish the change", "err", err)
 		}
 	}
 }
@@ -210,12 +245,20 @@ func (p *Publisher) republishAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pending, err := p.store.PendingOutbox(ctx)
+	if err != nil {
+		return err
+	}
+	oldest := map[string]time.Time{}
+	for _, pe := range pending {
+		oldest[pe.EnvironmentID] = pe.OldestAt
+	}
 	for _, id := range ids {
 		maxID, err := p.store.MaxOutboxID(ctx, id)
 		if err != nil {
 			return err
 		}
-		if err := p.publish(ctx, id, maxID); err != nil {
+		if err := p.publish(ctx, id, maxID, oldest[id]); err != nil {
 			return err
 		}
 	}
@@ -230,7 +273,7 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 	}
 	p.pending.Set(float64(len(pending)))
 	for _, pe := range pending {
-		if err := p.publish(ctx, pe.EnvironmentID, pe.MaxID); err != nil {
+		if err := p.publish(ctx, pe.EnvironmentID, pe.MaxID, pe.OldestAt); err != nil {
 			return err
 		}
 	}
@@ -238,12 +281,9 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 }
 
 // publish compiles the environment's current ruleset, produces it and waits for the broker's
-// acknowledgement, then marks the outbox rows up to maxID done.
-func (p *Publisher) publish(ctx context.Context, envID string, maxID int64) error {
-	committedAt, hasPending, err := p.store.OutboxCreatedAt(ctx, envID, maxID)
-	if err != nil {
-		return err
-	}
+// acknowledgement, then marks the outbox rows up to maxID done. committedAt is when the oldest
+// change it carries was committed (zero when it carries none).
+func (p *Publisher) publish(ctx context.Context, envID string, maxID int64, committedAt time.Time) error {
 	rs, found, err := Compile(ctx, p.store, envID, p.now())
 	if err != nil {
 		return fmt.Errorf("compile ruleset of %s: %w", envID, err)
@@ -265,21 +305,11 @@ func (p *Publisher) publish(ctx context.Context, envID string, maxID int64) erro
 		return fmt.Errorf("produce ruleset of %s: %w", envID, err)
 	}
 	p.published.WithLabelValues("ok").Inc()
-	if found {
-		err = p.store.RulesetPublished(ctx, envID)
-	} else {
-		err = p.store.ForgetRuleset(ctx, envID)
-	}
-	if err != nil {
-		return err
-	}
-	if hasPending {
+	if !committedAt.IsZero() {
 		p.latency.Observe(p.now().Sub(committedAt).Seconds())
 	}
-	if maxID > 0 {
-		if err := p.store.MarkPublished(ctx, envID, maxID); err != nil {
-			return err
-		}
+	if err := p.store.MarkPublished(ctx, envID, maxID, found); err != nil {
+		return err
 	}
 	p.log.Debug("ruleset published", "environment", envID, "version", rs.Version, "bytes", len(rec.Value), "offset", rec.Offset)
 	select {

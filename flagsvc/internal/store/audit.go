@@ -15,12 +15,17 @@ import (
 
 // InsertAudit appends an entry to the audit log in the caller's transaction.
 func (t *Tx) InsertAudit(ctx context.Context, orgID string, e domain.AuditEntry) error {
-	_, err := t.q().Exec(ctx, `INSERT INTO audit_log (org_id, actor_type, actor_id, actor_name, action, resource_type,
-		resource_id, resource_key, project_id, environment_id, before, after, comment, ip, user_agent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		orgID, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Action, e.ResourceType, e.ResourceID, e.ResourceKey,
-		nullable(e.ProjectID), nullable(e.EnvironmentID), jsonOrNil(e.Before), jsonOrNil(e.After), e.Comment, e.IP, e.UserAgent)
+	_, err := t.q().Exec(ctx, insertAuditSQL, auditArgs(orgID, e)...)
 	return err
+}
+
+const insertAuditSQL = `INSERT INTO audit_log (org_id, actor_type, actor_id, actor_name, action, resource_type,
+	resource_id, resource_key, project_id, environment_id, before, after, comment, ip, user_agent)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+
+func auditArgs(orgID string, e domain.AuditEntry) []any {
+	return []any{orgID, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Action, e.ResourceType, e.ResourceID, e.ResourceKey,
+		nullable(e.ProjectID), nullable(e.EnvironmentID), jsonOrNil(e.Before), jsonOrNil(e.After), e.Comment, e.IP, e.UserAgent}
 }
 
 func jsonOrNil(b json.RawMessage) any {

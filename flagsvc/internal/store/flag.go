@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -275,24 +276,85 @@ func (t *Tx) FlagConfig(ctx context.Context, flagID, envID string, forUpdate boo
 	return c, v, at, err
 }
 
-// UpdateFlagConfig saves a configuration as the next version if the current version is
-// still expected; it reports whether the row was updated.
-func (t *Tx) UpdateFlagConfig(ctx context.Context, flagID, envID string, expected int64, c domain.FlagConfig) (bool, error) {
-	tag, err := t.q().Exec(ctx, `UPDATE flag_configs SET config = $4, "on" = $5, version = version + 1, updated_at = now()
-		WHERE flag_id = $1 AND environment_id = $2 AND version = $3`, flagID, envID, expected, domain.ConfigJSON(&c), c.On)
-	return tag.RowsAffected() == 1, err
-}
-
 // InsertConfigVersion appends a version to a configuration's history.
 func (t *Tx) InsertConfigVersion(ctx context.Context, flagID, envID string, v domain.ConfigVersion) error {
+	_, err := t.q().Exec(ctx, insertConfigVersionSQL, configVersionArgs(flagID, envID, v)...)
+	return err
+}
+
+const insertConfigVersionSQL = `INSERT INTO flag_config_versions (flag_id, environment_id, version, config, change, comment, diff,
+	actor_type, actor_id, actor_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+func configVersionArgs(flagID, envID string, v domain.ConfigVersion) []any {
 	diff := v.Diff
 	if len(diff) == 0 {
 		diff = json.RawMessage("[]")
 	}
-	_, err := t.q().Exec(ctx, `INSERT INTO flag_config_versions (flag_id, environment_id, version, config, change, comment, diff,
-		actor_type, actor_id, actor_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		flagID, envID, v.Version, domain.ConfigJSON(&v.Config), v.Change, v.Comment, []byte(diff), v.Actor.Type, v.Actor.ID, v.Actor.Name)
-	return err
+	return []any{flagID, envID, v.Version, domain.ConfigJSON(&v.Config), v.Change, v.Comment, []byte(diff), v.Actor.Type, v.Actor.ID, v.Actor.Name}
+}
+
+// ConfigTarget is what a change of a flag's configuration in an environment works on.
+type ConfigTarget struct {
+	Project   domain.Project
+	Flag      domain.Flag
+	Env       domain.Environment
+	Config    domain.FlagConfig
+	Version   int64
+	UpdatedAt time.Time
+}
+
+// LockConfigTarget reads a project's flag, environment and the flag's configuration there in
+// one round trip, locking them in the order every writer uses (flag and environment shared,
+// configuration for update). found is false when any of them does not exist; the caller then
+// looks them up one at a time for the precise error.
+func (t *Tx) LockConfigTarget(ctx context.Context, orgID, projectKey, flagKey, envKey string) (ConfigTarget, bool, error) {
+	var ct ConfigTarget
+	var raw []byte
+	p := &ct.Project
+	f, err := scanFlagWith(t.q().QueryRow(ctx, `SELECT `+flagColumns+`,
+		p.id, p.org_id, p.key, p.name, p.description, p.created_at, p.updated_at, `+envColumns+`, c.config, c.version, c.updated_at
+		FROM projects p
+		JOIN flags f ON f.project_id = p.id AND f.key = $3
+		JOIN environments e ON e.project_id = p.id AND e.key = $4
+		JOIN flag_configs c ON c.flag_id = f.id AND c.environment_id = e.id
+		LEFT JOIN published_rulesets pr ON pr.environment_id = e.id
+		WHERE p.org_id = $1 AND p.key = $2
+		FOR SHARE OF f, e FOR UPDATE OF c`, orgID, projectKey, flagKey, envKey),
+		&p.ID, &p.OrgID, &p.Key, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt,
+		&ct.Env.ID, &ct.Env.ProjectID, &ct.Env.ProjectKey, &ct.Env.OrgID, &ct.Env.Key, &ct.Env.Name, &ct.Env.Color,
+		&ct.Env.Critical, &ct.Env.Locked, &ct.Env.LockReason, &ct.Env.Position, &ct.Env.RulesetVersion, &ct.Env.CreatedAt,
+		&ct.Env.UpdatedAt, &raw, &ct.Version, &ct.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ct, false, nil
+	}
+	if err != nil {
+		return ct, false, err
+	}
+	ct.Flag = f
+	return ct, true, json.Unmarshal(raw, &ct.Config)
+}
+
+// SaveConfigChange writes a new configuration version in one round trip: the configuration
+// (if it is still at version expected), its history row, the outbox row (see BumpRuleset), and
+// the audit entry. It returns the configuration's new updated_at, or a
+// conflict when the version moved (the caller normally holds the row lock, so it cannot).
+func (t *Tx) SaveConfigChange(ctx context.Context, orgID, flagID, envID string, expected int64, v domain.ConfigVersion, entry domain.AuditEntry) (time.Time, error) {
+	var at time.Time
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE flag_configs SET config = $4, "on" = $5, version = version + 1, updated_at = now()
+		WHERE flag_id = $1 AND environment_id = $2 AND version = $3 RETURNING updated_at`,
+		flagID, envID, expected, domain.ConfigJSON(&v.Config), v.Config.On).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&at)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errs.Conflict("version", "the configuration changed concurrently; reload and retry")
+		}
+		return err
+	})
+	b.Queue(insertConfigVersionSQL, configVersionArgs(flagID, envID, v)...)
+	b.Queue(bumpRulesetSQL, []string{envID})
+	t.bumped = true
+	b.Queue(insertAuditSQL, auditArgs(orgID, entry)...)
+	return at, t.tx.SendBatch(ctx, b).Close()
 }
 
 // ConfigVersion returns one historical version.
@@ -331,17 +393,18 @@ func (t *Tx) ListConfigVersions(ctx context.Context, flagID, envID string, befor
 // EnvironmentFlags returns every flag of the environment's project with its configuration in
 // the environment (archived flags included; the caller filters).
 func (t *Tx) EnvironmentFlags(ctx context.Context, envID string) ([]domain.Flag, []domain.FlagConfig, []int64, error) {
-	rows, err := t.q().Query(ctx, `SELECT `+flagColumns+`, c.config, c.version FROM flag_configs c
-		JOIN flags f ON f.id = c.flag_id WHERE c.environment_id = $1 ORDER BY f.key`, envID)
+	rows, err := t.q().Query(ctx, environmentFlagsSQL, envID)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	return collectEnvironmentFlags(rows)
+}
+
+const environmentFlagsSQL = `SELECT ` + flagColumns + `, c.config, c.version FROM flag_configs c
+	JOIN flags f ON f.id = c.flag_id WHERE c.environment_id = $1 ORDER BY f.key`
+
+func collectEnvironmentFlags(rows pgx.Rows) (flags []domain.Flag, configs []domain.FlagConfig, versions []int64, err error) {
 	defer rows.Close()
-	var (
-		flags    []domain.Flag
-		configs  []domain.FlagConfig
-		versions []int64
-	)
 	for rows.Next() {
 		var raw []byte
 		var v int64

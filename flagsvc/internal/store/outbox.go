@@ -11,27 +11,38 @@ import (
 type PendingEnvironment struct {
 	EnvironmentID string
 	MaxID         int64
+	// OldestAt is when the oldest unpublished change committed (for the commit-to-ack metric).
+	OldestAt time.Time
 }
 
 // PendingOutbox lists environments with unpublished outbox rows, oldest change first.
 func (s *Store) PendingOutbox(ctx context.Context) ([]PendingEnvironment, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT environment_id, max(id) FROM outbox WHERE published_at IS NULL
+	rows, err := s.Pool.Query(ctx, `SELECT environment_id, max(id), min(created_at) FROM outbox WHERE published_at IS NULL
 		GROUP BY environment_id ORDER BY min(id)`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PendingEnvironment, error) {
 		var p PendingEnvironment
-		err := r.Scan(&p.EnvironmentID, &p.MaxID)
+		err := r.Scan(&p.EnvironmentID, &p.MaxID, &p.OldestAt)
 		return p, err
 	})
 }
 
-// MarkPublished marks an environment's outbox rows up to maxID as published.
-func (s *Store) MarkPublished(ctx context.Context, envID string, maxID int64) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE environment_id = $1 AND id <= $2 AND published_at IS NULL`,
-		envID, maxID)
-	return err
+// MarkPublished records, in one round trip, that the environment's newest ruleset was
+// acknowledged (or, for a deleted environment, drops its version row after the tombstone)
+// and marks its outbox rows up to maxID as published.
+func (s *Store) MarkPublished(ctx context.Context, envID string, maxID int64, exists bool) error {
+	b := &pgx.Batch{}
+	if exists {
+		b.Queue(`UPDATE published_rulesets SET published_at = now() WHERE environment_id = $1`, envID)
+	} else {
+		b.Queue(`DELETE FROM published_rulesets WHERE environment_id = $1`, envID)
+	}
+	if maxID > 0 {
+		b.Queue(`UPDATE outbox SET published_at = now() WHERE environment_id = $1 AND id <= $2 AND published_at IS NULL`, envID, maxID)
+	}
+	return s.Pool.SendBatch(ctx, b).Close()
 }
 
 // MaxOutboxID returns the newest outbox id of an environment (0 when none).
@@ -47,18 +58,6 @@ func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error
 	return tag.RowsAffected(), err
 }
 
-// OutboxCreatedAt returns when the oldest unpublished change of an environment committed
-// (for the commit-to-ack latency metric); ok is false when nothing is pending.
-func (s *Store) OutboxCreatedAt(ctx context.Context, envID string, maxID int64) (time.Time, bool, error) {
-	var at *time.Time
-	err := s.Pool.QueryRow(ctx, `SELECT min(created_at) FROM outbox WHERE environment_id = $1 AND id <= $2 AND published_at IS NULL`,
-		envID, maxID).Scan(&at)
-	if err != nil || at == nil {
-		return time.Time{}, false, err
-	}
-	return *at, true, nil
-}
-
 // NextRulesetVersion increments and returns the environment's ruleset version. The publisher
 // calls it before producing, so a failed produce leaves a gap, never a reused version.
 func (s *Store) NextRulesetVersion(ctx context.Context, envID string) (int64, error) {
@@ -66,16 +65,4 @@ func (s *Store) NextRulesetVersion(ctx context.Context, envID string) (int64, er
 	err := s.Pool.QueryRow(ctx, `INSERT INTO published_rulesets (environment_id, version) VALUES ($1, 1)
 		ON CONFLICT (environment_id) DO UPDATE SET version = published_rulesets.version + 1 RETURNING version`, envID).Scan(&v)
 	return v, err
-}
-
-// RulesetPublished records when the environment's newest ruleset was acknowledged.
-func (s *Store) RulesetPublished(ctx context.Context, envID string) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE published_rulesets SET published_at = now() WHERE environment_id = $1`, envID)
-	return err
-}
-
-// ForgetRuleset drops the version row of a deleted environment after its tombstone.
-func (s *Store) ForgetRuleset(ctx context.Context, envID string) error {
-	_, err := s.Pool.Exec(ctx, `DELETE FROM published_rulesets WHERE environment_id = $1`, envID)
-	return err
 }

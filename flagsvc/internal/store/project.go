@@ -77,8 +77,45 @@ func (t *Tx) InsertEnvironment(ctx context.Context, e domain.Environment) (domai
 
 // EnvironmentByID returns an environment.
 func (t *Tx) EnvironmentByID(ctx context.Context, id string) (domain.Environment, error) {
-	e, err := scanEnv(t.q().QueryRow(ctx, `SELECT `+envColumns+envFrom+`WHERE e.id = $1`, id))
+	e, err := scanEnv(t.q().QueryRow(ctx, environmentByIDSQL, id))
 	return e, notFound(err, "environment not found")
+}
+
+const environmentByIDSQL = `SELECT ` + envColumns + envFrom + `WHERE e.id = $1`
+
+// RulesetSources is what an environment's ruleset is compiled from.
+type RulesetSources struct {
+	Env      domain.Environment
+	Flags    []domain.Flag
+	Configs  []domain.FlagConfig
+	Versions []int64
+	Segments []domain.Segment
+	SDKKeys  []domain.SDKKey // valid ones only
+}
+
+// RulesetSources reads an environment with its flags, segments and valid SDK keys in one
+// round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
+// (Store.Read) so the parts agree.
+func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, error) {
+	var rs RulesetSources
+	b := &pgx.Batch{}
+	b.Queue(environmentByIDSQL, envID).QueryRow(func(row pgx.Row) (err error) {
+		rs.Env, err = scanEnv(row)
+		return notFound(err, "environment not found")
+	})
+	b.Queue(environmentFlagsSQL, envID).Query(func(rows pgx.Rows) (err error) {
+		rs.Flags, rs.Configs, rs.Versions, err = collectEnvironmentFlags(rows)
+		return err
+	})
+	b.Queue(listSegmentsSQL, envID).Query(func(rows pgx.Rows) (err error) {
+		rs.Segments, err = collectSegments(rows)
+		return err
+	})
+	b.Queue(listSDKKeysSQL, envID, false).Query(func(rows pgx.Rows) (err error) {
+		rs.SDKKeys, err = collectSDKKeys(rows)
+		return err
+	})
+	return rs, t.tx.SendBatch(ctx, b).Close()
 }
 
 // EnvironmentByKey returns a project's environment.
@@ -138,19 +175,19 @@ func (t *Tx) ShareEnvironmentRow(ctx context.Context, id string) (domain.Environ
 	return e, notFound(err, "environment not found")
 }
 
-// BumpRuleset records that the environments' rulesets changed: an outbox row each and a
-// notification to the publisher, inside the caller's transaction, so the publication happens
-// if and only if the change commits. (An environment being deleted gets a tombstone.)
+// BumpRuleset records that the environments' rulesets changed: an outbox row each inside the
+// caller's transaction, so the publication happens if and only if the change commits; the
+// publisher is woken once it has (Store.Bumps). (An environment being deleted gets a tombstone.)
 func (t *Tx) BumpRuleset(ctx context.Context, envIDs ...string) error {
 	if len(envIDs) == 0 {
 		return nil
 	}
-	if _, err := t.q().Exec(ctx, `INSERT INTO outbox (environment_id) SELECT unnest($1::uuid[])`, envIDs); err != nil {
-		return err
-	}
-	_, err := t.q().Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)
+	t.bumped = true
+	_, err := t.q().Exec(ctx, bumpRulesetSQL, envIDs)
 	return err
 }
+
+const bumpRulesetSQL = `INSERT INTO outbox (environment_id) SELECT unnest($1::uuid[])`
 
 // EnvironmentIDsOfProject lists the ids of a project's environments.
 func (t *Tx) EnvironmentIDsOfProject(ctx context.Context, projectID string) ([]string, error) {

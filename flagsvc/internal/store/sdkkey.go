@@ -33,11 +33,17 @@ func (t *Tx) InsertSDKKey(ctx context.Context, k domain.SDKKey, hash []byte, pub
 
 // ListSDKKeys lists an environment's keys, newest first; revoked keys only if asked.
 func (t *Tx) ListSDKKeys(ctx context.Context, envID string, includeRevoked bool) ([]domain.SDKKey, error) {
-	rows, err := t.q().Query(ctx, `SELECT `+sdkKeyColumns+` FROM sdk_keys WHERE environment_id = $1
-		AND ($2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))) ORDER BY created_at DESC, id`, envID, includeRevoked)
+	rows, err := t.q().Query(ctx, listSDKKeysSQL, envID, includeRevoked)
 	if err != nil {
 		return nil, err
 	}
+	return collectSDKKeys(rows)
+}
+
+const listSDKKeysSQL = `SELECT ` + sdkKeyColumns + ` FROM sdk_keys WHERE environment_id = $1
+	AND ($2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))) ORDER BY created_at DESC, id`
+
+func collectSDKKeys(rows pgx.Rows) ([]domain.SDKKey, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.SDKKey, error) { return scanSDKKey(r) })
 }
 

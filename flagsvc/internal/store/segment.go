@@ -62,10 +62,16 @@ func (t *Tx) SegmentByKey(ctx context.Context, envID, key string, forUpdate bool
 
 // ListSegments lists an environment's segments by key.
 func (t *Tx) ListSegments(ctx context.Context, envID string) ([]domain.Segment, error) {
-	rows, err := t.q().Query(ctx, `SELECT `+segmentColumns+` FROM segments s WHERE s.environment_id = $1 ORDER BY s.key`, envID)
+	rows, err := t.q().Query(ctx, listSegmentsSQL, envID)
 	if err != nil {
 		return nil, err
 	}
+	return collectSegments(rows)
+}
+
+const listSegmentsSQL = `SELECT ` + segmentColumns + ` FROM segments s WHERE s.environment_id = $1 ORDER BY s.key`
+
+func collectSegments(rows pgx.Rows) ([]domain.Segment, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Segment, error) { return scanSegment(r) })
 }
 

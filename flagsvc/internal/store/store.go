@@ -23,16 +23,23 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// NotifyChannel is the LISTEN/NOTIFY channel woken by every outbox insert.
+// NotifyChannel is the LISTEN/NOTIFY channel on which replicas wake the publishing leader.
 const NotifyChannel = "switchyard_outbox"
 
 // Store is the Postgres store.
 type Store struct {
-	Pool *pgxpool.Pool
+	Pool  *pgxpool.Pool
+	bumps chan struct{}
 }
 
 // New wraps a pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool, bumps: make(chan struct{}, 1)} }
+
+// Bumps signals after a transaction that wrote outbox rows commits; one pending signal stands
+// for any number of commits. The publisher wakes on it (or, when another replica leads,
+// passes it on with NOTIFY). A NOTIFY inside the transactions themselves would serialize
+// every commit, WAL flush included, on Postgres' notification queue lock.
+func (s *Store) Bumps() <-chan struct{} { return s.bumps }
 
 // Migrate applies the embedded migrations.
 func (s *Store) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
@@ -46,6 +53,8 @@ func (s *Store) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
 // Tx is a transaction with the store's typed queries.
 type Tx struct {
 	tx pgx.Tx
+	// bumped is set when the transaction wrote outbox rows.
+	bumped bool
 }
 
 type querier interface {
@@ -63,10 +72,22 @@ func (t *Tx) PgxTx() pgx.Tx { return t.tx }
 // failures and deadlocks are retried a few times.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
+	var bumped bool
 	for attempt := 0; attempt < 3; attempt++ {
-		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			t := &Tx{tx: tx}
+			err := fn(t)
+			bumped = t.bumped
+			return err
+		})
 		if !pg.IsSerializationFailure(err) {
 			break
+		}
+	}
+	if err == nil && bumped {
+		select {
+		case s.bumps <- struct{}{}:
+		default:
 		}
 	}
 	return translate(err)

@@ -23,12 +23,22 @@ LOGFILE=$STATE/evalrelay.log
 SWITCHYARD_KAFKA_BROKERS=${SWITCHYARD_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT} \
   "$BIN/evalrelay" serve -http-addr "127.0.0.1:$PORT" -state-dir "$STATE" -server-key-rate 0 -client-key-rate 0 >"$LOGFILE" 2>&1 &
 RELAY_PID=$!
-trap 'kill $RELAY_PID 2>/dev/null; wait $RELAY_PID 2>/dev/null; rm -rf "$STATE"' EXIT
+# The benchmark's projects are deleted at the end, so relays do not keep serving them.
+PROJECTS=()
+delete_projects() {
+  local p
+  for p in "${PROJECTS[@]}"; do
+    curl -fs -o /dev/null -X DELETE -H "Authorization: Bearer $(cat "$DATA/admin-token")" "$FLAGSVC/api/v1/projects/$p" ||
+      echo "could not delete the benchmark project $p" >&2
+  done
+}
+trap 'delete_projects; kill $RELAY_PID 2>/dev/null; wait $RELAY_PID 2>/dev/null; rm -rf "$STATE"' EXIT
 RELAY=http://127.0.0.1:$PORT
 wait_until 60 "$LOGFILE" "benchmark relay" curl -fs -o /dev/null "$RELAY/readyz" || exit 1
 
 FLAGSVC=$(service_url flagsvc 8080)
-eval "$("$BIN/relaybench" setup -flagsvc-url "$FLAGSVC" -relay-url "$RELAY" -project "bench-relay-$(date +%s)")"
+PROJECTS+=("bench-relay-$(date +%s)")
+eval "$("$BIN/relaybench" setup -flagsvc-url "$FLAGSVC" -relay-url "$RELAY" -project "${PROJECTS[0]}")"
 # Wait until the relay serves the new environment, then read its ETag.
 for _ in $(seq 1 100); do
   ETAG=$(curl -s -o /dev/null -D - -H "Authorization: $SERVER_KEY" "$RELAY/sdk/v1/ruleset" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
@@ -53,8 +63,8 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 LUAEOF
-# Latency at a moderate load (8 connections) and the throughput ceiling (64 connections).
-for CONNS in 8 64; do
+# Latency at light and moderate loads (2 and 8 connections) and the throughput ceiling (64).
+for CONNS in 2 8 64; do
   echo "== 2. POST /sdk/v1/evaluate, 10 flags per request, random contexts, wrk -t2 -c$CONNS -d$DURATION"
   wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$RELAY/sdk/v1/evaluate" | sed -n '1,20p'
 done
@@ -71,6 +81,7 @@ for RATE in ${RATES:-2000 5000 10000}; do
 done
 rm -f "$TARGETS"
 
+PROJECTS+=("bench-prop-$(date +%s)")
 echo "== 3. Propagation: flag service API -> Kafka -> relay -> 1,000 streaming SDK clients"
 "$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
-  -project "bench-prop-$(date +%s)"
+  -project "${PROJECTS[1]}"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
 	"github.com/switchyard-io/switchyard/platform/errs"
+	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
 
@@ -45,6 +46,16 @@ type metrics struct {
 	streams     prometheus.Gauge
 	evaluations *prometheus.CounterVec
 	limited     prometheus.Counter
+	// byReason holds evaluations' counters by endpoint and reason, looked up once, not per
+	// evaluation (WithLabelValues hashes its labels on every call).
+	byReason map[string]map[evaluation.Reason]prometheus.Counter
+}
+
+func (m *metrics) counted(endpoint string, r evaluation.Reason) prometheus.Counter {
+	if c, ok := m.byReason[endpoint][r]; ok {
+		return c
+	}
+	return m.evaluations.WithLabelValues(endpoint, string(r))
 }
 
 const keyLocal = "sdkkey"
@@ -61,6 +72,14 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 		}, []string{"endpoint", "reason"}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "evalrelay_rate_limited_total", Help: "Requests refused by per-key rate limits."}),
 	}}
+	a.metrics.byReason = map[string]map[evaluation.Reason]prometheus.Counter{}
+	for _, endpoint := range []string{"evaluate", "ofrep"} {
+		a.metrics.byReason[endpoint] = map[evaluation.Reason]prometheus.Counter{}
+		for _, r := range []evaluation.Reason{evaluation.ReasonDisabled, evaluation.ReasonPrerequisiteFailed,
+			evaluation.ReasonTargetingMatch, evaluation.ReasonSplit, evaluation.ReasonDefault, evaluation.ReasonError} {
+			a.metrics.byReason[endpoint][r] = a.metrics.evaluations.WithLabelValues(endpoint, string(r))
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(a.metrics.streams, a.metrics.evaluations, a.metrics.limited, &rulesetCollector{store: store})
 	}

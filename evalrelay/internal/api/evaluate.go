@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -16,8 +18,8 @@ import (
 
 // evaluateRequest asks for some (or all) flags for one context.
 type evaluateRequest struct {
-	Context json.RawMessage `json:"context"`
-	Flags   []string        `json:"flags"`
+	Context any      `json:"context"`
+	Flags   []string `json:"flags"`
 }
 
 // flagResult is one remote evaluation. Value is absent when the caller's fallback applies.
@@ -32,39 +34,98 @@ type flagResult struct {
 }
 
 // evaluate is remote evaluation for clients that do not evaluate locally: the requested
-// flags (default: all) for one context. Client keys see client-side flags only.
+// flags (default: all) for one context. Client keys see client-side flags only. The answer is
+// {"flags": {key: result}, "version": n}, written by hand (see appendResult): at 10k requests
+// a second, reflection over a map of results was a fifth of the relay's CPU.
 func (a *API) evaluate(c *fiber.Ctx) error {
 	key := keyOf(c)
 	var req evaluateRequest
 	if err := json.Unmarshal(c.Body(), &req); err != nil {
 		return errs.Malformed("", "body must be {\"context\": {...}, \"flags\": [...]}: %v", err)
 	}
-	if len(req.Context) == 0 {
+	if req.Context == nil {
 		return errs.Malformed("context", "is required")
 	}
-	ctx, err := evaluation.ParseContext(req.Context)
+	obj, _ := req.Context.(map[string]any)
+	ctx, err := evaluation.ContextFromObject(obj)
 	if err != nil {
 		return errs.Invalid("context", "%v", err)
 	}
 	rs := key.Entry.Compiled
 	clientOnly := key.Kind == ruleset.KeyClient
-	out := make(map[string]flagResult, len(req.Flags))
+	buf := append(make([]byte, 0, 128+96*max(len(req.Flags), 8)), `{"flags":{`...)
+	n := 0
+	add := func(flag string, r evaluation.Result) {
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = appendJSONString(buf, flag)
+		buf = append(buf, ':')
+		buf = appendResult(buf, a.result(r, "evaluate"))
+	}
 	if len(req.Flags) == 0 {
 		for _, r := range rs.EvaluateAll(ctx, clientOnly) {
-			out[r.FlagKey()] = a.result(r, "evaluate")
+			add(r.FlagKey(), r)
 		}
 	} else {
-		for _, k := range req.Flags {
+		for i, k := range req.Flags {
+			if slices.Contains(req.Flags[:i], k) {
+				continue // asked twice: answered once
+			}
 			var r evaluation.Result
 			if visible(rs, k, clientOnly) {
 				r = rs.Evaluate(k, ctx)
 			} else {
 				r = evaluation.Result{Reason: evaluation.ReasonError, ErrorCode: evaluation.ErrorFlagNotFound, RuleIndex: -1}
 			}
-			out[k] = a.result(r, "evaluate")
+			add(k, r)
 		}
 	}
-	return c.JSON(fiber.Map{"flags": out, "version": key.Entry.Version})
+	buf = append(buf, `},"version":`...)
+	buf = strconv.AppendInt(buf, key.Entry.Version, 10)
+	buf = append(buf, '}')
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(buf)
+}
+
+// appendResult appends r as the JSON object flagResult describes. The value is the
+// variation's JSON as published (valid: the relay compiled the ruleset it came in).
+func appendResult(b []byte, r flagResult) []byte {
+	b = append(b, `{"reason":`...)
+	b = appendJSONString(b, r.Reason)
+	if len(r.Value) > 0 {
+		b = append(b, `,"value":`...)
+		b = append(b, r.Value...)
+	}
+	for _, f := range [...]struct{ name, v string }{{"variation", r.Variation}, {"error_code", r.ErrorCode},
+		{"rule_id", r.RuleID}, {"experiment_key", r.ExperimentKey}} {
+		if f.v != "" {
+			b = append(b, ',', '"')
+			b = append(b, f.name...)
+			b = append(b, '"', ':')
+			b = appendJSONString(b, f.v)
+		}
+	}
+	if r.Version != 0 {
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, r.Version, 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: copied when it needs no escaping (flag keys,
+// variation keys, reasons and rule ids always), else through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func visible(rs *evaluation.Ruleset, key string, clientOnly bool) bool {
@@ -73,7 +134,7 @@ func visible(rs *evaluation.Ruleset, key string, clientOnly bool) bool {
 }
 
 func (a *API) result(r evaluation.Result, endpoint string) flagResult {
-	a.metrics.evaluations.WithLabelValues(endpoint, string(r.Reason)).Inc()
+	a.metrics.counted(endpoint, r.Reason).Inc()
 	out := flagResult{Reason: string(r.Reason), ErrorCode: string(r.ErrorCode), RuleID: r.RuleID(), Version: r.FlagVersion(),
 		ExperimentKey: r.ExperimentKey()}
 	if r.Variation != nil {
@@ -144,7 +205,7 @@ func (a *API) ofrepEvaluate(e *rulesets.Entry, flag string, ctx evaluation.Conte
 		return ofrepFailure{Key: flag, ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: fmt.Sprintf("flag %q not found", flag)}, fiber.StatusNotFound
 	}
 	r := e.Compiled.Evaluate(flag, ctx)
-	a.metrics.evaluations.WithLabelValues("ofrep", string(r.Reason)).Inc()
+	a.metrics.counted("ofrep", r.Reason).Inc()
 	if r.Reason == evaluation.ReasonError {
 		code := string(r.ErrorCode)
 		switch r.ErrorCode {

@@ -19,7 +19,7 @@ import (
 func main() {
 	var cfg loadtest.Config
 	var tokenFile string
-	var skipList bool
+	var skipList, keep bool
 	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "flag service URL")
 	flag.StringVar(&tokenFile, "token-file", ".data/admin-token", "file with an owner API token")
 	flag.IntVar(&cfg.Rate, "rate", 200, "toggles per second")
@@ -28,6 +28,7 @@ func main() {
 	flag.IntVar(&cfg.ListFlags, "list-flags", 10000, "flags in the list/search project")
 	flag.IntVar(&cfg.ListRequests, "list-requests", 200, "requests per list/search query")
 	flag.BoolVar(&skipList, "skip-list", false, "skip the list/search benchmark")
+	flag.BoolVar(&keep, "keep", false, "keep the benchmark's projects instead of deleting them")
 	flag.Parse()
 	raw, err := os.ReadFile(tokenFile)
 	if err != nil {
@@ -37,16 +38,34 @@ func main() {
 	ctx := context.Background()
 	c := loadtest.NewClient(cfg.URL, cfg.Token)
 	suffix := fmt.Sprint(time.Now().Unix())
+	// The projects are deleted afterwards (unless -keep): left behind, every relay would go on
+	// holding their rulesets, 10,000 flags each, and the next benchmark would measure that.
+	var created []string
+	cleanup := func() {
+		if keep {
+			return
+		}
+		for _, p := range created {
+			if _, err := c.Do(ctx, "DELETE", "/api/v1/projects/"+p, nil, nil); err != nil {
+				fmt.Fprintln(os.Stderr, "flagsvcbench: could not delete project", p+":", err)
+			}
+		}
+	}
+	created = append(created, "bench-toggle-"+suffix)
 	api, prop, err := loadtest.Toggles(ctx, c, cfg, "bench-toggle-"+suffix, os.Stdout)
 	if err != nil {
+		cleanup()
 		fail(err)
 	}
 	fmt.Printf("toggle API latency:       %s\n", api)
 	fmt.Printf("commit -> Kafka ack:      %s\n", prop)
 	if skipList {
+		cleanup()
 		return
 	}
+	created = append(created, "bench-list-"+suffix)
 	res, err := loadtest.ListSearch(ctx, c, cfg, "bench-list-"+suffix, os.Stdout)
+	cleanup()
 	if err != nil {
 		fail(err)
 	}

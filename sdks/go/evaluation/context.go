@@ -196,9 +196,27 @@ func ParseContext(data []byte) (Context, error) {
 	return c, nil
 }
 
+// ContextFromObject is ParseContext for a context already decoded by encoding/json into a
+// map (numbers as float64), so a server that decodes a request once need not parse its
+// context twice.
+func ContextFromObject(obj map[string]any) (Context, error) {
+	c, err := contextFromObject(obj)
+	if err != nil {
+		return Context{err: err}, err
+	}
+	return c, nil
+}
+
 func parseContext(data []byte) (Context, error) {
 	var obj map[string]any
-	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return Context{}, fmt.Errorf("%w: not a JSON object", ErrInvalidContext)
+	}
+	return contextFromObject(obj)
+}
+
+func contextFromObject(obj map[string]any) (Context, error) {
+	if obj == nil {
 		return Context{}, fmt.Errorf("%w: not a JSON object", ErrInvalidContext)
 	}
 	kind := ruleset.DefaultContextKind

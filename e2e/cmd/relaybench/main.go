@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/e2e/stack"
+	"github.com/switchyard-io/switchyard/platform/promscrape"
 	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
 )
 
@@ -239,6 +240,13 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 		fmt.Printf("relay RSS: %d KB before, %d KB with the streams open: %.1f KB per stream\n", before, after,
 			float64(after-before)/float64(ready.Load()))
 	}
+	relayMetrics := strings.TrimRight(relay, "/") + "/metrics"
+	const delivery = "evalrelay_stream_delivery_seconds"
+	page, err := promscrape.Fetch(ctx, http.DefaultClient, relayMetrics)
+	if err != nil {
+		return err
+	}
+	deliveredBefore := promscrape.ParseHistogram(page, delivery)
 	var lat, first []time.Duration
 	missed := 0
 	for m := 0; m < changes; m++ {
@@ -282,6 +290,12 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	fmt.Printf("propagation (API request sent -> client listener fired), %d observations over %d changes, %d missed:\n", len(lat), changes, missed)
 	fmt.Printf("  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", ms(q(0.5)), ms(q(0.9)), ms(q(0.99)), ms(lat[len(lat)-1]))
+	// The relay's share: from its receiving each ruleset to its having written it to a stream.
+	if page, err = promscrape.Fetch(ctx, http.DefaultClient, relayMetrics); err != nil {
+		return err
+	}
+	fmt.Printf("relay, ruleset received -> written to each stream: %s\n",
+		promscrape.ParseHistogram(page, delivery).Minus(deliveredBefore).Summary("writes"))
 	return nil
 }
 

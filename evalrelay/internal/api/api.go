@@ -46,6 +46,9 @@ type metrics struct {
 	streams     prometheus.Gauge
 	evaluations *prometheus.CounterVec
 	limited     prometheus.Counter
+	// delivery is the time from the relay receiving a ruleset to having written it to a stream,
+	// one observation per stream per update: the relay's share of propagation.
+	delivery prometheus.Histogram
 	// byReason holds evaluations' counters by endpoint and reason, looked up once, not per
 	// evaluation (WithLabelValues hashes its labels on every call).
 	byReason map[string]map[evaluation.Reason]prometheus.Counter
@@ -71,6 +74,11 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 			Name: "evalrelay_evaluations_total", Help: "Remote flag evaluations, by endpoint and reason.",
 		}, []string{"endpoint", "reason"}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "evalrelay_rate_limited_total", Help: "Requests refused by per-key rate limits."}),
+		delivery: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "evalrelay_stream_delivery_seconds",
+			Help:    "Time from receiving a ruleset update to writing it to a stream, per stream.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
+		}),
 	}}
 	a.metrics.byReason = map[string]map[evaluation.Reason]prometheus.Counter{}
 	for _, endpoint := range []string{"evaluate", "ofrep"} {
@@ -81,7 +89,7 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(a.metrics.streams, a.metrics.evaluations, a.metrics.limited, &rulesetCollector{store: store})
+		reg.MustRegister(a.metrics.streams, a.metrics.evaluations, a.metrics.limited, a.metrics.delivery, &rulesetCollector{store: store})
 	}
 	browser := cors.New(cors.Config{
 		AllowOrigins:  cfg.CORSOrigins,

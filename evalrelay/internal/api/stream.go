@@ -24,7 +24,7 @@ func (a *API) stream(c *fiber.Ctx) error {
 		first = key.Entry
 	}
 	heartbeat := a.cfg.Heartbeat
-	streams := a.metrics.streams
+	streams, delivery := a.metrics.streams, a.metrics.delivery
 	store := a.store
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		streams.Inc()
@@ -45,6 +45,7 @@ func (a *API) stream(c *fiber.Ctx) error {
 					if writePut(w, e) != nil {
 						return
 					}
+					delivery.Observe(time.Since(e.ReceivedAt).Seconds())
 					sent = e.Version
 				}
 			case <-tick.C:

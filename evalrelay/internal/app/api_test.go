@@ -131,6 +131,18 @@ func TestStreamAcrossTwoRelays(t *testing.T) {
 	if rs.Version != 3 {
 		t.Fatalf("after an older record, want version 3, got %d", rs.Version)
 	}
+	// Relay a timed its two updates to its one stream (versions 2 and 3; the first put is
+	// the connection's, not an update).
+	// (Observed just after the write, so poll.)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, metrics := get(t, "GET", a.base+"/metrics", "", "")
+		if strings.Contains(string(metrics), "evalrelay_stream_delivery_seconds_count 2\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want two stream deliveries timed on relay a:\n%s", grepLines(string(metrics), "evalrelay_stream_delivery"))
+		}
+	}
 	// Heartbeats (1 s in tests) arrive while nothing changes.
 	deadline := time.Now().Add(5 * time.Second)
 	pings := 0
@@ -314,4 +326,14 @@ func TestBootsFromDiskWhenKafkaIsDown(t *testing.T) {
 	if got, _ := readPut(t, sse); got.Version != 4 {
 		t.Fatal(fmt.Sprint("stream from disk: ", got.Version))
 	}
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

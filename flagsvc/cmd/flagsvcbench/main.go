@@ -58,7 +58,7 @@ func main() {
 		fail(err)
 	}
 	fmt.Printf("toggle API latency:       %s\n", api)
-	fmt.Printf("commit -> Kafka ack:      %s\n", prop)
+	fmt.Printf("commit -> Kafka ack:      %s\n", prop.Summary("publishes"))
 	if skipList {
 		cleanup()
 		return

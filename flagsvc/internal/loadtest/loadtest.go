@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/platform/apiclient"
+	"github.com/switchyard-io/switchyard/platform/promscrape"
 )
 
 // Config says what to measure.
@@ -70,7 +70,7 @@ func boolFlag(key string) map[string]any {
 // an open-loop generator. It returns the API latencies, and the commit-to-Kafka-ack latency
 // from the publisher's own histogram (scraped from /metrics before and after the run; each
 // observation is the oldest change a publish carried, so it is the worst case of its batch).
-func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.Writer) (api Stats, commitToAck HistogramDelta, err error) {
+func Toggles(ctx context.Context, c *Client, cfg Config, project string, out io.Writer) (api Stats, commitToAck promscrape.Histogram, err error) {
 	if _, err = c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"key": project, "name": project}, nil); err != nil {
 		return
 	}
@@ -141,101 +141,10 @@ func openLoop(rate, n int, fn func(i int) error) (lats []time.Duration, failures
 	return lats, failures
 }
 
-// HistogramDelta is a Prometheus histogram (cumulative bucket counts by upper bound).
-type HistogramDelta struct {
-	Bounds []float64
-	Counts []float64
-	Count  float64
-}
-
-// Minus subtracts an earlier scrape.
-func (h HistogramDelta) Minus(o HistogramDelta) HistogramDelta {
-	out := HistogramDelta{Bounds: h.Bounds, Counts: make([]float64, len(h.Counts)), Count: h.Count - o.Count}
-	for i := range h.Counts {
-		out.Counts[i] = h.Counts[i]
-		if i < len(o.Counts) {
-			out.Counts[i] -= o.Counts[i]
-		}
-	}
-	return out
-}
-
-// Quantile estimates a quantile by linear interpolation inside the bucket, like PromQL's
-// histogram_quantile.
-func (h HistogramDelta) Quantile(q float64) time.Duration {
-	if h.Count == 0 {
-		return 0
-	}
-	rank := q * h.Count
-	lower, prev := 0.0, 0.0
-	for i, b := range h.Bounds {
-		if h.Counts[i] >= rank {
-			frac := (rank - prev) / (h.Counts[i] - prev)
-			return time.Duration((lower + frac*(b-lower)) * float64(time.Second))
-		}
-		lower, prev = b, h.Counts[i]
-	}
-	return time.Duration(lower * float64(time.Second))
-}
-
-func (h HistogramDelta) String() string {
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-	return fmt.Sprintf("publishes=%.0f p50≈%s p90≈%s p99≈%s (bucket-interpolated)", h.Count, ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99)))
-}
-
 // Histogram scrapes one histogram from the service's /metrics.
-func (c *Client) Histogram(ctx context.Context, name string) (HistogramDelta, error) {
-	raw, err := c.metrics(ctx)
-	if err != nil {
-		return HistogramDelta{}, err
-	}
-	var h HistogramDelta
-	for _, line := range strings.Split(string(raw), "\n") {
-		switch {
-		case strings.HasPrefix(line, name+"_bucket{le=\""):
-			rest := strings.TrimPrefix(line, name+"_bucket{le=\"")
-			le, val, _ := strings.Cut(rest, "\"} ")
-			if le == "+Inf" {
-				continue
-			}
-			var b, v float64
-			fmt.Sscan(le, &b)
-			fmt.Sscan(val, &v)
-			h.Bounds, h.Counts = append(h.Bounds, b), append(h.Counts, v)
-		case strings.HasPrefix(line, name+"_count "):
-			fmt.Sscan(strings.TrimPrefix(line, name+"_count "), &h.Count)
-		}
-	}
-	return h, nil
-}
-
-// Gauge reads an unlabelled gauge from the flag service's /metrics.
-func (c *Client) Gauge(ctx context.Context, name string) (float64, error) {
-	raw, err := c.metrics(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			_, err := fmt.Sscan(v, &f)
-			return f, err
-		}
-	}
-	return 0, fmt.Errorf("no gauge %s in /metrics", name)
-}
-
-func (c *Client) metrics(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
+func (c *Client) Histogram(ctx context.Context, name string) (promscrape.Histogram, error) {
+	raw, err := promscrape.Fetch(ctx, c.HTTP, c.Base+"/metrics")
+	return promscrape.ParseHistogram(raw, name), err
 }
 
 // WaitPublished waits until the publisher has no unpublished changes (twice in a row, a
@@ -247,9 +156,13 @@ func (c *Client) WaitPublished(ctx context.Context, timeout time.Duration) error
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the publisher still had pending changes after %s", timeout)
 		}
-		n, err := c.Gauge(ctx, "flagsvc_outbox_pending_environments")
+		raw, err := promscrape.Fetch(ctx, c.HTTP, c.Base+"/metrics")
 		if err != nil {
 			return err
+		}
+		n, ok := promscrape.ParseGauge(raw, "flagsvc_outbox_pending_environments")
+		if !ok {
+			return fmt.Errorf("no flagsvc_outbox_pending_environments in /metrics")
 		}
 		if n == 0 {
 			quiet++

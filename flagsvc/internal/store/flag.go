@@ -310,7 +310,7 @@ type ConfigTarget struct {
 func (t *Tx) LockConfigTarget(ctx context.Context, orgID, projectKey, flagKey, envKey string) (ConfigTarget, bool, error) {
 	var ct ConfigTarget
 	var raw []byte
-	p := &ct.Project
+	dest := append(append(projectDest(&ct.Project), envDest(&ct.Env)...), &raw, &ct.Version, &ct.UpdatedAt)
 	f, err := scanFlagWith(t.q().QueryRow(ctx, `SELECT `+flagColumns+`,
 		p.id, p.org_id, p.key, p.name, p.description, p.created_at, p.updated_at, `+envColumns+`, c.config, c.version, c.updated_at
 		FROM projects p
@@ -319,11 +319,7 @@ func (t *Tx) LockConfigTarget(ctx context.Context, orgID, projectKey, flagKey, e
 		JOIN flag_configs c ON c.flag_id = f.id AND c.environment_id = e.id
 		LEFT JOIN published_rulesets pr ON pr.environment_id = e.id
 		WHERE p.org_id = $1 AND p.key = $2
-		FOR SHARE OF f, e FOR UPDATE OF c`, orgID, projectKey, flagKey, envKey),
-		&p.ID, &p.OrgID, &p.Key, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt,
-		&ct.Env.ID, &ct.Env.ProjectID, &ct.Env.ProjectKey, &ct.Env.OrgID, &ct.Env.Key, &ct.Env.Name, &ct.Env.Color,
-		&ct.Env.Critical, &ct.Env.Locked, &ct.Env.LockReason, &ct.Env.Position, &ct.Env.RulesetVersion, &ct.Env.CreatedAt,
-		&ct.Env.UpdatedAt, &raw, &ct.Version, &ct.UpdatedAt)
+		FOR SHARE OF f, e FOR UPDATE OF c`, orgID, projectKey, flagKey, envKey), dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ct, false, nil
 	}

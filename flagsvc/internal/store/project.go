@@ -12,8 +12,13 @@ const projectColumns = `id, org_id, key, name, description, created_at, updated_
 
 func scanProject(row pgx.Row) (domain.Project, error) {
 	var p domain.Project
-	err := row.Scan(&p.ID, &p.OrgID, &p.Key, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(projectDest(&p)...)
 	return p, err
+}
+
+// projectDest is where projectColumns scan to.
+func projectDest(p *domain.Project) []any {
+	return []any{&p.ID, &p.OrgID, &p.Key, &p.Name, &p.Description, &p.CreatedAt, &p.UpdatedAt}
 }
 
 // InsertProject inserts a project.
@@ -58,9 +63,14 @@ const envFrom = ` FROM environments e JOIN projects p ON p.id = e.project_id
 
 func scanEnv(row pgx.Row) (domain.Environment, error) {
 	var e domain.Environment
-	err := row.Scan(&e.ID, &e.ProjectID, &e.ProjectKey, &e.OrgID, &e.Key, &e.Name, &e.Color, &e.Critical, &e.Locked,
-		&e.LockReason, &e.Position, &e.RulesetVersion, &e.CreatedAt, &e.UpdatedAt)
+	err := row.Scan(envDest(&e)...)
 	return e, err
+}
+
+// envDest is where envColumns scan to.
+func envDest(e *domain.Environment) []any {
+	return []any{&e.ID, &e.ProjectID, &e.ProjectKey, &e.OrgID, &e.Key, &e.Name, &e.Color, &e.Critical, &e.Locked,
+		&e.LockReason, &e.Position, &e.RulesetVersion, &e.CreatedAt, &e.UpdatedAt}
 }
 
 // InsertEnvironment inserts an environment at the end of the project's list.

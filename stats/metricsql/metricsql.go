@@ -224,32 +224,51 @@ const (
 // placeholders appear in the text, so each piece is built where it is written.
 func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, cohortTo int64, a *args) (string, error) {
 	cohort := cohortFrom > 0 || cohortTo > 0
-	events := `SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts
+	eventsSQL := func() (string, error) {
+		events := `SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts
 		FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key = ` + a.add(m.EventKey) +
-		` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)`
-	if !to.IsZero() {
-		events += ` AND timestamp < toDateTime(` + a.add(to.Unix()) + `)`
+			` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)`
+		if !to.IsZero() {
+			events += ` AND timestamp < toDateTime(` + a.add(to.Unix()) + `)`
+		}
+		filters, err := filterSQL(m.Filters, a)
+		if err != nil {
+			return "", err
+		}
+		events += ` AND ` + filters + x.slice()
+		if cohort {
+			// Only the cohort's events are grouped: a CUPED pre-period spans days of every
+			// context's events, the cohort is one day's new units.
+			events += ` AND (context_kind, context_key) IN (SELECT context_kind, context_key FROM (` + firstExposuresSQL(x, cohortFrom, cohortTo, a) + `))`
+		}
+		return events + ` GROUP BY context_kind, context_key, event_id`, nil
 	}
-	filters, err := filterSQL(m.Filters, a)
+	// ClickHouse builds the join's right side into an in-memory hash table, so the smaller side
+	// goes there. A results refresh reads raw only a recent stretch — a day being folded, the
+	// tail since the last fold, a cohort's pre-period (restricted to the cohort) — which has
+	// fewer rows than the experiment's units. A rollout, or a read of raw events only, spans
+	// every event since the start: its units go on the right.
+	eventsRight := !x.rollout() && (cohort || (!to.IsZero() && to.Sub(from) <= 48*time.Hour))
+	var left, right string
+	var err error
+	if eventsRight { // built in text order: placeholders are bound in the order they appear
+		left = firstExposuresSQL(x, cohortFrom, cohortTo, a)
+		right, err = eventsSQL()
+	} else {
+		left, err = eventsSQL()
+		right = firstExposuresSQL(x, cohortFrom, cohortTo, a)
+	}
 	if err != nil {
 		return "", err
 	}
-	events += ` AND ` + filters + x.slice()
-	if cohort {
-		// Only the cohort's events are grouped: a CUPED pre-period spans days of every
-		// context's events, the cohort is one day's new units.
-		events += ` AND (context_kind, context_key) IN (SELECT context_kind, context_key FROM (` + firstExposuresSQL(x, cohortFrom, cohortTo, a) + `))`
-	}
-	events += ` GROUP BY context_kind, context_key, event_id`
-	units := firstExposuresSQL(x, cohortFrom, cohortTo, a)
 	var window string
 	if part == PartMetric {
 		window = fmt.Sprintf("ts >= first_ms + %d AND ts < first_ms + %d", m.WindowStart.Milliseconds(), m.WindowEnd.Milliseconds())
 	} else {
 		window = fmt.Sprintf("ts < first_ms AND ts + %d >= first_ms", m.CUPEDPreperiod.Milliseconds())
 	}
-	return `SELECT context_kind, context_key, count() AS events, sum(value) AS value_sum FROM (` + events + `)
-		ALL INNER JOIN (` + units + `) USING (context_kind, context_key)
+	return `SELECT context_kind, context_key, count() AS events, sum(value) AS value_sum FROM (` + left + `)
+		ALL INNER JOIN (` + right + `) USING (context_kind, context_key)
 		WHERE ` + window + `
 		GROUP BY context_kind, context_key`, nil
 }

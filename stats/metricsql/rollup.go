@@ -33,6 +33,9 @@ func (f Folds) Add(m *Metric, part int, id int64) {
 	f[k] = append(f[k], id)
 }
 
+// newID is a fold or units snapshot id: random, and positive so it fits Postgres' bigint as is.
+func newID() int64 { return rand.Int64N(1<<63-1) + 1 }
+
 // Day truncates t to its UTC day.
 func Day(t time.Time) time.Time {
 	t = t.UTC()
@@ -66,7 +69,7 @@ func fold(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, part i
 	if x.rollout() {
 		return 0, fmt.Errorf("metricsql: a rollout (flag %q) is read raw, not folded", x.Flag)
 	}
-	id := rand.Int64N(1<<63-1) + 1 // positive, so it fits Postgres' bigint as is
+	id := newID()
 	var a args
 	head := `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
 		context_kind, context_key, events, value_sum)

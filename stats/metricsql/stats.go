@@ -105,13 +105,11 @@ func unitValue(kind, events, sum string) string {
 // context. With millions of units a hash join keeps a whole side in memory; an aggregation
 // holds a few numbers per context and can spill to disk (max_bytes_before_external_group_by).
 func perContextSQL(x Experiment, m *Metric, s Snapshot, cuped bool, a *args) (string, error) {
-	var units string
+	units := `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM `
 	if x.units != 0 {
-		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum
-		FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + ` AND variation != ''` + x.unitSlice()
+		units += `experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + ` AND variation != ''` + x.unitSlice()
 	} else {
-		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` +
-			unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
+		units += `(` + unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
 	}
 	main, den := m, (*Metric)(nil)
 	if m.Kind == Ratio {

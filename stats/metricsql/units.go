@@ -3,7 +3,6 @@ package metricsql
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -39,7 +38,7 @@ func MaterializeUnits(ctx context.Context, conn driver.Conn, x Experiment, now t
 	if err := conn.QueryRow(ctx, `SELECT count() FROM `+table+` WHERE `+cond, a...).Scan(&rows); err != nil {
 		return 0, Exposure{}, fmt.Errorf("metricsql: count units: %w", err)
 	}
-	id := rand.Int64N(1<<63-1) + 1
+	id := newID()
 	slices := min(max(int((int64(rows)+StateRowsPerSlice-1)/StateRowsPerSlice), 1), sliceBuckets)
 	for i := 0; i < slices; i++ {
 		var a args

@@ -69,10 +69,9 @@ func (a *API) evaluate(c *fiber.Ctx) error {
 			add(r.FlagKey(), r)
 		}
 	} else {
-		for i, k := range req.Flags {
-			if slices.Contains(req.Flags[:i], k) {
-				continue // asked twice: answered once
-			}
+		// Keys in order, each once (a flag asked twice is answered once).
+		slices.Sort(req.Flags)
+		for _, k := range slices.Compact(req.Flags) {
 			var r evaluation.Result
 			if visible(rs, k, clientOnly) {
 				r = rs.Evaluate(k, ctx)

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -41,8 +42,9 @@ func main() {
 	project := fs.String("project", "bench-relay", "project to create")
 	clients := fs.Int("clients", 1000, "streaming SDK clients (propagation)")
 	changes := fs.Int("changes", 20, "flag changes to time (propagation)")
+	padFlags := fs.Int("flags", 0, "extra flags in the environment, so that the ruleset is that much larger (propagation)")
 	relayPid := fs.Int("relay-pid", 0, "relay process id, for memory per stream (propagation)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (propagation)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process while it times the changes (propagation)")
 	sdkKey := fs.String("key", "", "SDK key the targets send (targets)")
 	targetCount := fs.Int("n", 10000, "how many targets (targets)")
 	_ = fs.Parse(os.Args[2:])
@@ -60,13 +62,7 @@ func main() {
 	case "setup":
 		fail(setup(ctx, api, *project))
 	case "propagation":
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			fail(err)
-			fail(pprof.StartCPUProfile(f))
-			defer pprof.StopCPUProfile()
-		}
-		fail(propagation(ctx, api, *relay, *project, *clients, *changes, *relayPid))
+		fail(propagation(ctx, api, *relay, *project, *clients, *changes, *padFlags, *relayPid, *cpuProfile))
 	default:
 		fail(fmt.Errorf("unknown command %q", os.Args[1]))
 	}
@@ -146,6 +142,62 @@ func targets(w io.Writer, relay, key string, n int) error {
 	return nil
 }
 
+// createFlags adds n flags (pad-0, pad-1, ...) to the project, eight requests at a time.
+func createFlags(ctx context.Context, api stack.API, project string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	next := make(chan int)
+	errc := make(chan error, 8)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				_, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags", boolFlag(fmt.Sprintf("pad-%d", i)), nil)
+				if err != nil && !strings.Contains(err.Error(), "409") {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case err = <-errc:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err == nil && len(errc) > 0 {
+		err = <-errc
+	}
+	return err
+}
+
+// cpuTime is the CPU time (user + system) a process has used so far; 0 when unreadable.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')';
+	// utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per second).
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	var user, sys int64
+	fmt.Sscan(fields[11], &user)
+	fmt.Sscan(fields[12], &sys)
+	return time.Duration(user+sys) * 10 * time.Millisecond
+}
+
 func rssKB(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -162,13 +214,16 @@ func rssKB(pid int) int {
 }
 
 // propagation measures API change → every streaming client sees it.
-func propagation(ctx context.Context, api stack.API, relay, project string, n, changes, pid int) error {
+func propagation(ctx context.Context, api stack.API, relay, project string, n, changes, pad, pid int, cpuProfile string) error {
 	if _, err := api.Do(ctx, "POST", "/api/v1/projects", map[string]any{"key": project, "name": project}, nil); err != nil &&
 		!strings.Contains(err.Error(), "409") {
 		return err
 	}
 	if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags", boolFlag("propagate"), nil); err != nil &&
 		!strings.Contains(err.Error(), "409") {
+		return err
+	}
+	if err := createFlags(ctx, api, project, pad); err != nil {
 		return err
 	}
 	var k struct {
@@ -249,6 +304,17 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 	deliveredBefore := promscrape.ParseHistogram(page, delivery)
 	var lat, first []time.Duration
 	missed := 0
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	selfBefore, relayBefore := cpuTime(os.Getpid()), cpuTime(pid)
 	for m := 0; m < changes; m++ {
 		on := m%2 == 0
 		t0 := time.Now()
@@ -280,6 +346,10 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 		first = append(first, firstSeen)
 		time.Sleep(200 * time.Millisecond)
 	}
+	selfCPU, relayCPU := cpuTime(os.Getpid())-selfBefore, cpuTime(pid)-relayBefore
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	sort.Slice(first, func(i, j int) bool { return first[i] < first[j] })
 	fmt.Printf("first client to see each change (the pipeline without the fan-out): p50 %.1f ms, max %.1f ms\n",
 		ms(first[len(first)/2]), ms(first[len(first)-1]))
@@ -296,6 +366,10 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 	}
 	fmt.Printf("relay, ruleset received -> written to each stream: %s\n",
 		promscrape.ParseHistogram(page, delivery).Minus(deliveredBefore).Summary("writes"))
+	// CPU per change (including the 200 ms pauses' idle heartbeats, which are negligible).
+	fmt.Printf("CPU per change: SDK clients %.1f ms (%.0f µs per client), relay %.1f ms\n",
+		ms(selfCPU/time.Duration(changes)), float64(selfCPU.Microseconds())/float64(changes)/float64(max(ready.Load(), 1)),
+		ms(relayCPU/time.Duration(changes)))
 	return nil
 }
 

@@ -30,6 +30,8 @@ type Config struct {
 	ClientRate float64
 	// CORSOrigins lists the origins browsers may call client endpoints from ("*": any).
 	CORSOrigins string
+	// NoPatches streams every change as the whole ruleset (put), even to SDKs asking for patches.
+	NoPatches bool
 }
 
 // API holds the handlers.
@@ -49,6 +51,10 @@ type metrics struct {
 	// delivery is the time from the relay receiving a ruleset to having written it to a stream,
 	// one observation per stream per update: the relay's share of propagation.
 	delivery prometheus.Histogram
+	// events counts the updates written to streams by event: a full ruleset (put) or only
+	// what changed (patch).
+	events        *prometheus.CounterVec
+	puts, patches prometheus.Counter
 	// byReason holds evaluations' counters by endpoint and reason, looked up once, not per
 	// evaluation (WithLabelValues hashes its labels on every call).
 	byReason map[string]map[evaluation.Reason]prometheus.Counter
@@ -79,7 +85,11 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 			Help:    "Time from receiving a ruleset update to writing it to a stream, per stream.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
 		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evalrelay_stream_events_total", Help: "Ruleset updates written to streams, by event (put: whole ruleset, patch: changes only).",
+		}, []string{"event"}),
 	}}
+	a.metrics.puts, a.metrics.patches = a.metrics.events.WithLabelValues("put"), a.metrics.events.WithLabelValues("patch")
 	a.metrics.byReason = map[string]map[evaluation.Reason]prometheus.Counter{}
 	for _, endpoint := range []string{"evaluate", "ofrep"} {
 		a.metrics.byReason[endpoint] = map[evaluation.Reason]prometheus.Counter{}
@@ -89,7 +99,7 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(a.metrics.streams, a.metrics.evaluations, a.metrics.limited, a.metrics.delivery, &rulesetCollector{store: store})
+		reg.MustRegister(a.metrics.streams, a.metrics.evaluations, a.metrics.limited, a.metrics.delivery, a.metrics.events, &rulesetCollector{store: store})
 	}
 	browser := cors.New(cors.Config{
 		AllowOrigins:  cfg.CORSOrigins,
@@ -183,7 +193,7 @@ func (a *API) ruleset(c *fiber.Ctx) error {
 	if strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
 		c.Set(fiber.HeaderContentEncoding, "gzip")
 		c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
-		return c.Send(e.Gzip)
+		return c.Send(e.Gzip())
 	}
 	return c.Send(e.JSON)
 }

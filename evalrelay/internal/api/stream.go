@@ -5,15 +5,16 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
 )
 
 // stream serves server-sent events: the ruleset at once, then every newer one, and a comment
 // heartbeat between them. Each stream writes from its own goroutine and takes only the newest
-// waiting ruleset, so a slow reader falls behind alone.
+// waiting ruleset, so a slow reader falls behind alone. An SDK that asks for patches (?patch=1)
+// gets, for a new version that directly follows the one it was sent, only the flags and
+// segments that changed.
 func (a *API) stream(c *fiber.Ctx) error {
 	key := keyOf(c)
+	patches := c.Query("patch") == "1" && !a.cfg.NoPatches
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set(fiber.HeaderConnection, "keep-alive")
@@ -24,14 +25,14 @@ func (a *API) stream(c *fiber.Ctx) error {
 		first = key.Entry
 	}
 	heartbeat := a.cfg.Heartbeat
-	streams, delivery := a.metrics.streams, a.metrics.delivery
+	m := a.metrics
 	store := a.store
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		streams.Inc()
-		defer streams.Dec()
+		m.streams.Inc()
+		defer m.streams.Dec()
 		defer store.Unsubscribe(sub)
 		sent := first.Version
-		if writePut(w, first) != nil {
+		if writeEvent(w, putPrefix, first.JSON) != nil {
 			return
 		}
 		tick := time.NewTicker(heartbeat)
@@ -42,10 +43,15 @@ func (a *API) stream(c *fiber.Ctx) error {
 				return
 			case <-sub.Wake():
 				if e := sub.Take(); e != nil && e.Version > sent {
-					if writePut(w, e) != nil {
+					prefix, data, count := putPrefix, e.JSON, m.puts
+					if patches && e.Patch != nil && e.PatchBase == sent {
+						prefix, data, count = patchPrefix, e.Patch, m.patches
+					}
+					if writeEvent(w, prefix, data) != nil {
 						return
 					}
-					delivery.Observe(time.Since(e.ReceivedAt).Seconds())
+					m.delivery.Observe(time.Since(e.ReceivedAt).Seconds())
+					count.Inc()
 					sent = e.Version
 				}
 			case <-tick.C:
@@ -62,20 +68,21 @@ func (a *API) stream(c *fiber.Ctx) error {
 }
 
 var (
-	putPrefix = []byte("event: put\ndata: ")
-	putSuffix = []byte("\n\n")
+	putPrefix   = []byte("event: put\ndata: ")
+	patchPrefix = []byte("event: patch\ndata: ")
+	eventSuffix = []byte("\n\n")
 )
 
-// writePut writes one put event: the ruleset JSON on a single data line (JSON has no raw
+// writeEvent writes one event with its JSON on a single data line (compact JSON has no raw
 // newlines), then flushes.
-func writePut(w *bufio.Writer, e *rulesets.Entry) error {
-	if _, err := w.Write(putPrefix); err != nil {
+func writeEvent(w *bufio.Writer, prefix, data []byte) error {
+	if _, err := w.Write(prefix); err != nil {
 		return err
 	}
-	if _, err := w.Write(e.JSON); err != nil {
+	if _, err := w.Write(data); err != nil {
 		return err
 	}
-	if _, err := w.Write(putSuffix); err != nil {
+	if _, err := w.Write(eventSuffix); err != nil {
 		return err
 	}
 	return w.Flush()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,11 +60,10 @@ func TestRulesetPollingETagGzipAndAuth(t *testing.T) {
 	}
 }
 
-// readPut reads SSE lines until a put event, returning its ruleset and whether pings came first.
-func readPut(t testing.TB, br *bufio.Reader) (ruleset.Ruleset, int) {
+// readEvent reads SSE lines until an event's data line, returning the event's name and data and
+// how many pings came first.
+func readEvent(t testing.TB, br *bufio.Reader) (event string, data []byte, pings int) {
 	t.Helper()
-	pings := 0
-	event := ""
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -75,19 +75,52 @@ func readPut(t testing.TB, br *bufio.Reader) (ruleset.Ruleset, int) {
 			pings++
 		case strings.HasPrefix(line, "event: "):
 			event = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: ") && event == "put":
-			var rs ruleset.Ruleset
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &rs); err != nil {
-				t.Fatalf("put is not a ruleset: %v", err)
-			}
-			return rs, pings
+		case strings.HasPrefix(line, "data: "):
+			return event, []byte(strings.TrimPrefix(line, "data: ")), pings
 		}
 	}
 }
 
-func openStream(t testing.TB, base, key string) (*http.Response, *bufio.Reader) {
+// readPut reads SSE lines until a put event, returning its ruleset and how many pings came first.
+func readPut(t testing.TB, br *bufio.Reader) (ruleset.Ruleset, int) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/sdk/v1/stream", nil)
+	pings := 0
+	for {
+		event, data, n := readEvent(t, br)
+		pings += n
+		if event != "put" {
+			continue
+		}
+		var rs ruleset.Ruleset
+		if err := json.Unmarshal(data, &rs); err != nil {
+			t.Fatalf("put is not a ruleset: %v", err)
+		}
+		return rs, pings
+	}
+}
+
+// readPatch reads the next event, which must be a patch, and returns its versions and the keys
+// of the flags it carries.
+func readPatch(t testing.TB, br *bufio.Reader) (base, version int64, flags []string) {
+	t.Helper()
+	event, data, _ := readEvent(t, br)
+	var p struct {
+		BaseVersion int64          `json:"base_version"`
+		Version     int64          `json:"version"`
+		Flags       []ruleset.Flag `json:"flags"`
+	}
+	if event != "patch" || json.Unmarshal(data, &p) != nil {
+		t.Fatalf("want a patch, got %s: %s", event, data)
+	}
+	for _, f := range p.Flags {
+		flags = append(flags, f.Key)
+	}
+	return p.BaseVersion, p.Version, flags
+}
+
+func openStream(t testing.TB, base, key string, query ...string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/sdk/v1/stream"+strings.Join(query, ""), nil)
 	req.Header.Set("Authorization", key)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := http.DefaultClient.Do(req)
@@ -102,7 +135,7 @@ func openStream(t testing.TB, base, key string) (*http.Response, *bufio.Reader) 
 }
 
 // TestStreamAcrossTwoRelays: two relays on the same topic stream every change, in order,
-// with heartbeats in between.
+// with heartbeats in between; a stream that asks for patches gets only what changed.
 func TestStreamAcrossTwoRelays(t *testing.T) {
 	name, prod := topic(t)
 	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, false))
@@ -113,7 +146,8 @@ func TestStreamAcrossTwoRelays(t *testing.T) {
 	server, _ := relaytest.Keys("env1")
 	_, sa := openStream(t, a.base, server)
 	_, sb := openStream(t, b.base, server)
-	for _, s := range []*bufio.Reader{sa, sb} {
+	_, sp := openStream(t, b.base, server, "?patch=1")
+	for _, s := range []*bufio.Reader{sa, sb, sp} {
 		if rs, _ := readPut(t, s); rs.Version != 1 || rs.Flag("banner").On {
 			t.Fatalf("first put: version %d", rs.Version)
 		}
@@ -124,12 +158,18 @@ func TestStreamAcrossTwoRelays(t *testing.T) {
 			t.Fatalf("update: version %d", rs.Version)
 		}
 	}
+	if base, v, flags := readPatch(t, sp); base != 1 || v != 2 || !slices.Equal(flags, []string{"banner"}) {
+		t.Fatalf("patch %d→%d with %v; want 1→2 with banner only", base, v, flags)
+	}
 	// An older record (a lagging publisher) is never streamed.
 	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, false))
 	produceRuleset(t, prod, relaytest.Ruleset("env1", 3, false))
 	rs, _ := readPut(t, sa)
 	if rs.Version != 3 {
 		t.Fatalf("after an older record, want version 3, got %d", rs.Version)
+	}
+	if base, v, _ := readPatch(t, sp); base != 2 || v != 3 {
+		t.Fatalf("patch %d→%d; want 2→3", base, v)
 	}
 	// Relay a timed its two updates to its one stream (versions 2 and 3; the first put is
 	// the connection's, not an update).
@@ -157,6 +197,10 @@ func TestStreamAcrossTwoRelays(t *testing.T) {
 	}
 	if pings < 2 {
 		t.Fatal("no heartbeats")
+	}
+	_, metrics := get(t, "GET", b.base+"/metrics", "", "")
+	if !strings.Contains(string(metrics), `evalrelay_stream_events_total{event="patch"} 2`) {
+		t.Errorf("want two patches counted on relay b:\n%s", grepLines(string(metrics), "evalrelay_stream_events"))
 	}
 	if n := a.app.Store.Subscribers(); n != 1 {
 		t.Fatalf("open streams on relay a: %d", n)

@@ -38,6 +38,7 @@ type Config struct {
 	LogLevel        string
 	AccessLog       bool
 	Pprof           bool
+	NoPatches       bool
 }
 
 // RegisterFlags implements config.Config.
@@ -54,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log every request")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ (for load tests)")
+	fs.BoolVar(&c.NoPatches, "no-patches", false, "stream every change as the whole ruleset, even to SDKs that ask for patches")
 }
 
 // Validate implements config.Config.
@@ -112,7 +114,8 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 	if cfg.Pprof {
 		web.Use(pprof.New())
 	}
-	api.Mount(web, api.Config{Heartbeat: cfg.Heartbeat, ServerRate: cfg.ServerRate, ClientRate: cfg.ClientRate, CORSOrigins: cfg.CORSOrigins}, store, reg)
+	api.Mount(web, api.Config{Heartbeat: cfg.Heartbeat, ServerRate: cfg.ServerRate, ClientRate: cfg.ClientRate, CORSOrigins: cfg.CORSOrigins,
+		NoPatches: cfg.NoPatches}, store, reg)
 	return &App{Config: cfg, Log: log, Store: store, Feed: f, HTTP: web}, nil
 }
 

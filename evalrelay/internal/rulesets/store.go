@@ -30,12 +30,19 @@ type Entry struct {
 	Environment ruleset.Environment
 	Version     int64
 	Compiled    *evaluation.Ruleset
-	// JSON and Gzip are the ruleset as served; ETag is "<environment id>-<version>", quoted.
-	JSON, Gzip  []byte
+	// JSON is the ruleset as served (Gzip compressed); ETag is "<environment id>-<version>", quoted.
+	JSON        []byte
 	ETag        string
 	GeneratedAt time.Time
 	ReceivedAt  time.Time
-	keys        []ruleset.SDKKey
+	// Patch, when not nil, is the stream's patch event from version PatchBase (the ruleset this
+	// one replaced) to this one: only the flags and segments that changed.
+	Patch     []byte
+	PatchBase int64
+	keys      []ruleset.SDKKey
+	index     *index
+	gzipOnce  sync.Once
+	gzip      []byte
 }
 
 // Key is an SDK key's grant: its environment and kind.
@@ -91,29 +98,27 @@ func New(dir string) *Store {
 	return s
 }
 
-// header is the part of a ruleset the relay itself needs beyond evaluation.
+// header is the part of a ruleset the relay itself needs beyond evaluation, with the flags and
+// segments as they are in the document (to compute patches from).
 type header struct {
-	SchemaVersion int                 `json:"schema_version"`
-	Environment   ruleset.Environment `json:"environment"`
-	Version       int64               `json:"version"`
-	GeneratedAt   time.Time           `json:"generated_at"`
-	SDKKeys       []ruleset.SDKKey    `json:"sdk_keys"`
+	SchemaVersion int               `json:"schema_version"`
+	Environment   json.RawMessage   `json:"environment"`
+	Version       int64             `json:"version"`
+	GeneratedAt   json.RawMessage   `json:"generated_at"`
+	SDKKeys       []ruleset.SDKKey  `json:"sdk_keys"`
+	Flags         []json.RawMessage `json:"flags"`
+	Segments      []json.RawMessage `json:"segments"`
 }
 
 // Build validates and prepares a ruleset for serving, without installing it.
 func Build(envID string, raw []byte, receivedAt time.Time) (*Entry, error) {
-	var h header
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if h.Environment.ID != envID {
-		return nil, fmt.Errorf("%w: environment id %q under key %q", ErrMalformed, h.Environment.ID, envID)
-	}
-	for i, k := range h.SDKKeys {
-		if _, err := hex.DecodeString(strings.TrimPrefix(k.Hash, "sha256:")); err != nil || !strings.HasPrefix(k.Hash, "sha256:") || len(k.Hash) != 71 {
-			return nil, fmt.Errorf("%w: sdk_keys[%d].hash", ErrMalformed, i)
-		}
-	}
+	return build(envID, raw, receivedAt, nil)
+}
+
+// build is Build given the entry the ruleset will replace (nil: none). Then it also makes the
+// patch from prev, and compiles by applying that patch to prev's compiled ruleset, which decodes
+// only the flags and segments that changed.
+func build(envID string, raw []byte, receivedAt time.Time, prev *Entry) (*Entry, error) {
 	if bytes.ContainsAny(raw, "\r\n") {
 		// The stream carries a ruleset on one SSE data line: keep it free of raw newlines.
 		var buf bytes.Buffer
@@ -122,21 +127,62 @@ func Build(envID string, raw []byte, receivedAt time.Time) (*Entry, error) {
 		}
 		raw = buf.Bytes()
 	}
+	var h header
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	// What CompileJSON would refuse, refused before a patch could compile the document instead.
+	if h.SchemaVersion != ruleset.SchemaVersion {
+		return nil, fmt.Errorf("%w: schema_version %d (this relay reads %d)", ErrMalformed, h.SchemaVersion, ruleset.SchemaVersion)
+	}
+	if h.Flags == nil || h.Segments == nil {
+		return nil, fmt.Errorf("%w: flags and segments are required", ErrMalformed)
+	}
+	var env ruleset.Environment
+	if err := json.Unmarshal(h.Environment, &env); err != nil || env.ID != envID {
+		return nil, fmt.Errorf("%w: environment id %q under key %q", ErrMalformed, env.ID, envID)
+	}
+	for i, k := range h.SDKKeys {
+		if _, err := hex.DecodeString(strings.TrimPrefix(k.Hash, "sha256:")); err != nil || !strings.HasPrefix(k.Hash, "sha256:") || len(k.Hash) != 71 {
+			return nil, fmt.Errorf("%w: sdk_keys[%d].hash", ErrMalformed, i)
+		}
+	}
+	var generatedAt time.Time
+	_ = json.Unmarshal(h.GeneratedAt, &generatedAt) // informational
+	// Serve exactly what was published: SDKs ignore sdk_keys (hashes only). The gzip copy is
+	// made when first asked for, so compressing never delays a change reaching the streams.
+	e := &Entry{
+		EnvID: envID, Environment: env, Version: h.Version, JSON: raw,
+		ETag: fmt.Sprintf(`"%s-%d"`, envID, h.Version), GeneratedAt: generatedAt, ReceivedAt: receivedAt, keys: h.SDKKeys,
+		index: indexOf(&h),
+	}
+	if e.Patch = makePatch(prev, e); e.Patch != nil {
+		e.PatchBase = prev.Version
+		if compiled, err := prev.Compiled.PatchJSON(e.Patch); err == nil {
+			e.Compiled = compiled
+			return e, nil
+		}
+	}
 	compiled, err := evaluation.CompileJSON(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	// Serve exactly what was published, minus nothing: SDKs ignore sdk_keys (hashes only).
-	var gz bytes.Buffer
-	zw := gzipWriters.Get().(*gzip.Writer)
-	zw.Reset(&gz)
-	_, _ = zw.Write(raw)
-	_ = zw.Close()
-	gzipWriters.Put(zw)
-	return &Entry{
-		EnvID: envID, Environment: h.Environment, Version: h.Version, Compiled: compiled, JSON: raw, Gzip: gz.Bytes(),
-		ETag: fmt.Sprintf(`"%s-%d"`, envID, h.Version), GeneratedAt: h.GeneratedAt, ReceivedAt: receivedAt, keys: h.SDKKeys,
-	}, nil
+	e.Compiled = compiled
+	return e, nil
+}
+
+// Gzip returns the served JSON gzip-compressed, compressing it on first use.
+func (e *Entry) Gzip() []byte {
+	e.gzipOnce.Do(func() {
+		var gz bytes.Buffer
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(&gz)
+		_, _ = zw.Write(e.JSON)
+		_ = zw.Close()
+		gzipWriters.Put(zw)
+		e.gzip = gz.Bytes()
+	})
+	return e.gzip
 }
 
 // gzipWriters are reused: a new writer allocates about a megabyte of compressor state, which
@@ -158,7 +204,8 @@ func (s *Store) Apply(envID string, raw []byte) (*Entry, error) {
 			return nil, fmt.Errorf("%w: have %d, got %d", ErrStale, cur.Version, v)
 		}
 	}
-	e, err := Build(envID, raw, s.now())
+	// Only the feed applies records, so the entry read here is still the one replaced below.
+	e, err := build(envID, raw, s.now(), s.Get(envID))
 	if err != nil {
 		return nil, err
 	}
@@ -172,8 +219,12 @@ func (s *Store) install(e *Entry, persist bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.snap.Load()
-	if cur := old.envs[e.EnvID]; cur != nil && e.Version <= cur.Version {
+	cur := old.envs[e.EnvID]
+	if cur != nil && e.Version <= cur.Version {
 		return fmt.Errorf("%w: have %d, got %d", ErrStale, cur.Version, e.Version)
+	}
+	if e.Patch != nil && (cur == nil || cur.Version != e.PatchBase) {
+		e.Patch = nil // not from the version it replaces (the entry is not published yet)
 	}
 	next := &snapshot{envs: make(map[string]*Entry, len(old.envs)+1), keys: make(map[[sha256.Size]byte]keyGrant, len(old.keys)+len(e.keys))}
 	for id, x := range old.envs {

@@ -1,7 +1,9 @@
 package rulesets
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,6 +34,35 @@ func TestApplyOrderingAndRejection(t *testing.T) {
 	} {
 		if _, err := s.Apply("env1", raw); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%s: want ErrMalformed, got %v", name, err)
+		}
+	}
+	// The same, after a large ruleset, where a patch would be smaller than the document.
+	big := relaytest.Ruleset("env1", 5, true)
+	for i := 0; i < 50; i++ {
+		f := big.Flags[1]
+		f.Key = fmt.Sprintf("pad-%d", i)
+		big.Flags = append(big.Flags, f)
+	}
+	bigStore := New("")
+	if _, err := bigStore.Apply("env1", relaytest.JSON(big)); err != nil {
+		t.Fatal(err)
+	}
+	big.Version = 6
+	variant := func(edit func(doc map[string]any)) []byte {
+		var doc map[string]any
+		_ = json.Unmarshal(relaytest.JSON(big), &doc)
+		edit(doc)
+		out, _ := json.Marshal(doc)
+		return out
+	}
+	for name, raw := range map[string][]byte{
+		"wrong schema":  variant(func(doc map[string]any) { doc["schema_version"] = 9 }),
+		"no segments":   variant(func(doc map[string]any) { delete(doc, "segments") }),
+		"no flags":      variant(func(doc map[string]any) { delete(doc, "flags") }),
+		"null segments": variant(func(doc map[string]any) { doc["segments"] = nil }),
+	} {
+		if _, err := bigStore.Apply("env1", raw); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s after a large ruleset: want ErrMalformed, got %v", name, err)
 		}
 	}
 	if e := s.Get("env1"); e == nil || e.Version != 5 || e.ETag != `"env1-5"` {

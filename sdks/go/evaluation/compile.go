@@ -34,6 +34,18 @@ type Ruleset struct {
 	flags       map[string]*flag
 	keys        []string // sorted
 	problems    []Problem
+	// The decoded flags and segments, in document order (only for rulesets compiled from JSON):
+	// a patch replaces some of them and the rest are compiled again without being decoded again.
+	flagSrc []flagSource
+	segSrc  []segmentSource
+	// segments are the compiled segments the flags point at.
+	segments map[string]*segment
+	// prerequisites holds the keys other flags name as a prerequisite (nil when none do).
+	prerequisites map[string]bool
+	// patched lists, sorted, the flags a patch changed, added or deleted when every other flag
+	// was carried over from the ruleset of version patchedFrom (0: not such a patch).
+	patchedFrom int64
+	patched     []string
 }
 
 // Problem is one flag or segment that could not be compiled; flags affected by it evaluate to
@@ -103,17 +115,6 @@ func (r *Ruleset) Flag(key string) (FlagInfo, bool) {
 	return FlagInfo{Key: f.key, Kind: f.kind, Version: f.version, ClientSide: f.clientSide, Malformed: f.malformed}, true
 }
 
-// wireRuleset decodes the envelope only: flags and segments are decoded one by one so that one
-// malformed flag does not take the whole ruleset down.
-type wireRuleset struct {
-	SchemaVersion *int               `json:"schema_version"`
-	Environment   json.RawMessage    `json:"environment"`
-	Version       int64              `json:"version"`
-	GeneratedAt   json.RawMessage    `json:"generated_at"`
-	Flags         *[]json.RawMessage `json:"flags"`
-	Segments      *[]json.RawMessage `json:"segments"`
-}
-
 type flagSource struct {
 	key  string
 	flag *ruleset.Flag // nil when it could not be decoded
@@ -131,57 +132,154 @@ type segmentSource struct {
 // validate is compiled as malformed and reported by Problems. Unknown fields are ignored, so that
 // older SDKs can read rulesets from newer flag services.
 func CompileJSON(data []byte) (*Ruleset, error) {
-	var w wireRuleset
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedRuleset, err)
+	d, err := decodeDocument(data)
+	if err != nil {
+		return nil, err
 	}
-	if w.SchemaVersion == nil || *w.SchemaVersion != ruleset.SchemaVersion {
-		got := "none"
-		if w.SchemaVersion != nil {
-			got = fmt.Sprint(*w.SchemaVersion)
-		}
-		return nil, fmt.Errorf("%w: %s (this SDK reads %d)", ErrUnsupportedSchema, got, ruleset.SchemaVersion)
+	if err := checkSchema(d.schemaVersion); err != nil {
+		return nil, err
 	}
-	if w.Flags == nil || w.Segments == nil {
+	if d.flags == nil || d.segments == nil {
 		return nil, fmt.Errorf("%w: flags and segments are required", ErrMalformedRuleset)
 	}
-	r := &Ruleset{version: w.Version}
-	if len(w.Environment) > 0 {
-		if err := json.Unmarshal(w.Environment, &r.env); err != nil {
-			return nil, fmt.Errorf("%w: environment: %v", ErrMalformedRuleset, err)
-		}
-	}
-	if len(w.GeneratedAt) > 0 && !bytes.Equal(w.GeneratedAt, []byte("null")) {
-		_ = json.Unmarshal(w.GeneratedAt, &r.generatedAt) // informational only
-	}
-	flags := make([]flagSource, len(*w.Flags))
-	for i, raw := range *w.Flags {
-		f := new(ruleset.Flag)
-		if err := json.Unmarshal(raw, f); err != nil {
-			var k struct {
-				Key string `json:"key"`
-			}
-			_ = json.Unmarshal(raw, &k)
-			flags[i] = flagSource{key: k.Key, err: "does not decode: " + err.Error()}
-			continue
-		}
-		flags[i] = flagSource{key: f.Key, flag: f}
-	}
-	segments := make([]segmentSource, len(*w.Segments))
-	for i, raw := range *w.Segments {
-		s := new(ruleset.Segment)
-		if err := json.Unmarshal(raw, s); err != nil {
-			var k struct {
-				Key string `json:"key"`
-			}
-			_ = json.Unmarshal(raw, &k)
-			segments[i] = segmentSource{key: k.Key, err: "does not decode: " + err.Error()}
-			continue
-		}
-		segments[i] = segmentSource{key: s.Key, seg: s}
-	}
-	r.compile(flags, segments)
+	r := &Ruleset{version: d.version, env: d.env, generatedAt: d.generatedAt}
+	r.compile(*d.flags, *d.segments)
+	r.flagSrc, r.segSrc = *d.flags, *d.segments // kept so that PatchJSON decodes only what changed
 	return r, nil
+}
+
+func checkSchema(v *int) error {
+	if v == nil || *v != ruleset.SchemaVersion {
+		got := "none"
+		if v != nil {
+			got = fmt.Sprint(*v)
+		}
+		return fmt.Errorf("%w: %s (this SDK reads %d)", ErrUnsupportedSchema, got, ruleset.SchemaVersion)
+	}
+	return nil
+}
+
+// document is a decoded ruleset or patch (the patch fields are empty in a ruleset).
+type document struct {
+	schemaVersion   *int
+	env             ruleset.Environment
+	version         int64
+	baseVersion     *int64
+	generatedAt     time.Time
+	flags           *[]flagSource
+	segments        *[]segmentSource
+	deletedFlags    []string
+	deletedSegments []string
+}
+
+// decodeDocument decodes a ruleset or patch document. Well-formed documents (nearly all) are
+// decoded in one pass; when that fails, the flags and segments are decoded one by one, so that
+// one that does not decode is isolated (compiled as malformed) instead of failing the document.
+func decodeDocument(data []byte) (document, error) {
+	var typed struct {
+		SchemaVersion   *int                `json:"schema_version"`
+		Environment     ruleset.Environment `json:"environment"`
+		Version         int64               `json:"version"`
+		BaseVersion     *int64              `json:"base_version"`
+		GeneratedAt     json.RawMessage     `json:"generated_at"`
+		Flags           *[]ruleset.Flag     `json:"flags"`
+		Segments        *[]ruleset.Segment  `json:"segments"`
+		DeletedFlags    []string            `json:"deleted_flags"`
+		DeletedSegments []string            `json:"deleted_segments"`
+	}
+	if json.Unmarshal(data, &typed) == nil {
+		d := document{schemaVersion: typed.SchemaVersion, env: typed.Environment, version: typed.Version, baseVersion: typed.BaseVersion,
+			generatedAt: generatedAt(typed.GeneratedAt), deletedFlags: typed.DeletedFlags, deletedSegments: typed.DeletedSegments}
+		if typed.Flags != nil {
+			flags := make([]flagSource, len(*typed.Flags))
+			for i := range *typed.Flags {
+				f := &(*typed.Flags)[i]
+				flags[i] = flagSource{key: f.Key, flag: f}
+			}
+			d.flags = &flags
+		}
+		if typed.Segments != nil {
+			segments := make([]segmentSource, len(*typed.Segments))
+			for i := range *typed.Segments {
+				s := &(*typed.Segments)[i]
+				segments[i] = segmentSource{key: s.Key, seg: s}
+			}
+			d.segments = &segments
+		}
+		return d, nil
+	}
+	var w struct {
+		SchemaVersion   *int               `json:"schema_version"`
+		Environment     json.RawMessage    `json:"environment"`
+		Version         int64              `json:"version"`
+		BaseVersion     *int64             `json:"base_version"`
+		GeneratedAt     json.RawMessage    `json:"generated_at"`
+		Flags           *[]json.RawMessage `json:"flags"`
+		Segments        *[]json.RawMessage `json:"segments"`
+		DeletedFlags    []string           `json:"deleted_flags"`
+		DeletedSegments []string           `json:"deleted_segments"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return document{}, fmt.Errorf("%w: %v", ErrMalformedRuleset, err)
+	}
+	d := document{schemaVersion: w.SchemaVersion, version: w.Version, baseVersion: w.BaseVersion, generatedAt: generatedAt(w.GeneratedAt),
+		deletedFlags: w.DeletedFlags, deletedSegments: w.DeletedSegments}
+	if len(w.Environment) > 0 {
+		if err := json.Unmarshal(w.Environment, &d.env); err != nil {
+			return document{}, fmt.Errorf("%w: environment: %v", ErrMalformedRuleset, err)
+		}
+	}
+	if w.Flags != nil {
+		flags := make([]flagSource, len(*w.Flags))
+		for i, raw := range *w.Flags {
+			flags[i] = decodeFlag(raw)
+		}
+		d.flags = &flags
+	}
+	if w.Segments != nil {
+		segments := make([]segmentSource, len(*w.Segments))
+		for i, raw := range *w.Segments {
+			segments[i] = decodeSegment(raw)
+		}
+		d.segments = &segments
+	}
+	return d, nil
+}
+
+// generatedAt reads the informational generation time; anything unreadable is the zero time.
+func generatedAt(raw json.RawMessage) time.Time {
+	var t time.Time
+	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		_ = json.Unmarshal(raw, &t)
+	}
+	return t
+}
+
+// decodeFlag decodes one flag; one that does not decode keeps its key (if readable) and the error.
+func decodeFlag(raw json.RawMessage) flagSource {
+	f := new(ruleset.Flag)
+	if err := json.Unmarshal(raw, f); err != nil {
+		return flagSource{key: keyOf(raw), err: "does not decode: " + err.Error()}
+	}
+	return flagSource{key: f.Key, flag: f}
+}
+
+// decodeSegment decodes one segment like decodeFlag.
+func decodeSegment(raw json.RawMessage) segmentSource {
+	s := new(ruleset.Segment)
+	if err := json.Unmarshal(raw, s); err != nil {
+		return segmentSource{key: keyOf(raw), err: "does not decode: " + err.Error()}
+	}
+	return segmentSource{key: s.Key, seg: s}
+}
+
+// keyOf reads the "key" of a flag or segment that does not decode as a whole ("" if unreadable).
+func keyOf(raw json.RawMessage) string {
+	var k struct {
+		Key string `json:"key"`
+	}
+	_ = json.Unmarshal(raw, &k)
+	return k.Key
 }
 
 // Compile compiles a decoded ruleset. Like CompileJSON it only fails for an unusable ruleset
@@ -349,8 +447,29 @@ func (s *keySet) has(v string) bool {
 
 func (r *Ruleset) problem(p Problem) { r.problems = append(r.problems, p) }
 
+// newFlag compiles one decoded flag (without its prerequisites, which point at other compiled
+// flags). A flag that is not well-formed comes back malformed, with the problem.
+func newFlag(src flagSource, segments map[string]*segment) (*flag, string) {
+	f := &flag{key: src.key, off: -1}
+	if src.flag == nil {
+		f.malformed = true
+		return f, src.err
+	}
+	f.kind, f.version, f.clientSide = src.flag.Kind, src.flag.Version, src.flag.ClientSide
+	if errs := ruleset.ValidateFlag(src.flag); len(errs) > 0 {
+		f.malformed = true
+		return f, errs.Error()
+	}
+	if err := f.compile(src.flag, segments); err != nil {
+		f.malformed = true
+		return f, err.Error()
+	}
+	return f, ""
+}
+
 func (r *Ruleset) compile(flagSrc []flagSource, segSrc []segmentSource) {
 	segments := r.compileSegments(segSrc)
+	r.segments = segments
 	r.flags = make(map[string]*flag, len(flagSrc))
 	dup := map[string]bool{}
 	order := make([]*flag, 0, len(flagSrc))
@@ -365,23 +484,11 @@ func (r *Ruleset) compile(flagSrc []flagSource, segSrc []segmentSource) {
 			r.problem(Problem{Flag: src.key, Index: i, Message: "duplicate flag key"})
 			continue
 		}
-		f := &flag{key: src.key, off: -1}
+		f, problem := newFlag(src, segments)
 		r.flags[src.key] = f
 		order = append(order, f)
-		if src.flag == nil {
-			f.malformed = true
-			r.problem(Problem{Flag: src.key, Index: i, Message: src.err})
-			continue
-		}
-		f.kind, f.version, f.clientSide = src.flag.Kind, src.flag.Version, src.flag.ClientSide
-		if errs := ruleset.ValidateFlag(src.flag); len(errs) > 0 {
-			f.malformed = true
-			r.problem(Problem{Flag: src.key, Index: i, Message: errs.Error()})
-			continue
-		}
-		if err := f.compile(src.flag, segments); err != nil {
-			f.malformed = true
-			r.problem(Problem{Flag: src.key, Index: i, Message: err.Error()})
+		if problem != "" {
+			r.problem(Problem{Flag: src.key, Index: i, Message: problem})
 			continue
 		}
 		sources[f] = src.flag
@@ -404,6 +511,10 @@ func (r *Ruleset) compile(flagSrc []flagSource, segSrc []segmentSource) {
 			}
 			f.prereqs = append(f.prereqs, pr)
 			edges[f.key] = append(edges[f.key], p.Flag)
+			if r.prerequisites == nil {
+				r.prerequisites = map[string]bool{}
+			}
+			r.prerequisites[p.Flag] = true
 		}
 	}
 	for _, k := range onCycles(edges) {
@@ -761,10 +872,23 @@ func segmentFingerprint(f *flag) uint64 {
 	return h
 }
 
+// PatchedFlags returns, sorted, the only flags that can evaluate differently in r than in old,
+// when r was patched from old's version of the same environment and the patch left every other
+// flag as it was; ok is false otherwise (then any flag may differ).
+func (r *Ruleset) PatchedFlags(old *Ruleset) (keys []string, ok bool) {
+	if r == nil || old == nil || r.patchedFrom == 0 || r.patchedFrom != old.version || r.env.ID != old.env.ID {
+		return nil, false
+	}
+	return slices.Clone(r.patched), true
+}
+
 // ChangedFlags returns, sorted, the keys of the flags whose configuration differs between old and
 // r: added, removed, a new flag version, a change of kind or well-formedness, or a new version of a
 // segment the flag uses. A nil old ruleset means every flag is new.
 func (r *Ruleset) ChangedFlags(old *Ruleset) []string {
+	if keys, ok := r.PatchedFlags(old); ok {
+		return keys
+	}
 	var out []string
 	get := func(rs *Ruleset, k string) *flag {
 		if rs == nil {

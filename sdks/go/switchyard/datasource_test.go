@@ -2,6 +2,7 @@ package switchyard_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
 )
 
@@ -348,5 +350,89 @@ func TestConcurrentEvaluationDuringUpdates(t *testing.T) {
 	wg.Wait()
 	if c.Bool(alice, "f", true) != false {
 		t.Error("last update lost")
+	}
+}
+
+// patchJSON is a stream patch event from version base to version with the given flags changed
+// or added and the given keys deleted.
+func patchJSON(t testing.TB, base, version int64, deleted []string, flags ...ruleset.Flag) []byte {
+	t.Helper()
+	if flags == nil {
+		flags = []ruleset.Flag{}
+	}
+	if deleted == nil {
+		deleted = []string{}
+	}
+	data, err := json.Marshal(map[string]any{
+		"schema_version": 1, "version": version, "base_version": base,
+		"environment": ruleset.Environment{ID: "env-1", Key: "test", ProjectID: "p-1", ProjectKey: "shop"},
+		"flags":       flags, "deleted_flags": deleted, "segments": []any{}, "deleted_segments": []string{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestStreamingAppliesPatches(t *testing.T) {
+	relay := newFakeRelay(t, rulesetJSON(t, 1, boolFlag("f", true), boolFlag("g", true), boolFlag("h", true)))
+	c := newClient(t, switchyard.Config{RelayURL: relay.server.URL, DataSource: fastStreaming()})
+	if relay.patchAsked.Load() != 1 {
+		t.Fatal("the SDK did not ask the relay for patches")
+	}
+	changes := make(chan switchyard.FlagChange, 10)
+	defer c.OnChange(alice, func(ch switchyard.FlagChange) { changes <- ch })()
+
+	off := boolFlag("f", false)
+	off.Version = 2
+	relay.publishPatch(patchJSON(t, 1, 2, []string{"g"}, off, boolFlag("new", true)))
+	eventually(t, "the patch to apply", func() bool { return c.Status().RulesetVersion == 2 })
+	if c.Bool(alice, "f", true) || !c.Bool(alice, "h", false) || !c.Bool(alice, "new", false) {
+		t.Error("the patched ruleset serves the wrong values")
+	}
+	if d := c.BoolDetail(alice, "g", false); d.ErrorCode != "FLAG_NOT_FOUND" {
+		t.Errorf("deleted flag g: %+v", d)
+	}
+	got := map[string]switchyard.FlagChange{}
+	for len(got) < 3 {
+		select {
+		case ch := <-changes:
+			got[ch.Key] = ch
+		case <-time.After(5 * time.Second):
+			t.Fatalf("listener got %v", got)
+		}
+	}
+	if got["f"].NewValue != false || got["g"].NewVariation != "" || got["new"].NewValue != true {
+		t.Errorf("changes = %+v", got)
+	}
+	if relay.streamConnects.Load() != 1 {
+		t.Errorf("%d stream connections, want 1", relay.streamConnects.Load())
+	}
+}
+
+func TestStreamingPatchOutOfStepReconnectsForAPut(t *testing.T) {
+	relay := newFakeRelay(t, rulesetJSON(t, 1, boolFlag("f", true)))
+	c := newClient(t, switchyard.Config{RelayURL: relay.server.URL, DataSource: fastStreaming()})
+	// A patch from a version the client never had: only a put can bring it back in step.
+	relay.setRuleset(rulesetJSON(t, 4, boolFlag("f", false)))
+	relay.publishPatch(patchJSON(t, 3, 4, nil, boolFlag("f", false)))
+	eventually(t, "a reconnection and the put of version 4", func() bool { return c.Status().RulesetVersion == 4 })
+	if c.Bool(alice, "f", true) {
+		t.Error("f should be off after the put")
+	}
+	if relay.streamConnects.Load() != 2 {
+		t.Errorf("%d stream connections, want 2", relay.streamConnects.Load())
+	}
+}
+
+func TestStreamingPatchOlderThanTheRulesetIsIgnored(t *testing.T) {
+	relay := newFakeRelay(t, rulesetJSON(t, 5, boolFlag("f", true)))
+	c := newClient(t, switchyard.Config{RelayURL: relay.server.URL, DataSource: fastStreaming()})
+	// A lagging relay's patch (3 → 4) while the client serves version 5: ignored, connection kept.
+	relay.publishPatch(patchJSON(t, 3, 4, nil, boolFlag("f", false)))
+	relay.publishPatch(patchJSON(t, 5, 6, nil, boolFlag("f", true), boolFlag("marker", true)))
+	eventually(t, "version 6", func() bool { return c.Status().RulesetVersion == 6 })
+	if !c.Bool(alice, "f", false) || relay.streamConnects.Load() != 1 {
+		t.Errorf("f = %v after %d connections; want true after 1", c.Bool(alice, "f", false), relay.streamConnects.Load())
 	}
 }

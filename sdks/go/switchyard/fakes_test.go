@@ -70,11 +70,12 @@ type fakeRelay struct {
 	mu          sync.Mutex
 	ruleset     []byte
 	etag        string
-	streams     map[chan []byte]struct{}
-	failStreams int  // fail this many upcoming stream requests with 503
-	streamsDown bool // fail every stream request with 503
-	silent      bool // after the first put, send nothing at all (no heartbeats)
-	hang        bool // accept requests but never answer
+	streams     map[chan sseEvent]struct{}
+	patchAsked  atomic.Int32 // stream requests that asked for patches
+	failStreams int          // fail this many upcoming stream requests with 503
+	streamsDown bool         // fail every stream request with 503
+	silent      bool         // after the first put, send nothing at all (no heartbeats)
+	hang        bool         // accept requests but never answer
 	stale       bool
 	heartbeat   time.Duration
 
@@ -86,7 +87,7 @@ type fakeRelay struct {
 }
 
 func newFakeRelay(t testing.TB, initial []byte) *fakeRelay {
-	r := &fakeRelay{t: t, streams: map[chan []byte]struct{}{}, heartbeat: 20 * time.Millisecond}
+	r := &fakeRelay{t: t, streams: map[chan sseEvent]struct{}{}, heartbeat: 20 * time.Millisecond}
 	r.setRuleset(initial)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sdk/v1/ruleset", r.handleRuleset)
@@ -120,7 +121,23 @@ func (r *fakeRelay) publish(data []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for ch := range r.streams {
-		ch <- data
+		ch <- sseEvent{"put", data}
+	}
+}
+
+// sseEvent is one event a fake stream sends.
+type sseEvent struct {
+	name string
+	data []byte
+}
+
+// publishPatch pushes a patch event to every open stream; the ruleset served to new connections
+// is left to setRuleset.
+func (r *fakeRelay) publishPatch(data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.streams {
+		ch <- sseEvent{"patch", data}
 	}
 }
 
@@ -212,7 +229,10 @@ func (r *fakeRelay) handleStream(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	ch := make(chan []byte, 16)
+	if req.URL.Query().Get("patch") == "1" {
+		r.patchAsked.Add(1)
+	}
+	ch := make(chan sseEvent, 16)
 	r.streams[ch] = struct{}{}
 	data, silent, stale, heartbeat := r.ruleset, r.silent, r.stale, r.heartbeat
 	r.mu.Unlock()
@@ -229,22 +249,22 @@ func (r *fakeRelay) handleStream(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("X-Switchyard-Stale", "true")
 	}
 	flusher := w.(http.Flusher)
-	put := func(data []byte) {
-		_, _ = fmt.Fprintf(w, "event: put\ndata: %s\n\n", data)
+	send := func(e sseEvent) {
+		_, _ = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.name, e.data)
 		flusher.Flush()
 	}
-	put(data)
+	send(sseEvent{"put", data})
 	ticker := time.NewTicker(heartbeat)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-req.Context().Done():
 			return
-		case data, ok := <-ch:
+		case e, ok := <-ch:
 			if !ok {
 				return
 			}
-			put(data)
+			send(e)
 		case <-ticker.C:
 			if !silent {
 				_, _ = io.WriteString(w, ": ping\n\n")

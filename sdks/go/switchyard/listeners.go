@@ -119,19 +119,21 @@ func (ls *listeners) safely(what string, fn func()) {
 	fn()
 }
 
-// diff evaluates every flag of both rulesets for ctx and returns those whose served variation or
-// value differ.
+// diff evaluates the flags of both rulesets for ctx and returns those whose served variation or
+// value differ. After a patch only the patched flags can differ, and only those are evaluated.
 func diff(old, cur *evaluation.Ruleset, ctx Context) []FlagChange {
-	keys := map[string]struct{}{}
-	var order []string
-	for _, rs := range []*evaluation.Ruleset{old, cur} {
-		if rs == nil {
-			continue
-		}
-		for _, k := range rs.FlagKeys() {
-			if _, seen := keys[k]; !seen {
-				keys[k] = struct{}{}
-				order = append(order, k)
+	order, patched := cur.PatchedFlags(old)
+	if !patched {
+		keys := map[string]struct{}{}
+		for _, rs := range []*evaluation.Ruleset{old, cur} {
+			if rs == nil {
+				continue
+			}
+			for _, k := range rs.FlagKeys() {
+				if _, seen := keys[k]; !seen {
+					keys[k] = struct{}{}
+					order = append(order, k)
+				}
 			}
 		}
 	}

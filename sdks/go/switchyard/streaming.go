@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,8 @@ import (
 )
 
 // Streaming keeps a server-sent-events connection to the relay (GET /sdk/v1/stream): the full
-// ruleset arrives on connect and again on every change, and ": ping" heartbeats every 15 s keep
+// ruleset arrives on connect, then each change as a patch of the flags and segments it touched
+// (or the full ruleset again when the relay has no patch), and ": ping" heartbeats every 15 s keep
 // the connection provably alive. A connection silent for ReadTimeout is dead; reconnections use a
 // jittered exponential backoff. This is the default data source.
 type Streaming struct {
@@ -104,7 +106,7 @@ func (s Streaming) run(ctx context.Context, env *sourceEnv) error {
 func (s Streaming) connect(ctx context.Context, env *sourceEnv) (gotPut bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := env.request(ctx, streamPath)
+	req, err := env.request(ctx, streamPath+"?patch=1")
 	if err != nil {
 		return false, err
 	}
@@ -146,7 +148,8 @@ func (s Streaming) connect(ctx context.Context, env *sourceEnv) (gotPut bool, er
 		watchdog.Reset(s.ReadTimeout)
 		switch {
 		case len(line) == 0: // end of an event
-			if event == "put" && hasData {
+			switch {
+			case event == "put" && hasData:
 				rs, err := evaluation.CompileJSON(data)
 				if err != nil {
 					env.log.Error("relay sent an unusable ruleset; keeping the current one", "error", err)
@@ -154,6 +157,11 @@ func (s Streaming) connect(ctx context.Context, env *sourceEnv) (gotPut bool, er
 				} else {
 					env.client.update(rs, stale)
 					gotPut = true
+				}
+			case event == "patch" && hasData:
+				if err := applyPatch(env, data, stale); err != nil {
+					// Only a put can bring this connection back in step: reconnect for one.
+					return gotPut, err
 				}
 			}
 			event, data, hasData = "", data[:0], false
@@ -173,6 +181,25 @@ func (s Streaming) connect(ctx context.Context, env *sourceEnv) (gotPut bool, er
 			}
 		}
 	}
+}
+
+// applyPatch applies a patch event (the flags and segments changed since the version the relay
+// last sent on this connection) to the client's ruleset. A patch the client cannot apply is an
+// error, unless the client already has a ruleset at least as new (a lagging relay).
+func applyPatch(env *sourceEnv, data []byte, stale bool) error {
+	cur := env.client.ruleset.Load()
+	rs, err := cur.PatchJSON(data)
+	if err != nil {
+		var p struct {
+			Version int64 `json:"version"`
+		}
+		if errors.Is(err, evaluation.ErrPatchBase) && cur != nil && json.Unmarshal(data, &p) == nil && p.Version <= cur.Version() {
+			return nil
+		}
+		return fmt.Errorf("relay sent a patch the SDK cannot apply: %w", err)
+	}
+	env.client.update(rs, stale)
+	return nil
 }
 
 // readLine reads one line without its line ending (LF or CRLF), of any length up to

@@ -1,0 +1,184 @@
+package evaluation
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+)
+
+// ErrPatchBase is returned by PatchJSON when the patch was made against another version (or
+// another environment) than the ruleset it is applied to: the caller needs the full ruleset.
+var ErrPatchBase = errors.New("patch does not apply to this ruleset version")
+
+// PatchJSON applies a patch event to r and returns the resulting ruleset, which is exactly what
+// CompileJSON would make of the full document of the patch's version. Only the patch's flags and
+// segments are decoded; every flag is compiled again, since a changed segment or prerequisite
+// changes the flags that use it. r itself is not modified.
+//
+// It fails with ErrPatchBase when the patch's base_version is not r's version or its environment
+// is not r's, and with ErrMalformedRuleset when the patch does not decode.
+func (r *Ruleset) PatchJSON(data []byte) (*Ruleset, error) {
+	p, err := decodeDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(p.schemaVersion); err != nil {
+		return nil, err
+	}
+	if p.baseVersion == nil {
+		return nil, fmt.Errorf("%w: patch without base_version", ErrMalformedRuleset)
+	}
+	next := &Ruleset{version: p.version, env: p.env, generatedAt: p.generatedAt}
+	switch {
+	case r == nil:
+		return nil, fmt.Errorf("%w: there is no ruleset yet", ErrPatchBase)
+	case r.flagSrc == nil && len(r.flags) > 0:
+		return nil, fmt.Errorf("%w: the ruleset was not compiled from JSON", ErrPatchBase)
+	case *p.baseVersion != r.version || next.env.ID != r.env.ID:
+		return nil, fmt.Errorf("%w: patch from %s version %d, ruleset is %s version %d",
+			ErrPatchBase, next.env.ID, *p.baseVersion, r.env.ID, r.version)
+	}
+	var flags []flagSource
+	var segments []segmentSource
+	if p.flags != nil {
+		flags = *p.flags
+	}
+	if p.segments != nil {
+		segments = *p.segments
+	}
+	next.flagSrc = merge(r.flagSrc, flags, p.deletedFlags, func(f flagSource) string { return f.key })
+	next.segSrc = merge(r.segSrc, segments, p.deletedSegments, func(s segmentSource) string { return s.key })
+	if len(segments) > 0 || len(p.deletedSegments) > 0 || !next.patchFlags(r, flags, p.deletedFlags) {
+		next.compile(next.flagSrc, next.segSrc)
+	}
+	return next, nil
+}
+
+// patchFlags is PatchJSON's fast path, for the common patch: well-formed flags changed, added
+// or deleted, none of them a prerequisite or with prerequisites, segments unchanged, in a
+// ruleset without problems. Then no other flag's behaviour can change, so every other compiled
+// flag is carried over as is and only the patch's flags are compiled (and change listeners only
+// evaluate those again). It reports false, having set nothing, when the patch needs the whole
+// ruleset compiled again.
+func (next *Ruleset) patchFlags(r *Ruleset, flags []flagSource, deleted []string) bool {
+	if len(r.problems) > 0 {
+		return false
+	}
+	touched := make([]string, 0, len(flags)+len(deleted))
+	for _, src := range flags {
+		if src.flag == nil || len(src.flag.Prerequisites) > 0 || !ruleset.ValidKey(src.key) {
+			return false
+		}
+		touched = append(touched, src.key)
+	}
+	touched = append(touched, deleted...)
+	slices.Sort(touched)
+	if len(slices.Compact(slices.Clone(touched))) != len(touched) {
+		return false // a key twice in the patch
+	}
+	for _, k := range touched {
+		if r.prerequisites[k] {
+			return false
+		}
+	}
+	compiled := make([]*flag, len(flags))
+	for i, src := range flags {
+		f, problem := newFlag(src, r.segments)
+		if problem != "" {
+			return false
+		}
+		f.segments = segmentFingerprint(f)
+		compiled[i] = f
+	}
+	// Cloning the map copies its storage without hashing every key again.
+	next.flags = maps.Clone(r.flags)
+	sameKeys := true
+	for _, k := range deleted {
+		if _, ok := next.flags[k]; ok {
+			delete(next.flags, k)
+			sameKeys = false
+		}
+	}
+	for _, f := range compiled {
+		if _, ok := next.flags[f.key]; !ok {
+			sameKeys = false
+		}
+		next.flags[f.key] = f
+	}
+	next.segments, next.prerequisites = r.segments, r.prerequisites
+	next.patchedFrom, next.patched = r.version, touched
+	if sameKeys {
+		next.keys = r.keys
+	} else {
+		next.keys = make([]string, 0, len(next.flags))
+		for k := range next.flags {
+			next.keys = append(next.keys, k)
+		}
+		slices.Sort(next.keys)
+	}
+	return true
+}
+
+// merge returns old in its order with every item whose key is in changed replaced, every item
+// whose key is deleted left out, and the changed items with new keys appended in patch order.
+func merge[T any](old, changed []T, deleted []string, key func(T) string) []T {
+	// A patch usually names a handful of keys: finding them in a short list is cheaper than
+	// hashing every key of the ruleset; large patches use maps.
+	small := len(changed)+len(deleted) <= 16
+	var byKey map[string]int
+	var gone map[string]bool
+	names := make([]string, len(changed))
+	for i, c := range changed {
+		names[i] = key(c)
+	}
+	if !small {
+		byKey = make(map[string]int, len(changed))
+		for i, k := range names {
+			byKey[k] = i
+		}
+		gone = make(map[string]bool, len(deleted))
+		for _, k := range deleted {
+			gone[k] = true
+		}
+	}
+	find := func(k string) (int, bool) {
+		if small {
+			for i := len(names) - 1; i >= 0; i-- {
+				if names[i] == k {
+					return i, true
+				}
+			}
+			return -1, false
+		}
+		i, ok := byKey[k]
+		return i, ok
+	}
+	isGone := func(k string) bool {
+		if small {
+			return slices.Contains(deleted, k)
+		}
+		return gone[k]
+	}
+	out := make([]T, 0, len(old)+len(changed))
+	placed := make([]bool, len(changed))
+	for _, o := range old {
+		k := key(o)
+		if i, ok := find(k); ok {
+			out = append(out, changed[i])
+			placed[i] = true
+		} else if !isGone(k) {
+			out = append(out, o)
+		}
+	}
+	for i, c := range changed {
+		if !placed[i] {
+			if j, _ := find(names[i]); j == i { // the last of a key given twice wins, once
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
+	"github.com/switchyard-io/switchyard/platform/testenv"
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
 
@@ -380,4 +383,52 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestForgetsEnvironmentsTheTopicNoLongerHas: an environment deleted while a relay was down,
+// whose tombstone compaction has since removed, is dropped from the disk cache once the relay
+// has read the topic; an empty topic (a new cluster) leaves the disk cache alone.
+func TestForgetsEnvironmentsTheTopicNoLongerHas(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
+	produceRuleset(t, prod, relaytest.Ruleset("env2", 1, true))
+	dir := t.TempDir()
+	first := startRelay(t, testConfig(t, name, dir))
+	first.waitVersion(t, "env1", 1)
+	first.waitVersion(t, "env2", 1)
+	first.stop()
+	server1, _ := relaytest.Keys("env1")
+	server2, _ := relaytest.Keys("env2")
+	caughtUp := func(r *relay) {
+		testenv.Eventually(t, 30*time.Second, "the relay to catch up with the topic", r.app.Feed.CaughtUp)
+	}
+
+	empty, _ := topic(t)
+	second := startRelay(t, testConfig(t, empty, dir))
+	caughtUp(second)
+	for _, key := range []string{server1, server2} {
+		if resp, _ := get(t, "GET", second.base+"/sdk/v1/ruleset", key, ""); resp.StatusCode != 200 {
+			t.Fatalf("an empty topic made the relay drop its disk cache: %d", resp.StatusCode)
+		}
+	}
+	second.stop()
+
+	// A topic that has env1 but nothing of env2 (deleted, its tombstone compacted away).
+	compacted, prod2 := topic(t)
+	produceRuleset(t, prod2, relaytest.Ruleset("env1", 2, true))
+	third := startRelay(t, testConfig(t, compacted, dir))
+	caughtUp(third)
+	third.waitVersion(t, "env1", 2)
+	if third.app.Store.Get("env2") != nil {
+		t.Fatal("env2 is still served after the relay read a topic without it")
+	}
+	if resp, body := get(t, "GET", third.base+"/sdk/v1/ruleset", server2, ""); resp.StatusCode != 401 {
+		t.Fatalf("the deleted environment's key: %d %s", resp.StatusCode, body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "env2.json")); !os.IsNotExist(err) {
+		t.Fatalf("env2's disk copy is still there: %v", err)
+	}
+	if resp, _ := get(t, "GET", third.base+"/sdk/v1/ruleset", server1, ""); resp.StatusCode != 200 {
+		t.Fatalf("env1: %d", resp.StatusCode)
+	}
 }

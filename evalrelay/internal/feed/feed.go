@@ -39,6 +39,8 @@ type Feed struct {
 
 	posMu sync.Mutex
 	pos   map[int32]int64 // next offset to consume, per partition
+	// seen holds the environments the topic has records of, until the feed has caught up.
+	seen map[string]bool
 }
 
 // New returns a feed; reg may be nil.
@@ -46,7 +48,7 @@ func New(cfg Config, store *rulesets.Store, log *slog.Logger, reg prometheus.Reg
 	if cfg.Probe == 0 {
 		cfg.Probe = 3 * time.Second
 	}
-	f := &Feed{cfg: cfg, store: store, log: log, pos: map[int32]int64{},
+	f := &Feed{cfg: cfg, store: store, log: log, pos: map[int32]int64{}, seen: map[string]bool{},
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evalrelay_ruleset_records_total", Help: "Ruleset records consumed, by outcome (applied, stale, rejected, deleted).",
 		}, []string{"outcome"})}
@@ -110,6 +112,9 @@ func (f *Feed) Run(ctx context.Context) error {
 			byKey[k] = append(byKey[k], r)
 			f.posMu.Lock()
 			f.pos[r.Partition] = r.Offset + 1
+			if f.seen != nil {
+				f.seen[k] = true
+			}
 			f.posMu.Unlock()
 		})
 		for _, k := range order {
@@ -168,6 +173,7 @@ func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 				target = ends
 			}
 			if !f.caughtUp.Load() && f.reached(target) {
+				f.forgetUnseen()
 				f.caughtUp.Store(true)
 				f.log.Info("caught up with the ruleset topic", "environments", len(f.store.Entries()))
 			}
@@ -188,6 +194,23 @@ func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 		case <-time.After(wait):
 		case <-t.C:
 		}
+	}
+}
+
+// forgetUnseen drops the environments loaded from disk that the topic, read to its end, has no
+// record of. An empty topic is not evidence of anything (a new or wiped cluster, which the flag
+// service will fill again), so then the disk copies stay.
+func (f *Feed) forgetUnseen() {
+	f.posMu.Lock()
+	seen := f.seen
+	f.seen = nil
+	f.posMu.Unlock()
+	if len(seen) == 0 {
+		return
+	}
+	if gone := f.store.Forget(seen); len(gone) > 0 {
+		f.applied.WithLabelValues("deleted").Add(float64(len(gone)))
+		f.log.Info("forgot environments the ruleset topic no longer has (deleted while this relay was down)", "environments", gone)
 	}
 }
 

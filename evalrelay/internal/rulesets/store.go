@@ -349,6 +349,21 @@ func (s *Store) remove(envID string) {
 	delete(s.subs, envID)
 }
 
+// Forget removes, as a tombstone would, every environment whose id keep does not hold, and
+// returns their ids. The feed calls it once it has read the whole topic: an environment loaded
+// from disk that the topic no longer has was deleted while this relay was down, and compaction
+// has since dropped its tombstone — its keys must stop working.
+func (s *Store) Forget(keep map[string]bool) []string {
+	var gone []string
+	for _, e := range s.Entries() {
+		if !keep[e.EnvID] {
+			s.remove(e.EnvID)
+			gone = append(gone, e.EnvID)
+		}
+	}
+	return gone
+}
+
 // Authenticate finds the environment of an SDK key by its hash. Unknown, expired and
 // deleted keys are all simply not found.
 func (s *Store) Authenticate(key string) (Key, bool) {

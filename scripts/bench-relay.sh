@@ -3,7 +3,8 @@
 #   1. cached ruleset 304s (wrk), 2. remote evaluation of 10 flags at 2, 8 and 64 connections and
 #   paced to ~10k req/s (wrk + Lua)
 #   and at fixed rates of 2,000, 5,000 and 10,000 req/s (vegeta; RATES=...),
-#   3. propagation to 1,000 streaming Go SDK clients and memory per stream (relaybench).
+#   3. propagation to 1,000 streaming Go SDK clients and memory per stream (relaybench),
+#   4. the same in an environment of 1,000 flags.
 # Usage: scripts/bench-relay.sh [duration]   (results: docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,3 +93,8 @@ PROJECTS+=("bench-prop-$(date +%s)")
 echo "== 3. Propagation: flag service API -> Kafka -> relay -> 1,000 streaming SDK clients"
 "$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
   -project "${PROJECTS[1]}"
+
+PROJECTS+=("bench-prop-large-$(date +%s)")
+echo "== 4. Propagation as in 3, in an environment of ${FLAGS:-1000} more flags (~190 bytes each), so patches matter"
+"$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
+  -project "${PROJECTS[2]}" -flags "${FLAGS:-1000}"

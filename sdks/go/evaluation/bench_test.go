@@ -1,6 +1,7 @@
 package evaluation_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -122,5 +123,57 @@ func BenchmarkNewContext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = benchContext()
+	}
+}
+
+// largeRuleset is an environment of n boolean flags with a rule and a 50/50 rollout each, as
+// JSON, and a patch that toggles the first of them (what a stream carries for one toggle).
+func largeRuleset(n int) (doc, patch []byte) {
+	flag := func(i int, on bool) ruleset.Flag {
+		return ruleset.Flag{Key: fmt.Sprintf("flag-%04d", i), Kind: ruleset.KindBoolean, Version: 1, On: on, OffVariation: "off",
+			Variations: []ruleset.Variation{{Key: "on", Value: []byte("true")}, {Key: "off", Value: []byte("false")}},
+			Rules:      []ruleset.Rule{{ID: "beta", Clauses: []ruleset.Clause{clause("plan", ruleset.OpIn, "beta")}, Serve: ruleset.Serve{Variation: "on"}}},
+			Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{
+				{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}}}
+	}
+	rs := ruleset.Ruleset{SchemaVersion: ruleset.SchemaVersion, Environment: ruleset.Environment{ID: "env"}, Version: 1, Segments: []ruleset.Segment{}}
+	for i := range n {
+		rs.Flags = append(rs.Flags, flag(i, true))
+	}
+	doc, _ = json.Marshal(rs)
+	toggled := flag(0, false)
+	toggled.Version = 2
+	patch, _ = json.Marshal(map[string]any{"schema_version": ruleset.SchemaVersion, "environment": rs.Environment, "version": 2,
+		"base_version": 1, "flags": []ruleset.Flag{toggled}, "deleted_flags": []string{}, "segments": []any{}, "deleted_segments": []string{}})
+	return doc, patch
+}
+
+// BenchmarkRulesetUpdate: what an SDK spends on one flag toggle in an environment of n flags —
+// the whole ruleset decoded and compiled (a put) or the patch applied.
+func BenchmarkRulesetUpdate(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		doc, patch := largeRuleset(n)
+		b.Run(fmt.Sprintf("flags=%d/put", n), func(b *testing.B) {
+			b.SetBytes(int64(len(doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := evaluation.CompileJSON(doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		base, err := evaluation.CompileJSON(doc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("flags=%d/patch", n), func(b *testing.B) {
+			b.SetBytes(int64(len(patch)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := base.PatchJSON(patch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

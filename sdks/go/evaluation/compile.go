@@ -36,8 +36,8 @@ type Ruleset struct {
 	problems    []Problem
 	// The decoded flags and segments, in document order (only for rulesets compiled from JSON):
 	// a patch replaces some of them and the rest are compiled again without being decoded again.
-	flagSrc []flagSource
-	segSrc  []segmentSource
+	flagSrc []*flagSource
+	segSrc  []*segmentSource
 	// segments are the compiled segments the flags point at.
 	segments map[string]*segment
 	// prerequisites holds the keys other flags name as a prerequisite (nil when none do).
@@ -166,8 +166,8 @@ type document struct {
 	version         int64
 	baseVersion     *int64
 	generatedAt     time.Time
-	flags           *[]flagSource
-	segments        *[]segmentSource
+	flags           *[]*flagSource
+	segments        *[]*segmentSource
 	deletedFlags    []string
 	deletedSegments []string
 }
@@ -191,18 +191,18 @@ func decodeDocument(data []byte) (document, error) {
 		d := document{schemaVersion: typed.SchemaVersion, env: typed.Environment, version: typed.Version, baseVersion: typed.BaseVersion,
 			generatedAt: generatedAt(typed.GeneratedAt), deletedFlags: typed.DeletedFlags, deletedSegments: typed.DeletedSegments}
 		if typed.Flags != nil {
-			flags := make([]flagSource, len(*typed.Flags))
+			flags := make([]*flagSource, len(*typed.Flags))
 			for i := range *typed.Flags {
 				f := &(*typed.Flags)[i]
-				flags[i] = flagSource{key: f.Key, flag: f}
+				flags[i] = &flagSource{key: f.Key, flag: f}
 			}
 			d.flags = &flags
 		}
 		if typed.Segments != nil {
-			segments := make([]segmentSource, len(*typed.Segments))
+			segments := make([]*segmentSource, len(*typed.Segments))
 			for i := range *typed.Segments {
 				s := &(*typed.Segments)[i]
-				segments[i] = segmentSource{key: s.Key, seg: s}
+				segments[i] = &segmentSource{key: s.Key, seg: s}
 			}
 			d.segments = &segments
 		}
@@ -230,14 +230,14 @@ func decodeDocument(data []byte) (document, error) {
 		}
 	}
 	if w.Flags != nil {
-		flags := make([]flagSource, len(*w.Flags))
+		flags := make([]*flagSource, len(*w.Flags))
 		for i, raw := range *w.Flags {
 			flags[i] = decodeFlag(raw)
 		}
 		d.flags = &flags
 	}
 	if w.Segments != nil {
-		segments := make([]segmentSource, len(*w.Segments))
+		segments := make([]*segmentSource, len(*w.Segments))
 		for i, raw := range *w.Segments {
 			segments[i] = decodeSegment(raw)
 		}
@@ -256,21 +256,21 @@ func generatedAt(raw json.RawMessage) time.Time {
 }
 
 // decodeFlag decodes one flag; one that does not decode keeps its key (if readable) and the error.
-func decodeFlag(raw json.RawMessage) flagSource {
+func decodeFlag(raw json.RawMessage) *flagSource {
 	f := new(ruleset.Flag)
 	if err := json.Unmarshal(raw, f); err != nil {
-		return flagSource{key: keyOf(raw), err: "does not decode: " + err.Error()}
+		return &flagSource{key: keyOf(raw), err: "does not decode: " + err.Error()}
 	}
-	return flagSource{key: f.Key, flag: f}
+	return &flagSource{key: f.Key, flag: f}
 }
 
 // decodeSegment decodes one segment like decodeFlag.
-func decodeSegment(raw json.RawMessage) segmentSource {
+func decodeSegment(raw json.RawMessage) *segmentSource {
 	s := new(ruleset.Segment)
 	if err := json.Unmarshal(raw, s); err != nil {
-		return segmentSource{key: keyOf(raw), err: "does not decode: " + err.Error()}
+		return &segmentSource{key: keyOf(raw), err: "does not decode: " + err.Error()}
 	}
-	return segmentSource{key: s.Key, seg: s}
+	return &segmentSource{key: s.Key, seg: s}
 }
 
 // keyOf reads the "key" of a flag or segment that does not decode as a whole ("" if unreadable).
@@ -293,13 +293,13 @@ func Compile(rs *ruleset.Ruleset) (*Ruleset, error) {
 		return nil, fmt.Errorf("%w: %d (this SDK reads %d)", ErrUnsupportedSchema, rs.SchemaVersion, ruleset.SchemaVersion)
 	}
 	r := &Ruleset{version: rs.Version, env: rs.Environment, generatedAt: rs.GeneratedAt}
-	flags := make([]flagSource, len(rs.Flags))
+	flags := make([]*flagSource, len(rs.Flags))
 	for i := range rs.Flags {
-		flags[i] = flagSource{key: rs.Flags[i].Key, flag: &rs.Flags[i]}
+		flags[i] = &flagSource{key: rs.Flags[i].Key, flag: &rs.Flags[i]}
 	}
-	segments := make([]segmentSource, len(rs.Segments))
+	segments := make([]*segmentSource, len(rs.Segments))
 	for i := range rs.Segments {
-		segments[i] = segmentSource{key: rs.Segments[i].Key, seg: &rs.Segments[i]}
+		segments[i] = &segmentSource{key: rs.Segments[i].Key, seg: &rs.Segments[i]}
 	}
 	r.compile(flags, segments)
 	return r, nil
@@ -449,7 +449,7 @@ func (r *Ruleset) problem(p Problem) { r.problems = append(r.problems, p) }
 
 // newFlag compiles one decoded flag (without its prerequisites, which point at other compiled
 // flags). A flag that is not well-formed comes back malformed, with the problem.
-func newFlag(src flagSource, segments map[string]*segment) (*flag, string) {
+func newFlag(src *flagSource, segments map[string]*segment) (*flag, string) {
 	f := &flag{key: src.key, off: -1}
 	if src.flag == nil {
 		f.malformed = true
@@ -467,7 +467,7 @@ func newFlag(src flagSource, segments map[string]*segment) (*flag, string) {
 	return f, ""
 }
 
-func (r *Ruleset) compile(flagSrc []flagSource, segSrc []segmentSource) {
+func (r *Ruleset) compile(flagSrc []*flagSource, segSrc []*segmentSource) {
 	segments := r.compileSegments(segSrc)
 	r.segments = segments
 	r.flags = make(map[string]*flag, len(flagSrc))
@@ -533,7 +533,7 @@ func (r *Ruleset) compile(flagSrc []flagSource, segSrc []segmentSource) {
 	slices.Sort(r.keys)
 }
 
-func (r *Ruleset) compileSegments(src []segmentSource) map[string]*segment {
+func (r *Ruleset) compileSegments(src []*segmentSource) map[string]*segment {
 	segments := make(map[string]*segment, len(src))
 	sources := map[*segment]*ruleset.Segment{}
 	for i, s := range src {

@@ -13,9 +13,11 @@ import (
 // another environment) than the ruleset it is applied to: the caller needs the full ruleset.
 var ErrPatchBase = errors.New("patch does not apply to this ruleset version")
 
-// PatchJSON applies a patch event to r and returns the resulting ruleset, which is exactly what
-// CompileJSON would make of the full document of the patch's version. Only the patch's flags and
-// segments are decoded; every flag is compiled again, since a changed segment or prerequisite
+// PatchJSON applies a patch event (sdks/spec/PROTOCOL.md) to r and returns the resulting
+// ruleset, which evaluates exactly like what CompileJSON makes of the full document of the
+// patch's version. Only the patch's flags and segments are decoded. When the patch changes only
+// flags that no other flag depends on, only those are compiled and the rest carried over (see
+// patchFlags); otherwise every flag is compiled again, since a changed segment or prerequisite
 // changes the flags that use it. r itself is not modified.
 //
 // It fails with ErrPatchBase when the patch's base_version is not r's version or its environment
@@ -41,16 +43,16 @@ func (r *Ruleset) PatchJSON(data []byte) (*Ruleset, error) {
 		return nil, fmt.Errorf("%w: patch from %s version %d, ruleset is %s version %d",
 			ErrPatchBase, next.env.ID, *p.baseVersion, r.env.ID, r.version)
 	}
-	var flags []flagSource
-	var segments []segmentSource
+	var flags []*flagSource
+	var segments []*segmentSource
 	if p.flags != nil {
 		flags = *p.flags
 	}
 	if p.segments != nil {
 		segments = *p.segments
 	}
-	next.flagSrc = merge(r.flagSrc, flags, p.deletedFlags, func(f flagSource) string { return f.key })
-	next.segSrc = merge(r.segSrc, segments, p.deletedSegments, func(s segmentSource) string { return s.key })
+	next.flagSrc = merge(r.flagSrc, flags, p.deletedFlags, func(f *flagSource) string { return f.key })
+	next.segSrc = merge(r.segSrc, segments, p.deletedSegments, func(s *segmentSource) string { return s.key })
 	if len(segments) > 0 || len(p.deletedSegments) > 0 || !next.patchFlags(r, flags, p.deletedFlags) {
 		next.compile(next.flagSrc, next.segSrc)
 	}
@@ -63,7 +65,7 @@ func (r *Ruleset) PatchJSON(data []byte) (*Ruleset, error) {
 // flag is carried over as is and only the patch's flags are compiled (and change listeners only
 // evaluate those again). It reports false, having set nothing, when the patch needs the whole
 // ruleset compiled again.
-func (next *Ruleset) patchFlags(r *Ruleset, flags []flagSource, deleted []string) bool {
+func (next *Ruleset) patchFlags(r *Ruleset, flags []*flagSource, deleted []string) bool {
 	if len(r.problems) > 0 {
 		return false
 	}

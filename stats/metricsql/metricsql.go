@@ -248,7 +248,7 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 	// tail since the last fold, a cohort's pre-period (restricted to the cohort) — which has
 	// fewer rows than the experiment's units. A rollout, or a read of raw events only, spans
 	// every event since the start: its units go on the right.
-	eventsRight := !x.rollout() && (cohort || (!to.IsZero() && to.Sub(from) <= 48*time.Hour))
+	eventsRight := !x.rollout() && (cohort || (!to.IsZero() && to.Sub(from) <= shortRawSpan))
 	var left, right string
 	var err error
 	if eventsRight { // built in text order: placeholders are bound in the order they appear
@@ -272,6 +272,10 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 		WHERE ` + window + `
 		GROUP BY context_kind, context_key`, nil
 }
+
+// shortRawSpan is the longest stretch of raw events whose join puts the events, not the units,
+// in the hash table (rawSQL), and that SumsOf reads for several metrics in one query.
+var shortRawSpan = 48 * time.Hour
 
 // firstExposuresSQL selects (context_kind, context_key, first_ms) of the units of x's slice
 // whose first exposure is in [cohortFrom, cohortTo) (unix ms; 0: unbounded): from the units

@@ -423,6 +423,42 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 		t.Fatal(err)
 	}
 	compare(t, got, expected(units, events, &plain, now.UnixMilli(), false, nil, &capValue))
+
+	// Every metric at once (what the results worker does), four per query: the same sums, from
+	// raw events (with the percentile-capped metric) and from the rollups.
+	reqs := []SumsRequest{{Metric: p}}
+	for _, tc := range metrics {
+		reqs = append(reqs, SumsRequest{Metric: tc.m, CUPED: tc.cuped})
+	}
+	savedPerPass, savedSpan := MetricsPerPass, shortRawSpan
+	MetricsPerPass = 4
+	shortRawSpan = 60 * 24 * time.Hour // the test's few thousand units fit any join: combine even raw reads
+	defer func() { MetricsPerPass, shortRawSpan = savedPerPass, savedSpan }()
+	for _, snap := range []struct {
+		name string
+		reqs []SumsRequest
+		s    Snapshot
+	}{
+		{"raw", reqs, Snapshot{FoldedUpTo: x.Start, Now: now, Passes: 2}},
+		{"folded", reqs[1:], Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 2}},
+	} {
+		all, err := SumsOf(ctx, conn, x, snap.reqs, snap.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != len(snap.reqs) {
+			t.Fatalf("%d results for %d metrics", len(all), len(snap.reqs))
+		}
+		if snap.name == "raw" {
+			compare(t, all[0], expected(units, events, &plain, now.UnixMilli(), false, nil, &capValue))
+			all = all[1:]
+		}
+		for i, tc := range metrics {
+			t.Run("all at once, "+snap.name+"/"+tc.name, func(t *testing.T) {
+				compare(t, all[i], expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
+			})
+		}
+	}
 }
 
 // TestRolloutSums: a plain rollout's units are the contexts its rollout served (reason SPLIT,

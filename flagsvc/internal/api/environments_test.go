@@ -135,9 +135,18 @@ func TestSegmentsImportAndNesting(t *testing.T) {
 	if r := s.req("DELETE", base+"/beta", s.owner, nil); r.Status != 409 || !strings.Contains(r.errorBody(t).Message, "beta-or-staff") {
 		t.Fatalf("delete nested segment: %d %s", r.Status, r.Body)
 	}
-	// The compiled ruleset carries the members and the nesting.
+	// The compiled ruleset carries the members and the nesting, each segment its own members.
+	s.must(201, "POST", base, map[string]any{"key": "staff", "included": []any{map[string]any{"values": []string{"carol"}},
+		map[string]any{"context_kind": "device", "values": []string{"d9"}}}, "excluded": []any{map[string]any{"values": []string{"dave"}}}}, nil)
 	var rs ruleset.Ruleset
 	s.must(200, "GET", "/api/v1/projects/shop/environments/production/ruleset", nil, &rs)
+	if staff := rs.Segment("staff"); staff == nil || fmt.Sprint(staff.Included) != "[{device [d9]} {user [carol]}]" ||
+		fmt.Sprint(staff.Excluded) != "[{user [dave]}]" {
+		t.Fatalf("ruleset segment staff: %+v", staff)
+	}
+	if nested := rs.Segment("beta-or-staff"); nested == nil || nested.Included != nil || nested.Excluded != nil {
+		t.Fatalf("a segment without members got some: %+v", nested)
+	}
 	beta := rs.Segment("beta")
 	if beta == nil || len(beta.Excluded) != 1 || beta.Excluded[0].Values[0] != "u0000001" {
 		t.Fatalf("ruleset segment: %+v", beta)

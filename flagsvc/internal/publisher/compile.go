@@ -43,11 +43,8 @@ func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) 
 			rs.Flags = append(rs.Flags, domain.RulesetFlag(&src.Flags[i], &src.Configs[i], src.Versions[i]))
 		}
 		for _, s := range src.Segments {
-			inc, exc, err := tx.SegmentMembers(ctx, s.ID, 0)
-			if err != nil {
-				return err
-			}
-			rs.Segments = append(rs.Segments, ruleset.Segment{Key: s.Key, Version: s.Version, Included: inc, Excluded: exc, Rules: s.Rules})
+			m := src.Members[s.ID]
+			rs.Segments = append(rs.Segments, ruleset.Segment{Key: s.Key, Version: s.Version, Included: m.Included, Excluded: m.Excluded, Rules: s.Rules})
 		}
 		for _, k := range src.SDKKeys {
 			rs.SDKKeys = append(rs.SDKKeys, ruleset.SDKKey{Hash: "sha256:" + k.HashHex, Kind: k.Kind, ExpiresAt: k.ExpiresAt})

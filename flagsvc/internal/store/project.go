@@ -100,11 +100,13 @@ type RulesetSources struct {
 	Configs  []domain.FlagConfig
 	Versions []int64
 	Segments []domain.Segment
-	SDKKeys  []domain.SDKKey // valid ones only
+	// Members are the segments' member lists by segment id (absent: no members).
+	Members map[string]SegmentLists
+	SDKKeys []domain.SDKKey // valid ones only
 }
 
-// RulesetSources reads an environment with its flags, segments and valid SDK keys in one
-// round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
+// RulesetSources reads an environment with its flags, segments (with their members) and valid
+// SDK keys in one round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
 // (Store.Read) so the parts agree.
 func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, error) {
 	var rs RulesetSources
@@ -119,6 +121,10 @@ func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, 
 	})
 	b.Queue(listSegmentsSQL, envID).Query(func(rows pgx.Rows) (err error) {
 		rs.Segments, err = collectSegments(rows)
+		return err
+	})
+	b.Queue(environmentMembersSQL, envID).Query(func(rows pgx.Rows) (err error) {
+		rs.Members, err = collectEnvironmentMembers(rows)
 		return err
 	})
 	b.Queue(listSDKKeysSQL, envID, false).Query(func(rows pgx.Rows) (err error) {

@@ -156,26 +156,80 @@ func (t *Tx) SegmentMembers(ctx context.Context, segmentID string, limit int) (i
 		return nil, nil, err
 	}
 	defer rows.Close()
-	groups := map[string]map[string][]string{"included": {}, "excluded": {}}
-	order := map[string][]string{}
+	var m memberLists
 	for rows.Next() {
 		var list, kind, key string
 		if err := rows.Scan(&list, &kind, &key); err != nil {
 			return nil, nil, err
 		}
-		if _, ok := groups[list][kind]; !ok {
-			order[list] = append(order[list], kind)
-		}
-		groups[list][kind] = append(groups[list][kind], key)
+		m.add(list, kind, key)
 	}
-	build := func(list string) []ruleset.SegmentTarget {
-		var out []ruleset.SegmentTarget
-		for _, kind := range order[list] {
-			out = append(out, ruleset.SegmentTarget{ContextKind: kind, Values: groups[list][kind]})
+	return m.build("included"), m.build("excluded"), rows.Err()
+}
+
+// SegmentLists are a segment's members as a ruleset carries them.
+type SegmentLists struct {
+	Included, Excluded []ruleset.SegmentTarget
+}
+
+// environmentMembersSQL reads the members of every segment of an environment, in the order
+// memberLists groups them.
+const environmentMembersSQL = `SELECT m.segment_id, m.list, m.context_kind, m.context_key FROM segment_members m
+	JOIN segments s ON s.id = m.segment_id WHERE s.environment_id = $1
+	ORDER BY m.segment_id, m.list, m.context_kind, m.context_key`
+
+// collectEnvironmentMembers groups environmentMembersSQL's rows by segment id.
+func collectEnvironmentMembers(rows pgx.Rows) (map[string]SegmentLists, error) {
+	defer rows.Close()
+	out := map[string]SegmentLists{}
+	var cur string
+	var m memberLists
+	flush := func() {
+		if cur != "" {
+			out[cur] = SegmentLists{Included: m.build("included"), Excluded: m.build("excluded")}
 		}
-		return out
 	}
-	return build("included"), build("excluded"), rows.Err()
+	for rows.Next() {
+		var id, list, kind, key string
+		if err := rows.Scan(&id, &list, &kind, &key); err != nil {
+			return nil, err
+		}
+		if id != cur {
+			flush()
+			cur, m = id, memberLists{}
+		}
+		m.add(list, kind, key)
+	}
+	flush()
+	return out, rows.Err()
+}
+
+// memberLists groups member rows, read in (list, context kind, key) order, by list and kind.
+type memberLists struct {
+	groups map[string]map[string][]string // list → kind → keys
+	order  map[string][]string            // list → kinds in order
+}
+
+func (m *memberLists) add(list, kind, key string) {
+	if m.groups == nil {
+		m.groups = map[string]map[string][]string{"included": {}, "excluded": {}}
+		m.order = map[string][]string{}
+	}
+	if m.groups[list] == nil {
+		m.groups[list] = map[string][]string{}
+	}
+	if _, ok := m.groups[list][kind]; !ok {
+		m.order[list] = append(m.order[list], kind)
+	}
+	m.groups[list][kind] = append(m.groups[list][kind], key)
+}
+
+func (m *memberLists) build(list string) []ruleset.SegmentTarget {
+	var out []ruleset.SegmentTarget
+	for _, kind := range m.order[list] {
+		out = append(out, ruleset.SegmentTarget{ContextKind: kind, Values: m.groups[list][kind]})
+	}
+	return out
 }
 
 // CopySegments copies every segment with its members from one environment to another.

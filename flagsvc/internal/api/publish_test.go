@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,4 +226,52 @@ func TestPublisherCatchesUpAfterKafkaOutage(t *testing.T) {
 func kafkaScript(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "../../../deploy/local/kafka.sh")
+}
+
+// TestChangeCommittedDuringAPublishIsNotLost: a change that took its outbox id before another
+// but committed after the publisher's snapshot (while that ruleset was being produced) is not
+// marked published with it; it is published next.
+func TestChangeCommittedDuringAPublishIsNotLost(t *testing.T) {
+	s := newStack(t)
+	s.project("shop")
+	s.boolFlag("shop", "a")
+	s.boolFlag("shop", "b")
+	env := envID(t, s, "shop", "development")
+	c := consume(t, s)
+	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a") != nil && rs.Flag("b") != nil })
+
+	// The slow change: turns a on and takes its outbox id, but does not commit yet.
+	ctx := context.Background()
+	slow, err := s.app.Store.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback(ctx)
+	if _, err := slow.Exec(ctx, `UPDATE flag_configs SET "on" = true, config = jsonb_set(config, '{on}', 'true'), version = version + 1 WHERE environment_id = $1
+		AND flag_id = (SELECT f.id FROM flags f JOIN projects p ON p.id = f.project_id WHERE p.key = 'shop' AND f.key = 'a')`, env); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := slow.Exec(ctx, `INSERT INTO outbox (environment_id) VALUES ($1)`, env); err != nil {
+		t.Fatal(err)
+	}
+	// It commits right after the publisher compiled the next ruleset, before that is produced
+	// and its changes are marked published.
+	var once sync.Once
+	committed := make(chan error, 1)
+	s.app.Publisher.AfterCompile(func(id string) {
+		if id == env {
+			once.Do(func() { committed <- slow.Commit(ctx) })
+		}
+	})
+	defer s.app.Publisher.AfterCompile(nil)
+	s.must(200, "POST", configPath("shop", "b", "development")+"/toggle", map[string]any{"on": true}, nil)
+	select {
+	case err := <-committed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the publisher never compiled the toggle of b")
+	}
+	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a").On && rs.Flag("b").On })
 }

@@ -18,8 +18,16 @@ import (
 // Compile builds the ruleset of an environment from one consistent snapshot. It returns
 // found=false when the environment no longer exists.
 func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, err error) {
+	rs, found, _, err = compile(ctx, st, envID, now)
+	return rs, found, err
+}
+
+// compile is Compile that also returns the ids of the outbox rows the snapshot saw pending:
+// the changes this ruleset carries.
+func compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, pending []int64, err error) {
 	err = st.Read(ctx, func(tx *store.Tx) error {
 		src, err := tx.RulesetSources(ctx, envID)
+		pending = src.PendingOutbox
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil
 		}
@@ -52,5 +60,5 @@ func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) 
 		sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
 		return nil
 	})
-	return rs, found, err
+	return rs, found, pending, err
 }

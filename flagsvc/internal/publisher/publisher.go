@@ -50,6 +50,18 @@ type Publisher struct {
 	leading atomic.Bool
 	// Published is signalled (non-blocking) after every successful publish; tests use it.
 	Published chan string
+	// afterCompile runs between compiling a ruleset and producing it (AfterCompile).
+	afterCompile atomic.Pointer[func(envID string)]
+}
+
+// AfterCompile sets a function run after each ruleset is compiled and before it is produced
+// (nil: none). Tests use it to commit a change in that window.
+func (p *Publisher) AfterCompile(fn func(envID string)) {
+	if fn == nil {
+		p.afterCompile.Store(nil)
+		return
+	}
+	p.afterCompile.Store(&fn)
 }
 
 // New returns a publisher producing with client (which must be configured for acks=all).
@@ -254,11 +266,7 @@ func (p *Publisher) republishAll(ctx context.Context) error {
 		oldest[pe.EnvironmentID] = pe.OldestAt
 	}
 	for _, id := range ids {
-		maxID, err := p.store.MaxOutboxID(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := p.publish(ctx, id, maxID, oldest[id]); err != nil {
+		if err := p.publish(ctx, id, oldest[id]); err != nil {
 			return err
 		}
 	}
@@ -273,7 +281,7 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 	}
 	p.pending.Set(float64(len(pending)))
 	for _, pe := range pending {
-		if err := p.publish(ctx, pe.EnvironmentID, pe.MaxID, pe.OldestAt); err != nil {
+		if err := p.publish(ctx, pe.EnvironmentID, pe.OldestAt); err != nil {
 			return err
 		}
 	}
@@ -281,12 +289,16 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 }
 
 // publish compiles the environment's current ruleset, produces it and waits for the broker's
-// acknowledgement, then marks the outbox rows up to maxID done. committedAt is when the oldest
-// change it carries was committed (zero when it carries none).
-func (p *Publisher) publish(ctx context.Context, envID string, maxID int64, committedAt time.Time) error {
-	rs, found, err := Compile(ctx, p.store, envID, p.now())
+// acknowledgement, then marks done the outbox rows the compile saw (a change committed since
+// stays pending and is published next). committedAt is when the oldest change it carries was
+// committed (zero when it carries none).
+func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.Time) error {
+	rs, found, carried, err := compile(ctx, p.store, envID, p.now())
 	if err != nil {
 		return fmt.Errorf("compile ruleset of %s: %w", envID, err)
+	}
+	if hook := p.afterCompile.Load(); hook != nil {
+		(*hook)(envID)
 	}
 	rec := &kgo.Record{Topic: p.cfg.Topic, Key: []byte(envID)}
 	if found {
@@ -308,7 +320,7 @@ func (p *Publisher) publish(ctx context.Context, envID string, maxID int64, comm
 	if !committedAt.IsZero() {
 		p.latency.Observe(p.now().Sub(committedAt).Seconds())
 	}
-	if err := p.store.MarkPublished(ctx, envID, maxID, found); err != nil {
+	if err := p.store.MarkPublished(ctx, envID, carried, found); err != nil {
 		return err
 	}
 	p.log.Debug("ruleset published", "environment", envID, "version", rs.Version, "bytes", len(rec.Value), "offset", rec.Offset)

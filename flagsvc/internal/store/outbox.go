@@ -10,46 +10,40 @@ import (
 // PendingEnvironment is an environment with unpublished changes.
 type PendingEnvironment struct {
 	EnvironmentID string
-	MaxID         int64
 	// OldestAt is when the oldest unpublished change committed (for the commit-to-ack metric).
 	OldestAt time.Time
 }
 
 // PendingOutbox lists environments with unpublished outbox rows, oldest change first.
 func (s *Store) PendingOutbox(ctx context.Context) ([]PendingEnvironment, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT environment_id, max(id), min(created_at) FROM outbox WHERE published_at IS NULL
+	rows, err := s.Pool.Query(ctx, `SELECT environment_id, min(created_at) FROM outbox WHERE published_at IS NULL
 		GROUP BY environment_id ORDER BY min(id)`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PendingEnvironment, error) {
 		var p PendingEnvironment
-		err := r.Scan(&p.EnvironmentID, &p.MaxID, &p.OldestAt)
+		err := r.Scan(&p.EnvironmentID, &p.OldestAt)
 		return p, err
 	})
 }
 
 // MarkPublished records, in one round trip, that the environment's newest ruleset was
 // acknowledged (or, for a deleted environment, drops its version row after the tombstone)
-// and marks its outbox rows up to maxID as published.
-func (s *Store) MarkPublished(ctx context.Context, envID string, maxID int64, exists bool) error {
+// and marks the outbox rows it carried as published: the ids its compile snapshot saw
+// (RulesetSources.PendingOutbox). Marking "every row up to the newest id" instead would also
+// mark a change that took its id earlier but committed after the snapshot, and lose it.
+func (s *Store) MarkPublished(ctx context.Context, envID string, ids []int64, exists bool) error {
 	b := &pgx.Batch{}
 	if exists {
 		b.Queue(`UPDATE published_rulesets SET published_at = now() WHERE environment_id = $1`, envID)
 	} else {
 		b.Queue(`DELETE FROM published_rulesets WHERE environment_id = $1`, envID)
 	}
-	if maxID > 0 {
-		b.Queue(`UPDATE outbox SET published_at = now() WHERE environment_id = $1 AND id <= $2 AND published_at IS NULL`, envID, maxID)
+	if len(ids) > 0 {
+		b.Queue(`UPDATE outbox SET published_at = now() WHERE environment_id = $1 AND id = ANY($2) AND published_at IS NULL`, envID, ids)
 	}
 	return s.Pool.SendBatch(ctx, b).Close()
-}
-
-// MaxOutboxID returns the newest outbox id of an environment (0 when none).
-func (s *Store) MaxOutboxID(ctx context.Context, envID string) (int64, error) {
-	var id int64
-	err := s.Pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM outbox WHERE environment_id = $1`, envID).Scan(&id)
-	return id, err
 }
 
 // PruneOutbox deletes rows published before the cutoff.

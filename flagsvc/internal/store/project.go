@@ -103,14 +103,19 @@ type RulesetSources struct {
 	// Members are the segments' member lists by segment id (absent: no members).
 	Members map[string]SegmentLists
 	SDKKeys []domain.SDKKey // valid ones only
+	// PendingOutbox are the environment's unpublished outbox rows this snapshot sees: exactly
+	// the changes the ruleset compiled from it carries. Set even when the environment is gone.
+	PendingOutbox []int64
 }
 
-// RulesetSources reads an environment with its flags, segments (with their members) and valid
-// SDK keys in one round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
+// RulesetSources reads an environment with its flags, segments (with their members), valid SDK
+// keys and pending outbox rows in one round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
 // (Store.Read) so the parts agree.
 func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, error) {
 	var rs RulesetSources
 	b := &pgx.Batch{}
+	b.Queue(`SELECT coalesce(array_agg(id), '{}') FROM outbox WHERE environment_id = $1 AND published_at IS NULL`, envID).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&rs.PendingOutbox) })
 	b.Queue(environmentByIDSQL, envID).QueryRow(func(row pgx.Row) (err error) {
 		rs.Env, err = scanEnv(row)
 		return notFound(err, "environment not found")

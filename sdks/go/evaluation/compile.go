@@ -172,77 +172,65 @@ type document struct {
 	deletedSegments []string
 }
 
+// wireDocument is a ruleset or patch document as it decodes: E, F and S are the types the
+// environment, flags and segments decode into (their own, or json.RawMessage to decode them one
+// by one).
+type wireDocument[E, F, S any] struct {
+	SchemaVersion   *int            `json:"schema_version"`
+	Environment     E               `json:"environment"`
+	Version         int64           `json:"version"`
+	BaseVersion     *int64          `json:"base_version"`
+	GeneratedAt     json.RawMessage `json:"generated_at"`
+	Flags           *[]F            `json:"flags"`
+	Segments        *[]S            `json:"segments"`
+	DeletedFlags    []string        `json:"deleted_flags"`
+	DeletedSegments []string        `json:"deleted_segments"`
+}
+
+// document is the fields of w that need no decoding of their own.
+func (w *wireDocument[E, F, S]) document() document {
+	return document{schemaVersion: w.SchemaVersion, version: w.Version, baseVersion: w.BaseVersion,
+		generatedAt: generatedAt(w.GeneratedAt), deletedFlags: w.DeletedFlags, deletedSegments: w.DeletedSegments}
+}
+
+// sources makes one source of each item (nil for a nil list); source gets a pointer into items.
+func sources[T, S any](items *[]T, source func(*T) S) *[]S {
+	if items == nil {
+		return nil
+	}
+	out := make([]S, len(*items))
+	for i := range *items {
+		out[i] = source(&(*items)[i])
+	}
+	return &out
+}
+
+func typedFlag(f *ruleset.Flag) *flagSource          { return &flagSource{key: f.Key, flag: f} }
+func typedSegment(s *ruleset.Segment) *segmentSource { return &segmentSource{key: s.Key, seg: s} }
+
 // decodeDocument decodes a ruleset or patch document. Well-formed documents (nearly all) are
 // decoded in one pass; when that fails, the flags and segments are decoded one by one, so that
 // one that does not decode is isolated (compiled as malformed) instead of failing the document.
 func decodeDocument(data []byte) (document, error) {
-	var typed struct {
-		SchemaVersion   *int                `json:"schema_version"`
-		Environment     ruleset.Environment `json:"environment"`
-		Version         int64               `json:"version"`
-		BaseVersion     *int64              `json:"base_version"`
-		GeneratedAt     json.RawMessage     `json:"generated_at"`
-		Flags           *[]ruleset.Flag     `json:"flags"`
-		Segments        *[]ruleset.Segment  `json:"segments"`
-		DeletedFlags    []string            `json:"deleted_flags"`
-		DeletedSegments []string            `json:"deleted_segments"`
-	}
+	var typed wireDocument[ruleset.Environment, ruleset.Flag, ruleset.Segment]
 	if json.Unmarshal(data, &typed) == nil {
-		d := document{schemaVersion: typed.SchemaVersion, env: typed.Environment, version: typed.Version, baseVersion: typed.BaseVersion,
-			generatedAt: generatedAt(typed.GeneratedAt), deletedFlags: typed.DeletedFlags, deletedSegments: typed.DeletedSegments}
-		if typed.Flags != nil {
-			flags := make([]*flagSource, len(*typed.Flags))
-			for i := range *typed.Flags {
-				f := &(*typed.Flags)[i]
-				flags[i] = &flagSource{key: f.Key, flag: f}
-			}
-			d.flags = &flags
-		}
-		if typed.Segments != nil {
-			segments := make([]*segmentSource, len(*typed.Segments))
-			for i := range *typed.Segments {
-				s := &(*typed.Segments)[i]
-				segments[i] = &segmentSource{key: s.Key, seg: s}
-			}
-			d.segments = &segments
-		}
+		d := typed.document()
+		d.env = typed.Environment
+		d.flags, d.segments = sources(typed.Flags, typedFlag), sources(typed.Segments, typedSegment)
 		return d, nil
 	}
-	var w struct {
-		SchemaVersion   *int               `json:"schema_version"`
-		Environment     json.RawMessage    `json:"environment"`
-		Version         int64              `json:"version"`
-		BaseVersion     *int64             `json:"base_version"`
-		GeneratedAt     json.RawMessage    `json:"generated_at"`
-		Flags           *[]json.RawMessage `json:"flags"`
-		Segments        *[]json.RawMessage `json:"segments"`
-		DeletedFlags    []string           `json:"deleted_flags"`
-		DeletedSegments []string           `json:"deleted_segments"`
-	}
+	var w wireDocument[json.RawMessage, json.RawMessage, json.RawMessage]
 	if err := json.Unmarshal(data, &w); err != nil {
 		return document{}, fmt.Errorf("%w: %v", ErrMalformedRuleset, err)
 	}
-	d := document{schemaVersion: w.SchemaVersion, version: w.Version, baseVersion: w.BaseVersion, generatedAt: generatedAt(w.GeneratedAt),
-		deletedFlags: w.DeletedFlags, deletedSegments: w.DeletedSegments}
+	d := w.document()
 	if len(w.Environment) > 0 {
 		if err := json.Unmarshal(w.Environment, &d.env); err != nil {
 			return document{}, fmt.Errorf("%w: environment: %v", ErrMalformedRuleset, err)
 		}
 	}
-	if w.Flags != nil {
-		flags := make([]*flagSource, len(*w.Flags))
-		for i, raw := range *w.Flags {
-			flags[i] = decodeFlag(raw)
-		}
-		d.flags = &flags
-	}
-	if w.Segments != nil {
-		segments := make([]*segmentSource, len(*w.Segments))
-		for i, raw := range *w.Segments {
-			segments[i] = decodeSegment(raw)
-		}
-		d.segments = &segments
-	}
+	d.flags = sources(w.Flags, func(raw *json.RawMessage) *flagSource { return decodeFlag(*raw) })
+	d.segments = sources(w.Segments, func(raw *json.RawMessage) *segmentSource { return decodeSegment(*raw) })
 	return d, nil
 }
 
@@ -293,15 +281,7 @@ func Compile(rs *ruleset.Ruleset) (*Ruleset, error) {
 		return nil, fmt.Errorf("%w: %d (this SDK reads %d)", ErrUnsupportedSchema, rs.SchemaVersion, ruleset.SchemaVersion)
 	}
 	r := &Ruleset{version: rs.Version, env: rs.Environment, generatedAt: rs.GeneratedAt}
-	flags := make([]*flagSource, len(rs.Flags))
-	for i := range rs.Flags {
-		flags[i] = &flagSource{key: rs.Flags[i].Key, flag: &rs.Flags[i]}
-	}
-	segments := make([]*segmentSource, len(rs.Segments))
-	for i := range rs.Segments {
-		segments[i] = &segmentSource{key: rs.Segments[i].Key, seg: &rs.Segments[i]}
-	}
-	r.compile(flags, segments)
+	r.compile(*sources(&rs.Flags, typedFlag), *sources(&rs.Segments, typedSegment))
 	return r, nil
 }
 

@@ -48,15 +48,7 @@ func TestStreamingInitialRulesetAndUpdates(t *testing.T) {
 
 	relay.publish(rulesetJSON(t, 2, boolFlag("f", false), boolFlag("g", true)))
 	eventually(t, "the update to arrive", func() bool { return !c.Bool(alice, "f", true) })
-	got := map[string]switchyard.FlagChange{}
-	for len(got) < 2 {
-		select {
-		case ch := <-changes:
-			got[ch.Key] = ch
-		case <-time.After(5 * time.Second):
-			t.Fatalf("listener got %v", got)
-		}
-	}
+	got := changesByKey(t, changes, 2)
 	if ch := got["f"]; ch.OldValue != true || ch.NewValue != false || ch.OldVariation != "on" || ch.NewVariation != "off" {
 		t.Errorf("change of f = %+v", ch)
 	}
@@ -69,6 +61,21 @@ func TestStreamingInitialRulesetAndUpdates(t *testing.T) {
 	if relay.streamConnects.Load() != 1 {
 		t.Errorf("%d stream connections, want 1", relay.streamConnects.Load())
 	}
+}
+
+// changesByKey reads listener changes until n flags have changed (failing after 5 s without one).
+func changesByKey(t *testing.T, changes <-chan switchyard.FlagChange, n int) map[string]switchyard.FlagChange {
+	t.Helper()
+	got := map[string]switchyard.FlagChange{}
+	for len(got) < n {
+		select {
+		case ch := <-changes:
+			got[ch.Key] = ch
+		case <-time.After(5 * time.Second):
+			t.Fatalf("listener got %v", got)
+		}
+	}
+	return got
 }
 
 func TestStreamingReconnectsAfterDrop(t *testing.T) {
@@ -393,15 +400,7 @@ func TestStreamingAppliesPatches(t *testing.T) {
 	if d := c.BoolDetail(alice, "g", false); d.ErrorCode != "FLAG_NOT_FOUND" {
 		t.Errorf("deleted flag g: %+v", d)
 	}
-	got := map[string]switchyard.FlagChange{}
-	for len(got) < 3 {
-		select {
-		case ch := <-changes:
-			got[ch.Key] = ch
-		case <-time.After(5 * time.Second):
-			t.Fatalf("listener got %v", got)
-		}
-	}
+	got := changesByKey(t, changes, 3)
 	if got["f"].NewValue != false || got["g"].NewVariation != "" || got["new"].NewValue != true {
 		t.Errorf("changes = %+v", got)
 	}

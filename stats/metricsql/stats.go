@@ -254,11 +254,9 @@ func SumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequ
 var MetricsPerPass = 5
 
 func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
-	reqs = slices.Clone(reqs)
 	caps := make([]bounds, len(reqs))
 	for i, r := range reqs {
 		m := r.Metric
-		reqs[i].CUPED = r.CUPED && m.Kind != Ratio && m.CUPEDPreperiod > 0
 		lower, upper := m.Winsorize.Lower, m.Winsorize.Upper
 		if m.Winsorize.Type == "percentile" && upper != nil {
 			capValue, err := Percentile(ctx, conn, x, m, s, *upper)

@@ -411,16 +411,25 @@ func TestStreamingAppliesPatches(t *testing.T) {
 
 func TestStreamingPatchOutOfStepReconnectsForAPut(t *testing.T) {
 	relay := newFakeRelay(t, rulesetJSON(t, 1, boolFlag("f", true)))
-	c := newClient(t, switchyard.Config{RelayURL: relay.server.URL, DataSource: fastStreaming()})
+	// Backoffs longer than the test's deadline: the reconnection for the put must not wait one.
+	streaming := fastStreaming()
+	streaming.InitialBackoff, streaming.MaxBackoff = time.Hour, time.Hour
+	c := newClient(t, switchyard.Config{RelayURL: relay.server.URL, DataSource: streaming})
 	// A patch from a version the client never had: only a put can bring it back in step.
 	relay.setRuleset(rulesetJSON(t, 4, boolFlag("f", false)))
 	relay.publishPatch(patchJSON(t, 3, 4, nil, boolFlag("f", false)))
-	eventually(t, "a reconnection and the put of version 4", func() bool { return c.Status().RulesetVersion == 4 })
+	eventually(t, "an immediate reconnection and the put of version 4", func() bool { return c.Status().RulesetVersion == 4 })
 	if c.Bool(alice, "f", true) {
 		t.Error("f should be off after the put")
 	}
 	if relay.streamConnects.Load() != 2 {
 		t.Errorf("%d stream connections, want 2", relay.streamConnects.Load())
+	}
+	// A second unusable patch right away waits the backoff: no reconnection loop.
+	relay.publishPatch(patchJSON(t, 7, 8, nil, boolFlag("f", true)))
+	eventually(t, "the second unusable patch to interrupt the stream", func() bool { return c.Status().State == switchyard.StateInterrupted })
+	if n := relay.streamConnects.Load(); n != 2 {
+		t.Errorf("%d stream connections after a second unusable patch within MaxBackoff, want 2", n)
 	}
 }
 

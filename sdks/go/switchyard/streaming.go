@@ -66,11 +66,16 @@ var errReadTimeout = errors.New("stream read timeout: no data or heartbeat")
 // errStreamClosed: the relay closed the stream.
 var errStreamClosed = errors.New("stream closed by the relay")
 
+// errUnusablePatch: the relay sent a patch the SDK cannot apply (from a version it does not
+// have); only the put a new connection starts with brings it back in step.
+var errUnusablePatch = errors.New("relay sent a patch the SDK cannot apply")
+
 func (s Streaming) run(ctx context.Context, env *sourceEnv) error {
 	s = s.withDefaults()
 	b := backoff{initial: s.InitialBackoff, max: s.MaxBackoff}
 	failures := 0
 	var fallback poller
+	var lastImmediate time.Time
 	for {
 		gotPut, err := s.connect(ctx, env)
 		if ctx.Err() != nil {
@@ -88,6 +93,13 @@ func (s Streaming) run(ctx context.Context, env *sourceEnv) error {
 		}
 		env.log.Warn("relay stream interrupted; reconnecting", "error", err)
 		env.client.interrupted(err)
+		// Out of step after a healthy connection: reconnect for the put at once rather than
+		// serve the old ruleset for a backoff, but at most once per MaxBackoff, so a relay that
+		// keeps sending unusable patches cannot keep the SDK reconnecting in a loop.
+		if gotPut && errors.Is(err, errUnusablePatch) && time.Since(lastImmediate) > s.MaxBackoff {
+			lastImmediate = time.Now()
+			continue
+		}
 		if s.FallbackToPollingAfter > 0 && failures >= s.FallbackToPollingAfter {
 			if err := fallback.poll(ctx, env, 10*time.Second); err != nil {
 				if errors.As(err, &se) && permanent(se.code) {
@@ -196,7 +208,7 @@ func applyPatch(env *sourceEnv, data []byte, stale bool) error {
 		if errors.Is(err, evaluation.ErrPatchBase) && cur != nil && json.Unmarshal(data, &p) == nil && p.Version <= cur.Version() {
 			return nil
 		}
-		return fmt.Errorf("relay sent a patch the SDK cannot apply: %w", err)
+		return fmt.Errorf("%w: %w", errUnusablePatch, err)
 	}
 	env.client.update(rs, stale)
 	return nil

@@ -77,13 +77,29 @@ type Experiment struct {
 	lo, hi int
 	// units is the materialized units snapshot the queries read (WithUnits; 0: none).
 	units int64
+	// hashed: the snapshot's contexts have distinct 64-bit hashes, so per-context GROUP BYs
+	// group by the hash (contextGroup).
+	hashed bool
 }
 
 // WithUnits makes every query on the returned experiment (sums, folds, percentiles) read its
 // units from the snapshot MaterializeUnits wrote, instead of merging them from experiment_units.
-func (x Experiment) WithUnits(snapshot int64) Experiment {
-	x.units = snapshot
+func (x Experiment) WithUnits(u Units) Experiment {
+	x.units, x.hashed = u.ID, u.distinctHashes
 	return x
+}
+
+// contextGroup is what the per-context GROUP BY of the sums groups rows by. A 64-bit hash of the
+// context is a fixed-size key, which ClickHouse groups about four times as fast as the two
+// strings (18.16, 8.6M rows of 1M units: 0.75 s vs 3.0 s). It is exact when the units snapshot's
+// contexts have distinct hashes (MaterializeUnits checks), because every row grouped is a unit's:
+// rollups and raw events are joined with the units before they are grouped. Without a
+// snapshot, or in the (2^-64-per-pair) event of a collision, the strings.
+func (x Experiment) contextGroup() string {
+	if x.units != 0 && x.hashed {
+		return "cityHash64(context_kind, context_key)"
+	}
+	return "context_kind, context_key"
 }
 
 // sliceBuckets is how many buckets the contexts are hashed into; a pass takes a range of them.
@@ -271,6 +287,59 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 		ALL INNER JOIN (` + right + `) USING (context_kind, context_key)
 		WHERE ` + window + `
 		GROUP BY context_kind, context_key`, nil
+}
+
+// rawPart is one metric's conversion-window part in a combined raw read (rawPartsSQL), tagged src.
+type rawPart struct {
+	m   *Metric
+	src int
+}
+
+// rawPartsSQL is rawSQL for the conversion-window parts of several metrics at once, over a short
+// stretch of an experiment's raw events [from, to) (a day being folded, the tail since the last
+// fold): the events of all their event keys are read, deduplicated and joined with the units
+// once, instead of once per metric, and each context's events are split by metric after the
+// join. Rows: (src, context_kind, context_key, events, value_sum), one per part and context
+// with events in the part's window. (1M units, 5 metrics, half a day of 572k events on 18.16:
+// 1.7 s, where five rawSQL reads took 2.5 s.)
+func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (string, error) {
+	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan {
+		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events")
+	}
+	var cols, tuples []string
+	for i, p := range parts {
+		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
+			return "", fmt.Errorf("metricsql: combined raw part %d: metric %q (src %d)", i, p.m.Key, p.src)
+		}
+		in := fmt.Sprintf("m%d AND ts >= first_ms + %d AND ts < first_ms + %d", i, p.m.WindowStart.Milliseconds(), p.m.WindowEnd.Milliseconds())
+		cols = append(cols, fmt.Sprintf("countIf(%s) AS e%d, sumIf(value, %s) AS s%d", in, i, in, i))
+		tuples = append(tuples, fmt.Sprintf("(toUInt8(%d), e%d, s%d)", p.src, i, i))
+	}
+	q := `SELECT tupleElement(p, 1) AS src, context_kind, context_key, tupleElement(p, 2) AS events, tupleElement(p, 3) AS value_sum FROM (
+		SELECT context_kind, context_key, ` + strings.Join(cols, ", ") + `
+		FROM (` + firstExposuresSQL(x, 0, 0, a) + `)
+		ALL INNER JOIN (SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts`
+	// Events are deduplicated by key and id, as the per-metric reads did (each read one key).
+	keys := map[string]bool{}
+	var keyList []any
+	for i, p := range parts {
+		key := a.add(p.m.EventKey) // before the filters' placeholders, as in the text
+		filters, err := filterSQL(p.m.Filters, a)
+		if err != nil {
+			return "", fmt.Errorf("metric %s: %w", p.m.Key, err)
+		}
+		q += fmt.Sprintf(", any(event_key = %s AND %s) AS m%d", key, filters, i)
+		if !keys[p.m.EventKey] {
+			keys[p.m.EventKey] = true
+			keyList = append(keyList, p.m.EventKey)
+		}
+	}
+	q += ` FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key IN (` + placeholders(keyList, a) + `)
+		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `) AND timestamp < toDateTime(` + a.add(to.Unix()) + `)` + x.slice() + `
+		GROUP BY context_kind, context_key, event_key, event_id) USING (context_kind, context_key)
+		GROUP BY context_kind, context_key)
+		ARRAY JOIN arrayFilter(t -> tupleElement(t, 2) > 0, [` + strings.Join(tuples, ", ") + `]) AS p`
+	return q, nil
 }
 
 // shortRawSpan is the longest stretch of raw events whose join puts the events, not the units,

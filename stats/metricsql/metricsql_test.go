@@ -310,14 +310,17 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	folded := start.Add(12 * 24 * time.Hour)
 	folds := Folds{}
 	for d := x.Start; d.Before(folded); d = d.Add(24 * time.Hour) {
-		for _, m := range []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m} {
-			id, err := FoldDay(ctx, conn, x, m, d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			folds.Add(m, PartMetric, id)
+		// Every metric of the day in one query, as the results workers fold.
+		foldedTogether := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m}
+		ids, err := FoldDays(ctx, conn, x, foldedTogether, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range foldedTogether {
+			folds.Add(m, PartMetric, ids[i])
 			if m.CUPEDPreperiod > 0 {
-				if id, err = FoldCovariates(ctx, conn, x, m, d); err != nil {
+				id, err := FoldCovariates(ctx, conn, x, m, d)
+				if err != nil {
 					t.Fatal(err)
 				}
 				folds.Add(m, PartCovariate, id)
@@ -347,19 +350,31 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	// several slices.
 	saved := StateRowsPerSlice
 	StateRowsPerSlice = 700
-	snapshotID, materialized, err := MaterializeUnits(ctx, conn, x, now)
+	snapshot, err := MaterializeUnits(ctx, conn, x, now)
 	StateRowsPerSlice = saved
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range metrics {
-		t.Run("folded, materialized units/"+tc.name, func(t *testing.T) {
-			got, err := Sums(ctx, conn, x.WithUnits(snapshotID), tc.m, Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 3}, tc.cuped)
-			if err != nil {
-				t.Fatal(err)
-			}
-			compare(t, got, expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
-		})
+	snapshotID, materialized := snapshot.ID, snapshot.Exposure
+	if !snapshot.distinctHashes {
+		t.Fatal("the units' context hashes are distinct, but the snapshot says they are not")
+	}
+	// Grouped by the contexts' hash (distinct here), and by their strings (after a collision).
+	byStrings := snapshot
+	byStrings.distinctHashes = false
+	for _, u := range []Units{snapshot, byStrings} {
+		if got := x.WithUnits(u).contextGroup(); strings.Contains(got, "cityHash64") != u.distinctHashes {
+			t.Fatalf("distinct hashes %v, grouped by %s", u.distinctHashes, got)
+		}
+		for _, tc := range metrics {
+			t.Run(fmt.Sprintf("folded, materialized units, hashed %v/%s", u.distinctHashes, tc.name), func(t *testing.T) {
+				got, err := Sums(ctx, conn, x.WithUnits(u), tc.m, Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 3}, tc.cuped)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compare(t, got, expected(units, events, tc.m, now.UnixMilli(), tc.cuped, tc.lower, tc.upper))
+			})
+		}
 	}
 	exp, err := Exposures(ctx, conn, x, now)
 	if err != nil {
@@ -385,7 +400,7 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fromSnapshot, err := Percentile(ctx, conn, x.WithUnits(snapshotID), p, Snapshot{FoldedUpTo: x.Start, Now: now}, 0.9); err != nil || fromSnapshot != capValue {
+	if fromSnapshot, err := Percentile(ctx, conn, x.WithUnits(snapshot), p, Snapshot{FoldedUpTo: x.Start, Now: now}, 0.9); err != nil || fromSnapshot != capValue {
 		t.Fatalf("p90 cap from the units snapshot %v (%v), from experiment_units %v", fromSnapshot, err, capValue)
 	}
 	// Dropped snapshots leave nothing; stale ones (here: every one) are found and dropped.
@@ -393,15 +408,15 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 		t.Fatal(err)
 	}
 	unitRows(t, conn, snapshotID, 0)
-	other, _, err := MaterializeUnits(ctx, conn, x, now)
+	other, err := MaterializeUnits(ctx, conn, x, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	unitRows(t, conn, other, len(units))
+	unitRows(t, conn, other.ID, len(units))
 	if n, err := DropStaleUnits(ctx, conn, -time.Hour); err != nil || n != 1 {
 		t.Fatalf("DropStaleUnits dropped %d (%v), want 1", n, err)
 	}
-	unitRows(t, conn, other, 0)
+	unitRows(t, conn, other.ID, 0)
 	plain := *p
 	plain.Winsorize = Winsorize{Type: "none"}
 	var nonzero []float64
@@ -434,15 +449,21 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	MetricsPerPass = 4
 	shortRawSpan = 60 * 24 * time.Hour // the test's few thousand units fit any join: combine even raw reads
 	defer func() { MetricsPerPass, shortRawSpan = savedPerPass, savedSpan }()
+	again, err := MaterializeUnits(ctx, conn, x, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, snap := range []struct {
 		name string
+		x    Experiment
 		reqs []SumsRequest
 		s    Snapshot
 	}{
-		{"raw", reqs, Snapshot{FoldedUpTo: x.Start, Now: now, Passes: 2}},
-		{"folded", reqs[1:], Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 2}},
+		{"raw", x, reqs, Snapshot{FoldedUpTo: x.Start, Now: now, Passes: 2}},
+		{"folded", x, reqs[1:], Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 2}},
+		{"folded, materialized units", x.WithUnits(again), reqs[1:], Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 2}},
 	} {
-		all, err := SumsOf(ctx, conn, x, snap.reqs, snap.s)
+		all, err := SumsOf(ctx, conn, snap.x, snap.reqs, snap.s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,15 +535,15 @@ func TestRolloutSums(t *testing.T) {
 		t.Fatalf("rollout units %+v, want %d in all", exp, len(units))
 	}
 	// A rollout's units materialized the same way.
-	snapshotID, materialized, err := MaterializeUnits(ctx, conn, x, now)
+	snapshot, err := MaterializeUnits(ctx, conn, x, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(materialized) != fmt.Sprint(exp) {
-		t.Fatalf("rollout units snapshot counts %+v, exposures %+v", materialized, exp)
+	if fmt.Sprint(snapshot.Exposure) != fmt.Sprint(exp) {
+		t.Fatalf("rollout units snapshot counts %+v, exposures %+v", snapshot.Exposure, exp)
 	}
 	m := &Metric{Key: "revenue", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week}
-	got, err := Sums(ctx, conn, x.WithUnits(snapshotID), m, Snapshot{Now: now, Passes: 2}, false)
+	got, err := Sums(ctx, conn, x.WithUnits(snapshot), m, Snapshot{Now: now, Passes: 2}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

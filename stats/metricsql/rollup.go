@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -46,8 +47,56 @@ func Day(t time.Time) time.Time {
 // window part) into the rollup and returns the fold's id. Contexts count whatever cohort they
 // belong to.
 func FoldDay(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, day time.Time) (int64, error) {
+	ids, err := FoldDays(ctx, conn, x, []*Metric{m}, day)
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// FoldDays is FoldDay for several metrics in one query: the day's events of all of them are
+// read, deduplicated and joined with the units once (rawPartsSQL). Each metric's rows get a
+// fold id of their own, returned in the order of ms, so each is recorded as if folded alone.
+func FoldDays(ctx context.Context, conn driver.Conn, x Experiment, ms []*Metric, day time.Time) ([]int64, error) {
+	if x.rollout() {
+		return nil, fmt.Errorf("metricsql: a rollout (flag %q) is read raw, not folded", x.Flag)
+	}
 	day = Day(day)
-	return fold(ctx, conn, x, m, PartMetric, day, day, day.Add(24*time.Hour), 0, 0)
+	ids := make([]int64, len(ms))
+	parts := make([]rawPart, len(ms))
+	keys := make([]any, len(ms))
+	var a args
+	for i, m := range ms {
+		if m.Kind == Ratio {
+			return nil, fmt.Errorf("metricsql: fold the parts of ratio %q, not the ratio", m.Key)
+		}
+		ids[i], parts[i], keys[i] = newID(), rawPart{m, i + 1}, m.Key
+	}
+	// Each row's metric, version and fold id are picked by its src (1-based, like arrays).
+	versions, folds := make([]string, len(ms)), make([]string, len(ms))
+	q := `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+		context_kind, context_key, events, value_sum)
+		SELECT ` + a.add(x.EnvironmentID) + `, ` + a.add(x.Key) + `, [` + placeholders(keys, &a) + `][src], [`
+	for i, m := range ms {
+		versions[i] = "toUInt64(" + a.add(m.Version) + ")"
+	}
+	q += strings.Join(versions, ", ") + `][src], toUInt8(` + a.add(PartMetric) + `), toDate(toDateTime(` + a.add(day.Unix()) + `)), [`
+	for i, id := range ids {
+		folds[i] = "toUInt64(" + a.add(uint64(id)) + ")"
+	}
+	q += strings.Join(folds, ", ") + `][src], context_kind, context_key, events, value_sum FROM (`
+	raw, err := rawPartsSQL(x, parts, day, day.Add(24*time.Hour), &a)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Exec(ctx, q+raw+`)`, a...); err != nil {
+		names := make([]string, len(ms))
+		for i, m := range ms {
+			names[i] = m.Key
+		}
+		return nil, fmt.Errorf("metricsql: fold %s %s: %w", strings.Join(names, ", "), day.Format(time.DateOnly), err)
+	}
+	return ids, nil
 }
 
 // FoldCovariates writes the CUPED pre-exposure totals of the units whose first exposure fell
@@ -59,10 +108,6 @@ func FoldCovariates(ctx context.Context, conn driver.Conn, x Experiment, m *Metr
 	}
 	cohort = Day(cohort)
 	next := cohort.Add(24 * time.Hour)
-	return fold(ctx, conn, x, m, PartCovariate, cohort, cohort.Add(-m.CUPEDPreperiod), next, cohort.UnixMilli(), next.UnixMilli())
-}
-
-func fold(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, part int, day, from, to time.Time, cohortFrom, cohortTo int64) (int64, error) {
 	if m.Kind == Ratio {
 		return 0, fmt.Errorf("metricsql: fold the parts of ratio %q, not the ratio", m.Key)
 	}
@@ -74,13 +119,13 @@ func fold(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, part i
 	head := `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
 		context_kind, context_key, events, value_sum)
 		SELECT ` + a.add(x.EnvironmentID) + `, ` + a.add(x.Key) + `, ` + a.add(m.Key) + `, toUInt64(` + a.add(m.Version) + `), toUInt8(` +
-		a.add(part) + `), toDate(toDateTime(` + a.add(day.Unix()) + `)), toUInt64(` + a.add(id) + `), context_kind, context_key, events, value_sum FROM (`
-	raw, err := rawSQL(x, m, part, from, to, cohortFrom, cohortTo, &a)
+		a.add(PartCovariate) + `), toDate(toDateTime(` + a.add(cohort.Unix()) + `)), toUInt64(` + a.add(id) + `), context_kind, context_key, events, value_sum FROM (`
+	raw, err := rawSQL(x, m, PartCovariate, cohort.Add(-m.CUPEDPreperiod), next, cohort.UnixMilli(), next.UnixMilli(), &a)
 	if err != nil {
 		return 0, err
 	}
 	if err := conn.Exec(ctx, head+raw+`)`, a...); err != nil {
-		return 0, fmt.Errorf("metricsql: fold %s part %d %s: %w", m.Key, part, day.Format(time.DateOnly), err)
+		return 0, fmt.Errorf("metricsql: fold the covariates of %s for the cohort of %s: %w", m.Key, cohort.Format(time.DateOnly), err)
 	}
 	return id, nil
 }

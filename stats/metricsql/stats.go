@@ -38,9 +38,11 @@ type Snapshot struct {
 	Passes int
 }
 
-// UnitsPerPass is how many units one pass of Sums aggregates at most (PassesFor): about
-// 1.5 GiB of ClickHouse memory for a CUPED metric on 18.16.
-var UnitsPerPass int64 = 1_000_000
+// UnitsPerPass is how many units one pass of Sums aggregates at most (PassesFor). On 18.16 five
+// metrics (one with CUPED) over half a day of raw tail needed 0.6–0.8 GB of ClickHouse memory
+// per million units grouped by hash (contextGroup), 1–1.5 GB by the context strings: about
+// 1.6 GB per pass here.
+var UnitsPerPass int64 = 2_000_000
 
 // PassesFor is the number of Sums passes for an experiment with this many units.
 func PassesFor(units int64) int {
@@ -48,9 +50,11 @@ func PassesFor(units int64) int {
 }
 
 // partRowsSQL is a metric part's per-context rows, tagged src: the rollup's folded days plus
-// raw events since FoldedUpTo (for CUPED the raw part covers the cohorts not folded yet). A
-// context may have several rows; perContextSQL adds them up.
-func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, a *args) (string, error) {
+// raw events since FoldedUpTo (for CUPED the raw part covers the cohorts not folded yet), or
+// only the folded days without raw (perContextSQL reads the raw events of several metrics in
+// one rawPartsSQL then; "" when there are none). A context may have several rows;
+// perContextSQL adds them up.
+func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw bool, a *args) (string, error) {
 	if x.rollout() {
 		s.FoldedUpTo, s.Folds = x.Start, nil // never folded: every event since the start is read raw
 	}
@@ -68,7 +72,13 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, a *args
 			}
 			rolled += a.add(uint64(id))
 		}
-		rolled += `)` + x.slice() + `
+		rolled += `)` + x.slice()
+	}
+	if !withRaw {
+		return rolled, nil
+	}
+	if rolled != "" {
+		rolled += `
 		UNION ALL `
 	}
 	var raw string
@@ -122,6 +132,23 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		units += `(` + unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
 	}
 	parts := []string{units}
+	// Several metrics over a short raw tail: their conversion-window parts' raw events are read
+	// and joined with the units once (rawPartsSQL), after their rollups.
+	combined := len(reqs) > 1 && !x.rollout() && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
+	var rawParts []rawPart
+	add := func(m *Metric, part, src int) error {
+		rows, err := partRowsSQL(x, m, part, src, s, !combined || part != PartMetric, a)
+		if err != nil {
+			return err
+		}
+		if rows != "" {
+			parts = append(parts, rows)
+		}
+		if combined && part == PartMetric {
+			rawParts = append(rawParts, rawPart{m, src})
+		}
+		return nil
+	}
 	sums := []string{`anyIf(variation, src = 0) AS variation`}
 	var cols []string
 	for i, r := range reqs {
@@ -131,24 +158,18 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		if m.Kind == Ratio {
 			main, den = m.Numerator, m.Denominator
 		}
-		first, err := partRowsSQL(x, main, PartMetric, 1+2*i, s, a)
-		if err != nil {
+		if err := add(main, PartMetric, 1+2*i); err != nil {
 			return "", err
 		}
-		parts = append(parts, first)
 		switch {
 		case den != nil:
-			second, err := partRowsSQL(x, den, PartMetric, 2+2*i, s, a)
-			if err != nil {
+			if err := add(den, PartMetric, 2+2*i); err != nil {
 				return "", err
 			}
-			parts = append(parts, second)
 		case cuped:
-			second, err := partRowsSQL(x, main, PartCovariate, 2+2*i, s, a)
-			if err != nil {
+			if err := add(main, PartCovariate, 2+2*i); err != nil {
 				return "", err
 			}
-			parts = append(parts, second)
 		}
 		e1, s1, e2, s2 := fmt.Sprintf("e1_%d", i), fmt.Sprintf("s1_%d", i), fmt.Sprintf("e2_%d", i), fmt.Sprintf("s2_%d", i)
 		sums = append(sums, fmt.Sprintf("sumIf(events, src = %d) AS %s, sumIf(value_sum, src = %d) AS %s, sumIf(events, src = %d) AS %s, sumIf(value_sum, src = %d) AS %s",
@@ -162,12 +183,19 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		}
 		cols = append(cols, fmt.Sprintf("%s AS v%d, %s AS d%d, %s AS c%d, %s AS has%d", v, i, d, i, c, i, has, i))
 	}
-	if len(parts) > 255 {
+	if 2*len(reqs) > 255 {
 		return "", fmt.Errorf("metricsql: too many metrics in one pass (%d)", len(reqs))
+	}
+	if len(rawParts) > 0 {
+		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, a)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, `SELECT src, context_kind, context_key, '' AS variation, events, value_sum FROM (`+raw+`)`)
 	}
 	q := `SELECT ` + strings.Join(sums, ", ") + `
 		FROM (` + strings.Join(parts, "\n\t\tUNION ALL ") + `)
-		GROUP BY context_kind, context_key HAVING countIf(src = 0) > 0`
+		GROUP BY ` + x.contextGroup() + ` HAVING countIf(src = 0) > 0`
 	return `SELECT variation, ` + strings.Join(cols, ", ") + ` FROM (` + q + `)`, nil
 }
 

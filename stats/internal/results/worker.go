@@ -166,37 +166,65 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	return w.store.SaveSnapshot(ctx, x.ID, snap)
 }
 
-// fold brings the daily rollups of a (non-ratio) metric up to `until` and adds the recorded
-// folds of every day before it to folds.
-func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, m *metricsql.Metric, from, until time.Time, cuped bool,
+// fold brings the daily rollups of (non-ratio) metrics up to `until` and adds the recorded folds
+// of every day before it to folds. The metrics missing a day are folded together, up to
+// metricsql.MetricsPerPass per query (the day's events read and joined with the units once);
+// CUPED covariates are folded per metric, from their cohort's pre-period.
+func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, ms []*metricsql.Metric, from, until time.Time, cuped bool,
 	folds metricsql.Folds) error {
-	parts := []int{metricsql.PartMetric}
-	if cuped && m.CUPEDPreperiod > 0 {
-		parts = append(parts, metricsql.PartCovariate)
+	done := make([]map[time.Time]int64, len(ms))
+	for i, m := range ms {
+		var err error
+		if done[i], err = w.store.Folded(ctx, x.ID, m.Key, m.Version, metricsql.PartMetric); err != nil {
+			return err
+		}
 	}
-	for _, part := range parts {
-		done, err := w.store.Folded(ctx, x.ID, m.Key, m.Version, part)
+	for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
+		var todo []*metricsql.Metric
+		for i, m := range ms {
+			if id, ok := done[i][d]; ok {
+				folds.Add(m, metricsql.PartMetric, id)
+			} else {
+				todo = append(todo, m)
+			}
+		}
+		for len(todo) > 0 {
+			batch := todo[:min(len(todo), max(metricsql.MetricsPerPass, 1))]
+			todo = todo[len(batch):]
+			ids, err := metricsql.FoldDays(ctx, w.ch, qx, batch, d)
+			if err != nil {
+				return err
+			}
+			for j, m := range batch {
+				if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, metricsql.PartMetric, d, ids[j]); err != nil {
+					return err
+				}
+				folds.Add(m, metricsql.PartMetric, ids[j])
+			}
+		}
+	}
+	if !cuped {
+		return nil
+	}
+	for _, m := range ms {
+		if m.CUPEDPreperiod <= 0 {
+			continue
+		}
+		done, err := w.store.Folded(ctx, x.ID, m.Key, m.Version, metricsql.PartCovariate)
 		if err != nil {
 			return err
 		}
 		for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-			if id, ok := done[d]; ok {
-				folds.Add(m, part, id)
-				continue
+			id, ok := done[d]
+			if !ok {
+				if id, err = metricsql.FoldCovariates(ctx, w.ch, qx, m, d); err != nil {
+					return err
+				}
+				if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, metricsql.PartCovariate, d, id); err != nil {
+					return err
+				}
 			}
-			var id int64
-			if part == metricsql.PartMetric {
-				id, err = metricsql.FoldDay(ctx, w.ch, qx, m, d)
-			} else {
-				id, err = metricsql.FoldCovariates(ctx, w.ch, qx, m, d)
-			}
-			if err != nil {
-				return err
-			}
-			if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, part, d, id); err != nil {
-				return err
-			}
-			folds.Add(m, part, id)
+			folds.Add(m, metricsql.PartCovariate, id)
 		}
 	}
 	return nil
@@ -247,12 +275,13 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		}
 	}
 	// The units once for every query of this refresh (folds and sums), dropped when it ends.
-	units, exposure, err := metricsql.MaterializeUnits(ctx, w.ch, qx, now)
+	units, err := metricsql.MaterializeUnits(ctx, w.ch, qx, now)
 	if err != nil {
 		return nil, err
 	}
+	exposure := units.Exposure
 	defer func() {
-		if err := metricsql.DropUnits(context.WithoutCancel(ctx), w.ch, units); err != nil {
+		if err := metricsql.DropUnits(context.WithoutCancel(ctx), w.ch, units.ID); err != nil {
 			w.log.Warn("cannot drop the refresh's units snapshot (the next sweep drops it)", "err", err)
 		}
 	}()
@@ -265,16 +294,17 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	if until.After(first) {
 		foldedUpTo = until
 		folded := map[string]bool{}
+		var ms []*metricsql.Metric
 		for _, nm := range list {
 			for _, m := range []*metricsql.Metric{nm.query, nm.query.Numerator, nm.query.Denominator} {
-				if m == nil || m.Kind == metricsql.Ratio || folded[m.Key] {
-					continue
-				}
-				folded[m.Key] = true
-				if err := w.fold(ctx, x, qx, m, first, until, x.Analysis.CUPED, folds); err != nil {
-					return nil, err
+				if m != nil && m.Kind != metricsql.Ratio && !folded[m.Key] {
+					folded[m.Key] = true
+					ms = append(ms, m)
 				}
 			}
+		}
+		if err := w.fold(ctx, x, qx, ms, first, until, x.Analysis.CUPED, folds); err != nil {
+			return nil, err
 		}
 	}
 	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Folds: folds, Now: now, Passes: metricsql.PassesFor(exposure.Total())}

@@ -132,23 +132,34 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	refresh := func(from, until time.Time) (fold, sums time.Duration, err error) {
 		t := time.Now()
 		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour), Folds: metricsql.Folds{}}
-		units, exposure, err := metricsql.MaterializeUnits(ctx, conn, x, snap.Now)
+		units, err := metricsql.MaterializeUnits(ctx, conn, x, snap.Now)
 		if err != nil {
 			return 0, 0, err
 		}
-		defer func() { _ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, units) }()
+		defer func() { _ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, units.ID) }()
 		xu := x.WithUnits(units)
-		snap.Passes = metricsql.PassesFor(exposure.Total())
+		snap.Passes = metricsql.PassesFor(units.Exposure.Total())
 		materialized := time.Since(t)
-		fmt.Fprintf(out, "  units (%d) materialized: %s\n", exposure.Total(), materialized.Round(time.Millisecond))
+		fmt.Fprintf(out, "  units (%d) materialized: %s\n", units.Exposure.Total(), materialized.Round(time.Millisecond))
 		t = time.Now()
-		for _, m := range metrics {
-			for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-				if k := (dayKey{m.Key, metricsql.PartMetric, d}); folded[k] == 0 {
-					if folded[k], err = metricsql.FoldDay(ctx, conn, xu, m, d); err != nil {
-						return 0, 0, err
-					}
+		// As the worker folds: a day's metrics in one query, the CUPED cohort per metric.
+		for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
+			var todo []*metricsql.Metric
+			for _, m := range metrics {
+				if folded[dayKey{m.Key, metricsql.PartMetric, d}] == 0 {
+					todo = append(todo, m)
 				}
+			}
+			if len(todo) > 0 {
+				ids, err := metricsql.FoldDays(ctx, conn, xu, todo, d)
+				if err != nil {
+					return 0, 0, err
+				}
+				for i, m := range todo {
+					folded[dayKey{m.Key, metricsql.PartMetric, d}] = ids[i]
+				}
+			}
+			for _, m := range metrics {
 				if k := (dayKey{m.Key, metricsql.PartCovariate, d}); m.CUPEDPreperiod > 0 && folded[k] == 0 {
 					if folded[k], err = metricsql.FoldCovariates(ctx, conn, xu, m, d); err != nil {
 						return 0, 0, err

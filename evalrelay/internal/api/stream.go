@@ -1,7 +1,8 @@
 package api
 
 import (
-	"bufio"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -27,12 +28,26 @@ func (a *API) stream(c *fiber.Ctx) error {
 	heartbeat := a.cfg.Heartbeat
 	m := a.metrics
 	store := a.store
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+	// The stream writes on the connection itself: fasthttp's body stream writer would copy every
+	// event through a pipe to the connection's goroutine, a second goroutine wake-up per stream
+	// per change. The headers are the ones the handlers and middleware set; the body is chunked,
+	// or for an HTTP/1.0 client (a proxy's default upstream protocol) delimited by closing.
+	chunked := c.Request().Header.IsHTTP11()
+	if chunked {
+		c.Response().Header.SetContentLength(-1)
+	} else {
+		c.Response().Header.SetContentLength(-2)              // Connection: close…
+		c.Response().Header.Del(fiber.HeaderTransferEncoding) // …without "identity", which RFC 9112 dropped
+	}
+	head := append([]byte(nil), c.Response().Header.Header()...)
+	c.Context().HijackSetNoResponse(true)
+	c.Context().Hijack(func(conn net.Conn) {
 		m.streams.Inc()
 		defer m.streams.Dec()
 		defer store.Unsubscribe(sub)
+		w := newEventWriter(conn, head, chunked)
 		sent := first.Version
-		if writeEvent(w, putPrefix, first.JSON) != nil {
+		if w.event(putPrefix, first.JSON) != nil {
 			return
 		}
 		tick := time.NewTicker(heartbeat)
@@ -40,6 +55,7 @@ func (a *API) stream(c *fiber.Ctx) error {
 		for {
 			select {
 			case <-sub.Done():
+				_ = w.end()
 				return
 			case <-sub.Wake():
 				if e := sub.Take(); e != nil && e.Version > sent {
@@ -47,7 +63,7 @@ func (a *API) stream(c *fiber.Ctx) error {
 					if patches && e.Patch != nil && e.PatchBase == sent {
 						prefix, data, count = patchPrefix, e.Patch, m.patches
 					}
-					if writeEvent(w, prefix, data) != nil {
+					if w.event(prefix, data) != nil {
 						return
 					}
 					m.delivery.Observe(time.Since(e.ReceivedAt).Seconds())
@@ -55,10 +71,7 @@ func (a *API) stream(c *fiber.Ctx) error {
 					sent = e.Version
 				}
 			case <-tick.C:
-				if _, err := w.WriteString(": ping\n\n"); err != nil {
-					return
-				}
-				if w.Flush() != nil {
+				if w.event(nil, pingComment) != nil {
 					return
 				}
 			}
@@ -67,23 +80,74 @@ func (a *API) stream(c *fiber.Ctx) error {
 	return nil
 }
 
+// streamWriteTimeout bounds one write to a stream: a client that has not read for this long
+// (its socket buffers full) is disconnected. Other streams never wait for it.
+const streamWriteTimeout = 30 * time.Second
+
+// eventWriter writes server-sent events, each with one vectored write (the ruleset's bytes are
+// shared by every stream, never copied): as HTTP/1.1 chunks, or as they are.
+type eventWriter struct {
+	conn    net.Conn
+	chunked bool
+	head    []byte // the response head, written with the first event
+	pre     []byte // the chunk size line and the event's prefix, reused
+}
+
+func newEventWriter(conn net.Conn, head []byte, chunked bool) *eventWriter {
+	if c, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+		conn = c.UnsafeConn() // fasthttp's wrapper hides the TCP connection's vectored writes
+	}
+	return &eventWriter{conn: conn, chunked: chunked, head: head}
+}
+
+var (
+	blankLine = []byte("\n\n")     // ends an event
+	chunkEnd  = []byte("\n\n\r\n") // the blank line and the end of the chunk
+	lastChunk = []byte("0\r\n\r\n")
+)
+
+// event writes one event with its JSON on a single data line (compact JSON has no raw
+// newlines). A nil prefix writes data as is (a comment, which ends itself).
+func (w *eventWriter) event(prefix, data []byte) error {
+	end := blankLine
+	if prefix == nil {
+		end = nil
+	}
+	pre := append(w.pre[:0], w.head...)
+	w.head = nil
+	if w.chunked {
+		pre = strconv.AppendInt(pre, int64(len(prefix)+len(data)+len(end)), 16)
+		pre = append(pre, "\r\n"...)
+		if end != nil {
+			end = chunkEnd
+		} else {
+			end = chunkEnd[len(blankLine):]
+		}
+	}
+	pre = append(pre, prefix...)
+	w.pre = pre
+	return w.write(net.Buffers{pre, data, end})
+}
+
+// end ends a chunked body, so the client sees the stream end cleanly (closing the connection
+// ends the other kind).
+func (w *eventWriter) end() error {
+	if !w.chunked {
+		return nil
+	}
+	return w.write(net.Buffers{lastChunk})
+}
+
+func (w *eventWriter) write(b net.Buffers) error {
+	if err := w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil {
+		return err
+	}
+	_, err := b.WriteTo(w.conn)
+	return err
+}
+
 var (
 	putPrefix   = []byte("event: put\ndata: ")
 	patchPrefix = []byte("event: patch\ndata: ")
-	eventSuffix = []byte("\n\n")
+	pingComment = []byte(": ping\n\n")
 )
-
-// writeEvent writes one event with its JSON on a single data line (compact JSON has no raw
-// newlines), then flushes.
-func writeEvent(w *bufio.Writer, prefix, data []byte) error {
-	if _, err := w.Write(prefix); err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	if _, err := w.Write(eventSuffix); err != nil {
-		return err
-	}
-	return w.Flush()
-}

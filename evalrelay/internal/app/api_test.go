@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -430,5 +431,52 @@ func TestForgetsEnvironmentsTheTopicNoLongerHas(t *testing.T) {
 	}
 	if resp, _ := get(t, "GET", third.base+"/sdk/v1/ruleset", server1, ""); resp.StatusCode != 200 {
 		t.Fatalf("env1: %d", resp.StatusCode)
+	}
+}
+
+// TestStreamFramingAndItsEnd: the stream is written on the connection itself, as HTTP/1.1
+// chunks that end cleanly when the environment is deleted, and without chunks to an HTTP/1.0
+// client (a proxy's default upstream protocol), which reads until the connection closes.
+func TestStreamFramingAndItsEnd(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, false))
+	r := startRelay(t, testConfig(t, name, t.TempDir()))
+	r.waitVersion(t, "env1", 1)
+	server, _ := relaytest.Keys("env1")
+
+	resp, chunked := openStream(t, r.base, server)
+	if !slices.Equal(resp.TransferEncoding, []string{"chunked"}) || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("HTTP/1.1 stream: transfer encoding %v, headers %v", resp.TransferEncoding, resp.Header)
+	}
+	if rs, _ := readPut(t, chunked); rs.Version != 1 {
+		t.Fatalf("first put: version %d", rs.Version)
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /sdk/v1/stream HTTP/1.0\r\nAuthorization: %s\r\n\r\n", server)
+	raw := bufio.NewReader(conn)
+	old, err := http.ReadResponse(raw, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.StatusCode != 200 || len(old.TransferEncoding) != 0 || old.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("HTTP/1.0 stream: %d, transfer encoding %v, headers %v", old.StatusCode, old.TransferEncoding, old.Header)
+	}
+	body := bufio.NewReader(old.Body)
+	if rs, _ := readPut(t, body); rs.Version != 1 {
+		t.Fatalf("HTTP/1.0 first put: version %d", rs.Version)
+	}
+
+	// Deleting the environment ends its streams: the last chunk, then the connection closes.
+	produce(t, prod, "env1", nil)
+	if _, err := io.Copy(io.Discard, chunked); err != nil {
+		t.Fatalf("the chunked stream did not end cleanly: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		t.Fatalf("the HTTP/1.0 stream did not end cleanly: %v", err)
 	}
 }

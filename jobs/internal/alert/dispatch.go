@@ -150,13 +150,17 @@ func (d *Dispatcher) DeliverOne(ctx context.Context) (more bool, err error) {
 	// Bound the attempt by the lease, so no other replica can claim it while we still work.
 	sctx, cancel := context.WithTimeout(ctx, lease-lease/8)
 	defer cancel()
+	// The outcome is recorded even when shutdown cancels ctx during the send: a posted message
+	// left "sending" would be re-checked only after its lease, and shown unsent until then.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
 	if del.Recovering {
 		ref, found, ferr := d.Sender.Find(sctx, a, del.FirstClaimedAt.Add(-time.Minute))
 		switch {
 		case ferr == nil && found:
 			log.Info("alert was already posted by an earlier attempt", "ref", ref)
 			d.metrics.delivered.WithLabelValues(string(a.Kind), "recovered").Inc()
-			return true, d.Store.Sent(ctx, del.ID, ref)
+			return true, d.Store.Sent(rctx, del.ID, ref)
 		case ferr != nil:
 			// Without history access we cannot tell; posting again risks a duplicate, never a loss.
 			log.Warn("cannot check whether an interrupted alert was posted; sending it again", "err", ferr)
@@ -166,7 +170,7 @@ func (d *Dispatcher) DeliverOne(ctx context.Context) (more bool, err error) {
 	if serr == nil {
 		log.Info("alert sent", "ref", ref)
 		d.metrics.delivered.WithLabelValues(string(a.Kind), "sent").Inc()
-		return true, d.Store.Sent(ctx, del.ID, ref)
+		return true, d.Store.Sent(rctx, del.ID, ref)
 	}
 	d.metrics.failures.WithLabelValues(string(a.Kind)).Inc()
 	max := d.MaxAttempts
@@ -177,16 +181,19 @@ func (d *Dispatcher) DeliverOne(ctx context.Context) (more bool, err error) {
 	case errors.Is(serr, ErrNotConfigured):
 		log.Warn("alert not delivered: Slack is not configured", "text", Summary(a))
 		d.metrics.delivered.WithLabelValues(string(a.Kind), "skipped").Inc()
-		return true, d.Store.Fail(ctx, del.ID, "skipped", serr.Error())
+		return true, d.Store.Fail(rctx, del.ID, "skipped", serr.Error())
 	case errors.Is(serr, ErrPermanent) || del.Attempts >= max:
 		log.Error("alert delivery failed for good", "err", serr, "text", Summary(a))
 		d.metrics.delivered.WithLabelValues(string(a.Kind), "failed").Inc()
-		return true, d.Store.Fail(ctx, del.ID, "failed", serr.Error())
+		return true, d.Store.Fail(rctx, del.ID, "failed", serr.Error())
 	}
 	next := d.now().Add(backoff(del.Attempts))
 	log.Warn("alert delivery failed; will retry", "err", serr, "next", next)
-	return true, d.Store.Retry(ctx, del.ID, next, serr.Error())
+	return true, d.Store.Retry(rctx, del.ID, next, serr.Error())
 }
+
+// recordTimeout bounds recording a delivery's outcome (within the services' 15 s shutdown).
+const recordTimeout = 10 * time.Second
 
 // backoff is the wait after the n-th failed attempt: 5 s doubling to 20 min.
 func backoff(n int) time.Duration {

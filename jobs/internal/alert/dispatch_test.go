@@ -154,6 +154,38 @@ func TestInterruptedDeliveryIsNotPostedTwice(t *testing.T) {
 	}
 }
 
+// cancelAfterSend is a Sender that cancels the delivery's context once the message is posted:
+// the service shutting down in the middle of a delivery.
+type cancelAfterSend struct {
+	alert.Sender
+	cancel context.CancelFunc
+}
+
+func (c cancelAfterSend) Send(ctx context.Context, a alert.Alert) (string, error) {
+	ref, err := c.Sender.Send(ctx, a)
+	c.cancel()
+	return ref, err
+}
+
+// TestShutdownDuringDeliveryStillRecordsIt: a message posted while the service shuts down is
+// recorded as sent, not left "sending" until its lease runs out.
+func TestShutdownDuringDeliveryStillRecordsIt(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.store.Enqueue(context.Background(), srmAlert(1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := f.dispatcher("r", token)
+	d.Sender = cancelAfterSend{Sender: d.Sender, cancel: cancel}
+	if _, err := d.DeliverOne(ctx); err != nil {
+		t.Fatalf("delivery during shutdown: %v", err)
+	}
+	recs, _ := f.store.Alerts(context.Background(), "shop", 0)
+	if len(recs) != 1 || recs[0].Status != "sent" || recs[0].Ref == "" || len(f.slack.Messages("")) != 1 {
+		t.Fatalf("records %+v after %d messages; want one, sent", recs, len(f.slack.Messages("")))
+	}
+}
+
 // TestDeliveryOutcomes: transient failures are retried later, permanent ones and a missing
 // token end the alert at once.
 func TestDeliveryOutcomes(t *testing.T) {

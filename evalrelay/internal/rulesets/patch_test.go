@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
 	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
 
 type wirePatch struct {
@@ -44,17 +45,19 @@ func flagKeys(raws []json.RawMessage) []string {
 // changed, and the SDK's PatchJSON turns the old compiled ruleset into the new one.
 func TestPatches(t *testing.T) {
 	s := New("")
-	first, err := s.Apply("env1", relaytest.JSON(relaytest.Ruleset("env1", 5, true)))
-	if err != nil {
-		t.Fatal(err)
+	apply := func(rs ruleset.Ruleset) *Entry {
+		t.Helper()
+		e, err := s.Apply("env1", relaytest.JSON(rs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
 	}
+	first := apply(relaytest.Ruleset("env1", 5, true))
 	if first.Patch != nil {
 		t.Error("the first version of an environment has nothing to patch")
 	}
-	second, err := s.Apply("env1", relaytest.JSON(relaytest.Ruleset("env1", 6, false)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := apply(relaytest.Ruleset("env1", 6, false))
 	p := decodePatch(t, second)
 	if second.PatchBase != 5 || p.BaseVersion != 5 || p.Version != 6 || !slices.Equal(flagKeys(p.Flags), []string{"banner"}) || len(p.DeletedFlags) != 0 {
 		t.Fatalf("patch 5→6 = base %d %+v; want only banner", second.PatchBase, p)
@@ -79,10 +82,7 @@ func TestPatches(t *testing.T) {
 	// A removed flag is listed by key; a skipped version makes the patch start at the replaced one.
 	rs := relaytest.Ruleset("env1", 9, false)
 	rs.Flags = rs.Flags[:1]
-	third, err := s.Apply("env1", relaytest.JSON(rs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	third := apply(rs)
 	if p := decodePatch(t, third); third.PatchBase != 6 || !slices.Equal(p.DeletedFlags, []string{"limit"}) || !slices.Equal(flagKeys(p.Flags), []string{"banner"}) {
 		t.Fatalf("patch 6→9 = base %d %+v", third.PatchBase, p)
 	}
@@ -90,17 +90,11 @@ func TestPatches(t *testing.T) {
 	// A ruleset whose keys repeat is only ever sent whole.
 	dup := relaytest.Ruleset("env1", 10, true)
 	dup.Flags = append(dup.Flags, dup.Flags[0])
-	fourth, err := s.Apply("env1", relaytest.JSON(dup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fourth := apply(dup)
 	if fourth.Patch != nil {
 		t.Error("a ruleset with a repeated flag key got a patch")
 	}
-	fifth, err := s.Apply("env1", relaytest.JSON(relaytest.Ruleset("env1", 11, true)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fifth := apply(relaytest.Ruleset("env1", 11, true))
 	if fifth.Patch != nil {
 		t.Error("a patch from a ruleset with a repeated flag key")
 	}

@@ -43,6 +43,11 @@ func Day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
+// rollupInsert starts a fold's INSERT … SELECT; the select list follows, in the columns' order.
+const rollupInsert = `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+		context_kind, context_key, events, value_sum)
+		SELECT `
+
 // FoldDay writes a metric's per-context totals of the events of one UTC day (conversion
 // window part) into the rollup and returns the fold's id. Contexts count whatever cohort they
 // belong to.
@@ -74,9 +79,7 @@ func FoldDays(ctx context.Context, conn driver.Conn, x Experiment, ms []*Metric,
 	}
 	// Each row's metric, version and fold id are picked by its src (1-based, like arrays).
 	versions, folds := make([]string, len(ms)), make([]string, len(ms))
-	q := `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
-		context_kind, context_key, events, value_sum)
-		SELECT ` + a.add(x.EnvironmentID) + `, ` + a.add(x.Key) + `, [` + placeholders(keys, &a) + `][src], [`
+	q := rollupInsert + a.add(x.EnvironmentID) + `, ` + a.add(x.Key) + `, [` + placeholders(keys, &a) + `][src], [`
 	for i, m := range ms {
 		versions[i] = "toUInt64(" + a.add(m.Version) + ")"
 	}
@@ -116,9 +119,7 @@ func FoldCovariates(ctx context.Context, conn driver.Conn, x Experiment, m *Metr
 	}
 	id := newID()
 	var a args
-	head := `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
-		context_kind, context_key, events, value_sum)
-		SELECT ` + a.add(x.EnvironmentID) + `, ` + a.add(x.Key) + `, ` + a.add(m.Key) + `, toUInt64(` + a.add(m.Version) + `), toUInt8(` +
+	head := rollupInsert + a.add(x.EnvironmentID) + `, ` + a.add(x.Key) + `, ` + a.add(m.Key) + `, toUInt64(` + a.add(m.Version) + `), toUInt8(` +
 		a.add(PartCovariate) + `), toDate(toDateTime(` + a.add(cohort.Unix()) + `)), toUInt64(` + a.add(id) + `), context_kind, context_key, events, value_sum FROM (`
 	raw, err := rawSQL(x, m, PartCovariate, cohort.Add(-m.CUPEDPreperiod), next, cohort.UnixMilli(), next.UnixMilli(), &a)
 	if err != nil {

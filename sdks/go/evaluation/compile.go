@@ -209,11 +209,17 @@ func typedFlag(f *ruleset.Flag) *flagSource          { return &flagSource{key: f
 func typedSegment(s *ruleset.Segment) *segmentSource { return &segmentSource{key: s.Key, seg: s} }
 
 // decodeDocument decodes a ruleset or patch document. Well-formed documents (nearly all) are
-// decoded in one pass; when that fails, the flags and segments are decoded one by one, so that
-// one that does not decode is isolated (compiled as malformed) instead of failing the document.
+// decoded in one pass, by decodeTyped or, for what it does not handle, encoding/json; when that
+// fails, the flags and segments are decoded one by one, so that one that does not decode is
+// isolated (compiled as malformed) instead of failing the document.
 func decodeDocument(data []byte) (document, error) {
-	var typed wireDocument[ruleset.Environment, ruleset.Flag, ruleset.Segment]
-	if json.Unmarshal(data, &typed) == nil {
+	var typed typedDocument
+	ok := decodeTyped(data, &typed)
+	if !ok {
+		typed = typedDocument{} // decodeTyped may have stopped halfway
+		ok = json.Unmarshal(data, &typed) == nil
+	}
+	if ok {
 		d := typed.document()
 		d.env = typed.Environment
 		d.flags, d.segments = sources(typed.Flags, typedFlag), sources(typed.Segments, typedSegment)
@@ -237,8 +243,9 @@ func decodeDocument(data []byte) (document, error) {
 // generatedAt reads the informational generation time; anything unreadable is the zero time.
 func generatedAt(raw json.RawMessage) time.Time {
 	var t time.Time
-	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		_ = json.Unmarshal(raw, &t)
+	// What json.Unmarshal does with a time.Time (the document was checked to be valid JSON).
+	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) && t.UnmarshalJSON(raw) != nil {
+		return time.Time{}
 	}
 	return t
 }
@@ -617,19 +624,40 @@ func (f *flag) compile(src *ruleset.Flag, segments map[string]*segment) error {
 	index := make(map[string]int, len(src.Variations))
 	for i, v := range src.Variations {
 		cv := Variation{Index: i, Key: v.Key}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, v.Value); err != nil {
-			return fmt.Errorf("variations[%d].value: %v", i, err)
+		// A value decodeValue reads whole is valid JSON, and compact when it has no whitespace
+		// at all (what the flag service publishes); anything else goes through json.Compact.
+		value, decoded := decodeValue(v.Value)
+		if decoded && !bytes.ContainsAny(v.Value, " \t\r\n") {
+			cv.Value = bytes.Clone(v.Value)
+		} else {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, v.Value); err != nil {
+				return fmt.Errorf("variations[%d].value: %v", i, err)
+			}
+			cv.Value = buf.Bytes()
 		}
-		cv.Value = buf.Bytes()
+		// The typed value from decodeValue when it has the flag's type (nearly always), else by
+		// encoding/json, for its error or its leniency (null decodes to the zero value).
 		var err error
 		switch f.kind {
 		case ruleset.KindBoolean:
-			err = json.Unmarshal(cv.Value, &cv.Bool)
+			if b, ok := value.(bool); decoded && ok {
+				cv.Bool = b
+			} else {
+				err = json.Unmarshal(cv.Value, &cv.Bool)
+			}
 		case ruleset.KindNumber:
-			err = json.Unmarshal(cv.Value, &cv.Number)
+			if n, ok := value.(float64); decoded && ok {
+				cv.Number = n
+			} else {
+				err = json.Unmarshal(cv.Value, &cv.Number)
+			}
 		case ruleset.KindString:
-			err = json.Unmarshal(cv.Value, &cv.String)
+			if str, ok := value.(string); decoded && ok {
+				cv.String = str
+			} else {
+				err = json.Unmarshal(cv.Value, &cv.String)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("variations[%d].value: %v", i, err)

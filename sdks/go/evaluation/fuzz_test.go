@@ -2,8 +2,6 @@ package evaluation_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
@@ -48,19 +46,8 @@ func FuzzParseContext(f *testing.F) {
 // FuzzCompileJSON: compiling arbitrary documents never panics, and neither does evaluating every
 // flag of whatever compiled.
 func FuzzCompileJSON(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(specDir, "testdata", "evaluation", "*.json"))
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		var s struct {
-			Ruleset json.RawMessage `json:"ruleset"`
-		}
-		if err := json.Unmarshal(data, &s); err != nil {
-			f.Fatal(err)
-		}
-		f.Add([]byte(s.Ruleset))
+	for _, rs := range evaluation.ConformanceRulesets(f) {
+		f.Add(rs)
 	}
 	f.Add([]byte(smallRuleset))
 	contexts := []evaluation.Context{

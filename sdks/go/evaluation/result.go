@@ -177,6 +177,9 @@ type Variation struct {
 
 // Decode returns the value decoded as encoding/json would (a fresh copy on every call).
 func (v *Variation) Decode() any {
+	if out, ok := decodeValue(v.Value); ok {
+		return out
+	}
 	var out any
 	_ = json.Unmarshal(v.Value, &out) // compiled values are valid JSON
 	return out

@@ -82,6 +82,9 @@ func (c *collector) add(field, format string, args ...any) {
 	c.errs = append(c.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// elem is the field name of a list's i-th element, such as "rules[2]".
+func elem(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]" }
+
 func join(prefix, field string) string {
 	if prefix == "" {
 		return field
@@ -118,7 +121,7 @@ func (c *collector) flag(p string, f *Flag) {
 	}
 	seen := make(map[string]bool, len(f.Variations))
 	for i, v := range f.Variations {
-		vp := join(p, fmt.Sprintf("variations[%d]", i))
+		vp := join(p, elem("variations", i))
 		if !ValidKey(v.Key) {
 			c.add(join(vp, "key"), "must be 1-%d characters of letters, digits, '.', '_' or '-'", MaxKeyLength)
 		} else if seen[v.Key] {
@@ -149,7 +152,7 @@ func (c *collector) flag(p string, f *Flag) {
 	}
 	prereqs := map[string]bool{}
 	for i, pr := range f.Prerequisites {
-		pp := join(p, fmt.Sprintf("prerequisites[%d]", i))
+		pp := join(p, elem("prerequisites", i))
 		switch {
 		case !ValidKey(pr.Flag):
 			c.add(join(pp, "flag"), "must be a flag key")
@@ -165,7 +168,7 @@ func (c *collector) flag(p string, f *Flag) {
 	}
 	targeted := map[string]string{}
 	for i, t := range f.Targets {
-		tp := join(p, fmt.Sprintf("targets[%d]", i))
+		tp := join(p, elem("targets", i))
 		kind := t.ContextKind
 		if kind == "" {
 			kind = DefaultContextKind
@@ -179,12 +182,12 @@ func (c *collector) flag(p string, f *Flag) {
 		}
 		for j, k := range t.Values {
 			if k == "" {
-				c.add(join(tp, fmt.Sprintf("values[%d]", j)), "context keys cannot be empty")
+				c.add(join(tp, elem("values", j)), "context keys cannot be empty")
 				continue
 			}
 			id := kind + "\x00" + k
 			if prev, ok := targeted[id]; ok && prev != t.Variation {
-				c.add(join(tp, fmt.Sprintf("values[%d]", j)), "context %q is already targeted to variation %q", k, prev)
+				c.add(join(tp, elem("values", j)), "context %q is already targeted to variation %q", k, prev)
 			}
 			targeted[id] = t.Variation
 		}
@@ -194,7 +197,7 @@ func (c *collector) flag(p string, f *Flag) {
 	}
 	ruleIDs := map[string]bool{}
 	for i, r := range f.Rules {
-		rp := join(p, fmt.Sprintf("rules[%d]", i))
+		rp := join(p, elem("rules", i))
 		if r.ID != "" {
 			if !ValidKey(r.ID) {
 				c.add(join(rp, "id"), "must be 1-%d characters of letters, digits, '.', '_' or '-'", MaxKeyLength)
@@ -217,7 +220,7 @@ func (c *collector) clauses(p string, clauses []Clause) {
 		c.add(join(p, "clauses"), "at most %d clauses per rule", MaxClausesPerRule)
 	}
 	for j := range clauses {
-		c.clause(join(p, fmt.Sprintf("clauses[%d]", j)), &clauses[j])
+		c.clause(join(p, elem("clauses", j)), &clauses[j])
 	}
 }
 
@@ -256,7 +259,7 @@ func (c *collector) rollout(p string, r *Rollout, variations map[string]bool) {
 	sum := 0
 	seen := map[string]bool{}
 	for i, wv := range r.Variations {
-		wp := join(p, fmt.Sprintf("variations[%d]", i))
+		wp := join(p, elem("variations", i))
 		if !variations[wv.Variation] {
 			c.add(join(wp, "variation"), "unknown variation %q", wv.Variation)
 		} else if seen[wv.Variation] {
@@ -301,7 +304,7 @@ func (c *collector) clause(p string, cl *Clause) {
 		c.add(join(p, "values"), "at most %d values", MaxClauseValues)
 	}
 	for i, v := range cl.Values {
-		vp := join(p, fmt.Sprintf("values[%d]", i))
+		vp := join(p, elem("values", i))
 		if msg := CheckClauseValue(cl.Op, v); msg != "" {
 			c.add(vp, "%s", msg)
 		}
@@ -429,13 +432,13 @@ func (c *collector) segment(p string, s *Segment) {
 	}
 	for name, list := range map[string][]SegmentTarget{"included": s.Included, "excluded": s.Excluded} {
 		for i, t := range list {
-			tp := join(p, fmt.Sprintf("%s[%d]", name, i))
+			tp := join(p, elem(name, i))
 			if !ValidContextKind(t.ContextKind) {
 				c.add(join(tp, "context_kind"), "invalid context kind %q", t.ContextKind)
 			}
 			for j, k := range t.Values {
 				if k == "" {
-					c.add(join(tp, fmt.Sprintf("values[%d]", j)), "context keys cannot be empty")
+					c.add(join(tp, elem("values", j)), "context keys cannot be empty")
 					break
 				}
 			}
@@ -443,7 +446,7 @@ func (c *collector) segment(p string, s *Segment) {
 	}
 	ids := map[string]bool{}
 	for i, r := range s.Rules {
-		rp := join(p, fmt.Sprintf("rules[%d]", i))
+		rp := join(p, elem("rules", i))
 		if r.ID != "" {
 			if ids[r.ID] {
 				c.add(join(rp, "id"), "duplicate rule id %q", r.ID)
@@ -464,7 +467,7 @@ func (r *Ruleset) Validate() Errors {
 	}
 	flagIdx := map[string]int{}
 	for i := range r.Flags {
-		fp := fmt.Sprintf("flags[%d]", i)
+		fp := elem("flags", i)
 		c.flag(fp, &r.Flags[i])
 		if _, dup := flagIdx[r.Flags[i].Key]; dup {
 			c.add(join(fp, "key"), "duplicate flag key %q", r.Flags[i].Key)
@@ -473,7 +476,7 @@ func (r *Ruleset) Validate() Errors {
 	}
 	segIdx := map[string]int{}
 	for i := range r.Segments {
-		sp := fmt.Sprintf("segments[%d]", i)
+		sp := elem("segments", i)
 		c.segment(sp, &r.Segments[i])
 		if _, dup := segIdx[r.Segments[i].Key]; dup {
 			c.add(join(sp, "key"), "duplicate segment key %q", r.Segments[i].Key)
@@ -523,7 +526,7 @@ func (r *Ruleset) Validate() Errors {
 		c.add(fmt.Sprintf("segments[%d].rules", segIdx[cycle[0]]), "segments form a cycle: %s", strings.Join(cycle, " -> "))
 	}
 	for i, k := range r.SDKKeys {
-		kp := fmt.Sprintf("sdk_keys[%d]", i)
+		kp := elem("sdk_keys", i)
 		if !strings.HasPrefix(k.Hash, "sha256:") || len(k.Hash) != len("sha256:")+64 {
 			c.add(kp+".hash", "must be sha256: followed by 64 hex digits")
 		}

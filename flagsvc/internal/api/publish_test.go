@@ -7,14 +7,17 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/publisher"
+	"github.com/switchyard-io/switchyard/flagsvc/internal/store"
 	"github.com/switchyard-io/switchyard/platform/testenv"
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
@@ -274,4 +277,59 @@ func TestChangeCommittedDuringAPublishIsNotLost(t *testing.T) {
 		t.Fatal("the publisher never compiled the toggle of b")
 	}
 	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a").On && rs.Flag("b").On })
+}
+
+// TestRulesetSourcesReuseUnchangedFlags: with FlagDecodes, reading an environment again takes
+// the decoded variations and configuration of flags whose stored JSON did not change from the
+// previous read (the same slices), decodes the changed ones again, and gives what a read
+// without it gives.
+func TestRulesetSourcesReuseUnchangedFlags(t *testing.T) {
+	s := newStack(t)
+	s.project("shop")
+	s.boolFlag("shop", "a")
+	s.boolFlag("shop", "b")
+	env := envID(t, s, "shop", "production")
+	var decodes store.FlagDecodes
+	read := func(d *store.FlagDecodes) store.RulesetSources {
+		t.Helper()
+		var src store.RulesetSources
+		if err := s.app.Store.Read(context.Background(), func(tx *store.Tx) (err error) {
+			src, err = tx.RulesetSources(context.Background(), env, d)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(src.Flags) != 2 || src.Flags[0].Key != "a" || src.Flags[1].Key != "b" {
+			t.Fatalf("flags read: %+v", src.Flags)
+		}
+		return src
+	}
+	same := func(x, y store.RulesetSources) {
+		t.Helper()
+		if !reflect.DeepEqual(x.Flags, y.Flags) || !reflect.DeepEqual(x.Configs, y.Configs) || !reflect.DeepEqual(x.Versions, y.Versions) {
+			t.Fatalf("reads differ:\n%+v %+v\n%+v %+v", x.Flags, x.Configs, y.Flags, y.Configs)
+		}
+	}
+	// Decoded the same time: the same variations array and the same configuration strings.
+	shared := func(x, y store.RulesetSources, i int) bool {
+		return &x.Flags[i].Variations[0] == &y.Flags[i].Variations[0] &&
+			unsafe.StringData(x.Configs[i].OffVariation) == unsafe.StringData(y.Configs[i].OffVariation)
+	}
+	first, second := read(&decodes), read(&decodes)
+	if first.Configs[0].OffVariation == "" {
+		t.Fatalf("the test needs an off variation: %+v", first.Configs[0])
+	}
+	same(second, read(nil))
+	if !shared(first, second, 0) || !shared(first, second, 1) {
+		t.Fatal("the second read decoded unchanged flags again")
+	}
+	s.must(200, "PUT", configPath("shop", "a", "production"), map[string]any{"on": true, "fallthrough": rollout(30000, 70000)}, nil)
+	third := read(&decodes)
+	same(third, read(nil))
+	if c := third.Configs[0]; !c.On || c.Fallthrough.Rollout == nil || c.Fallthrough.Rollout.Variations[0].Weight != 30000 {
+		t.Fatalf("changed flag read as %+v", c)
+	}
+	if shared(second, third, 0) || !shared(second, third, 1) {
+		t.Fatal("only the changed flag should have been decoded again")
+	}
 }

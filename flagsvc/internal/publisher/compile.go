@@ -18,15 +18,15 @@ import (
 // Compile builds the ruleset of an environment from one consistent snapshot. It returns
 // found=false when the environment no longer exists.
 func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, err error) {
-	rs, found, _, err = compile(ctx, st, envID, now)
+	rs, found, _, err = compile(ctx, st, envID, now, nil)
 	return rs, found, err
 }
 
 // compile is Compile that also returns the ids of the outbox rows the snapshot saw pending:
-// the changes this ruleset carries.
-func compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, pending []int64, err error) {
+// the changes this ruleset carries. decodes (nil: none) keeps flags' decodings between compiles.
+func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes) (rs ruleset.Ruleset, found bool, pending []int64, err error) {
 	err = st.Read(ctx, func(tx *store.Tx) error {
-		src, err := tx.RulesetSources(ctx, envID)
+		src, err := tx.RulesetSources(ctx, envID, decodes)
 		pending = src.PendingOutbox
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil

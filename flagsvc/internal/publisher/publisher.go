@@ -52,6 +52,8 @@ type Publisher struct {
 	Published chan string
 	// afterCompile runs between compiling a ruleset and producing it (AfterCompile).
 	afterCompile atomic.Pointer[func(envID string)]
+	// decodes spares compiling decoding the flags that did not change since the last compile.
+	decodes store.FlagDecodes
 }
 
 // AfterCompile sets a function run after each ruleset is compiled and before it is produced
@@ -293,7 +295,7 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 // stays pending and is published next). committedAt is when the oldest change it carries was
 // committed (zero when it carries none).
 func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.Time) error {
-	rs, found, carried, err := compile(ctx, p.store, envID, p.now())
+	rs, found, carried, err := compile(ctx, p.store, envID, p.now(), &p.decodes)
 	if err != nil {
 		return fmt.Errorf("compile ruleset of %s: %w", envID, err)
 	}

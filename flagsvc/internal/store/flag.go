@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -400,34 +402,104 @@ const environmentFlagsSQL = `SELECT ` + flagColumns + `, c.config, c.version FRO
 	JOIN flags f ON f.id = c.flag_id WHERE c.environment_id = $1 ORDER BY f.key`
 
 func collectEnvironmentFlags(rows pgx.Rows) (flags []domain.Flag, configs []domain.FlagConfig, versions []int64, err error) {
-	defer rows.Close()
-	for rows.Next() {
-		var raw []byte
-		var v int64
-		f, err := scanFlagWith(rows, &raw, &v)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		var c domain.FlagConfig
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return nil, nil, nil, err
-		}
-		flags, configs, versions = append(flags, f), append(configs, c), append(versions, v)
+	flags, configs, versions, _, err = collectDecodedFlags(rows, nil)
+	return flags, configs, versions, err
+}
+
+// FlagDecodes keeps the decoded variations and configuration of each environment's flags with
+// the stored JSON they were decoded from, so that reading an environment again decodes only the
+// flags whose JSON changed: the publisher reads the whole environment for every change, and
+// decoding every flag's JSON was most of compiling a large environment's ruleset. What it hands
+// out is shared between reads and must not be modified. Safe for concurrent use; the zero value
+// is ready.
+type FlagDecodes struct {
+	mu   sync.Mutex
+	envs map[string]map[string]*flagDecode // environment id → flag id → its last decoding
+}
+
+type flagDecode struct {
+	variationsJSON, configJSON []byte
+	variations                 []ruleset.Variation
+	config                     domain.FlagConfig
+}
+
+func (d *FlagDecodes) of(envID string) map[string]*flagDecode {
+	if d == nil {
+		return nil
 	}
-	return flags, configs, versions, rows.Err()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.envs[envID]
+}
+
+// keep replaces what is kept for an environment (nil: forget it), so deleted flags and
+// environments are dropped.
+func (d *FlagDecodes) keep(envID string, flags map[string]*flagDecode) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if flags == nil {
+		delete(d.envs, envID)
+		return
+	}
+	if d.envs == nil {
+		d.envs = map[string]map[string]*flagDecode{}
+	}
+	d.envs[envID] = flags
+}
+
+// collectDecodedFlags reads environmentFlagsSQL's rows, taking from known the decodings of
+// flags whose stored JSON is unchanged; it returns the decodings of every flag read.
+func collectDecodedFlags(rows pgx.Rows, known map[string]*flagDecode) (flags []domain.Flag, configs []domain.FlagConfig,
+	versions []int64, decoded map[string]*flagDecode, err error) {
+	defer rows.Close()
+	decoded = make(map[string]*flagDecode, len(known))
+	for rows.Next() {
+		var variations, config []byte
+		var v int64
+		f, err := scanRawFlag(rows, &variations, &config, &v)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		d := known[f.ID]
+		if d == nil || !bytes.Equal(d.variationsJSON, variations) || !bytes.Equal(d.configJSON, config) {
+			d = &flagDecode{variationsJSON: variations, configJSON: config}
+			if err := json.Unmarshal(variations, &d.variations); err != nil {
+				return nil, nil, nil, nil, err
+			}
+			if err := json.Unmarshal(config, &d.config); err != nil {
+				return nil, nil, nil, nil, err
+			}
+		}
+		decoded[f.ID] = d
+		f.Variations = d.variations
+		flags, configs, versions = append(flags, f), append(configs, d.config), append(versions, v)
+	}
+	return flags, configs, versions, decoded, rows.Err()
 }
 
 func scanFlagWith(row pgx.Row, extra ...any) (domain.Flag, error) {
+	var variations []byte
+	f, err := scanRawFlag(row, append([]any{&variations}, extra...)...)
+	if err != nil {
+		return f, err
+	}
+	return f, json.Unmarshal(variations, &f.Variations)
+}
+
+// scanRawFlag scans flagColumns, the variations' JSON into the first of extra, then the rest.
+func scanRawFlag(row pgx.Row, extra ...any) (domain.Flag, error) {
 	var f domain.Flag
 	var kind, lifecycle string
-	var variations []byte
-	dest := append([]any{&f.ID, &f.ProjectID, &f.Key, &f.Name, &f.Description, &f.Tags, &f.OwnerID, &kind, &variations,
-		&f.Temporary, &f.RemovalDate, &lifecycle, &f.ClientSide, &f.Version, &f.CreatedAt, &f.UpdatedAt}, extra...)
+	dest := append([]any{&f.ID, &f.ProjectID, &f.Key, &f.Name, &f.Description, &f.Tags, &f.OwnerID, &kind, extra[0],
+		&f.Temporary, &f.RemovalDate, &lifecycle, &f.ClientSide, &f.Version, &f.CreatedAt, &f.UpdatedAt}, extra[1:]...)
 	if err := row.Scan(dest...); err != nil {
 		return f, err
 	}
 	f.Kind, f.Lifecycle = ruleset.FlagKind(kind), domain.Lifecycle(lifecycle)
-	return f, json.Unmarshal(variations, &f.Variations)
+	return f, nil
 }
 
 // FlagConfigs returns a flag's configuration in every environment (key → config).

@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+	"github.com/switchyard-io/switchyard/platform/errs"
 )
 
 const projectColumns = `id, org_id, key, name, description, created_at, updated_at`
@@ -110,9 +111,10 @@ type RulesetSources struct {
 
 // RulesetSources reads an environment with its flags, segments (with their members), valid SDK
 // keys and pending outbox rows in one round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
-// (Store.Read) so the parts agree.
-func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, error) {
+// (Store.Read) so the parts agree. decodes (nil: none) spares decoding the flags it knows.
+func (t *Tx) RulesetSources(ctx context.Context, envID string, decodes *FlagDecodes) (RulesetSources, error) {
 	var rs RulesetSources
+	var decoded map[string]*flagDecode
 	b := &pgx.Batch{}
 	b.Queue(`SELECT coalesce(array_agg(id), '{}') FROM outbox WHERE environment_id = $1 AND published_at IS NULL`, envID).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&rs.PendingOutbox) })
@@ -121,7 +123,7 @@ func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, 
 		return notFound(err, "environment not found")
 	})
 	b.Queue(environmentFlagsSQL, envID).Query(func(rows pgx.Rows) (err error) {
-		rs.Flags, rs.Configs, rs.Versions, err = collectEnvironmentFlags(rows)
+		rs.Flags, rs.Configs, rs.Versions, decoded, err = collectDecodedFlags(rows, decodes.of(envID))
 		return err
 	})
 	b.Queue(listSegmentsSQL, envID).Query(func(rows pgx.Rows) (err error) {
@@ -136,7 +138,14 @@ func (t *Tx) RulesetSources(ctx context.Context, envID string) (RulesetSources, 
 		rs.SDKKeys, err = collectSDKKeys(rows)
 		return err
 	})
-	return rs, t.tx.SendBatch(ctx, b).Close()
+	err := t.tx.SendBatch(ctx, b).Close()
+	switch {
+	case err == nil:
+		decodes.keep(envID, decoded)
+	case errs.KindOf(err) == errs.KindNotFound:
+		decodes.keep(envID, nil)
+	}
+	return rs, err
 }
 
 // EnvironmentByKey returns a project's environment.

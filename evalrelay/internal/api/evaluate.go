@@ -18,8 +18,8 @@ import (
 
 // evaluateRequest asks for some (or all) flags for one context.
 type evaluateRequest struct {
-	Context any      `json:"context"`
-	Flags   []string `json:"flags"`
+	Context json.RawMessage `json:"context"`
+	Flags   []string        `json:"flags"`
 }
 
 // flagResult is one remote evaluation. Value is absent when the caller's fallback applies.
@@ -43,11 +43,10 @@ func (a *API) evaluate(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &req); err != nil {
 		return errs.Malformed("", "body must be {\"context\": {...}, \"flags\": [...]}: %v", err)
 	}
-	if req.Context == nil {
+	if len(req.Context) == 0 || string(req.Context) == "null" {
 		return errs.Malformed("context", "is required")
 	}
-	obj, _ := req.Context.(map[string]any)
-	ctx, err := evaluation.ContextFromObject(obj)
+	ctx, err := evaluation.ParseContext(req.Context)
 	if err != nil {
 		return errs.Invalid("context", "%v", err)
 	}

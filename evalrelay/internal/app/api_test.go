@@ -235,6 +235,20 @@ func TestRemoteEvaluationAndOFREP(t *testing.T) {
 	if resp, _ = get(t, "POST", r.base+"/sdk/v1/evaluate", client, `{"context":{"kind":"multi"}}`); resp.StatusCode != 422 {
 		t.Fatalf("invalid context: %d", resp.StatusCode)
 	}
+	// A missing or null context is malformed, one that is no object invalid; both name the field.
+	for _, c := range []struct {
+		body   string
+		status int
+		field  string
+	}{
+		{`{"flags":["limit"]}`, 400, "context"}, {`{"context":null}`, 400, "context"}, {`{"context":5,"flags":[]}`, 422, "context"},
+		{`{"context":["u1"]}`, 422, "context"}, {`{"context":{"key":"u1"},"flags":"limit"}`, 400, "flags"},
+	} {
+		resp, body := get(t, "POST", r.base+"/sdk/v1/evaluate", client, c.body)
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.field) {
+			t.Fatalf("%s: %d %s, want %d naming %s", c.body, resp.StatusCode, body, c.status, c.field)
+		}
+	}
 
 	// OFREP, single flag: success, not found, missing targeting key, X-API-Key auth.
 	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/limit", "Bearer "+server, `{"context":{"targetingKey":"u1"}}`)

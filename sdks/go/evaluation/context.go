@@ -208,9 +208,14 @@ func ContextFromObject(obj map[string]any) (Context, error) {
 }
 
 func parseContext(data []byte) (Context, error) {
-	var obj map[string]any
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return Context{}, fmt.Errorf("%w: not a JSON object", ErrInvalidContext)
+	// decodeValue decodes as encoding/json does (a null or a non-object is then no object); what
+	// it declines goes to encoding/json, for its verdict.
+	v, decoded := decodeValue(data)
+	obj, _ := v.(map[string]any)
+	if !decoded {
+		if err := json.Unmarshal(data, &obj); err != nil {
+			return Context{}, fmt.Errorf("%w: not a JSON object", ErrInvalidContext)
+		}
 	}
 	return contextFromObject(obj)
 }

@@ -342,3 +342,26 @@ func (m mutator) string(b *strings.Builder, s string) {
 	}
 	b.Write(out)
 }
+
+// TestParseContextMatchesEncodingJSON: contexts parsed through decodeValue are those parsed from
+// encoding/json's decoding, errors included.
+func TestParseContextMatchesEncodingJSON(t *testing.T) {
+	for _, d := range []string{
+		`{"key":"alice"}`, `{"kind":"user","key":"a","country":"US","n":1.5,"tags":["x",2],"o":{"a":null}}`,
+		`{"kind":"multi","user":{"key":"u"},"device":{"kind":"device","key":"d","os":"ios"}}`, `{"key":"a","key":"b"}`,
+		`{"key":"\u00e9\"","Key":"x","big":1e308,"neg":-0,"nested":[[1],{"a":[true]}]}`, `{"kind":"multi"}`, `{"key":""}`,
+		`[]`, `null`, `"s"`, `7`, `{"key":1}`, `{"kind":null,"key":"k"}`, `{"key":"\ud83d\ude00"}`, "{\"key\":\"\xff\"}", `{"key":"a"`, ``,
+	} {
+		got, gotErr := parseContext([]byte(d))
+		var obj map[string]any
+		want, wantErr := Context{}, json.Unmarshal([]byte(d), &obj)
+		if wantErr != nil {
+			wantErr = fmt.Errorf("%w: not a JSON object", ErrInvalidContext)
+		} else {
+			want, wantErr = contextFromObject(obj)
+		}
+		if !reflect.DeepEqual(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("%s: parsed %#v, %v; encoding/json gives %#v, %v", d, got, gotErr, want, wantErr)
+		}
+	}
+}

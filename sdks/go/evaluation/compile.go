@@ -32,8 +32,12 @@ type Ruleset struct {
 	env         ruleset.Environment
 	generatedAt time.Time
 	flags       map[string]*flag
-	keys        []string // sorted
-	problems    []Problem
+	// over holds the flags patches changed, added (and, with a nil value, deleted) since flags was
+	// built, which then stays shared with the ruleset patched: a patch copies this short map,
+	// not every flag (see patchFlags). Read flags through flag(key).
+	over     map[string]*flag
+	keys     []string // sorted
+	problems []Problem
 	// The decoded flags and segments, in document order (only for rulesets compiled from JSON):
 	// a patch replaces some of them and the rest are compiled again without being decoded again.
 	flagSrc []*flagSource
@@ -78,6 +82,16 @@ func (r *Ruleset) GeneratedAt() time.Time { return r.generatedAt }
 // Problems lists the malformed flags and segments, in document order.
 func (r *Ruleset) Problems() []Problem { return slices.Clone(r.problems) }
 
+// flag returns the compiled flag with the given key, or nil.
+func (r *Ruleset) flag(key string) *flag {
+	if r.over != nil {
+		if f, ok := r.over[key]; ok {
+			return f
+		}
+	}
+	return r.flags[key]
+}
+
 // FlagKeys returns the keys of every flag, sorted.
 func (r *Ruleset) FlagKeys() []string { return slices.Clone(r.keys) }
 
@@ -86,7 +100,7 @@ func (r *Ruleset) FlagKeys() []string { return slices.Clone(r.keys) }
 func (r *Ruleset) ClientSideFlagKeys() []string {
 	var out []string
 	for _, k := range r.keys {
-		if r.flags[k].clientSide {
+		if r.flag(k).clientSide {
 			out = append(out, k)
 		}
 	}
@@ -108,8 +122,8 @@ func (r *Ruleset) Flag(key string) (FlagInfo, bool) {
 	if r == nil {
 		return FlagInfo{}, false
 	}
-	f, ok := r.flags[key]
-	if !ok {
+	f := r.flag(key)
+	if f == nil {
 		return FlagInfo{}, false
 	}
 	return FlagInfo{Key: f.key, Kind: f.kind, Version: f.version, ClientSide: f.clientSide, Malformed: f.malformed}, true
@@ -902,7 +916,7 @@ func (r *Ruleset) ChangedFlags(old *Ruleset) []string {
 		if rs == nil {
 			return nil
 		}
-		return rs.flags[k]
+		return rs.flag(k)
 	}
 	seen := map[string]bool{}
 	for _, rs := range []*Ruleset{old, r} {

@@ -24,7 +24,7 @@ func (r *Ruleset) EvaluateKind(flagKey string, ctx Context, want ruleset.FlagKin
 	if r == nil {
 		return errorResult(ErrorFlagNotFound)
 	}
-	f := r.flags[flagKey]
+	f := r.flag(flagKey)
 	if f == nil {
 		return errorResult(ErrorFlagNotFound)
 	}
@@ -60,7 +60,7 @@ func (r *Ruleset) EvaluateAll(ctx Context, clientSideOnly bool) []Result {
 	}
 	out := make([]Result, 0, len(r.keys))
 	for _, k := range r.keys {
-		if clientSideOnly && !r.flags[k].clientSide {
+		if clientSideOnly && !r.flag(k).clientSide {
 			continue
 		}
 		out = append(out, r.Evaluate(k, ctx))

@@ -95,34 +95,54 @@ func (next *Ruleset) patchFlags(r *Ruleset, flags []*flagSource, deleted []strin
 		f.segments = segmentFingerprint(f)
 		compiled[i] = f
 	}
-	// Cloning the map copies its storage without hashing every key again.
-	next.flags = maps.Clone(r.flags)
-	sameKeys := true
+	// The patched flags go into a short map over the previous ruleset's, shared; past
+	// maxOverlay flags the two are merged into a new map of every flag.
+	over := make(map[string]*flag, len(r.over)+len(touched))
+	maps.Copy(over, r.over)
+	var added []string
+	removed := false
 	for _, k := range deleted {
-		if _, ok := next.flags[k]; ok {
-			delete(next.flags, k)
-			sameKeys = false
+		if r.flag(k) != nil {
+			over[k] = nil
+			removed = true
 		}
 	}
 	for _, f := range compiled {
-		if _, ok := next.flags[f.key]; !ok {
-			sameKeys = false
+		if r.flag(f.key) == nil {
+			added = append(added, f.key)
 		}
-		next.flags[f.key] = f
+		over[f.key] = f
+	}
+	next.flags, next.over = r.flags, over
+	if len(over) > maxOverlay {
+		next.flags, next.over = maps.Clone(r.flags), nil // cloning copies storage without hashing every key again
+		for k, f := range over {
+			if f == nil {
+				delete(next.flags, k)
+			} else {
+				next.flags[k] = f
+			}
+		}
 	}
 	next.segments, next.prerequisites = r.segments, r.prerequisites
 	next.patchedFrom, next.patched = r.version, touched
-	if sameKeys {
-		next.keys = r.keys
-	} else {
-		next.keys = make([]string, 0, len(next.flags))
-		for k := range next.flags {
-			next.keys = append(next.keys, k)
+	next.keys = r.keys
+	if len(added) > 0 || removed {
+		next.keys = make([]string, 0, len(r.keys)+len(added))
+		for _, k := range r.keys {
+			if f, ok := over[k]; !ok || f != nil {
+				next.keys = append(next.keys, k)
+			}
 		}
+		next.keys = append(next.keys, added...)
 		slices.Sort(next.keys)
 	}
 	return true
 }
+
+// maxOverlay bounds the flags a ruleset keeps over the map it shares with the ruleset it was
+// patched from; a lookup checks the short map first.
+const maxOverlay = 64
 
 // merge returns old in its order with every item whose key is in changed replaced, every item
 // whose key is deleted left out, and the changed items with new keys appended in patch order.

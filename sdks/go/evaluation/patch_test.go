@@ -1,10 +1,14 @@
 package evaluation_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -250,5 +254,86 @@ func TestPatchReusesUntouchedFlags(t *testing.T) {
 	}
 	if r := third.Evaluate("c", evaluation.NewContext("u")); r.Reason != evaluation.ReasonPrerequisiteFailed {
 		t.Errorf("c after b went off: %s, want PREREQUISITE_FAILED", r.Reason)
+	}
+}
+
+// TestPatchSequence: hundreds of patches in a row — flags changed, added, deleted and added
+// again, enough for the patched flags to outgrow the short map kept over the shared one and be
+// merged into a new one several times — and after each, the patched ruleset answers like the
+// same document compiled whole: keys, client-side keys, flag information and evaluations.
+func TestPatchSequence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	flagJSON := func(key string, version int) string {
+		return fmt.Sprintf(`{"key":%q,"kind":"string","version":%d,"on":%v,"client_side":%v,"variations":[{"key":"a","value":"A"},{"key":"b","value":"B"}],"off_variation":"b",`+
+			`"rules":[{"id":"r","clauses":[{"attribute":"plan","op":"in","values":["pro"]}],"serve":{"variation":"%s"}}],"fallthrough":{"rollout":{"variations":[{"variation":"a","weight":%d},{"variation":"b","weight":%d}]}}}`,
+			key, version, rng.IntN(4) > 0, rng.IntN(2) == 0, []string{"a", "b"}[rng.IntN(2)], version*997%100001, 100000-version*997%100001)
+	}
+	model := map[string]string{}
+	for i := range 100 {
+		k := fmt.Sprintf("flag-%03d", i)
+		model[k] = flagJSON(k, 1)
+	}
+	document := func(version int) []byte {
+		var flags []string
+		for _, k := range slices.Sorted(maps.Keys(model)) {
+			flags = append(flags, model[k])
+		}
+		return []byte(fmt.Sprintf(`{"schema_version":1,"environment":{"id":"e"},"version":%d,"flags":[%s],"segments":[]}`, version, strings.Join(flags, ",")))
+	}
+	rs, err := evaluation.CompileJSON(document(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contexts := []evaluation.Context{evaluation.NewContext("u1", evaluation.Attr("plan", "pro")), evaluation.NewContext("u2"), evaluation.NewContext("u3")}
+	for version := 2; version <= 400; version++ {
+		var changed, deleted, touched []string
+		for range 1 + rng.IntN(3) {
+			k := fmt.Sprintf("flag-%03d", rng.IntN(150)) // a third of the keys are not flags at first
+			if slices.Contains(touched, k) {
+				continue
+			}
+			touched = append(touched, k)
+			if _, exists := model[k]; exists && rng.IntN(4) == 0 {
+				delete(model, k)
+				deleted = append(deleted, strconv.Quote(k))
+				continue
+			}
+			model[k] = flagJSON(k, version)
+			changed = append(changed, model[k])
+		}
+		patch := fmt.Sprintf(`{"schema_version":1,"environment":{"id":"e"},"version":%d,"base_version":%d,"flags":[%s],"deleted_flags":[%s],"segments":[],"deleted_segments":[]}`,
+			version, version-1, strings.Join(changed, ","), strings.Join(deleted, ","))
+		next, err := rs.PatchJSON([]byte(patch))
+		if err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		if _, ok := next.PatchedFlags(rs); !ok {
+			t.Fatalf("version %d: the patch was not applied flag by flag: %s %v", version, patch, rs.Problems())
+		}
+		rs = next
+		whole, err := evaluation.CompileJSON(document(version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rs.FlagKeys(), whole.FlagKeys()) || !slices.Equal(rs.ClientSideFlagKeys(), whole.ClientSideFlagKeys()) {
+			t.Fatalf("version %d: keys %v / %v, want %v / %v", version, rs.FlagKeys(), rs.ClientSideFlagKeys(), whole.FlagKeys(), whole.ClientSideFlagKeys())
+		}
+		for i := range 150 {
+			k := fmt.Sprintf("flag-%03d", i)
+			a, aok := rs.Flag(k)
+			b, bok := whole.Flag(k)
+			if a != b || aok != bok {
+				t.Fatalf("version %d: Flag(%s) = %+v %v, want %+v %v", version, k, a, aok, b, bok)
+			}
+			for _, c := range contexts {
+				if got, want := rs.Evaluate(k, c), whole.Evaluate(k, c); got.Reason != want.Reason || got.VariationKey() != want.VariationKey() ||
+					!bytes.Equal(got.Value(), want.Value()) || got.ErrorCode != want.ErrorCode {
+					t.Fatalf("version %d: %s for %v: %+v, want %+v", version, k, c, got, want)
+				}
+			}
+		}
+		if got, want := len(rs.EvaluateAll(contexts[0], true)), len(whole.EvaluateAll(contexts[0], true)); got != want {
+			t.Fatalf("version %d: %d client-side evaluations, want %d", version, got, want)
+		}
 	}
 }

@@ -410,11 +410,22 @@ func collectEnvironmentFlags(rows pgx.Rows) (flags []domain.Flag, configs []doma
 // the stored JSON they were decoded from, so that reading an environment again decodes only the
 // flags whose JSON changed: the publisher reads the whole environment for every change, and
 // decoding every flag's JSON was most of compiling a large environment's ruleset. What it hands
-// out is shared between reads and must not be modified. Safe for concurrent use; the zero value
-// is ready.
+// out is shared between reads and must not be modified. It keeps at most MaxBytes of stored JSON
+// (the decoded values take a few times that), dropping the environments read longest ago first.
+// Safe for concurrent use; the zero value is ready.
 type FlagDecodes struct {
-	mu   sync.Mutex
-	envs map[string]map[string]*flagDecode // environment id → flag id → its last decoding
+	// MaxBytes bounds the JSON kept; 0 means 32 MiB.
+	MaxBytes int
+	mu       sync.Mutex
+	envs     map[string]*envDecodes
+	bytes    int    // JSON kept, over every environment
+	clock    uint64 // counts reads, to find the environment read longest ago
+}
+
+type envDecodes struct {
+	flags    map[string]*flagDecode // flag id → its last decoding
+	bytes    int
+	lastRead uint64
 }
 
 type flagDecode struct {
@@ -429,25 +440,54 @@ func (d *FlagDecodes) of(envID string) map[string]*flagDecode {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.envs[envID]
+	e := d.envs[envID]
+	if e == nil {
+		return nil
+	}
+	d.clock++
+	e.lastRead = d.clock
+	return e.flags
 }
 
 // keep replaces what is kept for an environment (nil: forget it), so deleted flags and
-// environments are dropped.
+// environments are dropped, then drops the environments read longest ago while over MaxBytes.
 func (d *FlagDecodes) keep(envID string, flags map[string]*flagDecode) {
 	if d == nil {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if flags == nil {
+	if old := d.envs[envID]; old != nil {
+		d.bytes -= old.bytes
 		delete(d.envs, envID)
+	}
+	limit := d.MaxBytes
+	if limit <= 0 {
+		limit = 32 << 20
+	}
+	e := &envDecodes{flags: flags}
+	for _, f := range flags {
+		e.bytes += len(f.variationsJSON) + len(f.configJSON)
+	}
+	if flags == nil || e.bytes > limit { // an environment larger than the budget is not kept
 		return
 	}
 	if d.envs == nil {
-		d.envs = map[string]map[string]*flagDecode{}
+		d.envs = map[string]*envDecodes{}
 	}
-	d.envs[envID] = flags
+	d.clock++
+	e.lastRead = d.clock
+	d.envs[envID], d.bytes = e, d.bytes+e.bytes
+	for d.bytes > limit {
+		var oldest string
+		for id, x := range d.envs {
+			if oldest == "" || x.lastRead < d.envs[oldest].lastRead {
+				oldest = id
+			}
+		}
+		d.bytes -= d.envs[oldest].bytes
+		delete(d.envs, oldest)
+	}
 }
 
 // collectDecodedFlags reads environmentFlagsSQL's rows, taking from known the decodings of

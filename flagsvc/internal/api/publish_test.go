@@ -231,15 +231,21 @@ func kafkaScript(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "../../../deploy/local/kafka.sh")
 }
 
-// TestChangeCommittedDuringAPublishIsNotLost: a change that took its outbox id before another
-// but committed after the publisher's snapshot (while that ruleset was being produced) is not
-// marked published with it; it is published next.
-func TestChangeCommittedDuringAPublishIsNotLost(t *testing.T) {
+// shopWithTwoFlags is a stack with a project "shop" of two boolean flags, a and b, and the id of
+// one of its environments.
+func shopWithTwoFlags(t *testing.T, env string) (*stack, string) {
 	s := newStack(t)
 	s.project("shop")
 	s.boolFlag("shop", "a")
 	s.boolFlag("shop", "b")
-	env := envID(t, s, "shop", "development")
+	return s, envID(t, s, "shop", env)
+}
+
+// TestChangeCommittedDuringAPublishIsNotLost: a change that took its outbox id before another
+// but committed after the publisher's snapshot (while that ruleset was being produced) is not
+// marked published with it; it is published next.
+func TestChangeCommittedDuringAPublishIsNotLost(t *testing.T) {
+	s, env := shopWithTwoFlags(t, "development")
 	c := consume(t, s)
 	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a") != nil && rs.Flag("b") != nil })
 
@@ -284,11 +290,7 @@ func TestChangeCommittedDuringAPublishIsNotLost(t *testing.T) {
 // previous read (the same slices), decodes the changed ones again, and gives what a read
 // without it gives.
 func TestRulesetSourcesReuseUnchangedFlags(t *testing.T) {
-	s := newStack(t)
-	s.project("shop")
-	s.boolFlag("shop", "a")
-	s.boolFlag("shop", "b")
-	env := envID(t, s, "shop", "production")
+	s, env := shopWithTwoFlags(t, "production")
 	var decodes store.FlagDecodes
 	read := func(d *store.FlagDecodes) store.RulesetSources {
 		t.Helper()

@@ -68,6 +68,7 @@ func sameValueAsEncodingJSON(t *testing.T, data []byte) {
 	}
 }
 
+// TestDecodeValue: values decodeValue must decode (and agree on) and values it must decline.
 func TestDecodeValue(t *testing.T) {
 	for _, v := range []string{`true`, ` false `, `null`, `0`, `-1.5e3`, `"a\"\u00e9"`, `[]`, `{}`, `[1,"x",null,[{}]]`,
 		`{"a":1,"a":2,"b":{"c":[true]}}`, `{"\u0041":"é"}`} {

@@ -3,6 +3,7 @@ module github.com/switchyard-io/switchyard/evalrelay
 go 1.26.0
 
 require (
+	github.com/goccy/go-json v0.10.5
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/prometheus/client_golang v1.25.0
 	github.com/switchyard-io/switchyard/platform v0.0.0

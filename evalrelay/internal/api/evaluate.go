@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
@@ -40,7 +41,7 @@ type flagResult struct {
 func (a *API) evaluate(c *fiber.Ctx) error {
 	key := keyOf(c)
 	var req evaluateRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
+	if err := gojson.Unmarshal(c.Body(), &req); err != nil {
 		return errs.Malformed("", "body must be {\"context\": {...}, \"flags\": [...]}: %v", err)
 	}
 	if len(req.Context) == 0 || string(req.Context) == "null" {
@@ -231,7 +232,7 @@ func (a *API) ofrepOne(c *fiber.Ctx) error {
 	key := keyOf(c)
 	flag := c.Params("key")
 	var req ofrepRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
+	if err := gojson.Unmarshal(c.Body(), &req); err != nil {
 		return c.Status(fiber.StatusBadRequest).JSON(ofrepFailure{Key: flag, ErrorCode: "INVALID_CONTEXT", ErrorDetails: "body must be {\"context\": {...}}"})
 	}
 	ctx, err := ofrepContext(req.Context)
@@ -248,7 +249,7 @@ func (a *API) ofrepOne(c *fiber.Ctx) error {
 func (a *API) ofrepAll(c *fiber.Ctx) error {
 	key := keyOf(c)
 	var req ofrepRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
+	if err := gojson.Unmarshal(c.Body(), &req); err != nil {
 		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"errorCode": "INVALID_CONTEXT", "errorDetails": "body must be {\"context\": {...}}"})
 	}
 	ctx, err := ofrepContext(req.Context)

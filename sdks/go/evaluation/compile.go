@@ -42,6 +42,8 @@ type Ruleset struct {
 	// a patch replaces some of them and the rest are compiled again without being decoded again.
 	flagSrc []*flagSource
 	segSrc  []*segmentSource
+	// srcIndex finds a flag's position in flagSrc.
+	srcIndex *sourceIndex
 	// segments are the compiled segments the flags point at.
 	segments map[string]*segment
 	// prerequisites holds the keys other flags name as a prerequisite (nil when none do).
@@ -159,6 +161,7 @@ func CompileJSON(data []byte) (*Ruleset, error) {
 	r := &Ruleset{version: d.version, env: d.env, generatedAt: d.generatedAt}
 	r.compile(*d.flags, *d.segments)
 	r.flagSrc, r.segSrc = *d.flags, *d.segments // kept so that PatchJSON decodes only what changed
+	r.srcIndex = &sourceIndex{src: r.flagSrc}
 	return r, nil
 }
 

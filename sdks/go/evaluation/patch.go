@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
@@ -51,7 +52,7 @@ func (r *Ruleset) PatchJSON(data []byte) (*Ruleset, error) {
 	if p.segments != nil {
 		segments = *p.segments
 	}
-	next.flagSrc = merge(r.flagSrc, flags, p.deletedFlags, func(f *flagSource) string { return f.key })
+	next.flagSrc, next.srcIndex = r.mergeFlagSources(flags, p.deletedFlags)
 	next.segSrc = merge(r.segSrc, segments, p.deletedSegments, func(s *segmentSource) string { return s.key })
 	if len(segments) > 0 || len(p.deletedSegments) > 0 || !next.patchFlags(r, flags, p.deletedFlags) {
 		next.compile(next.flagSrc, next.segSrc)
@@ -138,6 +139,54 @@ func (next *Ruleset) patchFlags(r *Ruleset, flags []*flagSource, deleted []strin
 		slices.Sort(next.keys)
 	}
 	return true
+}
+
+// mergeFlagSources is merge for r's flag sources, with the index of their positions that the
+// result shares when the patch only replaces flags (the usual toggle or edit): then the list is
+// copied and the replaced positions are looked up, where merge reads the key of every flag.
+func (r *Ruleset) mergeFlagSources(changed []*flagSource, deleted []string) ([]*flagSource, *sourceIndex) {
+	if pos := r.srcIndex.positions(); pos != nil && len(deleted) == 0 && len(changed) <= 16 {
+		replaces := true
+		for i, c := range changed {
+			_, known := pos[c.key]
+			// A key given twice is left to merge (the last one wins there).
+			replaces = replaces && known && !slices.ContainsFunc(changed[:i], func(o *flagSource) bool { return o.key == c.key })
+		}
+		if replaces {
+			out := slices.Clone(r.flagSrc)
+			for _, c := range changed {
+				out[pos[c.key]] = c
+			}
+			return out, r.srcIndex // the same keys at the same positions
+		}
+	}
+	out := merge(r.flagSrc, changed, deleted, func(f *flagSource) string { return f.key })
+	return out, &sourceIndex{src: out}
+}
+
+// sourceIndex maps the keys of a list of flag sources to their positions, built when first
+// needed; shared by the rulesets whose lists have the same keys in the same order.
+type sourceIndex struct {
+	once sync.Once
+	src  []*flagSource
+	pos  map[string]int // nil when a key is in the list twice
+}
+
+func (x *sourceIndex) positions() map[string]int {
+	if x == nil {
+		return nil
+	}
+	x.once.Do(func() {
+		pos := make(map[string]int, len(x.src))
+		for i, s := range x.src {
+			if _, twice := pos[s.key]; twice {
+				return
+			}
+			pos[s.key] = i
+		}
+		x.pos, x.src = pos, nil
+	})
+	return x.pos
 }
 
 // maxOverlay bounds the flags a ruleset keeps over the map it shares with the ruleset it was

@@ -259,8 +259,9 @@ func TestPatchReusesUntouchedFlags(t *testing.T) {
 
 // TestPatchSequence: hundreds of patches in a row — flags changed, added, deleted and added
 // again, enough for the patched flags to outgrow the short map kept over the shared one and be
-// merged into a new one several times — and after each, the patched ruleset answers like the
-// same document compiled whole: keys, client-side keys, flag information and evaluations.
+// merged into a new one several times, and now and then a segment change that compiles every
+// flag again from the kept sources — and after each, the patched ruleset answers like the same
+// document compiled whole: keys, client-side keys, flag information and evaluations.
 func TestPatchSequence(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	flagJSON := func(key string, version int) string {
@@ -269,6 +270,7 @@ func TestPatchSequence(t *testing.T) {
 			key, version, rng.IntN(4) > 0, rng.IntN(2) == 0, []string{"a", "b"}[rng.IntN(2)], version*997%100001, 100000-version*997%100001)
 	}
 	model := map[string]string{}
+	segment := `{"key":"s","version":1}` // changed every 40 versions: every flag is compiled again from the kept sources
 	for i := range 100 {
 		k := fmt.Sprintf("flag-%03d", i)
 		model[k] = flagJSON(k, 1)
@@ -278,7 +280,7 @@ func TestPatchSequence(t *testing.T) {
 		for _, k := range slices.Sorted(maps.Keys(model)) {
 			flags = append(flags, model[k])
 		}
-		return []byte(fmt.Sprintf(`{"schema_version":1,"environment":{"id":"e"},"version":%d,"flags":[%s],"segments":[]}`, version, strings.Join(flags, ",")))
+		return []byte(fmt.Sprintf(`{"schema_version":1,"environment":{"id":"e"},"version":%d,"flags":[%s],"segments":[%s]}`, version, strings.Join(flags, ","), segment))
 	}
 	rs, err := evaluation.CompileJSON(document(1))
 	if err != nil {
@@ -301,14 +303,19 @@ func TestPatchSequence(t *testing.T) {
 			model[k] = flagJSON(k, version)
 			changed = append(changed, model[k])
 		}
-		patch := fmt.Sprintf(`{"schema_version":1,"environment":{"id":"e"},"version":%d,"base_version":%d,"flags":[%s],"deleted_flags":[%s],"segments":[],"deleted_segments":[]}`,
-			version, version-1, strings.Join(changed, ","), strings.Join(deleted, ","))
+		segments := ""
+		if version%40 == 0 {
+			segment = fmt.Sprintf(`{"key":"s","version":%d}`, version)
+			segments = segment
+		}
+		patch := fmt.Sprintf(`{"schema_version":1,"environment":{"id":"e"},"version":%d,"base_version":%d,"flags":[%s],"deleted_flags":[%s],"segments":[%s],"deleted_segments":[]}`,
+			version, version-1, strings.Join(changed, ","), strings.Join(deleted, ","), segments)
 		next, err := rs.PatchJSON([]byte(patch))
 		if err != nil {
 			t.Fatalf("version %d: %v", version, err)
 		}
-		if _, ok := next.PatchedFlags(rs); !ok {
-			t.Fatalf("version %d: the patch was not applied flag by flag: %s %v", version, patch, rs.Problems())
+		if _, ok := next.PatchedFlags(rs); ok == (segments != "") {
+			t.Fatalf("version %d: patched flag by flag: %v, want %v (%s)", version, ok, segments == "", patch)
 		}
 		rs = next
 		whole, err := evaluation.CompileJSON(document(version))

@@ -636,6 +636,17 @@ func segmentTargets(ts []ruleset.SegmentTarget) []target {
 	return out
 }
 
+// typedValue sets dst to a variation's value: the one decodeValue gave when it has dst's type
+// (nearly always), else encoding/json's decoding of raw, for its error or its leniency (null
+// decodes to the zero value).
+func typedValue[T any](value any, decoded bool, raw []byte, dst *T) error {
+	if v, ok := value.(T); decoded && ok {
+		*dst = v
+		return nil
+	}
+	return json.Unmarshal(raw, dst)
+}
+
 func (f *flag) compile(src *ruleset.Flag, segments map[string]*segment) error {
 	f.on = src.On
 	index := make(map[string]int, len(src.Variations))
@@ -653,28 +664,14 @@ func (f *flag) compile(src *ruleset.Flag, segments map[string]*segment) error {
 			}
 			cv.Value = buf.Bytes()
 		}
-		// The typed value from decodeValue when it has the flag's type (nearly always), else by
-		// encoding/json, for its error or its leniency (null decodes to the zero value).
 		var err error
 		switch f.kind {
 		case ruleset.KindBoolean:
-			if b, ok := value.(bool); decoded && ok {
-				cv.Bool = b
-			} else {
-				err = json.Unmarshal(cv.Value, &cv.Bool)
-			}
+			err = typedValue(value, decoded, cv.Value, &cv.Bool)
 		case ruleset.KindNumber:
-			if n, ok := value.(float64); decoded && ok {
-				cv.Number = n
-			} else {
-				err = json.Unmarshal(cv.Value, &cv.Number)
-			}
+			err = typedValue(value, decoded, cv.Value, &cv.Number)
 		case ruleset.KindString:
-			if str, ok := value.(string); decoded && ok {
-				cv.String = str
-			} else {
-				err = json.Unmarshal(cv.Value, &cv.String)
-			}
+			err = typedValue(value, decoded, cv.Value, &cv.String)
 		}
 		if err != nil {
 			return fmt.Errorf("variations[%d].value: %v", i, err)

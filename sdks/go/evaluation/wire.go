@@ -16,8 +16,7 @@ type typedDocument = wireDocument[ruleset.Environment, ruleset.Flag, ruleset.Seg
 func decodeTyped(data []byte, d *typedDocument) bool {
 	r := wireReader{data: data}
 	r.document(d)
-	r.space()
-	return !r.failed && r.pos == len(r.data)
+	return r.whole()
 }
 
 // The JSON names of each type's fields, in the order of the member switches below.
@@ -69,9 +68,9 @@ func (r *wireReader) document(d *typedDocument) {
 		case 6:
 			d.Segments = pointerToList(r, r.segment)
 		case 7:
-			r.strings(&d.DeletedFlags)
+			list(r, &d.DeletedFlags, r.str)
 		case 8:
-			r.strings(&d.DeletedSegments)
+			list(r, &d.DeletedSegments, r.str)
 		}
 	})
 }
@@ -120,7 +119,7 @@ func (r *wireReader) flag(f *ruleset.Flag) {
 					case 1:
 						r.str(&t.Variation)
 					case 2:
-						r.strings(&t.Values)
+						list(r, &t.Values, r.str)
 					}
 				})
 			})
@@ -176,12 +175,7 @@ func (r *wireReader) clause(c *ruleset.Clause) {
 		case 2:
 			r.str((*string)(&c.Op))
 		case 3:
-			if r.null() {
-				c.Values = nil
-				return
-			}
-			c.Values = []any{}
-			r.array(func() { c.Values = append(c.Values, r.value()) })
+			list(r, &c.Values, func(v *any) { *v = r.value() })
 		case 4:
 			r.bool(&c.Negate)
 		}
@@ -237,7 +231,7 @@ func (r *wireReader) segment(s *ruleset.Segment) {
 				if field == 0 {
 					r.str(&t.ContextKind)
 				} else {
-					r.strings(&t.Values)
+					list(r, &t.Values, r.str)
 				}
 			})
 		})

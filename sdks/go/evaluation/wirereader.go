@@ -13,8 +13,7 @@ import (
 func decodeValue(data []byte) (any, bool) {
 	r := wireReader{data: data}
 	v := r.value()
-	r.space()
-	return v, !r.failed && r.pos == len(r.data)
+	return v, r.whole()
 }
 
 // wireReader reads JSON from data. Every method does nothing once failed is set, so a decoder
@@ -30,6 +29,12 @@ type wireReader struct {
 const maxWireDepth = 100
 
 func (r *wireReader) fail() { r.failed = true }
+
+// whole reports whether everything read so far was well-formed and nothing but space follows.
+func (r *wireReader) whole() bool {
+	r.space()
+	return !r.failed && r.pos == len(r.data)
+}
 
 func (r *wireReader) space() {
 	for r.pos < len(r.data) {
@@ -537,20 +542,6 @@ func (r *wireReader) value() any {
 			r.fail()
 		}
 		return f
-	}
-}
-
-// strings reads an array of strings (null: nil).
-func (r *wireReader) strings(dst *[]string) {
-	out := []string{}
-	if r.array(func() {
-		var s string
-		r.str(&s)
-		out = append(out, s)
-	}) {
-		*dst = out
-	} else {
-		*dst = nil
 	}
 }
 

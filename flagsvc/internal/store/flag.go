@@ -522,19 +522,19 @@ func collectDecodedFlags(rows pgx.Rows, known map[string]*flagDecode) (flags []d
 
 func scanFlagWith(row pgx.Row, extra ...any) (domain.Flag, error) {
 	var variations []byte
-	f, err := scanRawFlag(row, append([]any{&variations}, extra...)...)
+	f, err := scanRawFlag(row, &variations, extra...)
 	if err != nil {
 		return f, err
 	}
 	return f, json.Unmarshal(variations, &f.Variations)
 }
 
-// scanRawFlag scans flagColumns, the variations' JSON into the first of extra, then the rest.
-func scanRawFlag(row pgx.Row, extra ...any) (domain.Flag, error) {
+// scanRawFlag scans flagColumns, leaving the variations as JSON, then the columns after them.
+func scanRawFlag(row pgx.Row, variations *[]byte, extra ...any) (domain.Flag, error) {
 	var f domain.Flag
 	var kind, lifecycle string
-	dest := append([]any{&f.ID, &f.ProjectID, &f.Key, &f.Name, &f.Description, &f.Tags, &f.OwnerID, &kind, extra[0],
-		&f.Temporary, &f.RemovalDate, &lifecycle, &f.ClientSide, &f.Version, &f.CreatedAt, &f.UpdatedAt}, extra[1:]...)
+	dest := append([]any{&f.ID, &f.ProjectID, &f.Key, &f.Name, &f.Description, &f.Tags, &f.OwnerID, &kind, variations,
+		&f.Temporary, &f.RemovalDate, &lifecycle, &f.ClientSide, &f.Version, &f.CreatedAt, &f.UpdatedAt}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return f, err
 	}

@@ -58,8 +58,10 @@ func TestGuardrailRollsBackAHarmfulReleaseEndToEnd(t *testing.T) {
 	for _, x := range []struct{ flag, key string }{{"checkout", "checkout-q4"}, {"banner", "banner-q4"}} {
 		owner.Must(t, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": x.flag, "name": x.flag, "kind": "boolean",
 			"variations": []any{map[string]any{"key": "on", "value": true}, map[string]any{"key": "off", "value": false}}}, nil)
+		// A fixed salt, so the simulated users are assigned the same way in every run (a
+		// random one would let the healthy experiment breach by chance in some runs).
 		owner.Must(t, "POST", "/api/v1/projects/shop/experiments", map[string]any{"key": x.key, "environment": "production", "flag": x.flag,
-			"control": "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
+			"salt": x.key + "-e2e", "control": "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
 			"metrics": map[string]any{"primary": []string{"conversion"},
 				"guardrails": []any{map[string]any{"metric": "error-rate", "tolerance": 0.02, "action": "rollback"}}}}, nil)
 		owner.Must(t, "POST", "/api/v1/projects/shop/experiments/"+x.key+"/start", nil, nil)

@@ -120,24 +120,44 @@ func waitPing(ctx context.Context, conn driver.Conn) error {
 	}
 }
 
+// MigrationTimeout bounds applying the migrations once ClickHouse answers: one of them copies
+// the tracks table (migration 6, about a minute per 20M events on the test machine).
+const MigrationTimeout = 3 * time.Hour
+
 // Migrate applies the embedded migrations that are pending in o.Database and returns the
-// version reached. The DDL is idempotent, so concurrent starts of several ingest processes
-// are harmless (ClickHouse has no lock goose could take).
+// version reached. Waiting for ClickHouse is bounded by ctx, applying the migrations by
+// MigrationTimeout. The DDL is idempotent, so concurrent starts of several ingest processes
+// are harmless (ClickHouse has no lock goose could take), except while migration 6 copies
+// tracks (tracks_by_day.go).
 func Migrate(ctx context.Context, o Options, log *slog.Logger) (int64, error) {
+	return migrateTo(ctx, o, log, 0)
+}
+
+// migrateTo applies the migrations up to version (0: all of them).
+func migrateTo(ctx context.Context, o Options, log *slog.Logger, version int64) (int64, error) {
 	if err := ensureDatabase(ctx, o); err != nil {
 		return 0, err
 	}
-	db := ch.OpenDB(o.chOptions(o.Database))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MigrationTimeout)
+	defer cancel()
+	opts := o.chOptions(o.Database)
+	opts.ReadTimeout = MigrationTimeout // a copy answers only when it is done
+	db := ch.OpenDB(opts)
 	defer db.Close()
 	store, err := newGooseStore()
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
 	}
-	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store))
+	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store), goose.WithGoMigrations(tracksByDay))
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
 	}
-	results, err := provider.Up(ctx)
+	var results []*goose.MigrationResult
+	if version > 0 {
+		results, err = provider.UpTo(ctx, version)
+	} else {
+		results, err = provider.Up(ctx)
+	}
 	for _, r := range results {
 		if log != nil {
 			log.Info("clickhouse migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.String())

@@ -43,6 +43,7 @@ FROM (
         SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts_ms
         FROM tracks
         WHERE environment_id = ? AND event_key = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)
+          AND toDate(timestamp) >= toDate(toDateTime(?)) AND toDate(timestamp) <= toDate(toDateTime(?))
         GROUP BY context_kind, context_key, event_id
     ) USING (context_kind, context_key)
     GROUP BY context_kind, context_key, variation
@@ -65,7 +66,7 @@ type VariantSums struct {
 // ExperimentVariantSums runs VariantSumsQuery for one experiment and one track event key over
 // the events in [from, to).
 func ExperimentVariantSums(ctx context.Context, conn driver.Conn, env, experiment, eventKey string, from, to time.Time) ([]VariantSums, error) {
-	rows, err := conn.Query(ctx, VariantSumsQuery, env, experiment, env, eventKey, from.Unix(), to.Unix())
+	rows, err := conn.Query(ctx, VariantSumsQuery, env, experiment, env, eventKey, from.Unix(), to.Unix(), from.Unix(), to.Unix()-1)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: variant sums: %w", err)
 	}

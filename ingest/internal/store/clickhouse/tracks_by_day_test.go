@@ -1,0 +1,204 @@
+package clickhouse
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/switchyard-io/switchyard/platform/testenv"
+)
+
+// tracksDB is a database migrated up to version (0: all), dropped at cleanup.
+func tracksDB(t *testing.T, version int64) (Options, *sql.DB) {
+	t.Helper()
+	o := Options{Addr: testenv.RequireClickHouse(t), Database: "test_tracks_by_day_" + testenv.Suffix(), User: "default"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := migrateTo(ctx, o, nil, version); err != nil {
+		t.Fatal(err)
+	}
+	db := ch.OpenDB(o.chOptions(o.Database))
+	t.Cleanup(func() {
+		db.Close()
+		if err := DropDatabase(context.Background(), o); err != nil {
+			t.Log(err)
+		}
+	})
+	return o, db
+}
+
+// dayStart is the first of the three days of test events (UTC midnight; the tests compare
+// day bounds computed by the server, whatever its time zone).
+var dayStart = time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+
+const rowsPerDay = 40_000
+
+// insertTracks writes n events of key "view" spread over the day starting at day, for contexts
+// named prefix-0 … (100 events each), with a property on every other one.
+func insertTracks(t *testing.T, db *sql.DB, day time.Time, n int, prefix string) {
+	t.Helper()
+	q := `INSERT INTO tracks (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
+		context_kind, context_key, event_key, value, has_value, properties.key, properties.type, properties.value, sdk_name, sdk_version)
+		SELECT 'env', generateUUIDv4(), toDateTime(? + intDiv(number * 86400, ?)), (? + intDiv(number * 86400, ?)) * 1000, 0, now(), 0,
+		'user', concat(?, toString(intDiv(number, 100))), 'view', toFloat64(number % 7), 1,
+		arrayFilter(x -> number % 2 = 0, ['plan']), arrayFilter(x -> number % 2 = 0, ['string']), arrayFilter(x -> number % 2 = 0, ['pro']), 'go', '1'
+		FROM numbers(?)`
+	if _, err := db.Exec(q, day.Unix(), n, day.Unix(), n, prefix+"-", n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fingerprint counts the rows matching where and sums a hash of every column of each: equal
+// before and after a copy that kept every row. FINAL: a row copied twice (harmless, readers
+// deduplicate) is collapsed as ReplacingMergeTree's merges will.
+func fingerprint(t *testing.T, db *sql.DB, where string) (rows uint64, sum uint64) {
+	t.Helper()
+	if err := db.QueryRow(`SELECT count(), sum(cityHash64(environment_id, toString(event_id), timestamp, timestamp_ms, context_kind, context_key,
+		event_key, value, arrayStringConcat(properties.key, ','), arrayStringConcat(properties.value, ','), sdk_name))
+		FROM (SELECT * FROM tracks FINAL) WHERE `+where).Scan(&rows, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return rows, sum
+}
+
+// oneDay counts the events of the middle day the way metricsql reads a day, with ClickHouse
+// told to fail a query that reads more than two days of rows.
+func oneDay(db *sql.DB) (uint64, error) {
+	from, to := dayStart.Add(24*time.Hour), dayStart.Add(48*time.Hour)
+	ctx := ch.Context(context.Background(), ch.WithSettings(ch.Settings{"max_rows_to_read": rowsPerDay * 2}))
+	var n uint64
+	err := db.QueryRowContext(ctx, `SELECT count() FROM tracks WHERE environment_id = 'env' AND event_key = 'view'
+		AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)
+		AND toDate(timestamp) >= toDate(toDateTime(?)) AND toDate(timestamp) <= toDate(toDateTime(?))`,
+		from.Unix(), to.Unix(), from.Unix(), to.Unix()-1).Scan(&n)
+	return n, err
+}
+
+func activeContexts(t *testing.T, db *sql.DB) uint64 {
+	t.Helper()
+	var n uint64
+	if err := db.QueryRow(`SELECT uniqExactMerge(contexts) FROM active_contexts_monthly WHERE environment_id = 'env'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestTracksSortedByDay: migration 6 keeps every row exactly once — including the rows written
+// to the old table while it copied — swaps the tables, keeps the active-contexts view working
+// on the new one, and makes a one-day read read about a day of rows instead of all of them.
+func TestTracksSortedByDay(t *testing.T) {
+	_, db := tracksDB(t, 5)
+	for d := 0; d < 3; d++ {
+		insertTracks(t, db, dayStart.Add(time.Duration(d)*24*time.Hour), rowsPerDay, "u")
+	}
+	// Merged into one part spanning the three days, as background merges leave a month.
+	if _, err := db.Exec("OPTIMIZE TABLE tracks FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oneDay(db); err == nil || !strings.Contains(err.Error(), "Limit for rows") {
+		t.Fatalf("before the migration a day's read must read the whole month: %v", err)
+	}
+	wantRows, wantSum := fingerprint(t, db, "1")
+	contexts := activeContexts(t, db)
+
+	// Rows written to the old table between the copy and the swap (a running ingest).
+	var during uint64
+	err := resortTracks(context.Background(), db, func() error {
+		insertTracks(t, db, dayStart.Add(24*time.Hour), 1000, "late")
+		during = 1000
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, sum := fingerprint(t, db, "NOT startsWith(context_key, 'late')"); rows != wantRows || sum != wantSum {
+		t.Fatalf("after the migration %d rows (sum %d), want %d (sum %d)", rows, sum, wantRows, wantSum)
+	}
+	if rows, _ := fingerprint(t, db, "startsWith(context_key, 'late')"); rows != during {
+		t.Fatalf("%d of the %d rows written during the copy are in tracks", rows, during)
+	}
+	// Merged again, as the month will be.
+	if _, err := db.Exec("OPTIMIZE TABLE tracks FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	create, err := showCreate(context.Background(), db, "tracks")
+	if err != nil || !strings.Contains(create, tracksSortByDay) {
+		t.Fatalf("tracks: %s %v", create, err)
+	}
+	for _, gone := range []string{tracksNew, tracksOld} {
+		if ok, err := tableExists(context.Background(), db, gone); err != nil || ok {
+			t.Fatalf("%s left behind (%v)", gone, err)
+		}
+	}
+	if n, err := oneDay(db); err != nil || n != rowsPerDay+during {
+		t.Fatalf("one day sorted by day: %d rows, %v (want %d)", n, err, rowsPerDay+during)
+	}
+	// The view counts contexts written to the new table (the late ones came through the copy).
+	if got := activeContexts(t, db); got != contexts+10 {
+		t.Fatalf("active contexts %d, want %d + the 10 late ones", got, contexts)
+	}
+	insertTracks(t, db, dayStart, 100, "new")
+	if got := activeContexts(t, db); got != contexts+11 {
+		t.Fatalf("active contexts after a new one: %d, want %d", got, contexts+11)
+	}
+
+	// Running it again changes nothing.
+	before, beforeSum := fingerprint(t, db, "1")
+	if err := resortTracks(context.Background(), db, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after, afterSum := fingerprint(t, db, "1"); after != before || afterSum != beforeSum {
+		t.Fatalf("a second run changed tracks: %d → %d rows", before, after)
+	}
+}
+
+// TestTracksSortedByDayResumes: a run interrupted after the swap, or half-way through it,
+// finishes: the old table's rows are all in tracks and the old table is gone.
+func TestTracksSortedByDayResumes(t *testing.T) {
+	for _, halfRenamed := range []bool{false, true} {
+		_, db := tracksDB(t, 0)
+		insertTracks(t, db, dayStart, 500, "kept")
+		// The old table as an interrupted run left it, with rows the new one lacks.
+		if _, err := db.Exec("CREATE TABLE " + tracksOld + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY (environment_id, event_key, context_key, event_id)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("INSERT INTO " + tracksOld + " SELECT * FROM tracks"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("RENAME TABLE tracks TO scratch, " + tracksOld + " TO tracks"); err != nil {
+			t.Fatal(err)
+		}
+		insertTracks(t, db, dayStart, 300, "late") // into the old table only
+		if _, err := db.Exec("RENAME TABLE tracks TO " + tracksOld + ", scratch TO tracks"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("DROP TABLE active_contexts_monthly_tracks_mv"); err != nil {
+			t.Fatal(err)
+		}
+		if halfRenamed {
+			if _, err := db.Exec("RENAME TABLE tracks TO " + tracksNew); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := resortTracks(context.Background(), db, nil); err != nil {
+			t.Fatal(err)
+		}
+		var late, all uint64
+		if err := db.QueryRow("SELECT uniqExactIf(event_id, startsWith(context_key, 'late')), uniqExact(event_id) FROM tracks").Scan(&late, &all); err != nil {
+			t.Fatal(err)
+		}
+		if late != 300 || all != 800 {
+			t.Fatalf("half-renamed %v: %d late and %d events in all, want 300 and 800", halfRenamed, late, all)
+		}
+		if ok, err := tableExists(context.Background(), db, tracksOld); err != nil || ok {
+			t.Fatalf("half-renamed %v: old table left (%v)", halfRenamed, err)
+		}
+		if ok, err := tableExists(context.Background(), db, "active_contexts_monthly_tracks_mv"); err != nil || !ok {
+			t.Fatalf("half-renamed %v: the view was not re-created (%v)", halfRenamed, err)
+		}
+	}
+}

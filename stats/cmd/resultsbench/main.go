@@ -35,8 +35,14 @@ func main() {
 	db := fmt.Sprintf("resultsbench_%d", time.Now().Unix())
 	if *reuse != "" {
 		db, cfg.Reuse, *keep = *reuse, true, true
-	} else if out, err := exec.Command(*ingest, "migrate", "-clickhouse-addr", *addr, "-clickhouse-database", db, "-log-level", "warn").CombinedOutput(); err != nil {
+	}
+	// A kept database is migrated too: an earlier run's data may predate a schema change.
+	migrate := time.Now()
+	if out, err := exec.Command(*ingest, "migrate", "-clickhouse-addr", *addr, "-clickhouse-database", db, "-log-level", "warn").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("ingest migrate: %v\n%s", err, out))
+	}
+	if cfg.Reuse {
+		fmt.Printf("migrated %s in %s\n", db, time.Since(migrate).Round(time.Millisecond))
 	}
 	fmt.Printf("database %s\n", db)
 	conn, err := ch.Open(&ch.Options{Addr: []string{*addr}, Auth: ch.Auth{Database: db, Username: "default"},

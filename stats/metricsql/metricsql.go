@@ -124,8 +124,10 @@ func (x Experiment) slice() string {
 	return fmt.Sprintf(" AND cityHash64(context_kind, context_key) %% %d BETWEEN %d AND %d", sliceBuckets, x.lo, x.hi-1)
 }
 
-// unitSlice is slice on experiment_unit_snapshots, whose bucket column holds the same hash.
-func (x Experiment) unitSlice() string {
+// bucketSlice is slice on the tables whose bucket column holds the same hash, first after
+// what identifies a snapshot or a fold in their sorting keys (experiment_unit_snapshots,
+// experiment_metric_rollups), so a pass reads only its part of them.
+func (x Experiment) bucketSlice() string {
 	if x.hi == 0 {
 		return ""
 	}
@@ -369,7 +371,7 @@ func firstExposuresSQL(x Experiment, cohortFrom, cohortTo int64, a *args) string
 	var q string
 	switch {
 	case x.units != 0:
-		q = `SELECT context_kind, context_key, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.unitSlice()
+		q = `SELECT context_kind, context_key, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.bucketSlice()
 	case x.rollout():
 		q = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `) WHERE 1`
 	default:

@@ -120,15 +120,15 @@ func waitPing(ctx context.Context, conn driver.Conn) error {
 	}
 }
 
-// MigrationTimeout bounds applying the migrations once ClickHouse answers: one of them copies
-// the tracks table (migration 6, about a minute per 20M events on the test machine).
+// MigrationTimeout bounds applying the migrations once ClickHouse answers: two of them copy a
+// table (migrations 6 and 7; tracks took about a minute per 20M events on the test machine).
 const MigrationTimeout = 3 * time.Hour
 
 // Migrate applies the embedded migrations that are pending in o.Database and returns the
 // version reached. Waiting for ClickHouse is bounded by ctx, applying the migrations by
 // MigrationTimeout. The DDL is idempotent, so concurrent starts of several ingest processes
-// are harmless (ClickHouse has no lock goose could take), except while migration 6 copies
-// tracks (tracks_by_day.go).
+// are harmless (ClickHouse has no lock goose could take), except while migrations 6 and 7 copy
+// a table (resort.go).
 func Migrate(ctx context.Context, o Options, log *slog.Logger) (int64, error) {
 	return migrateTo(ctx, o, log, 0)
 }
@@ -148,7 +148,7 @@ func migrateTo(ctx context.Context, o Options, log *slog.Logger, version int64) 
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
 	}
-	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store), goose.WithGoMigrations(tracksByDay))
+	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store), goose.WithGoMigrations(tracksByDay.migration(), rollupsByFold.migration()))
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
 	}

@@ -12,10 +12,10 @@ import (
 	"github.com/switchyard-io/switchyard/platform/testenv"
 )
 
-// tracksDB is a database migrated up to version (0: all), dropped at cleanup.
-func tracksDB(t *testing.T, version int64) (Options, *sql.DB) {
+// migratedDB is a database migrated up to version (0: all), dropped at cleanup.
+func migratedDB(t *testing.T, version int64) (Options, *sql.DB) {
 	t.Helper()
-	o := Options{Addr: testenv.RequireClickHouse(t), Database: "test_tracks_by_day_" + testenv.Suffix(), User: "default"}
+	o := Options{Addr: testenv.RequireClickHouse(t), Database: "test_resort_" + testenv.Suffix(), User: "default"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := migrateTo(ctx, o, nil, version); err != nil {
@@ -91,7 +91,7 @@ func activeContexts(t *testing.T, db *sql.DB) uint64 {
 // to the old table while it copied — swaps the tables, keeps the active-contexts view working
 // on the new one, and makes a one-day read read about a day of rows instead of all of them.
 func TestTracksSortedByDay(t *testing.T) {
-	_, db := tracksDB(t, 5)
+	_, db := migratedDB(t, 5)
 	for d := 0; d < 3; d++ {
 		insertTracks(t, db, dayStart.Add(time.Duration(d)*24*time.Hour), rowsPerDay, "u")
 	}
@@ -107,7 +107,7 @@ func TestTracksSortedByDay(t *testing.T) {
 
 	// Rows written to the old table between the copy and the swap (a running ingest).
 	var during uint64
-	err := resortTracks(context.Background(), db, func() error {
+	err := resortTable(context.Background(), db, tracksByDay, func() error {
 		insertTracks(t, db, dayStart.Add(24*time.Hour), 1000, "late")
 		during = 1000
 		return nil
@@ -129,7 +129,7 @@ func TestTracksSortedByDay(t *testing.T) {
 	if err != nil || !strings.Contains(create, tracksSortByDay) {
 		t.Fatalf("tracks: %s %v", create, err)
 	}
-	for _, gone := range []string{tracksNew, tracksOld} {
+	for _, gone := range []string{tracksByDay.newName(), tracksByDay.oldName()} {
 		if ok, err := tableExists(context.Background(), db, gone); err != nil || ok {
 			t.Fatalf("%s left behind (%v)", gone, err)
 		}
@@ -148,7 +148,7 @@ func TestTracksSortedByDay(t *testing.T) {
 
 	// Running it again changes nothing.
 	before, beforeSum := fingerprint(t, db, "1")
-	if err := resortTracks(context.Background(), db, nil); err != nil {
+	if err := resortTable(context.Background(), db, tracksByDay, nil); err != nil {
 		t.Fatal(err)
 	}
 	if after, afterSum := fingerprint(t, db, "1"); after != before || afterSum != beforeSum {
@@ -160,31 +160,31 @@ func TestTracksSortedByDay(t *testing.T) {
 // finishes: the old table's rows are all in tracks and the old table is gone.
 func TestTracksSortedByDayResumes(t *testing.T) {
 	for _, halfRenamed := range []bool{false, true} {
-		_, db := tracksDB(t, 0)
+		_, db := migratedDB(t, 0)
 		insertTracks(t, db, dayStart, 500, "kept")
 		// The old table as an interrupted run left it, with rows the new one lacks.
-		if _, err := db.Exec("CREATE TABLE " + tracksOld + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY (environment_id, event_key, context_key, event_id)"); err != nil {
+		if _, err := db.Exec("CREATE TABLE " + tracksByDay.oldName() + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY (environment_id, event_key, context_key, event_id)"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Exec("INSERT INTO " + tracksOld + " SELECT * FROM tracks"); err != nil {
+		if _, err := db.Exec("INSERT INTO " + tracksByDay.oldName() + " SELECT * FROM tracks"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Exec("RENAME TABLE tracks TO scratch, " + tracksOld + " TO tracks"); err != nil {
+		if _, err := db.Exec("RENAME TABLE tracks TO scratch, " + tracksByDay.oldName() + " TO tracks"); err != nil {
 			t.Fatal(err)
 		}
 		insertTracks(t, db, dayStart, 300, "late") // into the old table only
-		if _, err := db.Exec("RENAME TABLE tracks TO " + tracksOld + ", scratch TO tracks"); err != nil {
+		if _, err := db.Exec("RENAME TABLE tracks TO " + tracksByDay.oldName() + ", scratch TO tracks"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.Exec("DROP TABLE active_contexts_monthly_tracks_mv"); err != nil {
 			t.Fatal(err)
 		}
 		if halfRenamed {
-			if _, err := db.Exec("RENAME TABLE tracks TO " + tracksNew); err != nil {
+			if _, err := db.Exec("RENAME TABLE tracks TO " + tracksByDay.newName()); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := resortTracks(context.Background(), db, nil); err != nil {
+		if err := resortTable(context.Background(), db, tracksByDay, nil); err != nil {
 			t.Fatal(err)
 		}
 		var late, all uint64
@@ -194,11 +194,72 @@ func TestTracksSortedByDayResumes(t *testing.T) {
 		if late != 300 || all != 800 {
 			t.Fatalf("half-renamed %v: %d late and %d events in all, want 300 and 800", halfRenamed, late, all)
 		}
-		if ok, err := tableExists(context.Background(), db, tracksOld); err != nil || ok {
+		if ok, err := tableExists(context.Background(), db, tracksByDay.oldName()); err != nil || ok {
 			t.Fatalf("half-renamed %v: old table left (%v)", halfRenamed, err)
 		}
 		if ok, err := tableExists(context.Background(), db, "active_contexts_monthly_tracks_mv"); err != nil || !ok {
 			t.Fatalf("half-renamed %v: the view was not re-created (%v)", halfRenamed, err)
 		}
+	}
+}
+
+// insertFold writes a fold's rollup rows: n contexts prefix-0 … of metric "m" (part 0).
+func insertFold(t *testing.T, db *sql.DB, fold uint64, n int, prefix string) {
+	t.Helper()
+	if _, err := db.Exec(`INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+		context_kind, context_key, events, value_sum)
+		SELECT 'env', 'x', 'm', toUInt64(1), toUInt8(0), toDate('2026-11-10'), toUInt64(?), 'user', concat(?, toString(number)), number % 5, toFloat64(number % 11)
+		FROM numbers(?)`, fold, prefix+"-", n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rollupFingerprint(t *testing.T, db *sql.DB, where string) (rows uint64, sum uint64) {
+	t.Helper()
+	if err := db.QueryRow(`SELECT count(), sum(cityHash64(environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+		context_kind, context_key, events, value_sum)) FROM experiment_metric_rollups WHERE `+where).Scan(&rows, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return rows, sum
+}
+
+// TestRollupsSortedByFold: migration 7 keeps every rollup row exactly once — the rollups have
+// no deduplication on read — including a fold written during the copy and merged with copied
+// rows into one part, computes every row's bucket, and lets a pass read only its buckets.
+func TestRollupsSortedByFold(t *testing.T) {
+	_, db := migratedDB(t, 6)
+	insertFold(t, db, 1, 30_000, "a")
+	insertFold(t, db, 2, 30_000, "b")
+	wantRows, wantSum := rollupFingerprint(t, db, "1")
+	err := resortTable(context.Background(), db, rollupsByFold, func() error {
+		insertFold(t, db, 3, 5_000, "c")
+		// One part of copied rows and the late fold's: the part is written after the copy began.
+		_, err := db.Exec("OPTIMIZE TABLE experiment_metric_rollups FINAL")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, sum := rollupFingerprint(t, db, "fold_id IN (1, 2)"); rows != wantRows || sum != wantSum {
+		t.Fatalf("copied folds: %d rows (sum %d), want %d (sum %d)", rows, sum, wantRows, wantSum)
+	}
+	if rows, _ := rollupFingerprint(t, db, "fold_id = 3"); rows != 5_000 {
+		t.Fatalf("the fold written during the copy has %d rows, want 5000", rows)
+	}
+	if create, err := showCreate(context.Background(), db, "experiment_metric_rollups"); err != nil || !strings.Contains(create, rollupsByFold.done) {
+		t.Fatalf("rollups: %s %v", create, err)
+	}
+	var wrong uint64
+	if err := db.QueryRow("SELECT countIf(bucket != cityHash64(context_kind, context_key) % 1024) FROM experiment_metric_rollups").Scan(&wrong); err != nil || wrong != 0 {
+		t.Fatalf("%d rows with a wrong bucket (%v)", wrong, err)
+	}
+	// A quarter of the buckets of one fold, read through the index: about a quarter of its rows.
+	if _, err := db.Exec("OPTIMIZE TABLE experiment_metric_rollups FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ch.Context(context.Background(), ch.WithSettings(ch.Settings{"max_rows_to_read": 25_000}))
+	var n uint64
+	if err := db.QueryRowContext(ctx, "SELECT count() FROM experiment_metric_rollups WHERE fold_id IN (1) AND bucket BETWEEN 0 AND 255").Scan(&n); err != nil || n < 6_000 || n > 9_000 {
+		t.Fatalf("a quarter of fold 1's buckets: %d rows (%v)", n, err)
 	}
 }

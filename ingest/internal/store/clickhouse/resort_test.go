@@ -16,18 +16,18 @@ import (
 func migratedDB(t *testing.T, version int64) (Options, *sql.DB) {
 	t.Helper()
 	o := Options{Addr: testenv.RequireClickHouse(t), Database: "test_resort_" + testenv.Suffix(), User: "default"}
+	t.Cleanup(func() { // registered first: a failed migration leaves a database too
+		if err := DropDatabase(context.Background(), o); err != nil {
+			t.Log(err)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := migrateTo(ctx, o, nil, version); err != nil {
 		t.Fatal(err)
 	}
 	db := ch.OpenDB(o.chOptions(o.Database))
-	t.Cleanup(func() {
-		db.Close()
-		if err := DropDatabase(context.Background(), o); err != nil {
-			t.Log(err)
-		}
-	})
+	t.Cleanup(func() { db.Close() })
 	return o, db
 }
 

@@ -12,11 +12,12 @@ import (
 
 // The rollup table, experiment_metric_rollups, is created by ingest's ClickHouse migrations
 // (00004_experiment_metric_rollups.sql, sorted by fold and context bucket since migration 7):
-// one row per experiment x metric version x part x day x fold x context. Every fold writes under a fresh fold id; the caller records the id of the one
-// fold of each day that counts (the stats workers in Postgres) and passes the recorded ids in
-// Snapshot.Folds. Rows of any other fold of the day (a repeated fold after a crash between the
-// insert and the record, or a fold interrupted half-way) are never read, so folding is
-// idempotent without deduplication on read (no FINAL).
+// one row per experiment x metric version x part x day x fold x context. Every fold writes
+// under a fresh fold id; the caller records the id of the one fold of each day that counts
+// (the stats workers in Postgres) and passes the recorded ids in Snapshot.Folds. Rows of any
+// other fold of the day (a repeated fold after a crash between the insert and the record, or a
+// fold interrupted half-way) are never read, so folding is idempotent without deduplication on
+// read (no FINAL).
 
 // FoldKey names one part of a metric's rollups.
 type FoldKey struct {

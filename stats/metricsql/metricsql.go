@@ -116,7 +116,8 @@ func (x Experiment) pass(pass, passes int) Experiment {
 
 // slice is the condition keeping the contexts of the current pass ("" with one pass). Every
 // source of a pass (units, rollups, raw events) is restricted the same way, so a pass's
-// per-context values are exact and the passes' sums add up.
+// per-context values are exact and the passes' sums add up. The rollups are sorted by this
+// very expression after the fold id (ingest migration 7), so on them a pass reads only its part.
 func (x Experiment) slice() string {
 	if x.hi == 0 {
 		return ""
@@ -124,10 +125,8 @@ func (x Experiment) slice() string {
 	return fmt.Sprintf(" AND cityHash64(context_kind, context_key) %% %d BETWEEN %d AND %d", sliceBuckets, x.lo, x.hi-1)
 }
 
-// bucketSlice is slice on the tables whose bucket column holds the same hash, first after
-// what identifies a snapshot or a fold in their sorting keys (experiment_unit_snapshots,
-// experiment_metric_rollups), so a pass reads only its part of them.
-func (x Experiment) bucketSlice() string {
+// unitSlice is slice on experiment_unit_snapshots, whose bucket column holds the same hash.
+func (x Experiment) unitSlice() string {
 	if x.hi == 0 {
 		return ""
 	}
@@ -371,7 +370,7 @@ func firstExposuresSQL(x Experiment, cohortFrom, cohortTo int64, a *args) string
 	var q string
 	switch {
 	case x.units != 0:
-		q = `SELECT context_kind, context_key, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.bucketSlice()
+		q = `SELECT context_kind, context_key, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.unitSlice()
 	case x.rollout():
 		q = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `) WHERE 1`
 	default:

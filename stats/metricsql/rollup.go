@@ -11,7 +11,7 @@ import (
 )
 
 // The rollup table, experiment_metric_rollups, is created by ingest's ClickHouse migrations
-// (00004_experiment_metric_rollups.sql, sorted by fold and context bucket since migration 7):
+// (00004_experiment_metric_rollups.sql, sorted by fold and hash bucket since migration 7):
 // one row per experiment x metric version x part x day x fold x context. Every fold writes
 // under a fresh fold id; the caller records the id of the one fold of each day that counts
 // (the stats workers in Postgres) and passes the recorded ids in Snapshot.Folds. Rows of any

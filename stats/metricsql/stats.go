@@ -72,7 +72,7 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw
 			}
 			rolled += a.add(uint64(id))
 		}
-		rolled += `)` + x.bucketSlice()
+		rolled += `)` + x.slice()
 	}
 	if !withRaw {
 		return rolled, nil
@@ -127,7 +127,7 @@ type SumsRequest struct {
 func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (string, error) {
 	units := `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM `
 	if x.units != 0 {
-		units += `experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + ` AND variation != ''` + x.bucketSlice()
+		units += `experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + ` AND variation != ''` + x.unitSlice()
 	} else {
 		units += `(` + unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
 	}

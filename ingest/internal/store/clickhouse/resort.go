@@ -25,9 +25,10 @@ import (
 type resort struct {
 	version int64
 	table   string
-	// create is the new table's CREATE statement as a format, %s standing for its name; done
-	// is a piece of SHOW CREATE TABLE that says the table is sorted the new way already.
-	create, done string
+	// create is the new table's CREATE statement, given its name; done is a piece of SHOW
+	// CREATE TABLE that says the table is sorted the new way already.
+	create func(name string) string
+	done   string
 	// views on the table, re-created on the new one: name and CREATE statement.
 	views [][2]string
 	// unique, when set, are the columns that identify a row and scope one of them that
@@ -64,8 +65,10 @@ func (r resort) migration() *goose.Migration {
 var tracksByDay = resort{
 	version: 6,
 	table:   "tracks",
-	create:  "CREATE TABLE %s AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY " + tracksSortByDay,
-	done:    "toDate(timestamp)",
+	create: func(name string) string {
+		return "CREATE TABLE " + name + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY " + tracksSortByDay
+	},
+	done: "ORDER BY " + tracksSortByDay,
 	views: [][2]string{{"active_contexts_monthly_tracks_mv", `CREATE MATERIALIZED VIEW IF NOT EXISTS active_contexts_monthly_tracks_mv TO active_contexts_monthly AS
 SELECT environment_id, toStartOfMonth(timestamp) AS month, uniqExactState(context_kind, context_key) AS contexts
 FROM tracks
@@ -91,14 +94,16 @@ const tracksSortByDay = "(environment_id, event_key, toDate(timestamp), context_
 var rollupsByFold = resort{
 	version: 7,
 	table:   "experiment_metric_rollups",
-	create:  "CREATE TABLE %s AS experiment_metric_rollups ENGINE = MergeTree() PARTITION BY toYYYYMM(day) ORDER BY " + rollupsSortByFold,
-	done:    "ORDER BY " + strings.ReplaceAll(rollupsSortByFold, "%%", "%"),
-	unique:  "fold_id, part, context_kind, context_key",
-	scope:   "fold_id",
+	create: func(name string) string {
+		return "CREATE TABLE " + name + " AS experiment_metric_rollups ENGINE = MergeTree() PARTITION BY toYYYYMM(day) ORDER BY " + rollupsSortByFold
+	},
+	done:   "ORDER BY " + rollupsSortByFold,
+	unique: "fold_id, part, context_kind, context_key",
+	scope:  "fold_id",
 }
 
-// rollupsSortByFold is the rollups' sorting key, as it appears in create (a format).
-const rollupsSortByFold = "(fold_id, cityHash64(context_kind, context_key) %% 1024)"
+// rollupsSortByFold is the rollups' sorting key.
+const rollupsSortByFold = "(fold_id, cityHash64(context_kind, context_key) % 1024)"
 
 // resortTable runs r; afterCopy (tests) runs between the copy and the swap.
 func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() error) error {
@@ -137,7 +142,7 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() err
 		if err := exec("drop an interrupted copy", "DROP TABLE IF EXISTS "+r.newName()); err != nil {
 			return err
 		}
-		if err := exec("create", fmt.Sprintf(r.create, r.newName())); err != nil {
+		if err := exec("create", r.create(r.newName())); err != nil {
 			return err
 		}
 		if err := db.QueryRowContext(ctx, `SELECT toInt64(max(max_block_number)) FROM system.parts
@@ -169,40 +174,18 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() err
 	}
 	// The rows written to the old table since the copy started: every part holding a later
 	// block (a merge joins old blocks with new ones into one part: those are copied again too).
-	var parts []string
-	rows, err := db.QueryContext(ctx, `SELECT name FROM system.parts WHERE database = currentDatabase() AND table = ? AND active
-		AND toInt64(max_block_number) > ?`, r.oldName(), copiedUpTo)
-	if err != nil {
-		return fmt.Errorf("clickhouse: re-sorting %s, parts written during the copy: %w", r.table, err)
+	late := `_part IN (SELECT name FROM system.parts WHERE database = currentDatabase() AND table = ? AND active
+		AND toInt64(max_block_number) > ?)`
+	args := []any{r.oldName(), copiedUpTo}
+	q := "INSERT INTO " + r.table + " SELECT * FROM " + r.oldName() + " WHERE " + late
+	if r.unique != "" {
+		// Not the rows the copy has: a late part may be a merge of copied and new ones.
+		q += " AND (" + r.unique + ") NOT IN (SELECT " + r.unique + " FROM " + r.table + " WHERE " + r.scope +
+			" IN (SELECT " + r.scope + " FROM " + r.oldName() + " WHERE " + late + "))"
+		args = append(args, args...)
 	}
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			rows.Close()
-			return err
-		}
-		parts = append(parts, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := exec("copy the rows written during the copy", q, args...); err != nil {
 		return err
-	}
-	if len(parts) > 0 {
-		args := make([]any, len(parts))
-		for i, p := range parts {
-			args[i] = p
-		}
-		late := "_part IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(parts)), ", ") + ")"
-		q := "INSERT INTO " + r.table + " SELECT * FROM " + r.oldName() + " WHERE " + late
-		if r.unique != "" {
-			// Not the rows the copy has: a late part may be a merge of copied and new ones.
-			q += " AND (" + r.unique + ") NOT IN (SELECT " + r.unique + " FROM " + r.table + " WHERE " + r.scope +
-				" IN (SELECT " + r.scope + " FROM " + r.oldName() + " WHERE " + late + "))"
-			args = append(args, args...)
-		}
-		if err := exec("copy the rows written during the copy", q, args...); err != nil {
-			return err
-		}
 	}
 	return exec("drop the old table", "DROP TABLE "+r.oldName())
 }

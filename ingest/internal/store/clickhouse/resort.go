@@ -25,10 +25,9 @@ import (
 type resort struct {
 	version int64
 	table   string
-	// create is the new table's CREATE statement, given its name; done is a piece of SHOW
-	// CREATE TABLE that says the table is sorted the new way already.
-	create func(name string) string
-	done   string
+	// The new table is created like the old one with this engine and partitioning, and this
+	// sorting key (SHOW CREATE TABLE naming it says a re-sort is done).
+	engine, key string
 	// views on the table, re-created on the new one: name and CREATE statement.
 	views [][2]string
 	// unique, when set, are the columns that identify a row and scope one of them that
@@ -65,10 +64,8 @@ func (r resort) migration() *goose.Migration {
 var tracksByDay = resort{
 	version: 6,
 	table:   "tracks",
-	create: func(name string) string {
-		return "CREATE TABLE " + name + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY " + tracksSortByDay
-	},
-	done: "ORDER BY " + tracksSortByDay,
+	engine:  "ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp)",
+	key:     tracksSortByDay,
 	views: [][2]string{{"active_contexts_monthly_tracks_mv", `CREATE MATERIALIZED VIEW IF NOT EXISTS active_contexts_monthly_tracks_mv TO active_contexts_monthly AS
 SELECT environment_id, toStartOfMonth(timestamp) AS month, uniqExactState(context_kind, context_key) AS contexts
 FROM tracks
@@ -94,16 +91,11 @@ const tracksSortByDay = "(environment_id, event_key, toDate(timestamp), context_
 var rollupsByFold = resort{
 	version: 7,
 	table:   "experiment_metric_rollups",
-	create: func(name string) string {
-		return "CREATE TABLE " + name + " AS experiment_metric_rollups ENGINE = MergeTree() PARTITION BY toYYYYMM(day) ORDER BY " + rollupsSortByFold
-	},
-	done:   "ORDER BY " + rollupsSortByFold,
-	unique: "fold_id, part, context_kind, context_key",
-	scope:  "fold_id",
+	engine:  "MergeTree() PARTITION BY toYYYYMM(day)",
+	key:     "(fold_id, cityHash64(context_kind, context_key) % 1024)",
+	unique:  "fold_id, part, context_kind, context_key",
+	scope:   "fold_id",
 }
-
-// rollupsSortByFold is the rollups' sorting key.
-const rollupsSortByFold = "(fold_id, cityHash64(context_kind, context_key) % 1024)"
 
 // resortTable runs r; afterCopy (tests) runs between the copy and the swap.
 func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() error) error {
@@ -136,13 +128,13 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() err
 		if err != nil {
 			return err
 		}
-		if strings.Contains(create, r.done) {
+		if strings.Contains(create, "ORDER BY "+r.key) {
 			return nil // sorted the new way already
 		}
 		if err := exec("drop an interrupted copy", "DROP TABLE IF EXISTS "+r.newName()); err != nil {
 			return err
 		}
-		if err := exec("create", r.create(r.newName())); err != nil {
+		if err := exec("create", "CREATE TABLE "+r.newName()+" AS "+r.table+" ENGINE = "+r.engine+" ORDER BY "+r.key); err != nil {
 			return err
 		}
 		if err := db.QueryRowContext(ctx, `SELECT toInt64(max(max_block_number)) FROM system.parts

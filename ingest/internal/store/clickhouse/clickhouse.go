@@ -126,9 +126,8 @@ const MigrationTimeout = 3 * time.Hour
 
 // Migrate applies the embedded migrations that are pending in o.Database and returns the
 // version reached. Waiting for ClickHouse is bounded by ctx, applying the migrations by
-// MigrationTimeout. The DDL is idempotent, so concurrent starts of several ingest processes
-// are harmless (ClickHouse has no lock goose could take), except while migrations 6 and 7 copy
-// a table (resort.go).
+// MigrationTimeout. Several ingest processes starting at once migrate one after the other
+// (migrationLock); the others wait, then find the migrations applied.
 func Migrate(ctx context.Context, o Options, log *slog.Logger) (int64, error) {
 	return migrateTo(ctx, o, log, 0)
 }
@@ -140,6 +139,9 @@ func migrateTo(ctx context.Context, o Options, log *slog.Logger, version int64) 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MigrationTimeout)
 	defer cancel()
+	ctx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	lock := newMigrationLock(lost, log)
 	opts := o.chOptions(o.Database)
 	opts.ReadTimeout = MigrationTimeout // a copy answers only when it is done
 	db := ch.OpenDB(opts)
@@ -148,7 +150,7 @@ func migrateTo(ctx context.Context, o Options, log *slog.Logger, version int64) 
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
 	}
-	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store), goose.WithGoMigrations(tracksByDay.migration(), rollupsByFold.migration()))
+	provider, err := goose.NewProvider(goose.DialectCustom, db, Migrations(), goose.WithStore(store), goose.WithLocker(lock), goose.WithGoMigrations(tracksByDay.migration(), rollupsByFold.migration()))
 	if err != nil {
 		return 0, fmt.Errorf("clickhouse: migrations: %w", err)
 	}
@@ -164,6 +166,9 @@ func migrateTo(ctx context.Context, o Options, log *slog.Logger, version int64) 
 		}
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrMigrationLockLost) {
+			err = errors.Join(cause, err)
+		}
 		return 0, fmt.Errorf("clickhouse: migrate up: %w", err)
 	}
 	return provider.GetDBVersion(ctx)

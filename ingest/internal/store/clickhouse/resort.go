@@ -18,8 +18,8 @@ import (
 // the copy); the rollups have no deduplication on read, so there only the rows the new table
 // lacks are copied (resort.unique). Materialized views on the table are re-created on the new
 // one. Each step can be re-run after a crash: resortTable looks at what exists and carries on
-// from there. Several ingest processes starting at once are not coordinated (ClickHouse has no
-// lock to take): start one first when upgrading across a re-sorting migration.
+// from there. Several ingest processes starting at once run the migrations one after the other
+// (migrationLock, migrationlock.go).
 
 // resort describes a re-sorting migration.
 type resort struct {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,11 @@ import (
 
 // ArrowContentType is the media type of Arrow IPC stream batches.
 const ArrowContentType = "application/vnd.apache.arrow.stream"
+
+// SentAtHeader says when an SDK sent a batch, by its own clock, in milliseconds since the Unix
+// epoch; set on every attempt, it lets the collector correct event times for a wrong clock
+// (event.ClockOffset).
+const SentAtHeader = "X-Switchyard-Sent-At"
 
 // Server holds what the handlers need. Collector and Keys are nil when the process runs only
 // the writer; ClickHouse and QueryToken are needed for the usage and export endpoints.
@@ -83,7 +89,7 @@ func (s *Server) cors(c *fiber.Ctx) {
 func (s *Server) preflight(c *fiber.Ctx) error {
 	s.cors(c)
 	c.Set(fiber.HeaderAccessControlAllowMethods, "POST, OPTIONS")
-	c.Set(fiber.HeaderAccessControlAllowHeaders, "Authorization, Content-Type, Content-Encoding")
+	c.Set(fiber.HeaderAccessControlAllowHeaders, "Authorization, Content-Type, Content-Encoding, "+SentAtHeader)
 	c.Set(fiber.HeaderAccessControlMaxAge, "86400")
 	return c.SendStatus(fiber.StatusNoContent)
 }
@@ -135,9 +141,16 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	default:
 		return fiber.NewError(fiber.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported (gzip)", enc))
 	}
+	var sentAt int64
+	if h := strings.TrimSpace(c.Get(SentAtHeader)); h != "" {
+		// Up to the year 9999: a bigger number is no time, and would overflow the correction.
+		if sentAt, err = strconv.ParseInt(h, 10, 64); err != nil || sentAt <= 0 || sentAt > 253402300799999 {
+			return errs.Malformed(SentAtHeader, "must be when the batch was sent, in milliseconds since the Unix epoch (got %q)", h)
+		}
+	}
 	// Request().Body() is the body as sent; Fiber's c.Body() would decompress it without a size
 	// limit.
-	res, err := s.Collector.Ingest(c.UserContext(), key, c.Request().Body(), format, gz)
+	res, err := s.Collector.Ingest(c.UserContext(), key, c.Request().Body(), format, gz, sentAt)
 	if err != nil {
 		var re *collector.RetryError
 		if errors.As(err, &re) {

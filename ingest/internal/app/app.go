@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*Service
 			MaxDecompressedBytes: cfg.MaxDecompressedBytes,
 			MaxEvents:            cfg.MaxEventsPerRequest,
 			ProduceTimeout:       cfg.ProduceTimeout,
-			Skew:                 event.Skew{Past: cfg.ClockSkewPast, Future: cfg.ClockSkewFuture},
+			Skew:                 event.Skew{Past: cfg.ClockSkewPast, Future: cfg.ClockSkewFuture, Correct: cfg.ClockCorrectAbove},
 			ClientKeyRate:        cfg.ClientKeyRate,
 			ServerKeyRate:        cfg.ServerKeyRate,
 		}, s.producer, log, s.Registry, o.Now)

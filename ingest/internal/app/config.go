@@ -45,6 +45,7 @@ type Config struct {
 	Compression          string
 	ClockSkewPast        time.Duration
 	ClockSkewFuture      time.Duration
+	ClockCorrectAbove    time.Duration
 	ClientKeyRate        float64
 	ServerKeyRate        float64
 	CORSOrigin           string
@@ -86,6 +87,7 @@ func Default() Config {
 		Compression:          "lz4",
 		ClockSkewPast:        event.DefaultSkew.Past,
 		ClockSkewFuture:      event.DefaultSkew.Future,
+		ClockCorrectAbove:    event.DefaultSkew.Correct,
 		ClientKeyRate:        1000,
 		ServerKeyRate:        0,
 		CORSOrigin:           "*",
@@ -122,6 +124,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Compression, "kafka-compression", c.Compression, "producer compression: lz4, zstd, snappy, gzip or none")
 	fs.DurationVar(&c.ClockSkewPast, "clock-skew-past", c.ClockSkewPast, "oldest event time accepted before clamping")
 	fs.DurationVar(&c.ClockSkewFuture, "clock-skew-future", c.ClockSkewFuture, "furthest future event time accepted before clamping")
+	fs.DurationVar(&c.ClockCorrectAbove, "clock-correct-above", c.ClockCorrectAbove,
+		"an SDK clock error (send time vs receipt) beyond which event times are corrected")
 	fs.Float64Var(&c.ClientKeyRate, "client-key-rate", c.ClientKeyRate, "events per second per client SDK key (0 = unlimited)")
 	fs.Float64Var(&c.ServerKeyRate, "server-key-rate", c.ServerKeyRate, "events per second per server SDK key (0 = unlimited)")
 	fs.StringVar(&c.CORSOrigin, "cors-origin", c.CORSOrigin, "Access-Control-Allow-Origin for client keys")
@@ -172,6 +176,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("produce-linger", "must not be negative")
 	case c.ClockSkewPast <= 0 || c.ClockSkewFuture <= 0:
 		return config.Invalid("clock-skew-past", "skew bounds must be positive")
+	case c.ClockCorrectAbove <= 0:
+		return config.Invalid("clock-correct-above", "must be positive (a few seconds at least: below it is network time)")
 	case c.ClientKeyRate < 0 || c.ServerKeyRate < 0:
 		return config.Invalid("client-key-rate", "rates must not be negative")
 	case c.WriterGroup == "":

@@ -47,7 +47,7 @@ func BenchmarkIngestJSON(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := c.Ingest(context.Background(), serverKey, body, FormatJSON, false); err != nil {
+		if _, err := c.Ingest(context.Background(), serverKey, body, FormatJSON, false, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func BenchmarkIngestArrow(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := c.Ingest(context.Background(), serverKey, body, FormatArrow, false); err != nil {
+		if _, err := c.Ingest(context.Background(), serverKey, body, FormatArrow, false, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -65,6 +65,9 @@ type Result struct {
 	Rejected map[event.Reason]int `json:"rejected"`
 	// Clamped counts accepted events whose timestamp was outside the skew bound.
 	Clamped int `json:"clamped"`
+	// Corrected counts accepted events whose times were corrected for the sender's clock
+	// (event.ClockOffset).
+	Corrected int `json:"corrected,omitempty"`
 }
 
 // RetryError is an error after which the client should retry the whole batch later.
@@ -111,6 +114,7 @@ type metrics struct {
 	accepted  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	clamped   prometheus.Counter
+	corrected prometheus.Counter
 	refused   *prometheus.CounterVec
 	ackTime   prometheus.Histogram
 	inflightB prometheus.GaugeFunc
@@ -127,14 +131,16 @@ func New(cfg Config, p Producer, log *slog.Logger, reg prometheus.Registerer, no
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_events_accepted_total", Help: "Events acknowledged by Kafka, by type."}, []string{"type"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_events_rejected_total", Help: "Events sent to the dead-letter topic, by reason."}, []string{"reason"}),
 		clamped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_events_clamped_total", Help: "Accepted events whose timestamp was clamped into the skew bound."}),
-		refused:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_batches_refused_total", Help: "Batches refused for backpressure, by cause."}, []string{"cause"}),
+		corrected: prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_events_time_corrected_total",
+			Help: "Accepted events whose times were corrected for the sending SDK's clock error."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_batches_refused_total", Help: "Batches refused for backpressure, by cause."}, []string{"cause"}),
 		ackTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ingest_kafka_ack_seconds", Help: "Time from producing a batch to Kafka acknowledging all of it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
 	c.m.inflightB = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ingest_inflight_bytes", Help: "Bytes of batches in flight (budget: -max-inflight-bytes)."},
 		func() float64 { return float64(c.inflightBytes.Load()) })
 	if reg != nil {
-		reg.MustRegister(c.m.accepted, c.m.rejected, c.m.clamped, c.m.refused, c.m.ackTime, c.m.inflightB)
+		reg.MustRegister(c.m.accepted, c.m.rejected, c.m.clamped, c.m.corrected, c.m.refused, c.m.ackTime, c.m.inflightB)
 	}
 	return c
 }
@@ -142,10 +148,12 @@ func New(cfg Config, p Producer, log *slog.Logger, reg prometheus.Registerer, no
 // InFlightBytes reports the bytes currently held against the in-flight budget.
 func (c *Collector) InFlightBytes() int64 { return c.inflightBytes.Load() }
 
-// Ingest processes one batch sent with key. gzipped says the body is gzip-compressed. It
-// returns once every record is acknowledged by Kafka; an error means the client should retry
-// the whole batch (events already written are deduplicated downstream by event_id).
-func (c *Collector) Ingest(ctx context.Context, key keys.Key, body []byte, format Format, gzipped bool) (Result, error) {
+// Ingest processes one batch sent with key. gzipped says the body is gzip-compressed; sentAt
+// is when the sender sent it by its own clock (ms since the epoch, 0: unknown), for
+// event.ClockOffset. It returns once every record is acknowledged by Kafka; an error means the
+// client should retry the whole batch (events already written are deduplicated downstream by
+// event_id).
+func (c *Collector) Ingest(ctx context.Context, key keys.Key, body []byte, format Format, gzipped bool, sentAt int64) (Result, error) {
 	weight := int64(len(body))
 	if gzipped {
 		weight *= 4 // a first estimate; corrected once the size is known
@@ -174,6 +182,7 @@ func (c *Collector) Ingest(ctx context.Context, key keys.Key, body []byte, forma
 	}
 	b := batchPool.Get().(*batch)
 	b.reset(key.EnvironmentID, c.now().UnixMilli())
+	b.offset = event.ClockOffset(b.now, sentAt, c.cfg.Skew)
 	var err error
 	switch format {
 	case FormatArrow:
@@ -225,6 +234,7 @@ func (c *Collector) Ingest(ctx context.Context, key keys.Key, body []byte, forma
 		c.m.rejected.WithLabelValues(string(r)).Add(float64(n))
 	}
 	c.m.clamped.Add(float64(res.Clamped))
+	c.m.corrected.Add(float64(res.Corrected))
 	return res.Result, nil
 }
 
@@ -363,8 +373,10 @@ func RetryAfterSeconds(d time.Duration) string {
 // batch holds one request's records; pooled, because at 1,000 requests/s its slices dominate
 // allocation.
 type batch struct {
-	env     string
-	now     int64
+	env string
+	now int64
+	// offset corrects the events' times for the sender's clock (event.ClockOffset).
+	offset  int64
 	records []kgo.Record
 	arena   []byte
 	valid   int
@@ -381,7 +393,7 @@ type result struct {
 var batchPool = sync.Pool{New: func() any { return &batch{} }}
 
 func (b *batch) reset(env string, now int64) {
-	b.env, b.now, b.valid = env, now, 0
+	b.env, b.now, b.offset, b.valid = env, now, 0, 0
 	clear(b.records)
 	b.records = b.records[:0]
 	b.arena = b.arena[:0]
@@ -412,7 +424,7 @@ func (b *batch) add(e *event.Event, rej *event.Reject, raw func() []byte, skew e
 	}
 	var rec kgo.Record
 	if rej == nil {
-		event.Normalize(e, b.now, skew)
+		event.Normalize(e, b.now, b.offset, skew)
 		start := len(b.arena)
 		b.arena = append(b.arena, b.env...)
 		b.arena = append(b.arena, ':')
@@ -431,6 +443,9 @@ func (b *batch) add(e *event.Event, rej *event.Reject, raw func() []byte, skew e
 			b.valid++
 			b.res.Accepted++
 			b.res.byType[e.Type]++
+			if b.offset != 0 {
+				b.res.Corrected++
+			}
 			if e.Clamped {
 				b.res.Clamped++
 			}

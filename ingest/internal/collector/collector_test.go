@@ -74,7 +74,7 @@ func TestRecordsKeyedByEnvironmentAndContext(t *testing.T) {
 		map[string]any{"event_id": "0192f0c1-8a2b-7c3d-9e4f-0a1b2c3d4e5f", "type": "exposure", "timestamp": time.Now().UnixMilli(), "context_kind": "user", "context_key": "u7", "flag_key": "f", "variation_key": "v"},
 		"junk",
 	})
-	res, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false)
+	res, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestKafkaErrorAndTimeoutAreRetryable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTest(tc.p, nil)
-			_, err := c.Ingest(context.Background(), serverKey, body(3), FormatJSON, false)
+			_, err := c.Ingest(context.Background(), serverKey, body(3), FormatJSON, false, 0)
 			var re *RetryError
 			if !errors.As(err, &re) || errs.KindOf(err) != errs.KindUnavailable || re.RetryAfter <= 0 {
 				t.Fatalf("got %v, want a retryable Unavailable error", err)
@@ -132,12 +132,12 @@ func TestInFlightBudgetRefusesNewBatches(t *testing.T) {
 	b := body(50)
 	c := newTest(p, func(cfg *Config) { cfg.MaxInFlightBytes = int64(len(b)) * 3 / 2; cfg.ProduceTimeout = 5 * time.Second })
 	first := make(chan error, 1)
-	go func() { _, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false); first <- err }()
+	go func() { _, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false, 0); first <- err }()
 	deadline := time.Now().Add(2 * time.Second)
 	for p.count() < 50 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	_, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false)
+	_, err := c.Ingest(context.Background(), serverKey, b, FormatJSON, false, 0)
 	if !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("second batch: got %v, want ErrOverloaded", err)
 	}
@@ -149,15 +149,15 @@ func TestInFlightBudgetRefusesNewBatches(t *testing.T) {
 func TestClientKeyRateLimit(t *testing.T) {
 	c := newTest(&fakeProducer{}, func(cfg *Config) { cfg.ClientKeyRate = 10; cfg.MaxEvents = 10 })
 	client := keys.Key{Hash: "sha256:c", EnvironmentID: "env", Kind: ruleset.KeyClient}
-	if _, err := c.Ingest(context.Background(), client, body(10), FormatJSON, false); err != nil {
+	if _, err := c.Ingest(context.Background(), client, body(10), FormatJSON, false, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Ingest(context.Background(), client, body(10), FormatJSON, false)
+	_, err := c.Ingest(context.Background(), client, body(10), FormatJSON, false, 0)
 	var re *RetryError
 	if !errors.As(err, &re) || errs.KindOf(err) != errs.KindRateLimited || re.RetryAfter < 500*time.Millisecond {
 		t.Fatalf("got %v, want rate limited with a retry hint of about a second", err)
 	}
-	if _, err := c.Ingest(context.Background(), serverKey, body(10), FormatJSON, false); err != nil {
+	if _, err := c.Ingest(context.Background(), serverKey, body(10), FormatJSON, false, 0); err != nil {
 		t.Fatalf("server key limited by the client key's budget: %v", err)
 	}
 }
@@ -168,7 +168,7 @@ func TestGzipBomb(t *testing.T) {
 	_, _ = zw.Write(bytes.Repeat([]byte(" "), 4<<20))
 	_ = zw.Close()
 	c := newTest(&fakeProducer{}, nil)
-	_, err := c.Ingest(context.Background(), serverKey, buf.Bytes(), FormatJSON, true)
+	_, err := c.Ingest(context.Background(), serverKey, buf.Bytes(), FormatJSON, true, 0)
 	if errs.KindOf(err) != errs.KindTooLarge {
 		t.Fatalf("got %v, want TooLarge", err)
 	}
@@ -185,7 +185,7 @@ func TestArrowBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &fakeProducer{}
-	res, err := newTest(p, nil).Ingest(context.Background(), serverKey, buf.Bytes(), FormatArrow, false)
+	res, err := newTest(p, nil).Ingest(context.Background(), serverKey, buf.Bytes(), FormatArrow, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func FuzzDecodeArrow(f *testing.F) {
 				rej = event.Validate(e)
 			}
 			if rej == nil {
-				event.Normalize(e, time.Now().UnixMilli(), event.DefaultSkew)
+				event.Normalize(e, time.Now().UnixMilli(), 0, event.DefaultSkew)
 				_ = event.AppendRecord(nil, &event.Record{Event: *e, EnvironmentID: "env"})
 			} else if len(raw()) == 0 {
 				t.Fatal("rejected row without a JSON rendering")

@@ -107,19 +107,19 @@ func TestBatchErrors(t *testing.T) {
 func TestNormalizeClampsAndMerges(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixMilli()
 	e := Event{Type: TypeTrack, Timestamp: now + int64(time.Hour/time.Millisecond)}
-	Normalize(&e, now, DefaultSkew)
+	Normalize(&e, now, 0, DefaultSkew)
 	if !e.Clamped || e.Timestamp != now || e.ClientTimestamp != now+int64(time.Hour/time.Millisecond) {
 		t.Fatalf("future event not clamped: %+v", e)
 	}
 	ok := Event{Type: TypeTrack, Timestamp: now - 1000}
-	Normalize(&ok, now, DefaultSkew)
+	Normalize(&ok, now, 0, DefaultSkew)
 	if ok.Clamped || ok.Timestamp != now-1000 {
 		t.Fatalf("in-bound event changed: %+v", ok)
 	}
 	s := Event{Type: TypeSummary, Timestamp: now, Start: 1000, End: 61000, Counters: []Counter{
 		{FlagKey: "f", VariationKey: "a", Count: 2}, {FlagKey: "f", VariationKey: "b", Count: 1}, {FlagKey: "f", VariationKey: "a", Count: 3},
 	}}
-	Normalize(&s, now, DefaultSkew)
+	Normalize(&s, now, 0, DefaultSkew)
 	if !s.Clamped || s.End != now || s.Start != now-60000 {
 		t.Fatalf("window not shifted: %+v", s)
 	}
@@ -171,5 +171,78 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		if err := DecodeRecordInterned(rec, &r, &in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestClockOffset(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixMilli()
+	minute := time.Minute.Milliseconds()
+	for _, tc := range []struct {
+		name   string
+		sentAt int64
+		want   int64
+	}{
+		{"not said", 0, 0},
+		{"network time", now - 800, 0},
+		{"within the bound, ahead", now + minute, 0},
+		{"within the bound, behind", now - minute, 0},
+		{"an hour ahead", now + 60*minute, -60 * minute},
+		{"two minutes behind", now - 2*minute, 2 * minute},
+	} {
+		if got := ClockOffset(now, tc.sentAt, DefaultSkew); got != tc.want {
+			t.Errorf("%s: offset %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A phone whose clock is an hour ahead sends a batch with a track buffered ten minutes earlier
+// and a summary; the events get their true times, not the time of receipt.
+func TestNormalizeCorrectsTheSendersClock(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixMilli()
+	hour, minute := time.Hour.Milliseconds(), time.Minute.Milliseconds()
+	offset := ClockOffset(now, now+hour+150, DefaultSkew) // sent 150 ms before it arrived
+	e := Event{Type: TypeTrack, Timestamp: now + hour - 10*minute}
+	Normalize(&e, now, offset, DefaultSkew)
+	if e.Clamped || e.Timestamp != now-10*minute-150 || e.ClientTimestamp != now+hour-10*minute {
+		t.Fatalf("track: %+v", e)
+	}
+	s := Event{Type: TypeSummary, Timestamp: now + hour, Start: now + hour - minute, End: now + hour}
+	Normalize(&s, now, offset, DefaultSkew)
+	if s.Clamped || s.End != now-150 || s.Start != now-minute-150 {
+		t.Fatalf("summary: %+v", s)
+	}
+	// Corrected and still out of bounds (sent from a clock a year behind, and eight days old
+	// by its own account): clamped as before.
+	old := Event{Type: TypeTrack, Timestamp: now - 365*24*hour - 8*24*hour}
+	Normalize(&old, now, ClockOffset(now, now-365*24*hour, DefaultSkew), DefaultSkew)
+	if !old.Clamped || old.Timestamp != now {
+		t.Fatalf("eight-day-old event: %+v", old)
+	}
+}
+
+// The same event sent twice by a clock an hour ahead, the first delivery received 10 s before
+// midnight and the retry 20 s after: both are stored at the same time (to the network's
+// jitter), on the same day, so the retry collapses with the first (deduplication is by event
+// id within a day). Clamped to the time of receipt, as without a send time, they would not.
+func TestARetryAcrossMidnightKeepsItsDay(t *testing.T) {
+	midnight := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC).UnixMilli()
+	hour := time.Hour.Milliseconds()
+	eventTime := midnight - 2*time.Minute.Milliseconds() + hour // by the sender's clock
+	day := func(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.DateOnly) }
+	var days, clampedDays []string
+	for _, delivery := range []struct{ received, transit int64 }{{midnight - 10_000, 120}, {midnight + 20_000, 480}} {
+		e := Event{Type: TypeTrack, Timestamp: eventTime}
+		sentAt := delivery.received - delivery.transit + hour
+		Normalize(&e, delivery.received, ClockOffset(delivery.received, sentAt, DefaultSkew), DefaultSkew)
+		days = append(days, day(e.Timestamp))
+		c := Event{Type: TypeTrack, Timestamp: eventTime}
+		Normalize(&c, delivery.received, 0, DefaultSkew)
+		clampedDays = append(clampedDays, day(c.Timestamp))
+	}
+	if days[0] != days[1] || days[0] != "2026-11-25" {
+		t.Fatalf("corrected deliveries stored on %v", days)
+	}
+	if clampedDays[0] == clampedDays[1] {
+		t.Fatalf("the clamped deliveries were meant to straddle midnight: %v", clampedDays)
 	}
 }

@@ -24,7 +24,7 @@ func FuzzJSONDecode(f *testing.F) {
 			if Validate(e) != nil {
 				return
 			}
-			Normalize(e, 1732550000000, DefaultSkew)
+			Normalize(e, 1732550000000, 0, DefaultSkew)
 			if Validate(e) != nil {
 				t.Fatalf("normalized event became invalid: %+v", e)
 			}

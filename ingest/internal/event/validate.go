@@ -59,13 +59,37 @@ func reject(reason Reason, field, format string, args ...any) *Reject {
 // Skew bounds how far an event's timestamp may be from the collector's clock before it is
 // clamped to the time of receipt (and flagged): SDKs buffer events while offline, so the past
 // bound is generous; a future timestamp is a wrong clock.
+//
+// Before that, a batch that says when it was sent (by the sender's clock) has its events'
+// times corrected for the sender's clock error: shifted by the difference between the time of
+// receipt and the time of sending, when that exceeds Correct (below it, the difference is the
+// network's time, not a wrong clock). A phone whose clock is an hour ahead then reports its
+// events — buffered offline ones too — at their true times instead of all at the time of
+// receipt. The correction is the same, to the network's jitter, when the batch is sent again,
+// so a retried event keeps its time (and day): clamping to the time of receipt does not.
 type Skew struct {
-	Past   time.Duration
-	Future time.Duration
+	Past    time.Duration
+	Future  time.Duration
+	Correct time.Duration
 }
 
 // DefaultSkew is the collector's default skew bound.
-var DefaultSkew = Skew{Past: 7 * 24 * time.Hour, Future: 5 * time.Minute}
+var DefaultSkew = Skew{Past: 7 * 24 * time.Hour, Future: 5 * time.Minute, Correct: time.Minute}
+
+// ClockOffset is the correction for the events of a batch sent at sentAt by the sender's clock
+// and received at now (both ms since the epoch): how far the sender's clock is behind the
+// collector's (negative: ahead), or 0 when the batch does not say when it was sent (sentAt 0)
+// or the difference is within s.Correct.
+func ClockOffset(now, sentAt int64, s Skew) int64 {
+	if sentAt <= 0 {
+		return 0
+	}
+	d := now - sentAt
+	if d <= s.Correct.Milliseconds() && -d <= s.Correct.Milliseconds() {
+		return 0
+	}
+	return d
+}
 
 // Validate checks e against the wire format's rules. It does not change e.
 func Validate(e *Event) *Reject {
@@ -202,13 +226,20 @@ func checkStr(field, s string, max int, required bool) *Reject {
 	return nil
 }
 
-// Normalize clamps e's timestamps into the skew bound around now (ms since the epoch): an event
-// time outside it becomes now and Clamped is set; a summary window outside it is shifted to end
-// at now, keeping its length. It also merges a summary's duplicate counters (same flag,
+// Normalize shifts e's times by offset (the batch's ClockOffset; ClientTimestamp keeps the
+// time as sent), then clamps them into the skew bound around now (ms since the epoch): an
+// event time outside it becomes now and Clamped is set; a summary window outside it is shifted
+// to end at now, keeping its length. It also merges a summary's duplicate counters (same flag,
 // variation and version), so that one summary holds one row per counter key.
-func Normalize(e *Event, now int64, skew Skew) {
+func Normalize(e *Event, now, offset int64, skew Skew) {
 	lo, hi := now-skew.Past.Milliseconds(), now+skew.Future.Milliseconds()
 	e.ClientTimestamp = e.Timestamp
+	if offset != 0 {
+		e.Timestamp += offset
+		if e.Type == TypeSummary {
+			e.Start, e.End = e.Start+offset, e.End+offset
+		}
+	}
 	if e.Timestamp < lo || e.Timestamp > hi {
 		e.Timestamp = now
 		e.Clamped = true

@@ -2,13 +2,17 @@ package itest
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/ingest/internal/api"
 	"github.com/switchyard-io/switchyard/ingest/internal/app"
 	chstore "github.com/switchyard-io/switchyard/ingest/internal/store/clickhouse"
 	"github.com/switchyard-io/switchyard/platform/testenv"
@@ -97,5 +101,38 @@ func TestEnvironmentComesFromKey(t *testing.T) {
 	s.waitDistinct(t, "exposures", 1, 20*time.Second)
 	if got := s.count(t, "SELECT count() FROM exposures WHERE environment_id = 'env-b'"); got != 1 {
 		t.Fatalf("event not stored under the key's environment env-b")
+	}
+}
+
+// An SDK whose clock is an hour ahead says when it sent the batch: the event is stored at its
+// true time (the time it was sent as client_timestamp_ms), not clamped to the time of receipt.
+// A send time that is no number is refused, naming the header.
+func TestEventTimesCorrectedForTheSendersClock(t *testing.T) {
+	s := newStack(t)
+	s.publishKeys(t, "env-a", 1, sdkKey{raw: "key-a", kind: ruleset.KeyServer})
+	svc := start(t, s.cfg, app.Options{})
+	ahead := time.Now().Add(time.Hour).UnixMilli()
+	e := track("u1", "purchase", 1)
+	e["timestamp"] = ahead - 5000 // five seconds before the batch was sent, by the same clock
+	body, _ := json.Marshal([]ev{e})
+	r := post(t, svc.URL, "key-a", "application/json", body, false, api.SentAtHeader, strconv.FormatInt(ahead, 10))
+	if r.Status != http.StatusAccepted || !strings.Contains(string(r.Body), `"corrected":1`) || !strings.Contains(string(r.Body), `"clamped":0`) {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	received := time.Now().UnixMilli()
+	s.waitDistinct(t, "tracks", 1, 20*time.Second)
+	var ts, client int64
+	var clamped uint8
+	if err := s.ch.QueryRow(context.Background(), `SELECT toInt64(timestamp_ms), toInt64(client_timestamp_ms), clamped FROM tracks`).
+		Scan(&ts, &client, &clamped); err != nil {
+		t.Fatal(err)
+	}
+	// The true time: five seconds before sending, less the network's time.
+	if want := received - 5000; ts > want || ts < want-5000 || client != ahead-5000 || clamped != 0 {
+		t.Fatalf("stored at %d (client %d, clamped %d); want about %d (client %d)", ts, client, clamped, want, ahead-5000)
+	}
+	r = post(t, svc.URL, "key-a", "application/json", body, false, api.SentAtHeader, "yesterday")
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), api.SentAtHeader) {
+		t.Fatalf("bad send time: status %d: %s", r.Status, r.Body)
 	}
 }

@@ -404,6 +404,9 @@ func (p *eventProcessor) post(ctx context.Context, body []byte, encoding string,
 	}
 	req.Header.Set("Authorization", p.sdkKey)
 	req.Header.Set("User-Agent", userAgent)
+	// When this attempt was sent, by this process's clock: the collector corrects the events'
+	// times when that clock is wrong (a retry gets the same correction, so keeps its times).
+	req.Header.Set("X-Switchyard-Sent-At", strconv.FormatInt(p.now().UnixMilli(), 10))
 	resp, err := p.http.Do(req)
 	if err != nil {
 		p.log.Warn("sending events failed", "error", err)

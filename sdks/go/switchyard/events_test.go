@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -253,14 +255,16 @@ func TestDropOldestWhenFull(t *testing.T) {
 
 func TestRetriesWithBackoff(t *testing.T) {
 	collector := newFakeCollector(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 23, 59, 59, 0, time.UTC)}
 	collector.respond = func(n int, w http.ResponseWriter) bool {
+		clock.Advance(time.Second)
 		if n <= 2 {
 			http.Error(w, "boom", http.StatusInternalServerError)
 			return true
 		}
 		return false
 	}
-	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, clock.Now)
 	c.Track(alice, "retry-me", 1)
 	c.Flush()
 	eventually(t, "delivery on the third attempt", func() bool { return c.EventStats().Sent == 1 })
@@ -276,6 +280,13 @@ func TestRetriesWithBackoff(t *testing.T) {
 	}
 	if len(ids) != 3 || ids[0] != ids[1] || ids[1] != ids[2] {
 		t.Errorf("event ids per attempt = %v", ids)
+	}
+	// Each attempt says when it was sent, by the SDK's clock (the collector corrects event
+	// times for a wrong clock from it).
+	start := time.Date(2026, 11, 25, 23, 59, 59, 0, time.UTC).UnixMilli()
+	want := []string{strconv.FormatInt(start, 10), strconv.FormatInt(start+1000, 10), strconv.FormatInt(start+2000, 10)}
+	if got := collector.sentAtHeaders(); !reflect.DeepEqual(got, want) {
+		t.Errorf("X-Switchyard-Sent-At per attempt = %v, want %v", got, want)
 	}
 }
 

@@ -284,6 +284,7 @@ type fakeCollector struct {
 	events   []map[string]any
 	attempts []time.Time
 	bodies   [][]byte // raw (decompressed) bodies, one per attempt
+	sentAt   []string // X-Switchyard-Sent-At, one per attempt
 	// respond decides the answer to attempt n (1-based); nil means 202.
 	respond func(n int, w http.ResponseWriter) bool
 	gzipped atomic.Int32
@@ -324,6 +325,7 @@ func (c *fakeCollector) handle(w http.ResponseWriter, req *http.Request) {
 	c.mu.Lock()
 	c.attempts = append(c.attempts, time.Now())
 	c.bodies = append(c.bodies, data)
+	c.sentAt = append(c.sentAt, req.Header.Get("X-Switchyard-Sent-At"))
 	n := len(c.attempts)
 	respond := c.respond
 	c.mu.Unlock()
@@ -358,6 +360,12 @@ func (c *fakeCollector) requestBodies() [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([][]byte(nil), c.bodies...)
+}
+
+func (c *fakeCollector) sentAtHeaders() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.sentAt...)
 }
 
 func (c *fakeCollector) attemptTimes() []time.Time {

@@ -200,7 +200,7 @@ func TestClockOffset(t *testing.T) {
 func TestNormalizeCorrectsTheSendersClock(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixMilli()
 	hour, minute := time.Hour.Milliseconds(), time.Minute.Milliseconds()
-	offset := ClockOffset(now, now+hour+150, DefaultSkew) // sent 150 ms before it arrived
+	offset := ClockOffset(now, now+hour+150, DefaultSkew) // its clock read 1 h 150 ms ahead of ours
 	e := Event{Type: TypeTrack, Timestamp: now + hour - 10*minute}
 	Normalize(&e, now, offset, DefaultSkew)
 	if e.Clamped || e.Timestamp != now-10*minute-150 || e.ClientTimestamp != now+hour-10*minute {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pressly/goose/v3"
@@ -38,12 +39,44 @@ type resort struct {
 }
 
 func (r resort) newName() string { return r.table + "_resorted" }
-func (r resort) oldName() string { return r.table + "_before_resort" }
+
+// oldName is the old table's name after the swap. It records the last block the copy had
+// (copiedUpTo), so a run resumed after a crash copies again only the later blocks. (A bare
+// oldPrefix, as an earlier version named it, stands for 0: every row.)
+func (r resort) oldName(copiedUpTo int64) string {
+	return fmt.Sprintf("%s_%d", r.oldPrefix(), copiedUpTo)
+}
+func (r resort) oldPrefix() string { return r.table + "_before_resort" }
+
+// findOld looks for the old table a swap left: its name and the copy's last block.
+func (r resort) findOld(ctx context.Context, db *sql.DB) (name string, copiedUpTo int64, found bool, err error) {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM system.tables WHERE database = currentDatabase()
+		AND (name = ? OR position(name, ?) = 1)`, r.oldPrefix(), r.oldPrefix()+"_")
+	if err != nil {
+		return "", 0, false, fmt.Errorf("clickhouse: re-sorting %s, look for the old table: %w", r.table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if found {
+			return "", 0, false, fmt.Errorf("clickhouse: re-sorting %s: more than one old table (%s, …)", r.table, name)
+		}
+		if err := rows.Scan(&name); err != nil {
+			return "", 0, false, err
+		}
+		found = true
+		if suffix, ok := strings.CutPrefix(name, r.oldPrefix()+"_"); ok {
+			if copiedUpTo, err = strconv.ParseInt(suffix, 10, 64); err != nil {
+				return "", 0, false, fmt.Errorf("clickhouse: re-sorting %s: old table %s: %w", r.table, name, err)
+			}
+		}
+	}
+	return name, copiedUpTo, found, rows.Err()
+}
 
 // migration is r as a goose migration (goose runs it once; it is safe to run again).
 func (r resort) migration() *goose.Migration {
 	return goose.NewGoMigration(r.version,
-		&goose.GoFunc{RunDB: func(ctx context.Context, db *sql.DB) error { return resortTable(ctx, db, r, nil) }},
+		&goose.GoFunc{RunDB: func(ctx context.Context, db *sql.DB) error { return resortTable(ctx, db, r, resortHooks{}) }},
 		&goose.GoFunc{RunDB: func(context.Context, *sql.DB) error {
 			return fmt.Errorf("clickhouse: migration %d (re-sorting %s) has no way down", r.version, r.table)
 		}})
@@ -97,21 +130,23 @@ var rollupsByFold = resort{
 	scope:   "fold_id",
 }
 
-// resortTable runs r; afterCopy (tests) runs between the copy and the swap.
-func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() error) error {
+// resortHooks run inside a re-sort (tests): between the copy and the swap, and after the swap.
+type resortHooks struct{ afterCopy, afterSwap func() error }
+
+// resortTable runs r.
+func resortTable(ctx context.Context, db *sql.DB, r resort, hooks resortHooks) error {
 	exec := func(step, q string, args ...any) error {
 		if _, err := db.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("clickhouse: re-sorting %s, %s: %w", r.table, step, err)
 		}
 		return nil
 	}
-	oldExists, err := tableExists(ctx, db, r.oldName())
+	// Blocks written after copiedUpTo were not in the copy (found in the old table's name when
+	// an interrupted run got past the swap).
+	oldName, copiedUpTo, oldExists, err := r.findOld(ctx, db)
 	if err != nil {
 		return err
 	}
-	// Blocks written after this one were not in the copy (0: the swap happened in an earlier,
-	// interrupted run, whose copy is unknown: every row of the old table is copied again).
-	var copiedUpTo int64
 	if oldExists {
 		// RENAME renames one table after the other: a crash may have come between the two.
 		current, err := tableExists(ctx, db, r.table)
@@ -144,8 +179,8 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() err
 		if err := exec("copy", "INSERT INTO "+r.newName()+" SELECT * FROM "+r.table); err != nil {
 			return err
 		}
-		if afterCopy != nil {
-			if err := afterCopy(); err != nil {
+		if hooks.afterCopy != nil {
+			if err := hooks.afterCopy(); err != nil {
 				return err
 			}
 		}
@@ -155,8 +190,14 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() err
 				return err
 			}
 		}
-		if err := exec("swap", "RENAME TABLE "+r.table+" TO "+r.oldName()+", "+r.newName()+" TO "+r.table); err != nil {
+		oldName = r.oldName(copiedUpTo)
+		if err := exec("swap", "RENAME TABLE "+r.table+" TO "+oldName+", "+r.newName()+" TO "+r.table); err != nil {
 			return err
+		}
+		if hooks.afterSwap != nil {
+			if err := hooks.afterSwap(); err != nil {
+				return err
+			}
 		}
 	}
 	for _, v := range r.views {
@@ -168,18 +209,18 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, afterCopy func() err
 	// block (a merge joins old blocks with new ones into one part: those are copied again too).
 	late := `_part IN (SELECT name FROM system.parts WHERE database = currentDatabase() AND table = ? AND active
 		AND toInt64(max_block_number) > ?)`
-	args := []any{r.oldName(), copiedUpTo}
-	q := "INSERT INTO " + r.table + " SELECT * FROM " + r.oldName() + " WHERE " + late
+	args := []any{oldName, copiedUpTo}
+	q := "INSERT INTO " + r.table + " SELECT * FROM " + oldName + " WHERE " + late
 	if r.unique != "" {
 		// Not the rows the copy has: a late part may be a merge of copied and new ones.
 		q += " AND (" + r.unique + ") NOT IN (SELECT " + r.unique + " FROM " + r.table + " WHERE " + r.scope +
-			" IN (SELECT " + r.scope + " FROM " + r.oldName() + " WHERE " + late + "))"
+			" IN (SELECT " + r.scope + " FROM " + oldName + " WHERE " + late + "))"
 		args = append(args, args...)
 	}
 	if err := exec("copy the rows written during the copy", q, args...); err != nil {
 		return err
 	}
-	return exec("drop the old table", "DROP TABLE "+r.oldName())
+	return exec("drop the old table", "DROP TABLE "+oldName)
 }
 
 func tableExists(ctx context.Context, db *sql.DB, name string) (bool, error) {

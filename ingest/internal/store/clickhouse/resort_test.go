@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -107,11 +108,11 @@ func TestTracksSortedByDay(t *testing.T) {
 
 	// Rows written to the old table between the copy and the swap (a running ingest).
 	var during uint64
-	err := resortTable(context.Background(), db, tracksByDay, func() error {
+	err := resortTable(context.Background(), db, tracksByDay, resortHooks{afterCopy: func() error {
 		insertTracks(t, db, dayStart.Add(24*time.Hour), 1000, "late")
 		during = 1000
 		return nil
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,10 +130,11 @@ func TestTracksSortedByDay(t *testing.T) {
 	if err != nil || !strings.Contains(create, tracksSortByDay) {
 		t.Fatalf("tracks: %s %v", create, err)
 	}
-	for _, gone := range []string{tracksByDay.newName(), tracksByDay.oldName()} {
-		if ok, err := tableExists(context.Background(), db, gone); err != nil || ok {
-			t.Fatalf("%s left behind (%v)", gone, err)
-		}
+	if ok, err := tableExists(context.Background(), db, tracksByDay.newName()); err != nil || ok {
+		t.Fatalf("%s left behind (%v)", tracksByDay.newName(), err)
+	}
+	if name, _, ok, err := tracksByDay.findOld(context.Background(), db); err != nil || ok {
+		t.Fatalf("%s left behind (%v)", name, err)
 	}
 	if n, err := oneDay(db); err != nil || n != rowsPerDay+during {
 		t.Fatalf("one day sorted by day: %d rows, %v (want %d)", n, err, rowsPerDay+during)
@@ -148,7 +150,7 @@ func TestTracksSortedByDay(t *testing.T) {
 
 	// Running it again changes nothing.
 	before, beforeSum := fingerprint(t, db, "1")
-	if err := resortTable(context.Background(), db, tracksByDay, nil); err != nil {
+	if err := resortTable(context.Background(), db, tracksByDay, resortHooks{}); err != nil {
 		t.Fatal(err)
 	}
 	if after, afterSum := fingerprint(t, db, "1"); after != before || afterSum != beforeSum {
@@ -157,23 +159,25 @@ func TestTracksSortedByDay(t *testing.T) {
 }
 
 // TestTracksSortedByDayResumes: a run interrupted after the swap, or half-way through it,
-// finishes: the old table's rows are all in tracks and the old table is gone.
+// finishes: the old table's rows are all in tracks and the old table is gone. The old table
+// has the bare name an earlier version gave it, which does not say what the copy had: every
+// row is copied again.
 func TestTracksSortedByDayResumes(t *testing.T) {
 	for _, halfRenamed := range []bool{false, true} {
 		_, db := migratedDB(t, 0)
 		insertTracks(t, db, dayStart, 500, "kept")
 		// The old table as an interrupted run left it, with rows the new one lacks.
-		if _, err := db.Exec("CREATE TABLE " + tracksByDay.oldName() + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY (environment_id, event_key, context_key, event_id)"); err != nil {
+		if _, err := db.Exec("CREATE TABLE " + tracksByDay.oldPrefix() + " AS tracks ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(timestamp) ORDER BY (environment_id, event_key, context_key, event_id)"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Exec("INSERT INTO " + tracksByDay.oldName() + " SELECT * FROM tracks"); err != nil {
+		if _, err := db.Exec("INSERT INTO " + tracksByDay.oldPrefix() + " SELECT * FROM tracks"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Exec("RENAME TABLE tracks TO scratch, " + tracksByDay.oldName() + " TO tracks"); err != nil {
+		if _, err := db.Exec("RENAME TABLE tracks TO scratch, " + tracksByDay.oldPrefix() + " TO tracks"); err != nil {
 			t.Fatal(err)
 		}
 		insertTracks(t, db, dayStart, 300, "late") // into the old table only
-		if _, err := db.Exec("RENAME TABLE tracks TO " + tracksByDay.oldName() + ", scratch TO tracks"); err != nil {
+		if _, err := db.Exec("RENAME TABLE tracks TO " + tracksByDay.oldPrefix() + ", scratch TO tracks"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.Exec("DROP TABLE active_contexts_monthly_tracks_mv"); err != nil {
@@ -184,7 +188,7 @@ func TestTracksSortedByDayResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := resortTable(context.Background(), db, tracksByDay, nil); err != nil {
+		if err := resortTable(context.Background(), db, tracksByDay, resortHooks{}); err != nil {
 			t.Fatal(err)
 		}
 		var late, all uint64
@@ -194,7 +198,7 @@ func TestTracksSortedByDayResumes(t *testing.T) {
 		if late != 300 || all != 800 {
 			t.Fatalf("half-renamed %v: %d late and %d events in all, want 300 and 800", halfRenamed, late, all)
 		}
-		if ok, err := tableExists(context.Background(), db, tracksByDay.oldName()); err != nil || ok {
+		if ok, err := tableExists(context.Background(), db, tracksByDay.oldPrefix()); err != nil || ok {
 			t.Fatalf("half-renamed %v: old table left (%v)", halfRenamed, err)
 		}
 		if ok, err := tableExists(context.Background(), db, "active_contexts_monthly_tracks_mv"); err != nil || !ok {
@@ -231,12 +235,12 @@ func TestRollupsSortedByFold(t *testing.T) {
 	insertFold(t, db, 1, 30_000, "a")
 	insertFold(t, db, 2, 30_000, "b")
 	wantRows, wantSum := rollupFingerprint(t, db, "1")
-	err := resortTable(context.Background(), db, rollupsByFold, func() error {
+	err := resortTable(context.Background(), db, rollupsByFold, resortHooks{afterCopy: func() error {
 		insertFold(t, db, 3, 5_000, "c")
 		// One part of copied rows and the late fold's: the part is written after the copy began.
 		_, err := db.Exec("OPTIMIZE TABLE experiment_metric_rollups FINAL")
 		return err
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,5 +261,40 @@ func TestRollupsSortedByFold(t *testing.T) {
 	var n uint64
 	if err := db.QueryRowContext(ctx, "SELECT count() FROM experiment_metric_rollups WHERE fold_id IN (1) AND cityHash64(context_kind, context_key) % 1024 BETWEEN 0 AND 255").Scan(&n); err != nil || n < 6_000 || n > 9_000 {
 		t.Fatalf("a quarter of fold 1's buckets: %d rows (%v)", n, err)
+	}
+}
+
+// TestRollupsResortResumesAfterTheSwap: a run that crashed right after the swap knows from the
+// old table's name which blocks its copy had, so the resumed run compares only the rows written
+// during the copy with the new table — not every rollup row, which at scale would not fit in
+// memory (ClickHouse is told to refuse a comparison set of more rows than those).
+func TestRollupsResortResumesAfterTheSwap(t *testing.T) {
+	_, db := migratedDB(t, 6)
+	insertFold(t, db, 1, 30_000, "a")
+	insertFold(t, db, 2, 30_000, "b")
+	wantRows, wantSum := rollupFingerprint(t, db, "fold_id IN (1, 2)")
+	crash := errors.New("crash")
+	err := resortTable(context.Background(), db, rollupsByFold, resortHooks{
+		afterCopy: func() error { insertFold(t, db, 3, 5_000, "c"); return nil },
+		afterSwap: func() error { return crash },
+	})
+	if !errors.Is(err, crash) {
+		t.Fatalf("the first run ended with %v", err)
+	}
+	if rows, _ := rollupFingerprint(t, db, "fold_id = 3"); rows != 0 {
+		t.Fatalf("the late fold is already in the new table (%d rows): the crash came too late", rows)
+	}
+	ctx := ch.Context(context.Background(), ch.WithSettings(ch.Settings{"max_rows_in_set": 10_000}))
+	if err := resortTable(ctx, db, rollupsByFold, resortHooks{}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, sum := rollupFingerprint(t, db, "fold_id IN (1, 2)"); rows != wantRows || sum != wantSum {
+		t.Fatalf("copied folds: %d rows (sum %d), want %d (sum %d)", rows, sum, wantRows, wantSum)
+	}
+	if rows, _ := rollupFingerprint(t, db, "fold_id = 3"); rows != 5_000 {
+		t.Fatalf("the fold written during the copy has %d rows, want 5000", rows)
+	}
+	if name, _, ok, err := rollupsByFold.findOld(context.Background(), db); err != nil || ok {
+		t.Fatalf("%s left behind (%v)", name, err)
 	}
 }

@@ -115,8 +115,15 @@ func (l *migrationLock) contend(ctx context.Context, db *sql.DB) ([]string, erro
 
 // holders lists the other live lock tables, dropping those whose process died.
 func (l *migrationLock) holders(ctx context.Context, db *sql.DB) ([]string, error) {
+	// Reading a table's metadata_modification_time fails while another process drops it: then
+	// this process cannot tell whether it is alone, and tries again later (so the error counts
+	// as a holder).
+	const dropping = "a lock table being dropped"
 	rows, err := db.QueryContext(ctx, `SELECT name, toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
 		WHERE database = currentDatabase() AND position(name, ?) = 1`, lockTablePrefix)
+	if isGone(err) {
+		return []string{dropping}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: list migration locks: %w", err)
 	}
@@ -129,6 +136,9 @@ func (l *migrationLock) holders(ctx context.Context, db *sql.DB) ([]string, erro
 		var t lockTable
 		if err := rows.Scan(&t.name, &t.age); err != nil {
 			rows.Close()
+			if isGone(err) {
+				return []string{dropping}, nil
+			}
 			return nil, err
 		}
 		if t.name != l.table() {
@@ -136,7 +146,9 @@ func (l *migrationLock) holders(ctx context.Context, db *sql.DB) ([]string, erro
 		}
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := rows.Err(); isGone(err) {
+		return []string{dropping}, nil
+	} else if err != nil {
 		return nil, fmt.Errorf("clickhouse: list migration locks: %w", err)
 	}
 	var live []string

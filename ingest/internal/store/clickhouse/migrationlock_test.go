@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-io/switchyard/platform/testenv"
 )
 
 // testLock is a migration lock with a short heartbeat, so waiting for it is quick.
@@ -88,23 +90,39 @@ func TestMigrationLockStale(t *testing.T) {
 	if err := holder.Lock(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	// A live holder: a second process times out waiting.
-	wctx, wcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	err := testLock(func(error) {}).Lock(wctx, db)
+	// A live holder: a second process keeps waiting while the holder beats five more times,
+	// and gives up with an error when its context ends.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	waiter := testLock(func(error) {})
+	waited := make(chan error, 1)
+	go func() { waited <- waiter.Lock(wctx, db) }()
+	testenv.Eventually(t, 30*time.Second, "five more heartbeats of the holder", func() bool {
+		var n uint64
+		return db.QueryRow("SELECT count() FROM "+holder.table()).Scan(&n) == nil && n >= 6
+	})
+	select {
+	case err := <-waited:
+		t.Fatalf("the waiter stopped waiting while the holder lives: %v", err)
+	default:
+	}
 	wcancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("took the lock of a live holder: %v", err)
+	if err := <-waited; err == nil {
+		t.Fatal("the waiter took the lock of a live holder")
+	}
+	if n := lockTables(t, db); n != 1 {
+		t.Fatalf("%d lock tables after the waiter gave up, want the holder's alone", n)
 	}
 	// The holder dies: its heartbeats stop, its table stays.
 	close(holder.stop)
 	<-holder.done
 	holder.stop = nil
-	waiter := testLock(func(error) {})
-	waiter.ttl = time.Second
-	if err := waiter.Lock(ctx, db); err != nil {
+	taker := testLock(func(error) {})
+	taker.ttl = time.Second
+	if err := taker.Lock(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	defer waiter.Unlock(ctx, db)
+	defer taker.Unlock(ctx, db)
 	var n uint64
 	if err := db.QueryRow(`SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?`, holder.table()).Scan(&n); err != nil {
 		t.Fatal(err)

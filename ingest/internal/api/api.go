@@ -36,6 +36,15 @@ const ArrowContentType = "application/vnd.apache.arrow.stream"
 // (event.ClockOffset).
 const SentAtHeader = "X-Switchyard-Sent-At"
 
+// SDKKeyParam carries a client key in the query, for navigator.sendBeacon, which cannot set
+// headers. Client keys only: they are public (shipped in web pages), while a server key in a
+// URL would end up in proxies' logs. (Request logs here record the path without the query.)
+const SDKKeyParam = "key"
+
+// SentAtParam is SentAtHeader as a query parameter, for senders that cannot set headers
+// (navigator.sendBeacon).
+const SentAtParam = "sent_at"
+
 // Server holds what the handlers need. Collector and Keys are nil when the process runs only
 // the writer; ClickHouse and QueryToken are needed for the usage and export endpoints.
 type Server struct {
@@ -103,10 +112,13 @@ func sdkKey(c *fiber.Ctx) string {
 }
 
 func (s *Server) postEvents(c *fiber.Ctx) error {
-	raw := sdkKey(c)
+	raw, inQuery := sdkKey(c), false
+	if raw == "" {
+		raw, inQuery = strings.TrimSpace(c.Query(SDKKeyParam)), true
+	}
 	if raw == "" {
 		s.cors(c)
-		return errs.Unauthenticated("missing SDK key (Authorization header)")
+		return errs.Unauthenticated("missing SDK key (Authorization header, or ?" + SDKKeyParam + "= for a client key)")
 	}
 	if !s.Keys.Ready() {
 		c.Set(fiber.HeaderRetryAfter, "2")
@@ -122,6 +134,8 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	}
 	if key.Kind == ruleset.KeyClient {
 		s.cors(c)
+	} else if inQuery {
+		return errs.Unauthenticated("a server key goes in the Authorization header, never in a URL")
 	}
 	format := collector.FormatJSON
 	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]))
@@ -141,11 +155,16 @@ func (s *Server) postEvents(c *fiber.Ctx) error {
 	default:
 		return fiber.NewError(fiber.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported (gzip)", enc))
 	}
+	// The send time: a header, or for navigator.sendBeacon, which cannot set one, the query.
 	var sentAt int64
-	if h := strings.TrimSpace(c.Get(SentAtHeader)); h != "" {
+	field, h := SentAtHeader, strings.TrimSpace(c.Get(SentAtHeader))
+	if h == "" {
+		field, h = SentAtParam, strings.TrimSpace(c.Query(SentAtParam))
+	}
+	if h != "" {
 		// Up to the year 9999: a bigger number is no time, and would overflow the correction.
 		if sentAt, err = strconv.ParseInt(h, 10, 64); err != nil || sentAt <= 0 || sentAt > 253402300799999 {
-			return errs.Malformed(SentAtHeader, "must be when the batch was sent, in milliseconds since the Unix epoch (got %q)", h)
+			return errs.Malformed(field, "must be when the batch was sent, in milliseconds since the Unix epoch (got %q)", h)
 		}
 	}
 	// Request().Body() is the body as sent; Fiber's c.Body() would decompress it without a size

@@ -1,9 +1,12 @@
 package itest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -134,5 +137,45 @@ func TestEventTimesCorrectedForTheSendersClock(t *testing.T) {
 	r = post(t, svc.URL, "key-a", "application/json", body, false, api.SentAtHeader, "yesterday")
 	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), api.SentAtHeader) {
 		t.Fatalf("bad send time: status %d: %s", r.Status, r.Body)
+	}
+}
+
+// navigator.sendBeacon, which browsers use for the last events of a page, cannot set headers:
+// it posts text/plain with the client key and the send time in the query. A server key is
+// refused there (it would end up in URLs' logs); a bad send time is named.
+func TestSendBeacon(t *testing.T) {
+	s := newStack(t)
+	s.publishKeys(t, "env-a", 1, sdkKey{raw: "srv", kind: ruleset.KeyServer}, sdkKey{raw: "cli", kind: ruleset.KeyClient})
+	svc := start(t, s.cfg, app.Options{})
+	ahead := time.Now().Add(time.Hour).UnixMilli()
+	e := track("u1", "purchase", 1)
+	e["timestamp"] = ahead
+	body, _ := json.Marshal([]ev{e})
+	beacon := func(key, sentAt string) (int, string) {
+		q := url.Values{api.SDKKeyParam: {key}, api.SentAtParam: {sentAt}}
+		resp, err := httpClient.Post(svc.URL+"/v1/events?"+q.Encode(), "text/plain;charset=UTF-8", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, b := beacon("srv", strconv.FormatInt(ahead, 10)); status != http.StatusUnauthorized {
+		t.Fatalf("server key in the query: status %d: %s", status, b)
+	}
+	if status, b := beacon("cli", "soon"); status != http.StatusBadRequest || !strings.Contains(b, api.SentAtParam) {
+		t.Fatalf("bad send time: status %d: %s", status, b)
+	}
+	if status, b := beacon("cli", strconv.FormatInt(ahead, 10)); status != http.StatusAccepted || !strings.Contains(b, `"corrected":1`) {
+		t.Fatalf("beacon: status %d: %s", status, b)
+	}
+	s.waitDistinct(t, "tracks", 1, 20*time.Second)
+	var ts int64
+	if err := s.ch.QueryRow(context.Background(), `SELECT toInt64(timestamp_ms) FROM tracks`).Scan(&ts); err != nil {
+		t.Fatal(err)
+	}
+	if now := time.Now().UnixMilli(); ts > now || ts < now-60_000 {
+		t.Fatalf("stored at %d, want the time it was sent (about %d)", ts, now)
 	}
 }

@@ -17,7 +17,7 @@ import (
 //   - units without events stay in n (ALL LEFT JOIN; unmatched right columns are 0, and a
 //     timestamp of 0 never passes the time condition).
 //
-// Parameters: environment, experiment, environment, event key, from, to (unix seconds).
+// Parameters: environment, experiment, environment, event key, then tracksWindowArgs(from, to).
 const VariantSumsQuery = `
 SELECT
     variation,
@@ -42,8 +42,7 @@ FROM (
     ALL LEFT JOIN (
         SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts_ms
         FROM tracks
-        WHERE environment_id = ? AND event_key = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)
-          AND toDate(timestamp) >= toDate(toDateTime(?)) AND toDate(timestamp) <= toDate(toDateTime(?))
+        WHERE environment_id = ? AND event_key = ? AND ` + tracksWindowSQL + `
         GROUP BY context_kind, context_key, event_id
     ) USING (context_kind, context_key)
     GROUP BY context_kind, context_key, variation
@@ -66,7 +65,7 @@ type VariantSums struct {
 // ExperimentVariantSums runs VariantSumsQuery for one experiment and one track event key over
 // the events in [from, to).
 func ExperimentVariantSums(ctx context.Context, conn driver.Conn, env, experiment, eventKey string, from, to time.Time) ([]VariantSums, error) {
-	rows, err := conn.Query(ctx, VariantSumsQuery, env, experiment, env, eventKey, from.Unix(), to.Unix(), from.Unix(), to.Unix()-1)
+	rows, err := conn.Query(ctx, VariantSumsQuery, append([]any{env, experiment, env, eventKey}, tracksWindowArgs(from, to)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: variant sums: %w", err)
 	}

@@ -252,17 +252,25 @@ type TrackRow struct {
 	SDKVersion  string
 }
 
+// tracksWindowSQL keeps the tracks in [from, to) (tracksWindowArgs). The day bounds repeat the
+// timestamp's: tracks is sorted by day (migration 6), and 18.16 uses that part of its index
+// only for conditions on toDate(timestamp).
+const tracksWindowSQL = `timestamp >= toDateTime(?) AND timestamp < toDateTime(?)
+  AND toDate(timestamp) >= toDate(toDateTime(?)) AND toDate(timestamp) <= toDate(toDateTime(?))`
+
+// tracksWindowArgs are tracksWindowSQL's parameters. The last day is the one of the last whole
+// second before to (a day's window [d, d+1) would otherwise read the whole of d+1 too).
+func tracksWindowArgs(from, to time.Time) []any {
+	return []any{from.Unix(), to.Unix(), from.Unix(), to.Unix() - 1}
+}
+
 // ExportTracks streams the deduplicated track events matching f to fn.
 func ExportTracks(ctx context.Context, conn driver.Conn, f ExportFilter, fn func(*TrackRow) error) error {
 	q := `SELECT event_id, timestamp_ms, received_at, clamped, context_kind, context_key, event_key, value, has_value,
        properties.key, properties.type, properties.value, sdk_name, sdk_version
 FROM tracks
-WHERE environment_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)
-  AND toDate(timestamp) >= toDate(toDateTime(?)) AND toDate(timestamp) <= toDate(toDateTime(?))`
-	// The day bounds repeat the timestamp's: tracks is sorted by day (migration 6), and 18.16
-	// uses that part of its index only for conditions on toDate(timestamp). The last day is the
-	// one of the last whole second before To.
-	args := []any{f.EnvironmentID, f.From.Unix(), f.To.Unix(), f.From.Unix(), f.To.Unix() - 1}
+WHERE environment_id = ? AND ` + tracksWindowSQL
+	args := append([]any{f.EnvironmentID}, tracksWindowArgs(f.From, f.To)...)
 	if f.EventKey != "" {
 		q += " AND event_key = ?"
 		args = append(args, f.EventKey)

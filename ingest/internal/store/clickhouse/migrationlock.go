@@ -115,40 +115,13 @@ func (l *migrationLock) contend(ctx context.Context, db *sql.DB) ([]string, erro
 
 // holders lists the other live lock tables, dropping those whose process died.
 func (l *migrationLock) holders(ctx context.Context, db *sql.DB) ([]string, error) {
-	// Reading a table's metadata_modification_time fails while another process drops it: then
-	// this process cannot tell whether it is alone, and tries again later (so the error counts
-	// as a holder).
-	const dropping = "a lock table being dropped"
-	rows, err := db.QueryContext(ctx, `SELECT name, toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
-		WHERE database = currentDatabase() AND position(name, ?) = 1`, lockTablePrefix)
+	tables, err := l.others(ctx, db)
 	if isGone(err) {
-		return []string{dropping}, nil
+		// Reading a table's metadata_modification_time fails while another process drops it:
+		// this process cannot tell whether it is alone, and tries again later.
+		return []string{"a lock table being dropped"}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: list migration locks: %w", err)
-	}
-	type lockTable struct {
-		name string
-		age  int64 // seconds since it was created
-	}
-	var tables []lockTable
-	for rows.Next() {
-		var t lockTable
-		if err := rows.Scan(&t.name, &t.age); err != nil {
-			rows.Close()
-			if isGone(err) {
-				return []string{dropping}, nil
-			}
-			return nil, err
-		}
-		if t.name != l.table() {
-			tables = append(tables, t)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); isGone(err) {
-		return []string{dropping}, nil
-	} else if err != nil {
 		return nil, fmt.Errorf("clickhouse: list migration locks: %w", err)
 	}
 	var live []string
@@ -173,6 +146,33 @@ func (l *migrationLock) holders(ctx context.Context, db *sql.DB) ([]string, erro
 		}
 	}
 	return live, nil
+}
+
+// lockTable is another process's lock table and its age in seconds.
+type lockTable struct {
+	name string
+	age  int64
+}
+
+// others lists the lock tables other than this process's.
+func (l *migrationLock) others(ctx context.Context, db *sql.DB) ([]lockTable, error) {
+	rows, err := db.QueryContext(ctx, `SELECT name, toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables
+		WHERE database = currentDatabase() AND position(name, ?) = 1`, lockTablePrefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var tables []lockTable
+	for rows.Next() {
+		var t lockTable
+		if err := rows.Scan(&t.name, &t.age); err != nil {
+			return nil, err
+		}
+		if t.name != l.table() {
+			tables = append(tables, t)
+		}
+	}
+	return tables, rows.Err()
 }
 
 func (l *migrationLock) beat(ctx context.Context, db *sql.DB) error {

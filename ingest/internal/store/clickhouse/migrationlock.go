@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,10 +55,12 @@ var ErrMigrationLockLost = errors.New("clickhouse: lost the migration lock")
 
 const lockTablePrefix = "migration_lock_"
 
-// Heartbeat period and time to live of the migration lock.
+// Heartbeat period and time to live of the migration lock, and the bound on one attempt to
+// take it (a few small queries).
 const (
-	lockHeartbeat = 5 * time.Second
-	lockTTL       = time.Minute
+	lockHeartbeat  = 5 * time.Second
+	lockTTL        = time.Minute
+	contendTimeout = 30 * time.Second
 )
 
 func newMigrationLock(lost context.CancelCauseFunc, log *slog.Logger) *migrationLock {
@@ -76,15 +79,19 @@ func (l *migrationLock) Lock(ctx context.Context, db *sql.DB) error {
 	pause := l.heartbeat / 10 // doubled after each try, up to a heartbeat
 	var logged time.Time
 	for {
-		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+l.table()+" (at DateTime) ENGINE = Log"); err != nil {
-			return fmt.Errorf("clickhouse: create migration lock: %w", err)
-		}
-		holders, err := l.contend(ctx, db)
-		if err == nil && len(holders) == 0 {
+		// Not cancelled half-way: a CREATE cancelled on the client may still be carried out by
+		// the server after this process's DROP, leaving a table others would wait a ttl for.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), contendTimeout)
+		holders, err := l.contend(cctx, db)
+		cancel()
+		if err == nil && len(holders) == 0 && ctx.Err() == nil {
 			l.startHeartbeat(db)
 			return nil
 		}
-		// Not holding it: withdraw (also when ctx ended), so others need not wait for the ttl.
+		if err == nil {
+			err = ctx.Err()
+		}
+		// Not holding it: withdraw, so others need not wait for the ttl.
 		if _, derr := db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+l.table()); derr != nil && err == nil {
 			err = fmt.Errorf("clickhouse: drop migration lock: %w", derr)
 		}
@@ -104,9 +111,12 @@ func (l *migrationLock) Lock(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// contend writes the first heartbeat into this process's lock table, then returns the other
+// contend creates this process's lock table with its first heartbeat, then returns the other
 // live lock tables.
 func (l *migrationLock) contend(ctx context.Context, db *sql.DB) ([]string, error) {
+	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+l.table()+" (at DateTime) ENGINE = Log"); err != nil {
+		return nil, fmt.Errorf("clickhouse: create migration lock: %w", err)
+	}
 	if err := l.beat(ctx, db); err != nil {
 		return nil, fmt.Errorf("clickhouse: migration lock heartbeat: %w", err)
 	}
@@ -116,7 +126,7 @@ func (l *migrationLock) contend(ctx context.Context, db *sql.DB) ([]string, erro
 // holders lists the other live lock tables, dropping those whose process died.
 func (l *migrationLock) holders(ctx context.Context, db *sql.DB) ([]string, error) {
 	tables, err := l.others(ctx, db)
-	if isGone(err) {
+	if isGone(err) || isMetadataGone(err) {
 		// Reading a table's metadata_modification_time fails while another process drops it:
 		// this process cannot tell whether it is alone, and tries again later.
 		return []string{"a lock table being dropped"}, nil
@@ -236,4 +246,12 @@ func (l *migrationLock) Unlock(ctx context.Context, db *sql.DB) error {
 func isGone(err error) bool {
 	var ex *ch.Exception
 	return errors.As(err, &ex) && (ex.Code == 60 || ex.Code == 218)
+}
+
+// isMetadataGone reports the error 18.16 gives when a table's metadata file vanishes while
+// system.tables reads it (a POCO exception, code 1000: "File not found: …/metadata/….sql").
+func isMetadataGone(err error) bool {
+	var ex *ch.Exception
+	return errors.As(err, &ex) && ex.Code == 1000 && strings.Contains(ex.Message, "File not found") &&
+		strings.Contains(ex.Message, lockTablePrefix)
 }

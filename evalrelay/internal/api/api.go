@@ -32,6 +32,10 @@ type Config struct {
 	CORSOrigins string
 	// NoPatches streams every change as the whole ruleset (put), even to SDKs asking for patches.
 	NoPatches bool
+	// CaughtUp reports whether the relay has read the ruleset topic to its end; until then an
+	// unknown key may belong to an environment not read yet, so it gets 503 instead of 401
+	// (which SDKs take as final). Nil means always caught up.
+	CaughtUp func() bool
 }
 
 // API holds the handlers.
@@ -139,6 +143,10 @@ func (a *API) auth(need ruleset.KeyKind) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		key, ok := a.store.Authenticate(sdkKey(c))
 		if !ok {
+			if a.cfg.CaughtUp != nil && !a.cfg.CaughtUp() {
+				c.Set(fiber.HeaderRetryAfter, "1")
+				return errs.Unavailable(nil, "the relay is still reading rulesets; retry shortly")
+			}
 			return errs.Unauthenticated("unknown SDK key")
 		}
 		if need != "" && key.Kind != need {

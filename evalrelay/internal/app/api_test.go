@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
-	"github.com/switchyard-io/switchyard/platform/testenv"
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
 
@@ -382,6 +381,10 @@ func TestBootsFromDiskWhenKafkaIsDown(t *testing.T) {
 	if got, _ := readPut(t, sse); got.Version != 4 {
 		t.Fatal(fmt.Sprint("stream from disk: ", got.Version))
 	}
+	// A key the disk cache does not know may be of an environment created since: 503, retry.
+	if resp, _ := get(t, "GET", second.base+"/sdk/v1/ruleset", "sdk-srv-test-env2", ""); resp.StatusCode != 503 {
+		t.Fatalf("an unknown key while the topic cannot be read: %d", resp.StatusCode)
+	}
 }
 
 func grepLines(text, prefix string) string {
@@ -408,13 +411,10 @@ func TestForgetsEnvironmentsTheTopicNoLongerHas(t *testing.T) {
 	first.stop()
 	server1, _ := relaytest.Keys("env1")
 	server2, _ := relaytest.Keys("env2")
-	caughtUp := func(r *relay) {
-		testenv.Eventually(t, 30*time.Second, "the relay to catch up with the topic", r.app.Feed.CaughtUp)
-	}
 
 	empty, _ := topic(t)
 	second := startRelay(t, testConfig(t, empty, dir))
-	caughtUp(second)
+	second.waitCaughtUp(t)
 	for _, key := range []string{server1, server2} {
 		if resp, _ := get(t, "GET", second.base+"/sdk/v1/ruleset", key, ""); resp.StatusCode != 200 {
 			t.Fatalf("an empty topic made the relay drop its disk cache: %d", resp.StatusCode)
@@ -426,7 +426,7 @@ func TestForgetsEnvironmentsTheTopicNoLongerHas(t *testing.T) {
 	compacted, prod2 := topic(t)
 	produceRuleset(t, prod2, relaytest.Ruleset("env1", 2, true))
 	third := startRelay(t, testConfig(t, compacted, dir))
-	caughtUp(third)
+	third.waitCaughtUp(t)
 	third.waitVersion(t, "env1", 2)
 	if third.app.Store.Get("env2") != nil {
 		t.Fatal("env2 is still served after the relay read a topic without it")
@@ -484,5 +484,90 @@ func TestStreamFramingAndItsEnd(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		t.Fatalf("the HTTP/1.0 stream did not end cleanly: %v", err)
+	}
+}
+
+// TestRevokedKeyEndsItsStreams: a key removed by a new ruleset (revoked, rotated out) stops
+// receiving rulesets on the streams it opened before — the stream ends before the ruleset that
+// revokes it is sent — and a key that expires ends its streams at the next heartbeat.
+func TestRevokedKeyEndsItsStreams(t *testing.T) {
+	r, prod := relayServing(t, 1, true)
+	server, client := relaytest.Keys("env1")
+	_, kept := openStream(t, r.base, server)
+	if rs, _ := readPut(t, kept); rs.Version != 1 {
+		t.Fatalf("first put: version %d", rs.Version)
+	}
+
+	// Version 2 keeps the client key and rotates the server key out for a new one.
+	rotated := relaytest.Ruleset("env1", 2, false)
+	rotated.SDKKeys = []ruleset.SDKKey{{Hash: relaytest.Hash("sdk-srv-rotated"), Kind: ruleset.KeyServer}, {Hash: relaytest.Hash(client), Kind: ruleset.KeyClient}}
+	produceRuleset(t, prod, rotated)
+	r.waitVersion(t, "env1", 2)
+	rest := readToEnd(t, kept, "the revoked key's stream")
+	if bytes.Contains(rest, []byte(`"version":2`)) {
+		t.Fatal("the revoked key's stream was sent the ruleset that revoked it")
+	}
+	if resp, _ := get(t, "GET", r.base+"/sdk/v1/ruleset", server, ""); resp.StatusCode != 401 {
+		t.Fatalf("the revoked key: %d", resp.StatusCode)
+	}
+
+	// The new key expires two seconds from now; its stream ends at a heartbeat after that.
+	expires := time.Now().Add(2 * time.Second)
+	expiring := relaytest.Ruleset("env1", 3, true)
+	expiring.SDKKeys = []ruleset.SDKKey{{Hash: relaytest.Hash("sdk-srv-rotated"), Kind: ruleset.KeyServer, ExpiresAt: &expires}}
+	produceRuleset(t, prod, expiring)
+	r.waitVersion(t, "env1", 3)
+	_, sse := openStream(t, r.base, "sdk-srv-rotated")
+	if rs, _ := readPut(t, sse); rs.Version != 3 {
+		t.Fatalf("the new key's first put: version %d", rs.Version)
+	}
+	readToEnd(t, sse, "the expired key's stream")
+	if !time.Now().After(expires) {
+		t.Fatal("the stream ended before its key expired")
+	}
+}
+
+// readToEnd reads a stream until it ends cleanly, failing if it is still open after 20 s.
+func readToEnd(t testing.TB, r io.Reader, what string) []byte {
+	t.Helper()
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		done <- result{b, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			t.Fatalf("%s did not end cleanly: %v", what, res.err)
+		}
+		return res.b
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s is still open after 20 s", what)
+		return nil
+	}
+}
+
+// TestUnknownKeysWaitForTheTopic: until a relay has read the ruleset topic to its end, a key
+// it does not know may be of an environment it has not read yet, so it answers 503 with
+// Retry-After (SDKs retry) rather than 401 (SDKs give up); and it is not ready without a disk
+// cache.
+func TestUnknownKeysWaitForTheTopic(t *testing.T) {
+	name, _ := topic(t)
+	cfg := testConfig(t, name, t.TempDir())
+	cfg.KafkaBrokers = "127.0.0.1:1" // nothing listens there: the topic cannot be read
+	r := startRelay(t, cfg)
+	server, client := relaytest.Keys("env1")
+	for _, k := range []string{server, client} {
+		resp, body := get(t, "GET", r.base+"/sdk/v1/ruleset", k, "")
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || strings.Contains(string(body), "env1") {
+			t.Fatalf("key %q before the topic is read: %d %v %s", k, resp.StatusCode, resp.Header, body)
+		}
+	}
+	if resp, _ := get(t, "GET", r.base+"/readyz", "", ""); resp.StatusCode != 503 {
+		t.Fatalf("a relay with no rulesets and no disk cache is ready: %d", resp.StatusCode)
 	}
 }

@@ -104,10 +104,13 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 	f := feed.New(feed.Config{Brokers: kafka.SplitBrokers(cfg.KafkaBrokers), Topic: cfg.RulesetTopic}, store, log, reg)
 	checks := health.NewChecks()
 	checks.Add("rulesets", func(context.Context) error {
-		if f.CaughtUp() || len(store.Entries()) > 0 {
+		// Ready once the topic is read to its end, or at once with a disk cache (stale until
+		// then): a relay that has read only part of the topic would turn away keys of the
+		// environments it has not read yet.
+		if n > 0 || f.CaughtUp() {
 			return nil
 		}
-		return errors.New("no rulesets yet: Kafka not read and no disk cache")
+		return errors.New("no rulesets yet: the ruleset topic not read to its end and no disk cache")
 	})
 	web := httpapi.New(httpapi.Options{Service: "evalrelay", Logger: log, Registry: reg, AccessLog: cfg.AccessLog, BodyLimit: 1 << 20})
 	health.Mount(web, checks, reg)
@@ -115,7 +118,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 		web.Use(pprof.New())
 	}
 	api.Mount(web, api.Config{Heartbeat: cfg.Heartbeat, ServerRate: cfg.ServerRate, ClientRate: cfg.ClientRate, CORSOrigins: cfg.CORSOrigins,
-		NoPatches: cfg.NoPatches}, store, reg)
+		NoPatches: cfg.NoPatches, CaughtUp: f.CaughtUp}, store, reg)
 	return &App{Config: cfg, Log: log, Store: store, Feed: f, HTTP: web}, nil
 }
 

@@ -83,6 +83,7 @@ func relayServing(t testing.TB, version int64, on bool) (*relay, *kgo.Client) {
 	produceRuleset(t, prod, relaytest.Ruleset("env1", version, on))
 	r := startRelay(t, testConfig(t, name, t.TempDir()))
 	r.waitVersion(t, "env1", version)
+	r.waitCaughtUp(t)
 	return r, prod
 }
 
@@ -146,6 +147,13 @@ func (r *relay) waitVersion(t testing.TB, env string, v int64) {
 		e := r.app.Store.Get(env)
 		return e != nil && e.Version == v
 	})
+}
+
+// waitCaughtUp polls until the relay has read its topic to the end (before that, unknown keys
+// get 503 instead of 401).
+func (r *relay) waitCaughtUp(t testing.TB) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "the relay to catch up with the topic", r.app.Feed.CaughtUp)
 }
 
 func testLogOutput() io.Writer {

@@ -12,7 +12,9 @@ import (
 // heartbeat between them. Each stream writes from its own goroutine and takes only the newest
 // waiting ruleset, so a slow reader falls behind alone. An SDK that asks for patches (?patch=1)
 // gets, for a new version that directly follows the one it was sent, only the flags and
-// segments that changed.
+// segments that changed. A stream ends when its key stops being valid — revoked or rotated out
+// by a new ruleset (checked before sending it), or expired (checked at each heartbeat) — so the
+// SDK's reconnection gets 401 like any new request.
 func (a *API) stream(c *fiber.Ctx) error {
 	key := keyOf(c)
 	patches := c.Query("patch") == "1" && !a.cfg.NoPatches
@@ -61,6 +63,10 @@ func (a *API) stream(c *fiber.Ctx) error {
 				_ = w.end()
 				return
 			case <-sub.Wake():
+				if !store.Valid(key) {
+					_ = w.end() // revoked or expired: the SDK's reconnection gets 401
+					return
+				}
 				if e := sub.Take(); e != nil && e.Version > sent {
 					prefix, data, count := putPrefix, e.JSON, m.puts
 					if patches && e.Patch != nil && e.PatchBase == sent {
@@ -74,6 +80,10 @@ func (a *API) stream(c *fiber.Ctx) error {
 					sent = e.Version
 				}
 			case <-tick.C:
+				if !store.Valid(key) {
+					_ = w.end()
+					return
+				}
 				if w.event(nil, pingComment) != nil {
 					return
 				}

@@ -49,6 +49,7 @@ type Entry struct {
 type Key struct {
 	Entry *Entry
 	Kind  ruleset.KeyKind
+	hash  [sha256.Size]byte
 }
 
 type keyGrant struct {
@@ -380,7 +381,17 @@ func (s *Store) Authenticate(key string) (Key, bool) {
 	if e == nil {
 		return Key{}, false
 	}
-	return Key{Entry: e, Kind: g.kind}, true
+	return Key{Entry: e, Kind: g.kind, hash: h}, true
+}
+
+// Valid reports whether a key authenticated earlier still grants what it granted then: the
+// newest rulesets still list it for the same environment and kind, and it has not expired.
+// Open streams check it, so a revoked or rotated-out key stops receiving rulesets with the
+// ruleset that revokes it.
+func (s *Store) Valid(k Key) bool {
+	g, ok := s.snap.Load().keys[k.hash]
+	return ok && k.Entry != nil && g.env == k.Entry.EnvID && g.kind == k.Kind &&
+		(g.expiresAt == nil || s.now().Before(*g.expiresAt))
 }
 
 // Get returns an environment's current entry.

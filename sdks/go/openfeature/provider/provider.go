@@ -131,7 +131,7 @@ func (p *Provider) FloatEvaluation(_ context.Context, flag string, defaultValue 
 // value gives TYPE_MISMATCH and the default.
 func (p *Provider) IntEvaluation(_ context.Context, flag string, defaultValue int64, flat openfeature.FlattenedContext) openfeature.IntResolutionDetail {
 	d := p.client.NumberDetail(toContext(flat), flag, float64(defaultValue))
-	if d.Variation != "" && (d.Value != math.Trunc(d.Value) || math.Abs(d.Value) > 1<<63) {
+	if d.Variation != "" && (d.Value != math.Trunc(d.Value) || d.Value >= 1<<63 || d.Value < -(1<<63)) {
 		return openfeature.IntResolutionDetail{Value: defaultValue, ProviderResolutionDetail: openfeature.ProviderResolutionDetail{
 			ResolutionError: openfeature.NewTypeMismatchResolutionError("the served value is not an integer"),
 			Reason:          openfeature.ErrorReason,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -46,8 +47,10 @@ func setup(t *testing.T, opts ...provider.Option) (*openfeature.Client, *switchy
 		Rules: []ruleset.Rule{{Clauses: []ruleset.Clause{{ContextKind: "device", Attribute: "os", Op: ruleset.OpIn, Values: []any{"ios"}}},
 			Serve: ruleset.Serve{Variation: "v0"}}},
 		Fallthrough: ruleset.Serve{Variation: "v1"}})
-	td.SetFlag(ruleset.Flag{Key: "limit", Kind: ruleset.KindNumber, On: true, Variations: variations("25", "2.5"), Fallthrough: ruleset.Serve{Variation: "v0"},
-		Rules: []ruleset.Rule{{Clauses: []ruleset.Clause{{Attribute: "fractional", Op: ruleset.OpIn, Values: []any{true}}}, Serve: ruleset.Serve{Variation: "v1"}}}})
+	td.SetFlag(ruleset.Flag{Key: "limit", Kind: ruleset.KindNumber, On: true, Variations: variations("25", "2.5", "9223372036854775808", "-9223372036854775808"), Fallthrough: ruleset.Serve{Variation: "v0"},
+		Rules: []ruleset.Rule{{Clauses: []ruleset.Clause{{Attribute: "fractional", Op: ruleset.OpIn, Values: []any{true}}}, Serve: ruleset.Serve{Variation: "v1"}},
+			{Clauses: []ruleset.Clause{{Attribute: "huge", Op: ruleset.OpIn, Values: []any{true}}}, Serve: ruleset.Serve{Variation: "v2"}},
+			{Clauses: []ruleset.Clause{{Attribute: "lowest", Op: ruleset.OpIn, Values: []any{true}}}, Serve: ruleset.Serve{Variation: "v3"}}}})
 	td.SetFlag(ruleset.Flag{Key: "config", Kind: ruleset.KindJSON, On: true, Variations: variations(`{"retries":3}`, `[1]`), Fallthrough: ruleset.Serve{Variation: "v0"}})
 	td.SetFlag(ruleset.Flag{Key: "launch", Kind: ruleset.KindBoolean, On: true, Variations: variations("true", "false"),
 		Rules: []ruleset.Rule{{Clauses: []ruleset.Clause{{Attribute: "signup", Op: ruleset.OpAfter, Values: []any{"2024-01-01T00:00:00Z"}}},
@@ -112,6 +115,15 @@ func TestEvaluationThroughOpenFeature(t *testing.T) {
 	fractional := openfeature.NewEvaluationContext("bob", map[string]any{"fractional": true})
 	if v, err := of.IntValue(ctx, "limit", 7, fractional); v != 7 || err == nil {
 		t.Errorf("fractional value as int: %v, %v; want the default and an error", v, err)
+	}
+	// 2^63 does not fit an int64 (converting it would wrap); -2^63 does.
+	huge := openfeature.NewEvaluationContext("bob", map[string]any{"huge": true})
+	if v, err := of.IntValue(ctx, "limit", 7, huge); v != 7 || err == nil {
+		t.Errorf("2^63 as int: %v, %v; want the default and an error", v, err)
+	}
+	lowest := openfeature.NewEvaluationContext("bob", map[string]any{"lowest": true})
+	if v, err := of.IntValue(ctx, "limit", 7, lowest); v != math.MinInt64 || err != nil {
+		t.Errorf("-2^63 as int: %v, %v", v, err)
 	}
 	obj, err := of.ObjectValue(ctx, "config", nil, us)
 	if m, ok := obj.(map[string]any); !ok || m["retries"] != 3.0 || err != nil {

@@ -132,8 +132,8 @@ func sdkKey(c *fiber.Ctx) string {
 	if h == "" {
 		return c.Get("X-API-Key")
 	}
-	if k, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return strings.TrimSpace(k)
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") { // the scheme is case-insensitive
+		return strings.TrimSpace(h[7:])
 	}
 	return strings.TrimSpace(h)
 }

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
@@ -42,7 +44,7 @@ func (a *API) evaluate(c *fiber.Ctx) error {
 	key := keyOf(c)
 	var req evaluateRequest
 	if err := gojson.Unmarshal(c.Body(), &req); err != nil {
-		return errs.Malformed("", "body must be {\"context\": {...}, \"flags\": [...]}: %v", err)
+		return bodyError(c.Body(), err)
 	}
 	if len(req.Context) == 0 || string(req.Context) == "null" {
 		return errs.Malformed("context", "is required")
@@ -86,6 +88,18 @@ func (a *API) evaluate(c *fiber.Ctx) error {
 	buf = append(buf, '}')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(buf)
+}
+
+// bodyError explains a remote-evaluation body that did not decode. goccy's errors do not
+// always name the field, so on this (rare) path encoding/json decodes it again to find it.
+func bodyError(body []byte, err error) error {
+	var te *json.UnmarshalTypeError
+	if e := json.Unmarshal(body, new(evaluateRequest)); errors.As(e, &te) && te.Field != "" {
+		field, _, _ := strings.Cut(te.Field, ".")
+		want := map[string]string{"flags": "a list of flag keys", "context": "an object"}[field]
+		return errs.Malformed(field, "must be %s, not a JSON %s", cmp.Or(want, te.Type.String()), te.Value)
+	}
+	return errs.Malformed("", "body must be {\"context\": {...}, \"flags\": [...]}: %v", err)
 }
 
 // appendResult appends r as the JSON object flagResult describes. The value is the
@@ -164,7 +178,9 @@ type ofrepFailure struct {
 
 // ofrepContext turns an OpenFeature evaluation context into a Switchyard context: the
 // targetingKey is the key, "kind" (default user) the context kind, every other attribute an
-// attribute. A context with kind "multi" is passed through as a Switchyard multi context.
+// attribute. A context of kind "multi" is made of its object members, one context kind each
+// (their targetingKey or key is the key); its own scalar members — the targetingKey OpenFeature
+// SDKs set at the top level — have no kind and are left out, as the Go provider does.
 func ofrepContext(in map[string]json.RawMessage) (evaluation.Context, error) {
 	if in == nil {
 		return evaluation.Context{}, errors.New("context is required")
@@ -175,10 +191,29 @@ func ofrepContext(in map[string]json.RawMessage) (evaluation.Context, error) {
 			return evaluation.Context{}, errors.New("kind must be a string")
 		}
 	}
+	var out map[string]json.RawMessage
 	if kind == "multi" {
-		raw, _ := json.Marshal(in)
-		return evaluation.ParseContext(raw)
+		out = map[string]json.RawMessage{"kind": json.RawMessage(`"multi"`)}
+		for name, v := range in {
+			var part map[string]json.RawMessage
+			if name == "kind" || json.Unmarshal(v, &part) != nil || part == nil {
+				continue
+			}
+			delete(part, "kind")
+			out[name], _ = json.Marshal(keyed(part))
+		}
+	} else {
+		out = keyed(in)
+		if kind == "" {
+			out["kind"] = json.RawMessage(`"user"`)
+		}
 	}
+	raw, _ := json.Marshal(out)
+	return evaluation.ParseContext(raw)
+}
+
+// keyed copies an OpenFeature context's members with its targetingKey (else key) as "key".
+func keyed(in map[string]json.RawMessage) map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, len(in)+1)
 	for k, v := range in {
 		switch k {
@@ -192,16 +227,12 @@ func ofrepContext(in map[string]json.RawMessage) (evaluation.Context, error) {
 			out[k] = v
 		}
 	}
-	if kind == "" {
-		out["kind"] = json.RawMessage(`"user"`)
-	}
-	raw, _ := json.Marshal(out)
-	return evaluation.ParseContext(raw)
+	return out
 }
 
 func (a *API) ofrepEvaluate(e *rulesets.Entry, flag string, ctx evaluation.Context, clientOnly bool) (any, int) {
 	if !visible(e.Compiled, flag, clientOnly) {
-		return ofrepFailure{Key: flag, ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: fmt.Sprintf("flag %q not found", flag)}, fiber.StatusNotFound
+		return notFound(flag), fiber.StatusNotFound
 	}
 	r := e.Compiled.Evaluate(flag, ctx)
 	a.metrics.counted("ofrep", r.Reason).Inc()
@@ -228,9 +259,17 @@ func (a *API) ofrepEvaluate(e *rulesets.Entry, flag string, ctx evaluation.Conte
 	return out, fiber.StatusOK
 }
 
+func notFound(flag string) ofrepFailure {
+	return ofrepFailure{Key: flag, ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: fmt.Sprintf("flag %q not found", flag)}
+}
+
 func (a *API) ofrepOne(c *fiber.Ctx) error {
 	key := keyOf(c)
 	flag := c.Params("key")
+	clientOnly := key.Kind == ruleset.KeyClient
+	if !visible(key.Entry.Compiled, flag, clientOnly) { // FLAG_NOT_FOUND comes before context errors
+		return c.Status(fiber.StatusNotFound).JSON(notFound(flag))
+	}
 	var req ofrepRequest
 	if err := gojson.Unmarshal(c.Body(), &req); err != nil {
 		return c.Status(fiber.StatusBadRequest).JSON(ofrepFailure{Key: flag, ErrorCode: "INVALID_CONTEXT", ErrorDetails: "body must be {\"context\": {...}}"})
@@ -240,7 +279,7 @@ func (a *API) ofrepOne(c *fiber.Ctx) error {
 		code := contextErrorCode(err)
 		return c.Status(fiber.StatusBadRequest).JSON(ofrepFailure{Key: flag, ErrorCode: code, ErrorDetails: err.Error()})
 	}
-	body, status := a.ofrepEvaluate(key.Entry, flag, ctx, key.Kind == ruleset.KeyClient)
+	body, status := a.ofrepEvaluate(key.Entry, flag, ctx, clientOnly)
 	return c.Status(status).JSON(body)
 }
 

@@ -242,9 +242,10 @@ func TestRemoteEvaluationAndOFREP(t *testing.T) {
 	}{
 		{`{"flags":["limit"]}`, 400, "context"}, {`{"context":null}`, 400, "context"}, {`{"context":5,"flags":[]}`, 422, "context"},
 		{`{"context":["u1"]}`, 422, "context"}, {`{"context":{"key":"u1"},"flags":"limit"}`, 400, "flags"},
+		{`{"context":{"key":"u1"},"flags":[1]}`, 400, "flags"},
 	} {
 		resp, body := get(t, "POST", r.base+"/sdk/v1/evaluate", client, c.body)
-		if resp.StatusCode != c.status || !strings.Contains(string(body), c.field) {
+		if resp.StatusCode != c.status || !strings.Contains(string(body), `"field":"`+c.field+`"`) {
 			t.Fatalf("%s: %d %s, want %d naming %s", c.body, resp.StatusCode, body, c.status, c.field)
 		}
 	}
@@ -265,6 +266,20 @@ func TestRemoteEvaluationAndOFREP(t *testing.T) {
 	json.Unmarshal(body, &one)
 	if resp.StatusCode != 400 || one["errorCode"] != "TARGETING_KEY_MISSING" {
 		t.Fatalf("OFREP no targeting key: %d %s", resp.StatusCode, body)
+	}
+	// A flag that does not exist is not found whatever the context (EVALUATION.md's precedence).
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/ghost", server, `{"context":{}}`)
+	json.Unmarshal(body, &one)
+	if resp.StatusCode != 404 || one["errorCode"] != "FLAG_NOT_FOUND" {
+		t.Fatalf("OFREP unknown flag, empty context: %d %s", resp.StatusCode, body)
+	}
+	// A multi context as OpenFeature SDKs send it: the targeting key also at the top level, and
+	// each kind's key as its targetingKey. The scheme "bearer" in any case.
+	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/banner", "bearer "+server,
+		`{"context":{"kind":"multi","targetingKey":"u1","user":{"targetingKey":"u1","plan":"beta"},"device":{"targetingKey":"d1"}}}`)
+	json.Unmarshal(body, &one)
+	if resp.StatusCode != 200 || one["reason"] != "TARGETING_MATCH" || one["value"] != true {
+		t.Fatalf("OFREP multi context: %d %s", resp.StatusCode, body)
 	}
 	// OFREP bulk with ETag.
 	resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", client, `{"context":{"targetingKey":"u2"}}`)

@@ -79,20 +79,32 @@ type Metric struct {
 	Winsorize      Winsorize      `json:"winsorize"`
 	Direction      string         `json:"direction"`
 	MinSampleSize  int            `json:"min_sample_size"`
-	CUPEDPreperiod Duration       `json:"cuped_preperiod"`
+	CUPEDPreperiod *Duration      `json:"cuped_preperiod"` // before first exposure; nil on input: the default; 0: off
 	Version        int64          `json:"version"`
 	Archived       bool           `json:"archived"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 }
 
-// MetricDefaults fills what a new metric leaves out.
+// DefaultCUPEDPreperiod is the CUPED pre-period of a metric (other than a ratio) that does
+// not set one: the 7 days before each context's first exposure.
+const DefaultCUPEDPreperiod = Duration(7 * 24 * time.Hour)
+
+// MetricDefaults fills what a new metric (or a new version of one) leaves out. A ratio gets
+// no window (its numerator's and denominator's apply) and no CUPED (not available for ratios).
 func MetricDefaults(m *Metric) {
 	if m.Name == "" {
 		m.Name = m.Key
 	}
-	if m.Window == (MetricWindow{}) {
+	if m.Window == (MetricWindow{}) && m.Kind != MetricRatio {
 		m.Window.End = Duration(7 * 24 * time.Hour)
+	}
+	if m.CUPEDPreperiod == nil {
+		d := DefaultCUPEDPreperiod
+		if m.Kind == MetricRatio {
+			d = 0
+		}
+		m.CUPEDPreperiod = &d
 	}
 	if m.Winsorize.Type == "" {
 		m.Winsorize.Type = "none"
@@ -143,10 +155,18 @@ func ValidateMetric(m *Metric) error {
 		if m.Numerator == m.Key || m.Denominator == m.Key {
 			return errs.Invalid("numerator", "a ratio cannot refer to itself")
 		}
+		// The stats service computes a ratio from its parts' own definitions: a window or
+		// filters here would be accepted and silently ignored.
+		if m.Window != (MetricWindow{}) {
+			return errs.Invalid("window", "a ratio metric has no window of its own; the numerator's and denominator's windows apply, so set it on those metrics")
+		}
+		if len(m.Filters) > 0 {
+			return errs.Invalid("filters", "a ratio metric has no filters of its own; the numerator's and denominator's filters apply, so set them on those metrics")
+		}
 	default:
 		return errs.Invalid("kind", "must be proportion, mean, sum, count or ratio")
 	}
-	if m.Window.Start < 0 || m.Window.End <= m.Window.Start || m.Window.End.Std() > maxWindow {
+	if m.Kind != MetricRatio && (m.Window.Start < 0 || m.Window.End <= m.Window.Start || m.Window.End.Std() > maxWindow) {
 		return errs.Invalid("window", "needs 0 <= start < end <= 90 days (e.g. {\"start\":\"0s\",\"end\":\"168h\"})")
 	}
 	for i, f := range m.Filters {
@@ -207,10 +227,14 @@ func ValidateMetric(m *Metric) error {
 	if m.MinSampleSize < 0 || m.MinSampleSize > 100_000_000 {
 		return errs.Invalid("min_sample_size", "must be between 0 and 100000000")
 	}
-	if m.CUPEDPreperiod < 0 || m.CUPEDPreperiod.Std() > maxWindow {
+	cuped := Duration(0)
+	if m.CUPEDPreperiod != nil {
+		cuped = *m.CUPEDPreperiod
+	}
+	if cuped < 0 || cuped.Std() > maxWindow {
 		return errs.Invalid("cuped_preperiod", "must be between 0s (off) and 90 days")
 	}
-	if m.Kind == MetricRatio && m.CUPEDPreperiod != 0 {
+	if m.Kind == MetricRatio && cuped != 0 {
 		return errs.Invalid("cuped_preperiod", "CUPED is not available for ratio metrics; use 0s")
 	}
 	return nil
@@ -256,6 +280,9 @@ type Decision struct {
 	Rationale string    `json:"rationale"`
 	DecidedBy string    `json:"decided_by"`
 	DecidedAt time.Time `json:"decided_at"`
+	// FlagUnchanged says why a ship or rollback did not change the flag: its fallthrough no
+	// longer served this experiment's rollout (another experiment's, or a later edit).
+	FlagUnchanged string `json:"flag_unchanged,omitempty"`
 }
 
 // Experiment is an experiment on a flag in an environment.

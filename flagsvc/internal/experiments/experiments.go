@@ -138,6 +138,15 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey string,
 		if x.Salt == "" {
 			x.Salt = x.Key + "-" + tokens.RandomString(6)
 		}
+		// Bucketing hashes salt + "." + context key, without the flag: two experiments with one
+		// salt, on any flags, would split the same contexts the same way.
+		other, err := tx.ExperimentWithSalt(ctx, sc.project.ID, x.Salt)
+		if err != nil {
+			return err
+		}
+		if other != "" {
+			return errs.Conflict("salt", "experiment %q already uses salt %q; experiments sharing a salt assign the same contexts alike, so choose another salt (or omit it for a random one)", other, x.Salt)
+		}
 		if out, err = tx.InsertExperiment(ctx, sc.project.ID, sc.env.ID, sc.flag.ID, &x); err != nil {
 			return err
 		}
@@ -264,8 +273,11 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 				field = "context_kind"
 			case in.Analysis != nil:
 				field = "analysis"
-			case in.Metrics != nil && (!slices.Equal(in.Metrics.Primary, x.Metrics.Primary) || len(in.Metrics.Guardrails) != len(x.Metrics.Guardrails)):
-				field = "metrics"
+			case in.Metrics != nil && !slices.Equal(in.Metrics.Primary, x.Metrics.Primary):
+				field = "metrics.primary"
+			case in.Metrics != nil && !sameGuardrails(in.Metrics.Guardrails, x.Metrics.Guardrails):
+				// The guardrails monitor enforces the rows made at start; they are not edited.
+				field = "metrics.guardrails"
 			}
 			if field != "" {
 				return errs.PreconditionFailed(field, "cannot change %s once the experiment has started", field)
@@ -319,6 +331,17 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "experiment.update", resource(&out, sc), before, out, ""))
 	})
 	return out, err
+}
+
+// sameGuardrails reports whether an update's guardrails equal the current ones, the default
+// action filled in as ExperimentDefaults would.
+func sameGuardrails(in, cur []domain.GuardrailInput) bool {
+	return slices.EqualFunc(in, cur, func(a, b domain.GuardrailInput) bool {
+		if a.Action == "" {
+			a.Action = "alert"
+		}
+		return a == b
+	})
 }
 
 // Delete deletes a draft.
@@ -420,6 +443,10 @@ type ConcludeInput struct {
 
 // Conclude records the decision; ship serves the chosen variation to everyone, rollback the
 // control (flag changes, audited); inconclusive leaves the flag as it is. Guardrails end.
+// Ship and rollback replace the flag's fallthrough only while it still serves this
+// experiment's rollout: a stopped experiment's flag may carry another experiment by then, and
+// ending that one's split would be a silent side effect. Otherwise the decision is recorded,
+// the flag is left alone and Decision.FlagUnchanged says why.
 func (s *Service) Conclude(ctx context.Context, c audit.Caller, projectKey, key string, in ConcludeInput) (domain.Experiment, error) {
 	var out domain.Experiment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -452,11 +479,16 @@ func (s *Service) Conclude(ctx context.Context, c audit.Caller, projectKey, key 
 		if len(in.Rationale) > domain.MaxDescriptionLength {
 			return errs.Invalid("rationale", "at most %d characters", domain.MaxDescriptionLength)
 		}
+		unchanged := ""
 		if serve != "" {
 			if _, err := flags.ChangeConfigTx(ctx, tx, c, projectKey, x.Flag, x.Environment, flags.ConfigChange{
 				Change: flags.ChangeExperiment, Comment: fmt.Sprintf("experiment %s concluded: %s %s", x.Key, in.Outcome, serve),
 				Edit: func(_ context.Context, _ *store.Tx, cfg *domain.FlagConfig, _ *domain.Flag, _ string) error {
-					cfg.Fallthrough = ruleset.Serve{Variation: serve}
+					// Only the experiment's own rollout is replaced: once stopped, another
+					// experiment may have started on the flag, or someone changed it since.
+					if unchanged = notOurRollout(cfg.Fallthrough, x.Key, serve, x.Flag, x.Environment); unchanged == "" {
+						cfg.Fallthrough = ruleset.Serve{Variation: serve}
+					}
 					return nil
 				}}); err != nil {
 				return err
@@ -471,11 +503,27 @@ func (s *Service) Conclude(ctx context.Context, c audit.Caller, projectKey, key 
 			x.StoppedAt = &now
 		}
 		x.Status, x.ConcludedAt = domain.ExperimentConcluded, &now
-		x.Decision = &domain.Decision{Outcome: in.Outcome, Variation: serve, Rationale: in.Rationale, DecidedBy: c.P.Actor.Name, DecidedAt: now}
+		x.Decision = &domain.Decision{Outcome: in.Outcome, Variation: serve, Rationale: in.Rationale, DecidedBy: c.P.Actor.Name, DecidedAt: now,
+			FlagUnchanged: unchanged}
 		if out, err = tx.SaveExperiment(ctx, &x); err != nil {
 			return err
 		}
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "experiment.conclude", resource(&out, sc), before, out, in.Rationale))
 	})
 	return out, err
+}
+
+// notOurRollout says why a decision serving serve must leave a flag's fallthrough alone, or ""
+// when the fallthrough is experiment key's rollout (or serves serve already).
+func notOurRollout(ft ruleset.Serve, key, serve, flag, env string) string {
+	switch {
+	case ft.Rollout != nil && ft.Rollout.ExperimentKey == key, ft.Rollout == nil && ft.Variation == serve:
+		return ""
+	case ft.Rollout != nil && ft.Rollout.ExperimentKey != "":
+		return fmt.Sprintf("flag %q in %s was left as it is: its fallthrough serves experiment %q's rollout now; change the flag yourself once that experiment ends", flag, env, ft.Rollout.ExperimentKey)
+	case ft.Rollout != nil:
+		return fmt.Sprintf("flag %q in %s was left as it is: its fallthrough was changed to another percentage rollout since the experiment ran", flag, env)
+	default:
+		return fmt.Sprintf("flag %q in %s was left as it is: its fallthrough was changed to serve %q since the experiment ran", flag, env, ft.Variation)
+	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -198,6 +199,23 @@ func (t *Tx) ExperimentByKey(ctx context.Context, projectID, key string, forUpda
 	}
 	x, err := scanExperiment(t.q().QueryRow(ctx, q, projectID, key))
 	return x, notFound(err, "experiment %q not found", key)
+}
+
+// ExperimentWithSalt returns the key of a project's experiment that uses salt ("" if none).
+// It first takes a transaction lock on the project and salt, so two transactions inserting
+// the same salt run one after the other and the second sees the first.
+func (t *Tx) ExperimentWithSalt(ctx context.Context, projectID, salt string) (string, error) {
+	if _, err := t.q().Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('experiment-salt/' || $1 || '/' || $2, 0))`,
+		projectID, salt); err != nil {
+		return "", err
+	}
+	var key string
+	err := t.q().QueryRow(ctx, `SELECT key FROM experiments WHERE project_id = $1 AND definition->>'salt' = $2 ORDER BY created_at LIMIT 1`,
+		projectID, salt).Scan(&key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return key, err
 }
 
 // ExperimentFilter selects experiments.

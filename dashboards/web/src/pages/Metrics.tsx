@@ -36,15 +36,18 @@ export function validateMetric(m: Metric, isNew: boolean): Record<string, string
   } else if (!m.event_key?.trim()) {
     e.event_key = 'the event key your code sends with track()';
   }
-  for (const [f, v] of [['window.start', m.window.start], ['window.end', m.window.end], ['cuped_preperiod', m.cuped_preperiod]] as const) {
-    if (parseDuration(v) === null) e[f] = 'a duration such as 0s, 24h or 168h';
+  // A ratio has no window, filters or CUPED of its own: its numerator's and denominator's apply.
+  if (m.kind !== 'ratio') {
+    for (const [f, v] of [['window.start', m.window.start], ['window.end', m.window.end], ['cuped_preperiod', m.cuped_preperiod]] as const) {
+      if (parseDuration(v) === null) e[f] = 'a duration such as 0s, 24h or 168h';
+    }
+    const s = parseDuration(m.window.start), en = parseDuration(m.window.end);
+    if (s !== null && en !== null && en <= s) e['window.end'] = 'must be after the window start';
   }
-  const s = parseDuration(m.window.start), en = parseDuration(m.window.end);
-  if (s !== null && en !== null && en <= s) e['window.end'] = 'must be after the window start';
   if (!Number.isInteger(m.min_sample_size) || m.min_sample_size < 0) e.min_sample_size = 'a whole number of users, 0 or more';
   if (m.winsorize.type === 'percentile' && !(m.winsorize.upper! > 0 && m.winsorize.upper! < 1)) e['winsorize.upper'] = 'a percentile between 0 and 1, e.g. 0.99';
   if (m.winsorize.type === 'absolute' && !(Number.isFinite(m.winsorize.upper))) e['winsorize.upper'] = 'the largest value a user counts with';
-  m.filters.forEach((f, i) => {
+  if (m.kind !== 'ratio') m.filters.forEach((f, i) => {
     if (!f.property.trim()) e[`filters[${i}].property`] = 'name the event property';
     if (!f.values.length) e[`filters[${i}].values`] = 'give at least one value';
   });
@@ -93,7 +96,7 @@ export default function Metrics({ project }: { project: string }) {
                   <td className="px-3 py-2">{m.kind}</td>
                   <td className="px-3 py-2">{m.kind === 'ratio' ? `${m.numerator} / ${m.denominator}` : <code>{m.event_key}</code>}</td>
                   <td className="px-3 py-2">{m.direction === 'increase' ? 'higher' : 'lower'}</td>
-                  <td className="px-3 py-2">{humanDuration(m.window.start)} → {humanDuration(m.window.end)} after exposure</td>
+                  <td className="px-3 py-2">{m.kind === 'ratio' ? 'its parts’ windows' : `${humanDuration(m.window.start)} → ${humanDuration(m.window.end)} after exposure`}</td>
                   <td className="px-3 py-2">{relativeTime(m.updated_at)}</td>
                   <td className="px-3 py-2 text-right">
                     <Button size="sm" onClick={() => setEditing(m)} aria-label={`Edit ${m.name}`}>Edit</Button>{' '}
@@ -125,7 +128,7 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
     mutationFn: () => {
       const body: Record<string, unknown> = { ...m };
       for (const k of ['version', 'archived', 'created_at', 'updated_at']) delete body[k];
-      if (m.kind === 'ratio') delete body.event_key;
+      if (m.kind === 'ratio') for (const k of ['event_key', 'window', 'filters', 'cuped_preperiod']) delete body[k];
       else { delete body.numerator; delete body.denominator; }
       return isNew
         ? api.post<Metric>(`/api/v1/projects/${enc(project)}/metrics`, body)
@@ -184,18 +187,20 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
             {(p) => <input {...p} value={m.event_key ?? ''} onChange={(e) => set({ event_key: e.target.value })} />}
           </Field></div>
         )}
+        {m.kind !== 'ratio' && <>
         <div data-field="window.start"><Field label="Counts events from (after first exposure)" error={err('window.start')} hint="e.g. 0s">
           {(p) => <input {...p} value={m.window.start} onChange={(e) => set({ window: { ...m.window, start: e.target.value } })} />}
         </Field></div>
         <div data-field="window.end"><Field label="until" error={err('window.end')} hint="e.g. 168h = 7 days">
           {(p) => <input {...p} value={m.window.end} onChange={(e) => set({ window: { ...m.window, end: e.target.value } })} />}
         </Field></div>
+        </>}
         <div data-field="min_sample_size"><Field label="Minimum users per variation" error={err('min_sample_size')} hint="Below it, results carry a warning">
           {(p) => <input {...p} type="number" min={0} value={m.min_sample_size} onChange={(e) => set({ min_sample_size: Number(e.target.value) })} />}
         </Field></div>
-        <div data-field="cuped_preperiod"><Field label="Variance reduction (CUPED) look-back" error={err('cuped_preperiod')} hint="0s turns it off">
+        {m.kind !== 'ratio' && <div data-field="cuped_preperiod"><Field label="Variance reduction (CUPED) look-back" error={err('cuped_preperiod')} hint="0s turns it off">
           {(p) => <input {...p} value={m.cuped_preperiod} onChange={(e) => set({ cuped_preperiod: e.target.value })} />}
-        </Field></div>
+        </Field></div>}
         <div data-field="winsorize.type"><Field label="Cap outliers" error={err('winsorize.type')}>
           {(p) => <select {...p} value={m.winsorize.type} onChange={(e) => set({ winsorize: { type: e.target.value as Metric['winsorize']['type'], upper: e.target.value === 'percentile' ? 0.99 : undefined } })}>
             <option value="none">no</option><option value="percentile">at a percentile</option><option value="absolute">at a value</option>
@@ -206,7 +211,7 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
             {(p) => <input {...p} type="number" step="any" value={m.winsorize.upper ?? ''} onChange={(e) => set({ winsorize: { ...m.winsorize, upper: e.target.value === '' ? undefined : Number(e.target.value) } })} />}
           </Field></div>
         )}
-        <fieldset className="space-y-2 sm:col-span-2">
+        {m.kind !== 'ratio' && <fieldset className="space-y-2 sm:col-span-2">
           <legend className="text-sm font-medium text-slate-800">Only events where</legend>
           {m.filters.map((f, i) => (
             <div key={i} className="grid grid-cols-[1fr_8rem_1fr_auto] items-start gap-2">
@@ -219,7 +224,7 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
             </div>
           ))}
           <Button size="sm" onClick={() => set({ filters: [...m.filters, { property: '', op: 'eq', values: [] }] })}>Add filter</Button>
-        </fieldset>
+        </fieldset>}
         <div className="sm:col-span-2"><ErrorBanner error={unplaced} /></div>
         <div className="flex justify-end gap-2 sm:col-span-2">
           <Button onClick={onClose}>Cancel</Button>

@@ -84,8 +84,10 @@ const (
 	maxProperties   = 50
 )
 
-// exposureKey identifies an exposure for deduplication.
-type exposureKey struct{ kind, key, flag, variation string }
+// exposureKey identifies an exposure for deduplication. The experiment is part of it: a
+// context served the same variation before an experiment started on the flag must still be
+// exposed to the experiment at once (its units are the exposures that carry its key).
+type exposureKey struct{ kind, key, flag, variation, experiment string }
 
 // eventProcessor queues events in a bounded ring buffer (dropping the oldest when full), counts
 // evaluations for summaries, deduplicates exposures, and flushes by size and interval.
@@ -157,7 +159,7 @@ func (p *eventProcessor) evaluated(ctx *Context, flagKey string, r *evaluation.R
 		return
 	}
 	kind, key := exposureUnit(ctx, r)
-	id := maphash.Comparable(p.seed, exposureKey{kind, key, flagKey, variation})
+	id := maphash.Comparable(p.seed, exposureKey{kind, key, flagKey, variation, r.ExperimentKey()})
 	if _, dup := p.seen[id]; dup {
 		p.deduped.Add(1)
 		return

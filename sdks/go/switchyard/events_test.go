@@ -54,6 +54,37 @@ func eventsClient(t *testing.T, collector *fakeCollector, events switchyard.Even
 
 var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
+// TestExposureToANewExperimentIsNotDeduplicated: a context served a variation before an
+// experiment started on the flag, and the same variation by the experiment's rollout after, is
+// exposed again at once, with the experiment's key (an experiment's units are the exposures
+// that carry its key; waiting out the dedup window would delay its control group only).
+func TestExposureToANewExperimentIsNotDeduplicated(t *testing.T) {
+	collector := newFakeCollector(t)
+	clock := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}
+	c, td := eventsClient(t, collector, switchyard.EventsConfig{DedupWindow: time.Hour}, clock.Now)
+	flag := ruleset.Flag{
+		Key: "checkout", Kind: ruleset.KindBoolean, Version: 1, On: true,
+		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
+		Fallthrough: ruleset.Serve{Variation: "off"},
+	}
+	td.SetFlag(flag)
+	c.Bool(alice, "checkout", false)
+	flag.Version = 2
+	flag.Fallthrough = ruleset.Serve{Rollout: &ruleset.Rollout{ExperimentKey: "checkout-q4",
+		Variations: []ruleset.WeightedVariation{{Variation: "off", Weight: 100000}, {Variation: "on", Weight: 0}}}}
+	td.SetFlag(flag)
+	c.Bool(alice, "checkout", false)
+	c.Bool(alice, "checkout", false) // the experiment's exposure is deduplicated like any other
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exposures := collector.received("exposure")
+	if len(exposures) != 2 || exposures[0]["experiment_key"] != nil || exposures[1]["experiment_key"] != "checkout-q4" ||
+		exposures[1]["variation_key"] != "off" {
+		t.Fatalf("exposures: %v", exposures)
+	}
+}
+
 func TestExposuresAreDeduplicated(t *testing.T) {
 	collector := newFakeCollector(t)
 	clock := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}

@@ -15,8 +15,10 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -42,7 +44,16 @@ type Provider struct {
 
 	mu           sync.Mutex
 	removeUpdate func()
+	// state: initializing until Init returns, then ready or failed; a failed provider turns
+	// ready (a PROVIDER_READY event) with the first ruleset that arrives after.
+	state atomic.Int32
 }
+
+const (
+	stateInitializing int32 = iota
+	stateReady
+	stateFailed
+)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -70,27 +81,54 @@ func (p *Provider) Metadata() openfeature.Metadata { return openfeature.Metadata
 func (p *Provider) Hooks() []openfeature.Hook { return nil }
 
 // Init waits for the client's first ruleset, then forwards ruleset updates as
-// PROVIDER_CONFIGURATION_CHANGED events.
+// PROVIDER_CONFIGURATION_CHANGED events. When the wait times out (the relay is slow or down),
+// the provider starts in ERROR and sends PROVIDER_READY when the first ruleset arrives later;
+// a rejected SDK key is a fatal initialization error.
 func (p *Provider) Init(openfeature.EvaluationContext) error {
+	p.mu.Lock()
+	if p.removeUpdate == nil {
+		p.removeUpdate = p.client.OnUpdate(p.forward)
+	}
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), p.initTimeout)
 	defer cancel()
-	if err := p.client.WaitForInitialization(ctx); err != nil {
-		return err
+	err := p.client.WaitForInitialization(ctx)
+	if err == nil {
+		p.state.Store(stateReady)
+		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.removeUpdate == nil {
-		p.removeUpdate = p.client.OnUpdate(func(u switchyard.Update) {
-			ev := openfeature.Event{ProviderName: Name, EventType: openfeature.ProviderConfigChange,
-				ProviderEventDetails: openfeature.ProviderEventDetails{Message: "ruleset updated", FlagChanges: u.ChangedFlags,
-					EventMetadata: map[string]any{"version": u.Version}}}
-			select {
-			case p.events <- ev:
-			default: // OpenFeature is not draining events: drop rather than block the SDK
-			}
-		})
+	p.state.Store(stateFailed)
+	// A ruleset that arrived between the timeout and here found the provider initializing.
+	if p.client.Initialized() && p.state.CompareAndSwap(stateFailed, stateReady) {
+		p.send(openfeature.ProviderReady, "first ruleset received", nil, 0)
 	}
-	return nil
+	if errors.Is(err, switchyard.ErrUnauthorized) {
+		return &openfeature.ProviderInitError{ErrorCode: openfeature.ProviderFatalCode, Message: err.Error()}
+	}
+	return err
+}
+
+// forward turns a ruleset update into an OpenFeature event.
+func (p *Provider) forward(u switchyard.Update) {
+	switch p.state.Load() {
+	case stateInitializing: // Init's own return makes the provider ready
+	case stateFailed:
+		if p.state.CompareAndSwap(stateFailed, stateReady) {
+			p.send(openfeature.ProviderReady, "first ruleset received", u.ChangedFlags, u.Version)
+		}
+	default:
+		p.send(openfeature.ProviderConfigChange, "ruleset updated", u.ChangedFlags, u.Version)
+	}
+}
+
+func (p *Provider) send(t openfeature.EventType, msg string, flags []string, version int64) {
+	ev := openfeature.Event{ProviderName: Name, EventType: t,
+		ProviderEventDetails: openfeature.ProviderEventDetails{Message: msg, FlagChanges: flags,
+			EventMetadata: map[string]any{"version": version}}}
+	select {
+	case p.events <- ev:
+	default: // OpenFeature is not draining events: drop rather than block the SDK
+	}
 }
 
 // Shutdown stops forwarding events, and closes the client if WithCloseOnShutdown was given.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,8 +205,52 @@ func TestInitWaitsForTheFirstRuleset(t *testing.T) {
 	defer client.Close()
 	err = openfeature.SetProviderAndWait(provider.New(client, provider.WithInitTimeout(2*time.Second)))
 	defer openfeature.Shutdown()
-	if err == nil || !errors.Is(err, switchyard.ErrUnauthorized) {
-		t.Errorf("SetProviderAndWait = %v, want the unauthorized error", err)
+	var initErr *openfeature.ProviderInitError
+	if !errors.As(err, &initErr) || initErr.ErrorCode != openfeature.ProviderFatalCode || !strings.Contains(initErr.Message, "SDK key rejected") {
+		t.Errorf("SetProviderAndWait = %#v, want a fatal initialization error for the rejected key", err)
+	}
+}
+
+// TestProviderTurnsReadyAfterASlowStart: when the first ruleset takes longer than the init
+// timeout, the provider starts in ERROR and turns READY when the ruleset arrives.
+func TestProviderTurnsReadyAfterASlowStart(t *testing.T) {
+	release := make(chan struct{})
+	rs, _ := json.Marshal(ruleset.Ruleset{SchemaVersion: 1, Environment: ruleset.Environment{ID: "env1"}, Version: 1,
+		Flags: []ruleset.Flag{{Key: "checkout", Kind: ruleset.KindBoolean, On: true, Variations: variations("true", "false"), Fallthrough: ruleset.Serve{Variation: "v0"}}}, Segments: []ruleset.Segment{}})
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+			w.Header().Set("ETag", `"env1-1"`)
+			w.Write(rs)
+		default:
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}
+	}))
+	defer relay.Close()
+	client, err := switchyard.New(switchyard.Config{SDKKey: "k", RelayURL: relay.URL, StartNonBlocking: true, Logger: quiet,
+		DataSource: switchyard.Polling{Interval: 20 * time.Millisecond}, Events: switchyard.EventsConfig{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := openfeature.SetProviderAndWait(provider.New(client, provider.WithInitTimeout(50*time.Millisecond))); err == nil {
+		t.Fatal("SetProviderAndWait succeeded before any ruleset")
+	}
+	defer openfeature.Shutdown()
+	of := openfeature.NewDefaultClient()
+	if of.State() != openfeature.ErrorState {
+		t.Fatalf("state before the ruleset: %v", of.State())
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for of.State() != openfeature.ReadyState {
+		if time.Now().After(deadline) {
+			t.Fatalf("state after the ruleset arrived: %v", of.State())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the provider's state, not waiting for time
+	}
+	if v, err := of.BooleanValue(context.Background(), "checkout", false, openfeature.NewEvaluationContext("bob", nil)); !v || err != nil {
+		t.Errorf("after turning ready: %v, %v", v, err)
 	}
 }
 

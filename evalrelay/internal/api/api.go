@@ -194,16 +194,62 @@ func (a *API) ruleset(c *fiber.Ctx) error {
 	e := keyOf(c).Entry
 	c.Set(fiber.HeaderETag, e.ETag)
 	c.Set(fiber.HeaderCacheControl, "no-cache")
-	if c.Get(fiber.HeaderIfNoneMatch) == e.ETag {
+	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), e.ETag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	if strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
+	if acceptsGzip(c.Get(fiber.HeaderAcceptEncoding)) {
 		c.Set(fiber.HeaderContentEncoding, "gzip")
-		c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
 		return c.Send(e.Gzip())
 	}
 	return c.Send(e.JSON)
+}
+
+// etagMatches applies If-None-Match (RFC 9110 13.1.2): a list of entity tags compared weakly
+// (W/ ignored), or "*".
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	if header == etag { // the polling SDK's case, without parsing
+		return true
+	}
+	for t := range strings.SplitSeq(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsGzip reports whether Accept-Encoding allows gzip (or *) with a non-zero quality.
+func acceptsGzip(header string) bool {
+	if header == "" {
+		return false
+	}
+	star := false
+	for part := range strings.SplitSeq(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		if coding != "gzip" && coding != "x-gzip" && coding != "*" {
+			continue
+		}
+		ok := true
+		for p := range strings.SplitSeq(params, ";") {
+			if k, v, found := strings.Cut(strings.TrimSpace(p), "="); found && strings.EqualFold(strings.TrimSpace(k), "q") {
+				q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				ok = err == nil && q > 0
+			}
+		}
+		if coding == "*" {
+			star = ok
+			continue
+		}
+		return ok // gzip named explicitly decides, whatever "*" says
+	}
+	return star
 }
 
 // rulesetCollector exports the version and age of every environment's ruleset at scrape time.

@@ -33,8 +33,16 @@ func TestRulesetPollingETagGzipAndAuth(t *testing.T) {
 		t.Fatalf("body: %v", err)
 	}
 	resp, body = get(t, "GET", r.base+"/sdk/v1/ruleset", "Bearer "+server, "", "If-None-Match", `"env1-3"`)
-	if resp.StatusCode != 304 || len(body) != 0 {
-		t.Fatalf("If-None-Match: %d", resp.StatusCode)
+	if resp.StatusCode != 304 || len(body) != 0 || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("If-None-Match: %d %v", resp.StatusCode, resp.Header)
+	}
+	// A cache in between may send a list and weak tags (RFC 9110): compared weakly.
+	if resp, _ = get(t, "GET", r.base+"/sdk/v1/ruleset", server, "", "If-None-Match", `"env1-2", W/"env1-3"`); resp.StatusCode != 304 {
+		t.Fatalf("If-None-Match with a list of weak tags: %d", resp.StatusCode)
+	}
+	if resp, _ = get(t, "GET", r.base+"/sdk/v1/ruleset", server, "", "Accept-Encoding", "gzip;q=0, identity"); resp.Header.Get("Content-Encoding") != "" ||
+		resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("gzip refused with q=0: %v", resp.Header)
 	}
 	resp, body = get(t, "GET", r.base+"/sdk/v1/ruleset", server, "", "Accept-Encoding", "gzip")
 	if resp.Header.Get("Content-Encoding") != "gzip" {
@@ -293,6 +301,10 @@ func TestRemoteEvaluationAndOFREP(t *testing.T) {
 	}
 	if resp, _ = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", client, `{"context":{"targetingKey":"u2"}}`, "If-None-Match", etag); resp.StatusCode != 304 {
 		t.Fatalf("OFREP bulk 304: %d", resp.StatusCode)
+	}
+	// A server key sees more flags for the same request: another ETag.
+	if resp, _ = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", server, `{"context":{"targetingKey":"u2"}}`, "If-None-Match", etag); resp.StatusCode != 200 {
+		t.Fatalf("OFREP bulk with a server key and the client key's ETag: %d", resp.StatusCode)
 	}
 	produceRuleset(t, prod, relaytest.Ruleset("env1", 2, false))
 	r.waitVersion(t, "env1", 2)

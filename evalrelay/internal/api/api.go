@@ -122,7 +122,8 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 	ofrep.Post("/evaluate/flags", browser, a.auth(""), a.ofrepAll)
 	ofrep.Options("/evaluate/flags/:key", browser)
 	ofrep.Options("/evaluate/flags", browser)
-	ofrep.Get("/configuration", a.auth(""), a.ofrepConfiguration)
+	ofrep.Get("/configuration", browser, a.auth(""), a.ofrepConfiguration)
+	ofrep.Options("/configuration", browser)
 	return a
 }
 

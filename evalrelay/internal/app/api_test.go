@@ -320,6 +320,11 @@ func TestRemoteEvaluationAndOFREP(t *testing.T) {
 	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
 		t.Fatalf("CORS preflight: %d %v", resp.StatusCode, resp.Header)
 	}
+	resp, _ = get(t, "OPTIONS", r.base+"/ofrep/v1/configuration", "", "", "Origin", "https://shop.example", "Access-Control-Request-Method", "GET",
+		"Access-Control-Request-Headers", "authorization")
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+		t.Fatalf("CORS preflight of the OFREP configuration: %d %v", resp.StatusCode, resp.Header)
+	}
 }
 
 type flagResultJSON struct {

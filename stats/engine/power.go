@@ -1,6 +1,9 @@
 package engine
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Power computes the power of a two-sided test to detect the request's relative effect and
 // the minimum detectable effect at its target power (STATS.md §9). Zero-valued Alpha,
@@ -54,34 +57,56 @@ func (req PowerRequest) validate() error {
 		return invalid("target_power", "must be greater than alpha and less than 1")
 	case req.Sequential != nil && !(req.Sequential.Tuning > 0 && finite(req.Sequential.Tuning)):
 		return invalid("sequential.tuning", "must be greater than 0")
+	case req.Weights != nil && len(req.Weights) != req.Variants:
+		return invalid("weights", "must have one weight per variant")
+	}
+	for _, w := range req.Weights {
+		if !(w > 0 && finite(w)) {
+			return invalid("weights", "must be positive numbers")
+		}
 	}
 	return nil
 }
 
-// plan holds what the power formula needs: se(e) = scale·sqrt(1 + (1+e)²).
+// arms returns the units of the control and of the smallest other arm.
+func (req PowerRequest) arms() (control, treatment float64) {
+	users := float64(req.Users)
+	if req.Weights == nil {
+		n := users / float64(req.Variants)
+		return n, n
+	}
+	total := 0.0
+	for _, w := range req.Weights {
+		total += w
+	}
+	return users * req.Weights[0] / total, users * slices.Min(req.Weights[1:]) / total
+}
+
+// plan holds what the power formula needs: se(e) = scale·sqrt(1 + ratio·(1+e)²).
 type plan struct {
-	scale float64 // σ/(|μ|·sqrt(n)) times the sequential widening
+	scale float64 // σ/(|μ|·sqrt(n_control)) times the sequential widening
+	ratio float64 // n_control / n_treatment: 1 for an even split
 	zStar float64
 }
 
 func newPlan(req PowerRequest) plan {
-	n := float64(req.Users) / float64(req.Variants)
+	nC, nT := req.arms()
 	zStar := zUpper(req.Alpha / 2)
-	scale := math.Sqrt(req.Variance / (req.Mean * req.Mean * n))
+	scale := math.Sqrt(req.Variance / (req.Mean * req.Mean * nC))
 	if req.Sequential != nil {
 		// A confidence sequence is wider than the fixed-horizon interval by the ratio of its
 		// half-width to z*·se at the planned sample size n₂ = nA + nB.
-		n2 := 2 * float64(req.Users) / float64(req.Variants)
+		n2 := nC + nT
 		rho := sequentialRho(req.Alpha, req.Sequential.Tuning)
 		scale *= math.Sqrt(n2) * sequentialFactor(n2, req.Alpha, rho) / zStar
 	}
-	return plan{scale: scale, zStar: zStar}
+	return plan{scale: scale, ratio: nC / nT, zStar: zStar}
 }
 
 // se is the standard error of the relative effect e: treatment mean μ(1+e) with the same
-// per-unit variance, so se² = σ²/(μ²n)·(1 + (1+e)²).
+// per-unit variance, so se² = σ²/μ²·(1/n_control + (1+e)²/n_treatment).
 func (p plan) se(e float64) float64 {
-	return p.scale * math.Sqrt(1+(1+e)*(1+e))
+	return p.scale * math.Sqrt(1+p.ratio*(1+e)*(1+e))
 }
 
 // power is 1 - Φ(z* - e/se) + Φ(-z* - e/se).
@@ -94,7 +119,7 @@ func (p plan) power(e float64) float64 {
 // 1/scale, so power is monotone in e > 0 and bisection finds the unique root; when even an
 // infinite effect cannot reach the target there is no MDE.
 func (p plan) mde(target float64) (float64, bool) {
-	limit := 1 / p.scale
+	limit := 1 / (p.scale * math.Sqrt(p.ratio))
 	if normSF(p.zStar-limit)+normCDF(-p.zStar-limit) <= target {
 		return 0, false
 	}

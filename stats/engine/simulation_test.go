@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -235,4 +236,41 @@ func TestSequentialPowerAtTheFinalLook(t *testing.T) {
 	contract, _ := Power(PowerRequest{Mean: mu, Variance: sigma2, Effect: &effect, Users: users, Variants: 2, Sequential: &Sequential{Tuning: tuning}})
 	t.Logf("exact final-look power %.3f, detection at any of %d peeks %.3f, STATS.md §9 approximation %.3f",
 		exact, batches, rate(anyHits, runs), *contract.Power)
+}
+
+// An uneven split (90/10) is detected as often as the power calculator predicts from its
+// weights; planned as if even it would promise far more power than the split has.
+func TestPowerCalculatorPlansAnUnevenSplit(t *testing.T) {
+	const runs = 4000
+	const mu, sigma2, users = 10.0, 100.0, 600000
+	effect := 0.01
+	nControl, nTreatment := int64(users*9/10), int64(users/10)
+	s := newSampler(402)
+	hits := 0
+	for range runs {
+		m := Metric{Key: "m", Kind: KindMean, Variants: []VariantSums{
+			s.normalSums("a", nControl, mu, sigma2), s.normalSums("b", nTreatment, mu*(1+effect), sigma2)}}
+		if *treatment(t, analyzeOne(t, m, Options{})).PValue < 0.05 {
+			hits++
+		}
+	}
+	uneven, err := Power(PowerRequest{Mean: mu, Variance: sigma2, Effect: &effect, Users: users, Variants: 2, Weights: []float64{90000, 10000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	even, _ := Power(PowerRequest{Mean: mu, Variance: sigma2, Effect: &effect, Users: users, Variants: 2})
+	within(t, "detection rate of a 1% lift at 90/10", rate(hits, runs), *uneven.Power-0.03, *uneven.Power+0.03)
+	if *even.Power-*uneven.Power < 0.2 {
+		t.Errorf("a 90/10 split should have much less power than 50/50: %v vs %v", *uneven.Power, *even.Power)
+	}
+	same, _ := Power(PowerRequest{Mean: mu, Variance: sigma2, Effect: &effect, Users: users, Variants: 3, Weights: []float64{1, 1, 1}})
+	plain, _ := Power(PowerRequest{Mean: mu, Variance: sigma2, Effect: &effect, Users: users, Variants: 3})
+	if *same.Power != *plain.Power || *same.MDE != *plain.MDE {
+		t.Errorf("equal weights must plan as an even split: %+v vs %+v", same, plain)
+	}
+	for _, w := range [][]float64{{1}, {1, 0}, {1, -1}} {
+		if _, err := Power(PowerRequest{Mean: mu, Variance: sigma2, Users: users, Variants: 2, Weights: w}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("weights %v: %v, want invalid", w, err)
+		}
+	}
 }

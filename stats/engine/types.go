@@ -279,9 +279,13 @@ type PowerRequest struct {
 	Variance float64 `json:"variance"`
 	// Effect is the relative effect whose power is asked; nil asks only for the MDE.
 	Effect *float64 `json:"effect,omitempty"`
-	// Users is the total number of units, split evenly over Variants arms.
+	// Users is the total number of units, split evenly over Variants arms — or, when Weights
+	// is set, in proportion to them (one per variant, the control's first; any positive scale).
+	// An uneven split is planned for the control against the smallest other arm, the
+	// comparison with the least power.
 	Users       int64       `json:"users"`
 	Variants    int         `json:"variants"`
+	Weights     []float64   `json:"weights,omitempty"`
 	Alpha       float64     `json:"alpha"`
 	TargetPower float64     `json:"target_power"`
 	Sequential  *Sequential `json:"sequential,omitempty"`

@@ -64,19 +64,26 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 		return nil, ErrNoBaseline
 	}
 	days := lookback.Hours() / 24
+	// The units a day brings to the metric: every exposed context, except for a mean, whose n
+	// (and baseline variance) counts only the contexts with an event.
 	perDay := float64(b.Exposed) / days
+	if q.Kind == metricsql.Mean {
+		perDay = float64(b.Units) / days
+	}
 	variants := len(x.Variations)
+	weights := splitWeights(x)
 	opts := engineOptions(x.Analysis)
 	power := func(users int64) float64 {
 		eff := effect
 		res, err := engine.Power(engine.PowerRequest{Mean: b.Mean, Variance: b.Variance, Effect: &eff, Users: users, Variants: variants,
-			Alpha: opts.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: opts.Sequential})
+			Weights: weights, Alpha: opts.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: opts.Sequential})
 		if err != nil || res.Power == nil {
 			return 0
 		}
 		return *res.Power
 	}
-	// The smallest total that reaches 80% power (power grows with users).
+	// The smallest total that reaches 80% power (power grows with users): the control against
+	// the smallest other arm, at the experiment's split.
 	lo, hi := int64(2*variants), int64(2*variants)
 	for power(hi) < engine.DefaultTargetPower {
 		if hi > 1e11 {
@@ -98,11 +105,28 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 		PlannedDays: planned, Power: round(power(hi), 4), LookbackDays: days}
 	if planned > 0 {
 		res, err := engine.Power(engine.PowerRequest{Mean: b.Mean, Variance: b.Variance, Users: int64(perDay * planned), Variants: variants,
-			Alpha: opts.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: opts.Sequential})
+			Weights: weights, Alpha: opts.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: opts.Sequential})
 		if err == nil && res.MDE != nil {
 			v := round(*res.MDE, 6)
 			out.MDEAtPlannedDays = &v
 		}
 	}
 	return out, nil
+}
+
+// splitWeights is the experiment's split with the control first, as engine.Power takes it
+// (nil, an even split, when some weight is not positive).
+func splitWeights(x flagsvc.Experiment) []float64 {
+	out := make([]float64, 0, len(x.Variations))
+	for _, v := range x.Variations {
+		if v.Weight <= 0 {
+			return nil
+		}
+		if v.Variation == x.Control {
+			out = append([]float64{float64(v.Weight)}, out...)
+		} else {
+			out = append(out, float64(v.Weight))
+		}
+	}
+	return out
 }

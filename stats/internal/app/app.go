@@ -39,6 +39,8 @@ type Config struct {
 	ClickHouseUser     string
 	ClickHousePassword string
 	ResultsInterval    time.Duration
+	ResultsSettle      time.Duration
+	ResultsLateWindow  time.Duration
 	UnitsPerPass       int64
 }
 
@@ -55,6 +57,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", "", "ClickHouse password")
 	fs.DurationVar(&c.ResultsInterval, "results-interval", 5*time.Minute, "how often running experiments' results are recomputed")
+	fs.DurationVar(&c.ResultsSettle, "results-settle", time.Hour,
+		"how long after midnight (UTC) a day is folded: the margin for events received before then to reach ClickHouse")
+	fs.DurationVar(&c.ResultsLateWindow, "results-late-window", 168*time.Hour,
+		"how long after its end a folded day is folded again when late events arrive (match ingest's -clock-skew-past)")
 	fs.Int64Var(&c.UnitsPerPass, "results-units-per-pass", metricsql.UnitsPerPass,
 		"units one results query aggregates at most; bigger experiments are computed in several passes (more: fewer, larger queries)")
 }
@@ -73,6 +79,10 @@ func (c *Config) Validate() error {
 		return config.Invalid("flagsvc-token-file", "the results workers need the service's own API token")
 	case c.ResultsInterval < 10*time.Second:
 		return config.Invalid("results-interval", "must be at least 10s")
+	case c.ResultsSettle < time.Minute:
+		return config.Invalid("results-settle", "must be at least 1m")
+	case c.ResultsLateWindow < time.Hour:
+		return config.Invalid("results-late-window", "must be at least 1h")
 	case c.UnitsPerPass < 1000:
 		return config.Invalid("results-units-per-pass", "must be at least 1000")
 	}
@@ -127,7 +137,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 		checks.Add("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
 		metricsql.UnitsPerPass = cfg.UnitsPerPass
-		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval}, store, conn, client, log, reg)
+		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval, Settle: cfg.ResultsSettle, LateWindow: cfg.ResultsLateWindow}, store, conn, client, log, reg)
 		statshttp.MountResults(web, &statshttp.ResultsService{Flags: client, Store: store, Worker: worker,
 			Estimator: &results.Estimator{Worker: worker, CH: conn}})
 		a.Components = append(a.Components, worker)

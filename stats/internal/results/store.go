@@ -60,19 +60,28 @@ func (s *Store) Snapshots(ctx context.Context, experimentID string, limit int) (
 	})
 }
 
-// Folded returns the days already folded for a metric part of an experiment, with the id of
-// the fold whose rows count.
-func (s *Store) Folded(ctx context.Context, experimentID, metric string, version int64, part int) (map[time.Time]int64, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT day, fold_id FROM results_folds WHERE experiment_id = $1 AND metric_key = $2 AND metric_version = $3 AND part = $4`,
-		experimentID, metric, version, part)
+// Fold is the recorded fold of one day of a metric part.
+type Fold struct {
+	// ID is the fold whose rows count.
+	ID int64
+	// CheckedAt is the worker's time when the fold's read started, or when a later check found
+	// no event of the day received since: the fold holds every event received before
+	// CheckedAt minus the settle margin.
+	CheckedAt time.Time
+}
+
+// Folded returns the days already folded for a metric part of an experiment, with their folds.
+func (s *Store) Folded(ctx context.Context, experimentID, metric string, version int64, part int) (map[time.Time]Fold, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT day, fold_id, checked_at FROM results_folds
+		WHERE experiment_id = $1 AND metric_key = $2 AND metric_version = $3 AND part = $4`, experimentID, metric, version, part)
 	if err != nil {
 		return nil, err
 	}
-	out := map[time.Time]int64{}
+	out := map[time.Time]Fold{}
 	var day time.Time
-	var id int64
-	_, err = pgx.ForEachRow(rows, []any{&day, &id}, func() error {
-		out[time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)] = id
+	var f Fold
+	_, err = pgx.ForEachRow(rows, []any{&day, &f.ID, &f.CheckedAt}, func() error {
+		out[time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)] = f
 		return nil
 	})
 	return out, err
@@ -81,9 +90,31 @@ func (s *Store) Folded(ctx context.Context, experimentID, metric string, version
 // MarkFolded records a folded day and the fold whose rows count, after ClickHouse acknowledged
 // the rollup insert. A crash between the two folds the day again under a new id; the first
 // fold's rows are then never read. The first record of a day stays.
-func (s *Store) MarkFolded(ctx context.Context, experimentID, metric string, version int64, part int, day time.Time, foldID int64) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO results_folds (experiment_id, metric_key, metric_version, part, day, fold_id) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT DO NOTHING`, experimentID, metric, version, part, day, foldID)
+func (s *Store) MarkFolded(ctx context.Context, experimentID, metric string, version int64, part int, day time.Time, f Fold) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_folds (experiment_id, metric_key, metric_version, part, day, fold_id, checked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`, experimentID, metric, version, part, day, f.ID, f.CheckedAt)
+	return err
+}
+
+// Refolded swaps a folded day's recorded fold for a new fold of the day (late events), in one
+// update: reads take either fold's rows, never both. It is a no-op unless old is still the
+// recorded fold.
+func (s *Store) Refolded(ctx context.Context, experimentID, metric string, version int64, part int, day time.Time, old int64, f Fold) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE results_folds SET fold_id = $7, checked_at = $8, folded_at = now()
+		WHERE experiment_id = $1 AND metric_key = $2 AND metric_version = $3 AND part = $4 AND day = $5 AND fold_id = $6`,
+		experimentID, metric, version, part, day, old, f.ID, f.CheckedAt)
+	return err
+}
+
+// MarkChecked records that no event of the days' folds was received since their checks
+// before checkedAt (only ever moves checked_at forward).
+func (s *Store) MarkChecked(ctx context.Context, experimentID, metric string, version int64, part int, days []time.Time, checkedAt time.Time) error {
+	if len(days) == 0 {
+		return nil
+	}
+	_, err := s.Pool.Exec(ctx, `UPDATE results_folds SET checked_at = $6
+		WHERE experiment_id = $1 AND metric_key = $2 AND metric_version = $3 AND part = $4 AND day = ANY($5::date[]) AND checked_at < $6`,
+		experimentID, metric, version, part, days, checkedAt)
 	return err
 }
 

@@ -20,8 +20,14 @@ import (
 type Config struct {
 	// Interval is how often every running experiment is refreshed.
 	Interval time.Duration
-	// Settle is how long after midnight (UTC) a day is considered complete and folded.
+	// Settle is how long after midnight (UTC) a day is considered complete and folded: the
+	// margin for the events received before midnight to reach ClickHouse (Kafka, the writer's
+	// batches). A fold read at t holds the events received before t - Settle.
 	Settle time.Duration
+	// LateWindow is how long after its end a day may still receive events (ingest's
+	// -clock-skew-past, 168 h): until then, a folded day that received events since its fold
+	// is folded again (late events). Later arrivals are not counted.
+	LateWindow time.Duration
 }
 
 // Worker refreshes experiment results.
@@ -38,6 +44,7 @@ type Worker struct {
 
 	refreshes *prometheus.CounterVec
 	duration  prometheus.Histogram
+	refolds   prometheus.Counter
 }
 
 type ref struct {
@@ -53,6 +60,9 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 	if cfg.Settle == 0 {
 		cfg.Settle = time.Hour
 	}
+	if cfg.LateWindow == 0 {
+		cfg.LateWindow = 168 * time.Hour
+	}
 	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64),
 		defs: &metricsql.Definitions{Load: func(ctx context.Context, project, key string, version int64) (metricsql.Definition, error) {
 			return flags.MetricVersion(ctx, project, key, version)
@@ -61,9 +71,11 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Experiment result refreshes, by outcome."}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_seconds",
 			Help: "Time to refresh one experiment's results.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+		refolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_refolds_total",
+			Help: "Folded days of a metric part folded again because events for them arrived after their fold."}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration)
+		reg.MustRegister(w.refreshes, w.duration, w.refolds)
 	}
 	return w
 }
@@ -166,68 +178,187 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	return w.store.SaveSnapshot(ctx, x.ID, snap)
 }
 
+// partFolds are the recorded folds of one metric part, and what this refresh found about them.
+type partFolds struct {
+	m    *metricsql.Metric
+	part int
+	done map[time.Time]Fold
+	// late: folded days that received events since their fold (folded again); fresh: folded
+	// days checked and found without any.
+	late  map[time.Time]bool
+	fresh []time.Time
+}
+
 // fold brings the daily rollups of (non-ratio) metrics up to `until` and adds the recorded folds
 // of every day before it to folds. The metrics missing a day are folded together, up to
 // metricsql.MetricsPerPass per query (the day's events read and joined with the units once);
-// CUPED covariates are folded per metric, from their cohort's pre-period.
-func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, ms []*metricsql.Metric, from, until time.Time, cuped bool,
-	folds metricsql.Folds) error {
-	done := make([]map[time.Time]int64, len(ms))
-	for i, m := range ms {
-		var err error
-		if done[i], err = w.store.Folded(ctx, x.ID, m.Key, m.Version, metricsql.PartMetric); err != nil {
-			return err
+// CUPED covariates are folded per metric, from their cohort's pre-period. Folded days that
+// received events since their fold (checkLate) are folded again and their new folds recorded
+// instead. clock is the worker's time when the refresh started, before any read.
+func (w *Worker) fold(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, ms []*metricsql.Metric, from, until, clock time.Time,
+	cuped bool, folds metricsql.Folds) error {
+	var metricParts, all []*partFolds
+	for _, m := range ms {
+		for _, part := range []int{metricsql.PartMetric, metricsql.PartCovariate} {
+			if part == metricsql.PartCovariate && (!cuped || m.CUPEDPreperiod <= 0) {
+				continue
+			}
+			done, err := w.store.Folded(ctx, x.ID, m.Key, m.Version, part)
+			if err != nil {
+				return err
+			}
+			p := &partFolds{m: m, part: part, done: done, late: map[time.Time]bool{}}
+			all = append(all, p)
+			if part == metricsql.PartMetric {
+				metricParts = append(metricParts, p)
+			}
 		}
 	}
+	if err := w.checkLate(ctx, qx, all, until, clock); err != nil {
+		return err
+	}
 	for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-		var todo []*metricsql.Metric
-		for i, m := range ms {
-			if id, ok := done[i][d]; ok {
-				folds.Add(m, metricsql.PartMetric, id)
+		var todo []*partFolds
+		for _, p := range metricParts {
+			if f, ok := p.done[d]; ok && !p.late[d] {
+				folds.Add(p.m, metricsql.PartMetric, f.ID)
 			} else {
-				todo = append(todo, m)
+				todo = append(todo, p)
 			}
 		}
 		for len(todo) > 0 {
 			batch := todo[:min(len(todo), max(metricsql.MetricsPerPass, 1))]
 			todo = todo[len(batch):]
-			ids, err := metricsql.FoldDays(ctx, w.ch, qx, batch, d)
+			bms := make([]*metricsql.Metric, len(batch))
+			for j, p := range batch {
+				bms[j] = p.m
+			}
+			ids, err := metricsql.FoldDays(ctx, w.ch, qx, bms, d)
 			if err != nil {
 				return err
 			}
-			for j, m := range batch {
-				if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, metricsql.PartMetric, d, ids[j]); err != nil {
+			for j, p := range batch {
+				if err := w.record(ctx, x, p, d, Fold{ID: ids[j], CheckedAt: clock}); err != nil {
 					return err
 				}
-				folds.Add(m, metricsql.PartMetric, ids[j])
+				folds.Add(p.m, metricsql.PartMetric, ids[j])
 			}
 		}
 	}
-	if !cuped {
-		return nil
-	}
-	for _, m := range ms {
-		if m.CUPEDPreperiod <= 0 {
+	for _, p := range all {
+		if p.part != metricsql.PartCovariate {
 			continue
 		}
-		done, err := w.store.Folded(ctx, x.ID, m.Key, m.Version, metricsql.PartCovariate)
-		if err != nil {
-			return err
-		}
 		for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-			id, ok := done[d]
-			if !ok {
-				if id, err = metricsql.FoldCovariates(ctx, w.ch, qx, m, d); err != nil {
+			f, ok := p.done[d]
+			if !ok || p.late[d] {
+				id, err := metricsql.FoldCovariates(ctx, w.ch, qx, p.m, d)
+				if err != nil {
 					return err
 				}
-				if err := w.store.MarkFolded(ctx, x.ID, m.Key, m.Version, metricsql.PartCovariate, d, id); err != nil {
+				f = Fold{ID: id, CheckedAt: clock}
+				if err := w.record(ctx, x, p, d, f); err != nil {
 					return err
 				}
 			}
-			folds.Add(m, metricsql.PartCovariate, id)
+			folds.Add(p.m, metricsql.PartCovariate, f.ID)
+		}
+	}
+	for _, p := range all {
+		if err := w.store.MarkChecked(ctx, x.ID, p.m.Key, p.m.Version, p.part, p.fresh, clock); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// record records a new fold of a day: the first, or one replacing the day's earlier fold.
+func (w *Worker) record(ctx context.Context, x flagsvc.Experiment, p *partFolds, day time.Time, f Fold) error {
+	old, ok := p.done[day]
+	if !ok {
+		return w.store.MarkFolded(ctx, x.ID, p.m.Key, p.m.Version, p.part, day, f)
+	}
+	w.refolds.Inc()
+	w.log.Info("folded a day again: events for it arrived after its fold", "experiment", x.Key, "metric", p.m.Key,
+		"part", p.part, "day", day.Format(time.DateOnly))
+	return w.store.Refolded(ctx, x.ID, p.m.Key, p.m.Version, p.part, day, old.ID, f)
+}
+
+// checkLate marks the folded days (before until) that received events since their fold: a
+// metric part's day its events of the day, a CUPED cohort's day its pre-period's events, and
+// both any exposure of the experiment on that day or before (a new unit, or a unit's first
+// exposure moved). Only folds due a check are looked at (due), in one read for all of them
+// (metricsql.LatestArrivals).
+func (w *Worker) checkLate(ctx context.Context, qx metricsql.Experiment, parts []*partFolds, until, clock time.Time) error {
+	type check struct {
+		p       *partFolds
+		day, lo time.Time
+	}
+	var checks []check
+	var from, to, since time.Time
+	keys := map[string]bool{}
+	var keyList []string
+	for _, p := range parts {
+		for day, f := range p.done {
+			if !day.Before(until) || !w.due(day, f.CheckedAt, clock) {
+				continue
+			}
+			lo := day
+			if p.part == metricsql.PartCovariate {
+				lo = metricsql.Day(day.Add(-p.m.CUPEDPreperiod))
+			}
+			watermark := f.CheckedAt.Add(-w.cfg.Settle)
+			if len(checks) == 0 || lo.Before(from) {
+				from = lo
+			}
+			if len(checks) == 0 || day.Add(24*time.Hour).After(to) {
+				to = day.Add(24 * time.Hour)
+			}
+			if len(checks) == 0 || watermark.Before(since) {
+				since = watermark
+			}
+			checks = append(checks, check{p, day, lo})
+			if !keys[p.m.EventKey] {
+				keys[p.m.EventKey] = true
+				keyList = append(keyList, p.m.EventKey)
+			}
+		}
+	}
+	if len(checks) == 0 {
+		return nil
+	}
+	arrivals, err := metricsql.LatestArrivals(ctx, w.ch, qx, keyList, from, to, since, w.cfg.LateWindow)
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if arrivals.Since(c.p.m.EventKey, c.lo, c.day, c.p.done[c.day].CheckedAt.Add(-w.cfg.Settle)) {
+			c.p.late[c.day] = true
+		} else {
+			c.p.fresh = append(c.p.fresh, c.day)
+		}
+	}
+	return nil
+}
+
+// due says whether the fold of a day, checked (read, or found without late events) at checked,
+// is checked for late events at now. A day receives events until LateWindow after its end,
+// delivered within Settle; a fold checked after that is final. Until then checks back off
+// with the fold's age — at least Settle apart, then a quarter of the time since the day
+// ended — so a day receiving a trickle of late events is folded again about 20 times in its
+// window rather than at every refresh (every fold writes a new copy of the day's rollup rows,
+// and replaced copies are not deleted yet), and a late event waits at most a quarter of its
+// day's age. The day's last check is at its close.
+func (w *Worker) due(day, checked, now time.Time) bool {
+	end := day.Add(24 * time.Hour)
+	closes := end.Add(w.cfg.LateWindow + w.cfg.Settle)
+	switch {
+	case !checked.Before(closes):
+		return false
+	case !now.Before(closes):
+		return true
+	}
+	return now.Sub(checked) >= max(w.cfg.Settle, checked.Sub(end)/4)
 }
 
 type namedMetric struct {
@@ -239,7 +370,8 @@ type namedMetric struct {
 
 // Compute computes a snapshot of an experiment's results now (or at its stop time).
 func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, error) {
-	now := w.now().UTC()
+	clock := w.now().UTC()
+	now := clock
 	if x.StoppedAt != nil && x.StoppedAt.Before(now) {
 		now = x.StoppedAt.UTC()
 	}
@@ -303,7 +435,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 				}
 			}
 		}
-		if err := w.fold(ctx, x, qx, ms, first, until, x.Analysis.CUPED, folds); err != nil {
+		if err := w.fold(ctx, x, qx, ms, first, until, clock, x.Analysis.CUPED, folds); err != nil {
 			return nil, err
 		}
 	}

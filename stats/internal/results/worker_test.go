@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
 	"github.com/switchyard-io/switchyard/platform/pg"
@@ -25,61 +26,10 @@ import (
 // (a crash between the insert and the record) changes nothing.
 func TestComputeFoldsEachDayOnce(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := &Store{Pool: pool}
-	if err := store.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
-	conn := chtest.Database(t, "results")
-
-	start := metricsql.Day(time.Now()).Add(-3 * 24 * time.Hour)
-	now := start.Add(60 * time.Hour) // day 0 and day 1 are finished, day 2 is read raw
-	const env, key = "env-1", "checkout"
-	// 2,000 units first exposed over the first two days (a second exposure later); every third
-	// buys within hours, "on" units twice as often; every fourth bought in the week before.
-	startMs, span := start.UnixMilli(), int64(48*time.Hour/time.Millisecond)
-	exposures := fmt.Sprintf(`INSERT INTO exposures (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
-		context_kind, context_key, flag_key, variation_key, flag_version, reason, rule_id, experiment_key, sdk_name, sdk_version)
-		SELECT '%s', generateUUIDv4(), toDateTime(intDiv(ts, 1000)), ts, toInt64(ts), toDateTime(intDiv(ts, 1000)), 0, 'user',
-		       concat('u', toString(u)), 'flag', if(u %% 2 = 0, 'off', 'on'), 1, 'SPLIT', '', '%s', 'test', '1'
-		FROM (SELECT number %% 2000 AS u, toUInt64(%d + cityHash64(u) %% %d + intDiv(number, 2000) * 3600000) AS ts FROM numbers(4000))`,
-		env, key, startMs, span)
-	tracks := fmt.Sprintf(`INSERT INTO tracks (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
-		context_kind, context_key, event_key, value, has_value, sdk_name, sdk_version)
-		SELECT '%s', generateUUIDv4(), toDateTime(intDiv(ts, 1000)), ts, toInt64(ts), toDateTime(intDiv(ts, 1000)), 0, 'user',
-		       concat('u', toString(u)), 'purchase', toFloat64(10 + u %% 7), 1, 'test', '1'
-		FROM (SELECT number AS u, toUInt64(%d + cityHash64(u) %% %d) AS first FROM numbers(2000))
-		ARRAY JOIN [if(u %% 3 = 0 OR (u %% 2 = 1 AND u %% 3 = 1), toUInt64(first + 7200000), toUInt64(0)),
-		            if(u %% 4 = 0, toUInt64(first - 86400000), toUInt64(0))] AS ts
-		WHERE ts > 0`, env, startMs, span)
-	for _, q := range []string{exposures, tracks} {
-		if err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	defs := map[string]metricsql.Definition{
-		"conversion": {Key: "conversion", Kind: metricsql.Proportion, EventKey: "purchase", Direction: "increase", Version: 1},
-		"revenue":    {Key: "revenue", Kind: metricsql.Sum, EventKey: "purchase", Direction: "increase", Version: 3, CUPEDPreperiod: "168h"},
-	}
-	for k, d := range defs {
-		d.Window.Start, d.Window.End = "0s", "168h"
-		defs[k] = d
-	}
-	w := NewWorker(Config{}, store, conn, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	f := newFoldFixture(t)
+	store, conn, w, x, start, now := f.store, f.conn, f.w, f.x, f.start, f.start.Add(60*time.Hour)
+	const env, key = fixtureEnv, fixtureKey
 	w.now = func() time.Time { return now }
-	w.defs = &metricsql.Definitions{Load: func(_ context.Context, _, key string, _ int64) (metricsql.Definition, error) {
-		return defs[key], nil
-	}}
-	x := flagsvc.Experiment{ID: uuid.NewString(), Key: key, Project: "shop", EnvironmentID: env, Flag: "flag", Status: "running",
-		Control: "off", Variations: []flagsvc.Variation{{Variation: "off", Weight: 50000}, {Variation: "on", Weight: 50000}},
-		Analysis:        flagsvc.Analysis{Engine: "frequentist", Alpha: 0.05, Sided: "two_sided", CUPED: true, Correction: "holm"},
-		PlannedDuration: "336h", StartedAt: &start, MetricVersions: map[string]int64{"conversion": 1, "revenue": 3}}
-	x.Metrics.Primary = []string{"conversion", "revenue"}
 
 	first, err := w.Compute(ctx, x)
 	if err != nil {
@@ -136,6 +86,212 @@ func TestComputeFoldsEachDayOnce(t *testing.T) {
 	}
 }
 
+// TestComputeRefoldsLateDays: a day folded before some of its events arrived is folded again
+// when they arrive (metric part and the CUPED cohorts whose pre-period holds the day), the
+// rollups then give the same sums as raw events; a check that finds no late events keeps
+// every fold; an event arriving after its day's late window closed is not counted (the
+// documented limit).
+func TestComputeRefoldsLateDays(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	store, conn, w, x, start := f.store, f.conn, f.w, f.x, f.start
+	var now time.Time
+	w.now = func() time.Time { return now }
+	compute := func(at time.Time) {
+		t.Helper()
+		now = at
+		if _, err := w.Compute(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day0End := start.Add(24*time.Hour - time.Second)
+
+	// Days 0 and 1 folded at 12:00 on day 2.
+	now0 := start.Add(60 * time.Hour)
+	compute(now0)
+	folds := recordedFolds(t, store, x.ID)
+	if len(folds) != 6 {
+		t.Fatalf("recorded folds %v, want 6", folds)
+	}
+	assertRollupsMatchRaw(t, f, now0, true)
+
+	// Ten hours later both days are due a check (day 0 every 9 h at its age); nothing arrived
+	// late: the check keeps every fold and moves their checked time.
+	now1 := now0.Add(10 * time.Hour)
+	compute(now1)
+	if got := recordedFolds(t, store, x.ID); fmt.Sprint(got) != fmt.Sprint(folds) {
+		t.Fatalf("folds changed without late events: %v, then %v", folds, got)
+	}
+	checked, err := store.Folded(ctx, x.ID, "revenue", 3, metricsql.PartCovariate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := checked[start].CheckedAt; !c.Equal(now1) {
+		t.Errorf("revenue's cohort of day 0 checked at %v, want %v", c, now1)
+	}
+
+	// Two purchases of day 0 received half an hour later: one in the conversion window of a
+	// unit of day 0's cohort, one in the CUPED pre-period of a unit of day 1's cohort. The next
+	// check of day 0 is 11.5 h after the last.
+	insertLateTrack(t, conn, start, start.Add(23*time.Hour), day0End, now1.Add(30*time.Minute), 1000)
+	insertLateTrack(t, conn, start.Add(25*time.Hour), start.Add(48*time.Hour), day0End, now1.Add(30*time.Minute), 500)
+	compute(now1.Add(12 * time.Hour))
+	got := recordedFolds(t, store, x.ID)
+	d0, d1 := start.Format(time.DateOnly), start.Add(24*time.Hour).Format(time.DateOnly)
+	for k, id := range folds {
+		refolded := k == "conversion/0/"+d0 || k == "revenue/0/"+d0 || k == "revenue/1/"+d0 || k == "revenue/1/"+d1
+		if changed := got[k] != id; changed != refolded {
+			t.Errorf("%s: fold %d, then %d (want refolded: %v)", k, id, got[k], refolded)
+		}
+	}
+	assertRollupsMatchRaw(t, f, now.Add(-w.cfg.Settle), true)
+
+	// A unit's first exposure, on day 1, received late; its purchase an hour later was on time.
+	// Days from 1 on are folded again (its events, its cohort), day 0 is not.
+	now2 := now
+	folds = recordedFolds(t, store, x.ID)
+	lateUnit := fmt.Sprintf(`INSERT INTO exposures (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
+		context_kind, context_key, flag_key, variation_key, flag_version, reason, rule_id, experiment_key, sdk_name, sdk_version)
+		SELECT '%s', generateUUIDv4(), toDateTime(%d), toUInt64(%d), toInt64(%d), toDateTime(%d), 0, 'user', 'late-unit', 'flag', 'on', 1, 'SPLIT', '', '%s', 'test', '1'`,
+		fixtureEnv, start.Add(40*time.Hour).Unix(), start.Add(40*time.Hour).UnixMilli(), start.Add(40*time.Hour).UnixMilli(), now2.Add(30*time.Minute).Unix(), fixtureKey)
+	lateUnitTrack := fmt.Sprintf(`INSERT INTO tracks (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
+		context_kind, context_key, event_key, value, has_value, sdk_name, sdk_version)
+		SELECT '%s', generateUUIDv4(), toDateTime(%d), toUInt64(%d), toInt64(%d), toDateTime(%d), 0, 'user', 'late-unit', 'purchase', 300, 1, 'test', '1'`,
+		fixtureEnv, start.Add(41*time.Hour).Unix(), start.Add(41*time.Hour).UnixMilli(), start.Add(41*time.Hour).UnixMilli(), start.Add(41*time.Hour).Unix())
+	for _, q := range []string{lateUnit, lateUnitTrack} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compute(now2.Add(9 * time.Hour))
+	got = recordedFolds(t, store, x.ID)
+	for k, id := range folds {
+		if changed := got[k] != id; changed != (k[len(k)-10:] > d0) {
+			t.Errorf("after a late exposure of day 1: %s: fold %d, then %d", k, id, got[k])
+		}
+	}
+	assertRollupsMatchRaw(t, f, now.Add(-w.cfg.Settle), true)
+
+	// Day 1's late window closes at day 2 + 168h + the 1 h settle; a refresh after that checks
+	// it a last time. An event of day 1 received later is never counted.
+	closed := start.Add(48*time.Hour + w.cfg.LateWindow + w.cfg.Settle + time.Hour)
+	compute(closed)
+	folds = recordedFolds(t, store, x.ID)
+	assertRollupsMatchRaw(t, f, closed, true)
+	insertLateTrack(t, conn, start.Add(24*time.Hour), start.Add(47*time.Hour), start.Add(48*time.Hour-time.Second), closed.Add(time.Hour), 700)
+	compute(closed.Add(3 * time.Hour))
+	for k, id := range recordedFolds(t, store, x.ID) {
+		if k[len(k)-10:] <= d1 && folds[k] != id {
+			t.Errorf("%s folded again after its late window closed: %d, then %d", k, folds[k], id)
+		}
+	}
+	assertRollupsMatchRaw(t, f, closed.Add(3*time.Hour), false)
+}
+
+// TestDue: when a folded day is checked for late events (Settle 1 h, late window 168 h).
+func TestDue(t *testing.T) {
+	w := NewWorker(Config{}, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	end := day.Add(24 * time.Hour)
+	closes := end.Add(169 * time.Hour)
+	for _, c := range []struct {
+		name         string
+		checked, now time.Time
+		want         bool
+	}{
+		{"just folded", end.Add(time.Hour), end.Add(90 * time.Minute), false},
+		{"young day, settle elapsed", end.Add(time.Hour), end.Add(2 * time.Hour), true},
+		{"old day, within a quarter of its age", end.Add(40 * time.Hour), end.Add(49 * time.Hour), false},
+		{"old day, a quarter of its age elapsed", end.Add(40 * time.Hour), end.Add(50 * time.Hour), true},
+		{"window closed since the last check", closes.Add(-time.Hour), closes, true},
+		{"checked after the close: final", closes, closes.Add(100 * time.Hour), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := w.due(day, c.checked, c.now); got != c.want {
+				t.Fatalf("due(checked %v, now %v) = %v, want %v", c.checked, c.now, got, c.want)
+			}
+		})
+	}
+}
+
+// insertLateTrack inserts a purchase of value at ts, received at received, for the first
+// unit (by key) whose first exposure is in [from, to).
+func insertLateTrack(t *testing.T, conn driver.Conn, from, to, ts, received time.Time, value float64) {
+	t.Helper()
+	q := fmt.Sprintf(`INSERT INTO tracks (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
+		context_kind, context_key, event_key, value, has_value, sdk_name, sdk_version)
+		SELECT '%s', generateUUIDv4(), toDateTime(%d), toUInt64(%d), toInt64(%d), toDateTime(%d), 0, 'user', context_key, 'purchase', %g, 1, 'test', '1'
+		FROM (SELECT context_key, min(timestamp_ms) AS first FROM exposures WHERE experiment_key = '%s' GROUP BY context_key
+		      HAVING first >= %d AND first < %d ORDER BY context_key LIMIT 1)`,
+		fixtureEnv, ts.Unix(), ts.UnixMilli(), ts.UnixMilli(), received.Unix(), value, fixtureKey, from.UnixMilli(), to.UnixMilli())
+	if err := conn.Exec(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertRollupsMatchRaw compares each metric's sums from the recorded folds (days before
+// now - settle, raw after) with the sums from raw events only; equal says so, or that they differ.
+func assertRollupsMatchRaw(t *testing.T, f foldFixture, now time.Time, equal bool) {
+	t.Helper()
+	ctx := context.Background()
+	qx := metricsql.Experiment{EnvironmentID: fixtureEnv, Key: fixtureKey, Start: f.start}
+	until := metricsql.Day(now.Add(-f.w.cfg.Settle))
+	differ := false
+	for _, k := range []string{"conversion", "revenue"} {
+		_, q, err := f.w.defs.Query(ctx, f.x.Project, k, f.x.MetricVersions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		folds := metricsql.Folds{}
+		for part := range 2 {
+			days, err := f.store.Folded(ctx, f.x.ID, q.Key, q.Version, part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for d, fold := range days {
+				if d.Before(until) {
+					folds.Add(q, part, fold.ID)
+				}
+			}
+		}
+		rolled, err := metricsql.Sums(ctx, f.conn, qx, q, metricsql.Snapshot{FoldedUpTo: until, Folds: folds, Now: now}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := metricsql.Sums(ctx, f.conn, qx, q, metricsql.Snapshot{FoldedUpTo: f.start, Now: now}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) != 2 || raw[0].N == 0 {
+			t.Fatalf("%s: raw sums %+v", k, raw)
+		}
+		same := sameSums(rolled, raw)
+		if equal && !same {
+			t.Errorf("%s: sums from the rollups %+v, from raw events %+v", k, rolled, raw)
+		}
+		differ = differ || !same
+	}
+	if !equal && !differ {
+		t.Errorf("the sums from the rollups count an event that arrived after its day's late window")
+	}
+}
+
+// sameSums: the same variations, n and sums (to rounding).
+func sameSums(a, b []metricsql.VariantSums) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(y)) }
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Variation != y.Variation || x.N != y.N || !near(x.Sum, y.Sum) || !near(x.SumSquares, y.SumSquares) ||
+			!near(x.CovSum, y.CovSum) || !near(x.CovSumSquares, y.CovSumSquares) || !near(x.MainCovProduct, y.MainCovProduct) {
+			return false
+		}
+	}
+	return true
+}
+
 func recordedFolds(t *testing.T, s *Store, experimentID string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
@@ -148,11 +304,11 @@ func recordedFolds(t *testing.T, s *Store, experimentID string) map[string]int64
 		if err != nil {
 			t.Fatal(err)
 		}
-		for d, id := range days {
-			if id == 0 {
+		for d, f := range days {
+			if f.ID == 0 {
 				t.Fatalf("%s part %d %s: fold id 0", k.metric, k.part, d.Format(time.DateOnly))
 			}
-			out[fmt.Sprintf("%s/%d/%s", k.metric, k.part, d.Format(time.DateOnly))] = id
+			out[fmt.Sprintf("%s/%d/%s", k.metric, k.part, d.Format(time.DateOnly))] = f.ID
 		}
 	}
 	return out
@@ -163,4 +319,77 @@ func deref(f *float64) any {
 		return nil
 	}
 	return *f
+}
+
+const fixtureEnv, fixtureKey = "env-1", "checkout"
+
+type foldFixture struct {
+	store *Store
+	conn  driver.Conn
+	w     *Worker
+	x     flagsvc.Experiment
+	start time.Time
+}
+
+// newFoldFixture: an experiment started three days ago (2,000 units first exposed over its
+// first two days, "off" and "on"), its events, and a worker on a fresh Postgres schema and
+// ClickHouse database. The worker's clock is the test's to set.
+func newFoldFixture(t *testing.T) foldFixture {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := &Store{Pool: pool}
+	if err := store.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	conn := chtest.Database(t, "results")
+
+	start := metricsql.Day(time.Now()).Add(-3 * 24 * time.Hour)
+	const env, key = fixtureEnv, fixtureKey
+	// 2,000 units first exposed over the first two days (a second exposure later); every third
+	// buys within hours, "on" units twice as often; every fourth bought in the week before.
+	startMs, span := start.UnixMilli(), int64(48*time.Hour/time.Millisecond)
+	exposures := fmt.Sprintf(`INSERT INTO exposures (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
+		context_kind, context_key, flag_key, variation_key, flag_version, reason, rule_id, experiment_key, sdk_name, sdk_version)
+		SELECT '%s', generateUUIDv4(), toDateTime(intDiv(ts, 1000)), ts, toInt64(ts), toDateTime(intDiv(ts, 1000)), 0, 'user',
+		       concat('u', toString(u)), 'flag', if(u %% 2 = 0, 'off', 'on'), 1, 'SPLIT', '', '%s', 'test', '1'
+		FROM (SELECT number %% 2000 AS u, toUInt64(%d + cityHash64(u) %% %d + intDiv(number, 2000) * 3600000) AS ts FROM numbers(4000))`,
+		env, key, startMs, span)
+	tracks := fmt.Sprintf(`INSERT INTO tracks (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
+		context_kind, context_key, event_key, value, has_value, sdk_name, sdk_version)
+		SELECT '%s', generateUUIDv4(), toDateTime(intDiv(ts, 1000)), ts, toInt64(ts), toDateTime(intDiv(ts, 1000)), 0, 'user',
+		       concat('u', toString(u)), 'purchase', toFloat64(10 + u %% 7), 1, 'test', '1'
+		FROM (SELECT number AS u, toUInt64(%d + cityHash64(u) %% %d) AS first FROM numbers(2000))
+		ARRAY JOIN [if(u %% 3 = 0 OR (u %% 2 = 1 AND u %% 3 = 1), toUInt64(first + 7200000), toUInt64(0)),
+		            if(u %% 4 = 0, toUInt64(first - 86400000), toUInt64(0))] AS ts
+		WHERE ts > 0`, env, startMs, span)
+	for _, q := range []string{exposures, tracks} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	defs := map[string]metricsql.Definition{
+		"conversion": {Key: "conversion", Kind: metricsql.Proportion, EventKey: "purchase", Direction: "increase", Version: 1},
+		"revenue":    {Key: "revenue", Kind: metricsql.Sum, EventKey: "purchase", Direction: "increase", Version: 3, CUPEDPreperiod: "168h"},
+	}
+	for k, d := range defs {
+		d.Window.Start, d.Window.End = "0s", "168h"
+		defs[k] = d
+	}
+	w := NewWorker(Config{}, store, conn, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	w.defs = &metricsql.Definitions{Load: func(_ context.Context, _, key string, _ int64) (metricsql.Definition, error) {
+		return defs[key], nil
+	}}
+	x := flagsvc.Experiment{ID: uuid.NewString(), Key: key, Project: "shop", EnvironmentID: env, Flag: "flag", Status: "running",
+		Control: "off", Variations: []flagsvc.Variation{{Variation: "off", Weight: 50000}, {Variation: "on", Weight: 50000}},
+		Analysis:        flagsvc.Analysis{Engine: "frequentist", Alpha: 0.05, Sided: "two_sided", CUPED: true, Correction: "holm"},
+		PlannedDuration: "336h", StartedAt: &start, MetricVersions: map[string]int64{"conversion": 1, "revenue": 3}}
+	x.Metrics.Primary = []string{"conversion", "revenue"}
+
+	return foldFixture{store: store, conn: conn, w: w, x: x, start: start}
 }

@@ -137,6 +137,11 @@ func (c *Client) get(ctx context.Context, token, path string, out any) error {
 
 // RunningExperiments lists every running experiment the service token can read.
 func (c *Client) RunningExperiments(ctx context.Context) ([]Experiment, error) {
+	return c.ExperimentsWithStatus(ctx, "running")
+}
+
+// ExperimentsWithStatus lists the experiments of every project in a status (service token).
+func (c *Client) ExperimentsWithStatus(ctx context.Context, status string) ([]Experiment, error) {
 	token, err := c.serviceToken()
 	if err != nil {
 		return nil, err
@@ -144,7 +149,7 @@ func (c *Client) RunningExperiments(ctx context.Context) ([]Experiment, error) {
 	var out struct {
 		Items []Experiment `json:"items"`
 	}
-	return out.Items, c.get(ctx, token, "/api/v1/experiments?status=running", &out)
+	return out.Items, c.get(ctx, token, "/api/v1/experiments?status="+url.QueryEscape(status), &out)
 }
 
 // Experiment reads an experiment with a caller's token: it fails with ErrForbidden or

@@ -139,6 +139,36 @@ func (w *Worker) sweep(ctx context.Context) {
 			w.log.Warn("results refresh failed", "project", x.Project, "experiment", x.Key, "err", err)
 		}
 	}
+	w.finalize(ctx)
+}
+
+// finalize computes the final results of experiments stopped (or concluded) since their last
+// snapshot: a sweep refreshes only running experiments, so without it the results a stopped
+// experiment keeps would miss the data of up to one interval before its stop. Experiments
+// stopped more than LateWindow ago are left alone.
+func (w *Worker) finalize(ctx context.Context) {
+	for _, status := range []string{"stopped", "concluded"} {
+		xs, err := w.flags.ExperimentsWithStatus(ctx, status)
+		if err != nil {
+			w.log.Warn("cannot list experiments", "status", status, "err", err)
+			continue
+		}
+		for _, x := range xs {
+			if ctx.Err() != nil {
+				return
+			}
+			if x.StartedAt == nil || x.StoppedAt == nil || w.now().Sub(*x.StoppedAt) > w.cfg.LateWindow {
+				continue
+			}
+			last, err := w.store.Snapshots(ctx, x.ID, 1)
+			if err != nil || (len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond))) {
+				continue
+			}
+			if err := w.refresh(ctx, x); err != nil {
+				w.log.Warn("final results of a stopped experiment failed", "project", x.Project, "experiment", x.Key, "err", err)
+			}
+		}
+	}
 }
 
 // staleUnits: a units snapshot older than this is a crashed refresh's leftover (a refresh of 5M

@@ -1,0 +1,69 @@
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+)
+
+// TestSweepComputesAStoppedExperimentsFinalResults: a sweep refreshes running experiments, and
+// an experiment stopped since its last snapshot once more, up to its stop time — its frozen
+// results include the data of the interval before the stop — and not again after that.
+func TestSweepComputesAStoppedExperimentsFinalResults(t *testing.T) {
+	f := newFoldFixture(t)
+	ctx := context.Background()
+	x := f.x
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	var listed atomic.Int32
+	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		items := []flagsvc.Experiment{}
+		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == "stopped" {
+			items = append(items, x)
+			listed.Add(1)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"items": items})
+	}))
+	defer flags.Close()
+	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	// The last snapshot before the stop was taken a day earlier.
+	early := x
+	early.StoppedAt = nil
+	f.w.now = func() time.Time { return stopped.Add(-24 * time.Hour) }
+	snap, err := f.w.Compute(ctx, early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.SaveSnapshot(ctx, x.ID, snap); err != nil {
+		t.Fatal(err)
+	}
+
+	f.w.now = func() time.Time { return stopped.Add(2 * time.Hour) }
+	f.w.sweep(ctx)
+	snaps, err := f.store.Snapshots(ctx, x.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed.Load() == 0 || len(snaps) != 2 || !snaps[0].DataTo.Equal(stopped) || snaps[0].Status != "stopped" {
+		t.Fatalf("after the stop: %d snapshots (listed %d times), newest up to %v, want a second one up to %v", len(snaps), listed.Load(), snaps[0].DataTo, stopped)
+	}
+	f.w.sweep(ctx)
+	if snaps, _ = f.store.Snapshots(ctx, x.ID, 10); len(snaps) != 2 {
+		t.Fatalf("the final results were computed again: %d snapshots", len(snaps))
+	}
+	// Long after its stop (past the late window) an experiment without final results is left alone.
+	f.w.now = func() time.Time { return stopped.Add(f.w.cfg.LateWindow + time.Hour) }
+	x.ID = uuid.NewString()
+	f.w.sweep(ctx)
+	if snaps, _ = f.store.Snapshots(ctx, x.ID, 10); len(snaps) != 0 {
+		t.Fatalf("an experiment stopped long ago was refreshed: %d snapshots", len(snaps))
+	}
+}

@@ -97,7 +97,7 @@ export interface Experiment {
     sequential_tuning?: number; cuped?: boolean; correction?: string;
   };
   planned_duration?: string; started_at?: string | null; stopped_at?: string | null; concluded_at?: string | null;
-  decision?: { outcome: 'ship' | 'rollback' | 'inconclusive'; variation?: string; rationale?: string; decided_by?: string; decided_at?: string } | null;
+  decision?: { outcome: 'ship' | 'rollback' | 'inconclusive'; variation?: string; rationale?: string; decided_by?: string; decided_at?: string; flag_unchanged?: string } | null;
   metric_versions?: Record<string, number>; version: number; created_at?: string; updated_at?: string;
 }
 

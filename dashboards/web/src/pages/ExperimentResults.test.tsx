@@ -121,4 +121,14 @@ describe('ExperimentResults page', () => {
     const post = calls.find((c) => c.method === 'POST');
     expect(post?.body).toEqual({ outcome: 'ship', variation: 'on', rationale: 'Clear win' });
   });
+
+  it('says when a decision left the flag as it was, and why', async () => {
+    const why = 'flag "new-checkout" in production was left as it is: its fallthrough serves experiment "checkout-q1"’s rollout now';
+    fakeServer({ 'GET /api/v1/projects/demo/experiments/new-checkout-q4': { ...experiment, status: 'concluded',
+      decision: { outcome: 'ship', variation: 'on', rationale: 'Clear win', decided_by: 'u1', decided_at: '2026-11-12T10:00:00Z', flag_unchanged: why } } });
+    renderPage();
+    expect(await screen.findByText(/Decision: Ship One-page \(the flag was not changed\)/)).toBeInTheDocument();
+    expect(screen.getByTestId('flag-unchanged')).toHaveTextContent(why);
+    expect(screen.queryByText(/Shipped One-page to everyone/)).toBeNull();
+  });
 });

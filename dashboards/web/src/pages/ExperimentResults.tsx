@@ -133,11 +133,14 @@ export default function ExperimentResults({ project, experimentKey }: { project:
 
 function DecisionNotice({ e, label, who }: { e: Experiment; label: (v: string) => string; who: string }) {
   const d = e.decision!;
-  const what =
-    d.outcome === 'ship' ? `Shipped ${label(d.variation ?? '')} to everyone` : d.outcome === 'rollback' ? `Rolled back to ${label(e.control)}` : 'Concluded as inconclusive';
+  // A ship or rollback leaves the flag alone when it no longer serves this experiment's rollout.
+  const what = d.flag_unchanged
+    ? (d.outcome === 'ship' ? `Ship ${label(d.variation ?? '')}` : `Roll back to ${label(e.control)}`) + ' (the flag was not changed)'
+    : d.outcome === 'ship' ? `Shipped ${label(d.variation ?? '')} to everyone` : d.outcome === 'rollback' ? `Rolled back to ${label(e.control)}` : 'Concluded as inconclusive';
   return (
     <Notice tone="green" title={`Decision: ${what}`}>
       {d.rationale && <p>“{d.rationale}”</p>}
+      {d.flag_unchanged && <p data-testid="flag-unchanged"><strong>The flag was not changed:</strong> {d.flag_unchanged}</p>}
       <p className="text-xs">by {who} on {dateTime(d.decided_at)}</p>
     </Notice>
   );

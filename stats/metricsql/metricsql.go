@@ -142,26 +142,38 @@ type args []any
 func (a *args) add(v any) string { *a = append(*a, v); return "?" }
 
 // filterSQL renders the metric's filters as a condition on the tracks table. Properties are
-// stored as strings in the Nested column properties(key, value); an event without the property
-// never matches a positive condition. Placeholders are added in the order they are written.
+// stored as text in the Nested column properties(key, type, value), numbers in Go's shortest
+// 'g' form (ingest's Property.Text: 1000000 is "1e+06"); an event without the property never
+// matches a positive condition. A number in a filter compares numerically with the stored
+// text (numberSQL), so 1000000, 1e6 and 1.0e6 are equal; strings and booleans compare as text.
+// Placeholders are added in the order they are written.
 func filterSQL(fs []Filter, a *args) (string, error) {
 	var parts []string
 	for i, f := range fs {
 		has := func() string { return "has(properties.key, " + a.add(f.Property) + ")" }
 		prop := func() string { return "properties.value[indexOf(properties.key, " + a.add(f.Property) + ")]" }
+		if len(f.Values) == 0 {
+			return "", fmt.Errorf("metricsql: filters[%d]: %s needs a value", i, f.Op)
+		}
 		var cond string
 		switch f.Op {
 		case "eq", "in":
-			cond = has() + " AND " + prop() + " IN (" + placeholders(f.Values, a) + ")"
+			cond = has() + " AND " + matchSQL(prop, f.Values, a)
 		case "neq", "not_in":
-			cond = prop() + " NOT IN (" + placeholders(f.Values, a) + ")"
+			cond = "NOT " + matchSQL(prop, f.Values, a)
 		case "gt", "gte", "lt", "lte":
-			n, ok := f.Values[0].(float64)
+			n, ok := number(f.Values[0])
 			if !ok {
 				return "", fmt.Errorf("metricsql: filters[%d]: %s needs a number", i, f.Op)
 			}
 			sym := map[string]string{"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.Op]
-			cond = has() + " AND toFloat64OrZero(" + prop() + ") " + sym + " " + a.add(n)
+			// The exact text of the bound decides equality (see numberSQL): gte/lte include it,
+			// gt/lt exclude it.
+			if f.Op == "gte" || f.Op == "lte" {
+				cond = has() + " AND (" + prop() + " = " + a.add(formatNumber(n)) + " OR " + numberSQL(prop()) + " " + sym + " " + a.add(n) + ")"
+			} else {
+				cond = has() + " AND " + prop() + " != " + a.add(formatNumber(n)) + " AND " + numberSQL(prop()) + " " + sym + " " + a.add(n)
+			}
 		case "contains":
 			sub, ok := f.Values[0].(string)
 			if !ok {
@@ -179,6 +191,54 @@ func filterSQL(fs []Filter, a *args) (string, error) {
 	return strings.Join(parts, " AND "), nil
 }
 
+// matchSQL is true when the property equals one of the values: as text (strings, booleans, and
+// numbers in the form ingest stores them), or, for numbers, numerically. The property is "" when
+// the event lacks it, which matches no number.
+func matchSQL(prop func() string, vs []any, a *args) string {
+	var texts, nums []any
+	for _, v := range vs {
+		if n, ok := number(v); ok {
+			texts, nums = append(texts, formatNumber(n)), append(nums, n)
+		} else {
+			texts = append(texts, valueString(v))
+		}
+	}
+	cond := "(" + prop() + " IN (" + placeholders(texts, a) + ")"
+	if len(nums) > 0 {
+		cond += " OR " + numberSQL(prop()) + " IN (" // the property's placeholder before the numbers'
+		for i, n := range nums {
+			if i > 0 {
+				cond += ", "
+			}
+			cond += a.add(n)
+		}
+		cond += ")"
+	}
+	return cond + ")"
+}
+
+// numberSQL is a property's text as a Float64, NaN when it is not a number (NaN equals and
+// orders against nothing, so such events match no numeric comparison, and no Nullable reaches
+// the comparison). ClickHouse 18.16's text parser can be one unit in the last place off for
+// numbers with 17 significant digits, which is why equality also compares the text.
+func numberSQL(prop string) string { return "ifNull(toFloat64OrNull(" + prop + "), nan)" }
+
+// number is a filter value that is a number (JSON numbers decode as float64).
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// formatNumber is a number's text as ingest stores it (Go's shortest 'g' form).
+func formatNumber(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
 func stringsToAny(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {
@@ -195,7 +255,7 @@ func placeholders(vs []any, a *args) string {
 	return strings.Join(out, ", ")
 }
 
-// valueString is how a filter value compares with a stored property (properties are strings).
+// valueString is how a string or boolean filter value compares with a stored property.
 func valueString(v any) string {
 	switch x := v.(type) {
 	case string:
@@ -206,7 +266,7 @@ func valueString(v any) string {
 		}
 		return "false"
 	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
+		return formatNumber(x)
 	}
 	return fmt.Sprint(v)
 }

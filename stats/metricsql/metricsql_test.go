@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -565,3 +566,167 @@ func unitRows(t *testing.T, conn driver.Conn, id int64, want int) {
 func ptr(f float64) *float64 { return &f }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// TestPercentileCapWithoutValues: a percentile cap over no non-zero per-unit value (no event
+// yet, or only zero values) is NaN; the sums are then the uncapped ones, not NaN.
+func TestPercentileCapWithoutValues(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	now := start.Add(24 * time.Hour)
+	var units []unit
+	var exposures [][5]any
+	var zeros []event
+	for i := 0; i < 40; i++ {
+		u := unit{key: fmt.Sprintf("u%02d", i), variation: []string{"a", "b"}[i%2], firstMs: start.Add(time.Duration(i) * time.Minute).UnixMilli()}
+		units = append(units, u)
+		exposures = append(exposures, [5]any{u.key, u.variation, u.firstMs, uuid.New(), "exp1"})
+		if i%3 == 0 {
+			zeros = append(zeros, event{id: uuid.New(), kind: "user", key: u.key, ts: u.firstMs + 60_000, value: 0, currency: "EUR"})
+		}
+	}
+	insert(t, conn, "env-none", nil, exposures)
+	insert(t, conn, "env-zeros", zeros, exposures)
+	week := 7 * 24 * time.Hour
+	capped := &Metric{Key: "revenue", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week, Winsorize: Winsorize{Type: "percentile", Upper: ptr(0.99)}}
+	plain := *capped
+	plain.Winsorize = Winsorize{}
+	for _, tc := range []struct {
+		env    string
+		events []event
+	}{{"env-none", nil}, {"env-zeros", zeros}} {
+		t.Run(tc.env, func(t *testing.T) {
+			x := Experiment{EnvironmentID: tc.env, Key: "exp1", Start: start}
+			s := Snapshot{FoldedUpTo: start, Now: now}
+			if c, err := Percentile(ctx, conn, x, capped, s, 0.99); err != nil || !math.IsNaN(c) {
+				t.Fatalf("cap over no values %v (%v), want NaN", c, err)
+			}
+			got, err := Sums(ctx, conn, x, capped, s, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range got {
+				for _, v := range []float64{g.Sum, g.SumSquares, g.CovSum, g.MainCovProduct} {
+					if math.IsNaN(v) || math.IsInf(v, 0) {
+						t.Fatalf("variation %s: sums %+v are not finite", g.Variation, g)
+					}
+				}
+			}
+			compare(t, got, expected(units, tc.events, &plain, now.UnixMilli(), false, nil, nil))
+			uncapped, err := Sums(ctx, conn, x, &plain, s, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(uncapped) {
+				t.Fatalf("capped %+v, uncapped %+v", got, uncapped)
+			}
+		})
+	}
+}
+
+// TestNumericFilters: a number in a filter matches the stored property whatever its size —
+// ingest stores numbers in Go's 'g' form (2500000 as "2.5e+06", 0.00001 as "1e-05") — and the
+// comparison operators order numbers, never text that is not one.
+func TestNumericFilters(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	// Properties as ingest writes them: a number's text is strconv 'g' (event.Property.Text).
+	g := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	props := []struct {
+		name     string
+		typ, val string
+	}{
+		{"big", "number", g(2500000)},
+		{"tiny", "number", g(1e-5)},
+		{"plain", "number", g(42.5)},
+		{"million", "number", g(1e6)},
+		{"full", "number", g(9.696951891448458e-17)}, // 18.16 parses this text one ulp off
+		{"text", "string", "abc"},
+		{"numeric text", "string", "2500000.0"},
+		{"missing", "", ""},
+	}
+	n := len(props)
+	envs, kinds, keys, eventKeys, sdkN, sdkV := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ids, ts, ms, client, clamped := make([]uuid.UUID, n), make([]time.Time, n), make([]uint64, n), make([]int64, n), make([]uint8, n)
+	values, hasValue := make([]float64, n), make([]uint8, n)
+	pk, pt, pv := make([][]string, n), make([][]string, n), make([][]string, n)
+	at := time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)
+	for i, p := range props {
+		envs[i], ids[i], ts[i], ms[i], client[i], kinds[i], keys[i] = "env-num", uuid.New(), at, uint64(at.UnixMilli()), at.UnixMilli(), "user", p.name
+		eventKeys[i], sdkN[i], sdkV[i] = "purchase", "go", "test"
+		pk[i], pt[i], pv[i] = []string{"currency"}, []string{"string"}, []string{"EUR"}
+		if p.typ != "" {
+			pk[i], pt[i], pv[i] = append(pk[i], "amount"), append(pt[i], p.typ), append(pv[i], p.val)
+		}
+	}
+	insertColumns(t, conn, "tracks", []string{"environment_id", "event_id", "timestamp", "timestamp_ms", "client_timestamp_ms", "received_at",
+		"clamped", "context_kind", "context_key", "event_key", "value", "has_value", "properties.key", "properties.type", "properties.value",
+		"sdk_name", "sdk_version"}, envs, ids, ts, ms, client, ts, clamped, kinds, keys, eventKeys, values, hasValue, pk, pt, pv, sdkN, sdkV)
+
+	all := []string{"big", "tiny", "plain", "million", "full", "text", "numeric text", "missing"}
+	tests := []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"eq big", Filter{"amount", "eq", []any{2500000.0}}, []string{"big", "numeric text"}},
+		{"eq tiny", Filter{"amount", "eq", []any{1e-5}}, []string{"tiny"}},
+		{"eq plain", Filter{"amount", "eq", []any{42.5}}, []string{"plain"}},
+		{"eq million", Filter{"amount", "eq", []any{1e6}}, []string{"million"}},
+		{"eq 17 digits", Filter{"amount", "eq", []any{9.696951891448458e-17}}, []string{"full"}},
+		{"eq text", Filter{"amount", "eq", []any{"abc"}}, []string{"text"}},
+		{"in numbers and text", Filter{"amount", "in", []any{1e-5, 1e6, "abc"}}, []string{"tiny", "million", "text"}},
+		{"neq big", Filter{"amount", "neq", []any{2500000.0}}, []string{"tiny", "plain", "million", "full", "text", "missing"}},
+		{"not_in", Filter{"amount", "not_in", []any{1e-5, 42.5}}, []string{"big", "million", "full", "text", "numeric text", "missing"}},
+		{"gt 1e6", Filter{"amount", "gt", []any{1e6}}, []string{"big", "numeric text"}},
+		{"gte 1e6", Filter{"amount", "gte", []any{1e6}}, []string{"big", "million", "numeric text"}},
+		{"lt 1", Filter{"amount", "lt", []any{1.0}}, []string{"tiny", "full"}},
+		{"lte 1e-5", Filter{"amount", "lte", []any{1e-5}}, []string{"tiny", "full"}},
+		{"lte 17 digits", Filter{"amount", "lte", []any{9.696951891448458e-17}}, []string{"full"}},
+		{"gt 17 digits", Filter{"amount", "gt", []any{9.696951891448458e-17}}, []string{"big", "tiny", "plain", "million", "numeric text"}},
+		{"gt 0 on other events", Filter{"currency", "gt", []any{0.0}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var a args
+			cond, err := filterSQL([]Filter{tc.f}, &a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, "SELECT context_key FROM tracks WHERE environment_id = 'env-num' AND "+cond+" ORDER BY context_key", a...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, k)
+			}
+			rows.Close()
+			want := append([]string{}, tc.want...)
+			sort.Strings(want)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%+v matched %q, want %q (of %q)", tc.f, got, want, all)
+			}
+		})
+	}
+	// The same through a metric's sums: the units whose purchase was 2500000.
+	var exposures [][5]any
+	for _, p := range props {
+		exposures = append(exposures, [5]any{p.name, "a", at.Add(-time.Hour).UnixMilli(), uuid.New(), "exp1"})
+	}
+	insert(t, conn, "env-num", nil, exposures)
+	m := &Metric{Key: "big-buyers", Version: 1, Kind: Proportion, EventKey: "purchase", WindowEnd: 24 * time.Hour,
+		Filters: []Filter{{Property: "amount", Op: "in", Values: []any{2500000.0}}}}
+	got, err := Sums(ctx, conn, Experiment{EnvironmentID: "env-num", Key: "exp1", Start: at.Add(-48 * time.Hour)}, m,
+		Snapshot{FoldedUpTo: at.Add(-48 * time.Hour), Now: at.Add(time.Hour)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].N != int64(len(props)) || got[0].Sum != 2 {
+		t.Fatalf("sums %+v, want %d units of which 2 converted", got, len(props))
+	}
+}

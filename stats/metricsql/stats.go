@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -219,7 +220,8 @@ func capExpr(col string, lower, upper *float64, a *args) string {
 }
 
 // Percentile computes the percentile cap of a metric: the q-quantile of the non-zero
-// per-context values.
+// per-context values. It is NaN when there are none (no unit has a non-zero value yet, as in
+// an experiment's first hours or with a rare filtered event); SumsOf then caps nothing.
 func Percentile(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snapshot, q float64) (float64, error) {
 	var a args
 	inner, err := perContextSQL(x, []SumsRequest{{Metric: m}}, s, &a)
@@ -229,7 +231,7 @@ func Percentile(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, 
 	// The quantile level is a parameter of the function, which ClickHouse wants as a literal
 	// (a float64 formatted by Go, so nothing can be injected).
 	query := fmt.Sprintf("SELECT quantileExact(%g)(v0) FROM (%s) WHERE v0 != 0 AND has0 = 1", q, inner)
-	var capValue float64
+	capValue := math.NaN()
 	rows, err := conn.Query(ctx, query, a...)
 	if err != nil {
 		return 0, fmt.Errorf("metricsql: percentile of %s: %w", m.Key, err)
@@ -292,6 +294,11 @@ func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequ
 				return nil, err
 			}
 			lower, upper = nil, &capValue
+			if math.IsNaN(capValue) {
+				// No non-zero value to take a quantile of: least(v, nan) would make every sum
+				// NaN, and nothing needs capping.
+				upper = nil
+			}
 		} else if m.Winsorize.Type != "absolute" {
 			lower, upper = nil, nil
 		}

@@ -8,7 +8,6 @@ package authz
 import (
 	"context"
 	"crypto/sha256"
-	"slices"
 	"sync"
 	"time"
 
@@ -41,14 +40,14 @@ func (c Caller) Label() string {
 	return c.Me.Actor.Type + " " + c.Me.Actor.ID
 }
 
+// grant is what the caller's rights depend on.
+func (c Caller) grant() roles.Grant {
+	return roles.Grant{Role: c.Me.Role, ProjectIDs: c.Me.ProjectIDs, Scope: c.Me.Scope}
+}
+
 // RoleIn is the caller's effective role in a project: a project admin scoped to other
 // projects is a viewer there.
-func (c Caller) RoleIn(projectID string) string {
-	if c.Me.Role == RoleProjectAdmin && len(c.Me.ProjectIDs) > 0 && !slices.Contains(c.Me.ProjectIDs, projectID) {
-		return RoleViewer
-	}
-	return c.Me.Role
-}
+func (c Caller) RoleIn(projectID string) string { return c.grant().RoleIn(projectID) }
 
 // Authorizer verifies tokens and rights against the flag service.
 type Authorizer struct {
@@ -157,23 +156,8 @@ func (a *Authorizer) RequireEnvironment(ctx context.Context, c Caller, project, 
 	if err != nil {
 		return e, mapLookup(err)
 	}
-	if sp := c.Me.Scope["project_id"]; sp != "" && sp != e.ProjectID {
-		return e, errs.PermissionDenied("this token is scoped to another project")
-	}
-	if se := c.Me.Scope["environment_id"]; se != "" && se != e.ID {
-		return e, errs.PermissionDenied("this token may only change its own environment")
-	}
-	role := c.RoleIn(e.ProjectID)
-	want := RoleDeveloper
-	if e.Critical {
-		want = RoleProjectAdmin
-	}
-	if roles.Rank(role) < roles.Rank(want) {
-		msg := "role " + role + " may not change flags in this environment"
-		if e.Critical && role == RoleDeveloper {
-			msg += ": the environment is critical (developers have read-only access)"
-		}
-		return e, errs.PermissionDenied("%s", msg)
+	if why := c.grant().ChangeEnvironment(e.ProjectID, e.ID, e.Critical); why != "" {
+		return e, errs.PermissionDenied("%s", why)
 	}
 	return e, nil
 }

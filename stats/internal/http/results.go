@@ -107,15 +107,32 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		if metric == "" {
 			return errs.Malformed("metric", "name the metric (?metric=key)")
 		}
-		snaps, err := s.Store.Snapshots(c.UserContext(), x.ID, 1000)
+		var bounds [2]time.Time
+		for i, name := range []string{"from", "to"} {
+			if v := c.Query(name); v != "" {
+				if bounds[i], err = time.Parse(time.RFC3339Nano, v); err != nil {
+					return errs.Malformed(name, "an RFC 3339 time such as 2026-11-26T12:00:00Z, got %q", v)
+				}
+			}
+		}
+		from, to := bounds[0], bounds[1]
+		if !from.IsZero() && !to.IsZero() && to.Before(from) {
+			return errs.Malformed("to", "must not be before from")
+		}
+		points, err := s.Store.Series(c.UserContext(), x.ID, metric, from, to, results.MaxSeriesSnapshots)
 		if err != nil {
 			return err
 		}
-		return c.JSON(fiber.Map{"metric": metric, "points": results.Timeseries(snaps, metric)})
+		return c.JSON(fiber.Map{"metric": metric, "points": points})
 	})
 	r.Post(base+"/refresh", func(c *fiber.Ctx) error {
 		x, err := experiment(c)
 		if err != nil {
+			return err
+		}
+		// A refresh costs ClickHouse minutes at scale: only who may start or stop the
+		// experiment may ask for one.
+		if err := requireWrite(c.UserContext(), s.Flags, bearer(c), x); err != nil {
 			return err
 		}
 		if x.StartedAt == nil {
@@ -123,7 +140,9 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
 		defer cancel()
-		if err := s.Worker.Refresh(ctx, x.Project, x.Key); err != nil {
+		if err := s.Worker.Refresh(ctx, x.Project, x.Key); errors.Is(err, results.ErrBusy) {
+			return errs.Conflict("", "experiment %q is being refreshed by another replica: its results appear under …/results when that refresh ends", x.Key)
+		} else if err != nil {
 			return errs.Unavailable(err, "refresh failed")
 		}
 		snaps, err := s.Store.Snapshots(c.UserContext(), x.ID, 1)

@@ -135,7 +135,7 @@ func (w *Worker) sweep(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := w.refresh(ctx, x); err != nil {
+		if err := w.refresh(ctx, x); err != nil && !errors.Is(err, ErrBusy) {
 			w.log.Warn("results refresh failed", "project", x.Project, "experiment", x.Key, "err", err)
 		}
 	}
@@ -164,7 +164,7 @@ func (w *Worker) finalize(ctx context.Context) {
 			if err != nil || (len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond))) {
 				continue
 			}
-			if err := w.refresh(ctx, x); err != nil {
+			if err := w.refresh(ctx, x); err != nil && !errors.Is(err, ErrBusy) {
 				w.log.Warn("final results of a stopped experiment failed", "project", x.Project, "experiment", x.Key, "err", err)
 			}
 		}
@@ -175,15 +175,16 @@ func (w *Worker) finalize(ctx context.Context) {
 // units takes about a minute).
 const staleUnits = 6 * time.Hour
 
-// errBusy: another replica is refreshing the experiment.
-var errBusy = errors.New("results: another replica is refreshing this experiment")
+// ErrBusy: another replica is refreshing the experiment (Refresh returns it; a sweep skips the
+// experiment until its next round).
+var ErrBusy = errors.New("results: another replica is refreshing this experiment")
 
 func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) {
 	start := w.now()
 	defer func() {
 		outcome := "ok"
-		if errors.Is(err, errBusy) {
-			outcome, err = "busy", nil
+		if errors.Is(err, ErrBusy) {
+			outcome = "busy"
 		} else if err != nil {
 			outcome = "error"
 		}
@@ -198,7 +199,7 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 		return err
 	}
 	if !ok {
-		return errBusy
+		return ErrBusy
 	}
 	defer release()
 	snap, err := w.Compute(ctx, x)

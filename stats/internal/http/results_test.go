@@ -1,0 +1,288 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	nethttp "net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard-io/switchyard/platform/health"
+	"github.com/switchyard-io/switchyard/platform/httpapi"
+	"github.com/switchyard-io/switchyard/platform/pg"
+	"github.com/switchyard-io/switchyard/platform/testenv"
+	"github.com/switchyard-io/switchyard/stats/engine"
+	"github.com/switchyard-io/switchyard/stats/internal/chtest"
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+	"github.com/switchyard-io/switchyard/stats/internal/results"
+)
+
+// flagService is a hand-written flag service: one running experiment "checkout" of project
+// "shop" in environment "staging" (or a critical "production"), and tokens named after their
+// role ("svc" is the stats service's own).
+type flagService struct {
+	x        flagsvc.Experiment
+	critical bool
+}
+
+func (f *flagService) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	role := map[string]string{"viewer": "viewer", "developer": "developer", "project_admin": "project_admin", "svc": "admin"}[token]
+	if role == "" {
+		w.WriteHeader(401)
+		return
+	}
+	var out any
+	switch r.URL.Path {
+	case "/api/v1/me":
+		out = map[string]any{"role": role, "actor": map[string]string{"type": "user", "id": token}}
+	case "/api/v1/experiments":
+		out = map[string]any{"items": []any{}} // the worker's sweep finds nothing to do
+	case "/api/v1/projects/shop/experiments/checkout":
+		out = f.x
+	case "/api/v1/projects/shop/environments/" + f.x.Environment:
+		out = map[string]any{"id": f.x.EnvironmentID, "project_id": "p-shop", "key": f.x.Environment, "critical": f.critical}
+	default:
+		w.WriteHeader(404)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+type resultsFixture struct {
+	app   *fiber.App
+	store *results.Store
+	flags *flagService
+}
+
+// newResultsFixture mounts the results routes over a real Postgres store and a real results
+// worker (running, on a fresh ClickHouse database) behind the hand-written flag service.
+func newResultsFixture(t *testing.T) resultsFixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &results.Store{Pool: pool}
+	if err := store.Migrate(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Add(-time.Hour).UTC()
+	x := flagsvc.Experiment{ID: uuid.NewString(), Key: "checkout", Project: "shop", Environment: "staging", EnvironmentID: "env-" + uuid.NewString(),
+		Flag: "checkout", Status: "running", Control: "off", Variations: []flagsvc.Variation{{Variation: "off", Weight: 50000}, {Variation: "on", Weight: 50000}},
+		Analysis:  flagsvc.Analysis{Engine: "frequentist", Alpha: 0.05, Sided: "two_sided", Correction: "holm"},
+		StartedAt: &started, PlannedDuration: "336h"}
+	fs := &flagService{x: x}
+	srv := httptest.NewServer(fs)
+	client := flagsvc.New(srv.URL, "svc", "")
+	worker := results.NewWorker(results.Config{Interval: time.Hour}, store, chtest.Database(t, "statshttp"), client, log, nil)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		pool.Close()
+	})
+	app := httpapi.New(httpapi.Options{Service: "stats", Logger: log, Registry: health.NewRegistry()})
+	MountResults(app, &ResultsService{Flags: client, Store: store, Worker: worker})
+	return resultsFixture{app: app, store: store, flags: fs}
+}
+
+func (f resultsFixture) call(t *testing.T, method, path, token string) (int, []byte) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := f.app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+func errorBody(t *testing.T, body []byte) httpapi.ErrorBody {
+	t.Helper()
+	var e httpapi.ErrorBody
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" {
+		t.Fatalf("not the uniform error body: %s", body)
+	}
+	return e
+}
+
+// TestRefreshNeedsWriteAccess: a refresh recomputes in ClickHouse, so only callers who may
+// change the experiment's environment may ask for one; readers keep reading results.
+func TestRefreshNeedsWriteAccess(t *testing.T) {
+	f := newResultsFixture(t)
+	const refresh = "/v1/projects/shop/experiments/checkout/refresh"
+	status, body := f.call(t, "POST", refresh, "viewer")
+	if status != 403 || errorBody(t, body).Error.Code != "permission_denied" {
+		t.Fatalf("viewer: %d %s, want 403 permission_denied", status, body)
+	}
+	if snaps, err := f.store.Snapshots(context.Background(), f.flags.x.ID, 10); err != nil || len(snaps) != 0 {
+		t.Fatalf("a viewer's refresh stored snapshots %v (%v)", snaps, err)
+	}
+	f.flags.critical = true
+	if status, body := f.call(t, "POST", refresh, "developer"); status != 403 || !strings.Contains(string(body), "critical") {
+		t.Fatalf("developer in a critical environment: %d %s, want 403", status, body)
+	}
+	if status, body := f.call(t, "POST", refresh, "project_admin"); status != 200 {
+		t.Fatalf("project admin in a critical environment: %d %s", status, body)
+	}
+	f.flags.critical = false
+	status, body = f.call(t, "POST", refresh, "developer")
+	if status != 200 {
+		t.Fatalf("developer: %d %s", status, body)
+	}
+	var snap results.Snapshot
+	if err := json.Unmarshal(body, &snap); err != nil || snap.ExperimentID != f.flags.x.ID {
+		t.Fatalf("refresh answered %s (%v)", body, err)
+	}
+	if status, body := f.call(t, "GET", "/v1/projects/shop/experiments/checkout/results", "viewer"); status != 200 {
+		t.Fatalf("a viewer reads results: %d %s", status, body)
+	}
+}
+
+// TestRefreshWhileAnotherReplicaRefreshes: when another replica holds the experiment's refresh
+// lock, nothing new is computed here, and the answer says so instead of passing the last
+// snapshot off as fresh.
+func TestRefreshWhileAnotherReplicaRefreshes(t *testing.T) {
+	f := newResultsFixture(t)
+	ctx := context.Background()
+	old := &results.Snapshot{Project: "shop", Experiment: "checkout", ExperimentID: f.flags.x.ID, ComputedAt: time.Now().Add(-30 * time.Minute).UTC(),
+		Metrics: []results.MetricResult{}}
+	if err := f.store.SaveSnapshot(ctx, f.flags.x.ID, old); err != nil {
+		t.Fatal(err)
+	}
+	release, ok, err := f.store.TryLock(ctx, "results:"+f.flags.x.ID) // the other replica
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	var once sync.Once
+	unlock := func() { once.Do(release) }
+	defer unlock() // before the pool closes, even when the test fails
+	status, body := f.call(t, "POST", "/v1/projects/shop/experiments/checkout/refresh", "developer")
+	if status != 409 {
+		t.Fatalf("refresh while another replica refreshes: %d %s, want 409", status, body)
+	}
+	if e := errorBody(t, body); e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, "another replica") {
+		t.Fatalf("error %+v", e.Error)
+	}
+	unlock()
+	status, body = f.call(t, "POST", "/v1/projects/shop/experiments/checkout/refresh", "developer")
+	var snap results.Snapshot
+	if status != 200 || json.Unmarshal(body, &snap) != nil || !snap.ComputedAt.After(old.ComputedAt) {
+		t.Fatalf("refresh after the other replica's: %d %s", status, body)
+	}
+}
+
+// TestTimeseriesCoversTheWholeHistory: 3,000 snapshots (over 10 days at the 5-minute interval)
+// give a series from the first snapshot to the latest, at most MaxSeriesSnapshots of them
+// spread evenly; from and to select a stretch; bad bounds are 400 naming the parameter.
+func TestTimeseriesCoversTheWholeHistory(t *testing.T) {
+	f := newResultsFixture(t)
+	ctx := context.Background()
+	id := f.flags.x.ID
+	first := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	const n = 3000
+	times := make([]time.Time, n)
+	var batch pgx.Batch
+	for i := range times {
+		times[i] = first.Add(time.Duration(i) * 5 * time.Minute)
+		effect, low, high := float64(i), float64(i)-1, float64(i)+1
+		snap := results.Snapshot{Project: "shop", Experiment: "checkout", ExperimentID: id, ComputedAt: times[i], Metrics: []results.MetricResult{
+			{Metric: "revenue", Variants: []engine.VariantResult{{Key: "off", N: 10, Control: true}, {Key: "on", N: 10, Effect: &effect}}},
+			{Metric: "conversion", Variants: []engine.VariantResult{{Key: "off", N: int64(i), Control: true},
+				{Key: "on", N: int64(i), Effect: &effect, CI: &engine.Interval{Low: low, High: high}}}},
+		}}
+		body, err := json.Marshal(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch.Queue(`INSERT INTO results_snapshots (experiment_id, project_key, experiment_key, computed_at, body) VALUES ($1, 'shop', 'checkout', $2, $3)`,
+			id, times[i], body)
+	}
+	if err := f.store.Pool.SendBatch(ctx, &batch).Close(); err != nil {
+		t.Fatal(err)
+	}
+	series := func(query string) []results.Point {
+		t.Helper()
+		status, body := f.call(t, "GET", "/v1/projects/shop/experiments/checkout/timeseries?metric=conversion"+query, "viewer")
+		if status != 200 {
+			t.Fatalf("timeseries%s: %d %s", query, status, body)
+		}
+		var out struct {
+			Metric string          `json:"metric"`
+			Points []results.Point `json:"points"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || out.Metric != "conversion" {
+			t.Fatalf("timeseries%s: %s (%v)", query, body, err)
+		}
+		return out.Points
+	}
+	check := func(name string, points []results.Point, from, to, count int) {
+		t.Helper()
+		if len(points) != count {
+			t.Fatalf("%s: %d points, want %d", name, len(points), count)
+		}
+		firstP, lastP := points[0], points[len(points)-1]
+		if !firstP.ComputedAt.Equal(times[from]) || !lastP.ComputedAt.Equal(times[to]) || *firstP.Effect != float64(from) || *lastP.Effect != float64(to) {
+			t.Fatalf("%s: from %v (effect %v) to %v (effect %v), want snapshots %d to %d", name, firstP.ComputedAt, *firstP.Effect,
+				lastP.ComputedAt, *lastP.Effect, from, to)
+		}
+		for i, p := range points {
+			if p.Variation != "on" || p.N != int64(*p.Effect) || *p.CILower != *p.Effect-1 || (i > 0 && !p.ComputedAt.After(points[i-1].ComputedAt)) {
+				t.Fatalf("%s: point %d %+v", name, i, p)
+			}
+		}
+	}
+	all := series("")
+	check("whole history", all, 0, n-1, results.MaxSeriesSnapshots)
+	// Spread evenly: no gap is more than one snapshot longer than another.
+	minGap, maxGap := n, 0
+	for i := 1; i < len(all); i++ {
+		gap := int(*all[i].Effect - *all[i-1].Effect)
+		minGap, maxGap = min(minGap, gap), max(maxGap, gap)
+	}
+	if maxGap-minGap > 1 {
+		t.Fatalf("gaps between points from %d to %d snapshots", minGap, maxGap)
+	}
+	q := func(from, to int) string {
+		return "&from=" + url.QueryEscape(times[from].Format(time.RFC3339)) + "&to=" + url.QueryEscape(times[to].Format(time.RFC3339))
+	}
+	check("a day", series(q(1000, 1287)), 1000, 1287, 288)
+	check("from only", series("&from="+url.QueryEscape(times[2900].Format(time.RFC3339))), 2900, n-1, 100)
+	check("to only", series("&to="+times[99].Add(time.Minute).Format(time.RFC3339)), 0, 99, 100)
+	if got := series(q(10, 10)); len(got) != 1 {
+		t.Fatalf("from = to: %d points", len(got))
+	}
+	for _, tc := range []struct{ query, field string }{
+		{"&from=yesterday", "from"},
+		{"&to=2026-11-01", "to"},
+		{q(20, 10), "to"},
+	} {
+		status, body := f.call(t, "GET", "/v1/projects/shop/experiments/checkout/timeseries?metric=conversion"+tc.query, "viewer")
+		if e := errorBody(t, body); status != 400 || e.Error.Field != tc.field {
+			t.Errorf("%s: %d %+v, want 400 naming %s", tc.query, status, e.Error, tc.field)
+		}
+	}
+	if status, body := f.call(t, "GET", "/v1/projects/shop/experiments/checkout/timeseries", "viewer"); status != 400 || errorBody(t, body).Error.Field != "metric" {
+		t.Errorf("no metric: %d %s", status, body)
+	}
+}

@@ -20,20 +20,6 @@ type Point struct {
 	ChanceToWin *float64  `json:"chance_to_win"`
 }
 
-// Timeseries is a metric's effect and interval over the snapshot history, oldest first
-// (snapshots arrive newest first).
-func Timeseries(snaps []Snapshot, metric string) []Point {
-	out := []Point{}
-	for i := len(snaps) - 1; i >= 0; i-- {
-		for _, m := range snaps[i].Metrics {
-			if m.Metric == metric {
-				out = appendPoints(out, snaps[i].ComputedAt, m)
-			}
-		}
-	}
-	return out
-}
-
 // appendPoints adds one snapshot's points of a metric (one per treatment).
 func appendPoints(out []Point, at time.Time, m MetricResult) []Point {
 	for _, v := range m.Variants {

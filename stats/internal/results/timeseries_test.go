@@ -2,15 +2,11 @@ package results
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/switchyard-io/switchyard/platform/pg"
-	"github.com/switchyard-io/switchyard/platform/testenv"
 	"github.com/switchyard-io/switchyard/stats/engine"
 )
 
@@ -19,15 +15,7 @@ import (
 // metric add no point, and other experiments' snapshots none either.
 func TestSeriesPicksEvenlyIncludingTheEnds(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := &Store{Pool: pool}
-	if err := store.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t)
 	id, other := uuid.NewString(), uuid.NewString()
 	first := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	const n = 7

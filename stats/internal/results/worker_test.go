@@ -331,21 +331,28 @@ type foldFixture struct {
 	start time.Time
 }
 
+// newStore is a results store on a fresh, migrated Postgres database.
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	pool, err := pg.Connect(context.Background(), testenv.PostgresDB(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := &Store{Pool: pool}
+	if err := store.Migrate(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
 // newFoldFixture: an experiment started three days ago (2,000 units first exposed over its
 // first two days, "off" and "on"), its events, and a worker on a fresh Postgres schema and
 // ClickHouse database. The worker's clock is the test's to set.
 func newFoldFixture(t *testing.T) foldFixture {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := &Store{Pool: pool}
-	if err := store.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t)
 	conn := chtest.Database(t, "results")
 
 	start := metricsql.Day(time.Now()).Add(-3 * 24 * time.Hour)

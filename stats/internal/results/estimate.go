@@ -65,10 +65,11 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 	}
 	days := lookback.Hours() / 24
 	// The units a day brings to the metric: every exposed context, except for a mean, whose n
-	// (and baseline variance) counts only the contexts with an event.
+	// (and baseline variance) counts only the contexts with an event — their share of the
+	// contexts the baseline measured.
 	perDay := float64(b.Exposed) / days
-	if q.Kind == metricsql.Mean {
-		perDay = float64(b.Units) / days
+	if q.Kind == metricsql.Mean && b.Complete > 0 {
+		perDay *= float64(b.Units) / float64(b.Complete)
 	}
 	variants := len(x.Variations)
 	weights := splitWeights(x)

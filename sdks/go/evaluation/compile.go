@@ -404,7 +404,7 @@ type clause struct {
 	hasFalse bool
 	regexps  []*regexp.Regexp
 	semvers  []ruleset.Semver
-	times    []time.Time
+	instants []float64 // before/after: milliseconds since the epoch
 	segments []*segment
 }
 
@@ -781,8 +781,8 @@ func compileClauses(src []ruleset.Clause, segments map[string]*segment, rejectMa
 				sv, _ := ruleset.ParseSemver(v.(string))
 				cl.semvers = append(cl.semvers, sv)
 			case ruleset.OpBefore, ruleset.OpAfter:
-				t, _ := ruleset.AsTime(v)
-				cl.times = append(cl.times, t)
+				ms, _ := ruleset.AsInstant(v)
+				cl.instants = append(cl.instants, ms)
 			case ruleset.OpSegmentMatch:
 				seg := segments[v.(string)]
 				if seg == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -239,12 +240,15 @@ func contextFromObject(obj map[string]any) (Context, error) {
 		}
 		return Context{kinds: []kindContext{kc}}, nil
 	}
+	// Kinds in name order, and INVALID_CONTEXT before TARGETING_KEY_MISSING whichever kind has
+	// which (EVALUATION.md section 1): the error must not depend on map order.
 	var c Context
-	for name, v := range obj {
+	var missing error
+	for _, name := range slices.Sorted(maps.Keys(obj)) {
 		if name == "kind" {
 			continue
 		}
-		part, ok := v.(map[string]any)
+		part, ok := obj[name].(map[string]any)
 		if !ok {
 			return Context{}, fmt.Errorf("%w: kind %q of a multi-kind context must be an object", ErrInvalidContext, name)
 		}
@@ -254,10 +258,19 @@ func contextFromObject(obj map[string]any) (Context, error) {
 			}
 		}
 		kc, err := parseKind(name, part)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrTargetingKeyMissing):
+			if missing == nil {
+				missing = err
+			}
+			continue
+		case err != nil:
 			return Context{}, err
 		}
 		c.kinds = append(c.kinds, kc)
+	}
+	if missing != nil {
+		return Context{}, missing
 	}
 	if len(c.kinds) == 0 {
 		return Context{}, fmt.Errorf("%w: a multi-kind context needs at least one kind", ErrInvalidContext)

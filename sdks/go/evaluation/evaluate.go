@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
@@ -301,11 +300,8 @@ func (cl *clause) matchString(s string) bool {
 			}
 		}
 	case opBefore, opAfter:
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return false
-		}
-		return cl.matchTime(t)
+		ms, ok := ruleset.AsInstant(s)
+		return ok && cl.matchInstant(ms)
 	}
 	return false
 }
@@ -343,14 +339,14 @@ func (cl *clause) matchNumber(n float64) bool {
 			}
 		}
 	case opBefore, opAfter:
-		return cl.matchTime(time.UnixMilli(int64(n)))
+		return cl.matchInstant(math.Trunc(n)) // a fractional millisecond is dropped
 	}
 	return false
 }
 
-func (cl *clause) matchTime(t time.Time) bool {
-	for _, v := range cl.times {
-		if (cl.code == opBefore && t.Before(v)) || (cl.code == opAfter && t.After(v)) {
+func (cl *clause) matchInstant(ms float64) bool {
+	for _, v := range cl.instants {
+		if (cl.code == opBefore && ms < v) || (cl.code == opAfter && ms > v) {
 			return true
 		}
 	}

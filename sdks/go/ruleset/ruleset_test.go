@@ -174,3 +174,14 @@ func TestValidKeyMatchesThePattern(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexLengthCountsCharacters: the 1,024 limit is on characters (EVALUATION.md), not bytes:
+// 600 two-byte characters are allowed, 1,025 one-byte ones are not.
+func TestRegexLengthCountsCharacters(t *testing.T) {
+	if why := CheckClauseValue(OpMatches, strings.Repeat("é", 600)); why != "" {
+		t.Errorf("600 characters (1,200 bytes): %s", why)
+	}
+	if why := CheckClauseValue(OpMatches, strings.Repeat("a", MaxRegexLength+1)); why == "" {
+		t.Error("1,025 characters were accepted")
+	}
+}

@@ -1,6 +1,7 @@
 package ruleset
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 )
@@ -63,6 +64,17 @@ func numericIdentifier(p string) (uint64, bool) {
 	return n, err == nil
 }
 
+// digitsOnly reports whether a pre-release identifier is numeric (validation has ruled out
+// leading zeros).
+func digitsOnly(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	return p != ""
+}
+
 func validIdentifiers(s string, noLeadingZeros bool) bool {
 	if s == "" {
 		return false
@@ -110,15 +122,15 @@ func (v Semver) Compare(w Semver) int {
 	}
 	for i := 0; i < len(v.Pre) && i < len(w.Pre); i++ {
 		a, b := v.Pre[i], w.Pre[i]
-		an, aNum := numericIdentifier(a)
-		bn, bNum := numericIdentifier(b)
+		aNum, bNum := digitsOnly(a), digitsOnly(b)
 		switch {
 		case aNum && bNum:
-			if an != bn {
-				if an < bn {
-					return -1
-				}
-				return 1
+			// Numerically, whatever their size: without leading zeros the longer is larger.
+			if c := cmp.Compare(len(a), len(b)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a, b); c != 0 {
+				return c
 			}
 		case aNum:
 			return -1 // numeric identifiers have lower precedence than alphanumeric ones

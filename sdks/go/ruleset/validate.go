@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FieldError is one validation failure, naming the field by its path from the validated value,
@@ -329,7 +330,7 @@ func CheckClauseValue(op Operator, v any) string {
 		if !ok {
 			return "must be a string (an RE2 regular expression)"
 		}
-		if len(s) > MaxRegexLength {
+		if utf8.RuneCountInString(s) > MaxRegexLength {
 			return fmt.Sprintf("regular expressions are limited to %d characters", MaxRegexLength)
 		}
 		if _, err := regexp.Compile(s); err != nil {
@@ -348,7 +349,7 @@ func CheckClauseValue(op Operator, v any) string {
 			return fmt.Sprintf("%q is not a semantic version", s)
 		}
 	case OpBefore, OpAfter:
-		if _, ok := AsTime(v); !ok {
+		if _, ok := AsInstant(v); !ok {
 			return "must be an RFC 3339 timestamp or a number of milliseconds since the epoch"
 		}
 	case OpSegmentMatch:
@@ -376,16 +377,25 @@ func AsNumber(v any) (float64, bool) {
 	return 0, false
 }
 
-// AsTime converts an RFC 3339 string or a number of milliseconds since the epoch to a time.
-func AsTime(v any) (time.Time, bool) {
+// AsInstant converts an RFC 3339 string or a number of milliseconds since the epoch to
+// milliseconds since the epoch (fractional, as a float64: any finite number is an instant, so
+// no conversion overflows). Strings are strict RFC 3339: Go also accepts a comma before the
+// fractional seconds, which RFC 3339 (and other SDKs) do not.
+func AsInstant(v any) (float64, bool) {
 	if s, ok := v.(string); ok {
+		if strings.IndexByte(s, ',') >= 0 {
+			return 0, false
+		}
 		t, err := time.Parse(time.RFC3339Nano, s)
-		return t, err == nil
+		if err != nil {
+			return 0, false
+		}
+		return float64(t.Unix())*1000 + float64(t.Nanosecond())/1e6, true
 	}
-	if n, ok := AsNumber(v); ok {
-		return time.UnixMilli(int64(n)).UTC(), true
+	if n, ok := AsNumber(v); ok && !math.IsInf(n, 0) && !math.IsNaN(n) {
+		return math.Trunc(n), true // a fractional millisecond is dropped
 	}
-	return time.Time{}, false
+	return 0, false
 }
 
 // CheckValue returns why raw cannot be a variation value of a flag of the given kind, or "".

@@ -11,6 +11,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -452,8 +453,8 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 	if h == "" {
 		return 0, false
 	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second, true
+	if secs, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64); err == nil && secs >= 0 {
+		return time.Duration(min(secs, math.MaxInt64/int64(time.Second))) * time.Second, true // no overflow to a negative wait
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(t.Sub(now), 0), true

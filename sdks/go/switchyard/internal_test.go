@@ -2,6 +2,7 @@ package switchyard
 
 import (
 	"bufio"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,6 +38,10 @@ func TestRetryAfterParsing(t *testing.T) {
 		{"Mon, 01 Jan 2024 00:00:30 GMT", 30 * time.Second, true},
 		{"Sun, 31 Dec 2023 23:00:00 GMT", 0, true},
 		{"soon", 0, false},
+		// Seconds past what a Duration holds wait the longest Duration, not a negative one
+		// (which retried at once); the sender then caps it at MaxRetryAfter.
+		{"99999999999", time.Duration(math.MaxInt64/int64(time.Second)) * time.Second, true},
+		{"99999999999999999999", 0, false},
 	} {
 		got, ok := retryAfter(tc.header, now)
 		if got != tc.want || ok != tc.ok {

@@ -328,6 +328,11 @@ def operators():
     expect("semver_gt: release beats pre-release", "semver-gt", user("u1", version="1.0.0"), True)
     expect("semver_gt: numeric identifier is lower than alphanumeric", "semver-gt", user("u1", version="1.0.0-1"), False)
     expect("semver_gt: lower release", "semver-gt", user("u1", version="0.9.0"), False)
+    op_flag("semver-gt-long", clause("version", "semver_gt", ["1.0.0-99999999999999999999"]))
+    expect("semver_gt: numeric identifiers of any length compare numerically", "semver-gt-long",
+           user("u1", version="1.0.0-100000000000000000000"), True)
+    expect("semver_gt: a shorter numeric identifier is lower", "semver-gt-long",
+           user("u1", version="1.0.0-9999999999999999999"), False)
     op_flag("semver-prerelease", clause("version", "semver_lt", ["1.0.0-beta.11"]))
     expect("semver precedence: beta.2 < beta.11 numerically", "semver-prerelease", user("u1", version="1.0.0-beta.2"), True)
     expect("semver precedence: beta < beta.11 (shorter)", "semver-prerelease", user("u1", version="1.0.0-beta"), True)
@@ -349,6 +354,10 @@ def operators():
     expect("before: garbage does not parse", "before", user("u1", created="yesterday"), False)
     expect("before: boolean is not a date", "before", user("u1", created=True), False)
     expect("before: fractional seconds", "before", user("u1", created="2023-12-31T23:59:59.999Z"), True)
+    expect("before: a comma before fractional seconds is not RFC 3339", "before", user("u1", created="2023-12-31T23:00:00,5Z"), False)
+    expect("before: a far-future epoch number is not before", "before", user("u1", created=1e20), False,
+           comment="any finite number of milliseconds is an instant; converting it must not overflow")
+    expect("before: a far-past epoch number is before", "before", user("u1", created=-1e20), True)
     op_flag("after", clause("created", "after", [1704067200000]))
     expect("after: one millisecond later", "after", user("u1", created="2024-01-01T00:00:00.001Z"), True)
     expect("after: same instant is not after", "after", user("u1", created="2024-01-01T00:00:00Z"), False)
@@ -357,6 +366,9 @@ def operators():
            comment="1704067200000.9 truncates to 1704067200000, which is not after itself")
     expect("after: truncation keeps a later millisecond", "after", user("u1", created=1704067200001.5), True)
     expect("after: much earlier", "after", user("u1", created="1999-12-31T23:59:59Z"), False)
+    expect("after: a far-future epoch number is after", "after", user("u1", created=1e20), True)
+    op_flag("after-far-future", clause("created", "after", [1e20]))
+    expect("after: nothing today is after a far-future clause value", "after-far-future", user("u1", created="2024-01-01T00:00:00Z"), False)
 
     op_flag("not-in", clause("country", "in", ["US"], negate=True))
     expect("negate: other value matches", "not-in", user("u1", country="CA"), True)
@@ -469,6 +481,9 @@ def flow():
     s.case("multi-kind context with a kind missing its key", "plain-bool", {"kind": "multi", "user": {"key": "u1"}, "device": {"os": "ios"}}, None, "ERROR", error="TARGETING_KEY_MISSING", default=False)
     s.case("multi-kind context without kinds", "plain-bool", {"kind": "multi"}, None, "ERROR", error="INVALID_CONTEXT", default=False)
     s.case("multi-kind context with a non-object kind", "plain-bool", {"kind": "multi", "user": "alice"}, None, "ERROR", error="INVALID_CONTEXT", default=False)
+    s.case("multi-kind context with an invalid kind and a kind missing its key", "plain-bool",
+           {"kind": "multi", "user": {"name": "x"}, "device": {"key": 5}}, None, "ERROR", error="INVALID_CONTEXT", default=False,
+           comment="INVALID_CONTEXT wins whatever the order of the kinds")
     s.case("multi-kind context with a nested kind naming another kind", "plain-bool", {"kind": "multi", "user": {"kind": "device", "key": "u1"}}, None, "ERROR", error="INVALID_CONTEXT", default=False)
     s.case("multi-kind context with a matching nested kind", "target-kinds", {"kind": "multi", "user": {"kind": "user", "key": "alice"}}, "a", "TARGETING_MATCH")
     s.case("multi-kind context with one kind", "target-kinds", {"kind": "multi", "device": {"key": "d1"}}, "b", "TARGETING_MATCH")

@@ -137,6 +137,20 @@ func insertWithReason(t *testing.T, conn driver.Conn, env, reason string, events
 		"sdk_name", "sdk_version"}, envs, ids, ts, ms, client, ts, clamped, kinds, keys, eventKeys, values, hasValue, pk, pt, pv, sdkN, sdkV)
 }
 
+// partCap applies a metric's absolute winsorization to a value.
+func partCap(m *Metric, x float64) float64 {
+	if m.Winsorize.Type != "absolute" {
+		return x
+	}
+	if m.Winsorize.Upper != nil {
+		x = math.Min(x, *m.Winsorize.Upper)
+	}
+	if m.Winsorize.Lower != nil {
+		x = math.Max(x, *m.Winsorize.Lower)
+	}
+	return x
+}
+
 // expected computes a metric's per-variant sums independently of ClickHouse.
 func expected(units []unit, events []event, m *Metric, now int64, cuped bool, lower, upper *float64) map[string]VariantSums {
 	byUnit := map[string][]event{}
@@ -205,9 +219,10 @@ func expected(units []unit, events []event, m *Metric, now int64, cuped bool, lo
 		s := out[u.variation]
 		s.Variation = u.variation
 		if m.Kind == Ratio {
+			// Each part with its own metric's (absolute) cap; a ratio has none of its own.
 			num, _ := value(u, m.Numerator, false)
 			den, _ := value(u, m.Denominator, false)
-			num, den = capv(num), capv(den)
+			num, den = partCap(m.Numerator, num), partCap(m.Denominator, den)
 			s.N++
 			s.Sum += num
 			s.SumSquares += num * num
@@ -288,6 +303,15 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 			Winsorize: Winsorize{Type: "absolute", Upper: &fifty}}, false, nil, &fifty},
 		{"ratio revenue per order", &Metric{Key: "rpo", Version: 1, Kind: Ratio, Numerator: sum, Denominator: count}, false, nil, nil},
 	}
+	three := 3.0
+	cappedCount := &Metric{Key: "orders-capped", Version: 1, Kind: Count, EventKey: "purchase", WindowEnd: week,
+		Winsorize: Winsorize{Type: "absolute", Upper: &three}}
+	metrics = append(metrics, struct {
+		name         string
+		m            *Metric
+		cuped        bool
+		lower, upper *float64
+	}{"ratio of capped parts", &Metric{Key: "rpo-capped", Version: 1, Kind: Ratio, Numerator: metrics[4].m, Denominator: cappedCount}, false, nil, nil})
 	for _, tc := range metrics {
 		t.Run("raw/"+tc.name, func(t *testing.T) {
 			got, err := Sums(ctx, conn, x, tc.m, Snapshot{FoldedUpTo: x.Start, Now: now}, tc.cuped)
@@ -312,7 +336,7 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	folds := Folds{}
 	for d := x.Start; d.Before(folded); d = d.Add(24 * time.Hour) {
 		// Every metric of the day in one query, as the results workers fold.
-		foldedTogether := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m}
+		foldedTogether := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m, cappedCount}
 		ids, err := FoldDays(ctx, conn, x, foldedTogether, d)
 		if err != nil {
 			t.Fatal(err)

@@ -284,25 +284,23 @@ func SumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequ
 var MetricsPerPass = 5
 
 func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
-	caps := make([]bounds, len(reqs))
+	// Each value is winsorized with its own metric's cap: a ratio's numerator and denominator
+	// with their metrics' caps (a ratio has none of its own).
+	caps := make([][2]bounds, len(reqs))
 	for i, r := range reqs {
-		m := r.Metric
-		lower, upper := m.Winsorize.Lower, m.Winsorize.Upper
-		if m.Winsorize.Type == "percentile" && upper != nil {
-			capValue, err := Percentile(ctx, conn, x, m, s, *upper)
-			if err != nil {
+		main, den := r.Metric, (*Metric)(nil)
+		if main.Kind == Ratio {
+			main, den = main.Numerator, main.Denominator
+		}
+		var err error
+		if caps[i][0], err = capOf(ctx, conn, x, main, s); err != nil {
+			return nil, err
+		}
+		if den != nil {
+			if caps[i][1], err = capOf(ctx, conn, x, den, s); err != nil {
 				return nil, err
 			}
-			lower, upper = nil, &capValue
-			if math.IsNaN(capValue) {
-				// No non-zero value to take a quantile of: least(v, nan) would make every sum
-				// NaN, and nothing needs capping.
-				upper = nil
-			}
-		} else if m.Winsorize.Type != "absolute" {
-			lower, upper = nil, nil
 		}
-		caps[i] = bounds{lower, upper}
 	}
 	passes := min(max(s.Passes, 1), sliceBuckets)
 	totals := make([]map[string]*VariantSums, len(reqs))
@@ -339,6 +337,24 @@ func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequ
 // bounds are a metric's winsorization bounds (nil: none).
 type bounds struct{ lower, upper *float64 }
 
+// capOf is a (non-ratio) metric's winsorization bounds: its absolute bounds, or its percentile
+// cap computed over the experiment's contexts.
+func capOf(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snapshot) (bounds, error) {
+	switch {
+	case m.Winsorize.Type == "absolute":
+		return bounds{m.Winsorize.Lower, m.Winsorize.Upper}, nil
+	case m.Winsorize.Type != "percentile" || m.Winsorize.Upper == nil:
+		return bounds{}, nil
+	}
+	capValue, err := Percentile(ctx, conn, x, m, s, *m.Winsorize.Upper)
+	if err != nil || math.IsNaN(capValue) {
+		// No non-zero value to take a quantile of: least(v, nan) would make every sum NaN,
+		// and nothing needs capping.
+		return bounds{}, err
+	}
+	return bounds{nil, &capValue}, nil
+}
+
 func (t *VariantSums) add(r VariantSums) {
 	t.N += r.N
 	t.Sum += r.Sum
@@ -352,12 +368,14 @@ func (t *VariantSums) add(r VariantSums) {
 }
 
 // sumsPass is one pass of SumsOf, over the contexts of x's slice: out[i] holds reqs[i]'s rows.
-func sumsPass(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot, caps []bounds) ([][]VariantSums, error) {
+func sumsPass(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot, caps [][2]bounds) ([][]VariantSums, error) {
 	var a args
 	capped := make([]string, len(reqs))
 	for i, b := range caps {
-		capped[i] = fmt.Sprintf("v%d, d%d, c%d, has%d, %s AS mv%d, %s AS mc%d", i, i, i, i,
-			capExpr(fmt.Sprintf("v%d", i), b.lower, b.upper, &a), i, capExpr(fmt.Sprintf("c%d", i), b.lower, b.upper, &a), i)
+		main, den := b[0], b[1]
+		capped[i] = fmt.Sprintf("v%d, d%d, c%d, has%d, %s AS mv%d, %s AS md%d, %s AS mc%d", i, i, i, i,
+			capExpr(fmt.Sprintf("v%d", i), main.lower, main.upper, &a), i, capExpr(fmt.Sprintf("d%d", i), den.lower, den.upper, &a), i,
+			capExpr(fmt.Sprintf("c%d", i), main.lower, main.upper, &a), i)
 	}
 	inner, err := perContextSQL(x, reqs, s, &a)
 	if err != nil {
@@ -365,8 +383,8 @@ func sumsPass(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRe
 	}
 	aggs := make([]string, len(reqs))
 	for i := range reqs {
-		aggs[i] = strings.NewReplacer("#", fmt.Sprint(i)).Replace(`toInt64(sum(has#)), sum(has# * mv#), sum(has# * mv# * mv#), sum(has# * d#), sum(has# * d# * d#),
-		sum(has# * mv# * d#), sum(has# * mc#), sum(has# * mc# * mc#), sum(has# * mv# * mc#)`)
+		aggs[i] = strings.NewReplacer("#", fmt.Sprint(i)).Replace(`toInt64(sum(has#)), sum(has# * mv#), sum(has# * mv# * mv#), sum(has# * md#), sum(has# * md# * md#),
+		sum(has# * mv# * md#), sum(has# * mc#), sum(has# * mc# * mc#), sum(has# * mv# * mc#)`)
 	}
 	query := `SELECT variation, ` + strings.Join(aggs, ", ") + `
 		FROM (SELECT variation, ` + strings.Join(capped, ", ") + ` FROM (` + inner + `))

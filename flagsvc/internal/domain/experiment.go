@@ -163,6 +163,9 @@ func ValidateMetric(m *Metric) error {
 		if len(m.Filters) > 0 {
 			return errs.Invalid("filters", "a ratio metric has no filters of its own; the numerator's and denominator's filters apply, so set them on those metrics")
 		}
+		if m.Winsorize.Type != "" && m.Winsorize.Type != "none" {
+			return errs.Invalid("winsorize.type", "a ratio metric has no cap of its own; each part is capped with its own metric's cap, so set it on the numerator or denominator metric")
+		}
 	default:
 		return errs.Invalid("kind", "must be proportion, mean, sum, count or ratio")
 	}

@@ -34,13 +34,14 @@ describe('Metrics catalog', () => {
     expect(screen.queryByLabelText(/Counts events from/)).toBeNull();
     expect(screen.queryByLabelText(/CUPED/)).toBeNull();
     expect(screen.queryByRole('button', { name: 'Add filter' })).toBeNull();
+    expect(screen.queryByLabelText('Cap outliers')).toBeNull();
     await user.selectOptions(screen.getByLabelText('Numerator metric'), 'revenue-per-user');
     await user.selectOptions(screen.getByLabelText('Denominator metric'), 'checkout-conversion');
     await user.click(screen.getByRole('button', { name: 'Create metric' }));
     await waitFor(() => expect(calls.some((c) => c.method === 'POST')).toBe(true));
     const sent = calls.find((c) => c.method === 'POST')!.body!;
     expect(sent).toMatchObject({ kind: 'ratio', numerator: 'revenue-per-user', denominator: 'checkout-conversion' });
-    for (const k of ['window', 'filters', 'cuped_preperiod', 'event_key']) expect(sent).not.toHaveProperty(k);
+    for (const k of ['window', 'filters', 'cuped_preperiod', 'winsorize', 'event_key']) expect(sent).not.toHaveProperty(k);
   });
 
   it('does not check a ratio’s (absent) window, and checks everyone else’s', () => {

@@ -45,8 +45,8 @@ export function validateMetric(m: Metric, isNew: boolean): Record<string, string
     if (s !== null && en !== null && en <= s) e['window.end'] = 'must be after the window start';
   }
   if (!Number.isInteger(m.min_sample_size) || m.min_sample_size < 0) e.min_sample_size = 'a whole number of users, 0 or more';
-  if (m.winsorize.type === 'percentile' && !(m.winsorize.upper! > 0 && m.winsorize.upper! < 1)) e['winsorize.upper'] = 'a percentile between 0 and 1, e.g. 0.99';
-  if (m.winsorize.type === 'absolute' && !(Number.isFinite(m.winsorize.upper))) e['winsorize.upper'] = 'the largest value a user counts with';
+  if (m.kind !== 'ratio' && m.winsorize.type === 'percentile' && !(m.winsorize.upper! > 0 && m.winsorize.upper! < 1)) e['winsorize.upper'] = 'a percentile between 0 and 1, e.g. 0.99';
+  if (m.kind !== 'ratio' && m.winsorize.type === 'absolute' && !(Number.isFinite(m.winsorize.upper))) e['winsorize.upper'] = 'the largest value a user counts with';
   if (m.kind !== 'ratio') m.filters.forEach((f, i) => {
     if (!f.property.trim()) e[`filters[${i}].property`] = 'name the event property';
     if (!f.values.length) e[`filters[${i}].values`] = 'give at least one value';
@@ -128,7 +128,7 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
     mutationFn: () => {
       const body: Record<string, unknown> = { ...m };
       for (const k of ['version', 'archived', 'created_at', 'updated_at']) delete body[k];
-      if (m.kind === 'ratio') for (const k of ['event_key', 'window', 'filters', 'cuped_preperiod']) delete body[k];
+      if (m.kind === 'ratio') for (const k of ['event_key', 'window', 'filters', 'cuped_preperiod', 'winsorize']) delete body[k];
       else { delete body.numerator; delete body.denominator; }
       return isNew
         ? api.post<Metric>(`/api/v1/projects/${enc(project)}/metrics`, body)
@@ -201,12 +201,12 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
         {m.kind !== 'ratio' && <div data-field="cuped_preperiod"><Field label="Variance reduction (CUPED) look-back" error={err('cuped_preperiod')} hint="0s turns it off">
           {(p) => <input {...p} value={m.cuped_preperiod} onChange={(e) => set({ cuped_preperiod: e.target.value })} />}
         </Field></div>}
-        <div data-field="winsorize.type"><Field label="Cap outliers" error={err('winsorize.type')}>
+        {m.kind !== 'ratio' && <div data-field="winsorize.type"><Field label="Cap outliers" error={err('winsorize.type')}>
           {(p) => <select {...p} value={m.winsorize.type} onChange={(e) => set({ winsorize: { type: e.target.value as Metric['winsorize']['type'], upper: e.target.value === 'percentile' ? 0.99 : undefined } })}>
             <option value="none">no</option><option value="percentile">at a percentile</option><option value="absolute">at a value</option>
           </select>}
-        </Field></div>
-        {m.winsorize.type !== 'none' && (
+        </Field></div>}
+        {m.kind !== 'ratio' && m.winsorize.type !== 'none' && (
           <div data-field="winsorize.upper"><Field label={m.winsorize.type === 'percentile' ? 'Upper percentile (0–1)' : 'Upper value'} error={err('winsorize.upper')}>
             {(p) => <input {...p} type="number" step="any" value={m.winsorize.upper ?? ''} onChange={(e) => set({ winsorize: { ...m.winsorize, upper: e.target.value === '' ? undefined : Number(e.target.value) } })} />}
           </Field></div>

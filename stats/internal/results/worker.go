@@ -142,10 +142,12 @@ func (w *Worker) sweep(ctx context.Context) {
 	w.finalize(ctx)
 }
 
-// finalize computes the final results of experiments stopped (or concluded) since their last
-// snapshot: a sweep refreshes only running experiments, so without it the results a stopped
-// experiment keeps would miss the data of up to one interval before its stop. Experiments
-// stopped more than LateWindow ago are left alone.
+// finalize computes the final results of experiments stopped (or concluded): a sweep refreshes
+// only running experiments, so without it the results a stopped experiment keeps would miss
+// the data of up to one interval before its stop. They are computed (up to the stop time) at
+// every sweep until one has run Settle after the stop, so events of the last minutes before
+// the stop that reach ClickHouse within the settle margin count. Experiments stopped more than
+// LateWindow ago are left alone.
 func (w *Worker) finalize(ctx context.Context) {
 	for _, status := range []string{"stopped", "concluded"} {
 		xs, err := w.flags.ExperimentsWithStatus(ctx, status)
@@ -161,7 +163,8 @@ func (w *Worker) finalize(ctx context.Context) {
 				continue
 			}
 			last, err := w.store.Snapshots(ctx, x.ID, 1)
-			if err != nil || (len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond))) {
+			if err != nil || (len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond)) &&
+				!last[0].ComputedAt.Before(x.StoppedAt.Add(w.cfg.Settle))) {
 				continue
 			}
 			if err := w.refresh(ctx, x); err != nil && !errors.Is(err, ErrBusy) {

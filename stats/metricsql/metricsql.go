@@ -283,10 +283,17 @@ func unitsSQL(x Experiment, a *args) string {
 		AND timestamp >= toDateTime(` + a.add(x.Start.Unix()) + `)` + x.slice() + `
 		GROUP BY context_kind, context_key`
 	}
-	return `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
+	q := `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
 		minMerge(first_exposed_ms) AS first_ms, uniqExactMerge(variations) AS nvar
 		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + `
 		GROUP BY context_kind, context_key`
+	if !x.Start.IsZero() && x.Start.Unix() > 0 {
+		// A unit whose first exposure is stamped before the start's day (a client clock far
+		// behind, uncorrected) is not a unit: its events before that day are never folded or
+		// read, so it would count in n and the split with a value of 0.
+		q += ` HAVING first_ms >= ` + a.add(uint64(Day(x.Start).UnixMilli()))
+	}
+	return q
 }
 
 // Part of a rollup row: the metric's conversion window, or the CUPED pre-exposure window.

@@ -754,3 +754,27 @@ func TestNumericFilters(t *testing.T) {
 		t.Fatalf("sums %+v, want %d units of which 2 converted", got, len(props))
 	}
 }
+
+// TestUnitsStartOnTheStartsDay: a unit whose first exposure is stamped before the experiment
+// started's UTC day (a client clock days behind) is not counted — its events before that day
+// are never read — while one stamped earlier on the start's day is.
+func TestUnitsStartOnTheStartsDay(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	start := time.Date(2026, 10, 1, 15, 0, 0, 0, time.UTC)
+	exposures := [][5]any{
+		{"skewed", "on", start.Add(-2 * 24 * time.Hour).UnixMilli(), uuid.New(), "exp1"},
+		{"early", "off", start.Add(-10 * time.Hour).UnixMilli(), uuid.New(), "exp1"},
+		{"on-time", "on", start.Add(time.Hour).UnixMilli(), uuid.New(), "exp1"},
+	}
+	insert(t, conn, "env1", nil, exposures)
+	x := Experiment{EnvironmentID: "env1", Key: "exp1", Start: start}
+	units, err := MaterializeUnits(ctx, conn, x, start.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer DropUnits(ctx, conn, units.ID)
+	if got := units.Exposure.Units; got["on"] != 1 || got["off"] != 1 || len(got) != 2 {
+		t.Fatalf("units %v: want the early unit of the start's day and the on-time one, not the skewed one", got)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-io/switchyard/platform/roles"
 	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
@@ -157,6 +158,31 @@ func (c *Client) ExperimentsWithStatus(ctx context.Context, status string) ([]Ex
 func (c *Client) Experiment(ctx context.Context, token, project, key string) (Experiment, error) {
 	var x Experiment
 	return x, c.get(ctx, token, "/api/v1/projects/"+url.PathEscape(project)+"/experiments/"+url.PathEscape(key), &x)
+}
+
+// Grant reads what the flag service says of a caller (GET /api/v1/me) that its rights depend
+// on, with the caller's token.
+func (c *Client) Grant(ctx context.Context, token string) (roles.Grant, error) {
+	var me struct {
+		Role       string            `json:"role"`
+		ProjectIDs []string          `json:"project_ids"`
+		Scope      map[string]string `json:"scope"`
+	}
+	err := c.get(ctx, token, "/api/v1/me", &me)
+	return roles.Grant{Role: me.Role, ProjectIDs: me.ProjectIDs, Scope: me.Scope}, err
+}
+
+// Environment is what rights to an environment depend on.
+type Environment struct {
+	ID        string `json:"id"`
+	ProjectID string `json:"project_id"`
+	Critical  bool   `json:"critical"`
+}
+
+// Environment reads an environment with a caller's token.
+func (c *Client) Environment(ctx context.Context, token, project, key string) (Environment, error) {
+	var e Environment
+	return e, c.get(ctx, token, "/api/v1/projects/"+url.PathEscape(project)+"/environments/"+url.PathEscape(key), &e)
 }
 
 // ServiceExperiment reads an experiment with the service token.

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,17 @@ func RequireToken(a Authorizer) fiber.Handler {
 	}
 }
 
+// callerError is the caller-facing error of a flag service read made with the caller's token.
+func callerError(err error, what string) error {
+	switch {
+	case errors.Is(err, flagsvc.ErrNotFound):
+		return errs.NotFound("%s not found", what)
+	case errors.Is(err, flagsvc.ErrForbidden):
+		return errs.PermissionDenied("your token may not read %s", what)
+	}
+	return errs.Unavailable(err, "the flag service is not answering")
+}
+
 // ResultsService is what the results routes need.
 type ResultsService struct {
 	Flags  *flagsvc.Client
@@ -56,13 +68,8 @@ func MountResults(r fiber.Router, s *ResultsService) {
 	base := "/v1/projects/:project/experiments/:experiment"
 	experiment := func(c *fiber.Ctx) (flagsvc.Experiment, error) {
 		x, err := s.Flags.Experiment(c.UserContext(), bearer(c), c.Params("project"), c.Params("experiment"))
-		switch {
-		case errors.Is(err, flagsvc.ErrNotFound):
-			return x, errs.NotFound("experiment %q not found", c.Params("experiment"))
-		case errors.Is(err, flagsvc.ErrForbidden):
-			return x, errs.PermissionDenied("your token may not read this experiment")
-		case err != nil:
-			return x, errs.Unavailable(err, "the flag service is not answering")
+		if err != nil {
+			return x, callerError(err, fmt.Sprintf("experiment %q", c.Params("experiment")))
 		}
 		return x, nil
 	}

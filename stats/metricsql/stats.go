@@ -155,10 +155,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 	for i, r := range reqs {
 		m := r.Metric
 		cuped := r.CUPED && m.Kind != Ratio && m.CUPEDPreperiod > 0
-		main, den := m, (*Metric)(nil)
-		if m.Kind == Ratio {
-			main, den = m.Numerator, m.Denominator
-		}
+		main, den := m.parts()
 		if err := add(main, PartMetric, 1+2*i); err != nil {
 			return "", err
 		}
@@ -286,20 +283,35 @@ var MetricsPerPass = 5
 func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
 	// Each value is winsorized with its own metric's cap: a ratio's numerator and denominator
 	// with their metrics' caps (a ratio has none of its own).
+	// A metric that is also a ratio's part in the same batch has its percentile computed once.
+	type version struct {
+		key     string
+		version int64
+	}
+	known := map[version]bounds{}
+	capOnce := func(m *Metric) (bounds, error) {
+		if m == nil {
+			return bounds{}, nil
+		}
+		b, ok := known[version{m.Key, m.Version}]
+		if !ok {
+			var err error
+			if b, err = capOf(ctx, conn, x, m, s); err != nil {
+				return b, err
+			}
+			known[version{m.Key, m.Version}] = b
+		}
+		return b, nil
+	}
 	caps := make([][2]bounds, len(reqs))
 	for i, r := range reqs {
-		main, den := r.Metric, (*Metric)(nil)
-		if main.Kind == Ratio {
-			main, den = main.Numerator, main.Denominator
-		}
+		main, den := r.Metric.parts()
 		var err error
-		if caps[i][0], err = capOf(ctx, conn, x, main, s); err != nil {
+		if caps[i][0], err = capOnce(main); err != nil {
 			return nil, err
 		}
-		if den != nil {
-			if caps[i][1], err = capOf(ctx, conn, x, den, s); err != nil {
-				return nil, err
-			}
+		if caps[i][1], err = capOnce(den); err != nil {
+			return nil, err
 		}
 	}
 	passes := min(max(s.Passes, 1), sliceBuckets)
@@ -336,6 +348,15 @@ func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequ
 
 // bounds are a metric's winsorization bounds (nil: none).
 type bounds struct{ lower, upper *float64 }
+
+// parts is the metric whose values a metric's main sums are of — a ratio's numerator, else the
+// metric itself — and a ratio's denominator (nil otherwise).
+func (m *Metric) parts() (main, den *Metric) {
+	if m.Kind == Ratio {
+		return m.Numerator, m.Denominator
+	}
+	return m, nil
+}
 
 // capOf is a (non-ratio) metric's winsorization bounds: its absolute bounds, or its percentile
 // cap computed over the experiment's contexts.

@@ -317,6 +317,13 @@ type Experiment struct {
 	UpdatedAt       time.Time                   `json:"updated_at"`
 }
 
+// Default fills what a guardrail leaves out: its action alerts.
+func (g *GuardrailInput) Default() {
+	if g.Action == "" {
+		g.Action = "alert"
+	}
+}
+
 // ExperimentDefaults fills what a new experiment leaves out.
 func ExperimentDefaults(x *Experiment) {
 	if x.Name == "" {
@@ -353,9 +360,7 @@ func ExperimentDefaults(x *Experiment) {
 		x.Metrics.Guardrails = []GuardrailInput{}
 	}
 	for i := range x.Metrics.Guardrails {
-		if x.Metrics.Guardrails[i].Action == "" {
-			x.Metrics.Guardrails[i].Action = "alert"
-		}
+		x.Metrics.Guardrails[i].Default()
 	}
 	if x.MetricVersions == nil {
 		x.MetricVersions = map[string]int64{}

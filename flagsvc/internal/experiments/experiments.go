@@ -333,13 +333,11 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 	return out, err
 }
 
-// sameGuardrails reports whether an update's guardrails equal the current ones, the default
-// action filled in as ExperimentDefaults would.
+// sameGuardrails reports whether an update's guardrails equal the current ones, with their
+// defaults filled in.
 func sameGuardrails(in, cur []domain.GuardrailInput) bool {
 	return slices.EqualFunc(in, cur, func(a, b domain.GuardrailInput) bool {
-		if a.Action == "" {
-			a.Action = "alert"
-		}
+		a.Default()
 		return a == b
 	})
 }

@@ -778,3 +778,57 @@ func TestUnitsStartOnTheStartsDay(t *testing.T) {
 		t.Fatalf("units %v: want the early unit of the start's day and the on-time one, not the skewed one", got)
 	}
 }
+
+// TestUnitsAcrossInsertBlocks: experiment_units holds a state row per context and insert block
+// until background merges join them. A context's variations and first exposure are those of
+// all its rows: exposures delivered in separate inserts, the earliest last, one context seeing a
+// second variation only in a later insert and another seeing both in one.
+func TestUnitsAcrossInsertBlocks(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int) int64 { return start.Add(time.Duration(h) * time.Hour).UnixMilli() }
+	blocks := [][][5]any{
+		{{"same", "on", at(5), uuid.New(), "exp1"}, {"late-first", "on", at(5), uuid.New(), "exp1"}, {"switched", "off", at(2), uuid.New(), "exp1"},
+			{"both", "on", at(3), uuid.New(), "exp1"}, {"both", "off", at(4), uuid.New(), "exp1"}},
+		{{"same", "on", at(6), uuid.New(), "exp1"}, {"late-first", "off", at(1), uuid.New(), "exp1"}},
+		{{"same", "on", at(1), uuid.New(), "exp1"}, {"switched", "on", at(3), uuid.New(), "exp1"}, {"single", "off", at(7), uuid.New(), "exp1"}},
+	}
+	for _, b := range blocks {
+		insert(t, conn, "env1", nil, b)
+	}
+	x := Experiment{EnvironmentID: "env1", Key: "exp1", Start: start}
+	now := start.Add(24 * time.Hour)
+	units, err := MaterializeUnits(ctx, conn, x, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer DropUnits(ctx, conn, units.ID)
+	rows, err := conn.Query(ctx, `SELECT context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ? ORDER BY context_key`, uint64(units.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var key, variation string
+		var first uint64
+		if err := rows.Scan(&key, &variation, &first); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%s@%d", key, variation, (int64(first)-start.UnixMilli())/3600_000))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A context seeing several variations keeps its first exposure but no variation.
+	want := []string{"both:@3", "late-first:@1", "same:on@1", "single:off@7", "switched:@2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("units %v, want %v", got, want)
+	}
+	if e := units.Exposure; e.Multiple != 3 || e.Units["on"] != 1 || e.Units["off"] != 1 {
+		t.Fatalf("exposure counts %+v, want on 1, off 1, multiple 3", e)
+	}
+	if e, err := Exposures(ctx, conn, x, now); err != nil || fmt.Sprint(e) != fmt.Sprint(units.Exposure) {
+		t.Fatalf("Exposures %+v (%v), units snapshot %+v", e, err, units.Exposure)
+	}
+}

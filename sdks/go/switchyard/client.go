@@ -121,7 +121,10 @@ type Client struct {
 
 	events    *eventProcessor // nil when events are off
 	listeners *listeners
+	// listenersDone is closed when the listeners' goroutine has ended.
+	listenersDone chan struct{}
 
+	ownHTTP   bool // cfg.HTTPClient was made by the SDK: Close closes its idle connections
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -132,13 +135,14 @@ type Client struct {
 // first ruleset. It returns a nil client only for an invalid config; with ErrInitTimeout or
 // ErrUnauthorized it also returns a client that serves fallback values until a ruleset arrives.
 func New(cfg Config) (*Client, error) {
+	ownHTTP := cfg.HTTPClient == nil
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{cfg: cfg, log: cfg.Logger.With("component", "switchyard"), initDone: make(chan struct{}), cancel: cancel}
-	c.listeners = newListeners(c)
+	c := &Client{cfg: cfg, log: cfg.Logger.With("component", "switchyard"), initDone: make(chan struct{}), cancel: cancel, ownHTTP: ownHTTP}
+	c.listeners, c.listenersDone = newListeners(c), make(chan struct{})
 	if !cfg.Events.Disabled && cfg.EventsURL != "" {
 		c.events = newEventProcessor(cfg, c.log)
 		c.wg.Add(1)
@@ -147,11 +151,12 @@ func New(cfg Config) (*Client, error) {
 			c.events.run(ctx)
 		}()
 	}
-	c.wg.Add(2)
+	// Not in wg: Close waits for a listener callback only until its deadline.
 	go func() {
-		defer c.wg.Done()
+		defer close(c.listenersDone)
 		c.listeners.run(ctx)
 	}()
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		env := &sourceEnv{cfg: &c.cfg, log: c.log, client: c}
@@ -355,7 +360,8 @@ func (c *Client) Track(ctx Context, eventKey string, value float64) {
 type TrackOptions struct {
 	// Value is the event's numeric value (revenue, duration, ...); nil for none.
 	Value *float64
-	// Properties are up to 50 string, number or boolean properties; others are dropped.
+	// Properties are up to 50 string (of at most 1,024 characters), finite number or boolean
+	// properties; others are dropped.
 	Properties map[string]any
 }
 
@@ -410,17 +416,29 @@ func (c *Client) EventStats() EventStats {
 	return c.events.stats()
 }
 
-// Close stops the data source, flushes queued events (waiting up to Config.CloseTimeout) and
-// releases the client's goroutines. Evaluations after Close keep serving the last ruleset.
+// Close stops the data source, flushes queued events and waits for a change listener in progress
+// (together up to Config.CloseTimeout), and releases the client's goroutines. Evaluations after
+// Close keep serving the last ruleset.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
+		defer cancel()
 		if c.events != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
 			c.closeErr = c.events.close(ctx)
-			cancel()
 		}
 		c.cancel()
 		c.wg.Wait()
+		select {
+		case <-c.listenersDone:
+		case <-ctx.Done():
+			// A callback that never returns must not hang the application's shutdown.
+			c.log.Warn("a change listener has not returned; Close does not wait for it")
+		}
+		if c.ownHTTP {
+			// Idle keep-alive connections would otherwise outlive the client (two goroutines
+			// each) until the transport's idle timeout.
+			c.cfg.HTTPClient.CloseIdleConnections()
+		}
 		c.mu.Lock()
 		c.status.State = StateOff
 		c.mu.Unlock()

@@ -232,3 +232,29 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("ConfigFromEnv() = %+v", cfg)
 	}
 }
+
+// TestCloseDoesNotWaitForABlockedListener: a change listener that never returns (it sends on a
+// channel nobody reads once the application shuts down) must not make Close hang: Close waits
+// for listeners no longer than CloseTimeout.
+func TestCloseDoesNotWaitForABlockedListener(t *testing.T) {
+	td := switchyard.NewTestData()
+	c, err := switchyard.New(switchyard.Config{DataSource: td, Logger: quiet, CloseTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	c.OnChange(alice, func(switchyard.FlagChange) {
+		close(entered)
+		<-release
+	})
+	td.SetBool("a", true)
+	<-entered
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close is stuck behind a listener that does not return")
+	}
+}

@@ -44,8 +44,8 @@ type Config struct {
 	// StartNonBlocking makes New return at once; evaluations serve fallback values (ERROR,
 	// PROVIDER_NOT_READY) until the first ruleset arrives. See WaitForInitialization.
 	StartNonBlocking bool
-	// CloseTimeout bounds how long Close waits for the final event flush. Default
-	// DefaultCloseTimeout.
+	// CloseTimeout bounds how long Close waits for the final event flush and then for a change
+	// listener still running. Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
 	// Events configures exposure, summary and track events.
 	Events EventsConfig
@@ -66,8 +66,8 @@ type EventsConfig struct {
 	// Capacity is the maximum number of queued events; when full, the oldest is dropped (and
 	// counted in EventStats.Dropped). Default DefaultCapacity.
 	Capacity int
-	// BatchSize triggers a flush when that many events are queued, and caps one request.
-	// Default DefaultBatchSize.
+	// BatchSize triggers a flush when that many events are queued, and caps one request (which
+	// is also cut at 2 MiB of JSON, under the collector's body limit). Default DefaultBatchSize.
 	BatchSize int
 	// FlushInterval is the time between flushes, and the window of summary events. Default
 	// DefaultFlushInterval.

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -443,4 +447,48 @@ func TestStreamingPatchOlderThanTheRulesetIsIgnored(t *testing.T) {
 	if !c.Bool(alice, "f", false) || relay.streamConnects.Load() != 1 {
 		t.Errorf("f = %v after %d connections; want true after 1", c.Bool(alice, "f", false), relay.streamConnects.Load())
 	}
+}
+
+// TestCloseReleasesConnections: the HTTP client the SDK makes for itself keeps idle keep-alive
+// connections (each holding two goroutines) after Close, until the transport's 90 s idle timeout,
+// unless Close closes them; a program (or a test with a goroutine-leak check) that closes its
+// client must get everything back.
+func TestCloseReleasesConnections(t *testing.T) {
+	data := rulesetJSON(t, 1, boolFlag("f", true))
+	var open sync.Map // net.Conn -> struct{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost {
+			_, _ = io.Copy(io.Discard, req.Body)
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		_, _ = w.Write(data)
+	}))
+	srv.Config.ConnState = func(conn net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			open.Store(conn, struct{}{})
+		case http.StateClosed, http.StateHijacked:
+			open.Delete(conn)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := switchyard.New(switchyard.Config{SDKKey: sdkKey, RelayURL: srv.URL, EventsURL: srv.URL, Logger: quiet,
+		DataSource: switchyard.Polling{Interval: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Track(alice, "e", 1)
+	if err := c.FlushAndWait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every connection of the closed client to be closed", func() bool {
+		n := 0
+		open.Range(func(any, any) bool { n++; return true })
+		return n == 0
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
 )
@@ -82,7 +83,16 @@ const (
 	// maxDedupEntries bounds one generation of the exposure dedup table; a full generation is
 	// rotated early (some exposures are then sent again sooner, never lost).
 	maxDedupEntries = 100000
-	maxProperties   = 50
+	// The collector's limits (sdks/spec/events.schema.json; ingest's defaults): it rejects a
+	// track event with more properties or a longer property value (too_long), and a summary with
+	// more counters or an encoded size over 512 KiB (event_too_large). It refuses a whole request
+	// over 4 MiB as sent with 413, which is not retried: batches are cut at half that, whatever
+	// BatchSize allows, and summaries at half the event limit.
+	maxProperties       = 50
+	maxPropertyValueLen = 1024
+	maxSummaryCounters  = 10000
+	maxSummaryBytes     = 256 << 10
+	maxBatchBytes       = 2 << 20
 )
 
 // exposureKey identifies an exposure for deduplication. The experiment is part of it: a
@@ -211,11 +221,19 @@ func (p *eventProcessor) track(ctx *Context, eventKey string, value *float64, pr
 	if len(props) > 0 {
 		clean := make(map[string]any, len(props))
 		for k, v := range props {
-			switch v.(type) {
-			case string, bool, float64, float32, int, int64, int32, uint, uint64, uint32:
-				if len(clean) < maxProperties && len(k) <= 128 {
-					clean[k] = v
-				}
+			ok := false
+			switch v := v.(type) {
+			case bool, int, int64, int32, uint, uint64, uint32:
+				ok = true
+			case string:
+				ok = utf8.RuneCountInString(v) <= maxPropertyValueLen
+			case float64:
+				ok = !math.IsNaN(v) && !math.IsInf(v, 0) // not JSON numbers
+			case float32:
+				ok = !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+			}
+			if ok && len(clean) < maxProperties && len(k) <= 128 {
+				clean[k] = v
 			}
 		}
 		props = clean
@@ -333,37 +351,66 @@ func (p *eventProcessor) flush(ctx context.Context, withSummary bool) {
 		p.head = (p.head + 1) % len(p.ring)
 		p.n--
 	}
+	var summary map[summaryKey]int64
+	var start, end int64
 	if withSummary && len(p.summary) > 0 {
-		now := p.now().UnixMilli()
-		s := &summaryEvent{
-			envelope: envelope{EventID: newUUIDv7(now), Type: "summary", Timestamp: now, SDK: thisSDK},
-			Start:    p.summaryStart,
-			End:      now,
-		}
-		for k, n := range p.summary {
-			s.Counters = append(s.Counters, summaryCounter{FlagKey: k.flag, VariationKey: k.variation, FlagVersion: k.version, Count: n})
-		}
+		summary, start, end = p.summary, p.summaryStart, p.now().UnixMilli()
 		p.summary = map[summaryKey]int64{}
-		p.summaryStart = now
-		batch = append(batch, s)
+		p.summaryStart = end
 	}
 	p.mu.Unlock()
-	for len(batch) > 0 {
-		n := min(len(batch), p.cfg.BatchSize)
-		p.send(ctx, batch[:n])
-		batch = batch[n:]
+	batch = appendSummaries(batch, summary, start, end)
+	// Events are encoded one by one, so that one that cannot be (a NaN value) is dropped alone
+	// rather than with its whole batch, and batches are cut by size as well as by count.
+	var parts [][]byte
+	size := 0
+	for _, ev := range batch {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			p.log.Error("an event does not encode; dropping it", "error", err)
+			p.failed.Add(1)
+			continue
+		}
+		if len(parts) > 0 && (len(parts) >= p.cfg.BatchSize || size+len(data)+1 > maxBatchBytes) {
+			p.send(ctx, parts)
+			parts, size = nil, 0
+		}
+		parts = append(parts, data)
+		size += len(data) + 1
 	}
+	if len(parts) > 0 {
+		p.send(ctx, parts)
+	}
+}
+
+// appendSummaries appends the summary of a window's counts to batch, as several summary events
+// when one would exceed the collector's limits on counters or size.
+func appendSummaries(batch []any, counts map[summaryKey]int64, start, end int64) []any {
+	var s *summaryEvent
+	size := 0
+	for k, n := range counts {
+		c := summaryCounter{FlagKey: k.flag, VariationKey: k.variation, FlagVersion: k.version, Count: n}
+		// An upper bound of the counter's encoded size: JSON escapes a byte in at most 6.
+		cs := 6*(len(c.FlagKey)+len(c.VariationKey)) + 96
+		if s == nil || len(s.Counters) >= maxSummaryCounters || size+cs > maxSummaryBytes {
+			s = &summaryEvent{
+				envelope: envelope{EventID: newUUIDv7(end), Type: "summary", Timestamp: end, SDK: thisSDK},
+				Start:    start,
+				End:      end,
+			}
+			batch = append(batch, s)
+			size = 0
+		}
+		s.Counters = append(s.Counters, c)
+		size += cs
+	}
+	return batch
 }
 
 // send delivers one batch: retried with jittered backoff on network errors and 5xx, after
 // Retry-After on 429/503, never on other 4xx; dropped (and counted) after MaxAttempts.
-func (p *eventProcessor) send(ctx context.Context, events []any) {
-	body, err := json.Marshal(events)
-	if err != nil {
-		p.log.Error("events do not encode; dropping them", "error", err, "events", len(events))
-		p.failed.Add(uint64(len(events)))
-		return
-	}
+func (p *eventProcessor) send(ctx context.Context, events [][]byte) {
+	body := append(append([]byte{'['}, bytes.Join(events, []byte(","))...), ']')
 	encoding := ""
 	if !p.cfg.DisableGzip {
 		var buf bytes.Buffer

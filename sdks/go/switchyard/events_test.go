@@ -3,11 +3,14 @@ package switchyard_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -443,5 +446,88 @@ func TestEventsOffByDefaultWithTestData(t *testing.T) {
 	c.Track(alice, "x", 1)
 	if s := c.EventStats(); s != (switchyard.EventStats{}) {
 		t.Errorf("events recorded without an events URL: %+v", s)
+	}
+}
+
+// TestUnencodableEventIsDroppedAlone: a NaN or infinite value is not JSON; the event carrying it
+// must not take the rest of its batch (other conversions, exposures) down with it. A non-finite
+// property, or a string longer than the collector accepts (it would reject the whole event as
+// too_long), is dropped like any other unsupported property.
+func TestUnencodableEventIsDroppedAlone(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true}, nil)
+	c.Track(alice, "before", 1)
+	c.Track(alice, "revenue", math.NaN())
+	c.TrackEvent(alice, "props", switchyard.TrackOptions{Properties: map[string]any{"ratio": math.Inf(1), "plan": "pro", "essay": strings.Repeat("é", 1025)}})
+	c.Track(alice, "after", 2)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, e := range collector.received("track") {
+		keys = append(keys, e["event_key"].(string))
+		if e["event_key"] == "props" && !reflect.DeepEqual(e["properties"], map[string]any{"plan": "pro"}) {
+			t.Errorf("properties = %v, want the valid one only", e["properties"])
+		}
+	}
+	if !reflect.DeepEqual(keys, []string{"before", "props", "after"}) {
+		t.Errorf("delivered %v, want before, props, after", keys)
+	}
+	if s := c.EventStats(); s.Sent != 3 || s.Failed != 1 {
+		t.Errorf("stats = %+v, want 3 sent, 1 failed", s)
+	}
+}
+
+// TestBatchesStayUnderTheCollectorsBodyLimit: BatchSize counts events, but the collector refuses
+// a whole request over its body limit (4 MiB by default) with 413, which is not retried; large
+// events must be sent in more, smaller requests instead of being lost by the batch.
+func TestBatchesStayUnderTheCollectorsBodyLimit(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{DisableSummaries: true, DisableGzip: true}, nil)
+	props := map[string]any{}
+	for i := range 50 {
+		props[fmt.Sprintf("p%02d", i)] = strings.Repeat("x", 1000)
+	}
+	for range 100 { // ~5 MiB of JSON, under the default BatchSize of 500
+		c.TrackEvent(alice, "big", switchyard.TrackOptions{Properties: props})
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+	if n := collector.tooLarge.Load(); n != 0 {
+		t.Errorf("%d requests refused as too large", n)
+	}
+	if got := len(collector.received("track")); got != 100 {
+		t.Errorf("delivered %d of 100 events (stats %+v)", got, c.EventStats())
+	}
+}
+
+// TestLargeSummariesAreSplit: the collector rejects a summary with more than 10,000 counters
+// (too_many_counters) or larger than 512 KiB (event_too_large); a service evaluating many flags
+// in one window must send several summaries, with every count.
+func TestLargeSummariesAreSplit(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, _ := eventsClient(t, collector, switchyard.EventsConfig{}, nil)
+	const flags = 12000
+	for i := range flags {
+		c.Bool(alice, fmt.Sprintf("missing-flag-with-a-fairly-long-key-%05d", i), false)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	summaries := collector.received("summary")
+	counted := map[string]bool{}
+	for _, s := range summaries {
+		counters := s["counters"].([]any)
+		encoded, _ := json.Marshal(s)
+		if len(counters) > 10000 || len(encoded) > 512<<10 {
+			t.Errorf("a summary of %d counters, %d bytes: the collector rejects it", len(counters), len(encoded))
+		}
+		for _, ctr := range counters {
+			counted[ctr.(map[string]any)["flag_key"].(string)] = true
+		}
+	}
+	if len(counted) != flags {
+		t.Errorf("%d summaries counted %d flags, want %d", len(summaries), len(counted), flags)
 	}
 }

@@ -1,6 +1,7 @@
 package switchyard_test
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -286,10 +287,15 @@ type fakeCollector struct {
 	bodies   [][]byte // raw (decompressed) bodies, one per attempt
 	sentAt   []string // X-Switchyard-Sent-At, one per attempt
 	// respond decides the answer to attempt n (1-based); nil means 202.
-	respond func(n int, w http.ResponseWriter) bool
-	gzipped atomic.Int32
-	authOK  atomic.Bool
+	respond  func(n int, w http.ResponseWriter) bool
+	gzipped  atomic.Int32
+	tooLarge atomic.Int32 // requests refused with 413
+	authOK   atomic.Bool
 }
+
+// collectorMaxBody is the collector's default limit on a request body as sent (ingest's
+// -max-body-bytes); a larger request is refused whole with 413.
+const collectorMaxBody = 4 << 20
 
 func newFakeCollector(t testing.TB) *fakeCollector {
 	c := &fakeCollector{t: t}
@@ -307,10 +313,20 @@ func (c *fakeCollector) handle(w http.ResponseWriter, req *http.Request) {
 	if req.Header.Get("Authorization") != sdkKey {
 		c.authOK.Store(false)
 	}
-	var body io.Reader = req.Body
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(raw) > collectorMaxBody {
+		c.tooLarge.Add(1)
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var body io.Reader = bytes.NewReader(raw)
 	if req.Header.Get("Content-Encoding") == "gzip" {
 		c.gzipped.Add(1)
-		zr, err := gzip.NewReader(req.Body)
+		zr, err := gzip.NewReader(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

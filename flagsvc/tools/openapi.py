@@ -116,7 +116,7 @@ add("/api/v1/experiments", "get", op("Experiments of every project the caller ca
 add(XP, "get", op("List a project's experiments", "experiments", [project, status, P("environment", "Environment key", where="query", req=False)], ok=items(R("Experiment"))))
 add(XP, "post", op("Create a draft experiment on a flag in an environment", "experiments", [project], body(R("ExperimentInput")), R("Experiment"), "201", W))
 add(XP + "/{experiment}", "get", op("Get an experiment", "experiments", [project, exp], ok=R("Experiment")))
-add(XP + "/{experiment}", "patch", op("Edit an experiment (drafts: anything; started: name, hypothesis, owner, duration, secondary metrics)", "experiments", [project, exp, ifmatch], body(R("ExperimentUpdate")), R("Experiment"), errs=W))
+add(XP + "/{experiment}", "patch", op("Edit an experiment (drafts: anything; started: name, hypothesis, owner, duration, secondary metrics; the rest may be sent back unchanged)", "experiments", [project, exp, ifmatch], body(R("ExperimentUpdate")), R("Experiment"), errs=W))
 add(XP + "/{experiment}", "delete", op("Delete a draft", "experiments", [project, exp], okcode="204", errs=W))
 add(XP + "/{experiment}/start", "post", op("Start: the flag serves the experiment's split (an audited flag change); guardrails activate", "experiments", [project, exp], ok=R("Experiment"), errs=W))
 add(XP + "/{experiment}/stop", "post", op("Stop: results freeze; the flag keeps serving the split", "experiments", [project, exp], ok=R("Experiment"), errs=W))

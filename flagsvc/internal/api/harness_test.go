@@ -174,6 +174,21 @@ func (s *stack) must(want int, method, path string, body any, out any) response 
 	return r
 }
 
+// refused sends a request as the owner and fails the test unless it gets status with an error
+// naming field; it returns the error.
+func (s *stack) refused(status int, field, method, path string, body any) httpapi.ErrorDetail {
+	s.t.Helper()
+	r := s.req(method, path, s.owner, body)
+	if r.Status != status {
+		s.t.Fatalf("%s %s: status %d, want %d naming %q: %s", method, path, r.Status, status, field, r.Body)
+	}
+	e := r.errorBody(s.t)
+	if e.Field != field {
+		s.t.Fatalf("%s %s: field %q, want %q: %s", method, path, e.Field, field, e.Message)
+	}
+	return e
+}
+
 // project creates a project (with the default environments) and returns its key.
 func (s *stack) project(key string) string {
 	s.t.Helper()

@@ -7,6 +7,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -65,11 +66,34 @@ func resource(x *domain.Experiment, sc scope) audit.Resource {
 	return audit.Resource{Type: "experiment", ID: x.ID, Key: x.Key, ProjectID: sc.project.ID, EnvironmentID: sc.env.ID}
 }
 
-// checkMetrics checks that every metric the experiment names exists and is live, and returns
-// their current versions (with ratio parts) for the record.
-func checkMetrics(ctx context.Context, tx *store.Tx, projectID string, x *domain.Experiment) (map[string]int64, error) {
+// validate checks an experiment against its flag: the domain's rules, and that no metric is
+// guarded twice (each guardrail becomes an enforced row at start; two on one metric would
+// enforce two tolerances at once).
+func validate(x *domain.Experiment, f *domain.Flag) error {
+	if err := domain.ValidateExperiment(x, f); err != nil {
+		return err
+	}
+	guarded := map[string]bool{}
+	for i, g := range x.Metrics.Guardrails {
+		if guarded[g.Metric] {
+			return errs.Invalid(fmt.Sprintf("metrics.guardrails[%d].metric", i), "metric %q already has a guardrail in this experiment", g.Metric)
+		}
+		guarded[g.Metric] = true
+	}
+	return nil
+}
+
+// checkMetrics checks that every metric the experiment names exists and is live, with live
+// parts for a ratio, and returns their current versions (with ratio parts) for the record.
+// Metrics in recorded (the versions a started experiment recorded) are not looked up again:
+// they keep their recorded version even if archived since.
+func checkMetrics(ctx context.Context, tx *store.Tx, projectID string, x *domain.Experiment, recorded map[string]int64) (map[string]int64, error) {
 	versions := map[string]int64{}
 	check := func(field, key string) error {
+		if v, ok := recorded[key]; ok {
+			versions[key] = v
+			return nil
+		}
 		m, _, err := tx.MetricByKey(ctx, projectID, key, false)
 		if errs.KindOf(err) == errs.KindNotFound {
 			return errs.Invalid(field, "unknown metric %q", key)
@@ -86,6 +110,11 @@ func checkMetrics(ctx context.Context, tx *store.Tx, projectID string, x *domain
 				pm, _, err := tx.MetricByKey(ctx, projectID, part, false)
 				if err != nil {
 					return errs.Invalid(field, "metric %q refers to a missing metric %q", key, part)
+				}
+				// A ratio is computed from its parts: one archived since the ratio was defined
+				// (which the catalog allows) makes the ratio as unusable as an archived metric.
+				if pm.Archived {
+					return errs.Invalid(field, "metric %q divides metric %q, which is archived", key, part)
 				}
 				versions[part] = pm.Version
 			}
@@ -121,7 +150,7 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey string,
 		if err != nil {
 			return err
 		}
-		if err := domain.ValidateExperiment(&x, &sc.flag); err != nil {
+		if err := validate(&x, &sc.flag); err != nil {
 			return err
 		}
 		if sc.flag.Lifecycle == domain.LifecycleArchived {
@@ -132,7 +161,7 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey string,
 				return errs.Invalid("owner_id", "owner must be a member of the organization")
 			}
 		}
-		if _, err := checkMetrics(ctx, tx, sc.project.ID, &x); err != nil {
+		if _, err := checkMetrics(ctx, tx, sc.project.ID, &x, nil); err != nil {
 			return err
 		}
 		if x.Salt == "" {
@@ -232,7 +261,8 @@ func (s *Service) ListOrg(ctx context.Context, c audit.Caller, status string) ([
 }
 
 // UpdateInput edits an experiment; nil fields are unchanged. Drafts accept every field;
-// running experiments only name, hypothesis, owner, planned duration and secondary metrics.
+// started (running or stopped) experiments only changes of name, hypothesis, owner, planned
+// duration and secondary metrics — the other fields may be sent back as they are.
 type UpdateInput struct {
 	Name            *string                      `json:"name"`
 	Hypothesis      *string                      `json:"hypothesis"`
@@ -257,32 +287,12 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 		if in.Version != nil && *in.Version != before.Version {
 			return errs.Conflict("version", "experiment %q was changed since version %d (now %d); reload and retry", key, *in.Version, before.Version)
 		}
-		x := before
-		running := x.Status == domain.ExperimentRunning
-		if x.Status == domain.ExperimentConcluded {
+		if before.Status == domain.ExperimentConcluded {
 			return errs.PreconditionFailed("status", "experiment %q is concluded", key)
 		}
-		if running || x.Status == domain.ExperimentStopped {
-			field := ""
-			switch {
-			case in.Control != nil:
-				field = "control"
-			case in.Variations != nil:
-				field = "variations"
-			case in.ContextKind != nil:
-				field = "context_kind"
-			case in.Analysis != nil:
-				field = "analysis"
-			case in.Metrics != nil && !slices.Equal(in.Metrics.Primary, x.Metrics.Primary):
-				field = "metrics.primary"
-			case in.Metrics != nil && !sameGuardrails(in.Metrics.Guardrails, x.Metrics.Guardrails):
-				// The guardrails monitor enforces the rows made at start; they are not edited.
-				field = "metrics.guardrails"
-			}
-			if field != "" {
-				return errs.PreconditionFailed(field, "cannot change %s once the experiment has started", field)
-			}
-		}
+		started := before.Status == domain.ExperimentRunning || before.Status == domain.ExperimentStopped
+		x := before
+		x.MetricVersions = maps.Clone(before.MetricVersions)
 		if in.Name != nil {
 			x.Name = *in.Name
 		}
@@ -311,17 +321,34 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 			x.PlannedDuration = *in.PlannedDuration
 		}
 		domain.ExperimentDefaults(&x)
-		if err := domain.ValidateExperiment(&x, &sc.flag); err != nil {
+		if started {
+			// Sending a field back unchanged is not an edit (clients PATCH what they read).
+			if field := designChange(&before, &x); field != "" {
+				return errs.PreconditionFailed(field, "cannot change %s once the experiment has started", field)
+			}
+		}
+		if err := validate(&x, &sc.flag); err != nil {
 			return err
 		}
-		versions, err := checkMetrics(ctx, tx, sc.project.ID, &x)
+		if x.OwnerID != "" && x.OwnerID != before.OwnerID {
+			if _, err := tx.Membership(ctx, c.P.OrgID, x.OwnerID); err != nil {
+				return errs.Invalid("owner_id", "owner must be a member of the organization")
+			}
+		}
+		// A started experiment keeps the metric versions it recorded (even of metrics archived
+		// since); a secondary metric added now is checked and its current version recorded.
+		var recorded map[string]int64
+		if started {
+			recorded = before.MetricVersions
+		}
+		versions, err := checkMetrics(ctx, tx, sc.project.ID, &x, recorded)
 		if err != nil {
 			return err
 		}
-		if running {
+		if started {
 			for k, v := range versions {
 				if _, had := x.MetricVersions[k]; !had {
-					x.MetricVersions[k] = v // a secondary metric added while running
+					x.MetricVersions[k] = v
 				}
 			}
 		}
@@ -333,13 +360,25 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 	return out, err
 }
 
-// sameGuardrails reports whether an update's guardrails equal the current ones, with their
-// defaults filled in.
-func sameGuardrails(in, cur []domain.GuardrailInput) bool {
-	return slices.EqualFunc(in, cur, func(a, b domain.GuardrailInput) bool {
-		a.Default()
-		return a == b
-	})
+// designChange names the first part of a started experiment's design that an edit changes
+// ("" if none): its split, its analysis, its primary metrics and its guardrails (the monitor
+// enforces the rows made at start) are fixed once it has started. Both have defaults filled in.
+func designChange(before, after *domain.Experiment) string {
+	switch {
+	case after.Control != before.Control:
+		return "control"
+	case !slices.Equal(after.Variations, before.Variations):
+		return "variations"
+	case after.ContextKind != before.ContextKind:
+		return "context_kind"
+	case after.Analysis != before.Analysis:
+		return "analysis"
+	case !slices.Equal(after.Metrics.Primary, before.Metrics.Primary):
+		return "metrics.primary"
+	case !slices.Equal(after.Metrics.Guardrails, before.Metrics.Guardrails):
+		return "metrics.guardrails"
+	}
+	return ""
 }
 
 // Delete deletes a draft.
@@ -361,6 +400,8 @@ func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, key st
 
 // Start sets the flag's fallthrough to the experiment's rollout and turns the flag on,
 // records the metric versions, and activates the experiment's guardrails — in one transaction.
+// The guardrails of stopped experiments on the same flag and environment end: their split is
+// no longer served.
 func (s *Service) Start(ctx context.Context, c audit.Caller, projectKey, key string) (domain.Experiment, error) {
 	var out domain.Experiment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -371,10 +412,10 @@ func (s *Service) Start(ctx context.Context, c audit.Caller, projectKey, key str
 		if x.Status != domain.ExperimentDraft {
 			return errs.PreconditionFailed("status", "experiment %q is %s; only drafts start", key, x.Status)
 		}
-		if err := domain.ValidateExperiment(&x, &sc.flag); err != nil {
+		if err := validate(&x, &sc.flag); err != nil {
 			return err
 		}
-		if x.MetricVersions, err = checkMetrics(ctx, tx, sc.project.ID, &x); err != nil {
+		if x.MetricVersions, err = checkMetrics(ctx, tx, sc.project.ID, &x, nil); err != nil {
 			return err
 		}
 		rollout := &ruleset.Rollout{ContextKind: x.ContextKind, Salt: x.Salt, ExperimentKey: x.Key, Variations: x.Variations}
@@ -386,6 +427,18 @@ func (s *Service) Start(ctx context.Context, c audit.Caller, projectKey, key str
 				return nil
 			}}); err != nil {
 			return err
+		}
+		// A stopped experiment on this flag and environment served its split until now; its
+		// guardrails end with it, or a breach of theirs would roll back this one's rollout.
+		stopped, err := tx.ListExperiments(ctx, store.ExperimentFilter{ProjectID: sc.project.ID, EnvironmentID: sc.env.ID,
+			FlagID: sc.flag.ID, Status: domain.ExperimentStopped})
+		if err != nil {
+			return err
+		}
+		for _, o := range stopped {
+			if err := tx.DisableExperimentGuardrails(ctx, o.ID); err != nil {
+				return err
+			}
 		}
 		var treatments []string
 		for _, v := range x.Variations {

@@ -323,6 +323,11 @@ func (s *Service) checkDependents(ctx context.Context, tx *store.Tx, projectID s
 	if len(removed) == 0 && !archiving {
 		return nil
 	}
+	if archiving {
+		if err := checkExperiments(ctx, tx, projectID, after.ID); err != nil {
+			return err
+		}
+	}
 	envs, err := tx.ListEnvironments(ctx, projectID)
 	if err != nil {
 		return err
@@ -365,6 +370,26 @@ func (s *Service) checkDependents(ctx context.Context, tx *store.Tx, projectID s
 	return nil
 }
 
+// checkExperiments refuses to archive or delete a flag while one of its experiments is running
+// or stopped: the flag serves the experiment's split until the experiment is concluded (which
+// ships a variation or rolls back through the flag), and deleting the flag would delete the
+// experiment and its guardrails with it.
+func checkExperiments(ctx context.Context, tx *store.Tx, projectID, flagID string) error {
+	xs, err := tx.ListExperiments(ctx, store.ExperimentFilter{ProjectID: projectID, FlagID: flagID})
+	if err != nil {
+		return err
+	}
+	for _, x := range xs {
+		switch x.Status {
+		case domain.ExperimentRunning:
+			return errs.Conflict("lifecycle", "experiment %q is running on this flag in %s; stop and conclude it first", x.Key, x.Environment)
+		case domain.ExperimentStopped:
+			return errs.Conflict("lifecycle", "experiment %q on this flag in %s is stopped but not concluded; conclude it first", x.Key, x.Environment)
+		}
+	}
+	return nil
+}
+
 // Delete deletes a flag for good (project admins); flags other flags require cannot be deleted.
 func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, flagKey string) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -387,6 +412,8 @@ func (s *Service) deleteOne(ctx context.Context, tx *store.Tx, c audit.Caller, p
 		if err := s.checkDependents(ctx, tx, projectID, &f, &archived); err != nil {
 			return err
 		}
+	} else if err := checkExperiments(ctx, tx, projectID, f.ID); err != nil {
+		return err
 	}
 	ids, err := tx.EnvironmentIDsOfProject(ctx, projectID)
 	if err != nil {

@@ -29,10 +29,14 @@ func project(ctx context.Context, tx *store.Tx, c audit.Caller, key string, acti
 	return p, c.P.Require(action, access.Target{ProjectID: p.ID})
 }
 
-// checkRatio checks that a ratio's parts exist, are not ratios themselves, and are live.
+// checkRatio checks that a ratio's parts are two different metrics that exist, are not ratios
+// themselves, and are live.
 func checkRatio(ctx context.Context, tx *store.Tx, projectID string, m *domain.Metric) error {
 	if m.Kind != domain.MetricRatio {
 		return nil
+	}
+	if m.Numerator == m.Denominator {
+		return errs.Invalid("denominator", "a ratio divides two different metrics; %q over itself is always 1", m.Numerator)
 	}
 	for _, ref := range [][2]string{{"numerator", m.Numerator}, {"denominator", m.Denominator}} {
 		field, key := ref[0], ref[1]

@@ -20,11 +20,12 @@ func Analyze(req Request) (Response, error) {
 		p := SRMPValue(req.SRM.Counts, req.SRM.Weights)
 		res.SRMPValue = &p
 	}
+	logP := make([][]float64, len(req.Metrics))
 	for i, m := range req.Metrics {
-		res.Metrics[i] = analyzeMetric(m, req.Options)
+		res.Metrics[i], logP[i] = analyzeMetric(m, req.Options)
 	}
 	if req.Correction != NoCorrection {
-		correct(res.Metrics, req.Correction, req.Options)
+		correct(res.Metrics, logP, req.Correction, req.Options)
 	}
 	return res, nil
 }
@@ -41,7 +42,8 @@ func AnalyzeMetric(m Metric, opt Options) (MetricResult, error) {
 	if err := validateMetric(m, "metric"); err != nil {
 		return MetricResult{}, err
 	}
-	return analyzeMetric(m, opt), nil
+	res, _ := analyzeMetric(m, opt)
+	return res, nil
 }
 
 // withDefaults fills zero values: frequentist, relative, α = 0.05, two-sided, and the
@@ -67,23 +69,26 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// analyzeMetric assumes a validated metric and options.
-func analyzeMetric(m Metric, opt Options) MetricResult {
+// analyzeMetric assumes a validated metric and options. logP[i] is ln of variant i's p-value
+// (NaN without one), finite where the p-value underflows; the corrections need it there.
+func analyzeMetric(m Metric, opt Options) (res MetricResult, logP []float64) {
 	out := MetricResult{Key: m.Key, Variants: make([]VariantResult, len(m.Variants))}
+	logP = make([]float64, len(m.Variants))
 	control := m.Variants[0]
 	for i, v := range m.Variants {
 		row := VariantResult{Key: v.Key, N: v.N, Control: i == 0}
 		if mean, ok := armMean(m.Kind, v); ok && finite(mean) {
 			row.Mean = &mean
 		}
+		logP[i] = math.NaN()
 		if i == 0 {
 			row.Error = controlError(m.Kind, v)
 		} else {
-			compareVariant(&row, m, control, v, opt)
+			logP[i] = compareVariant(&row, m, control, v, opt)
 		}
 		out.Variants[i] = row
 	}
-	return out
+	return out, logP
 }
 
 // controlError explains an undefined control mean; the treatments carry the consequence.
@@ -97,31 +102,35 @@ func controlError(kind Kind, v VariantSums) *VariantError {
 	return nil
 }
 
-// compareVariant fills a treatment row.
-func compareVariant(row *VariantResult, m Metric, control, treatment VariantSums, opt Options) {
+// compareVariant fills a treatment row and returns ln of its p-value (NaN without one).
+func compareVariant(row *VariantResult, m Metric, control, treatment VariantSums, opt Options) float64 {
+	logP := math.NaN()
 	a, verr := moments(m.Kind, m.CUPED, control, true)
 	if verr == nil {
 		var b arm
 		b, verr = moments(m.Kind, m.CUPED, treatment, false)
 		if verr == nil {
-			verr = fill(row, m, a, b, opt)
+			logP, verr = fill(row, m, a, b, opt)
 		}
 	}
 	if verr != nil {
 		*row = VariantResult{Key: row.Key, N: row.N, Mean: row.Mean, Error: verr}
+		return math.NaN()
 	}
+	return logP
 }
 
-// fill computes the treatment's numbers from the two arms.
-func fill(row *VariantResult, m Metric, a, b arm, opt Options) *VariantError {
+// fill computes the treatment's numbers from the two arms and returns ln p (NaN for the
+// Bayesian engine).
+func fill(row *VariantResult, m Metric, a, b arm, opt Options) (float64, *VariantError) {
 	e, verr := compare(opt.Difference, m.CUPED, a, b)
 	if verr != nil {
-		return verr
+		return math.NaN(), verr
 	}
 	if opt.Engine == Bayesian {
 		post, verr := bayes(e, opt.Difference, opt.Prior)
 		if verr != nil {
-			return verr
+			return math.NaN(), verr
 		}
 		ci := post.credible(opt.Alpha)
 		ctw := post.chanceToWin(m.Inverse)
@@ -129,45 +138,48 @@ func fill(row *VariantResult, m Metric, a, b arm, opt Options) *VariantError {
 		row.Effect, row.SE, row.CI = &post.mean, &post.sd, &ci
 		row.ChanceToWin, row.Risk = &ctw, &risk
 		if !allFinite(post.mean, post.sd, ci.Low, ci.High, ctw, risk.Control, risk.Treatment) {
-			return variantErr(CodeNotFinite, "the sums are too large to analyse in float64")
+			return math.NaN(), variantErr(CodeNotFinite, "the sums are too large to analyse in float64")
 		}
-		return nil
+		return math.NaN(), nil
 	}
 	var ci Interval
-	var p float64
+	var p, logP float64
 	if opt.Sequential != nil {
-		ci, p = sequential(e, opt.Alpha, opt.Sequential.Tuning)
+		ci, p, logP = sequential(e, opt.Alpha, opt.Sequential.Tuning)
 	} else {
-		ci, p = fixedHorizon(e, opt.Alpha, opt.Sided)
+		ci, p, logP = fixedHorizon(e, opt.Alpha, opt.Sided)
 	}
 	row.Effect, row.SE, row.CI, row.PValue = &e.d, &e.se, &ci, &p
 	if !allFinite(e.d, e.se, p) || math.IsNaN(ci.Low) || math.IsNaN(ci.High) ||
 		(opt.Sided != Greater && math.IsInf(ci.High, 0)) || (opt.Sided != Less && math.IsInf(ci.Low, 0)) {
-		return variantErr(CodeNotFinite, "the sums are too large to analyse in float64")
+		return math.NaN(), variantErr(CodeNotFinite, "the sums are too large to analyse in float64")
 	}
-	return nil
+	return logP, nil
 }
 
 // correct applies the correction across every computed (metric, treatment) p-value and
-// maps the adjusted values and intervals back to their rows.
-func correct(metrics []MetricResult, method Correction, opt Options) {
+// maps the adjusted values and intervals back to their rows. logP holds ln of every row's
+// p-value: the same correction on logarithms gives the adjusted interval of a p-value that
+// underflowed to 0, which would otherwise collapse to the point [d, d].
+func correct(metrics []MetricResult, logP [][]float64, method Correction, opt Options) {
 	var rows []*VariantResult
-	var ps []float64
+	var ps, logs []float64
 	for i := range metrics {
 		for j := range metrics[i].Variants {
 			r := &metrics[i].Variants[j]
 			if r.PValue != nil {
 				rows = append(rows, r)
 				ps = append(ps, *r.PValue)
+				logs = append(logs, logP[i][j])
 			}
 		}
 	}
-	var adj []float64
+	var adj, logAdj []float64
 	switch method {
 	case Holm:
-		adj = HolmAdjust(ps)
+		adj, logAdj = HolmAdjust(ps), holmLog(logs)
 	case BenjaminiHochberg:
-		adj = BHAdjust(ps)
+		adj, logAdj = BHAdjust(ps), bhLog(logs)
 	default:
 		return
 	}
@@ -177,7 +189,7 @@ func correct(metrics []MetricResult, method Correction, opt Options) {
 	}
 	for k, r := range rows {
 		p := adj[k]
-		ci := AdjustedInterval(*r.Effect, p, opt.Alpha, sided)
+		ci := adjustedInterval(*r.Effect, p, logAdj[k], opt.Alpha, sided)
 		r.PValueAdjusted, r.CIAdjusted = &p, &ci
 	}
 }

@@ -35,6 +35,34 @@ func BHAdjust(p []float64) []float64 {
 	return adj
 }
 
+// holmLog is [HolmAdjust] on natural logarithms of p-values, for p-values below the range
+// of float64.
+func holmLog(logP []float64) []float64 {
+	m := len(logP)
+	order := ascending(logP)
+	adj := make([]float64, m)
+	running := math.Inf(-1)
+	for rank, i := range order {
+		running = math.Max(running, math.Min(0, math.Log(float64(m-rank))+logP[i]))
+		adj[i] = running
+	}
+	return adj
+}
+
+// bhLog is [BHAdjust] on natural logarithms of p-values.
+func bhLog(logP []float64) []float64 {
+	m := len(logP)
+	order := ascending(logP)
+	adj := make([]float64, m)
+	running := 0.0
+	for rank := m - 1; rank >= 0; rank-- {
+		i := order[rank]
+		running = math.Min(running, math.Log(float64(m)/float64(rank+1))+logP[i])
+		adj[i] = running
+	}
+	return adj
+}
+
 // ascending returns the indices of p sorted by value (stable, so ties keep their order).
 func ascending(p []float64) []int {
 	order := make([]int, len(p))
@@ -59,8 +87,22 @@ func ascending(p []float64) []int {
 // For a one-sided test the same idea uses the one-sided quantiles and leaves the other end
 // unbounded; when pAdjusted cannot be read as a statistic in the tested direction (pAdj ≥ 0.5
 // or d on the other side) the interval is unbounded on both ends. An adjusted p-value of 1
-// gives an unbounded interval.
+// gives an unbounded interval, one of 0 (an underflow, which carries no statistic) the point
+// d; [Analyze] also corrects the logarithms of the p-values and never ends up there.
 func AdjustedInterval(d, pAdjusted, alpha float64, sided Sided) Interval {
+	return adjustedInterval(d, pAdjusted, math.Log(pAdjusted), alpha, sided)
+}
+
+// adjustedInterval is [AdjustedInterval] given also ln pAdjusted, which is used where
+// pAdjusted underflowed to 0.
+func adjustedInterval(d, pAdjusted, logPAdjusted, alpha float64, sided Sided) Interval {
+	// upper is z(1 - scale·pAdjusted).
+	upper := func(scale float64) float64 {
+		if pAdjusted > 0 {
+			return zUpper(pAdjusted * scale)
+		}
+		return zUpperLog(logPAdjusted + math.Log(scale))
+	}
 	unbounded := Interval{Low: math.Inf(-1), High: math.Inf(1)}
 	switch sided {
 	case Greater, Less:
@@ -70,7 +112,7 @@ func AdjustedInterval(d, pAdjusted, alpha float64, sided Sided) Interval {
 		if sided == Less {
 			dir = -1
 		}
-		zp := zUpper(pAdjusted)
+		zp := upper(1)
 		if pAdjusted >= 1 || !(zp > 0) || !(dir*d > 0) {
 			return unbounded
 		}
@@ -83,7 +125,7 @@ func AdjustedInterval(d, pAdjusted, alpha float64, sided Sided) Interval {
 		if pAdjusted >= 1 {
 			return unbounded
 		}
-		se := math.Abs(d / zUpper(pAdjusted/2))
+		se := math.Abs(d / upper(0.5))
 		if math.IsNaN(se) || math.IsInf(se, 0) {
 			return unbounded
 		}

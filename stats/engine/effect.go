@@ -35,6 +35,12 @@ func compare(diff Difference, cuped bool, a, b arm) (estimate, *VariantError) {
 		if math.IsInf(variance, 0) || math.IsNaN(variance) {
 			return e, variantErr(CodeNotFinite, "the sums are too large to analyse in float64")
 		}
+		if diff == Relative && b.mean == 0 && !cuped {
+			// The delta-method variance of (mB - mA)/mA is proportional to vB and mB², both 0
+			// when no treatment unit has a value (e.g. no conversion): a -100% lift with no
+			// measurable uncertainty, not two constant arms.
+			return e, variantErr(CodeZeroVariance, "the treatment mean is 0, so the relative effect (-100%%) has zero delta-method variance; ask for an absolute difference")
+		}
 		return e, variantErr(CodeZeroVariance, "the difference has zero variance (every unit in both arms has the same value)")
 	}
 	e.se = math.Sqrt(variance)

@@ -19,6 +19,40 @@ func normPDF(x float64) float64 { return distuv.UnitNormal.Prob(x) }
 // as -Φ⁻¹(p) so that tiny p keeps its precision.
 func zUpper(p float64) float64 { return -distuv.UnitNormal.Quantile(p) }
 
+// logNormSF is ln P(Z > x). It stays finite where P(Z > x) underflows float64 (x beyond
+// about 38): there it is the asymptotic series of Mills' ratio (Abramowitz & Stegun 26.2.12),
+// Φc(x) = φ(x)/x·(1 - 1/x² + 3/x⁴ - 15/x⁶ + 105/x⁸ - …), whose next term is below 2e-12 at x ≥ 30.
+func logNormSF(x float64) float64 {
+	if x < 30 {
+		return math.Log(normSF(x))
+	}
+	x2 := x * x
+	series := 1 + (-1+(3+(-15+105/x2)/x2)/x2)/x2
+	return -x2/2 - math.Log(x) - 0.5*math.Log(2*math.Pi) + math.Log(series)
+}
+
+// zUpperLog is z(1-q) given ln q: [zUpper] for a q that float64 can hold, and Newton's
+// method on [logNormSF] below that.
+func zUpperLog(logQ float64) float64 {
+	if logQ > -700 {
+		return zUpper(math.Exp(logQ))
+	}
+	if math.IsInf(logQ, -1) {
+		return math.Inf(1)
+	}
+	z := math.Sqrt(-2 * logQ)
+	for range 50 {
+		l := logNormSF(z)
+		// d/dz ln Φc(z) = -φ(z)/Φc(z).
+		step := (l - logQ) / math.Exp(-z*z/2-0.5*math.Log(2*math.Pi)-l)
+		z += step
+		if math.Abs(step) <= 1e-15*z {
+			break
+		}
+	}
+	return z
+}
+
 // largeDF is where the Student-t switches from gonum's incomplete-beta functions to
 // asymptotic forms. gonum's StudentsT.Survival computes I_t(ν/2, 1/2) at t = ν/(ν+x²) → 1,
 // which loses precision as ν grows (relative error ~1e-10 at ν = 1e5, ~1e-6 at ν = 1e9,
@@ -87,18 +121,33 @@ func cornishFisher(z, df float64) float64 {
 	return z + (g1+(g2+(g3+g4/df)/df)/df)/df
 }
 
-// fixedHorizon is the Welch t-test and its confidence interval (STATS.md §5).
-func fixedHorizon(e estimate, alpha float64, sided Sided) (ci Interval, p float64) {
+// fixedHorizon is the Welch t-test and its confidence interval (STATS.md §5). logP is ln p,
+// finite even where p underflows to 0 (see [logTSF]); the corrections need it there.
+func fixedHorizon(e estimate, alpha float64, sided Sided) (ci Interval, p, logP float64) {
 	t := e.d / e.se
 	switch sided {
 	case Greater:
-		return Interval{Low: e.d - tUpper(alpha, e.df)*e.se, High: math.Inf(1)}, tSF(t, e.df)
+		p = tSF(t, e.df)
+		return Interval{Low: e.d - tUpper(alpha, e.df)*e.se, High: math.Inf(1)}, p, logTSF(p, t, e.df)
 	case Less:
-		return Interval{Low: math.Inf(-1), High: e.d + tUpper(alpha, e.df)*e.se}, tSF(-t, e.df)
+		p = tSF(-t, e.df)
+		return Interval{Low: math.Inf(-1), High: e.d + tUpper(alpha, e.df)*e.se}, p, logTSF(p, -t, e.df)
 	default:
 		half := tUpper(alpha/2, e.df) * e.se
-		return Interval{Low: e.d - half, High: e.d + half}, math.Min(1, 2*tSF(math.Abs(t), e.df))
+		tail := tSF(math.Abs(t), e.df)
+		p = math.Min(1, 2*tail)
+		return Interval{Low: e.d - half, High: e.d + half}, p, math.Min(0, math.Ln2+logTSF(tail, math.Abs(t), e.df))
 	}
+}
+
+// logTSF is ln P(T_df > x) given p = tSF(x, df). When p underflowed to 0 (|t| beyond about 38
+// in large experiments) it is the log normal tail at Hill's normalising deviate, which matches
+// the t tail to 1e-10 in z at df ≥ 1000 and to 1e-5 at df 100.
+func logTSF(p, x, df float64) float64 {
+	if p > 0 {
+		return math.Log(p)
+	}
+	return logNormSF(hillDeviate(x, df))
 }
 
 // sequentialRho is ρ of the asymptotic confidence sequence for tuning N* (STATS.md §5).
@@ -114,14 +163,16 @@ func sequentialFactor(n, alpha, rho float64) float64 {
 	return math.Sqrt(2 * nr2 * math.Log(math.Sqrt(nr2)/alpha) / ((n * rho) * (n * rho)))
 }
 
-// sequential is the always-valid interval and p-value: peeking at any time keeps the error
-// rate at α. Early on the p-value is exactly 1, by construction.
-func sequential(e estimate, alpha, tuning float64) (ci Interval, p float64) {
+// sequential is the always-valid interval and p-value (and ln p, finite where p underflows):
+// peeking at any time keeps the error rate at α. Early on the p-value is exactly 1, by
+// construction.
+func sequential(e estimate, alpha, tuning float64) (ci Interval, p, logP float64) {
 	rho := sequentialRho(alpha, tuning)
 	half := e.se * math.Sqrt(e.n) * sequentialFactor(e.n, alpha, rho)
 	nr2 := e.n*rho*rho + 1
-	logP := 0.5*math.Log(nr2) - rho*rho*e.n*e.d*e.d/(2*e.se*e.se*nr2)
-	return Interval{Low: e.d - half, High: e.d + half}, math.Min(1, math.Exp(logP))
+	logP = 0.5*math.Log(nr2) - rho*rho*e.n*e.d*e.d/(2*e.se*e.se*nr2)
+	logP = math.Min(0, logP)
+	return Interval{Low: e.d - half, High: e.d + half}, math.Exp(logP), logP
 }
 
 // posterior is the Gaussian posterior of the effect.

@@ -120,7 +120,7 @@ add(XP + "/{experiment}", "patch", op("Edit an experiment (drafts: anything; sta
 add(XP + "/{experiment}", "delete", op("Delete a draft", "experiments", [project, exp], okcode="204", errs=W))
 add(XP + "/{experiment}/start", "post", op("Start: the flag serves the experiment's split (an audited flag change); guardrails activate", "experiments", [project, exp], ok=R("Experiment"), errs=W))
 add(XP + "/{experiment}/stop", "post", op("Stop: results freeze; the flag keeps serving the split", "experiments", [project, exp], ok=R("Experiment"), errs=W))
-add(XP + "/{experiment}/conclude", "post", op("Conclude with a decision: ship a variation, roll back to control, or inconclusive", "experiments", [project, exp], body({"type": "object", "required": ["outcome"], "properties": {"outcome": {"enum": ["ship", "rollback", "inconclusive"]}, "variation": {"type": "string"}, "rationale": {"type": "string"}}}), R("Experiment"), errs=W))
+add(XP + "/{experiment}/conclude", "post", op("Conclude with a decision: ship a variation, roll back to control, or inconclusive", "experiments", [project, exp], body({"type": "object", "required": ["outcome", "rationale"], "properties": {"outcome": {"enum": ["ship", "rollback", "inconclusive"]}, "variation": {"type": "string"}, "rationale": {"type": "string", "minLength": 1}}}), R("Experiment"), errs=W))
 GP = EP + "/guardrails"
 gid = P("guardrail", "Guardrail id")
 add("/api/v1/guardrails", "get", op("Guardrails of every project the caller can read (the jobs service sweeps the active ones)", "guardrails", [P("status", "active, breached or disabled", {"enum": ["active", "breached", "disabled"]}, "query", False)], ok=items(R("Guardrail"))))

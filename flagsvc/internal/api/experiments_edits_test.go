@@ -210,6 +210,14 @@ func TestAFlagServingAnExperimentIsNeitherArchivedNorDeleted(t *testing.T) {
 	refusedEverywhere("running")
 	s.must(200, "POST", base+"/checkout-q4/stop", nil, nil)
 	refusedEverywhere("stopped")
+	// A decision says why (the dashboards' dialog asks for it too).
+	for _, rationale := range []any{nil, "", "  \n"} {
+		body := map[string]any{"outcome": "ship", "variation": "on"}
+		if rationale != nil {
+			body["rationale"] = rationale
+		}
+		s.refused(422, "rationale", "POST", base+"/checkout-q4/conclude", body)
+	}
 	s.must(200, "POST", base+"/checkout-q4/conclude", map[string]any{"outcome": "ship", "variation": "on", "rationale": "+4% conversion"}, nil)
 	var f domain.Flag
 	s.must(200, "PATCH", flags+"/checkout", archive, &f)

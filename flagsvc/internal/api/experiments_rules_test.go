@@ -140,7 +140,7 @@ func TestConcludingAStoppedExperimentLeavesAnotherExperimentsRollout(t *testing.
 	}
 	// The experiment that owns the rollout still concludes as before.
 	var y domain.Experiment
-	s.must(200, "POST", xp+"/second/conclude", map[string]any{"outcome": "rollback"}, &y)
+	s.must(200, "POST", xp+"/second/conclude", map[string]any{"outcome": "rollback", "rationale": "no lift"}, &y)
 	var rolledBack domain.FlagEnvironment
 	s.must(200, "GET", configPath(p, "checkout", "production"), nil, &rolledBack)
 	if y.Decision.FlagUnchanged != "" || rolledBack.Fallthrough.Rollout != nil || rolledBack.Fallthrough.Variation != "off" {

@@ -91,7 +91,7 @@ func mutatingEndpoints() []endpointCase {
 			return "POST", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, true) + "/stop", nil
 		}},
 		{"conclude experiment", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
-			return "POST", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, true) + "/conclude", map[string]any{"outcome": "ship", "variation": "on"}
+			return "POST", "/api/v1/projects/" + p + "/experiments/" + prepExperiment(s, p, env, id, true) + "/conclude", map[string]any{"outcome": "ship", "variation": "on", "rationale": "won"}
 		}},
 		{"create guardrail", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
 			f, m := prepFlag(s, p, id), prepMetric(s, p, id)

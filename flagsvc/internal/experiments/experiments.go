@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
@@ -526,6 +527,10 @@ func (s *Service) Conclude(ctx context.Context, c audit.Caller, projectKey, key 
 			}
 		default:
 			return errs.Invalid("outcome", "must be ship, rollback or inconclusive")
+		}
+		if strings.TrimSpace(in.Rationale) == "" {
+			// The decision is read later by people who were not there: it says why.
+			return errs.Invalid("rationale", "say why the experiment concludes this way (kept with the decision)")
 		}
 		if len(in.Rationale) > domain.MaxDescriptionLength {
 			return errs.Invalid("rationale", "at most %d characters", domain.MaxDescriptionLength)

@@ -91,6 +91,23 @@ type Breach struct {
 	Owner         Owner      `json:"owner"`
 	DashboardURL  string     `json:"dashboard_url,omitempty"`
 	BreachedAt    time.Time  `json:"breached_at"`
+	// SplitMismatch is the experiment's traffic split when it did not match its weights at the
+	// breach (nil otherwise, and for rollouts): the arms then differ in more than the
+	// variation, so the effect may be biased.
+	SplitMismatch *SplitMismatch `json:"split_mismatch,omitempty"`
+	// MultipleExposures counts the units that saw several variations (left out of the
+	// comparison), set when they are more than 1% of the units; MultipleExposureShare is
+	// that share.
+	MultipleExposures     int64   `json:"multiple_exposures,omitempty"`
+	MultipleExposureShare float64 `json:"multiple_exposure_share,omitempty"`
+}
+
+// SplitMismatch is a traffic split that does not match the weights (sample ratio mismatch,
+// STATS.md §7).
+type SplitMismatch struct {
+	PValue   float64            `json:"p_value"`
+	Observed map[string]int64   `json:"observed"`
+	Expected map[string]float64 `json:"expected"`
 }
 
 // SRM is a running experiment whose traffic split does not match its weights.

@@ -16,7 +16,8 @@ type Delivery struct {
 	Alert    Alert
 	Attempts int
 	// Recovering is true when an earlier claim of this alert expired without an outcome: that
-	// sender may have posted the message before it died, so the dispatcher looks for it first.
+	// sender may have posted the message before it died, so the dispatcher looks for it first
+	// (as it does after any earlier attempt: a failed post may have been posted).
 	Recovering bool
 	// ClaimedAt is when the alert was first claimed (where to start looking when recovering).
 	FirstClaimedAt time.Time
@@ -154,7 +155,9 @@ func (d *Dispatcher) DeliverOne(ctx context.Context) (more bool, err error) {
 	// left "sending" would be re-checked only after its lease, and shown unsent until then.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer rcancel()
-	if del.Recovering {
+	// An earlier attempt may have posted the message: a sender that died before recording it,
+	// or a post Slack answered with a 5xx or never answered after posting it.
+	if del.Recovering || del.Attempts > 1 {
 		ref, found, ferr := d.Sender.Find(sctx, a, del.FirstClaimedAt.Add(-time.Minute))
 		switch {
 		case ferr == nil && found:

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
 	"github.com/switchyard-io/switchyard/stats/engine"
+	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
 func prop(key string, n int64, conv float64) engine.VariantSums {
@@ -166,5 +168,36 @@ func TestPeekingEveryMinuteKeepsFalseAlarmsBelowAlpha(t *testing.T) {
 	t.Logf("harmful releases caught: %.2f", power)
 	if power < 0.8 {
 		t.Fatalf("caught %.2f of harmful releases, want >= 0.8", power)
+	}
+}
+
+// TestDataQuality: what a breach alert must warn about — a split that does not match the
+// experiment's weights, more than 1% of units exposed to several variations — and nothing
+// otherwise.
+func TestDataQuality(t *testing.T) {
+	x := &flagsvc.Experiment{Variations: []flagsvc.ExperimentVariation{{Variation: "off", Weight: 50000}, {Variation: "on", Weight: 50000}}}
+	cases := []struct {
+		name     string
+		exp      metricsql.Exposure
+		x        *flagsvc.Experiment
+		srm      bool
+		multiple int64
+	}{
+		{name: "healthy", exp: metricsql.Exposure{Units: map[string]int64{"off": 3000, "on": 3010}, Multiple: 30}, x: x},
+		{name: "broken split", exp: metricsql.Exposure{Units: map[string]int64{"off": 3000, "on": 2400}}, x: x, srm: true},
+		{name: "broken split of too few units", exp: metricsql.Exposure{Units: map[string]int64{"off": 100, "on": 60}}, x: x},
+		{name: "a rollout has no weights to judge", exp: metricsql.Exposure{Units: map[string]int64{"off": 3000, "on": 2400}}},
+		{name: "many multiple exposures", exp: metricsql.Exposure{Units: map[string]int64{"off": 3000, "on": 3000}, Multiple: 200}, x: x, multiple: 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := dataQuality(tc.exp, tc.x, 200)
+			if (q.SplitMismatch != nil) != tc.srm || q.MultipleExposures != tc.multiple {
+				t.Fatalf("quality %+v (split %+v)", q, q.SplitMismatch)
+			}
+			if q.SplitMismatch != nil && (q.SplitMismatch.Observed["on"] != 2400 || q.SplitMismatch.Expected["on"] != 0.5) {
+				t.Fatalf("split %+v", q.SplitMismatch)
+			}
+		})
 	}
 }

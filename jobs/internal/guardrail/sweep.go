@@ -120,6 +120,53 @@ type breachRecord struct {
 	MetricName string            `json:"metric_name"`
 	Direction  string            `json:"direction"`
 	Owner      alert.Owner       `json:"owner"`
+	// Quality is what was wrong with the data at the breach (said in the alert).
+	Quality quality `json:"quality"`
+}
+
+// quality is what may make a comparison wrong, as the results' data quality checks it.
+type quality struct {
+	SplitMismatch         *alert.SplitMismatch `json:"split_mismatch,omitempty"`
+	MultipleExposures     int64                `json:"multiple_exposures,omitempty"`
+	MultipleExposureShare float64              `json:"multiple_exposure_share,omitempty"`
+}
+
+// multipleExposureThreshold is the share of units seeing several variations above which the
+// alert says so (the results' data quality flag uses the same 1%).
+const multipleExposureThreshold = 0.01
+
+// dataQuality judges the units of a comparison: the experiment's split against its weights
+// (x nil for a rollout, whose weights are not the guardrail's; judged from minUnits units, like
+// the SRM alert) and the units exposed to several variations.
+func dataQuality(exp metricsql.Exposure, x *flagsvc.Experiment, minUnits int64) quality {
+	var q quality
+	if total := exp.Total(); total > 0 {
+		if share := float64(exp.Multiple) / float64(total); share > multipleExposureThreshold {
+			q.MultipleExposures, q.MultipleExposureShare = exp.Multiple, share
+		}
+	}
+	if x == nil || len(x.Variations) < 2 {
+		return q
+	}
+	counts, weights := make([]int64, len(x.Variations)), make([]float64, len(x.Variations))
+	var n int64
+	var wsum float64
+	for i, v := range x.Variations {
+		counts[i], weights[i] = exp.Units[v.Variation], float64(v.Weight)
+		n += counts[i]
+		wsum += weights[i]
+	}
+	if n < minUnits || wsum == 0 {
+		return q
+	}
+	if p := engine.SRMPValue(counts, weights); p < engine.SRMAlertThreshold {
+		m := &alert.SplitMismatch{PValue: p, Observed: map[string]int64{}, Expected: map[string]float64{}}
+		for i, v := range x.Variations {
+			m.Observed[v.Variation], m.Expected[v.Variation] = counts[i], weights[i]/wsum
+		}
+		q.SplitMismatch = m
+	}
+	return q
 }
 
 // sweepCache holds what one sweep looks up more than once.
@@ -184,6 +231,7 @@ func (s *Sweeper) check(ctx context.Context, cache *sweepCache, g flagsvc.Guardr
 	var qx metricsql.Experiment
 	var versions map[string]int64
 	var variations []string
+	var xp *flagsvc.Experiment
 	if g.Experiment == "" {
 		// A plain rollout: its units are the contexts the rollout served since the guardrail
 		// was created; the metric at its current version.
@@ -199,6 +247,7 @@ func (s *Sweeper) check(ctx context.Context, cache *sweepCache, g flagsvc.Guardr
 			s.m.checked.WithLabelValues("skipped").Inc()
 			return "skipped", nil
 		}
+		xp = x
 		qx = metricsql.Experiment{EnvironmentID: x.EnvironmentID, Key: x.Key, Start: x.StartedAt.UTC()}
 		versions = x.MetricVersions
 		for _, v := range x.Variations {
@@ -267,7 +316,8 @@ func (s *Sweeper) check(ctx context.Context, cache *sweepCache, g flagsvc.Guardr
 	s.m.checked.WithLabelValues("breached").Inc()
 	s.Log.Warn("guardrail breached", "guardrail", g.ID, "project", g.Project, "environment", g.Environment, "flag", g.Flag,
 		"metric", g.Metric, "treatment", d.Treatment, "effect", d.Effect, "interval", d.Interval, "p_value", d.PValue)
-	rec := breachRecord{Guardrail: g, Decision: d, MetricName: def.Name, Direction: in.Direction, Owner: s.owner(ctx, cache, g)}
+	rec := breachRecord{Guardrail: g, Decision: d, MetricName: def.Name, Direction: in.Direction, Owner: s.owner(ctx, cache, g),
+		Quality: dataQuality(exposure, xp, s.srmMinUnits())}
 	raw, _ := json.Marshal(rec)
 	id, started, err := s.Store.StartBreach(ctx, postgres.Breach{GuardrailID: g.ID, Project: g.Project, Environment: g.Environment,
 		Flag: g.Flag, Experiment: g.Experiment, Metric: g.Metric, Decision: raw})
@@ -316,7 +366,8 @@ func (s *Sweeper) report(ctx context.Context, id int64, rec breachRecord) error 
 			ActionTaken: b.ActionTaken, Control: g.Control, Treatment: d.Treatment,
 			Effect: b.Effect, Interval: b.Interval, PValue: b.PValue, Alpha: d.IntervalAlpha,
 			ControlN: d.ControlN, TreatmentN: d.TreatmentN, ControlMean: d.ControlMean, TreatmentMean: d.TreatmentMean,
-			Owner: rec.Owner, DashboardURL: s.link(g), BreachedAt: b.At},
+			Owner: rec.Owner, DashboardURL: s.link(g), BreachedAt: b.At, SplitMismatch: rec.Quality.SplitMismatch,
+			MultipleExposures: rec.Quality.MultipleExposures, MultipleExposureShare: rec.Quality.MultipleExposureShare},
 	}
 	enqueued, err := s.Store.CompleteBreach(ctx, id, b.At, b.ActionTaken, a)
 	if err != nil {
@@ -418,6 +469,13 @@ func (s *Sweeper) link(g flagsvc.Guardrail) string {
 	return base + "/flags/" + url.PathEscape(g.Flag) + "?environment=" + url.QueryEscape(g.Environment)
 }
 
+func (s *Sweeper) srmMinUnits() int64 {
+	if s.SRMMinUnits <= 0 {
+		return 200
+	}
+	return s.SRMMinUnits
+}
+
 // checkSRM alerts once per running experiment whose traffic split does not match its weights
 // (p below engine.SRMAlertThreshold, STATS.md §7).
 func (s *Sweeper) checkSRM(ctx context.Context, cache *sweepCache) int {
@@ -427,10 +485,7 @@ func (s *Sweeper) checkSRM(ctx context.Context, cache *sweepCache) int {
 		s.Log.Warn("SRM check: cannot list projects", "err", err)
 		return 0
 	}
-	minUnits := s.SRMMinUnits
-	if minUnits <= 0 {
-		minUnits = 200
-	}
+	minUnits := s.srmMinUnits()
 	var (
 		mu     sync.Mutex
 		alerts int

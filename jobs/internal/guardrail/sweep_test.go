@@ -265,3 +265,54 @@ func TestHarmfulRolloutIsTurnedOff(t *testing.T) {
 		t.Fatalf("messages: %+v", msgs)
 	}
 }
+
+// TestBreachAlertSaysTheSplitIsBroken: a treatment that loses a fifth of its units (as a crash
+// would) and triples the error rate is rolled back, and the breach message says that the
+// traffic split does not match the weights — on-call must know the comparison may be biased
+// before re-releasing or trusting the numbers.
+func TestBreachAlertSaysTheSplitIsBroken(t *testing.T) {
+	fs := stacktest.StartFlagService(t)
+	metrics(t, fs.Owner)
+	experiment(t, fs.Owner, "checkout", "checkout-q4", "rollback")
+	conn, _ := chtest.Database(t)
+	s := startedAt(t, fs.Owner, "checkout-q4")
+	seedExperiment(t, conn, s.EnvironmentID, "checkout", "checkout-q4", "error", s.StartedAt, arm{"off", 3000, 150}, arm{"on", 2400, 360})
+	client := flagsvc.New(fs.URL, fs.ServiceToken(t, "jobs", "admin", "", ""), "")
+	st, err := postgres.Open(context.Background(), testenv.PostgresDB(t), 8, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	st.DefaultChannel = "C-ONCALL"
+	sl := slacktest.New(slackToken)
+	defer sl.Close()
+	log := slog.New(slog.DiscardHandler)
+	sw := guardrail.NewSweeper(client, st, conn, log, nil)
+	sw.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	if res, err := sw.Sweep(context.Background()); err != nil || res.Breached != 1 {
+		t.Fatalf("sweep: %+v, %v", res, err)
+	}
+	d := alert.NewDispatcher(st, slack.New(slack.Config{Token: slackToken, APIURL: sl.URL}), log, "r", nil)
+	for more := true; more; {
+		if more, err = d.DeliverOne(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cfg := config(t, fs, "checkout"); cfg.Fallthrough.Variation != "off" {
+		t.Fatalf("checkout not rolled back: %+v", cfg.Fallthrough)
+	}
+	var breach *slacktest.Message
+	msgs := sl.Messages("C-ONCALL")
+	for i := range msgs {
+		if strings.HasPrefix(msgs[i].Text, "Guardrail breached") {
+			breach = &msgs[i]
+		}
+	}
+	if breach == nil {
+		t.Fatalf("no breach message: %+v", msgs)
+	}
+	if !strings.Contains(breach.Text, "sample ratio mismatch") || !strings.Contains(string(breach.Blocks), "Sample ratio mismatch") ||
+		!strings.Contains(string(breach.Blocks), "`on`: 2400 (44%)") {
+		t.Fatalf("the breach message does not say the split is broken:\n%s\n%s", breach.Text, breach.Blocks)
+	}
+}

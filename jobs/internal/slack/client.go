@@ -148,7 +148,9 @@ func classify(method string, err error) error {
 // retrying is the HTTP client slack-go sends through: it retries 429 and 5xx answers (and
 // connection errors) up to MaxAttempts, waiting what Retry-After asks (seconds), else an
 // exponential backoff from 500 ms. Slack's Web API answers 429 with Retry-After on rate limits
-// and may answer 503 with one during incidents.
+// and may answer 503 with one during incidents. A post is retried here only after a 429 (not
+// posted): a 5xx or a lost answer may come after Slack posted it, so the outbox's next attempt
+// looks for the message before posting again (alert.Dispatcher).
 type retrying struct {
 	client *http.Client
 	cfg    Config
@@ -167,6 +169,9 @@ func (r *retrying) Do(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := r.client.Do(req)
 		retry := err != nil || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		if method == "chat.postMessage" {
+			retry = err == nil && resp.StatusCode == http.StatusTooManyRequests
+		}
 		if !retry || attempt >= r.cfg.MaxAttempts || (attempt > 1 && req.GetBody == nil && req.Body != nil) {
 			return resp, err
 		}

@@ -64,6 +64,19 @@ func renderBreach(a alert.Alert, b *alert.Breach) Message {
 	}
 	text := fmt.Sprintf("Guardrail breached: %s is %s worse with %s=%s in %s (tolerance %s). %s",
 		b.Metric, pct(harm), b.Flag, b.Treatment, b.Environment, pct(b.Tolerance), short)
+	// What may make the comparison wrong, so nobody trusts the numbers blindly.
+	var quality []string
+	if m := b.SplitMismatch; m != nil {
+		obs, exp := split(m.Observed, m.Expected)
+		text += fmt.Sprintf(" Warning: sample ratio mismatch (p = %s).", pval(m.PValue))
+		quality = append(quality, fmt.Sprintf("*Sample ratio mismatch* (p = %s): units %s, expected %s. The arms differ in more than the variation, so the effect may be biased — find the cause before re-releasing.",
+			pval(m.PValue), strings.Join(obs, ", "), strings.Join(exp, ", ")))
+	}
+	if b.MultipleExposures > 0 {
+		text += fmt.Sprintf(" Warning: %s of units saw several variations.", pct(b.MultipleExposureShare))
+		quality = append(quality, fmt.Sprintf("*Multiple exposures*: %d units (%s) saw several variations and were left out of the comparison.",
+			b.MultipleExposures, pct(b.MultipleExposureShare)))
+	}
 	blocks := []slack.Block{
 		header(":rotating_light: Guardrail breached: " + b.Metric),
 		section(fmt.Sprintf("*%s* in *%s*: %s is *%s worse* with `%s` than with the control `%s` (tolerance %s).",
@@ -77,6 +90,9 @@ func renderBreach(a alert.Alert, b *alert.Breach) Message {
 			"*What*\n"+what,
 		),
 	}
+	if len(quality) > 0 {
+		blocks = append(blocks, section(":warning: *Check the data*\n"+strings.Join(quality, "\n")))
+	}
 	if b.DashboardURL != "" {
 		blocks = append(blocks, button("open_dashboard", "Open dashboard", b.DashboardURL))
 	}
@@ -85,24 +101,7 @@ func renderBreach(a alert.Alert, b *alert.Breach) Message {
 }
 
 func renderSRM(a alert.Alert, s *alert.SRM) Message {
-	keys := make([]string, 0, len(s.Expected))
-	var total int64
-	for k := range s.Expected {
-		keys = append(keys, k)
-	}
-	for _, n := range s.Observed {
-		total += n
-	}
-	sort.Strings(keys)
-	var obs, exp []string
-	for _, k := range keys {
-		share := 0.0
-		if total > 0 {
-			share = float64(s.Observed[k]) / float64(total)
-		}
-		obs = append(obs, fmt.Sprintf("`%s`: %d (%s)", k, s.Observed[k], pct(share)))
-		exp = append(exp, fmt.Sprintf("`%s`: %s", k, pct(s.Expected[k])))
-	}
+	obs, exp := split(s.Observed, s.Expected)
 	text := fmt.Sprintf("Sample ratio mismatch in experiment %s (%s): p = %s. Its results cannot be trusted until the cause is found.",
 		s.Experiment, s.Environment, pval(s.PValue))
 	blocks := []slack.Block{
@@ -122,6 +121,28 @@ func renderSRM(a alert.Alert, s *alert.SRM) Message {
 	}
 	blocks = append(blocks, contextLine(fmt.Sprintf("Experiment %s · checked %s · Switchyard", s.Experiment, stamp(a.At))))
 	return Message{Text: text, Blocks: blocks}
+}
+
+// split lists each variation's units with their share, and its expected share.
+func split(observed map[string]int64, expected map[string]float64) (obs, exp []string) {
+	keys := make([]string, 0, len(expected))
+	var total int64
+	for k := range expected {
+		keys = append(keys, k)
+	}
+	for _, n := range observed {
+		total += n
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		share := 0.0
+		if total > 0 {
+			share = float64(observed[k]) / float64(total)
+		}
+		obs = append(obs, fmt.Sprintf("`%s`: %d (%s)", k, observed[k], pct(share)))
+		exp = append(exp, fmt.Sprintf("`%s`: %s", k, pct(expected[k])))
+	}
+	return obs, exp
 }
 
 func renderScheduled(a alert.Alert, s *alert.ScheduledFailed) Message {

@@ -18,6 +18,10 @@ func TestRenderEveryKind(t *testing.T) {
 	}
 	alertOnly := breachAlert()
 	alertOnly.Breach.ActionTaken, alertOnly.Breach.Action = alert.ActionNone, "alert"
+	doubtful := breachAlert()
+	doubtful.Breach.SplitMismatch = &alert.SplitMismatch{PValue: 0.00002, Observed: map[string]int64{"off": 10212, "on": 9187},
+		Expected: map[string]float64{"off": 0.5, "on": 0.5}}
+	doubtful.Breach.MultipleExposures, doubtful.Breach.MultipleExposureShare = 412, 0.0208
 	rollout := breachAlert()
 	rollout.Breach.ActionTaken, rollout.Breach.Experiment, rollout.Breach.Direction, rollout.Breach.Effect = alert.ActionTurnOff, "", "increase", -0.031
 	cases := []struct {
@@ -30,6 +34,11 @@ func TestRenderEveryKind(t *testing.T) {
 		{name: "alert-only breach", a: alertOnly,
 			text:   "Guardrail breached: error-rate is 5.1% worse with new-checkout=on in production (tolerance 2.0%). No change was made.",
 			blocks: 5, contains: []string{"Alert only: nothing was changed"}},
+		{name: "breach on doubtful data says so", a: doubtful,
+			text: "Guardrail breached: error-rate is 5.1% worse with new-checkout=on in production (tolerance 2.0%). Rolled back: new-checkout now serves off." +
+				" Warning: sample ratio mismatch (p = 2.0e-05). Warning: 2.1% of units saw several variations.",
+			blocks: 6, contains: []string{":warning: *Check the data*", "*Sample ratio mismatch* (p = 2.0e-05): units `off`: 10212 (53%), `on`: 9187 (47%), expected `off`: 50%, `on`: 50%",
+				"*Multiple exposures*: 412 units (2.1%) saw several variations"}},
 		{name: "rollout breach turned off", a: rollout,
 			text:   "Guardrail breached: error-rate is 3.1% worse with new-checkout=on in production (tolerance 2.0%). Rolled back: new-checkout was turned off.",
 			blocks: 5, contains: []string{"*What*\\nRollout", "-3.1% relative", "higher is better"}},

@@ -54,6 +54,9 @@ type Failure struct {
 	Status     int
 	RetryAfter string
 	Error      string
+	// AfterPosting answers the failure only after chat.postMessage posted the message, as
+	// Slack may when it times out or fails after doing the work.
+	AfterPosting bool
 }
 
 // Server is the fake Web API.
@@ -173,6 +176,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.failures[method] = q[1:]
 	}
 	s.mu.Unlock()
+	if fail != nil && fail.AfterPosting && method == "chat.postMessage" {
+		s.postMessage(httptest.NewRecorder(), form)
+	}
 	if fail != nil {
 		if fail.Status != 0 {
 			if fail.RetryAfter != "" {

@@ -256,12 +256,20 @@ func TestGuardrailBreachRollsBackOnce(t *testing.T) {
 	var pg domain.Guardrail
 	s.must(201, "POST", "/api/v1/projects/"+p+"/environments/staging/guardrails", map[string]any{"flag": "banner", "metric": "errors",
 		"tolerance": 0.01, "action": "rollback", "control": "off", "treatments": []string{"on"}}, &pg)
-	if r := s.req("POST", "/api/v1/projects/"+p+"/environments/staging/guardrails/"+pg.ID+"/breach", jobs, body); r.Status != 200 {
+	// (Its breach is a difference of means: the control had no errors at all.)
+	absolute := map[string]any{"effect": 0.0204, "interval": []float64{0.0113, 0.0295}, "p_value": 0.0004, "absolute": true}
+	if r := s.req("POST", "/api/v1/projects/"+p+"/environments/staging/guardrails/"+pg.ID+"/breach", jobs, absolute); r.Status != 200 {
 		t.Fatalf("%d %s", r.Status, r.Body)
+	} else if r.decode(t, &out); out.Breach == nil || !out.Breach.Absolute || out.Breach.Effect != 0.0204 {
+		t.Fatalf("an absolute breach is recorded as such: %+v", out.Breach)
 	}
 	s.must(200, "GET", configPath(p, "banner", "staging"), nil, &cfg)
 	if cfg.On {
 		t.Fatal("a plain rollout's rollback guardrail turns the flag off")
+	}
+	s.must(200, "GET", "/api/v1/audit?action=flag_config.auto_rollback", nil, &page)
+	if len(page.Items) != 2 || !strings.Contains(page.Items[0].Comment, "+0.0204 per unit from a control mean of 0") {
+		t.Fatalf("the absolute breach's rollback comment: %+v", page.Items)
 	}
 	// An alert guardrail records the breach and changes nothing.
 	var ag domain.Guardrail

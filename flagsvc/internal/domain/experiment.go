@@ -479,9 +479,12 @@ type Guardrail struct {
 
 // Breach is what the guardrail monitor found, and what was done.
 type Breach struct {
-	At          time.Time  `json:"at"`
-	Effect      float64    `json:"effect"`
-	Interval    [2]float64 `json:"interval"`
-	PValue      float64    `json:"p_value"`
-	ActionTaken string     `json:"action_taken"` // serve_control | turn_off | alert_only
+	At       time.Time  `json:"at"`
+	Effect   float64    `json:"effect"`
+	Interval [2]float64 `json:"interval"`
+	PValue   float64    `json:"p_value"`
+	// Absolute: Effect and Interval are the difference of means (the control's mean was 0, so
+	// no relative effect exists), not the relative effect.
+	Absolute    bool   `json:"absolute,omitempty"`
+	ActionTaken string `json:"action_taken"` // serve_control | turn_off | alert_only
 }

@@ -179,6 +179,9 @@ type BreachInput struct {
 	Effect   float64    `json:"effect"`
 	Interval [2]float64 `json:"interval"`
 	PValue   float64    `json:"p_value"`
+	// Absolute: Effect and Interval are a difference of means, because the control's mean is 0
+	// (a harm that appears only with the treatment, like a new error); else relative.
+	Absolute bool `json:"absolute"`
 }
 
 // Breach records a breach exactly once (a second report is a Conflict) and, for rollback
@@ -206,10 +209,14 @@ func (s *Service) Breach(ctx context.Context, c audit.Caller, projectKey, envKey
 		if g.Status != "active" {
 			return errs.Conflict("status", "guardrail is %s; a breach is recorded once", g.Status)
 		}
-		b := &domain.Breach{At: s.now().UTC(), Effect: in.Effect, Interval: in.Interval, PValue: in.PValue, ActionTaken: "alert_only"}
+		b := &domain.Breach{At: s.now().UTC(), Effect: in.Effect, Interval: in.Interval, PValue: in.PValue, Absolute: in.Absolute, ActionTaken: "alert_only"}
 		if g.Action == "rollback" {
 			comment := fmt.Sprintf("automatic rollback by guardrail %s: %s degraded by %+.2f%% (interval %+.2f%% to %+.2f%%, p=%.4g, tolerance %.2f%%)",
 				g.ID, g.Metric, 100*in.Effect, 100*in.Interval[0], 100*in.Interval[1], in.PValue, 100*g.Tolerance)
+			if in.Absolute {
+				comment = fmt.Sprintf("automatic rollback by guardrail %s: %s changed by %+.4g per unit from a control mean of 0 (interval %+.4g to %+.4g, p=%.4g)",
+					g.ID, g.Metric, in.Effect, in.Interval[0], in.Interval[1], in.PValue)
+			}
 			experiment := g.Experiment != ""
 			b.ActionTaken = "turn_off"
 			if experiment {

@@ -80,17 +80,19 @@ type Breach struct {
 	Treatment   string `json:"treatment"`
 	// Effect, Interval and PValue are the relative effect of the treatment on the metric, its
 	// always-valid interval and p-value (sequential test, STATS.md §5).
-	Effect        float64    `json:"effect"`
-	Interval      [2]float64 `json:"interval"`
-	PValue        float64    `json:"p_value"`
-	Alpha         float64    `json:"alpha"`
-	ControlN      int64      `json:"control_n"`
-	TreatmentN    int64      `json:"treatment_n"`
-	ControlMean   float64    `json:"control_mean"`
-	TreatmentMean float64    `json:"treatment_mean"`
-	Owner         Owner      `json:"owner"`
-	DashboardURL  string     `json:"dashboard_url,omitempty"`
-	BreachedAt    time.Time  `json:"breached_at"`
+	Effect   float64    `json:"effect"`
+	Interval [2]float64 `json:"interval"`
+	PValue   float64    `json:"p_value"`
+	// Absolute: Effect and Interval are the difference of means, the control's mean being 0.
+	Absolute      bool      `json:"absolute,omitempty"`
+	Alpha         float64   `json:"alpha"`
+	ControlN      int64     `json:"control_n"`
+	TreatmentN    int64     `json:"treatment_n"`
+	ControlMean   float64   `json:"control_mean"`
+	TreatmentMean float64   `json:"treatment_mean"`
+	Owner         Owner     `json:"owner"`
+	DashboardURL  string    `json:"dashboard_url,omitempty"`
+	BreachedAt    time.Time `json:"breached_at"`
 	// SplitMismatch is the experiment's traffic split when it did not match its weights at the
 	// breach (nil otherwise, and for rollouts): the arms then differ in more than the
 	// variation, so the effect may be biased.

@@ -207,11 +207,13 @@ type (
 
 // Breach is a guardrail's breach record.
 type Breach struct {
-	At          time.Time  `json:"at"`
-	Effect      float64    `json:"effect"`
-	Interval    [2]float64 `json:"interval"`
-	PValue      float64    `json:"p_value"`
-	ActionTaken string     `json:"action_taken"`
+	At       time.Time  `json:"at"`
+	Effect   float64    `json:"effect"`
+	Interval [2]float64 `json:"interval"`
+	PValue   float64    `json:"p_value"`
+	// Absolute: Effect and Interval are a difference of means (the control's mean was 0).
+	Absolute    bool   `json:"absolute,omitempty"`
+	ActionTaken string `json:"action_taken"`
 }
 
 // Guardrail is a guardrail on an experiment or a percentage rollout.
@@ -237,4 +239,5 @@ type BreachReport struct {
 	Effect   float64    `json:"effect"`
 	Interval [2]float64 `json:"interval"`
 	PValue   float64    `json:"p_value"`
+	Absolute bool       `json:"absolute"`
 }

@@ -22,7 +22,8 @@ const (
 // Test configures the breach test.
 type Test struct {
 	// Alpha is the one-sided false-alarm rate over the whole life of the guardrail, however
-	// often it is checked (default 0.05).
+	// often it is checked and however many treatments it compares (default 0.05): each of k
+	// treatments is tested at Alpha/k (Bonferroni).
 	Alpha float64
 	// Tuning is the sequential tuning N* (default 5000): the total units around which the
 	// confidence sequence is tightest.
@@ -61,12 +62,17 @@ type Input struct {
 type Decision struct {
 	Breached  bool   `json:"breached"`
 	Treatment string `json:"treatment"`
-	// Effect is the treatment's relative effect on the metric ((mB - mA)/mA).
+	// Effect is the treatment's relative effect on the metric ((mB - mA)/mA), or, when
+	// Absolute, the difference of means (mB - mA).
 	Effect float64 `json:"effect"`
+	// Absolute: the control's mean is 0, so no relative effect exists (a harm that appears only
+	// with the treatment, like a new kind of error); Effect and Interval are the difference of
+	// means, and any harm the interval establishes is beyond every relative tolerance.
+	Absolute bool `json:"absolute,omitempty"`
 	// Interval is the always-valid confidence sequence of Effect at two-sided level 1-2α:
 	// its harmful end is the one-sided bound at level α.
 	Interval [2]float64 `json:"interval"`
-	// IntervalAlpha is the two-sided α of Interval (2α).
+	// IntervalAlpha is the two-sided α of Interval (2α/k for k treatments).
 	IntervalAlpha float64 `json:"interval_alpha"`
 	// PValue is the one-sided always-valid p-value against no effect (half the two-sided one).
 	PValue float64 `json:"p_value"`
@@ -91,7 +97,9 @@ type Decision struct {
 // the harmful side — for a metric where higher is better, when its upper end is below
 // -tolerance; where lower is better, when its lower end is above +tolerance. If the true
 // degradation is within the tolerance, that happens with probability at most α over the
-// guardrail's life.
+// guardrail's life. With several treatments each is tested at α/k, so that holds for the
+// guardrail as a whole. When the control's mean is 0 there is no relative effect: the
+// difference of means is tested instead, and a breach is a harm it establishes beyond 0.
 func Decide(in Input, t Test) (Decision, error) {
 	t = t.withDefaults()
 	if in.Direction != Increase && in.Direction != Decrease {
@@ -107,9 +115,10 @@ func Decide(in Input, t Test) (Decision, error) {
 	if in.Direction == Increase {
 		sign = -1
 	}
+	alpha := t.Alpha / float64(len(in.Treatments))
 	var best *Decision
 	for _, tr := range in.Treatments {
-		d := Decision{Treatment: tr.Key, ControlN: in.Control.N, TreatmentN: tr.N, IntervalAlpha: 2 * t.Alpha}
+		d := Decision{Treatment: tr.Key, ControlN: in.Control.N, TreatmentN: tr.N, IntervalAlpha: 2 * alpha}
 		if in.Control.N < t.MinUnits || tr.N < t.MinUnits {
 			d.Reason = fmt.Sprintf("too few units (%d and %d; at least %d each)", in.Control.N, tr.N, t.MinUnits)
 			best = worse(best, d)
@@ -118,8 +127,15 @@ func Decide(in Input, t Test) (Decision, error) {
 		m := engine.Metric{Key: in.Metric, Kind: in.Kind, Inverse: in.Direction == Decrease,
 			Variants: []engine.VariantSums{in.Control, tr}}
 		m.Variants[0].Key, m.Variants[1].Key = "control", "treatment"
-		res, err := engine.AnalyzeMetric(m, engine.Options{Engine: engine.Frequentist, Difference: engine.Relative,
-			Alpha: 2 * t.Alpha, Sided: engine.TwoSided, Sequential: &engine.Sequential{Tuning: t.Tuning}})
+		opt := engine.Options{Engine: engine.Frequentist, Difference: engine.Relative,
+			Alpha: 2 * alpha, Sided: engine.TwoSided, Sequential: &engine.Sequential{Tuning: t.Tuning}}
+		res, err := engine.AnalyzeMetric(m, opt)
+		if err == nil && res.Variants[1].Error != nil && res.Variants[1].Error.Code == engine.CodeZeroBaseline {
+			// A control mean of 0 (no control unit has an error of a kind only the new code
+			// emits): the relative effect does not exist, the difference of means does.
+			opt.Difference, d.Absolute = engine.Absolute, true
+			res, err = engine.AnalyzeMetric(m, opt)
+		}
 		if err != nil {
 			return Decision{}, fmt.Errorf("guardrail: metric %s: %w", in.Metric, err)
 		}
@@ -143,10 +159,15 @@ func Decide(in Input, t Test) (Decision, error) {
 		if sign > 0 {
 			leastHarm = d.Interval[0]
 		}
-		if leastHarm > in.Tolerance {
+		switch {
+		case d.Absolute && leastHarm > 0:
+			// Any established harm from a control mean of 0 is infinitely many times the baseline.
+			d.Breached = true
+			d.Reason = fmt.Sprintf("%s is at least %.4g per unit worse with %s, from a control mean of 0", in.Metric, leastHarm, tr.Key)
+		case !d.Absolute && leastHarm > in.Tolerance:
 			d.Breached = true
 			d.Reason = fmt.Sprintf("%s is at least %.4g%% worse with %s (tolerance %.4g%%)", in.Metric, 100*leastHarm, tr.Key, 100*in.Tolerance)
-		} else {
+		default:
 			d.Reason = "within tolerance"
 		}
 		best = worse(best, d)

@@ -25,6 +25,7 @@ func TestDecide(t *testing.T) {
 		wantErr    bool
 		harmAbove  float64
 		effectSign int
+		absolute   bool // the effect is a difference of means
 	}{
 		{name: "error rate up 50% breaches a 2% tolerance",
 			in: Input{Metric: "errors", Kind: engine.KindProportion, Direction: Decrease, Tolerance: 0.02,
@@ -50,10 +51,20 @@ func TestDecide(t *testing.T) {
 			in: Input{Metric: "errors", Kind: engine.KindProportion, Direction: Decrease, Tolerance: 0.02,
 				Control: prop("off", 50, 1), Treatments: []engine.VariantSums{prop("on", 50, 40)}},
 			breached: false, reason: "too few units"},
-		{name: "a control without conversions cannot give a relative effect",
+		{name: "an error only the treatment has breaches from a control mean of 0",
+			// No relative effect exists (the control's mean is 0): the difference of means
+			// establishes the harm, which is beyond any relative tolerance.
 			in: Input{Metric: "errors", Kind: engine.KindProportion, Direction: Decrease, Tolerance: 0.02,
 				Control: prop("off", 5000, 0), Treatments: []engine.VariantSums{prop("on", 5000, 100)}},
-			breached: false, reason: "zero_baseline"},
+			breached: true, treatment: "on", reason: "from a control mean of 0", effectSign: 1, absolute: true},
+		{name: "a few errors only the treatment has are not established yet",
+			in: Input{Metric: "errors", Kind: engine.KindProportion, Direction: Decrease, Tolerance: 0.02,
+				Control: prop("off", 5000, 0), Treatments: []engine.VariantSums{prop("on", 5000, 2)}},
+			breached: false, reason: "within tolerance", effectSign: 1, absolute: true},
+		{name: "no errors in either arm decide nothing",
+			in: Input{Metric: "errors", Kind: engine.KindProportion, Direction: Decrease, Tolerance: 0.02,
+				Control: prop("off", 5000, 0), Treatments: []engine.VariantSums{prop("on", 5000, 0)}},
+			breached: false, reason: "zero_variance", absolute: true},
 		{name: "early and modest harm is not enough for the sequential test",
 			// +20% with 2,000 units per arm: a fixed-horizon test would call it (p ≈ 0.04),
 			// the always-valid interval is still too wide.
@@ -102,21 +113,59 @@ func TestDecide(t *testing.T) {
 			if tc.effectSign != 0 && d.Effect*float64(tc.effectSign) <= 0 {
 				t.Fatalf("effect %v has the wrong sign", d.Effect)
 			}
+			if d.Absolute != tc.absolute {
+				t.Fatalf("absolute = %v, want %v", d.Absolute, tc.absolute)
+			}
 			if d.Breached {
-				// The whole interval lies beyond the tolerance on the harmful side, and the
-				// point estimate inside it.
+				// The whole interval lies beyond the tolerance (0 for a difference of means) on
+				// the harmful side, and the point estimate inside it; each of k treatments is
+				// tested at alpha/k.
 				lo, hi := d.Interval[0], d.Interval[1]
-				if !(lo <= d.Effect && d.Effect <= hi) || d.IntervalAlpha != 2*Test.withDefaults(tc.test).Alpha {
+				if !(lo <= d.Effect && d.Effect <= hi) || d.IntervalAlpha != 2*Test.withDefaults(tc.test).Alpha/float64(len(tc.in.Treatments)) {
 					t.Fatalf("interval %v around %v (alpha %v)", d.Interval, d.Effect, d.IntervalAlpha)
 				}
-				if (tc.in.Direction == Decrease && lo <= tc.in.Tolerance) || (tc.in.Direction == Increase && hi >= -tc.in.Tolerance) {
-					t.Fatalf("breach with interval %v reaching inside the tolerance %v", d.Interval, tc.in.Tolerance)
+				tolerance := tc.in.Tolerance
+				if d.Absolute {
+					tolerance = 0
+				}
+				if (tc.in.Direction == Decrease && lo <= tolerance) || (tc.in.Direction == Increase && hi >= -tolerance) {
+					t.Fatalf("breach with interval %v reaching inside the tolerance %v", d.Interval, tolerance)
 				}
 				if !(d.PValue > 0 && d.PValue < 0.05) {
 					t.Fatalf("p-value %v", d.PValue)
 				}
 			}
 		})
+	}
+}
+
+// TestEachOfSeveralTreatmentsIsTestedAtAlphaOverK: a guardrail comparing k treatments with the
+// control tests each at alpha/k, so its false-alarm rate over all of them stays at alpha. A
+// harm whose one-treatment interval clears the tolerance but whose interval at alpha/3 does not
+// is a breach alone and not beside two harmless treatments.
+func TestEachOfSeveralTreatmentsIsTestedAtAlphaOverK(t *testing.T) {
+	control, harmful := prop("off", 10000, 200), prop("on", 10000, 300)
+	in := Input{Metric: "errors", Kind: engine.KindProportion, Direction: Decrease, Control: control}
+	alone, err := Decide(Input{Metric: in.Metric, Kind: in.Kind, Direction: in.Direction, Control: control, Treatments: []engine.VariantSums{harmful}}, Test{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Treatments = []engine.VariantSums{prop("b", 10000, 200), prop("c", 10000, 201), harmful}
+	three, err := Decide(in, Test{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if three.Treatment != "on" || !(three.Interval[0] < alone.Interval[0]) {
+		t.Fatalf("three treatments: %s with interval %v, alone %v: want a wider interval for the harmful one", three.Treatment, three.Interval, alone.Interval)
+	}
+	// A tolerance between the two lower ends.
+	in.Tolerance = (alone.Interval[0] + three.Interval[0]) / 2
+	three, _ = Decide(in, Test{})
+	in.Treatments = []engine.VariantSums{harmful}
+	alone, _ = Decide(in, Test{})
+	if !alone.Breached || three.Breached {
+		t.Fatalf("tolerance %v: breached alone %v (interval %v), beside two others %v (interval %v)",
+			in.Tolerance, alone.Breached, alone.Interval, three.Breached, three.Interval)
 	}
 }
 

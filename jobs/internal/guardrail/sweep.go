@@ -340,7 +340,7 @@ func withKey(m map[string]engine.VariantSums, key string) engine.VariantSums {
 // transaction with completing the breach row, enqueues the alert.
 func (s *Sweeper) report(ctx context.Context, id int64, rec breachRecord) error {
 	g, d := rec.Guardrail, rec.Decision
-	answer, err := s.Flags.ReportBreach(ctx, g, flagsvc.BreachReport{Effect: d.Effect, Interval: d.Interval, PValue: d.PValue})
+	answer, err := s.Flags.ReportBreach(ctx, g, flagsvc.BreachReport{Effect: d.Effect, Interval: d.Interval, PValue: d.PValue, Absolute: d.Absolute})
 	if errors.Is(err, errs.ErrConflict) || errors.Is(err, errs.ErrNotFound) {
 		// Already breached — by us before a crash, or by another replica — or gone.
 		answer, err = s.current(ctx, g)
@@ -364,7 +364,7 @@ func (s *Sweeper) report(ctx context.Context, id int64, rec breachRecord) error 
 		Breach: &alert.Breach{GuardrailID: g.ID, Environment: g.Environment, Flag: g.Flag, Experiment: g.Experiment,
 			Metric: g.Metric, MetricName: rec.MetricName, Direction: rec.Direction, Tolerance: g.Tolerance, Action: g.Action,
 			ActionTaken: b.ActionTaken, Control: g.Control, Treatment: d.Treatment,
-			Effect: b.Effect, Interval: b.Interval, PValue: b.PValue, Alpha: d.IntervalAlpha,
+			Effect: b.Effect, Interval: b.Interval, PValue: b.PValue, Absolute: b.Absolute, Alpha: d.IntervalAlpha,
 			ControlN: d.ControlN, TreatmentN: d.TreatmentN, ControlMean: d.ControlMean, TreatmentMean: d.TreatmentMean,
 			Owner: rec.Owner, DashboardURL: s.link(g), BreachedAt: b.At, SplitMismatch: rec.Quality.SplitMismatch,
 			MultipleExposures: rec.Quality.MultipleExposures, MultipleExposureShare: rec.Quality.MultipleExposureShare},

@@ -62,8 +62,16 @@ func renderBreach(a alert.Alert, b *alert.Breach) Message {
 	if b.Experiment != "" {
 		what = "Experiment `" + b.Experiment + "`"
 	}
-	text := fmt.Sprintf("Guardrail breached: %s is %s worse with %s=%s in %s (tolerance %s). %s",
-		b.Metric, pct(harm), b.Flag, b.Treatment, b.Environment, pct(b.Tolerance), short)
+	// How the effect reads: relative, or — when the control's mean is 0 and there is no relative
+	// effect — a difference of means.
+	worse, effect, low, high := pct(harm)+" worse", signedPct(b.Effect)+" relative", signedPct(b.Interval[0]), signedPct(b.Interval[1])
+	tolerance := "tolerance " + pct(b.Tolerance)
+	if b.Absolute {
+		worse, effect, low, high = num(harm)+" per unit worse", signedNum(b.Effect)+" per unit, absolute: the control's mean is 0", signedNum(b.Interval[0]), signedNum(b.Interval[1])
+		tolerance = "from a control mean of 0, beyond any tolerance"
+	}
+	text := fmt.Sprintf("Guardrail breached: %s is %s with %s=%s in %s (%s). %s",
+		b.Metric, worse, b.Flag, b.Treatment, b.Environment, tolerance, short)
 	// What may make the comparison wrong, so nobody trusts the numbers blindly.
 	var quality []string
 	if m := b.SplitMismatch; m != nil {
@@ -79,12 +87,12 @@ func renderBreach(a alert.Alert, b *alert.Breach) Message {
 	}
 	blocks := []slack.Block{
 		header(":rotating_light: Guardrail breached: " + b.Metric),
-		section(fmt.Sprintf("*%s* in *%s*: %s is *%s worse* with `%s` than with the control `%s` (tolerance %s).",
-			link(b.DashboardURL, b.Flag), b.Environment, metric, pct(harm), b.Treatment, b.Control, pct(b.Tolerance))),
+		section(fmt.Sprintf("*%s* in *%s*: %s is *%s* with `%s` than with the control `%s` (%s).",
+			link(b.DashboardURL, b.Flag), b.Environment, metric, worse, b.Treatment, b.Control, tolerance)),
 		fields(
 			"*What regressed*\n"+metric+", "+better,
-			fmt.Sprintf("*By how much*\n%s relative (mean %s → %s; n = %d vs %d)", signedPct(b.Effect), num(b.ControlMean), num(b.TreatmentMean), b.ControlN, b.TreatmentN),
-			fmt.Sprintf("*Interval (%s always-valid)*\n[%s, %s], p = %s", level(b.Alpha), signedPct(b.Interval[0]), signedPct(b.Interval[1]), pval(b.PValue)),
+			fmt.Sprintf("*By how much*\n%s (mean %s → %s; n = %d vs %d)", effect, num(b.ControlMean), num(b.TreatmentMean), b.ControlN, b.TreatmentN),
+			fmt.Sprintf("*Interval (%s always-valid)*\n[%s, %s], p = %s", level(b.Alpha), low, high, pval(b.PValue)),
 			"*What was done*\n"+done,
 			"*Flag owner*\n"+b.Owner.Label(),
 			"*What*\n"+what,
@@ -274,6 +282,8 @@ func pval(p float64) string {
 }
 
 func num(x float64) string { return fmt.Sprintf("%.4g", x) }
+
+func signedNum(x float64) string { return fmt.Sprintf("%+.4g", x) }
 
 func level(alpha float64) string {
 	if alpha <= 0 || alpha >= 1 {

@@ -24,6 +24,9 @@ func TestRenderEveryKind(t *testing.T) {
 	doubtful.Breach.MultipleExposures, doubtful.Breach.MultipleExposureShare = 412, 0.0208
 	rollout := breachAlert()
 	rollout.Breach.ActionTaken, rollout.Breach.Experiment, rollout.Breach.Direction, rollout.Breach.Effect = alert.ActionTurnOff, "", "increase", -0.031
+	newError := breachAlert()
+	b := newError.Breach
+	b.Absolute, b.Effect, b.Interval, b.ControlMean, b.TreatmentMean = true, 0.0204, [2]float64{0.0113, 0.0295}, 0, 0.0204
 	cases := []struct {
 		name     string
 		a        alert.Alert
@@ -39,6 +42,9 @@ func TestRenderEveryKind(t *testing.T) {
 				" Warning: sample ratio mismatch (p = 2.0e-05). Warning: 2.1% of units saw several variations.",
 			blocks: 6, contains: []string{":warning: *Check the data*", "*Sample ratio mismatch* (p = 2.0e-05): units `off`: 10212 (53%), `on`: 9187 (47%), expected `off`: 50%, `on`: 50%",
 				"*Multiple exposures*: 412 units (2.1%) saw several variations"}},
+		{name: "breach from a control mean of 0 reads as a difference of means", a: newError,
+			text:   "Guardrail breached: error-rate is 0.0204 per unit worse with new-checkout=on in production (from a control mean of 0, beyond any tolerance). Rolled back: new-checkout now serves off.",
+			blocks: 5, contains: []string{"+0.0204 per unit, absolute: the control's mean is 0 (mean 0 → 0.0204", "[+0.0113, +0.0295]"}},
 		{name: "rollout breach turned off", a: rollout,
 			text:   "Guardrail breached: error-rate is 3.1% worse with new-checkout=on in production (tolerance 2.0%). Rolled back: new-checkout was turned off.",
 			blocks: 5, contains: []string{"*What*\\nRollout", "-3.1% relative", "higher is better"}},

@@ -121,7 +121,9 @@ test('concludes the experiment from the results page', async () => {
   await page.goto(`/p/${P}/experiments/${X}`);
   await page.getByRole('button', { name: 'Conclude…' }).click();
   const dialog = page.getByRole('dialog', { name: 'Conclude “Checkout redesign”' });
-  assert.equal(await dialog.getByRole('radio', { name: /Ship One-page/ }).isChecked(), true);
+  const ship = dialog.getByRole('radio', { name: /Ship One-page/ });
+  assert.equal(await ship.isChecked(), false, 'no decision is preselected');
+  await ship.check({ force: true });
   await dialog.getByLabel('Why (kept with the experiment)').fill('Purchase conversion up about 80% with a clear interval; no guardrail harm.');
   await dialog.getByRole('button', { name: 'Conclude experiment' }).click();
   await page.getByText('Decision: Shipped One-page to everyone').waitFor();

@@ -54,6 +54,9 @@ export function LiftChart({
   const padY = (hi - lo) * 0.08;
   const x = scaleTime<number>({ domain: [new Date(Math.min(...times)), new Date(Math.max(...times) + (times.length === 1 ? 3_600_000 : 0))], range: [0, innerW] });
   const y = scaleLinear<number>({ domain: [lo - padY, hi + padY], range: [innerH, 0], nice: true });
+  // An unbounded end (null: a one-sided test) runs to the edge of the chart, as in LiftBar,
+  // rather than dropping the band.
+  const [yBottom, yTop] = y.domain();
   const last = [...series.entries()].map(([v, s]) => `${v}: ${format(s[s.length - 1].effect as number)}`).join(', ');
   return (
     <figure>
@@ -62,14 +65,13 @@ export function LiftChart({
         <Group left={margin.left} top={margin.top}>
           {[...series.entries()].map(([variation, s], i) => {
             const color = palette[i % palette.length];
-            const banded = s.filter((p) => p.ci_lower !== null && p.ci_upper !== null);
             return (
               <g key={variation}>
                 <Area
-                  data={banded}
+                  data={s}
                   x={(p) => x(new Date(p.computed_at))}
-                  y0={(p) => y(p.ci_lower as number)}
-                  y1={(p) => y(p.ci_upper as number)}
+                  y0={(p) => y(p.ci_lower ?? yBottom)}
+                  y1={(p) => y(p.ci_upper ?? yTop)}
                   fill={color}
                   fillOpacity={0.15}
                 />

@@ -48,6 +48,16 @@ describe('ResultsTable', () => {
     expect(within(first).getAllByRole('cell')[4]).toHaveTextContent('on is likely better');
   });
 
+  it('does not round a p-value onto α next to a significant verdict', () => {
+    const close = structuredClone(snapshot);
+    close.metrics[0].variants[1] = { ...close.metrics[0].variants[1], p_value: 0.0496, ci: [0.0002, 0.21] };
+    const rows = buildRows(experiment, close, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics }).filter((r) => r.role === 'primary');
+    render(<ResultsTable rows={rows} ctx={ctx} caption="Results" />);
+    const cells = within(screen.getAllByTestId('result-row')[0]).getAllByRole('cell');
+    expect(cells[4]).toHaveTextContent('on is better');
+    expect(cells[3]).toHaveTextContent('0.0496');
+  });
+
   it('withholds verdicts when the sample ratio is off', () => {
     const t = table('frequentist', { srmFlagged: true });
     for (const r of within(t).getAllByTestId('result-row')) {

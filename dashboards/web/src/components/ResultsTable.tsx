@@ -87,7 +87,7 @@ export function ResultsTable({
                   </div>
                 </td>
                 <td className="tabular py-2.5 pr-3 text-right">
-                  {engine === 'bayesian' ? chance(r.chanceToWin) : pValue(r.pValue)}
+                  {engine === 'bayesian' ? chance(r.chanceToWin, ctx.alpha) : pValue(r.pValue, ctx.alpha)}
                   {(r.derived.engine || r.derived.scale) && (
                     <div className="text-xs text-slate-500" title="Computed in the browser from the same effect and standard error (STATS.md §6)">
                       derived

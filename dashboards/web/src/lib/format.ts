@@ -25,6 +25,14 @@ export function signedPct(x: number | null | undefined): string {
   return `${v > 0 ? '+' : '−'}${s}%`;
 }
 
+/**
+ * A guardrail breach's effect: relative ("+5.1%"), or, when the control's mean was 0 and the
+ * monitor tested the difference of means (absolute), in the metric's units per user.
+ */
+export function breachChange(x: number | null | undefined, absolute?: boolean): string {
+  return absolute ? `${signedNum(x)} per user` : signedPct(x);
+}
+
 /** A ratio as an unsigned percentage: 0.112 → "11.2%". */
 export function pct(x: number | null | undefined, digits = 1): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '—';
@@ -53,25 +61,44 @@ export function num(x: number | null | undefined): string {
 export function signedPP(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '—';
   const v = x * 100;
-  const d = Math.abs(v) >= 1 ? 1 : 2;
+  // Like signedPct: a real difference of 0.004 pp (a small lift on a rare conversion) must not
+  // read as "0 pp".
+  const d = Math.abs(v) >= 1 ? 1 : digitsFor(Math.abs(v));
   const s = Math.abs(v).toFixed(d);
   if (Number(s) === 0) return `0 pp`;
   return `${v > 0 ? '+' : '−'}${s} pp`;
 }
 
-export function pValue(p: number | null | undefined): string {
+/**
+ * A p-value with two significant digits (0.013, 0.075, 0.82). Given the significance level, it
+ * never rounds across it: 0.0496 against α = 0.05 is "0.0496", not "0.050" next to a verdict that
+ * calls it significant.
+ */
+export function pValue(p: number | null | undefined, alpha?: number): string {
   if (p === null || p === undefined || !Number.isFinite(p)) return '—';
   if (p < 0.001) return '< 0.001';
   if (p >= 0.995) return '1';
-  return p.toPrecision(2); // two significant digits: 0.013, 0.075, 0.82
+  let digits = 2;
+  let s = p.toPrecision(digits);
+  while (alpha !== undefined && digits < 6 && Number(s) < alpha !== p < alpha) s = p.toPrecision(++digits);
+  return s;
 }
 
-export function chance(c: number | null | undefined): string {
+/**
+ * A chance to win as a percentage. Given the significance level, it never rounds across the
+ * thresholds a verdict uses (≥ 1−α likely better, ≤ α likely worse): 94.96% is "94.96%", not
+ * "95%" next to "Not sure yet".
+ */
+export function chance(c: number | null | undefined, alpha?: number): string {
   if (c === null || c === undefined || !Number.isFinite(c)) return '—';
   const v = c * 100;
   if (v > 99.9) return '> 99.9%';
   if (v < 0.1) return '< 0.1%';
-  return `${v.toFixed(v >= 99 || v <= 1 ? 1 : 0)}%`;
+  let digits = v >= 99 || v <= 1 ? 1 : 0;
+  let s = v.toFixed(digits);
+  const same = (r: number) => alpha === undefined || (r >= 1 - alpha === c >= 1 - alpha && r <= alpha === c <= alpha);
+  while (digits < 4 && !same(Number(s) / 100)) s = v.toFixed(++digits);
+  return `${s}%`;
 }
 
 export function date(iso: string | null | undefined): string {

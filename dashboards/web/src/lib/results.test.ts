@@ -52,6 +52,41 @@ describe('buildRows', () => {
     expect(old).toEqual(now);
   });
 
+  it('keeps an interval in order when a negative baseline flips its sign (relative → absolute)', () => {
+    const profit = structuredClone(snapshot);
+    profit.metrics[1].variants = [
+      { key: 'off', n: 10212, mean: -2 },
+      { key: 'on', n: 10187, mean: -1.5, effect: -0.25, ci: [-0.4, -0.1], se: 0.08, p_value: 0.002, error: null },
+    ];
+    const abs = buildRows(experiment, profit, { engine: 'frequentist', scale: 'absolute', alpha: 0.05, metrics })[1];
+    expect(abs.effect).toBeCloseTo(0.5, 10);
+    expect(abs.ci![0]).toBeCloseTo(0.2, 10);
+    expect(abs.ci![1]).toBeCloseTo(0.8, 10);
+    profit.metrics[1].variants[1].ci = [-0.4, null]; // one-sided "greater": unbounded above
+    const oneSided = buildRows(experiment, profit, { engine: 'frequentist', scale: 'absolute', alpha: 0.05, metrics })[1];
+    expect(oneSided.ci![0]).toBeNull();
+    expect(oneSided.ci![1]).toBeCloseTo(0.8, 10);
+  });
+
+  it('marks a row below the minimum sample from the snapshot’s own check', () => {
+    const few = structuredClone(snapshot);
+    few.data_quality.too_few_units = [{ metric: 'revenue-per-user', variation: 'on', n: 150, minimum: 200 }];
+    const rows = buildRows(experiment, few, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics });
+    expect(rows.map((r) => r.underpowered)).toEqual([false, true, false]);
+  });
+
+  it('keeps a metric the service could not compute, with its reason, instead of dropping it', () => {
+    const failed = structuredClone(snapshot);
+    failed.metrics[0] = { ...failed.metrics[0], variants: [], mde_at_planned_size: null, error: 'cannot load the metric’s definition (version 3)' };
+    const rows = buildRows(experiment, failed, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics });
+    expect(rows.map((r) => `${r.metric}:${r.control.variation}→${r.treatment.variation}`)).toEqual([
+      'checkout-conversion:off→on', 'revenue-per-user:off→on', 'error-rate:off→on',
+    ]);
+    expect(rows[0].effect).toBeNull();
+    expect(rows[0].error).toEqual({ code: 'metric_error', message: 'cannot load the metric’s definition (version 3)' });
+    expect(isSignificant(rows[0], 0.05)).toBe(false);
+  });
+
   it('carries an engine error instead of numbers', () => {
     const broken = structuredClone(snapshot);
     broken.metrics[0].variants[1] = { key: 'on', n: 1, mean: 0, effect: null, error: { code: 'too_few_units', message: 'n < 2' } };

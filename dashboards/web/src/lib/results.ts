@@ -56,14 +56,36 @@ export function nativeView(experiment: Experiment, m: MetricResult, snapshot?: S
 export function buildRows(experiment: Experiment, snapshot: Snapshot, opts: RowOptions): ResultRow[] {
   const byKey = new Map((opts.metrics ?? []).map((m) => [m.key, m]));
   const rows: ResultRow[] = [];
+  // The stats service's own check of each metric's minimum sample (with the metric version the
+  // experiment recorded), whatever the catalog says now.
+  const tooFew = snapshot.data_quality?.too_few_units ?? [];
+  const short = (metric: string, variations: string[]) =>
+    tooFew.some((t) => (typeof t === 'string' ? t === metric : t.metric === metric && (!t.variation || variations.includes(t.variation))));
   for (const m of snapshot.metrics) {
     const def = byKey.get(m.metric);
     const native = nativeView(experiment, m, snapshot);
     const arms = m.variants.map((v) => ({ variation: variantKey(v), n: v.n, mean: v.mean ?? Number.NaN }));
     const analysed = m.analysis?.variants ?? m.variants;
     const controlKey = snapshot.control ?? experiment.control ?? arms[0]?.variation;
+    if (!arms.length) {
+      // A metric the service could not compute (m.error) has no arms at all: it still gets its
+      // rows, saying why, rather than vanishing from the page (and from the lead verdict).
+      const error = m.error
+        ? { code: 'metric_error', message: m.error }
+        : { code: 'no_result', message: 'no result for this metric yet' };
+      for (const v of experiment.variations) {
+        if (v.variation === controlKey) continue;
+        rows.push({
+          metric: m.metric, metricName: m.name || def?.name || m.metric, role: m.role, kind: m.kind,
+          direction: m.direction ?? def?.direction ?? 'increase',
+          control: { variation: controlKey, n: 0, mean: Number.NaN }, treatment: { variation: v.variation, n: 0, mean: Number.NaN },
+          engine: opts.engine, scale: opts.scale, effect: null, ci: null, se: null, pValue: null, chanceToWin: null, risk: null,
+          error, derived: { engine: false, scale: false }, underpowered: false,
+        });
+      }
+      continue;
+    }
     const controlArm = arms.find((v) => v.variation === controlKey) ?? arms[0];
-    if (!controlArm) continue;
     for (const arm of arms) {
       if (arm.variation === controlArm.variation) continue;
       const res = analysed.find((v) => variantKey(v) === arm.variation) ?? null;
@@ -80,6 +102,7 @@ export function buildRows(experiment: Experiment, snapshot: Snapshot, opts: RowO
             res,
             native,
             minSample: def?.min_sample_size ?? 0,
+            tooFew: short(m.metric, [controlArm.variation, arm.variation]),
           },
           opts,
         ),
@@ -93,6 +116,8 @@ interface ConvertInput extends Pick<ResultRow, 'metric' | 'metricName' | 'role' 
   res: VariantResult | null;
   native: { engine: Engine; scale: Scale };
   minSample: number;
+  /** The snapshot lists this metric and arm below its minimum sample. */
+  tooFew?: boolean;
 }
 
 function finite(x: number | null | undefined): x is number {
@@ -118,7 +143,7 @@ export function convert(i: ConvertInput, opts: RowOptions): ResultRow {
     risk: null,
     error: i.res?.error ?? null,
     derived: { engine: opts.engine !== i.native.engine, scale: opts.scale !== i.native.scale },
-    underpowered: i.minSample > 0 && (i.control.n < i.minSample || i.treatment.n < i.minSample),
+    underpowered: !!i.tooFew || (i.minSample > 0 && (i.control.n < i.minSample || i.treatment.n < i.minSample)),
   };
   const r = i.res;
   if (!r || r.error || !finite(r.effect)) {
@@ -136,8 +161,14 @@ export function convert(i: ConvertInput, opts: RowOptions): ResultRow {
     }
     factor = opts.scale === 'absolute' ? mA : 1 / mA;
   }
-  const scaleCI = (ci: [number | null, number | null] | null | undefined): [number | null, number | null] | null =>
-    ci ? [finite(ci[0]) ? ci[0] * factor : null, finite(ci[1]) ? ci[1] * factor : null] : null;
+  // A negative control mean (a profit metric, say) flips the sign: the ends swap, an unbounded
+  // end included.
+  const scaleCI = (ci: [number | null, number | null] | null | undefined): [number | null, number | null] | null => {
+    if (!ci) return null;
+    const lo = finite(ci[0]) ? ci[0] * factor : null;
+    const hi = finite(ci[1]) ? ci[1] * factor : null;
+    return factor < 0 ? [hi, lo] : [lo, hi];
+  };
   const effect = r.effect * factor;
   const se = finite(r.se) ? Math.abs(r.se * factor) : null;
   const z = normQuantile(1 - opts.alpha / 2);

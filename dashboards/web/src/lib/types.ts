@@ -105,7 +105,7 @@ export interface Guardrail {
   id: string; project: string; environment: string; environment_id?: string; flag: string; experiment?: string;
   metric: string; tolerance: number; action: 'alert' | 'rollback'; control?: string; treatments?: string[];
   status: 'active' | 'breached' | 'disabled';
-  breach?: { at: string; effect: number; interval: [number | null, number | null]; p_value: number; action_taken?: string } | null;
+  breach?: { at: string; effect: number; interval: [number | null, number | null]; p_value: number; absolute?: boolean; action_taken?: string } | null;
 }
 
 // One arm's result as the stats engine writes it (STATS.md §11).
@@ -126,6 +126,8 @@ export interface MetricResult {
   metric: string; name?: string; role: 'primary' | 'secondary' | 'guardrail'; kind: MetricKind;
   direction: 'increase' | 'decrease'; metric_version?: number; cuped?: boolean; tolerance?: number;
   mde_at_planned_size?: number | null;
+  /** Why the metric has no results in this snapshot (then `variants` is empty). */
+  error?: string | null;
   variants: VariantResult[];
   analysis?: { key?: string; variants: VariantResult[]; difference?: 'relative' | 'absolute'; engine?: string } | null;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { experiment, metrics, snapshot } from '../test/fixtures';
-import { humanDuration, signedPct } from './format';
+import { chance, humanDuration, pValue, signedPct, signedPP } from './format';
 import { buildRows, type ResultRow } from './results';
 import { leadRow, verdict, type VerdictContext } from './verdict';
 
@@ -66,6 +66,22 @@ describe('verdict wording', () => {
     expect(v.sentence).toBe('Not enough data yet: too few users in one of the groups to estimate anything yet; keep running');
   });
 
+  it('does not send the reader to an absolute view that has the same error', () => {
+    const zero = structuredClone(snapshot);
+    zero.metrics[0].variants[1] = { key: 'on', n: 10187, mean: 0.01, effect: null, error: { code: 'zero_baseline', message: 'control mean is 0' } };
+    for (const scale of ['relative', 'absolute'] as const) {
+      const r = buildRows(experiment, zero, { engine: 'frequentist', scale, alpha: 0.05, metrics })[0];
+      expect(verdict(r, ctx()).sentence).toBe('Not enough data yet: the control’s value is 0 so far, so a relative lift is undefined; keep running');
+    }
+  });
+
+  it('does not blame a lack of data for an upstream fault', () => {
+    const r: ResultRow = { ...row('checkout-conversion'), effect: null, error: { code: 'inconsistent_sums', message: 'sum_squares too small' } };
+    const v = verdict(r, ctx());
+    expect(v.tone).toBe('invalid');
+    expect(v.sentence).toBe('Can’t compute this result: the data is inconsistent (an upstream bug); ask an engineer');
+  });
+
   it('reads Bayesian results as chance to win and the risk of shipping', () => {
     const v = verdict(row('checkout-conversion', rows('bayesian')), ctx());
     expect(v.tone).toBe('better');
@@ -85,8 +101,49 @@ describe('verdict wording', () => {
     expect(v.detail).toBe('+1.2 pp Checkout conversion, 95% CI +0.25 pp to +2.1 pp');
   });
 
+  it('says a worse lower-is-better metric rises, in the Bayesian view', () => {
+    const v = verdict(row('error-rate', rows('bayesian')), ctx());
+    expect(v.tone).toBe('worse');
+    expect(v.advice).toBe('keep the control: shipping on would likely move Error rate by +27.8%');
+  });
+
+  it('states the risk of shipping as a rise of a lower-is-better metric', () => {
+    const better: ResultRow = { ...row('error-rate', rows('bayesian')), effect: -0.2, ci: [-0.4, -0.01], chanceToWin: 0.99, risk: { control: 0.2, treatment: 0.0005 } };
+    const v = verdict(better, ctx());
+    expect(v.tone).toBe('better');
+    expect(v.advice).toBe('shipping on risks +0.050% if it is actually worse (3 more days planned)');
+  });
+
+  it('never rounds a chance to win onto the threshold it falls short of', () => {
+    const r: ResultRow = { ...row('checkout-conversion', rows('bayesian')), chanceToWin: 0.9496 };
+    const v = verdict(r, ctx());
+    expect(v.headline).toBe('Not sure yet');
+    expect(v.detail).toMatch(/, 94\.96% chance to win,/);
+  });
+
+  it('does not call a clear result final while it is below the minimum sample', () => {
+    const few = structuredClone(snapshot);
+    few.data_quality.too_few_units = [{ metric: 'checkout-conversion', variation: 'on', n: 150, minimum: 200 }];
+    const r = buildRows(experiment, few, { engine: 'frequentist', scale: 'relative', alpha: 0.05 })[0];
+    expect(r.underpowered).toBe(true);
+    const v = verdict(r, ctx({ sequential: true }));
+    expect(v.advice).toBe('keep running: fewer users than this metric’s minimum sample size, so the result can still change');
+  });
+
   it('leads with the primary metric', () => {
     expect(leadRow(rows())?.metric).toBe('checkout-conversion');
+  });
+
+  it('never leads with a secondary or guardrail metric', () => {
+    expect(leadRow(rows().filter((r) => r.role !== 'primary'))).toBeNull();
+  });
+
+  it('says why a metric the service could not compute has no result', () => {
+    const failed = structuredClone(snapshot);
+    failed.metrics[0] = { ...failed.metrics[0], variants: [], error: 'cannot load the metric’s definition (version 3)' };
+    const lead = leadRow(buildRows(experiment, failed, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics }))!;
+    expect(lead.metric).toBe('checkout-conversion');
+    expect(verdict(lead, ctx()).sentence).toBe('Can’t compute this result: cannot load the metric’s definition (version 3)');
   });
 });
 
@@ -98,6 +155,32 @@ describe('signedPct', () => {
     [0, '0.0%'],
     [null, '—'],
   ])('%s → %s', (x, want) => expect(signedPct(x as number | null)).toBe(want));
+});
+
+describe('signedPP', () => {
+  it.each([
+    [0.008, '+0.80 pp'],
+    [0.0123, '+1.2 pp'],
+    [0.00004, '+0.004 pp'],
+    [-0.00004, '−0.004 pp'],
+    [0, '0 pp'],
+  ])('%s → %s', (x, want) => expect(signedPP(x)).toBe(want));
+});
+
+describe('pValue and chance never round across the significance level', () => {
+  it.each([
+    [0.0496, 0.05, '0.0496'],
+    [0.0504, 0.05, '0.050'],
+    [0.013, 0.05, '0.013'],
+    [0.0996, 0.1, '0.0996'],
+    [0.0496, undefined, '0.050'],
+  ])('p %s at α %s → %s', (p, alpha, want) => expect(pValue(p, alpha)).toBe(want));
+  it.each([
+    [0.9496, 0.05, '94.96%'],
+    [0.9504, 0.05, '95%'],
+    [0.0504, 0.05, '5.04%'],
+    [0.6, 0.05, '60%'],
+  ])('chance %s at α %s → %s', (c, alpha, want) => expect(chance(c, alpha)).toBe(want));
 });
 
 describe('humanDuration', () => {

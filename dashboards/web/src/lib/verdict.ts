@@ -32,6 +32,9 @@ export interface VerdictContext {
 
 const DAY = 86_400_000;
 
+// A clear-looking result below the metric's minimum sample size (data_quality.too_few_units).
+const underpoweredAdvice = 'keep running: fewer users than this metric’s minimum sample size, so the result can still change';
+
 /** Formats an effect in the row's scale: "+4.1%", "+0.8 pp", "+1.20". */
 export function formatEffect(row: Pick<ResultRow, 'scale' | 'kind'>, x: number | null | undefined): string {
   if (row.scale === 'relative') return signedPct(x);
@@ -45,10 +48,20 @@ export function formatInterval(row: Pick<ResultRow, 'scale' | 'kind'>, ci: [numb
   return `${lo} to ${hi}`;
 }
 
+/**
+ * A loss (a Bayesian risk, ≥ 0 in lift units) as a move of the metric in its bad direction:
+ * "−0.05%" where higher is better, "+0.05%" where lower is better (a latency that rises).
+ */
+export function formatLoss(row: Pick<ResultRow, 'scale' | 'kind' | 'direction'>, loss: number): string {
+  return formatEffect(row, row.direction === 'decrease' ? Math.abs(loss) : -Math.abs(loss));
+}
+
 const errorWords: Record<string, string> = {
   too_few_units: 'too few users in one of the groups to estimate anything yet',
   zero_variance: 'every user has the same value in both groups so far, so there is nothing to compare',
-  zero_baseline: 'the control’s value is 0, so a relative lift is undefined (switch to absolute)',
+  // The results service computes relative lifts only, and the page's "Absolute" view is derived
+  // from them: there is nothing to switch to.
+  zero_baseline: 'the control’s value is 0 so far, so a relative lift is undefined',
   zero_denominator: 'a group has no denominator events yet (e.g. no sessions)',
   inconsistent_sums: 'the data is inconsistent (an upstream bug); ask an engineer',
   not_finite: 'the numbers are too large to compute',
@@ -88,6 +101,10 @@ export function verdict(row: ResultRow, ctx: VerdictContext): Verdict {
   }
   if (row.error || row.effect === null) {
     const why = row.error ? (errorWords[row.error.code] ?? row.error.message) : 'no result yet';
+    // Impossible or overflowing sums are a fault upstream, not a lack of data: more users won't fix them.
+    if (row.error && ['inconsistent_sums', 'not_finite', 'metric_error'].includes(row.error.code)) {
+      return make('invalid', 'Can’t compute this result', why, '');
+    }
     return make('pending', 'Not enough data yet', why, running ? 'keep running' : '');
   }
 
@@ -97,7 +114,7 @@ export function verdict(row: ResultRow, ctx: VerdictContext): Verdict {
 
   if (row.engine === 'bayesian') {
     const ctw = row.chanceToWin ?? 0.5;
-    const detail = `${effect} ${row.metricName}, ${chance(ctw)} chance to win, ${level}% credible interval ${interval}`;
+    const detail = `${effect} ${row.metricName}, ${chance(ctw, ctx.alpha)} chance to win, ${level}% credible interval ${interval}`;
     const better = ctw >= 1 - ctx.alpha;
     const worse = ctw <= ctx.alpha;
     const tone: Tone = better ? 'better' : worse ? 'worse' : 'unclear';
@@ -106,10 +123,10 @@ export function verdict(row: ResultRow, ctx: VerdictContext): Verdict {
     const riskShip = row.risk ? row.risk.treatment : null;
     const riskKeep = row.risk ? row.risk.control : null;
     if (better && riskShip !== null) {
-      advice = `shipping ${name} risks ${formatEffect(row, -Math.abs(riskShip))} if it is actually worse`;
+      advice = `shipping ${name} risks ${formatLoss(row, riskShip)} if it is actually worse`;
       if (running && left !== null && left > 0) advice += ` (${days(left)} planned)`;
     } else if (worse && riskKeep !== null) {
-      advice = `keep the control: shipping ${name} would likely lose ${formatEffect(row, -Math.abs(row.effect))}`;
+      advice = `keep the control: shipping ${name} would likely move ${row.metricName} by ${formatEffect(row, row.effect)}`;
     } else if (running && left !== null && left > 0) {
       advice = `keep running ${days(left)} as planned`;
     } else if (running) {
@@ -117,6 +134,7 @@ export function verdict(row: ResultRow, ctx: VerdictContext): Verdict {
     } else if (ended) {
       advice = 'no clear winner: the difference is probably smaller than this experiment can detect';
     }
+    if ((better || worse) && running && row.underpowered) advice = underpoweredAdvice;
     return make(tone, headline, detail, advice);
   }
 
@@ -133,6 +151,7 @@ export function verdict(row: ResultRow, ctx: VerdictContext): Verdict {
     } else {
       advice = running ? 'the planned duration is reached: ready to decide' : '';
     }
+    if (running && row.underpowered) advice = underpoweredAdvice;
     return make(tone, headline, detail, advice);
   }
   let advice: string;
@@ -146,10 +165,10 @@ export function verdict(row: ResultRow, ctx: VerdictContext): Verdict {
   return make('unclear', ended ? 'No clear difference' : 'No clear difference yet', detail, advice);
 }
 
-/** The row the page leads with: the first primary metric's best treatment. */
+/** The row the page leads with: the first primary metric's best treatment (none without one). */
 export function leadRow(rows: ResultRow[]): ResultRow | null {
-  const primary = rows.filter((r) => r.role === 'primary');
-  const pool = primary.length ? primary : rows;
+  // Never a secondary or guardrail metric under the heading "Verdict on the primary metric".
+  const pool = rows.filter((r) => r.role === 'primary');
   if (!pool.length) return null;
   const first = pool[0].metric;
   const candidates = pool.filter((r) => r.metric === first);

@@ -1,5 +1,5 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { render, screen, waitFor, within } from '@testing-library/react';
+import { cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { experiment, metrics, snapshot } from '../test/fixtures';
@@ -78,8 +78,57 @@ describe('ExperimentResults page', () => {
     expect(screen.getByRole('table', { name: 'Secondary metrics' })).toHaveTextContent('Revenue per user');
     const guardrail = await screen.findByTestId('guardrail');
     expect(guardrail).toHaveTextContent('Error rate');
-    expect(guardrail).toHaveTextContent('healthy');
     expect(guardrail).toHaveTextContent('Breach if it gets worse by more than 2.0%');
+  });
+
+  it('does not call a guardrail healthy while its results show a clear harm', async () => {
+    fakeServer();
+    renderPage();
+    const guardrail = await screen.findByTestId('guardrail');
+    // Error rate (lower is better) +27.8%, interval +4.6% to +50.9%: the monitor has not breached
+    // (its always-valid test is stricter), but the page must not paint it healthy.
+    expect(guardrail).toHaveTextContent('One-page: +27.8% (+4.6% to +50.9%), clearly worse');
+    expect(guardrail).toHaveTextContent('not breached yet');
+    expect(guardrail).not.toHaveTextContent('healthy');
+  });
+
+  it('puts a harmed or breached guardrail next to a good-looking verdict', async () => {
+    fakeServer();
+    renderPage();
+    const lead = await screen.findByRole('region', { name: 'Verdict on the primary metric' });
+    expect(await within(lead).findByTestId('guardrail-warning')).toHaveTextContent('Guardrail Error rate is clearly worse: see Guardrails below before deciding.');
+    cleanup();
+    const fine = structuredClone(snapshot);
+    fine.metrics[2].variants[1] = { ...fine.metrics[2].variants[1], effect: 0.01, ci: [-0.2, 0.22], p_value: 0.93 };
+    fakeServer({
+      'GET /stats/v1/projects/demo/experiments/new-checkout-q4/results': fine,
+      'GET /api/v1/projects/demo/environments/production/guardrails': { items: [{ id: 'g1', project: 'demo', environment: 'production', flag: 'new-checkout', experiment: 'new-checkout-q4', metric: 'error-rate', tolerance: 0.02, action: 'rollback', status: 'breached', breach: { at: '2026-11-12T09:00:00Z', effect: 0.05, interval: [0.03, 0.07], p_value: 0.0004, action_taken: 'serve_control' } }] },
+    });
+    renderPage();
+    const again = await screen.findByRole('region', { name: 'Verdict on the primary metric' });
+    expect(await within(again).findByTestId('guardrail-warning')).toHaveTextContent('Guardrail Error rate was breached: see Guardrails below before deciding.');
+  });
+
+  it('states a breach from a control mean of 0 per user, not as a percentage', async () => {
+    // The monitor tested the difference of means: the control had no errors at all.
+    fakeServer({
+      'GET /api/v1/projects/demo/environments/production/guardrails': { items: [{ id: 'g1', project: 'demo', environment: 'production', flag: 'new-checkout', experiment: 'new-checkout-q4', metric: 'error-rate', tolerance: 0.02, action: 'rollback', status: 'breached', breach: { at: '2026-11-12T09:00:00Z', effect: 0.0204, interval: [0.0113, 0.0295], p_value: 0.0004, absolute: true, action_taken: 'serve_control' } }] },
+    });
+    renderPage();
+    const guardrail = await screen.findByTestId('guardrail');
+    await within(guardrail).findByText(/Breached/);
+    expect(guardrail).toHaveTextContent('+0.0204 per user from a control mean of 0');
+    expect(guardrail).not.toHaveTextContent('+2.04%');
+  });
+
+  it('calls a guardrail healthy when its results show no harm', async () => {
+    const fine = structuredClone(snapshot);
+    fine.metrics[2].variants[1] = { ...fine.metrics[2].variants[1], effect: 0.01, ci: [-0.2, 0.22], p_value: 0.93 };
+    fakeServer({ 'GET /stats/v1/projects/demo/experiments/new-checkout-q4/results': fine });
+    renderPage();
+    const guardrail = await screen.findByTestId('guardrail');
+    expect(guardrail).toHaveTextContent('One-page: +1.0% (−20.0% to +22.0%)');
+    expect(guardrail).toHaveTextContent('healthy');
   });
 
   it('says when intervals are adjusted for multiple comparisons', async () => {
@@ -88,7 +137,33 @@ describe('ExperimentResults page', () => {
     });
     renderPage();
     await screen.findByTestId('lead-verdict');
-    expect(screen.getByText(/adjusted for testing 3 comparisons at once \(Holm–Bonferroni\)/)).toBeInTheDocument();
+    // Primary and secondary metrics are corrected together; guardrails are analysed apart, uncorrected.
+    expect(screen.getByText(/adjusted for testing 2 comparisons at once \(Holm–Bonferroni\)/)).toBeInTheDocument();
+  });
+
+  it('never tells a product manager a chance to win is 100%', async () => {
+    const bayes = structuredClone(snapshot);
+    bayes.analysis = { ...bayes.analysis!, engine: 'bayesian' };
+    bayes.metrics[0].variants[1] = { ...bayes.metrics[0].variants[1], p_value: null, chance_to_win: 0.9996, risk: { control: 0.1, treatment: 0.00001 } };
+    fakeServer({ 'GET /stats/v1/projects/demo/experiments/new-checkout-q4/results': bayes });
+    renderPage();
+    await screen.findByTestId('lead-verdict');
+    const lead = screen.getByRole('region', { name: 'Verdict on the primary metric' });
+    expect(lead).toHaveTextContent('there is a > 99.9% probability that on is really better');
+    expect(lead).not.toHaveTextContent('100%');
+  });
+
+  it('says users exposed to several variations are left out, as the stats service does', async () => {
+    fakeServer({
+      'GET /stats/v1/projects/demo/experiments/new-checkout-q4/results': {
+        ...snapshot, data_quality: { ...snapshot.data_quality, multiple_exposures: { contexts: 412, fraction: 0.0198, flagged: true } },
+      },
+    });
+    renderPage();
+    const notice = await screen.findByText(/were exposed to several variations/);
+    expect(notice).toHaveTextContent('412 users (1.98%) were exposed to several variations');
+    expect(notice).toHaveTextContent('They are left out of the results and of the user counts.');
+    expect(notice).not.toHaveTextContent('counted in their first variation');
   });
 
   it('shows an SRM banner instead of trusting the numbers', async () => {
@@ -112,10 +187,13 @@ describe('ExperimentResults page', () => {
     await screen.findByTestId('lead-verdict');
     await user.click(screen.getByRole('button', { name: 'Conclude…' }));
     const dialog = await screen.findByRole('dialog');
-    expect(within(dialog).getByRole('radio', { name: /Ship One-page/ })).toBeChecked();
+    // Nothing is decided for the product manager: no option starts selected.
+    for (const radio of within(dialog).getAllByRole('radio')) expect(radio).not.toBeChecked();
     const submit = within(dialog).getByRole('button', { name: 'Conclude experiment' });
     expect(submit).toBeDisabled();
     await user.type(within(dialog).getByLabelText('Why (kept with the experiment)'), 'Clear win');
+    expect(submit).toBeDisabled();
+    await user.click(within(dialog).getByRole('radio', { name: /Ship One-page/ }));
     await user.click(submit);
     await waitFor(() => expect(screen.getByText(/Decision: Shipped One-page to everyone/)).toBeInTheDocument());
     const post = calls.find((c) => c.method === 'POST');

@@ -8,11 +8,11 @@ import { LiftChart } from '../components/LiftChart';
 import { ResultsTable } from '../components/ResultsTable';
 import { Badge, Button, Card, ErrorBanner, Field, Modal, Notice, PageHeader, Segmented, Spinner } from '../components/ui';
 import { api, enc } from '../lib/api';
-import { count, date, dateTime, parseDuration, pct, pValue, relativeTime, signedPct } from '../lib/format';
+import { breachChange, chance, count, date, dateTime, parseDuration, pct, pValue, relativeTime, signedPct } from '../lib/format';
 import { keys, useExperiment, useFlag, useGuardrails, useMemberNames, useMetrics, useResults, useTimeseries } from '../lib/queries';
 import { buildRows, type Engine, type ResultRow, type Scale } from '../lib/results';
 import type { Experiment, Guardrail, Snapshot } from '../lib/types';
-import { formatEffect, leadRow, verdict, type VerdictContext } from '../lib/verdict';
+import { formatEffect, formatInterval, formatLoss, leadRow, verdict, type VerdictContext } from '../lib/verdict';
 
 export const statusTone = { draft: 'slate', running: 'blue', stopped: 'amber', concluded: 'green' } as const;
 
@@ -184,6 +184,16 @@ function ResultsBody({
   const leadMDE = lead ? (snapshot.metrics.find((m) => m.metric === lead.metric)?.mde_at_planned_size ?? null) : null;
   const correction = snapshot.analysis?.correction ?? e.analysis?.correction;
   const corrected = !!correction && correction !== 'none' && engine === 'frequentist';
+  // A guardrail's harm belongs next to the verdict, not only in its card further down.
+  const specs = e.metrics?.guardrails ?? [];
+  const guardrails = useGuardrails(project, e.environment, specs.length > 0 && e.status !== 'draft');
+  const guardName = (metric: string) => guardrailRows.find((r) => r.metric === metric)?.metricName ?? metric;
+  const breached = (guardrails.data ?? []).filter((g) => g.experiment === e.key && g.status === 'breached').map((g) => g.metric);
+  const harmed = [...new Set(guardrailRows.filter((r) => verdict(r, ctx).tone === 'worse').map((r) => r.metric))].filter((m) => !breached.includes(m));
+  const guardWarnings = [
+    ...breached.map((m) => `Guardrail ${guardName(m)} was breached: see Guardrails below before deciding.`),
+    ...harmed.map((m) => `Guardrail ${guardName(m)} is clearly worse: see Guardrails below before deciding.`),
+  ];
   return (
     <div className="space-y-4">
       <DataQuality snapshot={snapshot} e={e} label={label} />
@@ -201,6 +211,9 @@ function ResultsBody({
               At its planned size this experiment can reliably detect a change of {pct(leadMDE, 1)} or more in {lead.metricName}; smaller real effects may go unnoticed.
             </p>
           )}
+          {guardWarnings.map((w) => (
+            <p key={w} className="mt-1 font-medium text-red-900" data-testid="guardrail-warning">{w}</p>
+          ))}
           <HowSure row={lead} alpha={alpha} sequential={ctx.sequential} />
         </section>
       )}
@@ -215,7 +228,7 @@ function ResultsBody({
         )}
         {corrected && (
           <p className="mb-2 text-xs text-slate-600">
-            Intervals and p-values are adjusted for testing {rows.filter((r) => r.pValue !== null).length} comparisons at once
+            Intervals and p-values are adjusted for testing {rows.filter((r) => r.role !== 'guardrail' && r.pValue !== null).length} comparisons at once
             ({correction === 'holm' ? 'Holm–Bonferroni' : 'Benjamini–Hochberg'}), so they are wider than each metric alone; the chart below shows unadjusted intervals.
           </p>
         )}
@@ -228,7 +241,7 @@ function ResultsBody({
         )}
         {showSecondary && secondary.length === 0 && <p className="mt-3 text-sm text-slate-600">This experiment has no secondary metrics.</p>}
       </Card>
-      <GuardrailsCard e={e} project={project} rows={guardrailRows} label={label} />
+      <GuardrailsCard e={e} project={project} rows={guardrailRows} label={label} ctx={ctx} />
       <TrendCard e={e} project={project} rows={primary.concat(showSecondary ? secondary : [])} />
       <Exposures snapshot={snapshot} e={e} label={label} />
     </div>
@@ -243,14 +256,14 @@ function HowSure({ row, alpha, sequential }: { row: ResultRow; alpha: number; se
       <summary className="cursor-pointer text-blue-800">How sure are we?</summary>
       {row.engine === 'bayesian' ? (
         <p className="mt-1">
-          Given the data, there is a {pct(row.chanceToWin ?? 0, 0)} probability that {row.treatment.variation} is really better than{' '}
+          Given the data, there is a {chance(row.chanceToWin, alpha)} probability that {row.treatment.variation} is really better than{' '}
           {row.control.variation} on {row.metricName}. The true lift is most likely between the two ends of the {level}% credible interval.
-          {row.risk && ` If we ship and are wrong, we expect to lose ${formatEffect(row, row.risk.treatment)} of ${row.metricName}.`}
+          {row.risk && ` If we ship and are wrong, we expect ${row.metricName} to move by ${formatLoss(row, row.risk.treatment)}.`}
         </p>
       ) : (
         <p className="mt-1">
           The {level}% interval is the range of lifts compatible with the data; if it does not include 0, the data can tell the two
-          variations apart. The p-value ({pValue(row.pValue)}) is how surprising this data would be if there were no difference at all.
+          variations apart. The p-value ({pValue(row.pValue, alpha)}) is how surprising this data would be if there were no difference at all.
           {sequential && ' These are sequential (always-valid) results: looking often does not inflate false positives, so they are wider early on.'}
         </p>
       )}
@@ -284,7 +297,7 @@ function DataQuality({ snapshot, e, label }: { snapshot: Snapshot; e: Experiment
     notices.push(
       <Notice key="multi" tone="amber" title="Users saw more than one variation">
         {count(dq.multiple_exposures.contexts)} users ({pct(dq.multiple_exposures.fraction, 2)}) were exposed to several variations, for example
-        because targeting changed mid-experiment. They are counted in their first variation.
+        because targeting changed mid-experiment. They are left out of the results and of the user counts.
       </Notice>,
     );
   }
@@ -309,7 +322,7 @@ function DataQuality({ snapshot, e, label }: { snapshot: Snapshot; e: Experiment
   return <div className="space-y-2">{notices}</div>;
 }
 
-function GuardrailsCard({ e, project, rows, label }: { e: Experiment; project: string; rows: ResultRow[]; label: (v: string) => string }) {
+function GuardrailsCard({ e, project, rows, label, ctx }: { e: Experiment; project: string; rows: ResultRow[]; label: (v: string) => string; ctx: VerdictContext }) {
   const specs = e.metrics?.guardrails ?? [];
   const guardrails = useGuardrails(project, e.environment, specs.length > 0 && e.status !== 'draft');
   if (!specs.length) return null;
@@ -323,6 +336,9 @@ function GuardrailsCard({ e, project, rows, label }: { e: Experiment; project: s
           const g: Guardrail | undefined = mine.find((x) => x.metric === s.metric);
           const status = g?.status ?? (e.status === 'running' ? 'active' : 'inactive');
           const metricRows = rows.filter((r) => r.metric === s.metric);
+          // The monitor breaches only on its always-valid test beyond the tolerance; until then
+          // these results may already show a clear harm, which must not read as "healthy".
+          const harmed = metricRows.some((r) => verdict(r, ctx).tone === 'worse');
           return (
             <li key={s.metric} className="flex flex-wrap items-center justify-between gap-2 py-2" data-testid="guardrail">
               <div>
@@ -332,18 +348,22 @@ function GuardrailsCard({ e, project, rows, label }: { e: Experiment; project: s
                 </p>
               </div>
               <div className="flex items-center gap-3 text-sm">
-                {metricRows.map((r) => (
-                  <span key={r.treatment.variation} className="tabular text-slate-800">
-                    {label(r.treatment.variation)}: {r.effect === null ? 'no data' : formatEffect(r, r.effect)}
-                  </span>
-                ))}
-                <Badge tone={status === 'breached' ? 'red' : status === 'active' ? 'green' : 'slate'}>
-                  {status === 'breached' ? 'breached' : status === 'active' ? 'healthy' : status}
+                {metricRows.map((r) => {
+                  const worse = verdict(r, ctx).tone === 'worse';
+                  return (
+                    <span key={r.treatment.variation} className={`tabular ${worse ? 'text-red-800' : 'text-slate-800'}`}>
+                      {label(r.treatment.variation)}: {r.effect === null ? 'no data' : `${formatEffect(r, r.effect)} (${formatInterval(r, r.ci)})`}
+                      {worse && ', clearly worse'}
+                    </span>
+                  );
+                })}
+                <Badge tone={status === 'breached' ? 'red' : status === 'active' ? (harmed ? 'amber' : 'green') : 'slate'}>
+                  {status === 'breached' ? 'breached' : status === 'active' ? (harmed ? 'not breached yet' : 'healthy') : status}
                 </Badge>
               </div>
               {g?.breach && (
                 <p className="w-full text-sm text-red-900">
-                  Breached {dateTime(g.breach.at)}: {signedPct(g.breach.effect)} (p = {pValue(g.breach.p_value)})
+                  Breached {dateTime(g.breach.at)}: {breachChange(g.breach.effect, g.breach.absolute)}{g.breach.absolute ? ' from a control mean of 0' : ''} (p = {pValue(g.breach.p_value)})
                   {g.breach.action_taken ? `; action taken: ${g.breach.action_taken.replace(/_/g, ' ')}` : ''}.
                 </p>
               )}
@@ -413,7 +433,8 @@ function Exposures({ snapshot, e, label }: { snapshot: Snapshot; e: Experiment; 
 
 function ConcludeDialog({ e, project, onClose, label }: { e: Experiment; project: string; onClose: () => void; label: (v: string) => string }) {
   const treatments = e.variations.map((v) => v.variation).filter((v) => v !== e.control);
-  const [choice, setChoice] = useState<string>(`ship:${treatments[0] ?? ''}`);
+  // No decision is preselected: shipping (or rolling back) must be chosen, never the default.
+  const [choice, setChoice] = useState<string>('');
   const [rationale, setRationale] = useState('');
   const qc = useQueryClient();
   const conclude = useMutation({
@@ -466,7 +487,7 @@ function ConcludeDialog({ e, project, onClose, label }: { e: Experiment; project
         <ErrorBanner error={conclude.error && (conclude.error as { field?: string }).field !== 'rationale' ? conclude.error : null} />
         <div className="flex justify-end gap-2">
           <Button onClick={onClose}>Cancel</Button>
-          <Button type="submit" variant="primary" disabled={conclude.isPending || !rationale.trim()}>
+          <Button type="submit" variant="primary" disabled={conclude.isPending || !choice || !rationale.trim()}>
             {conclude.isPending ? 'Concluding…' : 'Conclude experiment'}
           </Button>
         </div>

@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { Link } from 'wouter';
 import { Badge, Button, ConfirmDialog, Empty, ErrorBanner, Field, Modal, PageHeader, Spinner } from '../components/ui';
 import { api, enc, isApiError } from '../lib/api';
-import { dateTime, pct, pValue, signedPct } from '../lib/format';
+import { breachChange, dateTime, pct, pValue } from '../lib/format';
 import { keys, useAllFlags, useGuardrails, useMetrics, useProject } from '../lib/queries';
 import type { Guardrail } from '../lib/types';
 
@@ -47,7 +47,7 @@ export default function Guardrails({ project }: { project: string }) {
                   </div>
                 </div>
                 {g.breach && (
-                  <p className="mt-1 text-red-900">Breached {dateTime(g.breach.at)}: {signedPct(g.breach.effect)} (interval {signedPct(g.breach.interval[0])} to {signedPct(g.breach.interval[1])}, p = {pValue(g.breach.p_value)}){g.breach.action_taken ? `; ${g.breach.action_taken.replace(/_/g, ' ')}` : ''}.</p>
+                  <p className="mt-1 text-red-900">Breached {dateTime(g.breach.at)}: {breachChange(g.breach.effect, g.breach.absolute)}{g.breach.absolute ? ' from a control mean of 0' : ''} (interval {breachChange(g.breach.interval[0], g.breach.absolute)} to {breachChange(g.breach.interval[1], g.breach.absolute)}, p = {pValue(g.breach.p_value)}){g.breach.action_taken ? `; ${g.breach.action_taken.replace(/_/g, ' ')}` : ''}.</p>
                 )}
               </li>
             ))}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,6 +115,9 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		if metric == "" {
 			return errs.Malformed("metric", "name the metric (?metric=key)")
 		}
+		if !measures(x, metric) {
+			return errs.Malformed("metric", "experiment %q has no metric %q", x.Key, metric)
+		}
 		var bounds [2]time.Time
 		for i, name := range []string{"from", "to"} {
 			if v := c.Query(name); v != "" {
@@ -165,7 +169,7 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		}
 		effect := 0.05
 		if v := c.Query("effect"); v != "" {
-			if effect, err = strconv.ParseFloat(v, 64); err != nil || effect <= 0 || effect > 10 {
+			if effect, err = strconv.ParseFloat(v, 64); err != nil || !(effect > 0 && effect <= 10) { // NaN too
 				return errs.Malformed("effect", "a relative effect such as 0.05")
 			}
 		}
@@ -179,4 +183,18 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		}
 		return c.JSON(est)
 	})
+}
+
+// measures says whether the experiment has (or had) the metric: one of its metrics now, or
+// one whose version it recorded (a secondary metric removed since keeps its history).
+func measures(x flagsvc.Experiment, metric string) bool {
+	if _, ok := x.MetricVersions[metric]; ok {
+		return true
+	}
+	for _, g := range x.Metrics.Guardrails {
+		if g.Metric == metric {
+			return true
+		}
+	}
+	return slices.Contains(x.Metrics.Primary, metric) || slices.Contains(x.Metrics.Secondary, metric)
 }

@@ -83,11 +83,15 @@ func newResultsFixture(t *testing.T) resultsFixture {
 	x := flagsvc.Experiment{ID: uuid.NewString(), Key: "checkout", Project: "shop", Environment: "staging", EnvironmentID: "env-" + uuid.NewString(),
 		Flag: "checkout", Status: "running", Control: "off", Variations: []flagsvc.Variation{{Variation: "off", Weight: 50000}, {Variation: "on", Weight: 50000}},
 		Analysis:  flagsvc.Analysis{Engine: "frequentist", Alpha: 0.05, Sided: "two_sided", Correction: "holm"},
-		StartedAt: &started, PlannedDuration: "336h"}
+		StartedAt: &started, PlannedDuration: "336h",
+		// Metrics the experiment measured once (a secondary metric removed since keeps its
+		// recorded version and its history) but no longer computes.
+		MetricVersions: map[string]int64{"conversion": 1, "revenue": 1}}
 	fs := &flagService{x: x}
 	srv := httptest.NewServer(fs)
 	client := flagsvc.New(srv.URL, "svc", "")
-	worker := results.NewWorker(results.Config{Interval: time.Hour}, store, chtest.Database(t, "statshttp"), client, log, nil)
+	conn := chtest.Database(t, "statshttp")
+	worker := results.NewWorker(results.Config{Interval: time.Hour}, store, conn, client, log, nil)
 	done := make(chan error, 1)
 	go func() { done <- worker.Run(ctx) }()
 	t.Cleanup(func() {
@@ -97,7 +101,7 @@ func newResultsFixture(t *testing.T) resultsFixture {
 		pool.Close()
 	})
 	app := httpapi.New(httpapi.Options{Service: "stats", Logger: log, Registry: health.NewRegistry()})
-	MountResults(app, &ResultsService{Flags: client, Store: store, Worker: worker})
+	MountResults(app, &ResultsService{Flags: client, Store: store, Worker: worker, Estimator: &results.Estimator{Worker: worker, CH: conn}})
 	return resultsFixture{app: app, store: store, flags: fs}
 }
 
@@ -284,5 +288,29 @@ func TestTimeseriesCoversTheWholeHistory(t *testing.T) {
 	}
 	if status, body := f.call(t, "GET", "/v1/projects/shop/experiments/checkout/timeseries", "viewer"); status != 400 || errorBody(t, body).Error.Field != "metric" {
 		t.Errorf("no metric: %d %s", status, body)
+	}
+}
+
+// TestBadQueryParametersAre400NamingThem: a time series of a metric the experiment never
+// measured, or an estimate for an effect that is not a number, is the caller's mistake: 400
+// naming the parameter, not an empty series or a 500.
+func TestBadQueryParametersAre400NamingThem(t *testing.T) {
+	f := newResultsFixture(t)
+	const base = "/v1/projects/shop/experiments/checkout/"
+	for _, tc := range []struct{ path, field string }{
+		{"timeseries?metric=no-such-metric", "metric"},
+		{"estimate?effect=NaN", "effect"},
+		{"estimate?effect=-0.1", "effect"},
+		{"snapshots?limit=many", "limit"},
+	} {
+		status, body := f.call(t, "GET", base+tc.path, "viewer")
+		var e httpapi.ErrorBody
+		if err := json.Unmarshal(body, &e); err != nil || status != 400 || e.Error.Field != tc.field {
+			t.Errorf("%s: %d %s, want 400 naming %s", tc.path, status, body, tc.field)
+		}
+	}
+	// A metric the experiment recorded (removed since) still has its history.
+	if status, body := f.call(t, "GET", base+"timeseries?metric=revenue", "viewer"); status != 200 {
+		t.Errorf("a recorded metric's series: %d %s", status, body)
 	}
 }

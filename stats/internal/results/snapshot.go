@@ -22,10 +22,13 @@ type Snapshot struct {
 	DataTo       time.Time        `json:"data_to"`
 	Control      string           `json:"control"`
 	Analysis     AnalysisSettings `json:"analysis"`
-	Exposures    map[string]int64 `json:"exposures"`
-	Progress     Progress         `json:"progress"`
-	DataQuality  DataQuality      `json:"data_quality"`
-	Metrics      []MetricResult   `json:"metrics"`
+	// MetricVersions are the versions of every metric definition the snapshot used (a ratio's
+	// numerator and denominator included): the experiment's recorded versions.
+	MetricVersions map[string]int64 `json:"metric_versions"`
+	Exposures      map[string]int64 `json:"exposures"`
+	Progress       Progress         `json:"progress"`
+	DataQuality    DataQuality      `json:"data_quality"`
+	Metrics        []MetricResult   `json:"metrics"`
 }
 
 // AnalysisSettings echo how the results were computed.
@@ -90,6 +93,9 @@ type MetricResult struct {
 	// MDE is the smallest relative effect the planned sample size detects with 80% power.
 	MDE      *float64               `json:"mde_at_planned_size"`
 	Variants []engine.VariantResult `json:"variants"`
+	// Error says why the metric has no results in this snapshot (its definition could not be
+	// loaded, or the engine rejected its sums); the other metrics are computed without it.
+	Error string `json:"error,omitempty"`
 }
 
 // Thresholds of the data-quality flags.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -48,6 +50,7 @@ type Worker struct {
 }
 
 type ref struct {
+	ctx          context.Context // the caller's: done when it no longer waits
 	project, key string
 	done         chan error
 }
@@ -95,6 +98,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-tick.C:
 			w.sweep(ctx)
 		case r := <-w.trigger:
+			if err := r.ctx.Err(); err != nil {
+				// The caller gave up while the refresh was queued (behind a sweep): a refresh
+				// costs ClickHouse minutes, and its retries would pile them up.
+				r.done <- err
+				continue
+			}
 			x, err := w.flags.ServiceExperiment(ctx, r.project, r.key)
 			if err == nil {
 				err = w.refresh(ctx, x)
@@ -106,7 +115,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // Refresh asks the worker to recompute an experiment now and waits for it.
 func (w *Worker) Refresh(ctx context.Context, project, key string) error {
-	r := ref{project: project, key: key, done: make(chan error, 1)}
+	r := ref{ctx: ctx, project: project, key: key, done: make(chan error, 1)}
 	select {
 	case w.trigger <- r:
 	case <-ctx.Done():
@@ -412,6 +421,8 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	started := x.StartedAt.UTC()
 	qx := metricsql.Experiment{EnvironmentID: x.EnvironmentID, Key: x.Key, Start: started}
 	var list []namedMetric
+	var failed []MetricResult
+	versions := map[string]int64{}
 	seen := map[string]bool{}
 	add := func(role, key string, tolerance float64) error {
 		if seen[role+key] {
@@ -419,8 +430,21 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		}
 		seen[role+key] = true
 		def, q, err := w.defs.Query(ctx, x.Project, key, x.MetricVersions)
+		if errors.Is(err, flagsvc.ErrNotFound) {
+			// The flag service has no such metric (or ratio part) any more: the other metrics
+			// are still computed, and the snapshot says why this one is missing.
+			w.log.Warn("metric left out of the results: no definition", "experiment", x.Key, "metric", key, "err", err)
+			failed = append(failed, MetricResult{Metric: key, Role: role, MetricVersion: x.MetricVersions[key], Tolerance: tolerance,
+				Variants: []engine.VariantResult{}, Error: fmt.Sprintf("cannot load the metric's definition (version %d): %v", x.MetricVersions[key], err)})
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", key, err)
+		}
+		for _, m := range []*metricsql.Metric{q, q.Numerator, q.Denominator} {
+			if m != nil {
+				versions[m.Key] = m.Version
+			}
 		}
 		list = append(list, namedMetric{role: role, def: def, query: q, tolerance: tolerance})
 		return nil
@@ -475,7 +499,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	}
 	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Folds: folds, Now: now, Passes: metricsql.PassesFor(exposure.Total())}
 	snap := &Snapshot{Project: x.Project, Experiment: x.Key, ExperimentID: x.ID, Status: x.Status, ComputedAt: w.now().UTC(),
-		DataFrom: started, DataTo: now, Control: x.Control, Exposures: exposure.Units, Metrics: []MetricResult{},
+		DataFrom: started, DataTo: now, Control: x.Control, MetricVersions: versions, Exposures: exposure.Units, Metrics: []MetricResult{},
 		Analysis: AnalysisSettings{Engine: x.Analysis.Engine, Alpha: x.Analysis.Alpha, Sided: x.Analysis.Sided, Sequential: x.Analysis.Sequential,
 			CUPED: x.Analysis.CUPED, Correction: x.Analysis.Correction, Difference: "relative"},
 		DataQuality: DataQuality{TooFewUnits: []TooFewUnits{}}}
@@ -551,33 +575,88 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		}
 	}
 	opts := engineOptions(x.Analysis)
+	// Guardrails are read two-sided whatever the experiment's alternative: that one is about
+	// the primary metrics, while a guardrail's harm is a rise or a drop as its direction says.
+	guardOpts := opts
+	guardOpts.Sided = engine.TwoSided
 	groups := []struct {
 		metrics    []computed
+		opts       engine.Options
 		correction engine.Correction
-	}{{judged, engine.Correction(x.Analysis.Correction)}, {guards, engine.NoCorrection}}
+	}{{judged, opts, engine.Correction(x.Analysis.Correction)}, {guards, guardOpts, engine.NoCorrection}}
 	for _, g := range groups {
 		group := g.metrics
 		if len(group) == 0 {
 			continue
 		}
-		req := engine.Request{Options: opts, Correction: g.correction, Metrics: make([]engine.Metric, len(group))}
+		req := engine.Request{Options: g.opts, Correction: g.correction, Metrics: make([]engine.Metric, len(group))}
 		for i, c := range group {
 			req.Metrics[i] = c.in
 		}
-		res, err := engine.Analyze(req)
+		res, rejected, err := analyze(req)
 		if err != nil {
 			return nil, fmt.Errorf("analyze: %w", err)
 		}
 		for i, c := range group {
 			mr := MetricResult{Metric: c.nm.def.Key, Name: c.nm.def.Name, Role: c.nm.role, Kind: c.nm.def.Kind, Direction: c.nm.def.Direction,
-				MetricVersion: c.nm.def.Version, CUPED: c.in.CUPED, Tolerance: c.nm.tolerance, Variants: res.Metrics[i].Variants}
-			if c.nm.role == "primary" && snap.Progress.UnitsPerDay > 0 {
-				mr.MDE = plannedMDE(c.in, snap.Progress.UnitsPerDay*planned, len(order), opts)
+				MetricVersion: c.nm.def.Version, CUPED: c.in.CUPED, Tolerance: c.nm.tolerance}
+			if why, ok := rejected[i]; ok {
+				w.log.Warn("metric left out of the results: the engine rejected its sums", "experiment", x.Key, "metric", c.nm.def.Key, "err", why)
+				mr.Variants, mr.Error = []engine.VariantResult{}, "the statistics engine rejected its sums: "+why
+				snap.Metrics = append(snap.Metrics, mr)
+				continue
+			}
+			mr.Variants = res[i].Variants
+			if c.nm.role == "primary" && snap.Progress.UnitsPerDay > 0 && total > 0 {
+				// The planned units the metric's n will count: for a mean only the units that sent
+				// an event (at their share of the units so far), for every other kind all of them.
+				n := int64(0)
+				for _, v := range c.in.Variants {
+					n += v.N
+				}
+				users := snap.Progress.UnitsPerDay * planned * math.Min(1, float64(n)/float64(total))
+				mr.MDE = plannedMDE(c.in, users, len(order), splitWeights(x), opts)
 			}
 			snap.Metrics = append(snap.Metrics, mr)
 		}
 	}
+	snap.Metrics = append(snap.Metrics, failed...)
 	return snap, nil
+}
+
+// analyze runs the engine over a group of metrics; a metric the engine rejects as invalid
+// (non-finite sums: a value so large its square overflows) is left out and the rest analysed
+// (and corrected) without it. res is indexed like req.Metrics (nil where rejected); rejected
+// says why, by index. err is an invalid request not due to one metric.
+func analyze(req engine.Request) (res []engine.MetricResult, rejected map[int]string, err error) {
+	res, rejected = make([]engine.MetricResult, len(req.Metrics)), map[int]string{}
+	idx := make([]int, len(req.Metrics)) // position in the original request of each metric left
+	for i := range idx {
+		idx[i] = i
+	}
+	req.Metrics = slices.Clone(req.Metrics)
+	for len(req.Metrics) > 0 {
+		out, err := engine.Analyze(req)
+		var inv *engine.InvalidError
+		if err == nil {
+			for j, m := range out.Metrics {
+				res[idx[j]] = m
+			}
+			return res, rejected, nil
+		}
+		var j int
+		if !errors.As(err, &inv) {
+			return nil, nil, err
+		}
+		if _, serr := fmt.Sscanf(inv.Field, "metrics[%d]", &j); serr != nil || j < 0 || j >= len(req.Metrics) {
+			return nil, nil, err
+		}
+		field := strings.TrimPrefix(strings.TrimPrefix(inv.Field, fmt.Sprintf("metrics[%d]", j)), ".")
+		rejected[idx[j]] = strings.TrimPrefix(field+": "+inv.Message, ": ")
+		req.Metrics = slices.Delete(req.Metrics, j, j+1)
+		idx = slices.Delete(idx, j, j+1)
+	}
+	return res, rejected, nil
 }
 
 // orderVariations puts the control first, then the experiment's other variations.
@@ -611,8 +690,8 @@ func engineOptions(a flagsvc.Analysis) engine.Options {
 }
 
 // plannedMDE is the relative effect the planned sample detects with 80% power, from the
-// control arm's mean and variance.
-func plannedMDE(m engine.Metric, users float64, variants int, o engine.Options) *float64 {
+// control arm's mean and variance, at the planned split (weights, control first).
+func plannedMDE(m engine.Metric, users float64, variants int, weights []float64, o engine.Options) *float64 {
 	if len(m.Variants) == 0 || m.Kind == engine.KindRatio {
 		return nil
 	}
@@ -629,7 +708,7 @@ func plannedMDE(m engine.Metric, users float64, variants int, o engine.Options) 
 		return nil
 	}
 	res, err := engine.Power(engine.PowerRequest{Mean: mean, Variance: variance, Users: int64(users), Variants: variants,
-		Alpha: o.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: o.Sequential})
+		Weights: weights, Alpha: o.Alpha, TargetPower: engine.DefaultTargetPower, Sequential: o.Sequential})
 	if err != nil || res.MDE == nil {
 		return nil
 	}

@@ -76,11 +76,17 @@ func (s *Store) breaches(ctx context.Context, where string) ([]Breach, error) {
 
 // CompleteBreach records the flag service's answer and enqueues the alert in one transaction.
 // The alert's key is derived from the flag service's breach record, so two replicas that both
-// reached this point for the same breach enqueue one alert.
+// reached this point for the same breach enqueue one alert — and record one breach: a replica
+// that started its report from an out-of-date list of active guardrails, after another had
+// completed the same breach, drops its own row instead of listing the breach twice.
 func (s *Store) CompleteBreach(ctx context.Context, id int64, breachedAt time.Time, actionTaken string, a alert.Alert) (enqueued bool, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		var e error
 		if enqueued, e = s.enqueue(ctx, tx, a); e != nil {
+			return e
+		}
+		tag, e := tx.Exec(ctx, `DELETE FROM breaches WHERE id = $1 AND EXISTS (SELECT 1 FROM breaches WHERE alert_key = $2 AND id <> $1)`, id, a.Key)
+		if e != nil || tag.RowsAffected() > 0 {
 			return e
 		}
 		_, e = tx.Exec(ctx, `UPDATE breaches SET status = 'reported', breached_at = $2, action_taken = $3, alert_key = $4, reported_at = $5

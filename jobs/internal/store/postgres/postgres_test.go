@@ -322,8 +322,17 @@ func TestBreachReportsAreSingleFlight(t *testing.T) {
 		t.Fatalf("still reporting: %+v", pending)
 	}
 	// Once reported, a later breach of the same guardrail (re-enabled by a person) can start.
-	if _, started, err := s.StartBreach(ctx, b); err != nil || !started {
+	late, started, err := s.StartBreach(ctx, b)
+	if err != nil || !started {
 		t.Fatalf("new breach after the first was reported: %v %v", started, err)
+	}
+	// A replica that started that report from an out-of-date list of active guardrails finds
+	// the same breach at the flag service (its alert key): the breach stays listed once.
+	if ok, err := s.CompleteBreach(ctx, late, at, "serve_control", a); err != nil || ok {
+		t.Fatalf("completing the same breach from a late start: %v %v", ok, err)
+	}
+	if all, err := s.Breaches(ctx); err != nil || len(all) != 1 || all[0].ID != id || all[0].Status != "reported" {
+		t.Fatalf("breaches after a late duplicate report: %+v %v", all, err)
 	}
 }
 

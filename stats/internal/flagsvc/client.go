@@ -216,7 +216,7 @@ func (c *Client) MetricVersion(ctx context.Context, project, key string, version
 			return m, nil
 		}
 	}
-	return Metric{}, fmt.Errorf("flagsvc: metric %s has no version %d", key, version)
+	return Metric{}, fmt.Errorf("%w: metric %s has no version %d", ErrNotFound, key, version)
 }
 
 // Authorizer verifies API tokens of callers against the flag service (GET /api/v1/me),

@@ -1,0 +1,31 @@
+package flagsvc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// TestMetricVersionMissingIsNotFound: a recorded metric version the flag service does not list
+// is ErrNotFound, so the results worker reports that one metric instead of failing the refresh.
+func TestMetricVersionMissingIsNotFound(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/projects/shop/metrics/revenue/versions" || r.Header.Get("Authorization") != "Bearer svc" {
+			http.Error(w, `{"error":{"code":"not_found"}}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"items":[{"version":2,"definition":{"kind":"sum","event_key":"purchase"}},{"version":1,"definition":{"kind":"sum","event_key":"buy"}}]}`))
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "svc", "")
+	m, err := c.MetricVersion(context.Background(), "shop", "revenue", 1)
+	if err != nil || m.Version != 1 || m.Key != "revenue" {
+		t.Fatalf("version 1: %+v %v", m, err)
+	}
+	if _, err := c.MetricVersion(context.Background(), "shop", "revenue", 7); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a version the service does not have: %v, want ErrNotFound", err)
+	}
+}

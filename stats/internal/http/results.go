@@ -83,8 +83,18 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		if err != nil {
 			return err
 		}
+		failure, err := s.Store.LastFailure(c.UserContext(), x.ID)
+		if err != nil {
+			return err
+		}
 		if len(snaps) == 0 {
+			if failure != nil {
+				return errs.NotFound("no results yet for %q: its last refresh failed at %s: %s", x.Key, failure.At.Format(time.RFC3339), failure.Message)
+			}
 			return errs.NotFound("no results yet for %q: they are computed every few minutes once it runs (POST …/refresh to compute now)", x.Key)
+		}
+		if failure != nil && failure.At.After(snaps[0].ComputedAt) {
+			snaps[0].RefreshError = failure
 		}
 		return c.JSON(snaps[0])
 	})

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	nethttp "net/http"
@@ -312,5 +313,51 @@ func TestBadQueryParametersAre400NamingThem(t *testing.T) {
 	// A metric the experiment recorded (removed since) still has its history.
 	if status, body := f.call(t, "GET", base+"timeseries?metric=revenue", "viewer"); status != 200 {
 		t.Errorf("a recorded metric's series: %d %s", status, body)
+	}
+}
+
+// TestResultsSayWhenTheLastRefreshFailed: a refresh that failed after the latest snapshot is
+// part of the latest results (refresh_error), so nobody reads old results as current; an older
+// failure is not, a successful refresh clears it, and without any snapshot the 404 says why.
+func TestResultsSayWhenTheLastRefreshFailed(t *testing.T) {
+	f := newResultsFixture(t)
+	ctx := context.Background()
+	const path = "/v1/projects/shop/experiments/checkout/results"
+	id := f.flags.x.ID
+	if err := f.store.RecordFailure(ctx, id, time.Now().Add(-time.Hour).UTC(), errors.New("clickhouse: memory limit exceeded")); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.call(t, "GET", path, "viewer"); status != 404 || !strings.Contains(errorBody(t, body).Error.Message, "memory limit exceeded") {
+		t.Fatalf("no snapshot, a failed refresh: %d %s", status, body)
+	}
+	snapAt := time.Now().Add(-30 * time.Minute).UTC()
+	if err := f.store.SaveSnapshot(ctx, id, &results.Snapshot{Project: "shop", Experiment: "checkout", ExperimentID: id, ComputedAt: snapAt,
+		Metrics: []results.MetricResult{}}); err != nil {
+		t.Fatal(err)
+	}
+	latest := func() results.Snapshot {
+		t.Helper()
+		status, body := f.call(t, "GET", path, "viewer")
+		var snap results.Snapshot
+		if status != 200 || json.Unmarshal(body, &snap) != nil {
+			t.Fatalf("results: %d %s", status, body)
+		}
+		return snap
+	}
+	if s := latest(); s.RefreshError != nil {
+		t.Fatalf("a failure before the latest snapshot is old news: %+v", s.RefreshError)
+	}
+	failedAt := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Millisecond)
+	if err := f.store.RecordFailure(ctx, id, failedAt, errors.New("clickhouse: timeout")); err != nil {
+		t.Fatal(err)
+	}
+	if s := latest(); s.RefreshError == nil || !s.RefreshError.At.Equal(failedAt) || s.RefreshError.Message != "clickhouse: timeout" {
+		t.Fatalf("the latest results after a failed refresh: %+v", s.RefreshError)
+	}
+	if status, body := f.call(t, "POST", "/v1/projects/shop/experiments/checkout/refresh", "developer"); status != 200 {
+		t.Fatalf("refresh: %d %s", status, body)
+	}
+	if s := latest(); s.RefreshError != nil {
+		t.Fatalf("a successful refresh clears the failure: %+v", s.RefreshError)
 	}
 }

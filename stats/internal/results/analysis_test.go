@@ -378,3 +378,30 @@ func TestRefreshNobodyWaitsForIsSkipped(t *testing.T) {
 		t.Fatalf("%d snapshots (%v), want 1: the abandoned refresh was computed", len(snaps), err)
 	}
 }
+
+// TestAFailedRefreshIsRecordedUntilOneSucceeds: the results API tells readers when the latest
+// snapshot is not up to date because a refresh failed (http's TestResultsSayWhenTheLastRefreshFailed).
+func TestAFailedRefreshIsRecordedUntilOneSucceeds(t *testing.T) {
+	f := newFoldFixture(t)
+	ctx := context.Background()
+	f.w.defs = &metricsql.Definitions{Load: func(context.Context, string, string, int64) (metricsql.Definition, error) {
+		return metricsql.Definition{}, errors.New("flag service unreachable")
+	}}
+	if err := f.w.refresh(ctx, f.x); err == nil {
+		t.Fatal("a refresh without metric definitions succeeded")
+	}
+	failure, err := f.store.LastFailure(ctx, f.x.ID)
+	if err != nil || failure == nil || !strings.Contains(failure.Message, "flag service unreachable") {
+		t.Fatalf("recorded failure: %+v %v", failure, err)
+	}
+	withDefs(f, map[string]metricsql.Definition{
+		"conversion": {Key: "conversion", Kind: metricsql.Proportion, EventKey: "purchase", Direction: "increase", Version: 1},
+		"revenue":    {Key: "revenue", Kind: metricsql.Sum, EventKey: "purchase", Direction: "increase", Version: 3},
+	})
+	if err := f.w.refresh(ctx, f.x); err != nil {
+		t.Fatal(err)
+	}
+	if failure, err := f.store.LastFailure(ctx, f.x.ID); err != nil || failure != nil {
+		t.Fatalf("after a successful refresh: %+v %v", failure, err)
+	}
+}

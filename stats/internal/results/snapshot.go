@@ -29,6 +29,15 @@ type Snapshot struct {
 	Progress       Progress         `json:"progress"`
 	DataQuality    DataQuality      `json:"data_quality"`
 	Metrics        []MetricResult   `json:"metrics"`
+	// RefreshError is set by the results API, not stored: the last refresh after this snapshot
+	// failed, so these results are not up to date.
+	RefreshError *RefreshError `json:"refresh_error,omitempty"`
+}
+
+// RefreshError is a failed refresh: when, and the error.
+type RefreshError struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
 }
 
 // AnalysisSettings echo how the results were computed.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +43,40 @@ func (s *Store) SaveSnapshot(ctx context.Context, experimentID string, snap *Sna
 	_, err = s.Pool.Exec(ctx, `INSERT INTO results_snapshots (experiment_id, project_key, experiment_key, computed_at, body)
 		VALUES ($1, $2, $3, $4, $5)`, experimentID, snap.Project, snap.Experiment, snap.ComputedAt, body)
 	return err
+}
+
+// maxFailureMessage bounds a recorded refresh error (ClickHouse errors can quote whole queries).
+const maxFailureMessage = 1000
+
+// RecordFailure records that a refresh of the experiment failed at at, replacing an earlier one.
+func (s *Store) RecordFailure(ctx context.Context, experimentID string, at time.Time, err error) error {
+	msg := err.Error()
+	if len(msg) > maxFailureMessage {
+		msg = strings.ToValidUTF8(msg[:maxFailureMessage], "") + "…"
+	}
+	_, e := s.Pool.Exec(ctx, `INSERT INTO results_refresh_failures (experiment_id, failed_at, message) VALUES ($1, $2, $3)
+		ON CONFLICT (experiment_id) DO UPDATE SET failed_at = excluded.failed_at, message = excluded.message`, experimentID, at, msg)
+	return e
+}
+
+// ClearFailure forgets the experiment's failed refresh (a refresh succeeded).
+func (s *Store) ClearFailure(ctx context.Context, experimentID string) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM results_refresh_failures WHERE experiment_id = $1`, experimentID)
+	return err
+}
+
+// LastFailure is the experiment's failed refresh since its last successful one, or nil.
+func (s *Store) LastFailure(ctx context.Context, experimentID string) (*RefreshError, error) {
+	var f RefreshError
+	err := s.Pool.QueryRow(ctx, `SELECT failed_at, message FROM results_refresh_failures WHERE experiment_id = $1`, experimentID).Scan(&f.At, &f.Message)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.At = f.At.UTC()
+	return &f, nil
 }
 
 // Snapshots returns an experiment's snapshots, newest first.

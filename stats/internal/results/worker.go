@@ -215,10 +215,22 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	}
 	defer release()
 	snap, err := w.Compute(ctx, x)
-	if err != nil {
-		return err
+	if err == nil {
+		err = w.store.SaveSnapshot(ctx, x.ID, snap)
 	}
-	return w.store.SaveSnapshot(ctx, x.ID, snap)
+	// Readers are told when the latest snapshot is not up to date, and why (the results API);
+	// a refresh cut short by shutdown or a caller who left is not a failure of the results.
+	switch {
+	case err == nil:
+		if cerr := w.store.ClearFailure(ctx, x.ID); cerr != nil {
+			w.log.Warn("cannot clear the recorded refresh failure", "experiment", x.Key, "err", cerr)
+		}
+	case ctx.Err() == nil:
+		if rerr := w.store.RecordFailure(context.WithoutCancel(ctx), x.ID, w.now().UTC(), err); rerr != nil {
+			w.log.Warn("cannot record the refresh failure", "experiment", x.Key, "err", rerr)
+		}
+	}
+	return err
 }
 
 // partFolds are the recorded folds of one metric part, and what this refresh found about them.

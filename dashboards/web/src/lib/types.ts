@@ -148,6 +148,8 @@ export interface Snapshot {
     too_few_units?: (string | { metric?: string; variation?: string; n?: number; minimum?: number })[] | null;
   };
   metrics: MetricResult[];
+  /** Set when a refresh after this snapshot failed: these results are not up to date. */
+  refresh_error?: { at: string; message: string } | null;
 }
 
 export interface TimeseriesPoint {

@@ -109,6 +109,20 @@ describe('ExperimentResults page', () => {
     expect(await within(again).findByTestId('guardrail-warning')).toHaveTextContent('Guardrail Error rate was breached: see Guardrails below before deciding.');
   });
 
+  it('says when the latest results are not up to date because a refresh failed', async () => {
+    const stale = structuredClone(snapshot);
+    stale.refresh_error = { at: new Date(Date.now() - 10 * 60_000).toISOString(), message: 'clickhouse: memory limit exceeded' };
+    fakeServer({ 'GET /stats/v1/projects/demo/experiments/new-checkout-q4/results': stale });
+    renderPage();
+    const notice = await screen.findByText('These results are not up to date');
+    expect(notice.closest('[role]') ?? notice.parentElement).toHaveTextContent('Refreshing them failed 10 min ago (clickhouse: memory limit exceeded)');
+    cleanup();
+    fakeServer();
+    renderPage();
+    await screen.findByRole('region', { name: 'Verdict on the primary metric' });
+    expect(screen.queryByText('These results are not up to date')).toBeNull();
+  });
+
   it('states a breach from a control mean of 0 per user, not as a percentage', async () => {
     // The monitor tested the difference of means: the control had no errors at all.
     fakeServer({

@@ -196,6 +196,7 @@ function ResultsBody({
   ];
   return (
     <div className="space-y-4">
+      <StaleResults snapshot={snapshot} />
       <DataQuality snapshot={snapshot} e={e} label={label} />
       {leadVerdict && lead && (
         <section aria-labelledby="verdict-heading" className={`rounded-lg border-l-4 bg-white p-4 shadow-sm ${
@@ -268,6 +269,17 @@ function HowSure({ row, alpha, sequential }: { row: ResultRow; alpha: number; se
         </p>
       )}
     </details>
+  );
+}
+
+/** Says so when a refresh after this snapshot failed, so old results are not read as current. */
+function StaleResults({ snapshot }: { snapshot: Snapshot }) {
+  if (!snapshot.refresh_error) return null;
+  return (
+    <Notice tone="amber" title="These results are not up to date">
+      Refreshing them failed {relativeTime(snapshot.refresh_error.at)} ({snapshot.refresh_error.message}); what you see was computed{' '}
+      {relativeTime(snapshot.computed_at)}. The service retries every few minutes; if this stays, tell whoever runs Switchyard.
+    </Notice>
   );
 }
 

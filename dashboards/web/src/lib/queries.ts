@@ -3,7 +3,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { api, enc, isApiError, qs } from './api';
 import type {
-  Experiment, Flag, FlagDetail, Guardrail, Me, Member, Metric, Project, Segment, Snapshot, TimeseriesPoint,
+  Estimate, Experiment, Flag, FlagDetail, Guardrail, Me, Member, Metric, Project, Segment, Snapshot, TimeseriesPoint,
 } from './types';
 
 export const keys = {
@@ -18,6 +18,7 @@ export const keys = {
   experiment: (p: string, k: string) => ['experiment', p, k] as const,
   results: (p: string, k: string) => ['results', p, k] as const,
   timeseries: (p: string, k: string, m: string) => ['timeseries', p, k, m] as const,
+  estimate: (p: string, k: string, effect: number | null) => ['estimate', p, k, effect] as const,
   guardrails: (p: string, e: string) => ['guardrails', p, e] as const,
   members: ['members'] as const,
 };
@@ -108,6 +109,20 @@ export function useTimeseries(project: string, key: string, metric: string, enab
       api.get<{ points: TimeseriesPoint[] }>(`/stats/v1/projects/${enc(project)}/experiments/${enc(key)}/timeseries${qs({ metric })}`, signal).then((r) => r.points ?? []),
     enabled: enabled && !!metric,
     staleTime: 60_000,
+  });
+}
+
+/**
+ * The sample-size and duration estimate for a relative effect (0.05 = 5%) on the experiment's
+ * primary metric; disabled while effect is null (no valid input to ask about).
+ */
+export function useEstimate(project: string, key: string, effect: number | null, enabled = true) {
+  return useQuery({
+    queryKey: keys.estimate(project, key, effect),
+    queryFn: ({ signal }) => api.get<Estimate>(`/stats/v1/projects/${enc(project)}/experiments/${enc(key)}/estimate${qs({ effect })}`, signal),
+    enabled: enabled && effect !== null,
+    // The baseline is 14 days of traffic: it barely moves within a planning session.
+    staleTime: 5 * 60_000,
   });
 }
 

@@ -152,6 +152,19 @@ export interface Snapshot {
   refresh_error?: { at: string; message: string } | null;
 }
 
+/**
+ * The stats service's sample-size and duration estimate (GET …/estimate?effect=): the users and
+ * days needed to detect a relative `effect` on the first primary metric with `power` (80%),
+ * from its baseline on the flag's traffic over the last `lookback_days`.
+ */
+export interface Estimate {
+  metric: string; effect: number; baseline_mean: number; baseline_variance: number; units_per_day: number;
+  per_variant_n: number; total_n: number; days: number; planned_days: number;
+  /** The smallest relative effect the planned duration detects; null without a planned duration. */
+  mde_at_planned_days: number | null;
+  power: number; lookback_days: number;
+}
+
 export interface TimeseriesPoint {
   computed_at: string; variation: string; effect: number | null; ci_lower: number | null; ci_upper: number | null;
   p_value?: number | null; chance_to_win?: number | null;

@@ -28,6 +28,7 @@ function fakeServer(overrides: Record<string, unknown> = {}) {
     const method = init.method ?? 'GET';
     calls.push({ method, url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: (init.headers as Record<string, string>)?.Authorization });
     const body = routes[`${method} ${url}`];
+    if (typeof body === 'function') return body();
     if (body === undefined) return new Response(JSON.stringify({ error: { code: 'not_found', message: `no route ${method} ${url}` } }), { status: 404 });
     return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
   });
@@ -222,5 +223,100 @@ describe('ExperimentResults page', () => {
     expect(await screen.findByText(/Decision: Ship One-page \(the flag was not changed\)/)).toBeInTheDocument();
     expect(screen.getByTestId('flag-unchanged')).toHaveTextContent(why);
     expect(screen.queryByText(/Shipped One-page to everyone/)).toBeNull();
+  });
+
+  describe('a draft: how long will it take?', () => {
+    const draft = { ...experiment, status: 'draft', started_at: null, version: 1 };
+    const estimateURL = (effect: string) => `GET /stats/v1/projects/demo/experiments/new-checkout-q4/estimate?effect=${effect}`;
+    // Shaped like the stats service's answer for checkout-conversion at an 11.2% baseline.
+    const estimate5 = {
+      metric: 'checkout-conversion', effect: 0.05, baseline_mean: 0.112, baseline_variance: 0.099456, units_per_day: 1786.4,
+      per_variant_n: 49745, total_n: 99490, days: 55.69, planned_days: 14, mde_at_planned_days: 0.09981, power: 0.8, lookback_days: 14,
+    };
+    const estimate10 = { ...estimate5, effect: 0.1, per_variant_n: 12437, total_n: 24874, days: 13.92, power: 0.8001 };
+    const draftServer = (overrides: Record<string, unknown> = {}) =>
+      fakeServer({ 'GET /api/v1/projects/demo/experiments/new-checkout-q4': draft, [estimateURL('0.05')]: estimate5, [estimateURL('0.1')]: estimate10, ...overrides });
+    const estimateCalls = (calls: { url: string }[]) => calls.filter((c) => c.url.includes('/estimate')).map((c) => c.url.split('?')[1]);
+
+    it('shows the users and days needed for a 5% change, and whether that fits the plan', async () => {
+      const calls = draftServer();
+      renderPage();
+      const card = (await screen.findByRole('heading', { name: 'How long will it take?' })).closest('section')!;
+      expect(within(card).getByLabelText('Change to detect (relative, %)')).toHaveValue('5');
+      const summary = await within(card).findByTestId('estimate-summary');
+      expect(summary).toHaveTextContent(
+        'To reliably detect a 5.0% change in Checkout conversion, the experiment needs about 49,745 users per variation (99,490 in total). ' +
+          'At the flag’s recent traffic of 1,786 users a day, that takes about 56 days.',
+      );
+      expect(within(card).getByText('Users per variation').nextSibling).toHaveTextContent('49,745');
+      expect(within(card).getByText('Users in total').nextSibling).toHaveTextContent('99,490');
+      expect(within(card).getByText('Time at recent traffic').nextSibling).toHaveTextContent('about 56 days');
+      expect(within(card).getByRole('status', { name: 'Longer than the planned 14 days' })).toBeInTheDocument();
+      expect(within(card).getByTestId('estimate-mde')).toHaveTextContent('In the planned 14 days, the smallest change it can reliably detect in Checkout conversion is 10.0%');
+      const baseline = within(card).getByTestId('estimate-baseline');
+      expect(baseline).toHaveTextContent('Based on Checkout conversion over the last 14 days of traffic on flag new-checkout: a rate of 11.2%.');
+      expect(baseline).toHaveTextContent('80% power at a 5% significance level');
+      expect(estimateCalls(calls)).toEqual(['effect=0.05']);
+    });
+
+    it('asks again when the effect changes', async () => {
+      const calls = draftServer();
+      const user = userEvent.setup();
+      renderPage();
+      await screen.findByTestId('estimate-summary');
+      const input = screen.getByLabelText('Change to detect (relative, %)');
+      await user.clear(input);
+      await user.type(input, '10');
+      await waitFor(() => expect(screen.getByTestId('estimate-summary')).toHaveTextContent('To reliably detect a 10.0% change in Checkout conversion, the experiment needs about 12,437 users per variation (24,874 in total)'));
+      expect(screen.getByTestId('estimate-summary')).toHaveTextContent('that takes about 14 days');
+      expect(screen.getByRole('status', { name: 'Fits in the planned 14 days' })).toBeInTheDocument();
+      expect(estimateCalls(calls).at(-1)).toBe('effect=0.1');
+    });
+
+    it('says what is wrong with an effect that is not a positive number, without asking the service', async () => {
+      const calls = draftServer();
+      const user = userEvent.setup();
+      renderPage();
+      await screen.findByTestId('estimate-summary');
+      const input = screen.getByLabelText('Change to detect (relative, %)');
+      await user.clear(input);
+      await user.type(input, '0');
+      await waitFor(() => expect(input).toHaveAccessibleDescription(/must be more than 0%/));
+      expect(screen.queryByTestId('estimate-summary')).toBeNull();
+      await user.clear(input);
+      await user.type(input, 'lots');
+      await waitFor(() => expect(input).toHaveAccessibleDescription(/must be a number of percent/));
+      expect(input).toHaveAttribute('aria-invalid', 'true');
+      expect(estimateCalls(calls)).toEqual(['effect=0.05']);
+    });
+
+    it('shows the service’s 400 about the effect at the field, other failures as a banner', async () => {
+      const noBaseline = 'no baseline: the flag served no contexts in the last 14 days';
+      draftServer({
+        [estimateURL('0.05')]: () =>
+          new Response(JSON.stringify({ error: { code: 'invalid_argument', message: noBaseline, field: 'effect' } }), { status: 400 }),
+      });
+      renderPage();
+      const input = await screen.findByLabelText('Change to detect (relative, %)');
+      await waitFor(() => expect(input).toHaveAccessibleDescription(new RegExp(noBaseline)));
+      expect(input).toHaveAttribute('aria-invalid', 'true');
+      expect(screen.queryByText('The estimate could not be computed')).toBeNull();
+      cleanup();
+      draftServer({
+        [estimateURL('0.05')]: () => new Response(JSON.stringify({ error: { code: 'unavailable', message: 'clickhouse: connection refused' } }), { status: 503 }),
+      });
+      renderPage();
+      const banner = (await screen.findByText('The estimate could not be computed')).closest('[role="alert"]')!;
+      expect(banner).toHaveTextContent('clickhouse: connection refused');
+      expect(screen.getByLabelText('Change to detect (relative, %)')).not.toHaveAttribute('aria-invalid');
+    });
+
+    it('is not shown once the experiment runs', async () => {
+      const calls = fakeServer({ [estimateURL('0.05')]: estimate5 });
+      renderPage();
+      await screen.findByTestId('lead-verdict');
+      expect(screen.queryByRole('heading', { name: 'How long will it take?' })).toBeNull();
+      expect(estimateCalls(calls)).toEqual([]);
+    });
   });
 });

@@ -4,6 +4,7 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { Link } from 'wouter';
+import { EstimateCard } from '../components/EstimateCard';
 import { LiftChart } from '../components/LiftChart';
 import { ResultsTable } from '../components/ResultsTable';
 import { Badge, Button, Card, ErrorBanner, Field, Modal, Notice, PageHeader, Segmented, Spinner } from '../components/ui';
@@ -92,7 +93,10 @@ export default function ExperimentResults({ project, experimentKey }: { project:
       {e.hypothesis && <p className="text-sm text-slate-700"><span className="font-semibold">Hypothesis:</span> {e.hypothesis}</p>}
       {e.decision && <DecisionNotice e={e} label={variationName} who={name(e.decision.decided_by)} />}
       {e.status === 'draft' ? (
-        <Notice tone="blue" title="This experiment has not started">Results appear here once it runs and users are exposed.</Notice>
+        <>
+          <Notice tone="blue" title="This experiment has not started">Results appear here once it runs and users are exposed.</Notice>
+          <EstimateCard e={e} project={project} metrics={metrics.data ?? []} />
+        </>
       ) : results.isPending ? (
         <Spinner label="Loading results" />
       ) : results.error ? (

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/switchyard-io/switchyard/jobs/internal/alert"
 	"github.com/switchyard-io/switchyard/jobs/internal/chtest"
 	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
@@ -226,28 +228,7 @@ func TestHarmfulRolloutIsTurnedOff(t *testing.T) {
 	seedExperiment(t, conn, g.EnvironmentID, "promo", "", "error", g.CreatedAt, arm{"off", 3000, 150}, arm{"on", 3000, 450})
 	seedExposures(t, conn, g.EnvironmentID, "promo", "on", "TARGETING_MATCH", "vip", 20000, g.CreatedAt)
 
-	client := flagsvc.New(fs.URL, fs.ServiceToken(t, "jobs", "admin", "", ""), "")
-	st, err := postgres.Open(context.Background(), testenv.PostgresDB(t), 8, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	st.DefaultChannel = "C-ONCALL"
-	sl := slacktest.New(slackToken)
-	defer sl.Close()
-	log := slog.New(slog.DiscardHandler)
-	sw := guardrail.NewSweeper(client, st, conn, log, nil)
-	sw.Now = func() time.Time { return time.Now().Add(time.Minute) }
-	res, err := sw.Sweep(context.Background())
-	if err != nil || res.Breached != 1 {
-		t.Fatalf("sweep: %+v, %v", res, err)
-	}
-	d := alert.NewDispatcher(st, slack.New(slack.Config{Token: slackToken, APIURL: sl.URL}), log, "r", nil)
-	for more := true; more; {
-		if more, err = d.DeliverOne(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sl := sweepOneBreach(t, fs, conn)
 	if cfg := config(t, fs, "promo"); cfg.On {
 		t.Fatalf("promo still on: %+v", cfg)
 	}
@@ -277,27 +258,7 @@ func TestBreachAlertSaysTheSplitIsBroken(t *testing.T) {
 	conn, _ := chtest.Database(t)
 	s := startedAt(t, fs.Owner, "checkout-q4")
 	seedExperiment(t, conn, s.EnvironmentID, "checkout", "checkout-q4", "error", s.StartedAt, arm{"off", 3000, 150}, arm{"on", 2400, 360})
-	client := flagsvc.New(fs.URL, fs.ServiceToken(t, "jobs", "admin", "", ""), "")
-	st, err := postgres.Open(context.Background(), testenv.PostgresDB(t), 8, true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	st.DefaultChannel = "C-ONCALL"
-	sl := slacktest.New(slackToken)
-	defer sl.Close()
-	log := slog.New(slog.DiscardHandler)
-	sw := guardrail.NewSweeper(client, st, conn, log, nil)
-	sw.Now = func() time.Time { return time.Now().Add(time.Minute) }
-	if res, err := sw.Sweep(context.Background()); err != nil || res.Breached != 1 {
-		t.Fatalf("sweep: %+v, %v", res, err)
-	}
-	d := alert.NewDispatcher(st, slack.New(slack.Config{Token: slackToken, APIURL: sl.URL}), log, "r", nil)
-	for more := true; more; {
-		if more, err = d.DeliverOne(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sl := sweepOneBreach(t, fs, conn)
 	if cfg := config(t, fs, "checkout"); cfg.Fallthrough.Variation != "off" {
 		t.Fatalf("checkout not rolled back: %+v", cfg.Fallthrough)
 	}
@@ -315,4 +276,32 @@ func TestBreachAlertSaysTheSplitIsBroken(t *testing.T) {
 		!strings.Contains(string(breach.Blocks), "`on`: 2400 (44%)") {
 		t.Fatalf("the breach message does not say the split is broken:\n%s\n%s", breach.Text, breach.Blocks)
 	}
+}
+
+// sweepOneBreach runs one sweep a minute from now, as the jobs service, expecting one breach,
+// and delivers its alerts to a fake Slack (channel C-ONCALL), which it returns.
+func sweepOneBreach(t *testing.T, fs *stacktest.FlagService, conn driver.Conn) *slacktest.Server {
+	t.Helper()
+	client := flagsvc.New(fs.URL, fs.ServiceToken(t, "jobs", "admin", "", ""), "")
+	st, err := postgres.Open(context.Background(), testenv.PostgresDB(t), 8, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	st.DefaultChannel = "C-ONCALL"
+	sl := slacktest.New(slackToken)
+	t.Cleanup(sl.Close)
+	log := slog.New(slog.DiscardHandler)
+	sw := guardrail.NewSweeper(client, st, conn, log, nil)
+	sw.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	if res, err := sw.Sweep(context.Background()); err != nil || res.Breached != 1 {
+		t.Fatalf("sweep: %+v, %v", res, err)
+	}
+	d := alert.NewDispatcher(st, slack.New(slack.Config{Token: slackToken, APIURL: sl.URL}), log, "r", nil)
+	for more := true; more; {
+		if more, err = d.DeliverOne(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sl
 }

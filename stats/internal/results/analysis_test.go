@@ -35,6 +35,21 @@ func withDefs(f foldFixture, defs map[string]metricsql.Definition) {
 	}}
 }
 
+// rawSums are a metric's per-variant sums read straight from the fixture's raw events up to to.
+func rawSums(t *testing.T, f foldFixture, x flagsvc.Experiment, metric string, to time.Time) []metricsql.VariantSums {
+	t.Helper()
+	_, q, err := f.w.defs.Query(context.Background(), x.Project, metric, x.MetricVersions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qx := metricsql.Experiment{EnvironmentID: fixtureEnv, Key: fixtureKey, Start: f.start}
+	sums, err := metricsql.Sums(context.Background(), f.conn, qx, q, metricsql.Snapshot{FoldedUpTo: f.start, Now: to}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
+}
+
 func resultOf(t *testing.T, snap *Snapshot, role, metric string) MetricResult {
 	t.Helper()
 	for _, m := range snap.Metrics {
@@ -69,15 +84,7 @@ func TestComputeGuardrailsAreTwoSided(t *testing.T) {
 		t.Fatalf("guardrail interval %+v: want two-sided", g.CI)
 	}
 	// The same sums analysed two-sided on their own.
-	_, q, err := f.w.defs.Query(context.Background(), x.Project, "revenue", x.MetricVersions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qx := metricsql.Experiment{EnvironmentID: fixtureEnv, Key: fixtureKey, Start: f.start}
-	sums, err := metricsql.Sums(context.Background(), f.conn, qx, q, metricsql.Snapshot{FoldedUpTo: f.start, Now: snap.DataTo}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sums := rawSums(t, f, x, "revenue", snap.DataTo)
 	m := engine.Metric{Key: "revenue", Kind: engine.KindMean}
 	for _, s := range sums {
 		m.Variants = append(m.Variants, s.Engine(s.Variation, false))
@@ -246,15 +253,7 @@ func TestComputeMDEOfAMeanMetric(t *testing.T) {
 		t.Fatalf("MDE %v, n %d of %d units", m.MDE, n, units)
 	}
 	// The control's per-event mean and variance, over the units with an event of the planned units.
-	_, q, err := f.w.defs.Query(context.Background(), x.Project, "order-value", x.MetricVersions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qx := metricsql.Experiment{EnvironmentID: fixtureEnv, Key: fixtureKey, Start: f.start}
-	sums, err := metricsql.Sums(context.Background(), f.conn, qx, q, metricsql.Snapshot{FoldedUpTo: f.start, Now: snap.DataTo}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sums := rawSums(t, f, x, "order-value", snap.DataTo)
 	c := sums[0]
 	mean := c.Sum / float64(c.N)
 	variance := (c.SumSquares - c.Sum*c.Sum/float64(c.N)) / float64(c.N-1)

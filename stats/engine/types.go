@@ -74,6 +74,11 @@ const DefaultSequentialTuning = 5000
 // considered broken and results should not be trusted (STATS.md §7).
 const SRMAlertThreshold = 0.001
 
+// MultipleExposureAlertThreshold is the share of an experiment's contexts exposed to several
+// variations above which its assignment or identity is suspect (the results' data-quality
+// flag; the guardrail alert's warning).
+const MultipleExposureAlertThreshold = 0.01
+
 // Options are the analysis settings shared by every metric of a request. Zero values mean
 // the defaults (see [DefaultOptions]); a zero Sequential.Tuning means 5000.
 type Options struct {

@@ -131,17 +131,13 @@ type quality struct {
 	MultipleExposureShare float64              `json:"multiple_exposure_share,omitempty"`
 }
 
-// multipleExposureThreshold is the share of units seeing several variations above which the
-// alert says so (the results' data quality flag uses the same 1%).
-const multipleExposureThreshold = 0.01
-
 // dataQuality judges the units of a comparison: the experiment's split against its weights
 // (x nil for a rollout, whose weights are not the guardrail's; judged from minUnits units, like
 // the SRM alert) and the units exposed to several variations.
 func dataQuality(exp metricsql.Exposure, x *flagsvc.Experiment, minUnits int64) quality {
 	var q quality
 	if total := exp.Total(); total > 0 {
-		if share := float64(exp.Multiple) / float64(total); share > multipleExposureThreshold {
+		if share := float64(exp.Multiple) / float64(total); share > engine.MultipleExposureAlertThreshold {
 			q.MultipleExposures, q.MultipleExposureShare = exp.Multiple, share
 		}
 	}

@@ -106,10 +106,3 @@ type MetricResult struct {
 	// loaded, or the engine rejected its sums); the other metrics are computed without it.
 	Error string `json:"error,omitempty"`
 }
-
-// Thresholds of the data-quality flags.
-const (
-	// MultipleExposureThreshold flags experiments where more than 1% of contexts saw several
-	// variations (an assignment or identity problem).
-	MultipleExposureThreshold = 0.01
-)

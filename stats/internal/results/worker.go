@@ -536,7 +536,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	snap.DataQuality.SRM = SRM{PValue: finite(srm), Flagged: srm < engine.SRMAlertThreshold, Expected: expected}
 	if all := total + exposure.Multiple; all > 0 {
 		f := float64(exposure.Multiple) / float64(all)
-		snap.DataQuality.MultipleExposures = Multiple{Contexts: exposure.Multiple, Fraction: f, Flagged: f > MultipleExposureThreshold}
+		snap.DataQuality.MultipleExposures = Multiple{Contexts: exposure.Multiple, Fraction: f, Flagged: f > engine.MultipleExposureAlertThreshold}
 	}
 	elapsed := now.Sub(started).Hours() / 24
 	planned := plannedDays(x)

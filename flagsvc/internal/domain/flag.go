@@ -1,9 +1,12 @@
 package domain
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +24,9 @@ const (
 
 // ValidateFlag checks a flag definition (not its per-environment configuration).
 func ValidateFlag(f *Flag) error {
+	if err := CheckNoNUL(f); err != nil {
+		return err
+	}
 	if !ruleset.ValidKey(f.Key) {
 		return errs.Invalid("key", "must be 1-%d characters of letters, digits, '.', '_' or '-', starting with a letter or digit", ruleset.MaxKeyLength)
 	}
@@ -131,6 +137,9 @@ func (c *FlagConfig) Normalize() {
 // ValidateConfig checks a configuration against its flag's variations with the SDKs' rules.
 // References to other flags and segments are checked against the environment by the caller.
 func ValidateConfig(f *Flag, c *FlagConfig) error {
+	if err := CheckNoNUL(c); err != nil {
+		return err
+	}
 	rf := RulesetFlag(f, c, 0)
 	if e := ruleset.ValidateFlag(&rf); len(e) > 0 {
 		return errs.Invalid(e[0].Field, "%s", e[0].Message)
@@ -166,4 +175,58 @@ func (f *Flag) Variation(key string) *ruleset.Variation {
 		}
 	}
 	return nil
+}
+
+// CheckNoNUL returns an Invalid error naming the first string of v (a JSON-encodable value:
+// its field path, for example "targets[0].values[1]") that contains the NUL character, or nil.
+// Postgres stores neither NUL in text nor \u0000 in jsonb, and an SDK key or attribute with
+// one is a mistake, so such input is refused instead of failing when it is written.
+func CheckNoNUL(v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil || !bytes.Contains(raw, []byte(`\u0000`)) {
+		return nil // the common case: nothing to look for (or not JSON, checked elsewhere)
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var doc any
+	if err := d.Decode(&doc); err != nil {
+		return nil
+	}
+	if field, found := findNUL("", doc); found {
+		return errs.Invalid(field, "must not contain the NUL character (\\u0000)")
+	}
+	return nil
+}
+
+func findNUL(path string, v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return path, strings.IndexByte(v, 0) >= 0
+	case []any:
+		for i, e := range v {
+			if p, found := findNUL(path+"["+strconv.Itoa(i)+"]", e); found {
+				return p, true
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // the first in a stable order
+		for _, k := range keys {
+			e := v[k]
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if strings.IndexByte(k, 0) >= 0 {
+				return p, true
+			}
+			if p, found := findNUL(p, e); found {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/audit"
@@ -95,6 +97,13 @@ func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKe
 	if f.Lifecycle == domain.LifecycleArchived && ch.Change != ChangeKill {
 		return domain.FlagEnvironment{}, errs.PreconditionFailed("lifecycle", "flag %q is archived; unarchive it to change its configuration", f.Key)
 	}
+	if strings.IndexByte(ch.Comment, 0) >= 0 {
+		field := "comment"
+		if ch.Change == ChangeKill {
+			field = "reason"
+		}
+		return domain.FlagEnvironment{}, errs.Invalid(field, "must not contain the NUL character (\\u0000)")
+	}
 	if ch.Version != nil && *ch.Version != version {
 		return domain.FlagEnvironment{}, errs.Conflict("version", "the configuration of %q in %s was changed since version %d (now %d); reload and retry",
 			f.Key, e.Key, *ch.Version, version)
@@ -107,7 +116,16 @@ func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKe
 	if err := domain.ValidateConfig(&f, &next); err != nil {
 		return domain.FlagEnvironment{}, err
 	}
-	if err := checkReferences(ctx, tx, p.ID, e.ID, &f, &next); err != nil {
+	if addsReferences(&before, &next) {
+		// The checks below read other flags and segments: two changes each adding an edge
+		// (a -> b, b -> a), or one adding a reference to a segment another deletes, would both
+		// pass on the state before the other. Such changes take the environment exclusively
+		// (the row this transaction shares: two upgrading at once deadlock, and InTx retries).
+		if _, err := tx.LockEnvironmentRow(ctx, e.ID); err != nil {
+			return domain.FlagEnvironment{}, err
+		}
+	}
+	if err := checkReferences(ctx, tx, p.ID, e.ID, &f, &before, &next); err != nil {
 		return domain.FlagEnvironment{}, err
 	}
 	out := domain.FlagEnvironment{FlagKey: f.Key, EnvironmentKey: e.Key, Version: version, UpdatedAt: t.UpdatedAt, FlagConfig: before}
@@ -172,7 +190,11 @@ func clone(c domain.FlagConfig) domain.FlagConfig {
 
 // checkReferences validates a configuration against its environment: prerequisites name live
 // flags and existing variations without forming a cycle; segment_match names existing segments.
-func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string, f *domain.Flag, cfg *domain.FlagConfig) error {
+// A prerequisite the current configuration (before) already has is not judged again: its flag
+// may have been archived or deleted since (possible while this flag was archived), which SDKs
+// treat as a prerequisite not met, and refusing it would block every other change — the kill
+// switch included.
+func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string, f *domain.Flag, before, cfg *domain.FlagConfig) error {
 	var segmentRefs []string
 	var segmentPaths []string
 	for i, r := range cfg.Rules {
@@ -222,6 +244,10 @@ func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string,
 		}
 	}
 	for i, pr := range cfg.Prerequisites {
+		edges[f.Key] = append(edges[f.Key], pr.Flag)
+		if slices.Contains(before.Prerequisites, pr) {
+			continue
+		}
 		path := fmt.Sprintf("prerequisites[%d]", i)
 		j, ok := byKey[pr.Flag]
 		if !ok {
@@ -233,12 +259,45 @@ func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string,
 		if flags[j].Variation(pr.Variation) == nil {
 			return errs.Invalid(path+".variation", "flag %q has no variation %q", pr.Flag, pr.Variation)
 		}
-		edges[f.Key] = append(edges[f.Key], pr.Flag)
 	}
 	if cycle := ruleset.FindCycle(edges); cycle != nil {
 		return errs.Invalid("prerequisites", "prerequisites would form a cycle: %v", cycle)
 	}
 	return nil
+}
+
+// addsReferences reports whether next has a prerequisite or a segment_match reference that
+// before does not.
+func addsReferences(before, next *domain.FlagConfig) bool {
+	for _, pr := range next.Prerequisites {
+		if !slices.Contains(before.Prerequisites, pr) {
+			return true
+		}
+	}
+	have := map[string]bool{}
+	for _, r := range before.Rules {
+		for _, cl := range r.Clauses {
+			if cl.Op == ruleset.OpSegmentMatch {
+				for _, v := range cl.Values {
+					if k, ok := v.(string); ok {
+						have[k] = true
+					}
+				}
+			}
+		}
+	}
+	for _, r := range next.Rules {
+		for _, cl := range r.Clauses {
+			if cl.Op == ruleset.OpSegmentMatch {
+				for _, v := range cl.Values {
+					if k, ok := v.(string); ok && !have[k] {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 // UpdateConfig replaces the whole configuration.

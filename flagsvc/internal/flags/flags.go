@@ -231,6 +231,9 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, flagKe
 		if in.Version != nil && *in.Version != before.Version {
 			return errs.Conflict("version", "flag %q was changed since version %d (now %d); reload and retry", flagKey, *in.Version, before.Version)
 		}
+		if strings.IndexByte(in.Comment, 0) >= 0 {
+			return errs.Invalid("comment", "must not contain the NUL character (\\u0000)")
+		}
 		f := before
 		apply(&f, in)
 		if err := domain.ValidateFlag(&f); err != nil {
@@ -241,7 +244,7 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, flagKe
 				return errs.Invalid("owner_id", "owner must be a member of the organization")
 			}
 		}
-		if err := s.checkDependents(ctx, tx, p.ID, &before, &f); err != nil {
+		if err := s.checkDependents(ctx, tx, p.ID, &before, &f, nil); err != nil {
 			return err
 		}
 		updated, err := tx.UpdateFlag(ctx, f)
@@ -311,8 +314,9 @@ func affectsRulesets(a, b *domain.Flag) bool {
 }
 
 // checkDependents refuses edits that would break configurations: removed variations still
-// served or required somewhere, or archiving a flag that live flags require.
-func (s *Service) checkDependents(ctx context.Context, tx *store.Tx, projectID string, before, after *domain.Flag) error {
+// served or required somewhere, or archiving a flag that live flags require. Flags in leaving
+// (by key) are archived or deleted by the same call, so their requirements do not count.
+func (s *Service) checkDependents(ctx context.Context, tx *store.Tx, projectID string, before, after *domain.Flag, leaving map[string]bool) error {
 	removed := map[string]bool{}
 	for _, v := range before.Variations {
 		if after.Variation(v.Key) == nil {
@@ -351,7 +355,7 @@ func (s *Service) checkDependents(ctx context.Context, tx *store.Tx, projectID s
 				}
 				continue
 			}
-			if flags[i].Lifecycle == domain.LifecycleArchived {
+			if flags[i].Lifecycle == domain.LifecycleArchived || leaving[flags[i].Key] {
 				continue
 			}
 			for _, pr := range configs[i].Prerequisites {
@@ -397,11 +401,11 @@ func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, flagKe
 		if err != nil {
 			return err
 		}
-		return s.deleteOne(ctx, tx, c, p.ID, flagKey)
+		return s.deleteOne(ctx, tx, c, p.ID, flagKey, nil)
 	})
 }
 
-func (s *Service) deleteOne(ctx context.Context, tx *store.Tx, c audit.Caller, projectID, flagKey string) error {
+func (s *Service) deleteOne(ctx context.Context, tx *store.Tx, c audit.Caller, projectID, flagKey string, leaving map[string]bool) error {
 	f, err := tx.FlagByKey(ctx, projectID, flagKey, "update")
 	if err != nil {
 		return err
@@ -409,7 +413,7 @@ func (s *Service) deleteOne(ctx context.Context, tx *store.Tx, c audit.Caller, p
 	archived := f
 	archived.Lifecycle = domain.LifecycleArchived
 	if f.Lifecycle != domain.LifecycleArchived {
-		if err := s.checkDependents(ctx, tx, projectID, &f, &archived); err != nil {
+		if err := s.checkDependents(ctx, tx, projectID, &f, &archived, leaving); err != nil {
 			return err
 		}
 	} else if err := checkExperiments(ctx, tx, projectID, f.ID); err != nil {
@@ -474,6 +478,14 @@ func (s *Service) Bulk(ctx context.Context, c audit.Caller, projectKey string, i
 		if err != nil {
 			return err
 		}
+		// Flags archived or deleted together may require each other, in any order of keys.
+		var leaving map[string]bool
+		if in.Action == "archive" || in.Action == "delete" {
+			leaving = make(map[string]bool, len(in.Keys))
+			for _, key := range in.Keys {
+				leaving[key] = true
+			}
+		}
 		seen := map[string]bool{}
 		for i, key := range in.Keys {
 			if seen[key] {
@@ -481,7 +493,7 @@ func (s *Service) Bulk(ctx context.Context, c audit.Caller, projectKey string, i
 			}
 			seen[key] = true
 			if in.Action == "delete" {
-				if err := s.deleteOne(ctx, tx, c, p.ID, key); err != nil {
+				if err := s.deleteOne(ctx, tx, c, p.ID, key, leaving); err != nil {
 					return bulkErr(i, key, err)
 				}
 				res.Updated = append(res.Updated, key)
@@ -509,7 +521,7 @@ func (s *Service) Bulk(ctx context.Context, c audit.Caller, projectKey string, i
 			if err := domain.ValidateFlag(&f); err != nil {
 				return bulkErr(i, key, err)
 			}
-			if err := s.checkDependents(ctx, tx, p.ID, &before, &f); err != nil {
+			if err := s.checkDependents(ctx, tx, p.ID, &before, &f, leaving); err != nil {
 				return bulkErr(i, key, err)
 			}
 			updated, err := tx.UpdateFlag(ctx, f)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/audit"
@@ -54,7 +55,14 @@ type scope struct {
 	env     domain.Environment
 }
 
-func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, envKey string, write bool) (scope, error) {
+// scope loads the project and environment and checks the caller may read them, or with write
+// change the environment. A write holds a shared lock on the environment row (changes run in
+// parallel; an edit of the environment waits); an exclusive write holds it exclusively, for a
+// change whose checks read other segments and flags: two changes that each add an edge of the
+// segment graph (or one deletes a segment the other adds a reference to) could otherwise both
+// pass their checks on the state before the other and, together, leave a cycle or a reference to
+// a missing segment.
+func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, envKey string, write, exclusive bool) (scope, error) {
 	p, err := tx.ProjectByKey(ctx, c.P.OrgID, projectKey)
 	if err != nil {
 		return scope{}, err
@@ -70,7 +78,11 @@ func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, proje
 		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
 			return scope{}, err
 		}
-		if e, err = tx.ShareEnvironmentRow(ctx, e.ID); err != nil {
+		lock := tx.ShareEnvironmentRow
+		if exclusive {
+			lock = tx.LockEnvironmentRow
+		}
+		if e, err = lock(ctx, e.ID); err != nil {
 			return scope{}, err
 		}
 		if e.Locked {
@@ -81,6 +93,9 @@ func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, proje
 }
 
 func validate(in *Input) error {
+	if err := domain.CheckNoNUL(in); err != nil {
+		return err
+	}
 	if in.Name == "" {
 		in.Name = in.Key
 	}
@@ -99,13 +114,16 @@ func validate(in *Input) error {
 	if in.Excluded != nil {
 		seg.Excluded = *in.Excluded
 	}
-	for _, l := range [][]ruleset.SegmentTarget{seg.Included, seg.Excluded} {
+	for _, l := range []struct {
+		name    string
+		targets []ruleset.SegmentTarget
+	}{{"included", seg.Included}, {"excluded", seg.Excluded}} {
 		n := 0
-		for _, t := range l {
+		for _, t := range l.targets {
 			n += len(t.Values)
 		}
 		if n > MaxInlineMembers {
-			return errs.Invalid("included", "at most %d keys inline; use the CSV import for larger lists", MaxInlineMembers)
+			return errs.Invalid(l.name, "at most %d keys inline; use the CSV import for larger lists", MaxInlineMembers)
 		}
 	}
 	for _, l := range []*[]ruleset.SegmentTarget{in.Included, in.Excluded} {
@@ -195,7 +213,7 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 	}
 	var out domain.Segment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true)
+		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true, nestsSegments(in.Rules))
 		if err != nil {
 			return err
 		}
@@ -235,7 +253,7 @@ func (s *Service) load(ctx context.Context, tx *store.Tx, id string) (domain.Seg
 func (s *Service) Get(ctx context.Context, c audit.Caller, projectKey, envKey, key string) (domain.Segment, error) {
 	var out domain.Segment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		sc, err := s.scope(ctx, tx, c, projectKey, envKey, false)
+		sc, err := s.scope(ctx, tx, c, projectKey, envKey, false, false)
 		if err != nil {
 			return err
 		}
@@ -253,7 +271,7 @@ func (s *Service) Get(ctx context.Context, c audit.Caller, projectKey, envKey, k
 func (s *Service) List(ctx context.Context, c audit.Caller, projectKey, envKey string) ([]domain.Segment, error) {
 	var out []domain.Segment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		sc, err := s.scope(ctx, tx, c, projectKey, envKey, false)
+		sc, err := s.scope(ctx, tx, c, projectKey, envKey, false, false)
 		if err != nil {
 			return err
 		}
@@ -274,7 +292,7 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, envKey
 	}
 	var out domain.Segment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true)
+		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true, nestsSegments(in.Rules))
 		if err != nil {
 			return err
 		}
@@ -310,7 +328,7 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, envKey
 // Delete deletes a segment unless a flag or another segment uses it.
 func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, envKey, key string) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true)
+		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true, false)
 		if err != nil {
 			return err
 		}
@@ -362,6 +380,16 @@ func segmentClauses(rules []ruleset.SegmentRule) []ruleset.Clause {
 	return out
 }
 
+// nestsSegments reports whether rules use segment_match.
+func nestsSegments(rules []ruleset.SegmentRule) bool {
+	for _, cl := range segmentClauses(rules) {
+		if cl.Op == ruleset.OpSegmentMatch {
+			return true
+		}
+	}
+	return false
+}
+
 func usesSegment(clauses []ruleset.Clause, key string) bool {
 	for _, cl := range clauses {
 		if cl.Op != ruleset.OpSegmentMatch {
@@ -411,7 +439,7 @@ func (s *Service) Import(ctx context.Context, c audit.Caller, projectKey, envKey
 		return res, errs.Invalid("context_kind", "invalid context kind %q", in.ContextKind)
 	}
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true)
+		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true, false)
 		if err != nil {
 			return err
 		}
@@ -458,6 +486,9 @@ func (s *Service) Import(ctx context.Context, c audit.Caller, projectKey, envKey
 			}
 			if row.ContextKey == "" {
 				return errs.Invalid("body", "CSV line %d: empty key", line)
+			}
+			if !utf8.ValidString(row.ContextKey) || strings.IndexByte(row.ContextKey, 0) >= 0 {
+				return errs.Invalid("body", "CSV line %d: keys must be UTF-8 text without NUL characters", line)
 			}
 			if res.Imported++; res.Imported > MaxImportKeys {
 				return errs.TooLarge("body", "at most %d keys per import", MaxImportKeys)

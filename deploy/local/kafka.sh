@@ -45,7 +45,9 @@ start() {
   fi
   log "starting on $KAFKA_HOST:$KAFKA_PORT"
   : >"$KAFKA_LOG"
-  nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  # Its own session (setsid): the broker must not die with the process group that started it —
+  # a test that restarts Kafka (the flag service's outage test), a shell whose job is killed.
+  setsid nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$HERE/kafka/log4j2.yaml" \
     -cp "$cp" kafka.Kafka "$CONFIG" >>"$KAFKA_LOG" 2>&1 </dev/null &
   echo $! >"$PID_FILE"

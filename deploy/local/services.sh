@@ -52,7 +52,7 @@ up() {
     log "starting $name on :$port"
     mkdir -p "$DATA/state/$name"
     SWITCHYARD_HTTP_ADDR=127.0.0.1:$port SWITCHYARD_STATE_DIR=$DATA/state/$name \
-      nohup "$BIN/$name" serve >>"$logfile" 2>&1 </dev/null &
+      setsid nohup "$BIN/$name" serve >>"$logfile" 2>&1 </dev/null & # own session: outlives the caller's process group
     echo $! >"$pid_file"
     wait_until 60 "$logfile" "$name" curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" \
       || die "$name did not become ready"

@@ -23,7 +23,8 @@ func DecodeJSON(c *fiber.Ctx, v any) error {
 	return Decode(c.Body(), v)
 }
 
-// Decode decodes data strictly into v, like DecodeJSON.
+// Decode decodes data strictly into v, like DecodeJSON; a string with the NUL character is an
+// Invalid error naming its field.
 func Decode(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errs.Malformed("", "request body is empty; expected a JSON document")
@@ -36,7 +37,8 @@ func Decode(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errs.Malformed("", "unexpected data after the JSON document")
 	}
-	return nil
+	// Every body decoded here is stored in Postgres, which refuses NUL in text and jsonb.
+	return errs.RefuseNUL(data)
 }
 
 // DecodeError translates an encoding/json error into a KindMalformed error naming the field.

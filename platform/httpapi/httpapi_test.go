@@ -105,3 +105,35 @@ func TestKindForStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeRefusesNUL: a string with the NUL character (which Postgres stores neither in text
+// nor in jsonb) is refused when a body is decoded, naming its field, instead of failing as an
+// internal error when it is written.
+func TestDecodeRefusesNUL(t *testing.T) {
+	type item struct {
+		Key   string         `json:"key"`
+		Attrs map[string]any `json:"attrs"`
+	}
+	type body struct {
+		Name  string `json:"name"`
+		Items []item `json:"items"`
+	}
+	for _, tc := range []struct{ doc, field string }{
+		{`{"name":"a\u0000b"}`, "name"},
+		{`{"name":"ok","items":[{"key":"x"},{"key":"\u0000"}]}`, "items[1].key"},
+		{`{"items":[{"key":"x","attrs":{"plan":["pro","\u0000"]}}]}`, "items[0].attrs.plan[1]"},
+		{`{"items":[{"key":"x","attrs":{"a\u0000":1}}]}`, "items[0].attrs.a\x00"},
+	} {
+		var v body
+		err := Decode([]byte(tc.doc), &v)
+		var e *errs.Error
+		if !errors.As(err, &e) || e.Kind != errs.KindInvalid || e.Field != tc.field {
+			t.Errorf("%s: %v, want Invalid naming %q", tc.doc, err, tc.field)
+		}
+	}
+	// A backslash before u0000 is text, not the NUL escape.
+	var v body
+	if err := Decode([]byte(`{"name":"C:\\u0000"}`), &v); err != nil || v.Name != `C:\u0000` {
+		t.Fatalf("an escaped backslash: %v (%q)", err, v.Name)
+	}
+}

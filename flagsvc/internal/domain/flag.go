@@ -1,12 +1,9 @@
 package domain
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -178,55 +175,13 @@ func (f *Flag) Variation(key string) *ruleset.Variation {
 }
 
 // CheckNoNUL returns an Invalid error naming the first string of v (a JSON-encodable value:
-// its field path, for example "targets[0].values[1]") that contains the NUL character, or nil.
-// Postgres stores neither NUL in text nor \u0000 in jsonb, and an SDK key or attribute with
-// one is a mistake, so such input is refused instead of failing when it is written.
+// its field path, for example "targets[0].values[1]") that contains the NUL character, or nil
+// (errs.RefuseNUL). API bodies are checked when decoded; this covers what comes another way
+// (CSV imports, values built by the service).
 func CheckNoNUL(v any) error {
 	raw, err := json.Marshal(v)
-	if err != nil || !bytes.Contains(raw, []byte(`\u0000`)) {
-		return nil // the common case: nothing to look for (or not JSON, checked elsewhere)
+	if err != nil {
+		return nil // not JSON: checked elsewhere
 	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var doc any
-	if err := d.Decode(&doc); err != nil {
-		return nil
-	}
-	if field, found := findNUL("", doc); found {
-		return errs.Invalid(field, "must not contain the NUL character (\\u0000)")
-	}
-	return nil
-}
-
-func findNUL(path string, v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return path, strings.IndexByte(v, 0) >= 0
-	case []any:
-		for i, e := range v {
-			if p, found := findNUL(path+"["+strconv.Itoa(i)+"]", e); found {
-				return p, true
-			}
-		}
-	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys) // the first in a stable order
-		for _, k := range keys {
-			e := v[k]
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			if strings.IndexByte(k, 0) >= 0 {
-				return p, true
-			}
-			if p, found := findNUL(p, e); found {
-				return p, true
-			}
-		}
-	}
-	return "", false
+	return errs.RefuseNUL(raw)
 }

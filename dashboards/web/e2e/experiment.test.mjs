@@ -135,3 +135,36 @@ test('concludes the experiment from the results page', async () => {
   assert.deepEqual(cfg.fallthrough, { variation: 'on' }, 'shipping serves the winner to everyone');
   await shot(page, 'experiment-concluded');
 });
+
+test('plans the next experiment: creates a draft, reads how long it will take, starts it', async () => {
+  const { page } = b;
+  // The checkout flag is free again: its experiment was concluded by the test above.
+  await page.goto(`/p/${P}/experiments`);
+  await page.getByRole('button', { name: 'New experiment' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New experiment' });
+  await dialog.getByLabel('Key').fill('checkout-copy');
+  await dialog.getByLabel('Name').fill('Checkout copy');
+  await dialog.getByLabel('Environment').selectOption('production');
+  await dialog.getByLabel('Flag').selectOption('checkout');
+  await dialog.getByLabel('Control variation').selectOption('off');
+  await dialog.getByLabel('Role of Purchase conversion').selectOption('primary');
+  await dialog.getByRole('button', { name: 'Create draft' }).click();
+  await page.waitForURL(`**/p/${P}/experiments/checkout-copy`);
+  const x = await api('GET', `/api/v1/projects/${P}/experiments/checkout-copy`);
+  assert.equal(x.status, 'draft');
+  assert.deepEqual(x.variations.map((v) => v.weight).sort(), [50000, 50000]);
+  assert.deepEqual(x.metrics.primary, ['purchase']);
+
+  // How long will it take: the purchase rate on the checkout flag's recent traffic.
+  await page.getByText(/To reliably detect a 5\.0% change in Purchase conversion, the experiment needs about [\d,]+ users per variation/).waitFor();
+  await shot(page, 'experiment-draft-estimate');
+
+  await page.getByRole('button', { name: 'Start experiment…' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Start “Checkout copy”?' });
+  await confirm.getByRole('button', { name: 'Start experiment' }).click();
+  await confirm.waitFor({ state: 'detached' });
+  await eventually('the experiment runs', async () => (await api('GET', `/api/v1/projects/${P}/experiments/checkout-copy`)).status === 'running', 10_000, 200);
+  const cfg = await api('GET', `/api/v1/projects/${P}/flags/checkout/environments/production`);
+  assert.equal(cfg.fallthrough.rollout?.experiment_key, 'checkout-copy', 'starting serves the experiment\'s split');
+});
+

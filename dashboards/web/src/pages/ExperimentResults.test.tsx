@@ -311,6 +311,50 @@ describe('ExperimentResults page', () => {
       expect(screen.getByLabelText('Change to detect (relative, %)')).not.toHaveAttribute('aria-invalid');
     });
 
+    it('starts after confirmation, then shows the running experiment', async () => {
+      let current: unknown = draft;
+      const running = { ...experiment, status: 'running', started_at: '2026-11-12T10:00:00Z', version: 2 };
+      const calls = draftServer({
+        'GET /api/v1/projects/demo/experiments/new-checkout-q4': () => new Response(JSON.stringify(current), { status: 200 }),
+        'POST /api/v1/projects/demo/experiments/new-checkout-q4/start': () => {
+          current = running;
+          return new Response(JSON.stringify(running), { status: 200 });
+        },
+      });
+      const user = userEvent.setup();
+      renderPage();
+      expect(await screen.findByText('This experiment has not started')).toBeInTheDocument();
+      await user.click(screen.getByRole('button', { name: 'Start experiment…' }));
+      const dialog = await screen.findByRole('dialog');
+      expect(dialog).toHaveTextContent('Starting changes flag new-checkout in production: it is turned on and serves the experiment’s split (off 50.0%, on 50.0%)');
+      expect(dialog).toHaveTextContent('In a critical environment, starting may need a project admin.');
+      expect(calls.filter((c) => c.method === 'POST')).toEqual([]);
+      await user.click(within(dialog).getByRole('button', { name: 'Start experiment' }));
+      await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+      expect(calls.filter((c) => c.method === 'POST').map((c) => c.url)).toEqual(['/api/v1/projects/demo/experiments/new-checkout-q4/start']);
+      expect(await screen.findByTestId('lead-verdict')).toBeInTheDocument();
+      expect(screen.queryByText('This experiment has not started')).toBeNull();
+      expect(screen.getByRole('button', { name: 'Stop collecting' })).toBeInTheDocument();
+      expect(screen.queryByRole('button', { name: 'Start experiment…' })).toBeNull();
+      expect(screen.getByRole('heading', { level: 1 })).toHaveTextContent('running');
+    });
+
+    it('shows why the service refused to start', async () => {
+      const message = 'flag "new-checkout" in production changed since the experiment was created: its fallthrough serves experiment "checkout-q1"';
+      draftServer({
+        'POST /api/v1/projects/demo/experiments/new-checkout-q4/start': () =>
+          new Response(JSON.stringify({ error: { code: 'failed_precondition', message, field: 'flag' } }), { status: 412 }),
+      });
+      const user = userEvent.setup();
+      renderPage();
+      await user.click(await screen.findByRole('button', { name: 'Start experiment…' }));
+      const dialog = await screen.findByRole('dialog');
+      await user.click(within(dialog).getByRole('button', { name: 'Start experiment' }));
+      const banner = (await within(dialog).findByText('The experiment could not be started')).closest('[role="alert"]')!;
+      expect(banner).toHaveTextContent(message);
+      expect(screen.getByText('This experiment has not started')).toBeInTheDocument();
+    });
+
     it('is not shown once the experiment runs', async () => {
       const calls = fakeServer({ [estimateURL('0.05')]: estimate5 });
       renderPage();

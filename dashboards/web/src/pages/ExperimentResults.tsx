@@ -26,6 +26,7 @@ export default function ExperimentResults({ project, experimentKey }: { project:
   const [scale, setScale] = useState<Scale>('relative');
   const [showSecondary, setShowSecondary] = useState(false);
   const [concluding, setConcluding] = useState(false);
+  const [starting, setStarting] = useState(false);
   const qc = useQueryClient();
   const name = useMemberNames();
 
@@ -75,6 +76,9 @@ export default function ExperimentResults({ project, experimentKey }: { project:
         actions={
           <>
             <Link className="text-sm text-blue-800 underline" href={`/p/${project}/experiments`}>All experiments</Link>
+            {e.status === 'draft' && (
+              <Button variant="primary" onClick={() => setStarting(true)}>Start experiment…</Button>
+            )}
             {e.status === 'running' && (
               <Button onClick={() => refresh.mutate()} disabled={refresh.isPending}>
                 {refresh.isPending ? 'Refreshing…' : 'Refresh results'}
@@ -130,6 +134,7 @@ export default function ExperimentResults({ project, experimentKey }: { project:
           label={variationName}
         />
       )}
+      {starting && <StartDialog e={e} project={project} onClose={() => setStarting(false)} />}
       {concluding && <ConcludeDialog e={e} project={project} onClose={() => setConcluding(false)} label={variationName} />}
     </div>
   );
@@ -444,6 +449,41 @@ function Exposures({ snapshot, e, label }: { snapshot: Snapshot; e: Experiment; 
       </table>
       <p className="mt-2 text-xs text-slate-600">Data from {dateTime(snapshot.data_from)} to {dateTime(snapshot.data_to)}.</p>
     </Card>
+  );
+}
+
+/** Asks before starting a draft: starting changes the flag, which users notice at once. */
+function StartDialog({ e, project, onClose }: { e: Experiment; project: string; onClose: () => void }) {
+  const qc = useQueryClient();
+  const start = useMutation({
+    mutationFn: () => api.post<Experiment>(`/api/v1/projects/${enc(project)}/experiments/${enc(e.key)}/start`),
+    onSuccess: (next) => {
+      qc.setQueryData(keys.experiment(project, e.key), next);
+      qc.invalidateQueries({ queryKey: keys.experiment(project, e.key) });
+      qc.invalidateQueries({ queryKey: keys.experiments(project) });
+      qc.invalidateQueries({ queryKey: keys.flag(project, e.flag) });
+      onClose();
+    },
+  });
+  const total = e.variations.reduce((a, v) => a + v.weight, 0) || 1;
+  return (
+    <Modal open onClose={onClose} title={`Start “${e.name || e.key}”?`}>
+      <form className="space-y-3" onSubmit={(ev) => { ev.preventDefault(); if (!start.isPending) start.mutate(); }}>
+        <div className="space-y-2 text-sm text-slate-700">
+          <p>
+            Starting changes flag <strong>{e.flag}</strong> in <strong>{e.environment}</strong>: it is turned on and serves the
+            experiment’s split ({e.variations.map((v) => `${v.variation} ${pct(v.weight / total, 1)}`).join(', ')}) to everyone who
+            reaches its default rule. The change is versioned and recorded in the audit log.
+          </p>
+          <p>In a critical environment, starting may need a project admin.</p>
+        </div>
+        <ErrorBanner error={start.error} title="The experiment could not be started" />
+        <div className="flex justify-end gap-2">
+          <Button onClick={onClose}>Cancel</Button>
+          <Button type="submit" variant="primary" disabled={start.isPending}>{start.isPending ? 'Starting…' : 'Start experiment'}</Button>
+        </div>
+      </form>
+    </Modal>
   );
 }
 

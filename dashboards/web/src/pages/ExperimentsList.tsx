@@ -3,12 +3,13 @@ import { scaleLinear } from '@visx/scale';
 import { Line, LinePath } from '@visx/shape';
 import { useMemo, useState } from 'react';
 import { Link } from 'wouter';
-import { Badge, Empty, ErrorBanner, Field, FilterSelect, PageHeader, Spinner } from '../components/ui';
+import { Badge, Button, Empty, ErrorBanner, Field, FilterSelect, PageHeader, Spinner } from '../components/ui';
 import { api } from '../lib/api';
 import { date, signedPct } from '../lib/format';
 import { useExperiments, useMemberNames, useProject, useResults, useTimeseries } from '../lib/queries';
 import type { Experiment, Guardrail } from '../lib/types';
 import { statusTone } from './ExperimentResults';
+import { NewExperimentDialog } from './NewExperiment';
 
 export default function ExperimentsList({ project }: { project: string }) {
   const experiments = useExperiments(project);
@@ -18,6 +19,7 @@ export default function ExperimentsList({ project }: { project: string }) {
   const [status, setStatus] = useState('');
   const [env, setEnv] = useState('');
   const [owner, setOwner] = useState('');
+  const [creating, setCreating] = useState(false);
   const breached = useQuery({
     queryKey: ['guardrails', 'breached'],
     queryFn: ({ signal }) => api.get<{ items: Guardrail[] }>('/api/v1/guardrails?status=breached', signal).then((r) => r.items),
@@ -37,7 +39,8 @@ export default function ExperimentsList({ project }: { project: string }) {
 
   return (
     <div>
-      <PageHeader title="Experiments" subtitle="Every A/B test of this project, newest first. Open one to read its results." />
+      <PageHeader title="Experiments" subtitle="Every A/B test of this project, newest first. Open one to read its results."
+        actions={<Button variant="primary" onClick={() => setCreating(true)}>New experiment</Button>} />
       <div className="mb-3 grid grid-cols-1 gap-3 sm:grid-cols-4">
         <Field label="Search (press /)">
           {(p) => <input {...p} data-search type="search" placeholder="name, key, flag…" value={q} onChange={(e) => setQ(e.target.value)} />}
@@ -73,6 +76,7 @@ export default function ExperimentsList({ project }: { project: string }) {
           </table>
         </div>
       )}
+      {creating && <NewExperimentDialog project={project} onClose={() => setCreating(false)} />}
     </div>
   );
 }

@@ -73,12 +73,16 @@ func validateMember(in *MemberInput) error {
 	return nil
 }
 
-// ListMembers lists the organization's members.
+// ListMembers lists the organization's members. Tokens scoped to a project may not: the
+// directory (every member's email and role) is organization data outside their scope.
 func (s *Service) ListMembers(ctx context.Context, c audit.Caller) ([]domain.Member, error) {
 	var out []domain.Member
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := c.P.Require(access.ReadOrg, access.Target{}); err != nil {
 			return err
+		}
+		if c.P.ProjectID != "" {
+			return errs.PermissionDenied("this token is scoped to one project; the member list is organization-wide")
 		}
 		var err error
 		out, err = tx.ListMembers(ctx, c.P.OrgID)
@@ -121,6 +125,9 @@ func (s *Service) AddMember(ctx context.Context, c audit.Caller, in MemberInput)
 
 // UpdateMember changes a member's role.
 func (s *Service) UpdateMember(ctx context.Context, c audit.Caller, userID string, role domain.Role, projectIDs []string) (domain.Member, error) {
+	if !tokens.ValidID(userID) {
+		return domain.Member{}, errs.NotFound("member not found")
+	}
 	in := MemberInput{Email: "x@example.com", Role: role, ProjectIDs: projectIDs}
 	if err := validateMember(&in); err != nil {
 		return domain.Member{}, err
@@ -160,6 +167,9 @@ func (s *Service) UpdateMember(ctx context.Context, c audit.Caller, userID strin
 
 // RemoveMember removes a member (never the last owner).
 func (s *Service) RemoveMember(ctx context.Context, c audit.Caller, userID string) error {
+	if !tokens.ValidID(userID) {
+		return errs.NotFound("member not found")
+	}
 	defer s.MembershipChanged()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {

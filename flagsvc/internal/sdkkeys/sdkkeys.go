@@ -140,6 +140,9 @@ func (s *Service) Rotate(ctx context.Context, c audit.Caller, projectKey, envKey
 	if grace < 0 || grace > 30*24*time.Hour {
 		return domain.SDKKey{}, errs.Invalid("grace", "must be between 0s and 720h")
 	}
+	if !tokens.ValidID(id) {
+		return domain.SDKKey{}, errs.NotFound("SDK key not found")
+	}
 	var out domain.SDKKey
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		e, err := s.env(ctx, tx, c, projectKey, envKey, access.ManageProject)
@@ -169,6 +172,9 @@ func (s *Service) Rotate(ctx context.Context, c audit.Caller, projectKey, envKey
 
 // Revoke disables a key now.
 func (s *Service) Revoke(ctx context.Context, c audit.Caller, projectKey, envKey, id string) error {
+	if !tokens.ValidID(id) {
+		return errs.NotFound("SDK key not found")
+	}
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		e, err := s.env(ctx, tx, c, projectKey, envKey, access.ManageProject)
 		if err != nil {

@@ -47,6 +47,26 @@ func Hash(secret string) []byte {
 	return h[:]
 }
 
+// ValidID reports whether id has the form of a database id (a UUID). Ids that cannot exist are
+// refused before the database sees them: a secret pasted where an id belongs must come back
+// as not found, not be echoed in a database error and its log line.
+func ValidID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F'):
+			return false
+		}
+	}
+	return true
+}
+
 // Format assembles a token string.
 func Format(kind, id, secret string) string {
 	short := "pat"
@@ -80,6 +100,9 @@ type Service struct {
 	// replicas notice within CacheTTL.
 	cacheMu sync.Mutex
 	cache   map[[32]byte]cached
+	// gen counts Forget calls: a verification that read the database before a Forget must
+	// not cache its (possibly revoked) result after it.
+	gen uint64
 }
 
 // CacheTTL is how long a verified token is trusted without asking the database again.
@@ -94,6 +117,7 @@ type cached struct {
 func (s *Service) Forget() {
 	s.cacheMu.Lock()
 	s.cache = map[[32]byte]cached{}
+	s.gen++
 	s.cacheMu.Unlock()
 }
 
@@ -203,6 +227,12 @@ func (s *Service) List(ctx context.Context, c audit.Caller) ([]domain.APIToken, 
 
 // Revoke revokes a token: one's own personal tokens, or any token for admins.
 func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
+	if !ValidID(id) {
+		return errs.NotFound("token not found")
+	}
+	// Forget after the commit too: a request verified between the first Forget and the commit
+	// still saw the token valid.
+	defer s.Forget()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		tk, err := tx.APIToken(ctx, c.P.OrgID, id)
 		if err != nil {
@@ -228,18 +258,25 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*access.Princ
 	now := s.now()
 	s.cacheMu.Lock()
 	c, ok := s.cache[key]
+	gen := s.gen
 	s.cacheMu.Unlock()
 	if ok && now.Before(c.expires) {
 		s.markUsed(c.p.TokenID, now)
 		return c.p, nil
 	}
-	p, err := s.verify(ctx, token)
+	p, expiresAt, err := s.verify(ctx, token)
 	if err == nil {
+		until := now.Add(CacheTTL)
+		if expiresAt != nil && expiresAt.Before(until) {
+			until = *expiresAt // an expiring token stops working when it expires, not up to CacheTTL later
+		}
 		s.cacheMu.Lock()
 		if len(s.cache) > 10000 {
 			s.cache = map[[32]byte]cached{}
 		}
-		s.cache[key] = cached{p: p, expires: now.Add(CacheTTL)}
+		if s.gen == gen {
+			s.cache[key] = cached{p: p, expires: until}
+		}
 		s.cacheMu.Unlock()
 	}
 	return p, err
@@ -251,34 +288,34 @@ func (s *Service) markUsed(id string, at time.Time) {
 	s.mu.Unlock()
 }
 
-// verify checks a token against the database.
-func (s *Service) verify(ctx context.Context, token string) (*access.Principal, error) {
+// verify checks a token against the database and returns its expiry too.
+func (s *Service) verify(ctx context.Context, token string) (*access.Principal, *time.Time, error) {
 	deny := errs.Unauthenticated("invalid or expired API token")
 	id, secret, ok := Parse(token)
 	if !ok {
-		return nil, deny
+		return nil, nil, deny
 	}
 	row, err := s.store.APITokenByTokenID(ctx, id)
 	if errs.KindOf(err) == errs.KindNotFound {
 		// Compare anyway so a missing id costs the same as a wrong secret.
 		subtle.ConstantTimeCompare(Hash(secret), make([]byte, sha256.Size))
-		return nil, deny
+		return nil, nil, deny
 	}
 	if err != nil {
-		return nil, errs.Unavailable(err, "cannot verify the token now")
+		return nil, nil, errs.Unavailable(err, "cannot verify the token now")
 	}
 	if subtle.ConstantTimeCompare(Hash(secret), row.SecretHash) != 1 {
-		return nil, deny
+		return nil, nil, deny
 	}
 	now := s.now()
 	if row.RevokedAt != nil || (row.ExpiresAt != nil && !row.ExpiresAt.After(now)) {
-		return nil, deny
+		return nil, nil, deny
 	}
 	p := &access.Principal{OrgID: row.OrgID, TokenID: row.ID, ProjectID: row.ProjectID, EnvironmentID: row.EnvironmentID}
 	if row.Kind == "personal" {
 		m, err := s.store.MembershipOf(ctx, row.OrgID, row.UserID)
 		if err != nil {
-			return nil, deny // the user left the organization
+			return nil, nil, deny // the user left the organization
 		}
 		p.UserID, p.Role, p.ProjectIDs = row.UserID, m.Role, m.ProjectIDs
 		p.Actor = domain.Actor{Type: "user", ID: m.ID, Name: m.Email}
@@ -287,7 +324,7 @@ func (s *Service) verify(ctx context.Context, token string) (*access.Principal, 
 		p.Actor = domain.Actor{Type: "token", ID: row.ID, Name: row.Name}
 	}
 	s.markUsed(row.ID, now)
-	return p, nil
+	return p, row.ExpiresAt, nil
 }
 
 // Name implements lifecycle.Component.

@@ -72,9 +72,9 @@ add(EP + "/segments", "post", op("Create a segment", "segments", [project, env],
 SP = EP + "/segments/{segment}"
 add(SP, "get", op("Get a segment (member lists inline when small)", "segments", [project, env, seg], ok=R("Segment")))
 add(SP, "put", op("Replace a segment's rules (and member lists when given)", "segments", [project, env, seg, ifmatch], body(R("SegmentInput")), R("Segment"), errs=W))
-add(SP, "delete", op("Delete a segment (refused while flags or segments use it)", "segments", [project, env, seg], okcode="204", errs=W))
-add(SP + "/import", "post", op("Import keys from CSV (key or context_kind,key per line; streamed, up to 1,000,000 keys)", "segments",
-    [project, env, seg, P("list", "included or excluded", {"enum": ["included", "excluded"]}, "query", False), P("context_kind", "Kind for one-column rows (default user)", where="query", req=False), P("mode", "add (default) or replace", {"enum": ["add", "replace"]}, "query", False)],
+add(SP, "delete", op("Delete a segment (refused while flags or segments use it)", "segments", [project, env, seg, ifmatch], okcode="204", errs=W))
+add(SP + "/import", "post", op("Import keys from CSV (key or context_kind,key per line; streamed; at most 1,000,000 keys per import (413) and per segment, included and excluded together (422 naming body))", "segments",
+    [project, env, seg, {**ifmatch, "description": "Segment version the import is based on (the CSV body has no version field), e.g. \"3\"; a newer version answers 409"}, P("list", "included or excluded", {"enum": ["included", "excluded"]}, "query", False), P("context_kind", "Kind for one-column rows (default user)", where="query", req=False), P("mode", "add (default) or replace", {"enum": ["add", "replace"]}, "query", False)],
     body({"type": "string"}, ctype="text/csv"), {"type": "object", "properties": {"imported": {"type": "integer"}, "segment": R("Segment")}}, errs=W + ("413",)))
 
 FL = "/api/v1/projects/{project}/flags"
@@ -90,7 +90,7 @@ add(FL + "/bulk", "post", op("Archive, unarchive, tag, untag or delete many flag
 FP = FL + "/{flag}"
 add(FP, "get", op("Get a flag with its configuration in every environment", "flags", [project, flag], ok=R("FlagDetail")))
 add(FP, "patch", op("Edit a flag definition (key and kind are immutable)", "flags", [project, flag, ifmatch], body(R("FlagUpdate")), R("FlagDetail"), errs=W))
-add(FP, "delete", op("Delete a flag for good", "flags", [project, flag], okcode="204", errs=W))
+add(FP, "delete", op("Delete a flag for good", "flags", [project, flag, ifmatch], okcode="204", errs=W))
 CP = FP + "/environments/{env}"
 add(CP, "get", op("Get a flag's configuration in an environment", "targeting", [project, flag, env], ok=R("FlagEnvironment")))
 add(CP, "put", op("Replace a flag's configuration in an environment", "targeting", [project, flag, env, ifmatch], body(R("FlagConfigInput")), R("FlagEnvironment"), errs=W))

@@ -89,7 +89,11 @@ func (a *API) updateFlag(c *fiber.Ctx) error {
 }
 
 func (a *API) deleteFlag(c *fiber.Ctx) error {
-	if err := a.s.Flags.Delete(c.UserContext(), caller(c), c.Params("project"), c.Params("flag")); err != nil {
+	v, err := version(c, nil)
+	if err != nil {
+		return err
+	}
+	if err := a.s.Flags.Delete(c.UserContext(), caller(c), c.Params("project"), c.Params("flag"), v); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -59,22 +59,32 @@ func (a *API) updateSegment(c *fiber.Ctx) error {
 }
 
 func (a *API) deleteSegment(c *fiber.Ctx) error {
-	if err := a.s.Segments.Delete(c.UserContext(), caller(c), c.Params("project"), c.Params("env"), c.Params("segment")); err != nil {
+	v, err := version(c, nil)
+	if err != nil {
+		return err
+	}
+	if err := a.s.Segments.Delete(c.UserContext(), caller(c), c.Params("project"), c.Params("env"), c.Params("segment"), v); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-// importSegment streams a CSV body (one key, or context_kind,key, per line) into a list.
+// importSegment streams a CSV body (one key, or context_kind,key, per line) into a list. The
+// body has no version field: If-Match carries the segment version the import is based on.
 func (a *API) importSegment(c *fiber.Ctx) error {
+	v, err := version(c, nil)
+	if err != nil {
+		return err
+	}
 	var body io.Reader = c.Context().RequestBodyStream()
 	if body == nil {
 		body = bytes.NewReader(c.Body())
 	}
-	in := segments.ImportInput{List: c.Query("list", "included"), ContextKind: c.Query("context_kind"), Mode: c.Query("mode")}
+	in := segments.ImportInput{List: c.Query("list", "included"), ContextKind: c.Query("context_kind"), Mode: c.Query("mode"), Version: v}
 	res, err := a.s.Segments.Import(c.UserContext(), caller(c), c.Params("project"), c.Params("env"), c.Params("segment"), in, body)
 	if err != nil {
 		return err
 	}
+	setETag(c, res.Segment.Version)
 	return c.JSON(res)
 }

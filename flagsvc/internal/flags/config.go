@@ -228,14 +228,26 @@ func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string,
 	if len(cfg.Prerequisites) == 0 {
 		return nil
 	}
+	// The flags newly required are read locked (FOR SHARE): archiving or deleting one locks it
+	// for update, so either that waits for this change to commit and then sees the new
+	// prerequisite, or this change waits for it and sees the flag archived or gone. Read without
+	// a lock, both could pass their checks and leave this flag requiring a flag that is not live.
+	var added []string
+	for _, pr := range cfg.Prerequisites {
+		if !slices.Contains(before.Prerequisites, pr) {
+			added = append(added, pr.Flag)
+		}
+	}
+	required, err := tx.ShareFlags(ctx, projectID, added)
+	if err != nil {
+		return err
+	}
 	flags, configs, _, err := tx.EnvironmentFlags(ctx, envID)
 	if err != nil {
 		return err
 	}
-	byKey := map[string]int{}
 	edges := map[string][]string{}
 	for i := range flags {
-		byKey[flags[i].Key] = i
 		if flags[i].ID == f.ID || flags[i].Lifecycle == domain.LifecycleArchived {
 			continue
 		}
@@ -249,14 +261,14 @@ func checkReferences(ctx context.Context, tx *store.Tx, projectID, envID string,
 			continue
 		}
 		path := fmt.Sprintf("prerequisites[%d]", i)
-		j, ok := byKey[pr.Flag]
+		req, ok := required[pr.Flag]
 		if !ok {
 			return errs.Invalid(path+".flag", "unknown flag %q", pr.Flag)
 		}
-		if flags[j].Lifecycle == domain.LifecycleArchived {
+		if req.Lifecycle == domain.LifecycleArchived {
 			return errs.Invalid(path+".flag", "flag %q is archived", pr.Flag)
 		}
-		if flags[j].Variation(pr.Variation) == nil {
+		if req.Variation(pr.Variation) == nil {
 			return errs.Invalid(path+".variation", "flag %q has no variation %q", pr.Flag, pr.Variation)
 		}
 	}

@@ -395,20 +395,25 @@ func checkExperiments(ctx context.Context, tx *store.Tx, projectID, flagID strin
 }
 
 // Delete deletes a flag for good (project admins); flags other flags require cannot be deleted.
-func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, flagKey string) error {
+// version (If-Match) is the flag version the deletion is based on; a newer one is a 409, nil
+// skips the check.
+func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, flagKey string, version *int64) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		p, err := loadProject(ctx, tx, c, projectKey, access.DeleteFlag)
 		if err != nil {
 			return err
 		}
-		return s.deleteOne(ctx, tx, c, p.ID, flagKey, nil)
+		return s.deleteOne(ctx, tx, c, p.ID, flagKey, version, nil)
 	})
 }
 
-func (s *Service) deleteOne(ctx context.Context, tx *store.Tx, c audit.Caller, projectID, flagKey string, leaving map[string]bool) error {
+func (s *Service) deleteOne(ctx context.Context, tx *store.Tx, c audit.Caller, projectID, flagKey string, version *int64, leaving map[string]bool) error {
 	f, err := tx.FlagByKey(ctx, projectID, flagKey, "update")
 	if err != nil {
 		return err
+	}
+	if version != nil && *version != f.Version {
+		return errs.Conflict("version", "flag %q was changed since version %d (now %d); reload and retry", flagKey, *version, f.Version)
 	}
 	archived := f
 	archived.Lifecycle = domain.LifecycleArchived
@@ -493,7 +498,7 @@ func (s *Service) Bulk(ctx context.Context, c audit.Caller, projectKey string, i
 			}
 			seen[key] = true
 			if in.Action == "delete" {
-				if err := s.deleteOne(ctx, tx, c, p.ID, key, leaving); err != nil {
+				if err := s.deleteOne(ctx, tx, c, p.ID, key, nil, leaving); err != nil {
 					return bulkErr(i, key, err)
 				}
 				res.Updated = append(res.Updated, key)

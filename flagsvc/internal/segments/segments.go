@@ -27,6 +27,12 @@ const (
 	MaxInlineMembers = 10000
 	// MaxImportKeys is the most keys one CSV import may carry.
 	MaxImportKeys = 1_000_000
+	// MaxSegmentKeys is the most keys a segment may hold, included and excluded together, however
+	// many imports added them. The SDKs' ruleset rules set no segment limit, but every SDK and
+	// relay receives the whole environment's ruleset as one message (the publisher's Kafka batch
+	// and the relay's partition fetch are 64 MiB); a million typical keys (~40 bytes of JSON each)
+	// is about 40 MB. It equals MaxImportKeys so that one full replace import always fits.
+	MaxSegmentKeys = 1_000_000
 	// importBatch is how many keys are buffered before each COPY.
 	importBatch = 50_000
 )
@@ -300,8 +306,8 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, envKey
 		if err != nil {
 			return err
 		}
-		if in.Version != nil && *in.Version != before.Version {
-			return errs.Conflict("version", "segment %q was changed since version %d (now %d); reload and retry", key, *in.Version, before.Version)
+		if err := checkVersion(key, in.Version, before.Version); err != nil {
+			return err
 		}
 		if err := checkGraph(ctx, tx, sc.env.ID, ruleset.Segment{Key: key, Rules: in.Rules}); err != nil {
 			return err
@@ -317,6 +323,15 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, envKey
 		if out, err = s.load(ctx, tx, before.ID); err != nil {
 			return err
 		}
+		if in.Included != nil || in.Excluded != nil {
+			field := "included"
+			if in.Included == nil {
+				field = "excluded"
+			}
+			if err := checkSize(out, field); err != nil {
+				return err
+			}
+		}
 		if err := tx.BumpRuleset(ctx, sc.env.ID); err != nil {
 			return err
 		}
@@ -325,8 +340,9 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, envKey
 	return out, err
 }
 
-// Delete deletes a segment unless a flag or another segment uses it.
-func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, envKey, key string) error {
+// Delete deletes a segment unless a flag or another segment uses it. version (If-Match) is the
+// segment version the deletion is based on; a newer one is a 409, nil skips the check.
+func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, envKey, key string, version *int64) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		sc, err := s.scope(ctx, tx, c, projectKey, envKey, true, false)
 		if err != nil {
@@ -334,6 +350,9 @@ func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, envKey
 		}
 		seg, err := tx.SegmentByKey(ctx, sc.env.ID, key, true)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion(key, version, seg.Version); err != nil {
 			return err
 		}
 		flags, configs, _, err := tx.EnvironmentFlags(ctx, sc.env.ID)
@@ -362,6 +381,26 @@ func (s *Service) Delete(ctx context.Context, c audit.Caller, projectKey, envKey
 		}
 		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "segment.delete", resource(sc, seg), seg, nil, ""))
 	})
+}
+
+// checkSize refuses a change that leaves the segment with more than MaxSegmentKeys keys; field
+// names the input that added them. Keys already present are not counted twice (an import of
+// existing keys adds nothing), so it counts what was written.
+func checkSize(seg domain.Segment, field string) error {
+	if n := seg.IncludedCount + seg.ExcludedCount; n > MaxSegmentKeys {
+		return errs.Invalid(field, "segment %q would hold %d keys; at most %d per segment (included and excluded together)",
+			seg.Key, n, MaxSegmentKeys)
+	}
+	return nil
+}
+
+// checkVersion refuses a change based on a version of the segment other than the current one
+// (nil: the caller did not say, and the change is not checked).
+func checkVersion(key string, expected *int64, current int64) error {
+	if expected != nil && *expected != current {
+		return errs.Conflict("version", "segment %q was changed since version %d (now %d); reload and retry", key, *expected, current)
+	}
+	return nil
 }
 
 func rulesClauses(rules []ruleset.Rule) []ruleset.Clause {
@@ -410,6 +449,9 @@ type ImportInput struct {
 	ContextKind string // default for rows without a kind column
 	// Mode "replace" empties the list first; "add" keeps existing keys.
 	Mode string
+	// Version is the segment version the import is based on (If-Match); a newer one is a 409,
+	// nil skips the check.
+	Version *int64
 }
 
 // ImportResult reports an import.
@@ -445,6 +487,9 @@ func (s *Service) Import(ctx context.Context, c audit.Caller, projectKey, envKey
 		}
 		seg, err := tx.SegmentByKey(ctx, sc.env.ID, key, true)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion(key, in.Version, seg.Version); err != nil {
 			return err
 		}
 		if in.Mode == "replace" {
@@ -508,6 +553,9 @@ func (s *Service) Import(ctx context.Context, c audit.Caller, projectKey, envKey
 			return err
 		}
 		if res.Segment, err = tx.SegmentByID(ctx, seg.ID); err != nil {
+			return err
+		}
+		if err := checkSize(res.Segment, "body"); err != nil {
 			return err
 		}
 		if err := tx.BumpRuleset(ctx, sc.env.ID); err != nil {

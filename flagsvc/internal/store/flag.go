@@ -58,6 +58,30 @@ func (t *Tx) FlagByKey(ctx context.Context, projectID, key string, lock string) 
 	return f, notFound(err, "flag %q not found", key)
 }
 
+// ShareFlags returns a project's flags with the given keys (missing ones are left out) and
+// holds a shared lock on each until commit: a change that comes to depend on them (a new
+// prerequisite) waits for, or is waited for by, one that archives or deletes them (which lock
+// the flag for update), so the later of the two sees what the earlier did.
+func (t *Tx) ShareFlags(ctx context.Context, projectID string, keys []string) (map[string]domain.Flag, error) {
+	if len(keys) == 0 {
+		return map[string]domain.Flag{}, nil
+	}
+	rows, err := t.q().Query(ctx, `SELECT `+flagColumns+` FROM flags f WHERE f.project_id = $1 AND f.key = ANY($2)
+		ORDER BY f.key FOR SHARE`, projectID, keys)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Flag, error) { return scanFlag(r) })
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]domain.Flag, len(flags))
+	for _, f := range flags {
+		out[f.Key] = f
+	}
+	return out, nil
+}
+
 // UpdateFlag saves a flag definition and increments its version.
 func (t *Tx) UpdateFlag(ctx context.Context, f domain.Flag) (domain.Flag, error) {
 	vars, err := json.Marshal(f.Variations)

@@ -67,8 +67,9 @@ test('the results page says which variation wins, by how much, and how sure we a
   const verdictAt = await page.waitForFunction(() => document.querySelector('[data-testid="lead-verdict"]') && performance.now(), null, { timeout: 15_000 });
   const nav = await page.evaluate(() => JSON.parse(JSON.stringify(performance.getEntriesByType('navigation')[0])));
   const lead = page.getByTestId('lead-verdict');
-  const text = await lead.textContent();
-  assert.match(text, /^One-page is better: \+\d+(\.\d+)?% Purchase conversion, 95% CI \+\d+(\.\d+)?% to \+\d+(\.\d+)?%$/);
+  // The variations' display names come with the flag, which may load after the results.
+  const verdictText = /^One-page is better: \+\d+(\.\d+)?% Purchase conversion, 95% CI \+\d+(\.\d+)?% to \+\d+(\.\d+)?%$/;
+  await eventually('the verdict names the variation', async () => verdictText.test(await lead.textContent()), 10_000, 100);
   await page.getByText('Keep running 14 more days for the planned power', { exact: false }).first().waitFor();
   await page.getByText(/Data quality checks passed/).waitFor();
 

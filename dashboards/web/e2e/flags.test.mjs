@@ -181,7 +181,8 @@ test('the other pages render', async () => {
   ]) {
     await page.goto(path);
     await page.getByRole('heading', { name: heading, exact: true }).waitFor();
-    await page.getByRole('status').filter({ hasText: 'Loading' }).waitFor({ state: 'detached' });
+    // Every loading indicator gone (a page may load several lists at once).
+    await page.waitForFunction(() => ![...document.querySelectorAll('[role="status"]')].some((e) => e.textContent.includes('Loading')));
     await shot(page, name);
   }
 });

@@ -232,3 +232,42 @@ func TestSecurityNoPrivilegeEscalation(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoOwnersDemotingEachOtherKeepOne: the last-owner rule holds when two owners are demoted
+// at the same moment; both demotions used to count two owners, commit, and leave none.
+func TestTwoOwnersDemotingEachOtherKeepOne(t *testing.T) {
+	s := newStack(t)
+	var me struct {
+		Actor struct {
+			ID string `json:"id"`
+		} `json:"actor"`
+	}
+	s.must(200, "GET", "/api/v1/me", nil, &me)
+	var second domain.Member
+	s.must(201, "POST", "/api/v1/members", map[string]any{"email": "second-owner@acme.test", "role": "owner"}, &second)
+	waitFor, release := holdAuditInserts(t, s)
+	done := make(chan []int)
+	go func() {
+		done <- concurrently(s, "PATCH", []string{"/api/v1/members/" + second.ID, "/api/v1/members/" + me.Actor.ID},
+			[]any{map[string]any{"role": "admin"}, map[string]any{"role": "admin"}})
+	}()
+	waitFor(2)
+	release()
+	statuses := <-done
+	if !(statuses[0] == 200 && statuses[1] == 412 || statuses[0] == 412 && statuses[1] == 200) {
+		t.Fatalf("statuses %v, want one demotion and one 412 (the last owner)", statuses)
+	}
+	var members struct {
+		Items []domain.Member `json:"items"`
+	}
+	s.must(200, "GET", "/api/v1/members", nil, &members)
+	owners := 0
+	for _, m := range members.Items {
+		if m.Role == domain.RoleOwner {
+			owners++
+		}
+	}
+	if owners != 1 {
+		t.Fatalf("%d owners left, want 1", owners)
+	}
+}

@@ -92,10 +92,12 @@ func (t *Tx) Membership(ctx context.Context, orgID, userID string) (domain.Membe
 	return m, notFound(err, "member not found")
 }
 
-// CountOwners counts an organization's owners.
+// CountOwners counts an organization's owners, locking their memberships until the transaction
+// ends: two owners demoting (or removing) each other at once are counted one after the other,
+// so the organization keeps one.
 func (t *Tx) CountOwners(ctx context.Context, orgID string) (int, error) {
 	var n int
-	err := t.q().QueryRow(ctx, `SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner'`, orgID).Scan(&n)
+	err := t.q().QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM memberships WHERE org_id = $1 AND role = 'owner' FOR UPDATE) o`, orgID).Scan(&n)
 	return n, err
 }
 

@@ -271,3 +271,40 @@ func TestTwoOwnersDemotingEachOtherKeepOne(t *testing.T) {
 		t.Fatalf("%d owners left, want 1", owners)
 	}
 }
+
+// TestAdminsCannotRevokeOwnersTokens: as with members, only owners manage what belongs to
+// owners — an admin revokes a developer's service token, not an owner's personal token or an
+// owner-role service token.
+func TestAdminsCannotRevokeOwnersTokens(t *testing.T) {
+	s := newStack(t)
+	admin := s.serviceToken(domain.RoleAdmin, "", "")
+	s.serviceToken(domain.RoleOwner, "", "")
+	s.serviceToken(domain.RoleDeveloper, "", "")
+	var list struct {
+		Items []domain.APIToken `json:"items"`
+	}
+	s.must(200, "GET", "/api/v1/tokens", nil, &list)
+	var ownerPersonal, ownerService, developer string
+	for _, tk := range list.Items {
+		switch {
+		case tk.Kind == "personal":
+			ownerPersonal = tk.ID
+		case tk.Role == domain.RoleOwner:
+			ownerService = tk.ID
+		case tk.Role == domain.RoleDeveloper:
+			developer = tk.ID
+		}
+	}
+	if ownerPersonal == "" || ownerService == "" || developer == "" {
+		t.Fatalf("tokens: %+v", list.Items)
+	}
+	for _, id := range []string{ownerPersonal, ownerService} {
+		if r := s.req("DELETE", "/api/v1/tokens/"+id, admin, nil); r.Status != 403 {
+			t.Fatalf("an admin revoking an owner's token %s: %d %s", id, r.Status, r.Body)
+		}
+	}
+	if r := s.req("DELETE", "/api/v1/tokens/"+developer, admin, nil); r.Status != 204 {
+		t.Fatalf("an admin revoking a developer's token: %d %s", r.Status, r.Body)
+	}
+	s.must(200, "GET", "/api/v1/me", nil, nil) // the owner's personal token still works
+}

@@ -242,6 +242,21 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 			if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
 				return err
 			}
+			// As with members: only owners manage what belongs to owners (an owner's personal
+			// tokens, owner-role service tokens).
+			role := tk.Role
+			if tk.UserID != "" {
+				m, err := tx.Membership(ctx, c.P.OrgID, tk.UserID)
+				if err != nil && errs.KindOf(err) != errs.KindNotFound {
+					return err
+				}
+				role = m.Role
+			}
+			if role == domain.RoleOwner {
+				if err := c.P.CanGrant(domain.RoleOwner); err != nil {
+					return errs.PermissionDenied("only owners may revoke an owner's token")
+				}
+			}
 		}
 		if err := tx.RevokeAPIToken(ctx, c.P.OrgID, id); err != nil {
 			return err

@@ -52,7 +52,7 @@ func (c Caller) RoleIn(projectID string) string { return c.grant().RoleIn(projec
 // Authorizer verifies tokens and rights against the flag service.
 type Authorizer struct {
 	FlagService *flagsvc.Client
-	// TTL is how long a verified token is trusted without asking again (default 10 s).
+	// TTL is how long a verified token is trusted without asking again (default TokenTTL).
 	TTL time.Duration
 	Now func() time.Time
 
@@ -65,9 +65,17 @@ type cached struct {
 	exp time.Time
 }
 
+// TokenTTL is how long a verified token is trusted: the flag service's own verification cache
+// (2 s), so a revoked token stops working here within about twice that (it was 10 s).
+const TokenTTL = 2 * time.Second
+
+// maxCached bounds the verified tokens kept; past it the expired ones go, and if none has
+// expired, all of them (they are verified again when used).
+const maxCached = 10000
+
 // New returns an authorizer asking fs.
 func New(fs *flagsvc.Client) *Authorizer {
-	return &Authorizer{FlagService: fs, TTL: 10 * time.Second, Now: time.Now, cache: map[[32]byte]cached{}}
+	return &Authorizer{FlagService: fs, TTL: TokenTTL, Now: time.Now, cache: map[[32]byte]cached{}}
 }
 
 // Authenticate resolves a bearer token into a caller (GET /me with it, cached by the token's
@@ -95,11 +103,14 @@ func (a *Authorizer) Authenticate(ctx context.Context, token string) (Caller, er
 		return Caller{}, errs.Unavailable(err, "cannot verify the API token: the flag service is unavailable")
 	}
 	a.mu.Lock()
-	if len(a.cache) > 10000 {
+	if len(a.cache) >= maxCached {
 		for k, c := range a.cache {
 			if now.After(c.exp) {
 				delete(a.cache, k)
 			}
+		}
+		if len(a.cache) >= maxCached {
+			clear(a.cache)
 		}
 	}
 	a.cache[key] = cached{me: me, exp: now.Add(a.TTL)}

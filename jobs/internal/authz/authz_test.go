@@ -40,9 +40,30 @@ func TestTokensAreVerifiedOnceInAWhile(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Fatalf("%d verifications for a burst", calls.Load())
 	}
-	now = now.Add(11 * time.Second)
+	// A token is asked about again once the flag service's own cache (2 s) would have been:
+	// a revocation reaches the jobs service within seconds.
+	now = now.Add(2*time.Second + time.Millisecond)
 	if _, err := a.Authenticate(context.Background(), "good"); err != nil || calls.Load() != 2 {
 		t.Fatalf("after the TTL: %v, %d calls", err, calls.Load())
+	}
+	// The cache stays bounded even when no entry has expired.
+	for i := range maxCached + 10 {
+		a.mu.Lock()
+		a.cache[[32]byte{byte(i), byte(i >> 8), byte(i >> 16)}] = cached{exp: now.Add(time.Hour)}
+		a.mu.Unlock()
+	}
+	if _, err := a.Authenticate(context.Background(), "other-good"); !errors.Is(err, errs.ErrUnauthenticated) {
+		t.Fatalf("an unknown token: %v", err)
+	}
+	now = now.Add(3 * time.Second)
+	if _, err := a.Authenticate(context.Background(), "good"); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	size := len(a.cache)
+	a.mu.Unlock()
+	if size > maxCached {
+		t.Fatalf("%d cached tokens, at most %d", size, maxCached)
 	}
 	if _, err := a.Authenticate(context.Background(), "bad"); !errors.Is(err, errs.ErrUnauthenticated) {
 		t.Fatalf("bad token: %v", err)

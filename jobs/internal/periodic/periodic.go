@@ -79,7 +79,10 @@ func (r *Runner) Name() string { return "periodic jobs" }
 // and resigns every leadership.
 func (r *Runner) Run(ctx context.Context) error {
 	c := cron.New(cron.WithLocation(r.Location))
-	var wg sync.WaitGroup
+	// wg counts running jobs; loops the goroutines that start triggered runs. Both the cron
+	// scheduler and loops call wg.Add, so both are stopped before wg.Wait (an Add racing the
+	// Wait panics: "WaitGroup is reused before previous Wait has returned").
+	var wg, loops sync.WaitGroup
 	for _, j := range r.Jobs {
 		sched, err := Parse(j.Schedule)
 		if err != nil {
@@ -96,6 +99,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.triggered[j.Name] = trigger
 		r.mu.Unlock()
 		start := func(at time.Time) {
+			if ctx.Err() != nil {
+				return // shutting down: no new runs
+			}
 			select {
 			case busy <- struct{}{}:
 			default:
@@ -110,7 +116,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}()
 		}
 		c.Schedule(sched, cron.FuncJob(func() { start(activation(sched, time.Now().In(r.Location))) }))
+		loops.Add(1)
 		go func() {
+			defer loops.Done()
 			for {
 				select {
 				case <-ctx.Done():
@@ -124,6 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done()
+	loops.Wait()
 	wg.Wait()
 	r.mu.Lock()
 	for _, e := range r.electors {

@@ -110,3 +110,42 @@ func TestSlowRunsAreNotStacked(t *testing.T) {
 		t.Fatalf("%d runs at once", maxRunning.Load())
 	}
 }
+
+// TestTriggersDuringShutdown: runs triggered while the runner shuts down neither start after it
+// has returned nor make it panic (a triggered start used to call WaitGroup.Add while Run was
+// in WaitGroup.Wait: "WaitGroup is reused before previous Wait has returned").
+func TestTriggersDuringShutdown(t *testing.T) {
+	for i := 0; i < 300; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var runs atomic.Int64
+		r := New(nil, slog.New(slog.DiscardHandler), nil, Job{Name: "quick", Schedule: "@every 1h", Run: func(context.Context, time.Time) error {
+			runs.Add(1)
+			return nil
+		}})
+		done := make(chan struct{})
+		go func() { _ = r.Run(ctx); close(done) }()
+		testenv.Eventually(t, 5*time.Second, "the trigger to be registered", func() bool { return r.Trigger("quick", time.Now()) })
+		stop := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					r.Trigger("quick", time.Now())
+				}
+			}
+		}()
+		cancel()
+		<-done
+		after := runs.Load()
+		close(stop)
+		// Nothing runs once Run has returned (a run it had started has finished).
+		for j := 0; j < 100; j++ {
+			r.Trigger("quick", time.Now())
+		}
+		if got := runs.Load(); got != after {
+			t.Fatalf("iteration %d: %d runs after Run returned", i, got-after)
+		}
+	}
+}

@@ -21,9 +21,6 @@ const (
 
 // ValidateFlag checks a flag definition (not its per-environment configuration).
 func ValidateFlag(f *Flag) error {
-	if err := CheckNoNUL(f); err != nil {
-		return err
-	}
 	if !ruleset.ValidKey(f.Key) {
 		return errs.Invalid("key", "must be 1-%d characters of letters, digits, '.', '_' or '-', starting with a letter or digit", ruleset.MaxKeyLength)
 	}
@@ -134,9 +131,6 @@ func (c *FlagConfig) Normalize() {
 // ValidateConfig checks a configuration against its flag's variations with the SDKs' rules.
 // References to other flags and segments are checked against the environment by the caller.
 func ValidateConfig(f *Flag, c *FlagConfig) error {
-	if err := CheckNoNUL(c); err != nil {
-		return err
-	}
 	rf := RulesetFlag(f, c, 0)
 	if e := ruleset.ValidateFlag(&rf); len(e) > 0 {
 		return errs.Invalid(e[0].Field, "%s", e[0].Message)
@@ -172,16 +166,4 @@ func (f *Flag) Variation(key string) *ruleset.Variation {
 		}
 	}
 	return nil
-}
-
-// CheckNoNUL returns an Invalid error naming the first string of v (a JSON-encodable value:
-// its field path, for example "targets[0].values[1]") that contains the NUL character, or nil
-// (errs.RefuseNUL). API bodies are checked when decoded; this covers what comes another way
-// (CSV imports, values built by the service).
-func CheckNoNUL(v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil // not JSON: checked elsewhere
-	}
-	return errs.RefuseNUL(raw)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/access"
 	"github.com/switchyard-io/switchyard/flagsvc/internal/audit"
@@ -96,13 +95,6 @@ func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKe
 	}
 	if f.Lifecycle == domain.LifecycleArchived && ch.Change != ChangeKill {
 		return domain.FlagEnvironment{}, errs.PreconditionFailed("lifecycle", "flag %q is archived; unarchive it to change its configuration", f.Key)
-	}
-	if strings.IndexByte(ch.Comment, 0) >= 0 {
-		field := "comment"
-		if ch.Change == ChangeKill {
-			field = "reason"
-		}
-		return domain.FlagEnvironment{}, errs.Invalid(field, "must not contain the NUL character (\\u0000)")
 	}
 	if ch.Version != nil && *ch.Version != version {
 		return domain.FlagEnvironment{}, errs.Conflict("version", "the configuration of %q in %s was changed since version %d (now %d); reload and retry",

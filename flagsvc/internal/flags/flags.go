@@ -231,9 +231,6 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, flagKe
 		if in.Version != nil && *in.Version != before.Version {
 			return errs.Conflict("version", "flag %q was changed since version %d (now %d); reload and retry", flagKey, *in.Version, before.Version)
 		}
-		if strings.IndexByte(in.Comment, 0) >= 0 {
-			return errs.Invalid("comment", "must not contain the NUL character (\\u0000)")
-		}
 		f := before
 		apply(&f, in)
 		if err := domain.ValidateFlag(&f); err != nil {

@@ -99,9 +99,6 @@ func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, proje
 }
 
 func validate(in *Input) error {
-	if err := domain.CheckNoNUL(in); err != nil {
-		return err
-	}
 	if in.Name == "" {
 		in.Name = in.Key
 	}

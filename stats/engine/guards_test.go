@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -206,5 +207,24 @@ func TestPowerEdges(t *testing.T) {
 	}
 	if body, _ := json.Marshal(none); string(body) != `{"power":null,"mde":null}` {
 		t.Errorf("JSON %s", body)
+	}
+}
+
+// TestValidateMetricNamesFieldsWithinTheMetric: one metric is checked as Analyze checks each of
+// a request's, with the field named from the metric (a caller leaves that metric out).
+func TestValidateMetricNamesFieldsWithinTheMetric(t *testing.T) {
+	m := Metric{Key: "revenue", Kind: KindMean, Variants: []VariantSums{{Key: "a", N: 10, Sum: 5, SumSquares: 3}, {Key: "b", N: 10, Sum: 1e200, SumSquares: math.Inf(1)}}}
+	var inv *InvalidError
+	if err := ValidateMetric(m); !errors.As(err, &inv) || inv.Field != "variants[1].sum_squares" {
+		t.Fatalf("ValidateMetric: %v, want an InvalidError naming variants[1].sum_squares", err)
+	}
+	_, err := Analyze(Request{Metrics: []Metric{m}})
+	if !errors.As(err, &inv) || inv.Field != "metrics[0].variants[1].sum_squares" {
+		t.Fatalf("Analyze: %v", err)
+	}
+	m.Variants[1].SumSquares = 4
+	m.Variants[1].Sum = 6
+	if err := ValidateMetric(m); err != nil {
+		t.Fatal(err)
 	}
 }

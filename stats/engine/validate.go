@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // validateRequest checks a request with defaults already applied. Field paths follow the
@@ -102,6 +103,17 @@ func validateSRM(s SRMInput) error {
 		}
 	}
 	return nil
+}
+
+// ValidateMetric checks one metric as [Analyze] checks each of a request's: an invalid one is an
+// *[InvalidError] whose Field is relative to the metric ("variants[1].sum_squares"). Callers
+// analysing many metrics use it to leave one out rather than fail them all.
+func ValidateMetric(m Metric) error {
+	err := validateMetric(m, "")
+	if inv, ok := err.(*InvalidError); ok {
+		inv.Field = strings.TrimPrefix(inv.Field, ".")
+	}
+	return err
 }
 
 // validateMetric checks one metric; path is its JSON path ("metrics[3]"). Paths of

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -638,35 +636,30 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 
 // analyze runs the engine over a group of metrics; a metric the engine rejects as invalid
 // (non-finite sums: a value so large its square overflows) is left out and the rest analysed
-// (and corrected) without it. res is indexed like req.Metrics (nil where rejected); rejected
+// (and corrected) without it. res is indexed like req.Metrics (zero where rejected); rejected
 // says why, by index. err is an invalid request not due to one metric.
 func analyze(req engine.Request) (res []engine.MetricResult, rejected map[int]string, err error) {
 	res, rejected = make([]engine.MetricResult, len(req.Metrics)), map[int]string{}
-	idx := make([]int, len(req.Metrics)) // position in the original request of each metric left
-	for i := range idx {
-		idx[i] = i
-	}
-	req.Metrics = slices.Clone(req.Metrics)
-	for len(req.Metrics) > 0 {
-		out, err := engine.Analyze(req)
+	var valid []engine.Metric
+	var idx []int // position in req.Metrics of each valid metric
+	for i, m := range req.Metrics {
 		var inv *engine.InvalidError
-		if err == nil {
-			for j, m := range out.Metrics {
-				res[idx[j]] = m
-			}
-			return res, rejected, nil
+		if err := engine.ValidateMetric(m); errors.As(err, &inv) {
+			rejected[i] = inv.Field + ": " + inv.Message
+			continue
 		}
-		var j int
-		if !errors.As(err, &inv) {
-			return nil, nil, err
-		}
-		if _, serr := fmt.Sscanf(inv.Field, "metrics[%d]", &j); serr != nil || j < 0 || j >= len(req.Metrics) {
-			return nil, nil, err
-		}
-		field := strings.TrimPrefix(strings.TrimPrefix(inv.Field, fmt.Sprintf("metrics[%d]", j)), ".")
-		rejected[idx[j]] = strings.TrimPrefix(field+": "+inv.Message, ": ")
-		req.Metrics = slices.Delete(req.Metrics, j, j+1)
-		idx = slices.Delete(idx, j, j+1)
+		valid, idx = append(valid, m), append(idx, i)
+	}
+	if len(valid) == 0 {
+		return res, rejected, nil
+	}
+	req.Metrics = valid
+	out, err := engine.Analyze(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	for j, m := range out.Metrics {
+		res[idx[j]] = m
 	}
 	return res, rejected, nil
 }

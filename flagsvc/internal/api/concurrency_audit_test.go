@@ -8,28 +8,6 @@ import (
 	"github.com/switchyard-io/switchyard/flagsvc/internal/segments"
 )
 
-// refusedWith is stack.refused with extra header pairs (If-Match).
-func refusedWith(t *testing.T, s *stack, status int, field, method, path string, body any, headers ...string) {
-	t.Helper()
-	r := s.req(method, path, s.owner, body, headers...)
-	if r.Status != status {
-		t.Fatalf("%s %s %v: status %d, want %d naming %q: %s", method, path, headers, r.Status, status, field, r.Body)
-	}
-	if e := r.errorBody(t); e.Field != field || e.Message == "" {
-		t.Fatalf("%s %s %v: field %q, want %q: %s", method, path, headers, e.Field, field, e.Message)
-	}
-}
-
-// mustWith is stack.must with extra header pairs (If-Match).
-func mustWith(t *testing.T, s *stack, want int, method, path string, body any, headers ...string) response {
-	t.Helper()
-	r := s.req(method, path, s.owner, body, headers...)
-	if r.Status != want {
-		t.Fatalf("%s %s %v: status %d, want %d: %s", method, path, headers, r.Status, want, r.Body)
-	}
-	return r
-}
-
 // TestConcurrencyAuditDeleteFlagHonoursIfMatch: DELETE of a flag with a stale If-Match is
 // refused like a stale PATCH (409 naming version) and deletes nothing; it used to delete the
 // flag whatever the version. A current If-Match, or none, deletes.
@@ -40,12 +18,12 @@ func TestConcurrencyAuditDeleteFlagHonoursIfMatch(t *testing.T) {
 	s.boolFlag(p, "b")
 	flag := "/api/v1/projects/" + p + "/flags/"
 	s.must(200, "PATCH", flag+"a", map[string]any{"description": "now at version 2"}, nil)
-	refusedWith(t, s, 409, "version", "DELETE", flag+"a", nil, "If-Match", `"1"`)
-	refusedWith(t, s, 400, "If-Match", "DELETE", flag+"a", nil, "If-Match", "latest")
+	s.refused(409, "version", "DELETE", flag+"a", nil, "If-Match", `"1"`)
+	s.refused(400, "If-Match", "DELETE", flag+"a", nil, "If-Match", "latest")
 	if etag := s.must(200, "GET", flag+"a", nil, nil).Header.Get("ETag"); etag != `"2"` {
 		t.Fatalf("after refused deletes: ETag %q, want \"2\"", etag)
 	}
-	mustWith(t, s, 204, "DELETE", flag+"a", nil, "If-Match", `W/"2"`)
+	s.must(204, "DELETE", flag+"a", nil, nil, "If-Match", `W/"2"`)
 	s.must(404, "GET", flag+"a", nil, nil)
 	s.must(204, "DELETE", flag+"b", nil, nil) // without If-Match, as before
 }
@@ -58,11 +36,11 @@ func TestConcurrencyAuditDeleteSegmentHonoursIfMatch(t *testing.T) {
 	s.must(201, "POST", segs, map[string]any{"key": "s1"}, nil)
 	s.must(201, "POST", segs, map[string]any{"key": "s2"}, nil)
 	s.must(200, "PUT", segs+"/s1", map[string]any{"name": "now at version 2"}, nil)
-	refusedWith(t, s, 409, "version", "DELETE", segs+"/s1", nil, "If-Match", `"1"`)
+	s.refused(409, "version", "DELETE", segs+"/s1", nil, "If-Match", `"1"`)
 	if etag := s.must(200, "GET", segs+"/s1", nil, nil).Header.Get("ETag"); etag != `"2"` {
 		t.Fatalf("after a refused delete: ETag %q, want \"2\"", etag)
 	}
-	mustWith(t, s, 204, "DELETE", segs+"/s1", nil, "If-Match", `"2"`)
+	s.must(204, "DELETE", segs+"/s1", nil, nil, "If-Match", `"2"`)
 	s.must(404, "GET", segs+"/s1", nil, nil)
 	s.must(204, "DELETE", segs+"/s2", nil, nil)
 }
@@ -75,11 +53,11 @@ func TestConcurrencyAuditImportHonoursIfMatch(t *testing.T) {
 	p := s.project("shop")
 	segs := "/api/v1/projects/" + p + "/environments/development/segments"
 	s.must(201, "POST", segs, map[string]any{"key": "s1"}, nil)
-	r := mustWith(t, s, 200, "POST", segs+"/s1/import", "alice\nbob\n", "If-Match", `"1"`)
+	r := s.must(200, "POST", segs+"/s1/import", "alice\nbob\n", nil, "If-Match", `"1"`)
 	if etag := r.Header.Get("ETag"); etag != `"2"` {
 		t.Fatalf("import: ETag %q, want \"2\"", etag)
 	}
-	refusedWith(t, s, 409, "version", "POST", segs+"/s1/import?mode=replace", "carol\n", "If-Match", `"1"`)
+	s.refused(409, "version", "POST", segs+"/s1/import?mode=replace", "carol\n", "If-Match", `"1"`)
 	var got domain.Segment
 	s.must(200, "GET", segs+"/s1", nil, &got)
 	if got.Version != 2 || got.IncludedCount != 2 {
@@ -105,8 +83,7 @@ func TestConcurrencyAuditArchiveRacesNewPrerequisite(t *testing.T) {
 	waitFor(1)
 	required := make(chan response)
 	go func() {
-		required <- s.req("PUT", configPath(p, "a", "development"), s.owner, map[string]any{
-			"prerequisites": []any{map[string]any{"flag": "b", "variation": "on"}}, "fallthrough": map[string]any{"variation": "on"}})
+		required <- s.req("PUT", configPath(p, "a", "development"), s.owner, requires("b"))
 	}()
 	waitFor(2)
 	release()
@@ -131,8 +108,7 @@ func TestConcurrencyAuditDeleteRacesNewPrerequisite(t *testing.T) {
 	waitFor, release := holdAuditInserts(t, s)
 	required := make(chan int)
 	go func() {
-		required <- s.req("PUT", configPath(p, "a", "development"), s.owner, map[string]any{
-			"prerequisites": []any{map[string]any{"flag": "b", "variation": "on"}}, "fallthrough": map[string]any{"variation": "on"}}).Status
+		required <- s.req("PUT", configPath(p, "a", "development"), s.owner, requires("b")).Status
 	}()
 	waitFor(1)
 	deleted := make(chan response)

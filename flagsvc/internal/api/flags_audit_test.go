@@ -128,9 +128,6 @@ func TestFlagsAuditConcurrentPrerequisitesFormNoCycle(t *testing.T) {
 	p := s.project("shop")
 	s.boolFlag(p, "a")
 	s.boolFlag(p, "b")
-	requires := func(flag string) map[string]any {
-		return map[string]any{"prerequisites": []any{map[string]any{"flag": flag, "variation": "on"}}, "fallthrough": map[string]any{"variation": "on"}}
-	}
 	waitFor, release := holdAuditInserts(t, s)
 	done := make(chan []int)
 	go func() {
@@ -153,9 +150,6 @@ func TestFlagsAuditBulkArchiveFlagsRequiringEachOther(t *testing.T) {
 	p := s.project("shop")
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		s.boolFlag(p, k)
-	}
-	requires := func(flag string) map[string]any {
-		return map[string]any{"prerequisites": []any{map[string]any{"flag": flag, "variation": "on"}}, "fallthrough": map[string]any{"variation": "on"}}
 	}
 	s.must(200, "PUT", configPath(p, "b", "production"), requires("a"), nil)
 	s.must(200, "PUT", configPath(p, "d", "staging"), requires("c"), nil)

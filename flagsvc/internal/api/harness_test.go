@@ -162,11 +162,12 @@ func (s *stack) req(method, path, token string, body any, headers ...string) res
 }
 
 // must sends a request as the owner and fails the test unless the status is want.
-func (s *stack) must(want int, method, path string, body any, out any) response {
+// Extra header pairs (If-Match) may follow out.
+func (s *stack) must(want int, method, path string, body any, out any, headers ...string) response {
 	s.t.Helper()
-	r := s.req(method, path, s.owner, body)
+	r := s.req(method, path, s.owner, body, headers...)
 	if r.Status != want {
-		s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+		s.t.Fatalf("%s %s %v: status %d, want %d: %s", method, path, headers, r.Status, want, r.Body)
 	}
 	if out != nil {
 		r.decode(s.t, out)
@@ -174,19 +175,24 @@ func (s *stack) must(want int, method, path string, body any, out any) response 
 	return r
 }
 
-// refused sends a request as the owner and fails the test unless it gets status with an error
-// naming field; it returns the error.
-func (s *stack) refused(status int, field, method, path string, body any) httpapi.ErrorDetail {
+// refused sends a request as the owner (with extra header pairs, such as If-Match) and fails
+// the test unless it gets status with an error naming field and saying why; it returns the error.
+func (s *stack) refused(status int, field, method, path string, body any, headers ...string) httpapi.ErrorDetail {
 	s.t.Helper()
-	r := s.req(method, path, s.owner, body)
+	r := s.req(method, path, s.owner, body, headers...)
 	if r.Status != status {
-		s.t.Fatalf("%s %s: status %d, want %d naming %q: %s", method, path, r.Status, status, field, r.Body)
+		s.t.Fatalf("%s %s %v: status %d, want %d naming %q: %s", method, path, headers, r.Status, status, field, r.Body)
 	}
 	e := r.errorBody(s.t)
-	if e.Field != field {
-		s.t.Fatalf("%s %s: field %q, want %q: %s", method, path, e.Field, field, e.Message)
+	if e.Field != field || e.Message == "" {
+		s.t.Fatalf("%s %s %v: field %q, want %q: %s", method, path, headers, e.Field, field, e.Message)
 	}
 	return e
+}
+
+// requires is a configuration that serves "on" and requires flag's "on" variation.
+func requires(flag string) map[string]any {
+	return map[string]any{"prerequisites": []any{map[string]any{"flag": flag, "variation": "on"}}, "fallthrough": map[string]any{"variation": "on"}}
 }
 
 // project creates a project (with the default environments) and returns its key.

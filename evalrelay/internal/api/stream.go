@@ -42,6 +42,9 @@ func (a *API) stream(c *fiber.Ctx) error {
 	c.Context().Hijack(func(conn net.Conn) {
 		// Subscribed here, where the stream starts, so a connection fasthttp fails before
 		// handing it over leaves no subscription behind.
+		if beforeSubscribe != nil {
+			beforeSubscribe()
+		}
 		sub := store.Subscribe(env.EnvID)
 		defer store.Unsubscribe(sub)
 		first := store.Get(env.EnvID)
@@ -51,6 +54,12 @@ func (a *API) stream(c *fiber.Ctx) error {
 		m.streams.Inc()
 		defer m.streams.Dec()
 		w := newEventWriter(conn, head, chunked)
+		if !store.Valid(key) {
+			// Revoked, or the environment deleted, since the key was authenticated (before the
+			// subscription, so no end or wake-up came): end at once, sending nothing.
+			_ = w.end()
+			return
+		}
 		sent := first.Version
 		if w.event(putPrefix, first.JSON) != nil {
 			return
@@ -92,6 +101,9 @@ func (a *API) stream(c *fiber.Ctx) error {
 	})
 	return nil
 }
+
+// beforeSubscribe, when set (by tests), runs when a stream starts, before it subscribes.
+var beforeSubscribe func()
 
 // streamWriteTimeout bounds one write to a stream: a client that has not read for this long
 // (its socket buffers full) is disconnected. Other streams never wait for it.
@@ -145,10 +157,17 @@ func (w *eventWriter) event(prefix, data []byte) error {
 // end ends a chunked body, so the client sees the stream end cleanly (closing the connection
 // ends the other kind).
 func (w *eventWriter) end() error {
-	if !w.chunked {
+	var b net.Buffers
+	if w.head != nil { // ended before its first event: the response head still goes out
+		b, w.head = append(b, w.head), nil
+	}
+	if w.chunked {
+		b = append(b, lastChunk)
+	}
+	if len(b) == 0 {
 		return nil
 	}
-	return w.write(net.Buffers{lastChunk})
+	return w.write(b)
 }
 
 func (w *eventWriter) write(b net.Buffers) error {

@@ -5,9 +5,12 @@
 package feed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,9 +102,12 @@ func (f *Feed) Run(ctx context.Context) error {
 				f.log.Debug("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		// Within a fetch only the newest record of each environment matters: skipping the older
-		// ones makes catching up with a long (not yet compacted) topic cheap.
-		// If the newest is malformed, the one before it is tried, and so on.
+		// Within a fetch only the newest version of each environment matters: skipping the
+		// others makes catching up with a long (not yet compacted) topic cheap. The newest
+		// version is not always the last record — a lagging publisher can write an older version
+		// after a newer one — so the records are tried from the highest version down (the
+		// lower ones are stale, as they would be read one at a time), and one that is
+		// malformed gives way to the next. A tombstone deletes what came before it.
 		var order []string
 		byKey := map[string][]*kgo.Record{}
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -118,14 +124,40 @@ func (f *Feed) Run(ctx context.Context) error {
 			f.posMu.Unlock()
 		})
 		for _, k := range order {
-			recs := byKey[k]
-			for i := len(recs) - 1; i >= 0; i-- {
-				if !errors.Is(f.apply(recs[i]), rulesets.ErrMalformed) {
+			tombstone, live := newestFirst(byKey[k])
+			if tombstone != nil {
+				_ = f.apply(tombstone)
+			}
+			for _, r := range live {
+				if !errors.Is(f.apply(r), rulesets.ErrMalformed) {
 					break
 				}
 			}
 		}
 	}
+}
+
+// newestFirst splits one environment's records of a fetch (in offset order) into the last
+// tombstone, if any, and the records after it from the highest version down (the later first
+// among equal versions; those whose version cannot be read last).
+func newestFirst(recs []*kgo.Record) (tombstone *kgo.Record, live []*kgo.Record) {
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Value == nil {
+			tombstone, recs = recs[i], recs[i+1:]
+			break
+		}
+	}
+	live = make([]*kgo.Record, len(recs))
+	versions := make(map[*kgo.Record]int64, len(recs))
+	for i, r := range recs {
+		live[len(recs)-1-i] = r
+		versions[r] = math.MinInt64
+		if v, ok := rulesets.PeekVersion(r.Value); ok {
+			versions[r] = v
+		}
+	}
+	slices.SortStableFunc(live, func(a, b *kgo.Record) int { return cmp.Compare(versions[b], versions[a]) })
+	return tombstone, live
 }
 
 func (f *Feed) apply(r *kgo.Record) error {

@@ -90,6 +90,10 @@ type Store struct {
 	dirtyMu sync.Mutex
 	dirty   map[string]*Entry
 	wake    chan struct{}
+	// fileMu orders a file's write after the check that its entry is still served, against
+	// its removal: a deletion arriving during a write must not leave the file behind (a
+	// restart without Kafka would serve the deleted environment's keys again).
+	fileMu sync.Mutex
 }
 
 // New returns an empty store persisting to dir (empty: no persistence).
@@ -200,7 +204,7 @@ func (s *Store) Apply(envID string, raw []byte) (*Entry, error) {
 		s.remove(envID)
 		return nil, nil
 	}
-	if v, ok := peekVersion(raw); ok {
+	if v, ok := PeekVersion(raw); ok {
 		if cur := s.Get(envID); cur != nil && v <= cur.Version {
 			return nil, fmt.Errorf("%w: have %d, got %d", ErrStale, cur.Version, v)
 		}
@@ -267,10 +271,17 @@ func (s *Store) Flush() error {
 	s.dirtyMu.Unlock()
 	var first error
 	for id, e := range dirty {
+		s.fileMu.Lock()
 		if s.Get(id) != e {
+			s.fileMu.Unlock()
 			continue // replaced or deleted meanwhile; the newer one is (or was) queued
 		}
-		if err := writeFileAtomic(filepath.Join(s.dir, id+".json"), e.JSON); err != nil {
+		if beforeWrite != nil {
+			beforeWrite(id)
+		}
+		err := writeFileAtomic(filepath.Join(s.dir, id+".json"), e.JSON)
+		s.fileMu.Unlock()
+		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("%w: %v", ErrPersist, err)
 			}
@@ -283,6 +294,10 @@ func (s *Store) Flush() error {
 	}
 	return first
 }
+
+// beforeWrite, when set (by tests), runs between a flush's check that a ruleset is still
+// served and its write.
+var beforeWrite func(envID string)
 
 // FlushPace is the least time between two flushes of changed rulesets to disk.
 var FlushPace = 200 * time.Millisecond
@@ -342,7 +357,9 @@ func (s *Store) remove(envID string) {
 		s.dirtyMu.Lock()
 		delete(s.dirty, envID)
 		s.dirtyMu.Unlock()
+		s.fileMu.Lock() // after the snapshot without it: a flush from now on skips it
 		_ = os.Remove(filepath.Join(s.dir, envID+".json"))
+		s.fileMu.Unlock()
 	}
 	for sub := range s.subs[envID] {
 		sub.end()
@@ -434,18 +451,27 @@ func (s *Store) LoadDisk() (int, error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return 0, err
 	}
+	// Temporary files are what a crash (or a full disk) left between writing and renaming:
+	// never served, and removed so they do not pile up.
+	temps, _ := filepath.Glob(filepath.Join(s.dir, tempPattern))
+	for _, f := range temps {
+		_ = os.Remove(f)
+	}
 	files, err := filepath.Glob(filepath.Join(s.dir, "*.json"))
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
 		envID := strings.TrimSuffix(filepath.Base(f), ".json")
-		info, _ := os.Stat(f)
 		e, err := Build(envID, raw, info.ModTime())
 		if err != nil {
 			continue // a corrupt file is skipped; Kafka will bring the environment back
@@ -457,8 +483,11 @@ func (s *Store) LoadDisk() (int, error) {
 	return n, nil
 }
 
+// tempPattern names the temporary files rulesets are written to before being renamed.
+const tempPattern = ".ruleset-*"
+
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ruleset-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPattern)
 	if err != nil {
 		return err
 	}
@@ -477,9 +506,9 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// peekVersion reads the top-level "version" without decoding the rest of the document (the
+// PeekVersion reads the top-level "version" without decoding the rest of the document (the
 // flag service writes it near the start), so outdated records are skipped cheaply.
-func peekVersion(raw []byte) (int64, bool) {
+func PeekVersion(raw []byte) (int64, bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return 0, false

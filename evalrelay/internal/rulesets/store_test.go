@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -171,5 +172,42 @@ func TestSlowSubscriberOnlyGetsTheNewest(t *testing.T) {
 	case <-fast.Done():
 	default:
 		t.Fatal("deleting the environment must end its streams")
+	}
+}
+
+// TestDeletionDuringAFlushRemovesTheFile: a tombstone that arrives while the persister writes
+// the environment's ruleset leaves no file behind, so a restart without Kafka does not serve
+// the deleted environment again.
+func TestDeletionDuringAFlushRemovesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	s := New(dir)
+	if _, err := s.Apply("env1", relaytest.JSON(relaytest.Ruleset("env1", 1, true))); err != nil {
+		t.Fatal(err)
+	}
+	removed := make(chan struct{})
+	beforeWrite = func(string) {
+		go func() {
+			_, _ = s.Apply("env1", nil)
+			close(removed)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Get("env1") != nil { // the deletion has swapped the snapshot
+			if time.Now().After(deadline) {
+				t.Error("the deletion did not happen")
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	defer func() { beforeWrite = nil }()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	<-removed
+	if _, err := os.Stat(filepath.Join(dir, "env1.json")); !os.IsNotExist(err) {
+		t.Fatalf("the deleted environment's file is on disk: %v", err)
+	}
+	if n, _ := New(dir).LoadDisk(); n != 0 {
+		t.Fatalf("a restart loads %d rulesets", n)
 	}
 }

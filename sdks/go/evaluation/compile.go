@@ -905,8 +905,10 @@ func (r *Ruleset) PatchedFlags(old *Ruleset) (keys []string, ok bool) {
 }
 
 // ChangedFlags returns, sorted, the keys of the flags whose configuration differs between old and
-// r: added, removed, a new flag version, a change of kind or well-formedness, or a new version of a
-// segment the flag uses. A nil old ruleset means every flag is new.
+// r: added, removed, a new flag version, a change of kind or well-formedness, a new version of a
+// segment the flag uses, or a change of any of these to one of its prerequisites, directly or
+// through other prerequisites (its value can change with them). A nil old ruleset means every
+// flag is new.
 func (r *Ruleset) ChangedFlags(old *Ruleset) []string {
 	if keys, ok := r.PatchedFlags(old); ok {
 		return keys
@@ -934,6 +936,53 @@ func (r *Ruleset) ChangedFlags(old *Ruleset) []string {
 			}
 		}
 	}
+	out = withDependents(out, old, r)
 	slices.Sort(out)
 	return out
+}
+
+// withDependents adds to changed every flag of old or r that names a changed flag as a
+// prerequisite, transitively. (A patch that touches a prerequisite is compiled whole, so
+// PatchedFlags never needs this.)
+func withDependents(changed []string, old, r *Ruleset) []string {
+	if (old == nil || old.prerequisites == nil) && (r == nil || r.prerequisites == nil) {
+		return changed
+	}
+	in := make(map[string]bool, len(changed))
+	for _, k := range changed {
+		in[k] = true
+	}
+	dependsOnChanged := func(rs *Ruleset, k string) bool {
+		if rs == nil {
+			return false
+		}
+		f := rs.flag(k)
+		if f == nil {
+			return false
+		}
+		for _, p := range f.prereqs {
+			if in[p.key] {
+				return true
+			}
+		}
+		return false
+	}
+	// Prerequisite chains are short; repeat until no flag is added (cycles end too: a flag is
+	// added once).
+	for grew := true; grew; {
+		grew = false
+		for _, rs := range []*Ruleset{old, r} {
+			if rs == nil {
+				continue
+			}
+			for _, k := range rs.keys {
+				if !in[k] && (dependsOnChanged(old, k) || dependsOnChanged(r, k)) {
+					in[k] = true
+					changed = append(changed, k)
+					grew = true
+				}
+			}
+		}
+	}
+	return changed
 }

@@ -290,7 +290,13 @@ func TestChangedFlags(t *testing.T) {
 			}
 			return fl
 		}
-		flags := []ruleset.Flag{f("plain", flagVersion), f("stable", 1), f("uses-segment", 1, seg)}
+		// Flags whose prerequisites change can serve other values: they change with them.
+		prereq := func(fl ruleset.Flag, on string) ruleset.Flag {
+			fl.Prerequisites, fl.OffVariation = []ruleset.Prerequisite{{Flag: on, Variation: "treatment"}}, "control"
+			return fl
+		}
+		flags := []ruleset.Flag{f("plain", flagVersion), f("stable", 1), f("uses-segment", 1, seg),
+			prereq(f("gated", 1), "plain"), prereq(f("gated-twice", 1), "gated"), prereq(f("gated-by-segment", 1), "uses-segment")}
 		if extra {
 			flags = append(flags, f("extra", 1))
 		}
@@ -310,8 +316,8 @@ func TestChangedFlags(t *testing.T) {
 		want []string
 	}{
 		{"nothing", doc(1, 1, false), nil},
-		{"flag version", doc(2, 1, false), []string{"plain"}},
-		{"nested segment version", doc(1, 2, false), []string{"uses-segment"}},
+		{"flag version", doc(2, 1, false), []string{"gated", "gated-twice", "plain"}},
+		{"nested segment version", doc(1, 2, false), []string{"gated-by-segment", "uses-segment"}},
 		{"flag added", doc(1, 1, true), []string{"extra"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,7 +329,7 @@ func TestChangedFlags(t *testing.T) {
 	if got := base.ChangedFlags(doc(1, 1, true)); !slices.Equal(got, []string{"extra"}) {
 		t.Errorf("removed flag: %v", got)
 	}
-	if got := base.ChangedFlags(nil); len(got) != 3 {
+	if got := base.ChangedFlags(nil); len(got) != 6 {
 		t.Errorf("from nil: %v", got)
 	}
 }

@@ -454,15 +454,20 @@ func (c *Client) Close() error {
 func (c *Client) update(rs *evaluation.Ruleset, stale bool) {
 	c.mu.Lock()
 	cur := c.ruleset.Load()
+	before := statusKeyOf(c.status)
 	c.status.Stale = stale
 	c.status.State = StateValid
 	c.status.LastError = nil
 	if cur != nil && cur.Environment().ID == rs.Environment().ID && rs.Version() <= cur.Version() {
+		changed := statusKeyOf(c.status) != before
 		c.mu.Unlock()
 		if rs.Version() < cur.Version() {
 			c.log.Warn("ignoring an older ruleset", "version", rs.Version(), "serving", cur.Version())
 		}
 		c.initOnce.Do(func() { close(c.initDone) })
+		if changed {
+			c.listeners.notify() // a recovery: status listeners hear of it
+		}
 		return
 	}
 	c.ruleset.Store(rs)
@@ -479,11 +484,16 @@ func (c *Client) update(rs *evaluation.Ruleset, stale bool) {
 // interrupted records a recoverable data source error.
 func (c *Client) interrupted(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	before := statusKeyOf(c.status)
 	if c.status.State != StateInitializing {
 		c.status.State = StateInterrupted
 	}
 	c.status.LastError = err
+	changed := statusKeyOf(c.status) != before
+	c.mu.Unlock()
+	if changed {
+		c.listeners.notify()
+	}
 }
 
 // fail records a permanent data source error and releases initialization waiters.
@@ -494,4 +504,5 @@ func (c *Client) fail(err error) {
 	c.status.LastError = err
 	c.mu.Unlock()
 	c.initOnce.Do(func() { close(c.initDone) })
+	c.listeners.notify()
 }

@@ -183,6 +183,7 @@ func TestConfigValidation(t *testing.T) {
 		{"streaming backoff", switchyard.Config{SDKKey: "k", DataSource: switchyard.Streaming{InitialBackoff: time.Second, MaxBackoff: time.Millisecond}}},
 		{"polling interval", switchyard.Config{SDKKey: "k", DataSource: switchyard.Polling{Interval: -time.Second}}},
 		{"test data sending events without a key", switchyard.Config{DataSource: switchyard.NewTestData(), EventsURL: "http://localhost:1"}},
+		{"offline without Path or Data", switchyard.Config{DataSource: switchyard.Offline{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Logger = quiet

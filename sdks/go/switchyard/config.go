@@ -156,7 +156,12 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	needsKey := true
 	switch ds := c.DataSource.(type) {
-	case Offline, *TestData:
+	case Offline:
+		if ds.Path == "" && ds.Data == nil {
+			return invalid("Offline.Path", "Offline needs Path or Data")
+		}
+		needsKey = c.EventsURL != "" && !c.Events.Disabled
+	case *TestData:
 		needsKey = c.EventsURL != "" && !c.Events.Disabled
 	case Streaming:
 		if err := ds.validate(); err != nil {

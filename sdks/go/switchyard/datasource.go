@@ -121,19 +121,17 @@ type Offline struct {
 }
 
 func (o Offline) run(ctx context.Context, env *sourceEnv) error {
-	data := o.Data
+	data, from := o.Data, "Offline.Data"
 	if data == nil {
-		if o.Path == "" {
-			return fmt.Errorf("%w: Offline needs Path or Data", ErrInvalidConfig)
-		}
 		var err error
 		if data, err = os.ReadFile(o.Path); err != nil {
 			return fmt.Errorf("switchyard: offline ruleset: %w", err)
 		}
+		from = o.Path
 	}
 	rs, err := evaluation.CompileJSON(data)
 	if err != nil {
-		return fmt.Errorf("switchyard: offline ruleset: %w", err)
+		return fmt.Errorf("switchyard: offline ruleset %s: %w", from, err)
 	}
 	env.client.update(rs, false)
 	<-ctx.Done()
@@ -236,10 +234,15 @@ func (p *poller) poll(ctx context.Context, env *sourceEnv, timeout time.Duration
 // markCurrent records that the relay confirmed the served ruleset (a 304).
 func (c *Client) markCurrent(stale bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	before := statusKeyOf(c.status)
 	c.status.Stale = stale
 	if c.ruleset.Load() != nil {
 		c.status.State = StateValid
 		c.status.LastError = nil
+	}
+	changed := statusKeyOf(c.status) != before
+	c.mu.Unlock()
+	if changed {
+		c.listeners.notify()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,6 +287,17 @@ func TestOffline(t *testing.T) {
 		if c.Bool(alice, "f", false) {
 			t.Error("served a value without a ruleset")
 		}
+	})
+	t.Run("malformed file", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.json")
+		if err := os.WriteFile(bad, []byte(`{"schema_version":1,"flags":[`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := switchyard.New(switchyard.Config{Logger: quiet, DataSource: switchyard.Offline{Path: bad}})
+		if !errors.Is(err, evaluation.ErrMalformedRuleset) || !strings.Contains(err.Error(), bad) || c == nil {
+			t.Fatalf("New = %v, %v; want a client and ErrMalformedRuleset naming the file", c, err)
+		}
+		c.Close()
 	})
 	t.Run("unsupported document", func(t *testing.T) {
 		c, err := switchyard.New(switchyard.Config{Logger: quiet, DataSource: switchyard.Offline{Data: []byte(`{"schema_version":9,"flags":[],"segments":[]}`)}})

@@ -20,7 +20,7 @@ type FlagChange struct {
 }
 
 // OnChange registers fn to be called for every flag whose value for ctx changes with a ruleset
-// update (a new flag configuration, a segment change, the first ruleset, a flag added or
+// update (a new flag configuration, a segment or prerequisite change, the first ruleset, a flag added or
 // removed). Calls come from one goroutine, in order, never from the evaluation path; a slow
 // listener delays other listeners, not evaluations, and updates that pile up meanwhile are
 // coalesced. The returned function removes the listener.
@@ -42,12 +42,33 @@ func (c *Client) OnUpdate(fn func(Update)) (remove func()) {
 	return c.listeners.add(Context{}, nil, fn)
 }
 
+// OnStatusChange registers fn to be called when the data source's state (Status.State) or the
+// relay's staleness (Status.Stale) changes: the connection is lost (StateInterrupted), recovers
+// (StateValid), or stops for good (StateOff, e.g. a revoked key). Calls come from the same
+// goroutine as OnChange's, in order; changes that come and go while a listener runs may be
+// coalesced, but the last call always reports the current state. The returned function removes
+// the listener.
+func (c *Client) OnStatusChange(fn func(Status)) (remove func()) {
+	return c.listeners.addStatus(fn)
+}
+
 type listener struct {
-	update func(Update) // set for OnUpdate listeners, fn for OnChange ones
+	update func(Update) // set for OnUpdate listeners, fn for OnChange ones, status for OnStatusChange ones
 	ctx    Context
 	fn     func(FlagChange)
 	last   *evaluation.Ruleset // the ruleset this listener was last notified for
+
+	status    func(Status)
+	lastState statusKey // what this status listener was last told (or saw when added)
 }
+
+// statusKey is what a status listener is notified of when it changes.
+type statusKey struct {
+	state State
+	stale bool
+}
+
+func statusKeyOf(s Status) statusKey { return statusKey{s.State, s.Stale} }
 
 type listeners struct {
 	c       *Client
@@ -62,6 +83,18 @@ func newListeners(c *Client) *listeners {
 
 func (ls *listeners) add(ctx Context, fn func(FlagChange), update func(Update)) func() {
 	l := &listener{ctx: ctx, fn: fn, update: update, last: ls.c.ruleset.Load()}
+	ls.mu.Lock()
+	ls.set[l] = struct{}{}
+	ls.mu.Unlock()
+	return func() {
+		ls.mu.Lock()
+		delete(ls.set, l)
+		ls.mu.Unlock()
+	}
+}
+
+func (ls *listeners) addStatus(fn func(Status)) func() {
+	l := &listener{status: fn, lastState: statusKeyOf(ls.c.Status())}
 	ls.mu.Lock()
 	ls.set[l] = struct{}{}
 	ls.mu.Unlock()
@@ -87,15 +120,21 @@ func (ls *listeners) run(ctx context.Context) {
 		case <-ls.pending:
 		}
 		cur := ls.c.ruleset.Load()
+		st := ls.c.Status()
 		ls.mu.Lock()
 		var todo []*listener
 		for l := range ls.set {
-			if l.last != cur {
+			if (l.status == nil && l.last != cur) || (l.status != nil && l.lastState != statusKeyOf(st)) {
 				todo = append(todo, l)
 			}
 		}
 		ls.mu.Unlock()
 		for _, l := range todo {
+			if l.status != nil {
+				ls.safely("status listener", func() { l.status(st) })
+				l.lastState = statusKeyOf(st)
+				continue
+			}
 			if l.update != nil {
 				if changed := cur.ChangedFlags(l.last); len(changed) > 0 {
 					ls.safely("update listener", func() { l.update(Update{Version: cur.Version(), ChangedFlags: changed}) })

@@ -90,22 +90,23 @@ func (td *TestData) setValue(key string, kind ruleset.FlagKind, raw, unused json
 
 // SetFlag installs a complete flag configuration (targets, rules, rollouts, prerequisites): tests
 // of targeting logic use it. A flag that does not validate evaluates to PARSE_ERROR, as it would
-// from a relay. A zero Version is replaced by the TestData's next ruleset version, so every Set
-// counts as a configuration change.
+// from a relay. A zero Version, or one not above the version of the flag it replaces, is replaced
+// by a higher one, so every Set counts as a configuration change (OnUpdate, OpenFeature's
+// configuration-changed event), as a flag edit does on the flag service.
 func (td *TestData) SetFlag(f ruleset.Flag) {
 	td.mu.Lock()
-	if f.Version == 0 {
-		f.Version = td.version + 1
+	if prev, ok := td.flags[f.Key]; f.Version == 0 || (ok && f.Version <= prev.Version) {
+		f.Version = max(td.version, prev.Version) + 1
 	}
 	td.flags[f.Key] = f
 	td.publishLocked()
 }
 
-// SetSegment installs a segment for segment_match clauses.
+// SetSegment installs a segment for segment_match clauses; its Version is replaced as SetFlag's.
 func (td *TestData) SetSegment(s ruleset.Segment) {
 	td.mu.Lock()
-	if s.Version == 0 {
-		s.Version = td.version + 1
+	if prev, ok := td.segments[s.Key]; s.Version == 0 || (ok && s.Version <= prev.Version) {
+		s.Version = max(td.version, prev.Version) + 1
 	}
 	td.segments[s.Key] = s
 	td.publishLocked()

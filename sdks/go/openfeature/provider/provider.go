@@ -44,8 +44,11 @@ type Provider struct {
 
 	mu           sync.Mutex
 	removeUpdate func()
+	removeStatus func()
 	// state: initializing until Init returns, then ready or failed; a failed provider turns
-	// ready (a PROVIDER_READY event) with the first ruleset that arrives after.
+	// ready (a PROVIDER_READY event) with the first ruleset that arrives after. A ready provider
+	// turns stale while the client's connection to the relay is lost (or the relay serves stale
+	// data) and ready again when it recovers; fatal when the relay rejects the key for good.
 	state atomic.Int32
 }
 
@@ -53,6 +56,8 @@ const (
 	stateInitializing int32 = iota
 	stateReady
 	stateFailed
+	stateStale
+	stateFatal
 )
 
 // Option configures a Provider.
@@ -88,6 +93,7 @@ func (p *Provider) Init(openfeature.EvaluationContext) error {
 	p.mu.Lock()
 	if p.removeUpdate == nil {
 		p.removeUpdate = p.client.OnUpdate(p.forward)
+		p.removeStatus = p.client.OnStatusChange(p.statusChanged)
 	}
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), p.initTimeout)
@@ -103,6 +109,7 @@ func (p *Provider) Init(openfeature.EvaluationContext) error {
 		p.send(openfeature.ProviderReady, "first ruleset received", nil, 0)
 	}
 	if errors.Is(err, switchyard.ErrUnauthorized) {
+		p.state.Store(stateFatal)
 		return &openfeature.ProviderInitError{ErrorCode: openfeature.ProviderFatalCode, Message: err.Error()}
 	}
 	return err
@@ -116,15 +123,51 @@ func (p *Provider) forward(u switchyard.Update) {
 		if p.state.CompareAndSwap(stateFailed, stateReady) {
 			p.send(openfeature.ProviderReady, "first ruleset received", u.ChangedFlags, u.Version)
 		}
-	default:
+	case stateStale:
+		// OpenFeature takes a configuration change for READY: say again that data is stale.
+		p.send(openfeature.ProviderConfigChange, "ruleset updated", u.ChangedFlags, u.Version)
+		p.send(openfeature.ProviderStale, "the relay serves stale data", nil, u.Version)
+	case stateReady:
 		p.send(openfeature.ProviderConfigChange, "ruleset updated", u.ChangedFlags, u.Version)
 	}
 }
 
+// statusChanged turns the client's data source state into provider state events: STALE while the
+// connection is lost or the relay serves stale data (the last ruleset is still served), READY
+// when it recovers, FATAL (an ERROR event with PROVIDER_FATAL) when the key is rejected for good.
+// It runs on the client's listener goroutine, in order with forward.
+func (p *Provider) statusChanged(st switchyard.Status) {
+	msg := "relay connection lost"
+	if st.LastError != nil {
+		msg += ": " + st.LastError.Error()
+	}
+	switch {
+	case st.State == switchyard.StateOff && errors.Is(st.LastError, switchyard.ErrUnauthorized):
+		if p.state.Load() != stateInitializing && p.state.Swap(stateFatal) != stateFatal {
+			p.sendEvent(openfeature.Event{ProviderName: Name, EventType: openfeature.ProviderError,
+				ProviderEventDetails: openfeature.ProviderEventDetails{Message: st.LastError.Error(), ErrorCode: openfeature.ProviderFatalCode}})
+		}
+	case st.State == switchyard.StateInterrupted || (st.State == switchyard.StateValid && st.Stale):
+		if st.State == switchyard.StateValid {
+			msg = "the relay serves stale data"
+		}
+		if p.state.CompareAndSwap(stateReady, stateStale) {
+			p.send(openfeature.ProviderStale, msg, nil, st.RulesetVersion)
+		}
+	case st.State == switchyard.StateValid:
+		if p.state.CompareAndSwap(stateStale, stateReady) || p.state.CompareAndSwap(stateFailed, stateReady) {
+			p.send(openfeature.ProviderReady, "relay connection current", nil, st.RulesetVersion)
+		}
+	}
+}
+
 func (p *Provider) send(t openfeature.EventType, msg string, flags []string, version int64) {
-	ev := openfeature.Event{ProviderName: Name, EventType: t,
+	p.sendEvent(openfeature.Event{ProviderName: Name, EventType: t,
 		ProviderEventDetails: openfeature.ProviderEventDetails{Message: msg, FlagChanges: flags,
-			EventMetadata: map[string]any{"version": version}}}
+			EventMetadata: map[string]any{"version": version}}})
+}
+
+func (p *Provider) sendEvent(ev openfeature.Event) {
 	select {
 	case p.events <- ev:
 	default: // OpenFeature is not draining events: drop rather than block the SDK
@@ -136,7 +179,8 @@ func (p *Provider) Shutdown() {
 	p.mu.Lock()
 	if p.removeUpdate != nil {
 		p.removeUpdate()
-		p.removeUpdate = nil
+		p.removeStatus()
+		p.removeUpdate, p.removeStatus = nil, nil
 	}
 	p.mu.Unlock()
 	if p.closeClient {

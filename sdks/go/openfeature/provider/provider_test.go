@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -298,5 +299,29 @@ func TestTrackThroughOpenFeature(t *testing.T) {
 	}
 	if props, _ := events[0]["properties"].(map[string]any); props["currency"] != "EUR" {
 		t.Errorf("properties = %v", events[0]["properties"])
+	}
+}
+
+// TestConfigurationChangeNamesDependentFlags: "gated" has "checkout" as its prerequisite, so a
+// change of "checkout" can change its value: the event must name it too.
+func TestConfigurationChangeNamesDependentFlags(t *testing.T) {
+	of, td, _ := setup(t)
+	changed := make(chan openfeature.EventDetails, 10)
+	handler := func(d openfeature.EventDetails) { changed <- d }
+	of.AddHandler(openfeature.ProviderConfigChange, &handler)
+	td.SetFlag(ruleset.Flag{Key: "checkout", Kind: ruleset.KindBoolean, On: true, Variations: variations("true", "false"), Fallthrough: ruleset.Serve{Variation: "v0"}})
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case d := <-changed:
+			if slices.Contains(d.FlagChanges, "checkout") {
+				if !slices.Contains(d.FlagChanges, "gated") {
+					t.Errorf("flag changes %v do not name gated, whose prerequisite changed", d.FlagChanges)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no PROVIDER_CONFIGURATION_CHANGED event for checkout")
+		}
 	}
 }

@@ -313,7 +313,7 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 		FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key = ` + a.add(m.EventKey) +
 			` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)`
 		if !to.IsZero() {
-			events += ` AND timestamp < toDateTime(` + a.add(to.Unix()) + `)`
+			events += beforeSQL(to, a)
 		}
 		events += daysSQL(from, to, a)
 		filters, err := filterSQL(m.Filters, a)
@@ -404,7 +404,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (st
 		}
 	}
 	q += ` FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key IN (` + placeholders(keyList, a) + `)
-		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `) AND timestamp < toDateTime(` + a.add(to.Unix()) + `)` + daysSQL(from, to, a) + x.slice() + `
+		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + beforeSQL(to, a) + daysSQL(from, to, a) + x.slice() + `
 		GROUP BY context_kind, context_key, event_key, event_id) USING (context_kind, context_key)
 		GROUP BY context_kind, context_key)
 		ARRAY JOIN arrayFilter(t -> tupleElement(t, 2) > 0, [` + strings.Join(tuples, ", ") + `]) AS p`
@@ -419,11 +419,29 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (st
 func daysSQL(from, to time.Time, a *args) string {
 	q := ` AND toDate(timestamp) >= toDate(toDateTime(` + a.add(from.Unix()) + `))`
 	if !to.IsZero() {
-		// timestamp < to holds whole seconds: its day is at most the day of the second before to
-		// (a day read [d, d+1) would otherwise take the whole of d+1 too).
-		q += ` AND toDate(timestamp) <= toDate(toDateTime(` + a.add(to.Unix()-1) + `))`
+		// timestamp < ceil(to) holds whole seconds: its day is at most the day of the second
+		// before (a day read [d, d+1) would otherwise take the whole of d+1 too).
+		q += ` AND toDate(timestamp) <= toDate(toDateTime(` + a.add(ceilSecond(to)-1) + `))`
 	}
 	return q
+}
+
+// beforeSQL bounds a read of tracks to events before to, to the millisecond. The units are
+// those first exposed before to in milliseconds (first_ms < to), and a read ending at a stop
+// time or a refresh's clock (not a whole second) must keep their events of that last second:
+// timestamp (whole seconds, which the index sorts by) is bounded by to rounded up, and
+// timestamp_ms by to itself.
+func beforeSQL(to time.Time, a *args) string {
+	return ` AND timestamp < toDateTime(` + a.add(ceilSecond(to)) + `) AND timestamp_ms < ` + a.add(uint64(to.UnixMilli()))
+}
+
+// ceilSecond is t in unix seconds, rounded up.
+func ceilSecond(t time.Time) int64 {
+	s := t.Unix()
+	if t.After(time.Unix(s, 0)) {
+		s++
+	}
+	return s
 }
 
 // shortRawSpan is the longest stretch of raw events whose join puts the events, not the units,

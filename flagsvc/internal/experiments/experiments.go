@@ -325,6 +325,12 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, key st
 		if started {
 			// Sending a field back unchanged is not an edit (clients PATCH what they read).
 			if field := designChange(&before, &x); field != "" {
+				if field == "control" || field == "variations" || field == "context_kind" {
+					// The split assigned the units so far: changing it would mix units assigned
+					// under two splits in one analysis (and the sample-ratio check would compare
+					// them with a split most of them were not assigned under).
+					return errs.PreconditionFailed(field, "cannot change %s once the experiment has started: units assigned before and after the change would be analysed together; to change the split, stop and conclude this experiment and start a new experiment", field)
+				}
 				return errs.PreconditionFailed(field, "cannot change %s once the experiment has started", field)
 			}
 		}
@@ -411,7 +417,9 @@ func (s *Service) Start(ctx context.Context, c audit.Caller, projectKey, key str
 			return err
 		}
 		if x.Status != domain.ExperimentDraft {
-			return errs.PreconditionFailed("status", "experiment %q is %s; only drafts start", key, x.Status)
+			// A stopped experiment does not restart: its results are frozen at its stop, and a
+			// second run under its key and salt would merge the two runs' units.
+			return errs.PreconditionFailed("status", "experiment %q is %s; only drafts start: to run it again, start a new experiment (its own key and salt)", key, x.Status)
 		}
 		if err := validate(&x, &sc.flag); err != nil {
 			return err

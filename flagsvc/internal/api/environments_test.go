@@ -274,3 +274,29 @@ func TestAuditFiltersAndExport(t *testing.T) {
 		t.Fatal("the audit log accepted a DELETE")
 	}
 }
+
+// TestProjectPatchKeepsWhatItLeavesOut: PATCH of a project changes only the fields it sends (it
+// replaced the whole project: a rename wiped the description, and a description alone was 422).
+func TestProjectPatchKeepsWhatItLeavesOut(t *testing.T) {
+	s := newStack(t)
+	s.must(201, "POST", "/api/v1/projects", map[string]any{"key": "shop", "name": "Shop", "description": "the web shop"}, nil)
+	var p environments.ProjectDetail
+	s.must(200, "PATCH", "/api/v1/projects/shop", map[string]any{"name": "Shop EU"}, &p)
+	if p.Name != "Shop EU" || p.Description != "the web shop" {
+		t.Fatalf("renamed: name %q, description %q; want the description kept", p.Name, p.Description)
+	}
+	s.must(200, "PATCH", "/api/v1/projects/shop", map[string]any{"description": "EU web shop"}, &p)
+	if p.Name != "Shop EU" || p.Description != "EU web shop" {
+		t.Fatalf("described: name %q, description %q; want the name kept", p.Name, p.Description)
+	}
+	s.must(200, "GET", "/api/v1/projects/shop", nil, &p)
+	if p.Name != "Shop EU" || p.Description != "EU web shop" {
+		t.Fatalf("stored: name %q, description %q", p.Name, p.Description)
+	}
+	if r := s.req("PATCH", "/api/v1/projects/shop", s.owner, map[string]any{"name": " "}); r.Status != 422 || r.errorBody(t).Field != "name" {
+		t.Fatalf("a blank name: %d, want 422 naming name", r.Status)
+	}
+	if r := s.req("PATCH", "/api/v1/projects/shop", s.owner, map[string]any{"key": "other"}); r.Status != 422 || r.errorBody(t).Field != "key" {
+		t.Fatalf("a new key: %d, want 422 naming key", r.Status)
+	}
+}

@@ -42,7 +42,7 @@ func (a *API) getProject(c *fiber.Ctx) error {
 }
 
 func (a *API) updateProject(c *fiber.Ctx) error {
-	var in environments.ProjectInput
+	var in environments.ProjectPatch
 	if err := httpapi.DecodeJSON(c, &in); err != nil {
 		return err
 	}

@@ -28,6 +28,13 @@ type ProjectInput struct {
 	Description string `json:"description"`
 }
 
+// ProjectPatch edits a project: what it leaves out keeps its value.
+type ProjectPatch struct {
+	Key         string  `json:"key"`
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+}
+
 // ProjectDetail is a project with its environments.
 type ProjectDetail struct {
 	domain.Project
@@ -119,7 +126,7 @@ func (s *Service) GetProject(ctx context.Context, c audit.Caller, key string) (P
 }
 
 // UpdateProject edits a project's name and description.
-func (s *Service) UpdateProject(ctx context.Context, c audit.Caller, key string, in ProjectInput) (domain.Project, error) {
+func (s *Service) UpdateProject(ctx context.Context, c audit.Caller, key string, in ProjectPatch) (domain.Project, error) {
 	var out domain.Project
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		p, err := project(ctx, tx, c, key, access.ManageProject)
@@ -130,7 +137,12 @@ func (s *Service) UpdateProject(ctx context.Context, c audit.Caller, key string,
 			return errs.Invalid("key", "project keys cannot change")
 		}
 		next := p
-		next.Name, next.Description = in.Name, in.Description
+		if in.Name != nil {
+			next.Name = *in.Name
+		}
+		if in.Description != nil {
+			next.Description = *in.Description
+		}
 		if err := domain.ValidateProject(&next); err != nil {
 			return err
 		}

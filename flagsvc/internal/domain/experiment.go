@@ -12,11 +12,24 @@ import (
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 )
 
-// Duration is a time.Duration written in JSON as a Go duration string ("168h", "0s").
+// Duration is a time.Duration written in JSON as a Go duration string without zero trailing
+// units ("168h", "1h30m", "90s", "0s"), as users write them.
 type Duration time.Duration
 
 // MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// String is time.Duration's form without zero trailing minutes and seconds ("168h0m0s" → "168h").
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (d *Duration) UnmarshalJSON(b []byte) error {

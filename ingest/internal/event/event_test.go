@@ -127,6 +127,18 @@ func TestNormalizeClampsAndMerges(t *testing.T) {
 	if !reflect.DeepEqual(s.Counters, want) {
 		t.Fatalf("counters %+v, want %+v", s.Counters, want)
 	}
+	// A window that ends in the bound but starts before it starts at the bound, as does a
+	// shifted window longer than the bound: window_start is a partition key.
+	lo := now - DefaultSkew.Past.Milliseconds()
+	for _, w := range []Event{
+		{Type: TypeSummary, Timestamp: now, Start: now - 400*24*3600*1000, End: now - 1000},
+		{Type: TypeSummary, Timestamp: now, Start: 1, End: now + 24*3600*1000},
+	} {
+		Normalize(&w, now, 0, DefaultSkew)
+		if !w.Clamped || w.Start != lo || w.End > now {
+			t.Fatalf("window starting before the skew bound kept: start %d (bound %d), end %d, clamped %v", w.Start, lo, w.End, w.Clamped)
+		}
+	}
 }
 
 func TestRecordRoundTrip(t *testing.T) {

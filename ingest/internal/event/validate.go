@@ -229,7 +229,10 @@ func checkStr(field, s string, max int, required bool) *Reject {
 // Normalize shifts e's times by offset (the batch's ClockOffset; ClientTimestamp keeps the
 // time as sent), then clamps them into the skew bound around now (ms since the epoch): an
 // event time outside it becomes now and Clamped is set; a summary window outside it is shifted
-// to end at now, keeping its length. It also merges a summary's duplicate counters (same flag,
+// to end at now, keeping its length, and a window starting before the bound starts at the bound
+// (Clamped too): window_start is a partition key, and windows starting in any month of the past
+// would make one writer batch span more monthly partitions than ClickHouse takes in one INSERT
+// (max_partitions_per_insert_block, 100 by default on current releases). It also merges a summary's duplicate counters (same flag,
 // variation and version), so that one summary holds one row per counter key.
 func Normalize(e *Event, now, offset int64, skew Skew) {
 	lo, hi := now-skew.Past.Milliseconds(), now+skew.Future.Milliseconds()
@@ -250,9 +253,10 @@ func Normalize(e *Event, now, offset int64, skew Skew) {
 	if e.End < lo || e.End > hi {
 		d := e.End - e.Start
 		e.End, e.Start = now, now-d
-		if e.Start <= 0 {
-			e.Start = 1
-		}
+		e.Clamped = true
+	}
+	if e.Start < lo {
+		e.Start = max(lo, 1)
 		e.Clamped = true
 	}
 	if len(e.Counters) > 1 {

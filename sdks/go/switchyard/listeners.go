@@ -82,19 +82,15 @@ func newListeners(c *Client) *listeners {
 }
 
 func (ls *listeners) add(ctx Context, fn func(FlagChange), update func(Update)) func() {
-	l := &listener{ctx: ctx, fn: fn, update: update, last: ls.c.ruleset.Load()}
-	ls.mu.Lock()
-	ls.set[l] = struct{}{}
-	ls.mu.Unlock()
-	return func() {
-		ls.mu.Lock()
-		delete(ls.set, l)
-		ls.mu.Unlock()
-	}
+	return ls.register(&listener{ctx: ctx, fn: fn, update: update, last: ls.c.ruleset.Load()})
 }
 
 func (ls *listeners) addStatus(fn func(Status)) func() {
-	l := &listener{status: fn, lastState: statusKeyOf(ls.c.Status())}
+	return ls.register(&listener{status: fn, lastState: statusKeyOf(ls.c.Status())})
+}
+
+// register adds l and returns the function that removes it.
+func (ls *listeners) register(l *listener) func() {
 	ls.mu.Lock()
 	ls.set[l] = struct{}{}
 	ls.mu.Unlock()

@@ -81,7 +81,8 @@ func Seed(ctx context.Context, cfg Config, out io.Writer) error {
 			continue
 		}
 		for env, cfgBody := range f.configs {
-			if _, err := c.call(ctx, "PUT", p+"/flags/"+f.def["key"].(string)+"/environments/"+env, cfgBody, nil); err != nil {
+			// The flag was just created: a 409 here is a refused configuration, not "exists".
+			if _, err := c.Do(ctx, "PUT", p+"/flags/"+f.def["key"].(string)+"/environments/"+env, cfgBody, nil); err != nil {
 				return err
 			}
 		}
@@ -219,8 +220,7 @@ var flags = []seedFlag{
 		configs: map[string]map[string]any{
 			"development": {"on": true, "off_variation": "off", "fallthrough": map[string]any{"variation": "on"}},
 			"staging": {"on": true, "off_variation": "off", "fallthrough": map[string]any{"rollout": map[string]any{
-				"variations":     []any{map[string]any{"variation": "on", "weight": 50000}, map[string]any{"variation": "off", "weight": 50000}},
-				"experiment_key": "checkout-redesign"}}},
+				"variations": []any{map[string]any{"variation": "on", "weight": 50000}, map[string]any{"variation": "off", "weight": 50000}}}}},
 			"production": {"on": false, "off_variation": "off", "fallthrough": map[string]any{"variation": "off"},
 				"targets": []any{map[string]any{"context_kind": "user", "variation": "on", "values": []string{"alice", "bob"}}}},
 		},
@@ -239,7 +239,7 @@ var flags = []seedFlag{
 			"variations": []any{v("control", "bm25"), v("semantic", "semantic-v2")}},
 		configs: map[string]map[string]any{
 			"production": {"on": true, "off_variation": "control", "fallthrough": map[string]any{"rollout": map[string]any{
-				"salt": "search-ranking-exp-1", "experiment_key": "semantic-search",
+				"salt":       "search-ranking-exp-1",
 				"variations": []any{map[string]any{"variation": "control", "weight": 50000}, map[string]any{"variation": "semantic", "weight": 50000}}}}},
 		},
 	},

@@ -108,6 +108,11 @@ func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKe
 	if err := domain.ValidateConfig(&f, &next); err != nil {
 		return domain.FlagEnvironment{}, err
 	}
+	if guardsExperimentRollouts(ch.Change) {
+		if err := checkExperimentRollouts(ctx, tx, p.ID, e.ID, f.ID, &before, &next); err != nil {
+			return domain.FlagEnvironment{}, err
+		}
+	}
 	if addsReferences(&before, &next) {
 		// The checks below read other flags and segments: two changes each adding an edge
 		// (a -> b, b -> a), or one adding a reference to a segment another deletes, would both

@@ -156,6 +156,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, o Options) (*Service
 			Group:          cfg.WriterGroup,
 			InstanceID:     cfg.WriterInstanceID,
 			BatchRows:      cfg.WriterBatchRows,
+			BatchBytes:     cfg.WriterBatchBytes,
 			FlushInterval:  cfg.WriterFlushInterval,
 			SessionTimeout: cfg.WriterSessionTimeout,
 			DrainTimeout:   cfg.ShutdownTimeout / 2,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/ingest/internal/event"
 	chstore "github.com/switchyard-io/switchyard/ingest/internal/store/clickhouse"
+	"github.com/switchyard-io/switchyard/ingest/internal/writer"
 	"github.com/switchyard-io/switchyard/platform/config"
 	"github.com/switchyard-io/switchyard/platform/kafka"
 	"github.com/switchyard-io/switchyard/platform/logging"
@@ -53,6 +54,7 @@ type Config struct {
 	WriterGroup          string
 	WriterInstanceID     string
 	WriterBatchRows      int
+	WriterBatchBytes     int
 	WriterFlushInterval  time.Duration
 	WriterSessionTimeout time.Duration
 
@@ -93,6 +95,7 @@ func Default() Config {
 		CORSOrigin:           "*",
 		WriterGroup:          "switchyard-ingest-writer",
 		WriterBatchRows:      50000,
+		WriterBatchBytes:     writer.DefaultBatchBytes,
 		WriterFlushInterval:  time.Second,
 		WriterSessionTimeout: 10 * time.Second,
 		ShutdownTimeout:      20 * time.Second,
@@ -132,6 +135,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WriterGroup, "writer-group", c.WriterGroup, "consumer group of the ClickHouse writers")
 	fs.StringVar(&c.WriterInstanceID, "writer-instance-id", c.WriterInstanceID, "static group membership id (optional; e.g. the pod name)")
 	fs.IntVar(&c.WriterBatchRows, "writer-batch-rows", c.WriterBatchRows, "rows per ClickHouse insert")
+	fs.IntVar(&c.WriterBatchBytes, "writer-batch-bytes", c.WriterBatchBytes, "bytes of Kafka records per ClickHouse insert (bounds the writer's memory)")
 	fs.DurationVar(&c.WriterFlushInterval, "writer-flush-interval", c.WriterFlushInterval, "longest a row waits before its batch is inserted")
 	fs.DurationVar(&c.WriterSessionTimeout, "writer-session-timeout", c.WriterSessionTimeout, "consumer group session timeout")
 	fs.StringVar(&c.QueryToken, "query-token", c.QueryToken, "bearer token of the usage and export API (empty disables it)")
@@ -184,6 +188,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("writer-group", "required")
 	case c.WriterBatchRows < 1:
 		return config.Invalid("writer-batch-rows", "must be at least 1")
+	case c.WriterBatchBytes < 1<<20:
+		return config.Invalid("writer-batch-bytes", "must be at least 1 MiB (one event can be 512 KiB)")
 	case c.WriterFlushInterval < 10*time.Millisecond:
 		return config.Invalid("writer-flush-interval", "must be at least 10ms")
 	case c.WriterSessionTimeout < 6*time.Second:

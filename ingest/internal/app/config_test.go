@@ -15,7 +15,8 @@ func TestConfig(t *testing.T) {
 		bad  string // flag named in the error; "" = valid
 	}{
 		{"defaults", nil, nil, ""},
-		{"env overrides", nil, map[string]string{"SWITCHYARD_CLICKHOUSE_ADDR": "ch:9000", "SWITCHYARD_WRITER": "false"}, ""},
+		{"env overrides", nil, map[string]string{"SWITCHYARD_CLICKHOUSE_ADDR": "ch:9000", "SWITCHYARD_WRITER": "false", "SWITCHYARD_WRITER_BATCH_BYTES": "8388608"}, ""},
+		{"tiny batch bytes", []string{"-writer-batch-bytes", "1000"}, nil, "writer-batch-bytes"},
 		{"no component", []string{"-collector=false", "-writer=false"}, nil, "collector"},
 		{"bad database", []string{"-clickhouse-database", "x; DROP"}, nil, "clickhouse-database"},
 		{"bad codec", []string{"-kafka-compression", "brotli"}, nil, "kafka-compression"},
@@ -35,6 +36,9 @@ func TestConfig(t *testing.T) {
 				}
 				if v, ok := tc.env["SWITCHYARD_CLICKHOUSE_ADDR"]; ok && cfg.ClickHouseAddr != v {
 					t.Fatalf("env not applied: %s", cfg.ClickHouseAddr)
+				}
+				if _, ok := tc.env["SWITCHYARD_WRITER_BATCH_BYTES"]; ok && cfg.WriterBatchBytes != 8<<20 {
+					t.Fatalf("env not applied: writer batch bytes %d", cfg.WriterBatchBytes)
 				}
 				return
 			}

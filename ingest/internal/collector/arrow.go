@@ -229,20 +229,21 @@ func (c *arrowCols) row(i int, e *event.Event, props *fastjson.Parser) *event.Re
 		}
 	case event.TypeSummary:
 		e.Start, e.End = ival(c.start, i), ival(c.end, i)
-		if c.counters != nil && !c.counters.IsNull(i) {
-			from, to := c.counters.ValueOffsets(i)
-			if to-from > event.MaxCounters {
-				return &event.Reject{Reason: event.ReasonTooManyCounters, Field: "counters", Message: fmt.Sprintf("%d counters, at most %d", to-from, event.MaxCounters)}
-			}
-			e.Counters = make([]event.Counter, 0, to-from)
-			for j := int(from); j < int(to); j++ {
-				e.Counters = append(e.Counters, event.Counter{
-					FlagKey:      clone(sval(c.cFlag, j)),
-					VariationKey: clone(sval(c.cVariation, j)),
-					FlagVersion:  ival(c.cVersion, j),
-					Count:        ival(c.cCount, j),
-				})
-			}
+		if c.counters == nil || c.counters.IsNull(i) {
+			return event.MissingCounters()
+		}
+		from, to := c.counters.ValueOffsets(i)
+		if to-from > event.MaxCounters {
+			return &event.Reject{Reason: event.ReasonTooManyCounters, Field: "counters", Message: fmt.Sprintf("%d counters, at most %d", to-from, event.MaxCounters)}
+		}
+		e.Counters = make([]event.Counter, 0, to-from)
+		for j := int(from); j < int(to); j++ {
+			e.Counters = append(e.Counters, event.Counter{
+				FlagKey:      clone(sval(c.cFlag, j)),
+				VariationKey: clone(sval(c.cVariation, j)),
+				FlagVersion:  ival(c.cVersion, j),
+				Count:        ival(c.cCount, j),
+			})
 		}
 	}
 	return nil

@@ -462,27 +462,30 @@ func (b *batch) add(e *event.Event, rej *event.Reject, raw func() []byte, skew e
 		// A rejected event can be bigger than Kafka takes in one record (1 MiB by default): in
 		// full it would fail the whole batch with a 503 that the SDK retries forever. Its dead
 		// letter keeps the start of it.
-		v := raw()
-		size := len(v)
-		if size > MaxDeadLetterValue {
-			v = v[:MaxDeadLetterValue]
-		}
+		v, h := CutDeadLetter(raw(), DLQHeaders(rej, b.env, "collector", b.now))
 		b.arena = append(b.arena, v...)
 		rec.Topic = dlqTopicMarker
 		rec.Key = b.arena[start:keyEnd:keyEnd]
 		rec.Value = b.arena[keyEnd:len(b.arena):len(b.arena)]
-		rec.Headers = DLQHeaders(rej, b.env, "collector", b.now)
-		if size > MaxDeadLetterValue {
-			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "truncated_from", Value: []byte(strconv.Itoa(size))})
-		}
+		rec.Headers = h
 	}
 	b.records = append(b.records, rec)
 }
 
-// MaxDeadLetterValue bounds the value of a collector dead letter: a rejected event larger than
-// this is cut to its first MaxDeadLetterValue bytes (header truncated_from: its full size), so
-// that its record stays under Kafka's message size limit.
+// MaxDeadLetterValue bounds the value of a dead letter (the collector's and the writer's): a
+// value larger than this is cut to its first MaxDeadLetterValue bytes (header truncated_from:
+// its full size), so that its record stays under Kafka's message size limit.
 const MaxDeadLetterValue = event.MaxEncodedEventLen
+
+// CutDeadLetter returns the value v of a dead letter cut to MaxDeadLetterValue bytes and its
+// headers h, with a truncated_from header holding len(v) added when v was cut. The value
+// returned aliases v.
+func CutDeadLetter(v []byte, h []kgo.RecordHeader) ([]byte, []kgo.RecordHeader) {
+	if len(v) <= MaxDeadLetterValue {
+		return v, h
+	}
+	return v[:MaxDeadLetterValue], append(h, kgo.RecordHeader{Key: "truncated_from", Value: []byte(strconv.Itoa(len(v)))})
+}
 
 // dlqTopicMarker marks a dead-letter record until produce sets the real topic name.
 const dlqTopicMarker = "\x00dlq"

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/ingest/internal/event"
@@ -196,4 +200,89 @@ func TestArrowBatch(t *testing.T) {
 	if err := event.DecodeRecord(p.records[0].Value, &rec); err != nil || !rec.HasValue || rec.Value != 2.5 || len(rec.Properties) != 1 {
 		t.Fatalf("record %+v: %v", rec, err)
 	}
+}
+
+// TestSummaryWithoutCountersRejected: a summary without counters (required by
+// events.schema.json) is rejected and dead-lettered naming the field, in JSON and in Arrow,
+// instead of being accepted with nothing to store. An empty array is valid (a window without
+// evaluations); a zero count is not.
+func TestSummaryWithoutCountersRejected(t *testing.T) {
+	now := time.Now().UnixMilli()
+	summary := func(counters ...any) map[string]any {
+		s := map[string]any{"event_id": "0192f0c1-8a2b-7c3d-9e4f-0a1b2c3d4e5f", "type": "summary", "timestamp": now, "start": now - 1000, "end": now}
+		if len(counters) > 0 {
+			s["counters"] = counters[0]
+		}
+		return s
+	}
+	b, _ := json.Marshal([]any{
+		summary(),
+		summary(nil),
+		summary([]any{}),
+		summary([]any{map[string]any{"flag_key": "f", "variation_key": "on", "count": 0}}),
+	})
+	p := &fakeProducer{}
+	res, err := newTest(p, nil).Ingest(context.Background(), serverKey, b, FormatJSON, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 1 || res.Rejected[event.ReasonMissingField] != 2 || res.Rejected[event.ReasonInvalidValue] != 1 {
+		t.Fatalf("result %+v, want 1 accepted (empty counters), 2 missing_field, 1 invalid_value", res)
+	}
+	wantFields := []string{"counters", "counters", "", "counters.count"}
+	if len(p.records) != len(wantFields) {
+		t.Fatalf("%d records, want %d", len(p.records), len(wantFields))
+	}
+	for i, r := range p.records {
+		if got := header(r, "field"); (r.Topic == "dlq") != (wantFields[i] != "") || got != wantFields[i] {
+			t.Fatalf("record %d: topic %q field %q, want field %q (dead letter iff a field is expected)", i, r.Topic, got, wantFields[i])
+		}
+	}
+
+	// Arrow: a stream without a counters column, and the Go SDK's writer with no counters (an
+	// empty list).
+	var buf bytes.Buffer
+	sc := arrow.NewSchema([]arrow.Field{{Name: "event_id", Type: arrow.BinaryTypes.String}, {Name: "type", Type: arrow.BinaryTypes.String},
+		{Name: "timestamp", Type: arrow.PrimitiveTypes.Int64}, {Name: "start", Type: arrow.PrimitiveTypes.Int64}, {Name: "end", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer rb.Release()
+	rb.Field(0).(*array.StringBuilder).Append("0192f0c1-8a2b-7c3d-9e4f-0a1b2c3d4e5f")
+	rb.Field(1).(*array.StringBuilder).Append("summary")
+	for _, f := range []int{2, 3, 4} {
+		rb.Field(f).(*array.Int64Builder).Append(now)
+	}
+	rec := rb.NewRecordBatch()
+	defer rec.Release()
+	wr := ipc.NewWriter(&buf, ipc.WithSchema(sc))
+	if err := wr.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := wr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = &fakeProducer{}
+	res, err = newTest(p, nil).Ingest(context.Background(), serverKey, buf.Bytes(), FormatArrow, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 0 || res.Rejected[event.ReasonMissingField] != 1 || header(p.records[0], "field") != "counters" {
+		t.Fatalf("arrow summary without counters column: result %+v, field %q", res, header(p.records[0], "field"))
+	}
+	buf.Reset()
+	if err := eventsarrow.WriteStream(&buf, []eventsarrow.Event{{ID: [16]byte{1}, Type: "summary", Timestamp: now, Start: now - 1000, End: now}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, err = newTest(&fakeProducer{}, nil).Ingest(context.Background(), serverKey, buf.Bytes(), FormatArrow, false, 0)
+	if err != nil || res.Accepted != 1 {
+		t.Fatalf("arrow summary with empty counters: result %+v, %v", res, err)
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -61,6 +61,12 @@ func TestDecodeAndValidate(t *testing.T) {
 		{"property value too long", `{"event_id":"` + testID + `","type":"track","timestamp":1,"context_kind":"user","context_key":"u","event_key":"k","properties":{"a":"` + strings.Repeat("y", 1025) + `"}}`, ReasonTooLong, "properties.a"},
 		{"too many properties", `{"event_id":"` + testID + `","type":"track","timestamp":1,"context_kind":"user","context_key":"u","event_key":"k","properties":{` + manyProps(51) + `}}`, ReasonTooManyProperties, "properties"},
 		{"summary count zero", `{"event_id":"` + testID + `","type":"summary","timestamp":1,"start":1,"end":2,"counters":[{"flag_key":"f","variation_key":"on","count":0}]}`, ReasonInvalidValue, "counters.count"},
+		// counters is required (events.schema.json) but may be empty: a window without
+		// evaluations. Without it the summary would be accepted and store nothing.
+		{"summary without counters", `{"event_id":"` + testID + `","type":"summary","timestamp":1,"start":1,"end":2}`, ReasonMissingField, "counters"},
+		{"summary with null counters", `{"event_id":"` + testID + `","type":"summary","timestamp":1,"start":1,"end":2,"counters":null}`, ReasonMissingField, "counters"},
+		{"summary with empty counters", `{"event_id":"` + testID + `","type":"summary","timestamp":1,"start":1,"end":2,"counters":[]}`, "", ""},
+		{"summary counter without count", `{"event_id":"` + testID + `","type":"summary","timestamp":1,"start":1,"end":2,"counters":[{"flag_key":"f","variation_key":"on"}]}`, ReasonInvalidValue, "counters.count"},
 		{"summary window reversed", `{"event_id":"` + testID + `","type":"summary","timestamp":1,"start":5,"end":2,"counters":[]}`, ReasonInvalidTimestamp, "end"},
 		{"sdk not an object", `{"event_id":"` + testID + `","type":"track","timestamp":1,"context_kind":"user","context_key":"u","event_key":"k","sdk":"go"}`, ReasonMalformed, "sdk"},
 	}

@@ -144,7 +144,10 @@ func (d *JSONDecoder) decodeObject(v *fastjson.Value, e *Event) (rej *Reject) {
 			return rej
 		}
 	}
-	if counters != nil && e.Type == TypeSummary && counters.Type() != fastjson.TypeNull {
+	if e.Type == TypeSummary {
+		if counters == nil || counters.Type() == fastjson.TypeNull {
+			return MissingCounters()
+		}
 		if rej = decodeCounters(counters, e); rej != nil {
 			return rej
 		}

@@ -202,6 +202,14 @@ func Validate(e *Event) *Reject {
 	return nil
 }
 
+// MissingCounters is the rejection of a summary without counters (absent or null). The
+// decoders check it, since only they see the difference between absent and empty: the schema
+// requires the field but allows an empty array (a window without evaluations, accepted with
+// nothing to store), and the Kafka record does not keep that difference.
+func MissingCounters() *Reject {
+	return reject(ReasonMissingField, "counters", "required for a summary (an empty array if nothing was evaluated)")
+}
+
 func checkContext(e *Event) *Reject {
 	if r := checkStr("context_kind", e.ContextKind, MaxContextKindLen, true); r != nil {
 		return r

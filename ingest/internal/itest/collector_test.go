@@ -18,6 +18,7 @@ import (
 // dlqRecord is a dead-letter record as read back from Kafka.
 type dlqRecord struct {
 	reason, field, env, source string
+	truncatedFrom              string
 	value                      []byte
 }
 
@@ -41,6 +42,8 @@ func (s *stack) readDLQ(t *testing.T, want int) []dlqRecord {
 					d.env = string(h.Value)
 				case "source":
 					d.source = string(h.Value)
+				case "truncated_from":
+					d.truncatedFrom = string(h.Value)
 				}
 			}
 			out = append(out, d)

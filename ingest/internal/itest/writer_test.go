@@ -1,7 +1,13 @@
 package itest
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/ingest/internal/app"
+	"github.com/switchyard-io/switchyard/ingest/internal/collector"
 	"github.com/switchyard-io/switchyard/ingest/internal/writer"
 	"github.com/switchyard-io/switchyard/platform/testenv"
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
@@ -115,6 +122,90 @@ func TestPoisonRecordGoesToDLQ(t *testing.T) {
 	for _, d := range dl {
 		if d.reason != "undecodable" || d.source != "writer" || d.env != "env-a" {
 			t.Fatalf("dead letter %+v", d)
+		}
+	}
+}
+
+// TestOversizedPoisonRecordIsCut writes an undecodable record of almost 1 MiB straight to the
+// events topic (as a producer other than the collector may): whole, its dead letter with the
+// writer's headers would be over Kafka's record size limit, the writer would retry sending it
+// forever and its partition would stop. It is dead-lettered cut to MaxDeadLetterValue bytes
+// with truncated_from, and the events after it are stored.
+func TestOversizedPoisonRecordIsCut(t *testing.T) {
+	s := newStack(t)
+	s.publishKeys(t, "env-a", 1, sdkKey{raw: "k", kind: ruleset.KeyServer})
+	cfg := s.cfg
+	cfg.EventsPartitions = 1
+	svc := start(t, cfg, app.Options{})
+
+	poison := make([]byte, 1<<20-8<<10) // under the topic's limit, over the writer's producer limit with headers
+	if _, err := rand.Read(poison); err != nil {
+		t.Fatal(err)
+	}
+	// Produced like the collector produces (1 MiB batches), so the record is accepted whole.
+	cl := testenv.KafkaClient(t, kgo.ProducerBatchMaxBytes(1<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.EventsTopic, Key: []byte("env-a:u9"), Value: poison}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	d := s.readDLQ(t, 1)[0]
+	if d.reason != "undecodable" || d.source != "writer" || len(d.value) != collector.MaxDeadLetterValue ||
+		!bytes.Equal(d.value, poison[:collector.MaxDeadLetterValue]) || d.truncatedFrom != strconv.Itoa(len(poison)) {
+		t.Fatalf("dead letter: reason %q source %q, %d bytes, truncated_from %q", d.reason, d.source, len(d.value), d.truncatedFrom)
+	}
+	// The partition keeps flowing.
+	sendAll(t, svc.URL, "k", []ev{exposure("u1", "f", "on", "")}, 100, 20*time.Second)
+	s.waitDistinct(t, "exposures", 1, 20*time.Second)
+}
+
+// TestWriterBatchCutByBytes stores summaries of about 300 KiB each, all waiting on Kafka
+// before the writer starts, with a 1 MiB batch bound and a long flush interval: the writer
+// cuts its batches by bytes, in the middle of a fetch, instead of holding every event (one
+// batch by rows and time alone) — memory is bounded in bytes, not only in rows.
+func TestWriterBatchCutByBytes(t *testing.T) {
+	s := newStack(t)
+	s.publishKeys(t, "env-a", 1, sdkKey{raw: "k", kind: ruleset.KeyServer})
+	col := start(t, collectorOnly(s.cfg), app.Options{})
+	const n, perEvent = 8, 1200
+	var events []ev
+	for i := 0; i < n; i++ {
+		counters := make([]map[string]any, 0, perEvent)
+		for j := 0; j < perEvent; j++ {
+			counters = append(counters, map[string]any{"flag_key": fmt.Sprintf("flag-%0245d", j), "variation_key": "on", "flag_version": 1, "count": 1})
+		}
+		events = append(events, summary(counters...))
+	}
+	sendAll(t, col.URL, "k", events, 2, 30*time.Second)
+
+	cfg := writerOnly(s.cfg)
+	cfg.WriterBatchRows = 100000 // far more rows than sent
+	cfg.WriterBatchBytes = 1 << 20
+	cfg.WriterFlushInterval = 10 * time.Second
+	var mu sync.Mutex
+	var batches []int
+	start(t, cfg, app.Options{WriterHooks: writer.Hooks{BeforeCommit: func(rows int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		batches = append(batches, rows)
+		return nil
+	}}})
+	s.waitDistinct(t, "evaluation_summaries", n, 30*time.Second)
+	total := func() (sum int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range batches {
+			sum += r
+		}
+		return sum
+	}
+	testenv.Eventually(t, 10*time.Second, "batches counted", func() bool { return total() >= n*perEvent })
+	mu.Lock()
+	defer mu.Unlock()
+	// 1 MiB holds 4 of these records (the fourth crosses the bound).
+	for _, rows := range batches {
+		if rows > 4*perEvent {
+			t.Fatalf("batches of %v rows: one holds more than 4 events of about 300 KiB with a 1 MiB bound", batches)
 		}
 	}
 }

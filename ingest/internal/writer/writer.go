@@ -38,9 +38,12 @@ type Config struct {
 	// InstanceID enables static group membership: a restarted writer with the same id takes its
 	// partitions back at once instead of waiting for a rebalance.
 	InstanceID string
-	// BatchRows and FlushInterval: a batch is inserted when it holds BatchRows rows or is
-	// FlushInterval old, whichever comes first.
+	// BatchRows, BatchBytes and FlushInterval: a batch is inserted when it holds BatchRows rows
+	// or BatchBytes bytes of Kafka records (keys and values, dead letters included), or is
+	// FlushInterval old, whichever comes first. Rows alone do not bound memory: an event can be
+	// up to 512 KiB. A batch can exceed BatchBytes by less than its last record.
 	BatchRows     int
+	BatchBytes    int
 	FlushInterval time.Duration
 	// RetryMax caps the backoff between insert retries while ClickHouse is failing.
 	RetryMax time.Duration
@@ -49,6 +52,10 @@ type Config struct {
 	// DrainTimeout bounds the final flush at shutdown.
 	DrainTimeout time.Duration
 }
+
+// DefaultBatchBytes is the default Config.BatchBytes: well above a batch of 50,000 typical
+// events (about 200 bytes each as records), so it cuts only batches of unusually large events.
+const DefaultBatchBytes = 16 << 20
 
 // Hooks let tests interrupt a writer at precise points. Production code leaves them nil.
 type Hooks struct {
@@ -84,6 +91,9 @@ type metrics struct {
 func New(cfg Config, conn driver.Conn, log *slog.Logger, reg prometheus.Registerer, hooks Hooks) *Writer {
 	if cfg.BatchRows <= 0 {
 		cfg.BatchRows = 50000
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = DefaultBatchBytes
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = time.Second
@@ -121,6 +131,15 @@ type batch struct {
 	next   map[int32]kgo.EpochOffset
 	dlq    []*kgo.Record
 	events int
+	// bytes counts the keys and values of the records taken into the batch (Config.BatchBytes).
+	bytes int
+}
+
+func (b *batch) empty() bool { return b.events == 0 && len(b.dlq) == 0 }
+
+// full reports whether b is to be inserted now, without waiting for FlushInterval.
+func (b *batch) full(cfg *Config) bool {
+	return b.rows.Len() >= cfg.BatchRows || b.bytes >= cfg.BatchBytes
 }
 
 // Run consumes until ctx is cancelled, then flushes what it holds (bounded by DrainTimeout).
@@ -181,7 +200,7 @@ func (w *Writer) pollLoop(ctx context.Context, cl *kgo.Client, queue chan<- *bat
 	var started time.Time
 	var in event.Interner
 	send := func() error {
-		if cur.events == 0 && len(cur.dlq) == 0 {
+		if cur.empty() {
 			return nil
 		}
 		select {
@@ -190,12 +209,13 @@ func (w *Writer) pollLoop(ctx context.Context, cl *kgo.Client, queue chan<- *bat
 			return errInsertLoopStopped
 		}
 		cur = w.newBatch()
+		started = time.Time{}
 		return nil
 	}
 	var rec event.Record
 	for {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if cur.events > 0 || len(cur.dlq) > 0 {
+		if !cur.empty() {
 			pctx, cancel = context.WithDeadline(ctx, started.Add(w.cfg.FlushInterval))
 		}
 		fetches := cl.PollRecords(pctx, max(1, w.cfg.BatchRows-cur.rows.Len()))
@@ -213,32 +233,45 @@ func (w *Writer) pollLoop(ctx context.Context, cl *kgo.Client, queue chan<- *bat
 				w.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
-		fetches.EachRecord(func(r *kgo.Record) {
-			if cur.events == 0 && len(cur.dlq) == 0 {
+		// A batch full of rows or bytes is sent at once, even in the middle of a fetch: the
+		// fetch's remaining records start the next batch.
+		for it := fetches.RecordIter(); !it.Done(); {
+			if cur.empty() {
 				started = time.Now()
 			}
-			cur.next[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-			if err := event.DecodeRecordInterned(r.Value, &rec, &in); err != nil {
-				cur.dlq = append(cur.dlq, deadLetter(r, &event.Reject{Reason: event.ReasonUndecodable, Message: err.Error()}))
-				return
-			}
-			if rej := event.Validate(&rec.Event); rej != nil || rec.EnvironmentID == "" {
-				if rej == nil {
-					rej = &event.Reject{Reason: event.ReasonMissingField, Field: "environment_id", Message: "record without environment"}
+			w.take(cur, it.Next(), &rec, &in)
+			if cur.full(&w.cfg) {
+				if err := send(); err != nil {
+					return err
 				}
-				cur.dlq = append(cur.dlq, deadLetter(r, rej))
-				return
 			}
-			cur.rows.Add(&rec)
-			cur.events++
-		})
-		if cur.rows.Len() >= w.cfg.BatchRows || (!started.IsZero() && time.Since(started) >= w.cfg.FlushInterval) {
+		}
+		if !started.IsZero() && time.Since(started) >= w.cfg.FlushInterval {
 			if err := send(); err != nil {
 				return err
 			}
-			started = time.Time{}
 		}
 	}
+}
+
+// take adds record r to b: as rows, or as a dead letter when it cannot be decoded or is not a
+// valid event. rec and in are the caller's reusable decoding state.
+func (w *Writer) take(b *batch, r *kgo.Record, rec *event.Record, in *event.Interner) {
+	b.next[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	b.bytes += len(r.Key) + len(r.Value)
+	if err := event.DecodeRecordInterned(r.Value, rec, in); err != nil {
+		b.dlq = append(b.dlq, deadLetter(r, &event.Reject{Reason: event.ReasonUndecodable, Message: err.Error()}))
+		return
+	}
+	if rej := event.Validate(&rec.Event); rej != nil || rec.EnvironmentID == "" {
+		if rej == nil {
+			rej = &event.Reject{Reason: event.ReasonMissingField, Field: "environment_id", Message: "record without environment"}
+		}
+		b.dlq = append(b.dlq, deadLetter(r, rej))
+		return
+	}
+	b.rows.Add(rec)
+	b.events++
 }
 
 var errInsertLoopStopped = errors.New("writer: insert loop stopped")
@@ -251,8 +284,12 @@ func deadLetter(r *kgo.Record, rej *event.Reject) *kgo.Record {
 		kgo.RecordHeader{Key: "source_partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 		kgo.RecordHeader{Key: "source_offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
+	// A record written by something other than the collector can be near Kafka's size limit:
+	// with the headers added, its dead letter would exceed it and block the writer, so it is cut
+	// as the collector cuts its own.
+	v, h := collector.CutDeadLetter(r.Value, h)
 	// Copies: the record's bytes belong to the fetch buffer, which must not stay pinned.
-	return &kgo.Record{Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value), Headers: h}
+	return &kgo.Record{Key: bytes.Clone(r.Key), Value: bytes.Clone(v), Headers: h}
 }
 
 // newBatch returns an empty batch, reusing the column buffers of a flushed one: a batch of
@@ -267,7 +304,7 @@ func (w *Writer) newBatch() *batch {
 func (w *Writer) recycle(b *batch) {
 	b.rows.Reset()
 	clear(b.next)
-	b.dlq, b.events = nil, 0
+	b.dlq, b.events, b.bytes = nil, 0, 0
 	w.free.Put(b)
 }
 

@@ -42,6 +42,15 @@ type Config struct {
 	ResultsSettle      time.Duration
 	ResultsLateWindow  time.Duration
 	UnitsPerPass       int64
+	ResultsConcurrency int
+	ResultsTimeout     time.Duration
+	ResultsKeepAll     time.Duration
+	ResultsKeepHourly  time.Duration
+	// ClickHouseMaxExecutionTime and ClickHouseMaxMemoryUsage are sent with every query
+	// (max_execution_time, max_memory_usage; 0: the server's default), so one experiment's
+	// queries cannot hold ClickHouse's memory or threads for everyone.
+	ClickHouseMaxExecutionTime time.Duration
+	ClickHouseMaxMemoryUsage   int64
 }
 
 // RegisterFlags implements config.Config.
@@ -63,6 +72,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how long after its end a folded day is folded again when late events arrive (match ingest's -clock-skew-past)")
 	fs.Int64Var(&c.UnitsPerPass, "results-units-per-pass", metricsql.UnitsPerPass,
 		"units one results query aggregates at most; bigger experiments are computed in several passes (more: fewer, larger queries)")
+	fs.IntVar(&c.ResultsConcurrency, "results-concurrency", 4, "experiments refreshed at once (each holds a Postgres connection and runs its ClickHouse queries)")
+	fs.DurationVar(&c.ResultsTimeout, "results-refresh-timeout", 15*time.Minute, "longest one experiment's refresh may take before it is cancelled and recorded as failed")
+	fs.DurationVar(&c.ResultsKeepAll, "results-keep-all", 7*24*time.Hour,
+		"keep every result snapshot this long; older ones are thinned to one per hour, then per day (0: keep every snapshot forever)")
+	fs.DurationVar(&c.ResultsKeepHourly, "results-keep-hourly", 30*24*time.Hour, "keep one result snapshot per hour this long, one per day after that")
+	fs.DurationVar(&c.ClickHouseMaxExecutionTime, "clickhouse-max-execution-time", 10*time.Minute,
+		"max_execution_time of every results query (whole seconds; 0: the server's default)")
+	fs.Int64Var(&c.ClickHouseMaxMemoryUsage, "clickhouse-max-memory-usage", 4<<30,
+		"max_memory_usage of every results query, in bytes (0: the server's default)")
 }
 
 // Validate implements config.Config.
@@ -85,6 +103,18 @@ func (c *Config) Validate() error {
 		return config.Invalid("results-late-window", "must be at least 1h")
 	case c.UnitsPerPass < 1000:
 		return config.Invalid("results-units-per-pass", "must be at least 1000")
+	case c.ResultsConcurrency < 1 || c.ResultsConcurrency > 64:
+		return config.Invalid("results-concurrency", "must be between 1 and 64")
+	case c.ResultsTimeout < 10*time.Second:
+		return config.Invalid("results-refresh-timeout", "must be at least 10s")
+	case c.ResultsKeepAll < 0 || (c.ResultsKeepAll > 0 && c.ResultsKeepAll < 24*time.Hour):
+		return config.Invalid("results-keep-all", "must be 0 (keep every snapshot) or at least 24h")
+	case c.ResultsKeepHourly < c.ResultsKeepAll:
+		return config.Invalid("results-keep-hourly", "must not be shorter than -results-keep-all")
+	case c.ClickHouseMaxExecutionTime < 0 || (c.ClickHouseMaxExecutionTime > 0 && c.ClickHouseMaxExecutionTime < time.Second):
+		return config.Invalid("clickhouse-max-execution-time", "must be 0 or at least 1s")
+	case c.ClickHouseMaxMemoryUsage < 0:
+		return config.Invalid("clickhouse-max-memory-usage", "must not be negative")
 	}
 	return nil
 }
@@ -118,7 +148,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	}
 	statshttp.Mount(web, statshttp.NewMetrics(reg))
 	if cfg.PGDSN != "" {
-		pool, err := pg.Connect(ctx, cfg.PGDSN, 10)
+		// Each refresh running holds a connection (its advisory lock) and uses another.
+		pool, err := pg.Connect(ctx, cfg.PGDSN, int32(max(10, 2*cfg.ResultsConcurrency+2)))
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +168,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 		checks.Add("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
 		metricsql.UnitsPerPass = cfg.UnitsPerPass
-		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval, Settle: cfg.ResultsSettle, LateWindow: cfg.ResultsLateWindow}, store, conn, client, log, reg)
+		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval, Settle: cfg.ResultsSettle, LateWindow: cfg.ResultsLateWindow,
+			Concurrency: cfg.ResultsConcurrency, RefreshTimeout: cfg.ResultsTimeout,
+			Retention: results.Retention{KeepAll: cfg.ResultsKeepAll, KeepHourly: cfg.ResultsKeepHourly}}, store, conn, client, log, reg)
 		statshttp.MountResults(web, &statshttp.ResultsService{Flags: client, Store: store, Worker: worker,
 			Estimator: &results.Estimator{Worker: worker, CH: conn}})
 		a.Components = append(a.Components, worker)
@@ -148,8 +181,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 }
 
 func openClickHouse(ctx context.Context, cfg Config) (driver.Conn, error) {
+	// Both settings exist since long before 18.16, which enforces them (codes 159 and 241).
+	settings := ch.Settings{}
+	if s := int(cfg.ClickHouseMaxExecutionTime / time.Second); s > 0 {
+		settings["max_execution_time"] = s
+	}
+	if cfg.ClickHouseMaxMemoryUsage > 0 {
+		settings["max_memory_usage"] = int(cfg.ClickHouseMaxMemoryUsage)
+	}
 	conn, err := ch.Open(&ch.Options{Addr: []string{cfg.ClickHouseAddr}, Auth: ch.Auth{Database: cfg.ClickHouseDatabase,
-		Username: cfg.ClickHouseUser, Password: cfg.ClickHousePassword}, DialTimeout: 5 * time.Second, MaxOpenConns: 8})
+		Username: cfg.ClickHouseUser, Password: cfg.ClickHousePassword}, DialTimeout: 5 * time.Second,
+		MaxOpenConns: max(8, 2*cfg.ResultsConcurrency), Settings: settings})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}

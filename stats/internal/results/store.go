@@ -55,8 +55,82 @@ func (s *Store) RecordFailure(ctx context.Context, experimentID string, at time.
 		msg = strings.ToValidUTF8(msg[:maxFailureMessage], "") + "…"
 	}
 	_, e := s.Pool.Exec(ctx, `INSERT INTO results_refresh_failures (experiment_id, failed_at, message) VALUES ($1, $2, $3)
-		ON CONFLICT (experiment_id) DO UPDATE SET failed_at = excluded.failed_at, message = excluded.message`, experimentID, at, msg)
+		ON CONFLICT (experiment_id) DO UPDATE SET failed_at = excluded.failed_at, message = excluded.message,
+		attempts = results_refresh_failures.attempts + 1`, experimentID, at, msg)
 	return e
+}
+
+// RefreshState is what the sweep needs to know whether an experiment is due a refresh.
+type RefreshState struct {
+	// LastComputed is the latest snapshot's time (zero: none).
+	LastComputed time.Time
+	// FailedAt and Failures: the last failed refresh and how many failed in a row since the
+	// last successful one (0: none).
+	FailedAt time.Time
+	Failures int
+}
+
+// RefreshStates reads the refresh state of experiments (by id) in one query; the latest
+// snapshot's time comes from the (experiment_id, computed_at) index, not from its body.
+func (s *Store) RefreshStates(ctx context.Context, experimentIDs []string) (map[string]RefreshState, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT e.id::text,
+			(SELECT max(computed_at) FROM results_snapshots r WHERE r.experiment_id = e.id),
+			f.failed_at, coalesce(f.attempts, 0)
+		FROM unnest($1::uuid[]) AS e(id) LEFT JOIN results_refresh_failures f ON f.experiment_id = e.id`, experimentIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]RefreshState{}
+	var id string
+	var last, failed *time.Time
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&id, &last, &failed, &n}, func() error {
+		var st RefreshState
+		if last != nil {
+			st.LastComputed = last.UTC()
+		}
+		if failed != nil {
+			st.FailedAt, st.Failures = failed.UTC(), n
+		}
+		out[id] = st
+		return nil
+	})
+	return out, err
+}
+
+// Retention says which snapshots Thin keeps: every one computed in the last KeepAll, then the
+// latest of each UTC hour up to KeepHourly ago, the latest of each UTC day before that —
+// and always an experiment's first snapshot and the snapshots around a change of its status
+// (the last while running, the first after the stop), so its latest (final) one too.
+type Retention struct {
+	KeepAll, KeepHourly time.Duration
+}
+
+// Thin deletes the snapshots the retention does not keep, as of now, and returns how many.
+// Both cut-offs are UTC midnights, so no hour or day bucket straddles one. Thinning again
+// deletes nothing more until the cut-offs move: the kept snapshots of a bucket stay its latest.
+func (s *Store) Thin(ctx context.Context, r Retention, now time.Time) (int64, error) {
+	keepAll := midnight(now.Add(-r.KeepAll))
+	hourly := midnight(now.Add(-max(r.KeepHourly, r.KeepAll)))
+	tag, err := s.Pool.Exec(ctx, `WITH old AS (
+			SELECT id, body->>'status' AS status,
+				row_number() OVER (PARTITION BY experiment_id, date_trunc(CASE WHEN computed_at >= $2 THEN 'hour' ELSE 'day' END,
+					computed_at AT TIME ZONE 'UTC') ORDER BY computed_at DESC, id DESC) AS rank_in_bucket,
+				row_number() OVER w AS pos, lag(body->>'status') OVER w AS prev_status, lead(body->>'status') OVER w AS next_status
+			FROM results_snapshots WHERE computed_at < $1
+			WINDOW w AS (PARTITION BY experiment_id ORDER BY computed_at, id))
+		DELETE FROM results_snapshots r USING old
+		WHERE r.id = old.id AND old.rank_in_bucket > 1 AND old.pos > 1
+			AND old.status IS NOT DISTINCT FROM old.prev_status AND old.status IS NOT DISTINCT FROM old.next_status`, keepAll, hourly)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func midnight(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
 // ClearFailure forgets the experiment's failed refresh (a refresh succeeded).

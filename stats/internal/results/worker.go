@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -28,7 +29,18 @@ type Config struct {
 	// -clock-skew-past, 168 h): until then, a folded day that received events since its fold
 	// is folded again (late events). Later arrivals are not counted.
 	LateWindow time.Duration
+	// Concurrency is how many experiments are refreshed at once (sweeps and on-demand
+	// refreshes together): one slow experiment holds one slot, not the sweep.
+	Concurrency int
+	// RefreshTimeout bounds one experiment's refresh; one that takes longer is cancelled
+	// (its ClickHouse queries too) and recorded as a failure.
+	RefreshTimeout time.Duration
+	// Retention thins old snapshots every hour (Store.Thin); a zero KeepAll keeps them all.
+	Retention Retention
 }
+
+// maxBackoff caps how long a sweep leaves an experiment whose refreshes keep failing.
+const maxBackoff = time.Hour
 
 // Worker refreshes experiment results.
 type Worker struct {
@@ -39,12 +51,15 @@ type Worker struct {
 	log     *slog.Logger
 	now     func() time.Time
 	trigger chan ref
+	slots   chan struct{} // one per refresh running
 
 	defs *metricsql.Definitions
 
 	refreshes *prometheus.CounterVec
 	duration  prometheus.Histogram
 	refolds   prometheus.Counter
+
+	skippedSweeps prometheus.Counter
 }
 
 type ref struct {
@@ -64,7 +79,14 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 	if cfg.LateWindow == 0 {
 		cfg.LateWindow = 168 * time.Hour
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.RefreshTimeout == 0 {
+		cfg.RefreshTimeout = 15 * time.Minute
+	}
 	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64),
+		slots: make(chan struct{}, cfg.Concurrency),
 		defs: &metricsql.Definitions{Load: func(ctx context.Context, project, key string, version int64) (metricsql.Definition, error) {
 			return flags.MetricVersion(ctx, project, key, version)
 		}},
@@ -74,9 +96,11 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Time to refresh one experiment's results.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 		refolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_refolds_total",
 			Help: "Folded days of a metric part folded again because events for them arrived after their fold."}),
+		skippedSweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_sweeps_skipped_total",
+			Help: "Sweeps not started because the previous one was still running."}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration, w.refolds)
+		reg.MustRegister(w.refreshes, w.duration, w.refolds, w.skippedSweeps)
 	}
 	return w
 }
@@ -85,29 +109,84 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 func (w *Worker) Name() string { return "results worker" }
 
 // Run refreshes every running experiment every interval, and single experiments on demand.
+// A sweep still running when the next is due is not doubled: the next starts at the first
+// tick after it ends. On-demand refreshes do not wait for a sweep, only for a free slot.
 func (w *Worker) Run(ctx context.Context) error {
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
-	w.sweep(ctx)
+	thin := time.NewTicker(time.Hour)
+	defer thin.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sweeping := make(chan struct{}, 1)
+	startSweep := func() {
+		select {
+		case sweeping <- struct{}{}:
+		default:
+			w.log.Warn("results sweep still running at the next interval: skipped (raise -results-concurrency or -results-interval)")
+			w.skippedSweeps.Inc()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sweeping }()
+			w.sweep(ctx)
+		}()
+	}
+	startSweep()
+	w.thin(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			w.sweep(ctx)
+			startSweep()
+		case <-thin.C:
+			w.thin(ctx)
 		case r := <-w.trigger:
-			if err := r.ctx.Err(); err != nil {
-				// The caller gave up while the refresh was queued (behind a sweep): a refresh
-				// costs ClickHouse minutes, and its retries would pile them up.
-				r.done <- err
-				continue
-			}
-			x, err := w.flags.ServiceExperiment(ctx, r.project, r.key)
-			if err == nil {
-				err = w.refresh(ctx, x)
-			}
-			r.done <- err
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.done <- w.refreshOnDemand(ctx, r)
+			}()
 		}
+	}
+}
+
+func (w *Worker) refreshOnDemand(ctx context.Context, r ref) error {
+	// The caller may give up while waiting for a slot: a refresh costs ClickHouse minutes, and
+	// its retries would pile them up.
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	x, err := w.flags.ServiceExperiment(ctx, r.project, r.key)
+	if err != nil {
+		return err
+	}
+	return w.refresh(ctx, x)
+}
+
+// thin applies the snapshot retention (Config.Retention).
+func (w *Worker) thin(ctx context.Context) {
+	if w.cfg.Retention.KeepAll <= 0 {
+		return
+	}
+	n, err := w.store.Thin(ctx, w.cfg.Retention, w.now())
+	if err != nil {
+		w.log.Warn("cannot thin old result snapshots", "err", err)
+		return
+	}
+	if n > 0 {
+		w.log.Info("thinned old result snapshots", "deleted", n)
 	}
 }
 
@@ -138,15 +217,66 @@ func (w *Worker) sweep(ctx context.Context) {
 		w.log.Warn("cannot list running experiments", "err", err)
 		return
 	}
+	ids := make([]string, len(xs))
+	for i, x := range xs {
+		ids[i] = x.ID
+	}
+	states, err := w.store.RefreshStates(ctx, ids)
+	if err != nil {
+		w.log.Warn("cannot read the experiments' last refreshes", "err", err)
+		return
+	}
+	now := w.now()
+	var due []flagsvc.Experiment
 	for _, x := range xs {
-		if ctx.Err() != nil {
-			return
-		}
-		if err := w.refresh(ctx, x); err != nil && !errors.Is(err, ErrBusy) {
-			w.log.Warn("results refresh failed", "project", x.Project, "experiment", x.Key, "err", err)
+		if !now.Before(w.dueAt(states[x.ID])) {
+			due = append(due, x)
 		}
 	}
+	w.refreshAll(ctx, due, "results refresh failed")
 	w.finalize(ctx)
+}
+
+// dueAt is when a sweep refreshes an experiment next: an interval after its latest snapshot
+// (on demand or by a sweep) — less a tenth, so sweeps that start a little early or compute in
+// a different order do not skip it — and, after failed refreshes, an interval doubled at each
+// failure in a row (at most maxBackoff) after the last failure.
+func (w *Worker) dueAt(st RefreshState) time.Time {
+	at := time.Time{}
+	if !st.LastComputed.IsZero() {
+		at = st.LastComputed.Add(w.cfg.Interval - w.cfg.Interval/10)
+	}
+	if st.Failures > 0 {
+		backoff := w.cfg.Interval << min(st.Failures-1, 16)
+		if backoff > maxBackoff || backoff <= 0 {
+			backoff = max(maxBackoff, w.cfg.Interval)
+		}
+		if f := st.FailedAt.Add(backoff - w.cfg.Interval/10); f.After(at) {
+			at = f
+		}
+	}
+	return at
+}
+
+// refreshAll refreshes experiments, Concurrency at a time, and returns when all are done.
+func (w *Worker) refreshAll(ctx context.Context, xs []flagsvc.Experiment, failed string) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, x := range xs {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-w.slots }()
+			if err := w.refresh(ctx, x); err != nil && !errors.Is(err, ErrBusy) && ctx.Err() == nil {
+				w.log.Warn(failed, "project", x.Project, "experiment", x.Key, "err", err)
+			}
+		}()
+	}
 }
 
 // finalize computes the final results of experiments stopped (or concluded): a sweep refreshes
@@ -162,6 +292,7 @@ func (w *Worker) finalize(ctx context.Context) {
 			w.log.Warn("cannot list experiments", "status", status, "err", err)
 			continue
 		}
+		var todo []flagsvc.Experiment
 		for _, x := range xs {
 			if ctx.Err() != nil {
 				return
@@ -174,10 +305,9 @@ func (w *Worker) finalize(ctx context.Context) {
 				!last[0].ComputedAt.Before(x.StoppedAt.Add(w.cfg.Settle))) {
 				continue
 			}
-			if err := w.refresh(ctx, x); err != nil && !errors.Is(err, ErrBusy) {
-				w.log.Warn("final results of a stopped experiment failed", "project", x.Project, "experiment", x.Key, "err", err)
-			}
+			todo = append(todo, x)
 		}
+		w.refreshAll(ctx, todo, "final results of a stopped experiment failed")
 	}
 }
 
@@ -212,9 +342,14 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 		return ErrBusy
 	}
 	defer release()
-	snap, err := w.Compute(ctx, x)
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.RefreshTimeout)
+	defer cancel()
+	snap, err := w.Compute(rctx, x)
 	if err == nil {
-		err = w.store.SaveSnapshot(ctx, x.ID, snap)
+		err = w.store.SaveSnapshot(rctx, x.ID, snap)
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("refresh timed out after %s (-results-refresh-timeout): %w", w.cfg.RefreshTimeout, err)
 	}
 	// Readers are told when the latest snapshot is not up to date, and why (the results API);
 	// a refresh cut short by shutdown or a caller who left is not a failure of the results.

@@ -243,13 +243,7 @@ func TestProviderTurnsReadyAfterASlowStart(t *testing.T) {
 		t.Fatalf("state before the ruleset: %v", of.State())
 	}
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
-	for of.State() != openfeature.ReadyState {
-		if time.Now().After(deadline) {
-			t.Fatalf("state after the ruleset arrived: %v", of.State())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the provider's state, not waiting for time
-	}
+	waitForState(t, of, openfeature.ReadyState)
 	if v, err := of.BooleanValue(context.Background(), "checkout", false, openfeature.NewEvaluationContext("bob", nil)); !v || err != nil {
 		t.Errorf("after turning ready: %v, %v", v, err)
 	}

@@ -1,8 +1,10 @@
 package switchyard_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
@@ -45,4 +47,34 @@ func BenchmarkClientBool(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkClientBoolParallel measures Client.Bool with events on from GOMAXPROCS goroutines at
+// once, each with its own context (the production case: every request goroutine evaluates and
+// records a summary count and an exposure dedup check). After the first exposure per context,
+// every call is a summary count plus a dedup hit.
+func BenchmarkClientBoolParallel(b *testing.B) {
+	td := switchyard.NewTestData()
+	td.SetFlag(ruleset.Flag{
+		Key: "f", Kind: ruleset.KindBoolean, On: true,
+		Variations: []ruleset.Variation{{Key: "on", Value: []byte("true")}, {Key: "off", Value: []byte("false")}},
+		Rules: []ruleset.Rule{{Clauses: []ruleset.Clause{{Attribute: "country", Op: ruleset.OpIn, Values: []any{"US", "CA"}}},
+			Serve: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}}}},
+		Fallthrough: ruleset.Serve{Variation: "off"},
+	})
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) }))
+	defer sink.Close()
+	c, err := switchyard.New(switchyard.Config{DataSource: td, Logger: quiet, SDKKey: "k", EventsURL: sink.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := switchyard.NewContext(fmt.Sprintf("user-%08d", next.Add(1)), switchyard.Attr("country", "US"), switchyard.Attr("age", 34))
+		for pb.Next() {
+			_ = c.Bool(ctx, "f", false)
+		}
+	})
 }

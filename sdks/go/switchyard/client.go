@@ -106,8 +106,8 @@ type Status struct {
 }
 
 // Client evaluates flags locally against the latest ruleset of one environment. Evaluation never
-// blocks on the network, never panics, takes no lock, and returns the caller's fallback on any
-// error. A Client is safe for concurrent use; create one per environment and share it.
+// blocks on the network, never panics, takes no shared lock, and returns the caller's fallback on
+// any error. A Client is safe for concurrent use; create one per environment and share it.
 type Client struct {
 	cfg     Config
 	log     *slog.Logger

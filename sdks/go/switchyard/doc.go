@@ -1,8 +1,8 @@
 // Package switchyard is the Go SDK of Switchyard, the self-hostable feature-flag and
 // experimentation platform. A Client keeps the latest ruleset of one environment in memory —
 // streamed from an evaluation relay (the default), polled, read from a file, or set in code by
-// TestData — and evaluates flags locally in well under a microsecond, without locks or network
-// calls. It reports exposures, evaluation summaries and Track calls to the events collector.
+// TestData — and evaluates flags locally in well under a microsecond, without shared locks or
+// network calls. It reports exposures, evaluation summaries and Track calls to the events collector.
 //
 //	client, err := switchyard.New(switchyard.Config{SDKKey: os.Getenv("SWITCHYARD_SDK_KEY")})
 //	if err != nil && client == nil {

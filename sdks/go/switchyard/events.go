@@ -116,11 +116,12 @@ type eventProcessor struct {
 	// Exposure deduplication without reading the clock on the evaluation path (time.Now is not
 	// free): two generations of seen exposures; an exposure is a duplicate while it is in either.
 	// The flush loop rotates the generations every DedupWindow, so an exposure is sent at most once
-	// per window and again after one to two windows.
+	// per window and again after one to two windows. The generations are read without the lock
+	// and replaced under it (events_record.go).
 	seed         maphash.Seed
-	seen, prev   map[uint64]struct{}
+	dedup        atomic.Pointer[dedupGen]
 	rotatedAt    int64 // unix ms of the last rotation
-	summary      map[summaryKey]int64
+	counts       *countShards
 	summaryStart int64
 
 	flushCh     chan chan struct{} // a flush request; a non-nil channel is closed when it is done
@@ -130,12 +131,12 @@ type eventProcessor struct {
 	cancelSends context.CancelFunc
 	stopOnce    sync.Once
 
-	dropped, sent, failed, deduped atomic.Uint64
+	dropped, sent, failed atomic.Uint64
 }
 
 func newEventProcessor(cfg Config, log *slog.Logger) *eventProcessor {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &eventProcessor{
+	p := &eventProcessor{
 		cfg:          cfg.Events,
 		url:          strings.TrimRight(cfg.EventsURL, "/") + eventsPath,
 		sdkKey:       cfg.SDKKey,
@@ -144,10 +145,8 @@ func newEventProcessor(cfg Config, log *slog.Logger) *eventProcessor {
 		now:          cfg.Now,
 		ring:         make([]any, cfg.Events.Capacity),
 		seed:         maphash.MakeSeed(),
-		seen:         map[uint64]struct{}{},
-		prev:         map[uint64]struct{}{},
 		rotatedAt:    cfg.Now().UnixMilli(),
-		summary:      map[summaryKey]int64{},
+		counts:       newCountShards(),
 		summaryStart: cfg.Now().UnixMilli(),
 		flushCh:      make(chan chan struct{}, 1),
 		stopCh:       make(chan struct{}),
@@ -155,34 +154,46 @@ func newEventProcessor(cfg Config, log *slog.Logger) *eventProcessor {
 		sendCtx:      ctx,
 		cancelSends:  cancel,
 	}
+	p.dedup.Store(&dedupGen{seen: newIDSet(minIDSetSlots), prev: newIDSet(minIDSetSlots)})
+	return p
 }
 
 // evaluated records one evaluation: a summary count, and an exposure unless the same context x
-// flag x variation was exposed within the dedup window.
+// flag x variation was exposed within the dedup window. It takes the processor's lock only for a
+// new exposure.
 func (p *eventProcessor) evaluated(ctx *Context, flagKey string, r *evaluation.Result) {
 	variation := r.VariationKey()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.cfg.DisableSummaries {
-		p.summary[summaryKey{flagKey, variation, r.FlagVersion()}]++
-	}
+	count := !p.cfg.DisableSummaries
 	if r.Variation == nil {
+		if count {
+			p.counts.add(flagKey, r, true, false)
+		}
 		return
 	}
 	kind, key := exposureUnit(ctx, r)
-	id := maphash.Comparable(p.seed, exposureKey{kind, key, flagKey, variation, r.ExperimentKey()})
-	if _, dup := p.seen[id]; dup {
-		p.deduped.Add(1)
+	experiment := r.ExperimentKey()
+	id := exposureID(p.seed, exposureKey{kind, key, flagKey, variation, experiment})
+	if g := p.dedup.Load(); g.seen.has(id) || g.prev.has(id) {
+		p.counts.add(flagKey, r, count, true)
 		return
 	}
-	if _, dup := p.prev[id]; dup {
-		p.deduped.Add(1)
+	if count {
+		p.counts.add(flagKey, r, true, false)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.dedup.Load() // may have changed since
+	if g.seen.has(id) || g.prev.has(id) {
+		p.counts.add(flagKey, r, false, true)
 		return
 	}
-	if len(p.seen) >= maxDedupEntries {
-		p.prev, p.seen = p.seen, make(map[uint64]struct{}, len(p.seen))
+	if g.seen.n >= maxDedupEntries {
+		g = &dedupGen{seen: newIDSet(minIDSetSlots), prev: g.seen}
 	}
-	p.seen[id] = struct{}{}
+	if seen := g.seen.insert(id); seen != g.seen {
+		g = &dedupGen{seen: seen, prev: g.prev}
+	}
+	p.dedup.Store(g)
 	now := p.now().UnixMilli()
 	p.enqueueLocked(&exposureEvent{
 		envelope:      envelope{EventID: newUUIDv7(now), Type: "exposure", Timestamp: now, ContextKind: kind, ContextKey: key, SDK: thisSDK},
@@ -191,7 +202,7 @@ func (p *eventProcessor) evaluated(ctx *Context, flagKey string, r *evaluation.R
 		FlagVersion:   r.FlagVersion(),
 		Reason:        string(r.Reason),
 		RuleID:        r.RuleID(),
-		ExperimentKey: r.ExperimentKey(),
+		ExperimentKey: experiment,
 	})
 }
 
@@ -212,7 +223,7 @@ func (p *eventProcessor) rotateDedup() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if now-p.rotatedAt >= p.cfg.DedupWindow.Milliseconds() {
-		p.prev, p.seen = p.seen, map[uint64]struct{}{}
+		p.dedup.Store(&dedupGen{seen: newIDSet(minIDSetSlots), prev: p.dedup.Load().seen})
 		p.rotatedAt = now
 	}
 }
@@ -298,7 +309,7 @@ func (p *eventProcessor) stats() EventStats {
 	p.mu.Lock()
 	n := p.n
 	p.mu.Unlock()
-	return EventStats{Queued: n, Dropped: p.dropped.Load(), Sent: p.sent.Load(), Failed: p.failed.Load(), Deduplicated: p.deduped.Load()}
+	return EventStats{Queued: n, Dropped: p.dropped.Load(), Sent: p.sent.Load(), Failed: p.failed.Load(), Deduplicated: p.counts.deduplicated()}
 }
 
 func (p *eventProcessor) run(ctx context.Context) {
@@ -353,10 +364,11 @@ func (p *eventProcessor) flush(ctx context.Context, withSummary bool) {
 	}
 	var summary map[summaryKey]int64
 	var start, end int64
-	if withSummary && len(p.summary) > 0 {
-		summary, start, end = p.summary, p.summaryStart, p.now().UnixMilli()
-		p.summary = map[summaryKey]int64{}
-		p.summaryStart = end
+	if withSummary {
+		if summary = p.counts.take(); len(summary) > 0 {
+			start, end = p.summaryStart, p.now().UnixMilli()
+			p.summaryStart = end
+		}
 	}
 	p.mu.Unlock()
 	batch = appendSummaries(batch, summary, start, end)

@@ -531,3 +531,94 @@ func TestLargeSummariesAreSplit(t *testing.T) {
 		t.Errorf("%d summaries counted %d flags, want %d", len(summaries), len(counted), flags)
 	}
 }
+
+// TestConcurrentEvaluationsCountedExactly: evaluations recorded from many goroutines at once, while
+// flushes take the summary counts, are all counted (exactly, across summaries), and each context x
+// flag x variation is exposed exactly once.
+func TestConcurrentEvaluationsCountedExactly(t *testing.T) {
+	collector := newFakeCollector(t)
+	c, td := eventsClient(t, collector, switchyard.EventsConfig{DedupWindow: time.Hour}, nil)
+	td.SetFlag(ruleset.Flag{
+		Key: "split", Kind: ruleset.KindBoolean, On: true,
+		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
+		Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}},
+	})
+	td.SetBool("fixed", true)
+	const workers, perWorker, contexts = 16, 3000, 301 // 301: each context meets every flag
+	ctxs := make([]switchyard.Context, contexts)
+	for i := range ctxs {
+		ctxs[i] = switchyard.NewContext(fmt.Sprintf("user-%d", i))
+	}
+	flags := []string{"split", "fixed", "missing"}
+
+	// The expected counts, from the engine alone (which records nothing).
+	want := map[string]float64{}
+	exposed := map[string]bool{}
+	rs := c.Ruleset()
+	for w := range workers {
+		for i := range perWorker {
+			ctx, flag := ctxs[(w*perWorker+i)%contexts], flags[i%len(flags)]
+			r := rs.Evaluate(flag, ctx)
+			want[flag+"/"+r.VariationKey()]++
+			if r.Variation != nil {
+				key, _ := ctx.Key("user")
+				exposed[key+"/"+flag+"/"+r.VariationKey()] = true
+			}
+		}
+	}
+
+	stop := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() { // flushes while evaluations are being counted
+		defer close(flushed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = c.FlushAndWait(context.Background())
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				c.Bool(ctxs[(w*perWorker+i)%contexts], flags[i%len(flags)], false)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-flushed
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	counts := map[string]float64{}
+	for _, s := range collector.received("summary") {
+		for _, raw := range s["counters"].([]any) {
+			ctr := raw.(map[string]any)
+			counts[ctr["flag_key"].(string)+"/"+ctr["variation_key"].(string)] += ctr["count"].(float64)
+		}
+	}
+	if !equalCounts(counts, want) {
+		t.Errorf("summary counters = %v, want %v", counts, want)
+	}
+	got := map[string]int{}
+	for _, e := range collector.received("exposure") {
+		got[e["context_key"].(string)+"/"+e["flag_key"].(string)+"/"+e["variation_key"].(string)]++
+	}
+	for k, n := range got {
+		if n != 1 || !exposed[k] {
+			t.Errorf("exposure %s sent %d times", k, n)
+		}
+	}
+	if len(got) != len(exposed) {
+		t.Errorf("%d distinct exposures, want %d", len(got), len(exposed))
+	}
+	served := want["split/on"] + want["split/off"] + want["fixed/true"]
+	if s := c.EventStats(); s.Deduplicated != uint64(served)-uint64(len(exposed)) || s.Dropped != 0 {
+		t.Errorf("stats = %+v, want %d deduplicated", s, uint64(served)-uint64(len(exposed)))
+	}
+}

@@ -3,6 +3,7 @@ package switchyard
 import (
 	"bufio"
 	"math"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -77,6 +78,34 @@ func TestUUIDv7(t *testing.T) {
 		// The first 48 bits are the timestamp.
 		if got := id[0:8] + id[9:13]; got != "018f34069e00" { // 1714564800000 ms
 			t.Fatalf("timestamp bits %s in %s", got, id)
+		}
+	}
+}
+
+// TestIDSet: the exposure dedup set finds every id inserted, through its growth, and no other.
+func TestIDSet(t *testing.T) {
+	s := newIDSet(minIDSetSlots)
+	r := rand.New(rand.NewPCG(1, 2))
+	var ids []uint64
+	for range 5000 {
+		id := r.Uint64() | 1 // never 0
+		if s.has(id) {
+			continue
+		}
+		s = s.insert(id)
+		ids = append(ids, id)
+	}
+	if s.n != len(ids) || 2*s.n > len(s.slots) {
+		t.Fatalf("%d ids in %d slots, want %d at most half full", s.n, len(s.slots), len(ids))
+	}
+	for _, id := range ids {
+		if !s.has(id) {
+			t.Fatalf("inserted id %x not found", id)
+		}
+	}
+	for range 5000 {
+		if id := r.Uint64() &^ 1; id != 0 && s.has(id) { // even: never inserted
+			t.Fatalf("id %x found, never inserted", id)
 		}
 	}
 }

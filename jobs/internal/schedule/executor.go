@@ -21,7 +21,7 @@ import (
 type Store interface {
 	ClaimDueSteps(ctx context.Context, lease time.Duration, limit int) ([]Claim, error)
 	CompleteStep(ctx context.Context, changeID int64, position int, version int64) error
-	RetryStep(ctx context.Context, changeID int64, position int, reason string) error
+	RetryStep(ctx context.Context, changeID int64, position int, reason string, retryAt time.Time) error
 	FailStep(ctx context.Context, changeID int64, position int, reason string, a alert.Alert) error
 }
 
@@ -105,6 +105,9 @@ func (e *Executor) RunDue(ctx context.Context) (int, error) {
 func (e *Executor) apply(ctx context.Context, c Claim) error {
 	ch, st := c.Change, c.Step
 	log := e.Log.With("change", ch.ID, "step", st.Position, "project", ch.Project, "environment", ch.Environment, "flag", ch.Flag)
+	if late := e.now().Sub(st.ExecuteAt); late > e.maxDelay() {
+		return e.tooLate(ctx, c, late, log)
+	}
 	w := flagsvc.Write{IfMatch: c.Expected, Comment: Comment(ch, st), Scheduled: true}
 	var fe flagsvc.FlagEnvironment
 	var err error
@@ -120,25 +123,75 @@ func (e *Executor) apply(ctx context.Context, c Claim) error {
 		log.Info("scheduled step applied", "version", fe.Version, "action", st.Action.Describe())
 		return e.Store.CompleteStep(ctx, ch.ID, st.Position, fe.Version)
 	}
-	if errors.Is(err, errs.ErrConflict) {
+	if f := conflictField(err); errors.Is(err, errs.ErrConflict) && (f == "version" || f == "") {
 		// Either our own earlier attempt went through before we could record it, or the
 		// flag was edited since the change was scheduled.
-		if v, ok := e.ownWrite(ctx, ch, st, c.Expected); ok {
+		v, ok, herr := e.ownWrite(ctx, ch, st, c.Expected)
+		switch {
+		case ok:
 			e.applied.WithLabelValues("recovered").Inc()
 			log.Info("scheduled step had been applied by an earlier attempt", "version", v)
 			return e.Store.CompleteStep(ctx, ch.ID, st.Position, v)
+		case flagsvc.Retryable(herr):
+			// Failing now could report as edited a flag our own write changed.
+			return e.retry(ctx, c, fmt.Errorf("reading the flag's history after a conflict: %w", herr), log)
 		}
 		return e.fail(ctx, c, fmt.Sprintf("the flag was edited since the change was scheduled (the change was based on version %d)", c.Expected), true, log)
 	}
 	if flagsvc.Retryable(err) || errors.Is(err, flagsvc.ErrNoToken) {
-		if late := e.now().Sub(st.ExecuteAt); late > e.maxDelay() {
-			return e.fail(ctx, c, fmt.Sprintf("the flag service was unavailable for %s after the step's time (%v)", late.Round(time.Second), err), false, log)
-		}
-		e.applied.WithLabelValues("retried").Inc()
-		log.Warn("scheduled step not applied yet; will retry", "err", err)
-		return e.Store.RetryStep(ctx, ch.ID, st.Position, err.Error())
+		return e.retry(ctx, c, err, log)
 	}
+	// Refused for good (another 409 such as a running experiment's rollout, 412, 422, 403,
+	// 404): the service's message says why and what to do.
 	return e.fail(ctx, c, "the flag service refused the change: "+strings.TrimPrefix(errMessage(err), "flag service: "), false, log)
+}
+
+// Backoff of a step the flag service could not take: RetryBase doubling per attempt, at most
+// RetryMax.
+const (
+	RetryBase = 5 * time.Second
+	RetryMax  = 5 * time.Minute
+)
+
+func retryAfter(attempts int) time.Duration {
+	d := RetryBase
+	for i := 1; i < attempts && d < RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, RetryMax)
+}
+
+// retry returns the step to pending, to be claimed again after a backoff. A step still not
+// applied MaxDelay after its time fails at its next claim (tooLate).
+func (e *Executor) retry(ctx context.Context, c Claim, err error, log *slog.Logger) error {
+	e.applied.WithLabelValues("retried").Inc()
+	wait := retryAfter(c.Step.Attempts)
+	log.Warn("scheduled step not applied yet; will retry", "err", err, "in", wait)
+	return e.Store.RetryStep(ctx, c.Change.ID, c.Step.Position, err.Error(), e.now().Add(wait))
+}
+
+// tooLate ends a step claimed more than MaxDelay after its time — the jobs service was not
+// running, or the flag service could not take it — unless an earlier attempt applied it.
+func (e *Executor) tooLate(ctx context.Context, c Claim, late time.Duration, log *slog.Logger) error {
+	ch, st := c.Change, c.Step
+	if st.Attempts > 1 {
+		// An earlier attempt may have made the write (an answer lost, an executor that died).
+		v, ok, err := e.ownWrite(ctx, ch, st, c.Expected)
+		if ok {
+			e.applied.WithLabelValues("recovered").Inc()
+			log.Info("scheduled step had been applied by an earlier attempt", "version", v)
+			return e.Store.CompleteStep(ctx, ch.ID, st.Position, v)
+		}
+		if flagsvc.Retryable(err) {
+			return e.retry(ctx, c, fmt.Errorf("reading the flag's history: %w", err), log)
+		}
+	}
+	reason := fmt.Sprintf("it was due at %s and is %s late, more than the %s a step may run late (-scheduler-max-delay)",
+		st.ExecuteAt.UTC().Format("2006-01-02 15:04 UTC"), late.Round(time.Second), e.maxDelay())
+	if st.Error != "" {
+		reason = fmt.Sprintf("the flag service was unavailable for %s after the step's time (%s)", late.Round(time.Second), st.Error)
+	}
+	return e.fail(ctx, c, reason+"; schedule it again if it is still wanted", false, log)
 }
 
 func (e *Executor) maxDelay() time.Duration {
@@ -146,6 +199,16 @@ func (e *Executor) maxDelay() time.Duration {
 		return time.Hour
 	}
 	return e.MaxDelay
+}
+
+// conflictField is the field a conflict from the flag service names: "version" for a write
+// based on a stale version; another field (a running experiment's rollout) is a refusal.
+func conflictField(err error) string {
+	var ee *errs.Error
+	if errors.As(err, &ee) {
+		return ee.Field
+	}
+	return ""
 }
 
 func errMessage(err error) string {
@@ -160,20 +223,21 @@ func errMessage(err error) string {
 }
 
 // ownWrite looks for this step's write in the configuration's history (by the marker its
-// comment starts with), newer than the version it was based on.
-func (e *Executor) ownWrite(ctx context.Context, ch Change, st Step, expected int64) (int64, bool) {
+// comment starts with), newer than the version it was based on. An error means the history
+// could not be read.
+func (e *Executor) ownWrite(ctx context.Context, ch Change, st Step, expected int64) (int64, bool, error) {
 	hist, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, 20)
 	if err != nil {
 		e.Log.Warn("cannot read the flag's history", "change", ch.ID, "err", err)
-		return 0, false
+		return 0, false, err
 	}
 	marker := Marker(ch.ID, st.Position, len(ch.Steps)) + " "
 	for _, v := range hist {
 		if v.Version > expected && strings.HasPrefix(v.Comment, marker) {
-			return v.Version, true
+			return v.Version, true, nil
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // fail records the failure, cancels the later steps and alerts, in one transaction.

@@ -242,7 +242,7 @@ func TestStepsAreClaimedOnceAndInOrder(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Step.Position != 2 || !got[0].Recovering || got[0].Step.Attempts != 2 {
 		t.Fatalf("recovery claim: %+v %v", got, err)
 	}
-	if err := s.RetryStep(ctx, c.ID, 2, "flag service unavailable"); err != nil {
+	if err := s.RetryStep(ctx, c.ID, 2, "flag service unavailable", clk.now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	// Pending again: it can be cancelled now, and nothing more runs.

@@ -183,7 +183,8 @@ WITH due AS (
     SELECT s.change_id, s.position, s.status AS was FROM scheduled_steps s
     JOIN scheduled_changes c ON c.id = s.change_id
     WHERE c.status IN ('pending', 'running') AND s.execute_at <= $1
-      AND (s.status = 'pending' OR (s.status = 'running' AND s.lease_until < $1))
+      AND ((s.status = 'pending' AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1))
+           OR (s.status = 'running' AND s.lease_until < $1))
       AND NOT EXISTS (SELECT 1 FROM scheduled_steps p WHERE p.change_id = s.change_id AND p.position < s.position AND p.status <> 'done')
     ORDER BY s.execute_at, s.change_id, s.position
     LIMIT $2
@@ -252,10 +253,11 @@ func (s *Store) CompleteStep(ctx context.Context, changeID int64, position int, 
 	})
 }
 
-// RetryStep returns a claimed step to pending after a transient failure.
-func (s *Store) RetryStep(ctx context.Context, changeID int64, position int, reason string) error {
-	_, err := s.Pool.Exec(ctx, `UPDATE scheduled_steps SET status = 'pending', lease_until = NULL, error = $3
-		WHERE change_id = $1 AND position = $2 AND status = 'running'`, changeID, position, reason)
+// RetryStep returns a claimed step to pending after a transient failure; it is not claimed
+// again before retryAt.
+func (s *Store) RetryStep(ctx context.Context, changeID int64, position int, reason string, retryAt time.Time) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE scheduled_steps SET status = 'pending', lease_until = NULL, error = $3, next_attempt_at = $4
+		WHERE change_id = $1 AND position = $2 AND status = 'running'`, changeID, position, reason, retryAt)
 	return err
 }
 

@@ -107,6 +107,39 @@ test('the results page says which variation wins, by how much, and how sure we a
   // recorded in e2e-artifacts/results-page-budget.json and docs/benchmarks.md.
 });
 
+test('adds a targeting rule while the experiment runs, leaving its split exactly as it was', async () => {
+  // The flag service refuses (409) a configuration edit that changes a running experiment's
+  // rollout in any way: the targeting editor must send it back exactly as it read it.
+  const { page } = b;
+  const before = await api('GET', `/api/v1/projects/${P}/flags/checkout/environments/production`);
+  assert.equal(before.fallthrough.rollout?.experiment_key, X);
+  await page.goto(`/p/${P}/flags/checkout`);
+  await page.getByRole('tab', { name: /^Production/ }).click();
+  const panel = page.getByRole('tabpanel');
+  const defaultRule = panel.getByRole('group', { name: 'Everyone else gets' });
+  await defaultRule.getByTestId('experiment-rollout').waitFor();
+  for (const v of ['on', 'off']) assert.equal(await defaultRule.getByLabel(`${v} (%)`, { exact: true }).isDisabled(), true, 'the experiment\'s weights are not editable');
+
+  await panel.getByRole('button', { name: 'Add rule' }).click();
+  const rule = panel.getByRole('listitem', { name: 'Rule 1' });
+  await rule.getByLabel('Attribute').fill('email');
+  await rule.getByLabel('Operator').selectOption('ends_with');
+  await rule.getByLabel('Values (comma-separated)').fill('@example.com');
+  await panel.getByLabel('Change comment').fill('staff always get the one-page checkout');
+  await panel.getByRole('button', { name: 'Save targeting' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Save targeting in Production?' });
+  await dialog.getByLabel('Type production to confirm').fill('production');
+  await dialog.getByRole('button', { name: 'Save', exact: true }).click();
+  await dialog.waitFor({ state: 'detached' });
+
+  const after = await api('GET', `/api/v1/projects/${P}/flags/checkout/environments/production`);
+  assert.equal(after.version, before.version + 1);
+  assert.deepEqual(after.fallthrough, before.fallthrough, 'the experiment\'s rollout is unchanged');
+  assert.equal(after.rules.length, 1);
+  assert.deepEqual(after.rules[0].clauses, [{ attribute: 'email', op: 'ends_with', values: ['@example.com'] }]);
+  assert.equal((await api('GET', `/api/v1/projects/${P}/experiments/${X}`)).status, 'running');
+});
+
 test('the experiments list shows it with its trend and no alerts', async () => {
   const { page } = b;
   await page.goto(`/p/${P}/experiments`);

@@ -118,7 +118,7 @@ func TestTargetingAroundARunningExperimentStaysEditable(t *testing.T) {
 	copied := edited.FlagConfig
 	copied.Rules = slices.Clone(copied.Rules)
 	copied.Rules[0].Serve = cfg.Fallthrough
-	refusedAsExperimentRollout(t, s, "rules[0].rollout.experiment_key", "PUT", path, copied)
+	refusedAsExperimentRollout(t, s, "rules[0].serve.rollout.experiment_key", "PUT", path, copied)
 	s.must(200, "PATCH", path, map[string]any{"rules": []any{}}, nil)
 	sameRollout(t, s, p, cfg)
 }
@@ -136,7 +136,7 @@ func TestExperimentKeyIsNotCopiedByHand(t *testing.T) {
 	}
 	inRule := map[string]any{"rules": []any{map[string]any{"clauses": []any{map[string]any{"attribute": "country", "op": "in", "values": []string{"NL"}}},
 		"serve": keyed("checkout-q4")}}}
-	refusedAsExperimentRollout(t, s, "rules[0].rollout.experiment_key", "PATCH", configPath(p, "checkout", "production"), inRule)
+	refusedAsExperimentRollout(t, s, "rules[0].serve.rollout.experiment_key", "PATCH", configPath(p, "checkout", "production"), inRule)
 	refusedAsExperimentRollout(t, s, "fallthrough.rollout.experiment_key", "PUT", configPath(p, "banner", "production"), map[string]any{"on": true, "fallthrough": keyed("checkout-q4")})
 	refusedAsExperimentRollout(t, s, "fallthrough.rollout.experiment_key", "PUT", configPath(p, "checkout", "staging"), map[string]any{"on": true, "fallthrough": keyed("checkout-q4")})
 	refusedAsExperimentRollout(t, s, "fallthrough.rollout.experiment_key", "PUT", configPath(p, "banner", "production"), map[string]any{"on": true, "fallthrough": keyed("not-yet-created")})

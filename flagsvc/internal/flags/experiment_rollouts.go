@@ -28,7 +28,7 @@ type placedRollout struct {
 	// place identifies it across edits: "fallthrough", or "rule:" and the rule's id (rules
 	// added or removed above it move its index, not its place).
 	place   string
-	path    string // its field: fallthrough.rollout, rules[2].rollout
+	path    string // its field, as validation names it: fallthrough.rollout, rules[2].serve.rollout
 	rollout *ruleset.Rollout
 }
 
@@ -36,7 +36,7 @@ func placedRollouts(cfg *domain.FlagConfig) []placedRollout {
 	var out []placedRollout
 	for i, r := range cfg.Rules {
 		if r.Serve.Rollout != nil {
-			out = append(out, placedRollout{"rule:" + r.ID, fmt.Sprintf("rules[%d].rollout", i), r.Serve.Rollout})
+			out = append(out, placedRollout{"rule:" + r.ID, fmt.Sprintf("rules[%d].serve.rollout", i), r.Serve.Rollout})
 		}
 	}
 	if cfg.Fallthrough.Rollout != nil {

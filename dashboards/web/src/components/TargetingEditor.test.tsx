@@ -9,7 +9,9 @@ import { TargetingEditor } from './TargetingEditor';
 const ctx: TargetingContext = { flagKey: 'new-checkout', variations: ['on', 'off'], flags: { 'new-checkout': ['on', 'off'] }, segments: ['beta-testers'] };
 
 // The editor as the flag page uses it: state here, errors from validateConfig.
-function Harness({ initial, onConfig }: { initial: FlagConfig; onConfig?: (c: FlagConfig) => void }) {
+function Harness({ initial, onConfig, context = ctx, serverErrors = {} }: {
+  initial: FlagConfig; onConfig?: (c: FlagConfig) => void; context?: TargetingContext; serverErrors?: Record<string, string>;
+}) {
   const [config, setConfig] = useState(initial);
   return (
     <TargetingEditor
@@ -18,8 +20,8 @@ function Harness({ initial, onConfig }: { initial: FlagConfig; onConfig?: (c: Fl
         setConfig(c);
         onConfig?.(c);
       }}
-      ctx={ctx}
-      errors={validateConfig(config, ctx)}
+      ctx={context}
+      errors={{ ...validateConfig(config, context), ...serverErrors }}
     />
   );
 }
@@ -75,5 +77,44 @@ describe('TargetingEditor', () => {
     expect(within(rule).getByLabelText('Attribute')).toBeDisabled();
     await user.selectOptions(within(rule).getByLabelText('Segments'), 'beta-testers');
     expect(last.rules[0].clauses[0]).toEqual({ op: 'segment_match', values: ['beta-testers'], attribute: undefined });
+  });
+
+  it('fixes the rollout of a running or stopped experiment, in a rule too, and frees it once concluded', async () => {
+    const split = { salt: 'q4-8f3a', experiment_key: 'new-checkout-q4', variations: [{ variation: 'off', weight: 50000 }, { variation: 'on', weight: 50000 }] };
+    const config: FlagConfig = {
+      ...initial,
+      rules: [{ id: 'r1', clauses: [{ attribute: 'plan', op: 'in', values: ['pro'] }], serve: { rollout: split } }],
+    };
+    const conflict = 'this rollout is running experiment "new-checkout-q4"\'s split and cannot be changed';
+    const { unmount } = render(<Harness initial={config} context={{ ...ctx, liveExperiments: ['new-checkout-q4'] }} serverErrors={{ 'rules[0].serve.rollout': conflict }} />);
+    let rule = screen.getByRole('listitem', { name: 'Rule 1' });
+    expect(within(rule).getByLabelText('on (%)')).toBeDisabled();
+    expect(within(rule).getByLabelText('off (%)')).toBeDisabled();
+    expect(within(rule).getByRole('radio', { name: 'A variation' })).toBeDisabled();
+    expect(within(rule).getByRole('button', { name: 'Delete rule' })).toBeDisabled();
+    expect(within(rule).getByTestId('experiment-rollout')).toHaveTextContent('The split of experiment “new-checkout-q4”');
+    expect(within(rule).getByText(conflict)).toBeInTheDocument();
+    unmount();
+    // Concluded (not among the live experiments): an ordinary rollout again.
+    render(<Harness initial={config} context={{ ...ctx, liveExperiments: [] }} />);
+    rule = screen.getByRole('listitem', { name: 'Rule 1' });
+    expect(within(rule).getByLabelText('on (%)')).toBeEnabled();
+    expect(within(rule).getByRole('button', { name: 'Delete rule' })).toBeEnabled();
+    expect(within(rule).queryByTestId('experiment-rollout')).not.toBeInTheDocument();
+  });
+
+  it('shows each rule’s own weights after a rule above it is deleted', async () => {
+    const user = userEvent.setup();
+    const rollout = (on: number) => ({ rollout: { variations: [{ variation: 'on', weight: on }, { variation: 'off', weight: 100000 - on }] } });
+    const config: FlagConfig = {
+      ...initial,
+      rules: [
+        { id: 'a', clauses: [{ attribute: 'plan', op: 'in', values: ['free'] }], serve: rollout(10000) },
+        { id: 'b', clauses: [{ attribute: 'plan', op: 'in', values: ['pro'] }], serve: rollout(70000) },
+      ],
+    };
+    render(<Harness initial={config} />);
+    await user.click(within(screen.getByRole('listitem', { name: 'Rule 1' })).getByRole('button', { name: 'Delete rule' }));
+    expect(within(screen.getByRole('listitem', { name: 'Rule 1' })).getByLabelText('on (%)')).toHaveValue('70');
   });
 });

@@ -5,7 +5,7 @@
 
 import { useEffect, useId, useState } from 'react';
 import {
-  clauseOps, parseValues, pctToWeight, TOTAL_WEIGHT, weightPct, weightSum, type FieldErrors, type TargetingContext,
+  clauseOps, fixedExperiment, parseValues, pctToWeight, TOTAL_WEIGHT, weightPct, weightSum, type FieldErrors, type TargetingContext,
 } from '../lib/targeting';
 import type { Clause, ClauseOp, FlagConfig, Rule, Serve } from '../lib/types';
 import { Button, FieldError, inputClass } from './ui';
@@ -63,6 +63,10 @@ function ListInput({ id, values, onChange, op, invalid, describedBy, disabled, p
   );
 }
 
+/**
+ * What a rule or the default rule serves (`path`: `fallthrough` or `rules[2].serve`). The flag
+ * service names an experiment's rollout in its 409 as `${path}.rollout`.
+ */
 export function ServeEditor({ serve, onChange, ctx, errors, path, disabled, label }: {
   serve: Serve; onChange: (s: Serve) => void; ctx: TargetingContext; errors: FieldErrors; path: string; disabled?: boolean; label: string;
 }) {
@@ -70,12 +74,16 @@ export function ServeEditor({ serve, onChange, ctx, errors, path, disabled, labe
   const isRollout = serve.rollout !== undefined;
   const sum = weightSum(serve);
   const sumError = errors[`${path}.rollout.variations`];
+  // A running or stopped experiment's split: the service refuses any change to it (409), so
+  // neither its weights nor what is served here can be edited.
+  const experiment = fixedExperiment(serve, ctx);
+  const rolloutError = errors[`${path}.rollout`] ?? errors[`${path}.rollout.experiment_key`];
   return (
     <fieldset className="space-y-2" disabled={disabled}>
       <legend className="text-xs font-medium text-slate-700">{label}</legend>
       <div className="flex flex-wrap gap-4 text-sm">
         <label className="inline-flex items-center gap-1.5">
-          <input type="radio" name={name} checked={!isRollout} onChange={() => onChange({ variation: ctx.variations[0] })} />
+          <input type="radio" name={name} checked={!isRollout} disabled={!!experiment} onChange={() => onChange({ variation: ctx.variations[0] })} />
           A variation
         </label>
         <label className="inline-flex items-center gap-1.5">
@@ -83,6 +91,7 @@ export function ServeEditor({ serve, onChange, ctx, errors, path, disabled, labe
             type="radio"
             name={name}
             checked={isRollout}
+            disabled={!!experiment}
             onChange={() => {
               const n = ctx.variations.length;
               const each = Math.floor(TOTAL_WEIGHT / n);
@@ -114,6 +123,7 @@ export function ServeEditor({ serve, onChange, ctx, errors, path, disabled, labe
                       aria-describedby={d}
                       className={inputClass}
                       inputMode="decimal"
+                      disabled={!!experiment}
                       defaultValue={String(weight / 1000)}
                       onChange={(e) => {
                         const w = pctToWeight(e.target.value);
@@ -133,11 +143,15 @@ export function ServeEditor({ serve, onChange, ctx, errors, path, disabled, labe
             Total: {Number.isNaN(sum) ? '—' : weightPct(sum)}{sum === TOTAL_WEIGHT ? '' : ' (must be 100%)'}
           </p>
           {sumError && sum === TOTAL_WEIGHT && <FieldError error={sumError} />}
-          {serve.rollout?.experiment_key && (
-            <p className="text-xs text-slate-600">Part of experiment “{serve.rollout.experiment_key}”: change weights from the experiment, not here.</p>
+          {experiment && (
+            <p className="text-xs text-slate-600" data-testid="experiment-rollout">
+              The split of experiment “{experiment}”: fixed until the experiment is concluded, so that every unit is analysed
+              under one split. To change it, stop and conclude the experiment, then start a new one.
+            </p>
           )}
         </div>
       )}
+      <FieldError error={rolloutError} />
     </fieldset>
   );
 }
@@ -212,7 +226,7 @@ function RuleEditor({ rule, index, count, onChange, onRemove, onMove, ctx, error
         <div className="flex gap-1">
           <Button size="sm" variant="ghost" disabled={disabled || index === 0} onClick={() => onMove(-1)} aria-label={`Move rule ${index + 1} up`}>↑</Button>
           <Button size="sm" variant="ghost" disabled={disabled || index === count - 1} onClick={() => onMove(1)} aria-label={`Move rule ${index + 1} down`}>↓</Button>
-          <Button size="sm" variant="ghost" disabled={disabled} onClick={onRemove}>Delete rule</Button>
+          <Button size="sm" variant="ghost" disabled={disabled || !!fixedExperiment(rule.serve, ctx)} onClick={onRemove}>Delete rule</Button>
         </div>
       </div>
       <Labelled label="Description">
@@ -317,7 +331,7 @@ export function TargetingEditor({ config, onChange, ctx, errors, disabled }: Pro
         <p className="text-xs text-slate-600">Evaluated top to bottom; the first rule that matches decides.</p>
         <ol className="space-y-3">
           {config.rules.map((r, i) => (
-            <RuleEditor key={i} rule={r} index={i} count={config.rules.length} ctx={ctx} errors={errors} disabled={disabled}
+            <RuleEditor key={r.id ?? `new-${i}`} rule={r} index={i} count={config.rules.length} ctx={ctx} errors={errors} disabled={disabled}
               onChange={(nr) => set({ rules: config.rules.map((x, k) => (k === i ? nr : x)) })}
               onRemove={() => set({ rules: config.rules.filter((_, k) => k !== i) })}
               onMove={(d) => {

@@ -16,6 +16,22 @@ export interface TargetingContext {
   flags: Record<string, string[]>;
   /** Segment keys in this environment. */
   segments: string[];
+  /**
+   * Keys of the experiments running or stopped on this flag in this environment: the flag
+   * service refuses (409) any change to, or removal of, their rollouts. Unset while unknown,
+   * when every rollout that carries an experiment_key is treated as fixed.
+   */
+  liveExperiments?: string[];
+}
+
+/**
+ * The experiment whose split a serve's rollout is, while that split is fixed (the experiment
+ * is running or stopped); undefined for any other serve, whose rollout is editable.
+ */
+export function fixedExperiment(serve: Serve, ctx: TargetingContext): string | undefined {
+  const key = serve.rollout?.experiment_key;
+  if (!key) return undefined;
+  return !ctx.liveExperiments || ctx.liveExperiments.includes(key) ? key : undefined;
 }
 
 const keyPattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;

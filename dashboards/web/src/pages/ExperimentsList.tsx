@@ -112,7 +112,7 @@ function ExperimentRow({ e, project, owner, breached }: { e: Experiment; project
   );
 }
 
-function Sparkline({ project, e, metric }: { project: string; e: Experiment; metric: string }) {
+export function Sparkline({ project, e, metric }: { project: string; e: Experiment; metric: string }) {
   const ts = useTimeseries(project, e.key, metric);
   const treatment = e.variations.find((v) => v.variation !== e.control)?.variation;
   const pts = (ts.data ?? []).filter((p) => p.variation === treatment && p.effect !== null)
@@ -121,14 +121,17 @@ function Sparkline({ project, e, metric }: { project: string; e: Experiment; met
   const w = 110, h = 28;
   const vals = pts.map((p) => p.effect as number);
   const lo = Math.min(0, ...vals), hi = Math.max(0, ...vals);
-  const x = scaleLinear<number>({ domain: [0, Math.max(1, pts.length - 1)], range: [2, w - 2] });
+  // By time, not by index: the history is thinned to hourly, then daily snapshots after 7 days.
+  const times = pts.map((p) => Date.parse(p.computed_at));
+  const t0 = times[0], t1 = Math.max(times[times.length - 1], t0 + 1);
+  const x = scaleLinear<number>({ domain: [t0, t1], range: [2, w - 2] });
   const y = scaleLinear<number>({ domain: [lo === hi ? lo - 0.01 : lo, lo === hi ? hi + 0.01 : hi], range: [h - 3, 3] });
   const last = vals[vals.length - 1];
   return (
     <span className="inline-flex items-center gap-2">
       <svg width={w} height={h} role="img" aria-label={`${metric} lift trend, latest ${signedPct(last)}`}>
         <Line from={{ x: 0, y: y(0) }} to={{ x: w, y: y(0) }} stroke="#94a3b8" strokeDasharray="2,2" />
-        <LinePath data={vals} x={(_, i) => x(i)} y={(v) => y(v)} stroke="#1d4ed8" strokeWidth={1.5} />
+        <LinePath data={vals} x={(_, i) => x(times[i])} y={(v) => y(v)} stroke="#1d4ed8" strokeWidth={1.5} />
       </svg>
       <span className="tabular text-xs text-slate-700">{signedPct(last)}</span>
     </span>

@@ -139,6 +139,7 @@ function EnvPanel({ project, flag, env, config }: { project: string; flag: Detai
   }
   const allFlags = useAllFlags(project);
   const segments = useSegments(project, env.key);
+  const experiments = useExperiments(project);
   const qc = useQueryClient();
   const ctx = useMemo(
     () => ({
@@ -146,8 +147,12 @@ function EnvPanel({ project, flag, env, config }: { project: string; flag: Detai
       variations: flag.variations.map((v) => v.key),
       flags: Object.fromEntries((allFlags.data ?? []).map((x) => [x.key, x.variations.map((v) => v.key)])),
       segments: (segments.data ?? []).map((s) => s.key),
+      // Until the experiments are known, every experiment rollout is shown as fixed.
+      liveExperiments: experiments.data
+        ?.filter((x) => x.flag === flag.key && x.environment === env.key && (x.status === 'running' || x.status === 'stopped'))
+        .map((x) => x.key),
     }),
-    [flag, allFlags.data, segments.data],
+    [flag, env.key, allFlags.data, segments.data, experiments.data],
   );
   const clientErrors = validateConfig(draft, ctx);
   const errors = { ...clientErrors, ...serverErrors };
@@ -170,7 +175,11 @@ function EnvPanel({ project, flag, env, config }: { project: string; flag: Detai
     },
   });
   const hasErrors = Object.keys(clientErrors).length > 0;
-  const stale = isApiError(save.error) && save.error.status === 409;
+  // A 409 is either a version conflict (someone saved meanwhile: field "version", or none) or
+  // the flag service protecting a running experiment's rollout (field "fallthrough.rollout",
+  // "rules[2].serve.rollout.experiment_key"), which reloading would not fix.
+  const conflict = isApiError(save.error) && save.error.status === 409 ? save.error : null;
+  const stale = !!conflict && (!conflict.field || conflict.field === 'version');
   return (
     <div className="grid grid-cols-1 gap-4 xl:grid-cols-[1fr_22rem]">
       <Card title={`Targeting in ${env.name}`}>
@@ -195,6 +204,9 @@ function EnvPanel({ project, flag, env, config }: { project: string; flag: Detai
           {hasErrors && dirty && <p className="mt-2 text-sm text-red-800" role="status">Fix the {Object.keys(clientErrors).length} problem(s) marked above to save.</p>}
           {stale ? (
             <div className="mt-2"><ErrorBanner error={save.error} title="Someone changed this flag meanwhile. Reload to see their change, then apply yours again." /></div>
+          ) : conflict ? (
+            // Also at the field when it is shown, but a rule's path is the one before the edit.
+            <div className="mt-2"><ErrorBanner error={save.error} title="Not saved: this change touches an experiment’s split, which is fixed until the experiment is concluded" /></div>
           ) : save.error && !(isApiError(save.error) && save.error.field) ? (
             <div className="mt-2"><ErrorBanner error={save.error} /></div>
           ) : null}

@@ -102,37 +102,51 @@ func (f *Feed) Run(ctx context.Context) error {
 				f.log.Debug("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		// Within a fetch only the newest version of each environment matters: skipping the
-		// others makes catching up with a long (not yet compacted) topic cheap. The newest
-		// version is not always the last record — a lagging publisher can write an older version
-		// after a newer one — so the records are tried from the highest version down (the
-		// lower ones are stale, as they would be read one at a time), and one that is
-		// malformed gives way to the next. A tombstone deletes what came before it.
-		var order []string
-		byKey := map[string][]*kgo.Record{}
-		fetches.EachRecord(func(r *kgo.Record) {
-			k := string(r.Key)
-			if _, seen := byKey[k]; !seen {
-				order = append(order, k)
+		f.consume(fetches)
+	}
+}
+
+// consume applies one fetch's records. Within a fetch only the newest version of each
+// environment matters: skipping the others makes catching up with a long (not yet compacted)
+// topic cheap. The newest version is not always the last record — a lagging publisher can
+// write an older version after a newer one — so the records are tried from the highest version
+// down (the lower ones are stale, as they would be read one at a time), and one that is
+// malformed gives way to the next. A tombstone deletes what came before it.
+//
+// The positions move past the fetch only once its records are applied: the feed has caught up
+// (readiness, and forgetting the environments the topic no longer has) when the positions reach
+// the topic's end, and by then every record up to it must be served.
+func (f *Feed) consume(fetches kgo.Fetches) {
+	var order []string
+	byKey := map[string][]*kgo.Record{}
+	next := map[int32]int64{}
+	fetches.EachRecord(func(r *kgo.Record) {
+		k := string(r.Key)
+		if _, seen := byKey[k]; !seen {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], r)
+		next[r.Partition] = r.Offset + 1
+	})
+	for _, k := range order {
+		tombstone, live := newestFirst(byKey[k])
+		if tombstone != nil {
+			_ = f.apply(tombstone)
+		}
+		for _, r := range live {
+			if !errors.Is(f.apply(r), rulesets.ErrMalformed) {
+				break
 			}
-			byKey[k] = append(byKey[k], r)
-			f.posMu.Lock()
-			f.pos[r.Partition] = r.Offset + 1
-			if f.seen != nil {
-				f.seen[k] = true
-			}
-			f.posMu.Unlock()
-		})
+		}
+	}
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
+	for p, o := range next {
+		f.pos[p] = o
+	}
+	if f.seen != nil {
 		for _, k := range order {
-			tombstone, live := newestFirst(byKey[k])
-			if tombstone != nil {
-				_ = f.apply(tombstone)
-			}
-			for _, r := range live {
-				if !errors.Is(f.apply(r), rulesets.ErrMalformed) {
-					break
-				}
-			}
+			f.seen[k] = true
 		}
 	}
 }

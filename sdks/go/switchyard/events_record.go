@@ -99,11 +99,14 @@ func (s *countShards) take() map[summaryKey]int64 {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		served, fallback := sh.served, sh.fallback
-		if len(served)+len(fallback) > 0 {
+		// Decided under the lock: maps left in place (empty) are the shard's again once it is
+		// unlocked, and counts added to them then belong to the next take.
+		empty := len(served)+len(fallback) == 0
+		if !empty {
 			sh.reset()
 		}
 		sh.mu.Unlock()
-		if len(served)+len(fallback) == 0 {
+		if empty {
 			continue
 		}
 		if out == nil {

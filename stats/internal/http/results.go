@@ -162,7 +162,7 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
 		defer cancel()
 		if err := s.Worker.Refresh(ctx, x.Project, x.Key); errors.Is(err, results.ErrBusy) {
-			return errs.Conflict("", "experiment %q is being refreshed by another replica: its results appear under …/results when that refresh ends", x.Key)
+			return errs.Conflict("", "experiment %q is being refreshed already (by a scheduled sweep or another replica): its results appear under …/results when that refresh ends", x.Key)
 		} else if err != nil {
 			return errs.Unavailable(err, "refresh failed")
 		}

@@ -186,7 +186,7 @@ func TestRefreshWhileAnotherReplicaRefreshes(t *testing.T) {
 	if status != 409 {
 		t.Fatalf("refresh while another replica refreshes: %d %s, want 409", status, body)
 	}
-	if e := errorBody(t, body); e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, "another replica") {
+	if e := errorBody(t, body); e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, "being refreshed already") {
 		t.Fatalf("error %+v", e.Error)
 	}
 	unlock()

@@ -134,8 +134,24 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.sweep(ctx)
 		}()
 	}
+	// Thinning runs beside the loop too: its first run over a big table can take minutes, and
+	// on-demand refreshes must not queue behind it.
+	thinning := make(chan struct{}, 1)
+	startThin := func() {
+		select {
+		case thinning <- struct{}{}:
+		default:
+			return // the previous one is still running
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-thinning }()
+			w.thin(ctx)
+		}()
+	}
 	startSweep()
-	w.thin(ctx)
+	startThin()
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,7 +159,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-tick.C:
 			startSweep()
 		case <-thin.C:
-			w.thin(ctx)
+			startThin()
 		case r := <-w.trigger:
 			wg.Add(1)
 			go func() {
@@ -247,9 +263,10 @@ func (w *Worker) dueAt(st RefreshState) time.Time {
 		at = st.LastComputed.Add(w.cfg.Interval - w.cfg.Interval/10)
 	}
 	if st.Failures > 0 {
-		backoff := w.cfg.Interval << min(st.Failures-1, 16)
-		if backoff > maxBackoff || backoff <= 0 {
-			backoff = max(maxBackoff, w.cfg.Interval)
+		// Compared before shifting: a shifted long interval would overflow.
+		backoff := max(maxBackoff, w.cfg.Interval)
+		if n := min(st.Failures-1, 16); w.cfg.Interval <= maxBackoff>>n {
+			backoff = w.cfg.Interval << n
 		}
 		if f := st.FailedAt.Add(backoff - w.cfg.Interval/10); f.After(at) {
 			at = f
@@ -284,7 +301,8 @@ func (w *Worker) refreshAll(ctx context.Context, xs []flagsvc.Experiment, failed
 // the data of up to one interval before its stop. They are computed (up to the stop time) at
 // every sweep until one has run Settle after the stop, so events of the last minutes before
 // the stop that reach ClickHouse within the settle margin count. Experiments stopped more than
-// LateWindow ago are left alone.
+// LateWindow ago are left alone; one whose final refreshes keep failing backs off as a running
+// one does (dueAt).
 func (w *Worker) finalize(ctx context.Context) {
 	for _, status := range []string{"stopped", "concluded"} {
 		xs, err := w.flags.ExperimentsWithStatus(ctx, status)
@@ -307,17 +325,45 @@ func (w *Worker) finalize(ctx context.Context) {
 			}
 			todo = append(todo, x)
 		}
-		w.refreshAll(ctx, todo, "final results of a stopped experiment failed")
+		w.refreshAll(ctx, w.notBackingOff(ctx, todo), "final results of a stopped experiment failed")
 	}
+}
+
+// notBackingOff leaves out of xs the experiments whose refreshes keep failing and are not due
+// a retry yet (dueAt's backoff); all of xs when their states cannot be read.
+func (w *Worker) notBackingOff(ctx context.Context, xs []flagsvc.Experiment) []flagsvc.Experiment {
+	if len(xs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(xs))
+	for i, x := range xs {
+		ids[i] = x.ID
+	}
+	states, err := w.store.RefreshStates(ctx, ids)
+	if err != nil {
+		w.log.Warn("cannot read the experiments' last refreshes", "err", err)
+		return xs
+	}
+	now := w.now()
+	var out []flagsvc.Experiment
+	for _, x := range xs {
+		st := states[x.ID]
+		if now.Before(w.dueAt(RefreshState{FailedAt: st.FailedAt, Failures: st.Failures})) {
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // staleUnits: a units snapshot older than this is a crashed refresh's leftover (a refresh of 5M
 // units takes about a minute).
 const staleUnits = 6 * time.Hour
 
-// ErrBusy: another replica is refreshing the experiment (Refresh returns it; a sweep skips the
-// experiment until its next round).
-var ErrBusy = errors.New("results: another replica is refreshing this experiment")
+// ErrBusy: the experiment is being refreshed already — by another replica, or by this one's
+// sweep when an on-demand refresh asks (Refresh returns it, and it is not recorded as a failed
+// refresh; a sweep skips the experiment until its next round).
+var ErrBusy = errors.New("results: the experiment is being refreshed already")
 
 func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) {
 	start := w.now()

@@ -1,0 +1,115 @@
+package switchyard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
+	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
+)
+
+// TestEvaluationsFlushesAndRotationsAtOnce: many goroutines evaluate while others flush (taking
+// the summary counts) and the dedup window rotates under them, in phases of fresh contexts —
+// each phase sees one rotation and its dedup set grow from its smallest size. Every evaluation
+// is counted exactly once across the summaries, and each context x flag x variation of a phase
+// is exposed exactly once: a rotation moves the seen exposures to the previous generation, and
+// only a second one forgets them.
+func TestEvaluationsFlushesAndRotationsAtOnce(t *testing.T) {
+	collector := newFakeCollector(t)
+	clock := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}
+	c, td := eventsClient(t, collector, switchyard.EventsConfig{DedupWindow: time.Hour, Capacity: 1 << 20}, clock.Now)
+	td.SetFlag(ruleset.Flag{
+		Key: "split", Kind: ruleset.KindBoolean, On: true,
+		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
+		Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}},
+	})
+	td.SetBool("fixed", true)
+	const phases, workers, perWorker, contexts = 4, 12, 2000, 1499 // 1499: each context meets every flag
+	flags := []string{"split", "fixed", "missing"}
+	rs := c.Ruleset()
+
+	want := map[string]float64{}
+	exposed := map[string]bool{}
+	stop := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() { // flushes (each also rotates when the window is up) throughout
+		defer close(flushed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = c.FlushAndWait(context.Background())
+			}
+		}
+	}()
+	for phase := range phases {
+		ctxs := make([]switchyard.Context, contexts)
+		for i := range ctxs {
+			ctxs[i] = switchyard.NewContext(fmt.Sprintf("p%d-user-%d", phase, i))
+		}
+		for w := range workers {
+			for i := range perWorker {
+				ctx, flag := ctxs[(w*perWorker+i)%contexts], flags[i%len(flags)]
+				r := rs.Evaluate(flag, ctx)
+				want[flag+"/"+r.VariationKey()]++
+				if r.Variation != nil {
+					key, _ := ctx.Key("user")
+					exposed[key+"/"+flag+"/"+r.VariationKey()] = true
+				}
+			}
+		}
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := range perWorker {
+					if w == 0 && i == perWorker/2 {
+						clock.Advance(time.Hour) // the next flush rotates, amid evaluations
+					}
+					c.Bool(ctxs[(w*perWorker+i)%contexts], flags[i%len(flags)], false)
+				}
+			})
+		}
+		wg.Wait()
+		// The phase's rotation has happened by the end of this flush: one per phase.
+		if err := c.FlushAndWait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-flushed
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	counts := map[string]float64{}
+	for _, s := range collector.received("summary") {
+		for _, raw := range s["counters"].([]any) {
+			ctr := raw.(map[string]any)
+			counts[ctr["flag_key"].(string)+"/"+ctr["variation_key"].(string)] += ctr["count"].(float64)
+		}
+	}
+	if !equalCounts(counts, want) {
+		t.Errorf("summary counters = %v, want %v", counts, want)
+	}
+	got := map[string]int{}
+	for _, e := range collector.received("exposure") {
+		got[e["context_key"].(string)+"/"+e["flag_key"].(string)+"/"+e["variation_key"].(string)]++
+	}
+	for k, n := range got {
+		if n != 1 || !exposed[k] {
+			t.Errorf("exposure %s sent %d times", k, n)
+		}
+	}
+	if len(got) != len(exposed) {
+		t.Errorf("%d distinct exposures, want %d", len(got), len(exposed))
+	}
+	served := want["split/on"] + want["split/off"] + want["fixed/true"]
+	if s := c.EventStats(); s.Deduplicated != uint64(served)-uint64(len(exposed)) || s.Dropped != 0 || s.Failed != 0 {
+		t.Errorf("stats = %+v, want %d deduplicated, none dropped or failed", s, uint64(served)-uint64(len(exposed)))
+	}
+}

@@ -1,0 +1,146 @@
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchyard-io/switchyard/platform/pg"
+	"github.com/switchyard-io/switchyard/platform/testenv"
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+)
+
+// TestDueBacksOffWithoutOverflow: the backoff after failures doubles up to an hour, and an
+// interval longer than that is the backoff itself — also one so long that shifting it
+// overflows (a shifted 2^48 ns + 50 ms wraps round to 55 minutes).
+func TestDueBacksOffWithoutOverflow(t *testing.T) {
+	failed := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name     string
+		interval time.Duration
+		failures int
+		want     time.Duration // after the failure
+	}{
+		{"first failure", 5 * time.Minute, 1, 5*time.Minute - 30*time.Second},
+		{"third failure", 5 * time.Minute, 3, 20*time.Minute - 30*time.Second},
+		{"capped", 5 * time.Minute, 40, time.Hour - 30*time.Second},
+		{"interval over the cap", 2 * time.Hour, 5, 2*time.Hour - 12*time.Minute},
+		{"interval whose shift overflows", 1<<48 + 50*time.Millisecond, 17, (1<<48 + 50*time.Millisecond) * 9 / 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := NewWorker(Config{Interval: c.interval}, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			got := w.dueAt(RefreshState{FailedAt: failed, Failures: c.failures})
+			if d := got.Sub(failed); d < c.want-time.Millisecond || d > c.want+time.Millisecond {
+				t.Fatalf("due %v after the failure, want %v", d, c.want)
+			}
+		})
+	}
+}
+
+// TestFinalResultsBackOffAfterFailures: a stopped experiment whose final refreshes keep failing
+// is retried on the running experiments' backoff, not at every sweep.
+func TestFinalResultsBackOffAfterFailures(t *testing.T) {
+	f := newFoldFixture(t)
+	ctx := context.Background()
+	x := f.x
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		items := []flagsvc.Experiment{}
+		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == "stopped" {
+			items = append(items, x)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"items": items})
+	}))
+	defer flags.Close()
+	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	now := stopped.Add(30 * time.Minute)
+	f.w.now = func() time.Time { return now }
+	for _, ago := range []time.Duration{16 * time.Minute, 6 * time.Minute} {
+		if err := f.store.RecordFailure(ctx, x.ID, now.Add(-ago), errors.New("code: 241, Memory limit (for query) exceeded")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.w.sweep(ctx)
+	if n := snapshotCount(t, f.store, x.ID); n != 0 {
+		t.Fatalf("final results refreshed 6 minutes after a second failure in a row: %d snapshots, want 0 (backoff 10 minutes)", n)
+	}
+	now = now.Add(4 * time.Minute)
+	f.w.sweep(ctx)
+	if n := snapshotCount(t, f.store, x.ID); n != 1 {
+		t.Fatalf("final results after the backoff: %d snapshots, want 1", n)
+	}
+}
+
+// TestThinningDoesNotHoldUpOnDemandRefreshes: while the worker's thinning is stuck (its first
+// run over a big table, here a row it must delete locked by someone else), an on-demand
+// refresh is computed; the thinning ends once the row is free.
+func TestThinningDoesNotHoldUpOnDemandRefreshes(t *testing.T) {
+	f := newFoldFixture(t)
+	ctx := context.Background()
+	x := f.x
+	now := f.start.Add(60 * time.Hour)
+	f.w.now = func() time.Time { return now }
+	f.w.cfg.Retention = Retention{KeepAll: 24 * time.Hour, KeepHourly: 24 * time.Hour}
+	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var out any = map[string]any{"items": []any{}}
+		if r.URL.Path == "/api/v1/projects/shop/experiments/checkout" {
+			out = x
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	defer flags.Close()
+	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+
+	// Five snapshots of one day, ten days ago: thinning deletes the three in the middle.
+	old := uuid.NewString()
+	for i := range 5 {
+		if err := f.store.SaveSnapshot(ctx, old, &Snapshot{Status: "running", ComputedAt: now.Add(-10*24*time.Hour + time.Duration(i)*time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocker, err := pg.Connect(ctx, f.store.Pool.Config().ConnString(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM results_snapshots WHERE experiment_id = $1 ORDER BY computed_at OFFSET 2 LIMIT 1 FOR UPDATE`, old); err != nil {
+		t.Fatal(err)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	testenv.Eventually(t, 20*time.Second, "the thinning to wait for the locked row", func() bool {
+		var n int
+		err := f.store.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM results_snapshots%'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := f.w.Refresh(rctx, "shop", "checkout"); err != nil {
+		t.Fatalf("on-demand refresh while thinning: %v", err)
+	}
+	if n := snapshotCount(t, f.store, x.ID); n != 1 {
+		t.Fatalf("%d snapshots after the refresh, want 1", n)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the thinning to end", func() bool { return snapshotCount(t, f.store, old) == 2 })
+}

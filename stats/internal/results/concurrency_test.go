@@ -144,3 +144,27 @@ func TestThinningDoesNotHoldUpOnDemandRefreshes(t *testing.T) {
 	}
 	testenv.Eventually(t, 20*time.Second, "the thinning to end", func() bool { return snapshotCount(t, f.store, old) == 2 })
 }
+
+// TestRefreshAfterTheWorkerStopped: a refresh asked for while the service shuts down (Run has
+// returned) answers at once that the worker stopped, instead of waiting for its caller's
+// timeout (two minutes for the API) and holding up the shutdown.
+func TestRefreshAfterTheWorkerStopped(t *testing.T) {
+	f := newFoldFixture(t)
+	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"items": []flagsvc.Experiment{}})
+	}))
+	defer flags.Close()
+	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(ctx) }()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.w.Refresh(wait, "shop", "checkout"); !errors.Is(err, ErrStopped) {
+		t.Fatalf("refresh after the worker stopped: %v, want ErrStopped", err)
+	}
+}

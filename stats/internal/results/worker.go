@@ -51,6 +51,7 @@ type Worker struct {
 	log     *slog.Logger
 	now     func() time.Time
 	trigger chan ref
+	stopped chan struct{} // closed when Run has returned
 	slots   chan struct{} // one per refresh running
 
 	defs *metricsql.Definitions
@@ -85,7 +86,7 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 	if cfg.RefreshTimeout == 0 {
 		cfg.RefreshTimeout = 15 * time.Minute
 	}
-	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64),
+	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64), stopped: make(chan struct{}),
 		slots: make(chan struct{}, cfg.Concurrency),
 		defs: &metricsql.Definitions{Load: func(ctx context.Context, project, key string, version int64) (metricsql.Definition, error) {
 			return flags.MetricVersion(ctx, project, key, version)
@@ -112,6 +113,7 @@ func (w *Worker) Name() string { return "results worker" }
 // A sweep still running when the next is due is not doubled: the next starts at the first
 // tick after it ends. On-demand refreshes do not wait for a sweep, only for a free slot.
 func (w *Worker) Run(ctx context.Context) error {
+	defer close(w.stopped) // last: after every refresh it started has ended
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
 	thin := time.NewTicker(time.Hour)
@@ -213,14 +215,27 @@ func (w *Worker) Refresh(ctx context.Context, project, key string) error {
 	case w.trigger <- r:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-w.stopped:
+		return ErrStopped
 	}
 	select {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-w.stopped:
+		// Run took the request and ended it, or returned before taking it.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrStopped
+		}
 	}
 }
+
+// ErrStopped: the worker is shutting down (Run has returned); nothing more is refreshed.
+var ErrStopped = errors.New("results: the results worker has stopped")
 
 func (w *Worker) sweep(ctx context.Context) {
 	if n, err := metricsql.DropStaleUnits(ctx, w.ch, staleUnits); err != nil {

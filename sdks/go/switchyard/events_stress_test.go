@@ -86,30 +86,5 @@ func TestEvaluationsFlushesAndRotationsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	counts := map[string]float64{}
-	for _, s := range collector.received("summary") {
-		for _, raw := range s["counters"].([]any) {
-			ctr := raw.(map[string]any)
-			counts[ctr["flag_key"].(string)+"/"+ctr["variation_key"].(string)] += ctr["count"].(float64)
-		}
-	}
-	if !equalCounts(counts, want) {
-		t.Errorf("summary counters = %v, want %v", counts, want)
-	}
-	got := map[string]int{}
-	for _, e := range collector.received("exposure") {
-		got[e["context_key"].(string)+"/"+e["flag_key"].(string)+"/"+e["variation_key"].(string)]++
-	}
-	for k, n := range got {
-		if n != 1 || !exposed[k] {
-			t.Errorf("exposure %s sent %d times", k, n)
-		}
-	}
-	if len(got) != len(exposed) {
-		t.Errorf("%d distinct exposures, want %d", len(got), len(exposed))
-	}
-	served := want["split/on"] + want["split/off"] + want["fixed/true"]
-	if s := c.EventStats(); s.Deduplicated != uint64(served)-uint64(len(exposed)) || s.Dropped != 0 || s.Failed != 0 {
-		t.Errorf("stats = %+v, want %d deduplicated, none dropped or failed", s, uint64(served)-uint64(len(exposed)))
-	}
+	checkCountedExactly(t, c, collector, want, exposed)
 }

@@ -595,6 +595,15 @@ func TestConcurrentEvaluationsCountedExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	checkCountedExactly(t, c, collector, want, exposed)
+}
+
+// checkCountedExactly checks what a closed client sent: summary counters equal to want
+// ("flag/variation" → evaluations), each exposure in exposed ("context/flag/variation") sent
+// exactly once, and the client's stats agreeing (every other evaluation of a served variation
+// deduplicated, none dropped or failed).
+func checkCountedExactly(t *testing.T, c *switchyard.Client, collector *fakeCollector, want map[string]float64, exposed map[string]bool) {
+	t.Helper()
 	counts := map[string]float64{}
 	for _, s := range collector.received("summary") {
 		for _, raw := range s["counters"].([]any) {
@@ -618,7 +627,7 @@ func TestConcurrentEvaluationsCountedExactly(t *testing.T) {
 		t.Errorf("%d distinct exposures, want %d", len(got), len(exposed))
 	}
 	served := want["split/on"] + want["split/off"] + want["fixed/true"]
-	if s := c.EventStats(); s.Deduplicated != uint64(served)-uint64(len(exposed)) || s.Dropped != 0 {
-		t.Errorf("stats = %+v, want %d deduplicated", s, uint64(served)-uint64(len(exposed)))
+	if s := c.EventStats(); s.Deduplicated != uint64(served)-uint64(len(exposed)) || s.Dropped != 0 || s.Failed != 0 {
+		t.Errorf("stats = %+v, want %d deduplicated, none dropped or failed", s, uint64(served)-uint64(len(exposed)))
 	}
 }

@@ -2,12 +2,12 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fakeApi } from '../test/fakeApi';
 import { experiment, metrics, snapshot } from '../test/fixtures';
 import ExperimentResults from './ExperimentResults';
 
 // The page against a fake server that speaks the documented API (docs/experiments-api.md).
 function fakeServer(overrides: Record<string, unknown> = {}) {
-  const calls: { method: string; url: string; body?: unknown; auth?: string }[] = [];
   const routes: Record<string, unknown> = {
     'GET /api/v1/projects/demo/experiments/new-checkout-q4': experiment,
     'GET /stats/v1/projects/demo/experiments/new-checkout-q4/results': snapshot,
@@ -24,15 +24,7 @@ function fakeServer(overrides: Record<string, unknown> = {}) {
     'POST /api/v1/projects/demo/experiments/new-checkout-q4/conclude': { ...experiment, status: 'concluded', decision: { outcome: 'ship', variation: 'on', rationale: 'Clear win', decided_by: 'u1', decided_at: '2026-11-12T10:00:00Z' } },
     ...overrides,
   };
-  vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
-    const method = init.method ?? 'GET';
-    calls.push({ method, url, body: init.body ? JSON.parse(String(init.body)) : undefined, auth: (init.headers as Record<string, string>)?.Authorization });
-    const body = routes[`${method} ${url}`];
-    if (typeof body === 'function') return body();
-    if (body === undefined) return new Response(JSON.stringify({ error: { code: 'not_found', message: `no route ${method} ${url}` } }), { status: 404 });
-    return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
-  });
-  return calls;
+  return fakeApi(routes);
 }
 
 function renderPage() {

@@ -2,6 +2,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fakeApi } from '../test/fakeApi';
 import { experiment } from '../test/fixtures';
 import type { FlagEnvironment } from '../lib/types';
 import FlagDetail from './FlagDetail';
@@ -23,7 +24,6 @@ const read: FlagEnvironment = {
 };
 
 function fakeServer(put: () => Response) {
-  const calls: { method: string; url: string; body?: unknown }[] = [];
   const routes: Record<string, unknown> = {
     'GET /api/v1/projects': { items: [{ id: 'p1', key: 'demo', name: 'Demo', description: '', environments: [{ id: 'e1', project_id: 'p1', project_key: 'demo', key: 'production', name: 'Production', color: '#b91c1c', critical: false, locked: false, position: 0, ruleset_version: 3 }] }] },
     'GET /api/v1/projects/demo/flags/new-checkout': {
@@ -37,15 +37,7 @@ function fakeServer(put: () => Response) {
     'GET /api/v1/members': { items: [] },
     'GET /api/v1/projects/demo/flags/new-checkout/environments/production/history?limit=20': { items: [] },
   };
-  vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
-    const method = init.method ?? 'GET';
-    calls.push({ method, url, body: init.body ? JSON.parse(String(init.body)) : undefined });
-    if (method === 'PUT') return put();
-    const body = routes[`${method} ${url}`];
-    if (body === undefined) return new Response(JSON.stringify({ error: { code: 'not_found', message: `no route ${method} ${url}` } }), { status: 404 });
-    return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
-  });
-  return calls;
+  return fakeApi(routes, (method) => (method === 'PUT' ? put() : undefined));
 }
 
 function renderPage() {
@@ -87,7 +79,7 @@ describe('FlagDetail targeting with a running experiment', () => {
     await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
     const put = calls.find((c) => c.method === 'PUT')!;
     expect(put.url).toBe('/api/v1/projects/demo/flags/new-checkout/environments/production');
-    const body = put.body as FlagEnvironment;
+    const body = put.body as unknown as FlagEnvironment;
     expect(body.version).toBe(7);
     expect(body.salt).toBe(read.salt);
     // toStrictEqual: a dropped or added key (salt, context_kind, bucket_by, experiment_key,

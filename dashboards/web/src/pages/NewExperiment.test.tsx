@@ -2,6 +2,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fakeApi } from '../test/fakeApi';
 import { metrics } from '../test/fixtures';
 import ExperimentsList from './ExperimentsList';
 import { evenSplit, toUnits } from './NewExperiment';
@@ -9,7 +10,6 @@ import { evenSplit, toUnits } from './NewExperiment';
 // The experiments list against a fake flag service that speaks docs/experiments-api.md and
 // records what it is sent; `create` answers the POST.
 function fakeServer(create: (body: Record<string, unknown>) => Response) {
-  const calls: { method: string; url: string; body?: Record<string, unknown> }[] = [];
   const routes: Record<string, unknown> = {
     'GET /api/v1/projects': { items: [{ id: 'p1', key: 'demo', name: 'Demo', description: '', environments: [
       { id: 'e1', key: 'staging', name: 'Staging', critical: false },
@@ -24,16 +24,7 @@ function fakeServer(create: (body: Record<string, unknown>) => Response) {
     'GET /api/v1/guardrails?status=breached': { items: [] },
     'GET /api/v1/members': { items: [] },
   };
-  vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
-    const method = init.method ?? 'GET';
-    const body = init.body ? JSON.parse(String(init.body)) : undefined;
-    calls.push({ method, url, body });
-    if (method === 'POST' && url === '/api/v1/projects/demo/experiments') return create(body);
-    const answer = routes[`${method} ${url}`];
-    if (answer === undefined) return new Response(JSON.stringify({ error: { code: 'not_found', message: `no route ${method} ${url}` } }), { status: 404 });
-    return new Response(JSON.stringify(answer), { status: 200, headers: { 'Content-Type': 'application/json' } });
-  });
-  return calls;
+  return fakeApi(routes, (method, url, body) => (method === 'POST' && url === '/api/v1/projects/demo/experiments' ? create(body ?? {}) : undefined));
 }
 
 const created = (body: Record<string, unknown>) =>

@@ -208,3 +208,21 @@ func TestConcludedExperimentsRolloutIsEditableAgain(t *testing.T) {
 		t.Fatalf("served after the conclusion: %+v", served.Fallthrough)
 	}
 }
+
+// TestCloneDropsExperimentKeys: an environment cloned from one with a running experiment gets
+// the experiment's rollout as a plain one — the same split and salt, so the same assignments,
+// without the experiment's key (an experiment runs in one environment; its key is set only by
+// starting it there).
+func TestCloneDropsExperimentKeys(t *testing.T) {
+	s := newStack(t)
+	p, _, cfg := runningExperiment(s)
+	s.must(201, "POST", "/api/v1/projects/"+p+"/environments/production/clone", map[string]any{"key": "prod-copy", "name": "Production copy"}, nil)
+	var cloned domain.FlagEnvironment
+	s.must(200, "GET", configPath(p, "checkout", "prod-copy"), nil, &cloned)
+	want := *cfg.Fallthrough.Rollout
+	want.ExperimentKey = ""
+	if ro := cloned.Fallthrough.Rollout; ro == nil || !reflect.DeepEqual(*ro, want) {
+		t.Fatalf("cloned rollout %+v, want %+v", cloned.Fallthrough.Rollout, want)
+	}
+	sameRollout(t, s, p, cfg) // the source keeps its experiment's rollout
+}

@@ -124,6 +124,20 @@ type FlagConfig struct {
 	Salt          string                 `json:"salt,omitempty"`
 }
 
+// DropExperimentKeys turns the configuration's experiment rollouts into plain ones (same
+// variations, weights and salt, so the same assignments): what a cloned environment gets, since
+// an experiment runs in one environment and its rollout is set only by starting it there.
+func (c *FlagConfig) DropExperimentKeys() {
+	if c.Fallthrough.Rollout != nil {
+		c.Fallthrough.Rollout.ExperimentKey = ""
+	}
+	for i := range c.Rules {
+		if c.Rules[i].Serve.Rollout != nil {
+			c.Rules[i].Serve.Rollout.ExperimentKey = ""
+		}
+	}
+}
+
 // FlagEnvironment is a flag's configuration in one environment with its version.
 type FlagEnvironment struct {
 	FlagKey        string    `json:"flag_key"`

@@ -283,6 +283,7 @@ func (s *Service) create(ctx context.Context, c audit.Caller, projectKey, source
 			}
 		}
 		for i := range flags {
+			configs[i].DropExperimentKeys()
 			if err := tx.InsertFlagConfig(ctx, flags[i].ID, out.ID, configs[i]); err != nil {
 				return err
 			}

@@ -218,3 +218,154 @@ func TestConflictWithUnreadableHistoryIsRetried(t *testing.T) {
 		t.Fatalf("%d alerts for an applied step", n)
 	}
 }
+
+// frontedExecutor is an executor reaching the flag service through a front that answers for
+// it (without forwarding) when answer returns a status, and forwards the request otherwise.
+func (h *harness) frontedExecutor(t *testing.T, answer func(*http.Request) (int, http.Header)) *schedule.Executor {
+	t.Helper()
+	target, _ := url.Parse(h.fs.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status, hdr := answer(r); status != 0 {
+			for k, v := range hdr {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = fmt.Fprintf(w, `{"error":{"code":"x","message":"%s"}}`, http.StatusText(status))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	exec := schedule.NewExecutor(h.store, flagsvc.New(front.URL, h.service, ""), slog.New(slog.DiscardHandler), nil)
+	exec.Now = h.clock.now
+	return exec
+}
+
+func (h *harness) nextAttemptAt(t *testing.T, changeID int64, position int) time.Time {
+	t.Helper()
+	var at time.Time
+	if err := h.store.Pool.QueryRow(context.Background(), `SELECT next_attempt_at FROM scheduled_steps WHERE change_id = $1 AND position = $2`,
+		changeID, position).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// TestRateLimitedStepWaitsRetryAfter: a 429 with Retry-After (seconds, or an HTTP date) puts
+// the step's next attempt at least that far off — not the executor's own 5 s backoff — capped
+// at RetryMax.
+func TestRateLimitedStepWaitsRetryAfter(t *testing.T) {
+	cases := []struct {
+		name       string
+		retryAfter func(now time.Time) http.Header
+		want       time.Duration
+	}{
+		{name: "seconds", want: 30 * time.Second, retryAfter: func(time.Time) http.Header {
+			return http.Header{"Retry-After": {"30"}}
+		}},
+		{name: "HTTP date", want: 40 * time.Second, retryAfter: func(now time.Time) http.Header {
+			return http.Header{"Date": {now.Format(http.TimeFormat)}, "Retry-After": {now.Add(40 * time.Second).Format(http.TimeFormat)}}
+		}},
+		{name: "capped", want: schedule.RetryMax, retryAfter: func(time.Time) http.Header {
+			return http.Header{"Retry-After": {"86400"}}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			exec := h.frontedExecutor(t, func(r *http.Request) (int, http.Header) {
+				if r.Method != http.MethodGet {
+					return http.StatusTooManyRequests, tc.retryAfter(time.Now().UTC().Truncate(time.Second))
+				}
+				return 0, nil
+			})
+			var ch schedule.Change
+			h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+				map[string]any{"at": h.clock.now().Add(time.Hour), "action": map[string]any{"type": "toggle", "on": true}}}}, &ch)
+			h.clock.add(time.Hour + time.Second)
+			claimed := h.clock.now()
+			if n, err := exec.RunDue(context.Background()); err != nil || n != 1 {
+				t.Fatalf("run: %d, %v", n, err)
+			}
+			got := h.change(t, ch.ID)
+			if got.Steps[0].Status != schedule.StatusPending || got.Status == schedule.StatusFailed {
+				t.Fatalf("after a 429: %+v", got)
+			}
+			// Postgres keeps microseconds.
+			wait := h.nextAttemptAt(t, ch.ID, 1).Sub(claimed).Round(time.Millisecond)
+			if wait < tc.want || wait > tc.want+2*time.Second {
+				t.Fatalf("next attempt in %s, want %s", wait, tc.want)
+			}
+			h.clock.add(tc.want - time.Second)
+			if n := h.runDue(t); n != 0 {
+				t.Fatalf("retried before Retry-After: %d", n)
+			}
+		})
+	}
+}
+
+// TestRejectedTokenWaitsForANewOne: the flag service answers 401 (the jobs service's token was
+// revoked or expired). The change stays pending with a retry time and no alert, is tried again
+// after the backoff, and is applied once the flag service accepts the token again. A 403 (the
+// token lacks the right) still fails the change at once.
+func TestRejectedTokenWaitsForANewOne(t *testing.T) {
+	h := newHarness(t)
+	var status atomic.Int32
+	status.Store(http.StatusUnauthorized)
+	exec := h.frontedExecutor(t, func(r *http.Request) (int, http.Header) {
+		return int(status.Load()), nil
+	})
+	var ch schedule.Change
+	h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+		map[string]any{"at": h.clock.now().Add(time.Hour), "action": map[string]any{"type": "toggle", "on": true}}}}, &ch)
+	h.clock.add(time.Hour + time.Second)
+	for attempt := 1; attempt <= 2; attempt++ {
+		claimed := h.clock.now()
+		if n, err := exec.RunDue(context.Background()); err != nil || n != 1 {
+			t.Fatalf("attempt %d: %d, %v", attempt, n, err)
+		}
+		got := h.change(t, ch.ID)
+		if got.Status == schedule.StatusFailed || got.Steps[0].Status != schedule.StatusPending || got.Steps[0].Attempts != attempt ||
+			!strings.Contains(got.Steps[0].Error, "401") {
+			t.Fatalf("after a 401 (attempt %d): %+v", attempt, got)
+		}
+		if next := h.nextAttemptAt(t, ch.ID, 1); !next.After(claimed) {
+			t.Fatalf("attempt %d: next attempt at %s, not after %s", attempt, next, claimed)
+		}
+		if n, err := exec.RunDue(context.Background()); err != nil || n != 0 {
+			t.Fatalf("retried before the backoff: %d, %v", n, err)
+		}
+		h.clock.add(schedule.RetryMax)
+	}
+	h.deliverAll(t)
+	if n := len(h.slack.Messages("")); n != 0 {
+		t.Fatalf("%d alerts while the token is rejected", n)
+	}
+
+	status.Store(0) // a valid token again
+	if n, err := exec.RunDue(context.Background()); err != nil || n != 1 {
+		t.Fatalf("after the token was fixed: %d, %v", n, err)
+	}
+	if got := h.change(t, ch.ID); got.Status != schedule.StatusDone || !h.config(t, "staging").On || h.scheduledWrites(t, "staging") != 1 {
+		t.Fatalf("after the token was fixed: %+v", got)
+	}
+
+	// 403: the token is valid but lacks the right — a refusal, not a wait.
+	status.Store(http.StatusForbidden)
+	var denied schedule.Change
+	h.must(t, 201, h.fs.Owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+		map[string]any{"at": h.clock.now().Add(time.Hour), "action": map[string]any{"type": "toggle", "on": false}}}}, &denied)
+	h.clock.add(time.Hour + time.Second)
+	if n, err := exec.RunDue(context.Background()); err != nil || n != 1 {
+		t.Fatalf("403: %d, %v", n, err)
+	}
+	if got := h.change(t, denied.ID); got.Status != schedule.StatusFailed || got.Steps[0].Attempts != 1 || !strings.Contains(got.Failure, "refused") {
+		t.Fatalf("after a 403: %+v", got)
+	}
+	h.deliverAll(t)
+	if msgs := h.slack.Messages("C-DEFAULT"); len(msgs) != 1 {
+		t.Fatalf("Slack after a 403: %+v", msgs)
+	}
+}

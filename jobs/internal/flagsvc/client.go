@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -130,7 +131,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 		return nil, errs.Unavailable(err, "flag service: reading the answer")
 	}
 	if resp.StatusCode >= 300 {
-		return resp.Header, apiError(resp.StatusCode, raw, r)
+		return resp.Header, apiError(resp.StatusCode, resp.Header, raw, r)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -140,8 +141,9 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	return resp.Header, nil
 }
 
-// apiError maps the flag service's error answer to the platform's vocabulary.
-func apiError(status int, raw []byte, r request) error {
+// apiError maps the flag service's error answer to the platform's vocabulary. The cause is a
+// *statusError, which keeps the answer's Retry-After (see RetryAfter).
+func apiError(status int, h http.Header, raw []byte, r request) error {
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -155,7 +157,59 @@ func apiError(status int, raw []byte, r request) error {
 		msg = http.StatusText(status)
 	}
 	return &errs.Error{Kind: httpapi.KindForStatus(status), Field: body.Error.Field, Message: "flag service: " + msg,
-		Err: fmt.Errorf("%s %s: %d %s", r.method, r.path, status, body.Error.Code)}
+		Err: &statusError{method: r.method, path: r.path, status: status, code: body.Error.Code, retryAfter: parseRetryAfter(h)}}
+}
+
+// statusError is the flag service's error answer to one call.
+type statusError struct {
+	method, path string
+	status       int
+	code         string
+	retryAfter   time.Duration
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.status, e.code)
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date (measured from the
+// answer's Date, else from now). Absent, unparsable or in the past: 0.
+func parseRetryAfter(h http.Header) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	now := time.Now()
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = d
+	}
+	return max(at.Sub(now), 0)
+}
+
+// RetryAfter is how long the flag service asked the caller to wait before trying again (the
+// Retry-After of its error answer, typically a 429), or 0 when it did not say.
+func RetryAfter(err error) time.Duration {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.retryAfter
+	}
+	return 0
+}
+
+// TokenRejected reports whether the flag service refused the client's token itself (401: the
+// token was revoked or has expired), as opposed to a token lacking a right (403).
+func TokenRejected(err error) bool {
+	return errs.KindOf(err) == errs.KindUnauthenticated
 }
 
 // Retryable reports whether an error from the client may go away by itself (the flag service

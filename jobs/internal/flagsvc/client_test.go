@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchyard-io/switchyard/platform/errs"
 )
@@ -110,6 +112,42 @@ func TestDecodeBreachAnswer(t *testing.T) {
 			g, err := decodeBreachAnswer(json.RawMessage(tc.raw))
 			if err != nil || g.ID != "g" || g.Breach == nil || g.Breach.ActionTaken != tc.action {
 				t.Fatalf("%+v %v", g, err)
+			}
+		})
+	}
+}
+
+// TestRetryAfterIsCarried: an error answer's Retry-After (seconds or an HTTP date, measured
+// from the answer's Date) is carried on the client's error; without one, or unreadable, 0.
+func TestRetryAfterIsCarried(t *testing.T) {
+	date := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+	}{
+		{name: "seconds", header: map[string]string{"Retry-After": "30"}, want: 30 * time.Second},
+		{name: "HTTP date", header: map[string]string{"Date": date.Format(http.TimeFormat), "Retry-After": date.Add(90 * time.Second).Format(http.TimeFormat)}, want: 90 * time.Second},
+		{name: "date in the past", header: map[string]string{"Date": date.Format(http.TimeFormat), "Retry-After": date.Add(-time.Minute).Format(http.TimeFormat)}},
+		{name: "negative", header: map[string]string{"Retry-After": "-5"}},
+		{name: "garbage", header: map[string]string{"Retry-After": "soon"}},
+		{name: "none"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(http.StatusTooManyRequests)
+			}))
+			defer srv.Close()
+			_, err := New(srv.URL, "t", "").Config(context.Background(), "p", "f", "e")
+			if !Retryable(err) || RetryAfter(err) != tc.want {
+				t.Fatalf("RetryAfter = %s, want %s (%v)", RetryAfter(err), tc.want, err)
+			}
+			if wrapped := fmt.Errorf("context: %w", err); RetryAfter(wrapped) != tc.want {
+				t.Fatalf("lost when wrapped: %s", RetryAfter(wrapped))
 			}
 		})
 	}

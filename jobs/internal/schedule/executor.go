@@ -132,17 +132,17 @@ func (e *Executor) apply(ctx context.Context, c Claim) error {
 			e.applied.WithLabelValues("recovered").Inc()
 			log.Info("scheduled step had been applied by an earlier attempt", "version", v)
 			return e.Store.CompleteStep(ctx, ch.ID, st.Position, v)
-		case flagsvc.Retryable(herr):
+		case waits(herr):
 			// Failing now could report as edited a flag our own write changed.
 			return e.retry(ctx, c, fmt.Errorf("reading the flag's history after a conflict: %w", herr), log)
 		}
 		return e.fail(ctx, c, fmt.Sprintf("the flag was edited since the change was scheduled (the change was based on version %d)", c.Expected), true, log)
 	}
-	if flagsvc.Retryable(err) || errors.Is(err, flagsvc.ErrNoToken) {
+	if waits(err) {
 		return e.retry(ctx, c, err, log)
 	}
-	// Refused for good (another 409 such as a running experiment's rollout, 412, 422, 403,
-	// 404): the service's message says why and what to do.
+	// Refused for good (another 409 such as a running experiment's rollout, 412, 422, 403 —
+	// the token lacks the right —, 404): the service's message says why and what to do.
 	return e.fail(ctx, c, "the flag service refused the change: "+strings.TrimPrefix(errMessage(err), "flag service: "), false, log)
 }
 
@@ -153,6 +153,14 @@ const (
 	RetryMax  = 5 * time.Minute
 )
 
+// waits reports whether a step the flag service did not take should wait and be tried again:
+// the service is down, overloaded or rate limiting, or the jobs service has no token or its
+// token was rejected (401: revoked or expired). A token is fixed by an operator, and the
+// change is still wanted; tooLate still ends the step after MaxDelay.
+func waits(err error) bool {
+	return flagsvc.Retryable(err) || errors.Is(err, flagsvc.ErrNoToken) || flagsvc.TokenRejected(err)
+}
+
 func retryAfter(attempts int) time.Duration {
 	d := RetryBase
 	for i := 1; i < attempts && d < RetryMax; i++ {
@@ -161,12 +169,19 @@ func retryAfter(attempts int) time.Duration {
 	return min(d, RetryMax)
 }
 
-// retry returns the step to pending, to be claimed again after a backoff. A step still not
-// applied MaxDelay after its time fails at its next claim (tooLate).
+// retry returns the step to pending, to be claimed again after a backoff — at least the
+// Retry-After the flag service gave (a 429), at most RetryMax. A step still not applied
+// MaxDelay after its time fails at its next claim (tooLate).
 func (e *Executor) retry(ctx context.Context, c Claim, err error, log *slog.Logger) error {
 	e.applied.WithLabelValues("retried").Inc()
-	wait := retryAfter(c.Step.Attempts)
-	log.Warn("scheduled step not applied yet; will retry", "err", err, "in", wait)
+	wait := min(max(retryAfter(c.Step.Attempts), flagsvc.RetryAfter(err)), RetryMax)
+	if flagsvc.TokenRejected(err) {
+		// Nothing is applied until an operator sets a valid token: say so at every attempt.
+		log.Error("the flag service rejected the jobs service's token (revoked or expired); scheduled changes wait for a valid one (-flagsvc-token or -flagsvc-token-file)",
+			"err", err, "retry_in", wait)
+	} else {
+		log.Warn("scheduled step not applied yet; will retry", "err", err, "in", wait)
+	}
 	return e.Store.RetryStep(ctx, c.Change.ID, c.Step.Position, err.Error(), e.now().Add(wait))
 }
 

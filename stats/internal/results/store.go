@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"strings"
@@ -109,24 +110,53 @@ type Retention struct {
 // Thin deletes the snapshots the retention does not keep, as of now, and returns how many.
 // Both cut-offs are UTC midnights, so no hour or day bucket straddles one. Thinning again
 // deletes nothing more until the cut-offs move: the kept snapshots of a bucket stay its latest.
+//
+// It thins one experiment at a time, each in its own statement (so its own transaction): the
+// first run over a backlog of millions of snapshots would otherwise be one transaction holding
+// row locks and writing WAL for minutes, and lose everything if interrupted. When ctx is
+// cancelled it stops before the next experiment (or cancels the current statement) and returns
+// the deletions committed so far with the context's error.
 func (s *Store) Thin(ctx context.Context, r Retention, now time.Time) (int64, error) {
 	keepAll := midnight(now.Add(-r.KeepAll))
 	hourly := midnight(now.Add(-max(r.KeepHourly, r.KeepAll)))
-	tag, err := s.Pool.Exec(ctx, `WITH old AS (
-			SELECT id, body->>'status' AS status,
-				row_number() OVER (PARTITION BY experiment_id, date_trunc(CASE WHEN computed_at >= $2 THEN 'hour' ELSE 'day' END,
-					computed_at AT TIME ZONE 'UTC') ORDER BY computed_at DESC, id DESC) AS rank_in_bucket,
-				row_number() OVER w AS pos, lag(body->>'status') OVER w AS prev_status, lead(body->>'status') OVER w AS next_status
-			FROM results_snapshots WHERE computed_at < $1
-			WINDOW w AS (PARTITION BY experiment_id ORDER BY computed_at, id))
-		DELETE FROM results_snapshots r USING old
-		WHERE r.id = old.id AND old.rank_in_bucket > 1 AND old.pos > 1
-			AND old.status IS NOT DISTINCT FROM old.prev_status AND old.status IS NOT DISTINCT FROM old.next_status`, keepAll, hourly)
+	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT experiment_id::text FROM results_snapshots WHERE computed_at < $1 ORDER BY 1`, keepAll)
 	if err != nil {
 		return 0, err
 	}
-	return tag.RowsAffected(), nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		tag, err := s.Pool.Exec(ctx, thinExperiment, keepAll, hourly, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return total, ctx.Err()
+			}
+			return total, fmt.Errorf("thin snapshots of experiment %s: %w", id, err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
 }
+
+// thinExperiment deletes one experiment's ($3) snapshots older than $1 that are neither the
+// latest of their bucket (UTC hour from $2, UTC day before), its first, nor next to a status
+// change. The window covers only the snapshots older than $1, so the last of them is kept too.
+const thinExperiment = `WITH old AS (
+		SELECT id, body->>'status' AS status,
+			row_number() OVER (PARTITION BY date_trunc(CASE WHEN computed_at >= $2 THEN 'hour' ELSE 'day' END,
+				computed_at AT TIME ZONE 'UTC') ORDER BY computed_at DESC, id DESC) AS rank_in_bucket,
+			row_number() OVER w AS pos, lag(body->>'status') OVER w AS prev_status, lead(body->>'status') OVER w AS next_status
+		FROM results_snapshots WHERE experiment_id = $3 AND computed_at < $1
+		WINDOW w AS (ORDER BY computed_at, id))
+	DELETE FROM results_snapshots r USING old
+	WHERE r.id = old.id AND old.rank_in_bucket > 1 AND old.pos > 1
+		AND old.status IS NOT DISTINCT FROM old.prev_status AND old.status IS NOT DISTINCT FROM old.next_status`
 
 func midnight(t time.Time) time.Time {
 	t = t.UTC()

@@ -199,12 +199,11 @@ func (w *Worker) thin(ctx context.Context) {
 		return
 	}
 	n, err := w.store.Thin(ctx, w.cfg.Retention, w.now())
-	if err != nil {
-		w.log.Warn("cannot thin old result snapshots", "err", err)
-		return
-	}
 	if n > 0 {
 		w.log.Info("thinned old result snapshots", "deleted", n)
+	}
+	if err != nil && ctx.Err() == nil { // stopped by the shutdown: the next run goes on
+		w.log.Warn("cannot thin old result snapshots", "err", err)
 	}
 }
 

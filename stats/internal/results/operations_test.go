@@ -142,23 +142,13 @@ func TestThinKeepsRecentHourlyDailyAndTheEnds(t *testing.T) {
 	a, b := uuid.NewString(), uuid.NewString()
 	// a: running every 5 minutes from t0+1m for 39 days, stopped at t0+39d (final snapshots
 	// 10, 15, 20 and 70 minutes after the stop); b: 2 days running, its final snapshot an hour after.
-	ins := `INSERT INTO results_snapshots (experiment_id, project_key, experiment_key, computed_at, body)
-		SELECT $1, 'shop', 'x', t, jsonb_build_object('status', $2::text, 'computed_at', t)
-		FROM generate_series($3::timestamptz, $4::timestamptz, interval '5 minutes') t`
-	for _, r := range []struct {
-		id, status string
-		from, to   time.Time
-	}{
+	insertSnapshots(t, store, []snapshotSeries{
 		{a, "running", t0.Add(time.Minute), t0.Add(39*24*time.Hour - 4*time.Minute)},
 		{a, "stopped", t0.Add(39*24*time.Hour + 10*time.Minute), t0.Add(39*24*time.Hour + 20*time.Minute)},
 		{a, "stopped", t0.Add(39*24*time.Hour + 70*time.Minute), t0.Add(39*24*time.Hour + 70*time.Minute)},
 		{b, "running", t0.Add(time.Minute), t0.Add(48*time.Hour - 4*time.Minute)},
 		{b, "stopped", t0.Add(49 * time.Hour), t0.Add(49 * time.Hour)},
-	} {
-		if _, err := store.Pool.Exec(ctx, ins, r.id, r.status, r.from, r.to); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	before := snapshotCount(t, store, a)
 	var bytes int64
 	if err := store.Pool.QueryRow(ctx, `SELECT pg_total_relation_size('results_snapshots')`).Scan(&bytes); err != nil {
@@ -223,4 +213,23 @@ func TestThinKeepsRecentHourlyDailyAndTheEnds(t *testing.T) {
 
 func pgxForEach(rows pgx.Rows, at *time.Time, fn func()) (pgconn.CommandTag, error) {
 	return pgx.ForEachRow(rows, []any{at}, func() error { fn(); return nil })
+}
+
+// snapshotSeries is a stretch of snapshots of one experiment: every 5 minutes from from to to,
+// each with the given status.
+type snapshotSeries struct {
+	id, status string
+	from, to   time.Time
+}
+
+// insertSnapshots writes the series' snapshots straight into results_snapshots.
+func insertSnapshots(t *testing.T, store *Store, series []snapshotSeries) {
+	t.Helper()
+	for _, r := range series {
+		if _, err := store.Pool.Exec(context.Background(), `INSERT INTO results_snapshots (experiment_id, project_key, experiment_key, computed_at, body)
+			SELECT $1, 'shop', 'x', t, jsonb_build_object('status', $2::text, 'computed_at', t)
+			FROM generate_series($3::timestamptz, $4::timestamptz, interval '5 minutes') t`, r.id, r.status, r.from, r.to); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

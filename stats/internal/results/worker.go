@@ -247,21 +247,10 @@ func (w *Worker) sweep(ctx context.Context) {
 		w.log.Warn("cannot list running experiments", "err", err)
 		return
 	}
-	ids := make([]string, len(xs))
-	for i, x := range xs {
-		ids[i] = x.ID
-	}
-	states, err := w.store.RefreshStates(ctx, ids)
+	due, err := w.dueNow(ctx, xs, false)
 	if err != nil {
 		w.log.Warn("cannot read the experiments' last refreshes", "err", err)
 		return
-	}
-	now := w.now()
-	var due []flagsvc.Experiment
-	for _, x := range xs {
-		if !now.Before(w.dueAt(states[x.ID])) {
-			due = append(due, x)
-		}
 	}
 	w.refreshAll(ctx, due, "results refresh failed")
 	w.finalize(ctx)
@@ -349,25 +338,38 @@ func (w *Worker) notBackingOff(ctx context.Context, xs []flagsvc.Experiment) []f
 	if len(xs) == 0 {
 		return nil
 	}
+	out, err := w.dueNow(ctx, xs, true)
+	if err != nil {
+		w.log.Warn("cannot read the experiments' last refreshes", "err", err)
+		return xs
+	}
+	return out
+}
+
+// dueNow returns the experiments of xs due a refresh now (dueAt), reading their refresh states in
+// one query; with failuresOnly, only a failing experiment's backoff counts, not its latest
+// snapshot's age.
+func (w *Worker) dueNow(ctx context.Context, xs []flagsvc.Experiment, failuresOnly bool) ([]flagsvc.Experiment, error) {
 	ids := make([]string, len(xs))
 	for i, x := range xs {
 		ids[i] = x.ID
 	}
 	states, err := w.store.RefreshStates(ctx, ids)
 	if err != nil {
-		w.log.Warn("cannot read the experiments' last refreshes", "err", err)
-		return xs
+		return nil, err
 	}
 	now := w.now()
 	var out []flagsvc.Experiment
 	for _, x := range xs {
 		st := states[x.ID]
-		if now.Before(w.dueAt(RefreshState{FailedAt: st.FailedAt, Failures: st.Failures})) {
-			continue
+		if failuresOnly {
+			st.LastComputed = time.Time{}
 		}
-		out = append(out, x)
+		if !now.Before(w.dueAt(st)) {
+			out = append(out, x)
+		}
 	}
-	return out
+	return out, nil
 }
 
 // staleUnits: a units snapshot older than this is a crashed refresh's leftover (a refresh of 5M

@@ -2,12 +2,9 @@ package results
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -342,15 +339,7 @@ func TestRefreshLockOfACrashedReplica(t *testing.T) {
 func TestRefreshNobodyWaitsForIsSkipped(t *testing.T) {
 	f := newFoldFixture(t)
 	x := f.x
-	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var out any = map[string]any{"items": []any{}}
-		if r.URL.Path == "/api/v1/projects/shop/experiments/checkout" {
-			out = x
-		}
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	defer flags.Close()
-	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	fakeExperiment(t, f.w, x)
 	f.w.now = func() time.Time { return f.start.Add(60 * time.Hour) }
 
 	// Queued while the worker is busy (not running yet); the caller gives up.

@@ -2,12 +2,9 @@ package results
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -15,7 +12,6 @@ import (
 
 	"github.com/switchyard-io/switchyard/platform/pg"
 	"github.com/switchyard-io/switchyard/platform/testenv"
-	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
 )
 
 // TestDueBacksOffWithoutOverflow: the backoff after failures doubles up to an hour, and an
@@ -53,15 +49,7 @@ func TestFinalResultsBackOffAfterFailures(t *testing.T) {
 	x := f.x
 	stopped := f.start.Add(60 * time.Hour)
 	x.Status, x.StoppedAt = "stopped", &stopped
-	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		items := []flagsvc.Experiment{}
-		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == "stopped" {
-			items = append(items, x)
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"items": items})
-	}))
-	defer flags.Close()
-	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	fakeListed(t, f.w, "stopped", x)
 	now := stopped.Add(30 * time.Minute)
 	f.w.now = func() time.Time { return now }
 	for _, ago := range []time.Duration{16 * time.Minute, 6 * time.Minute} {
@@ -90,15 +78,7 @@ func TestThinningDoesNotHoldUpOnDemandRefreshes(t *testing.T) {
 	now := f.start.Add(60 * time.Hour)
 	f.w.now = func() time.Time { return now }
 	f.w.cfg.Retention = Retention{KeepAll: 24 * time.Hour, KeepHourly: 24 * time.Hour}
-	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var out any = map[string]any{"items": []any{}}
-		if r.URL.Path == "/api/v1/projects/shop/experiments/checkout" {
-			out = x
-		}
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	defer flags.Close()
-	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	fakeExperiment(t, f.w, x)
 
 	// Five snapshots of one day, ten days ago: thinning deletes the three in the middle.
 	old := uuid.NewString()
@@ -107,19 +87,7 @@ func TestThinningDoesNotHoldUpOnDemandRefreshes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	blocker, err := pg.Connect(ctx, f.store.Pool.Config().ConnString(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Close()
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM results_snapshots WHERE experiment_id = $1 ORDER BY computed_at OFFSET 2 LIMIT 1 FOR UPDATE`, old); err != nil {
-		t.Fatal(err)
-	}
+	release := lockRows(t, f.store, `SELECT 1 FROM results_snapshots WHERE experiment_id = $1 ORDER BY computed_at OFFSET 2 LIMIT 1 FOR UPDATE`, old)
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -139,9 +107,7 @@ func TestThinningDoesNotHoldUpOnDemandRefreshes(t *testing.T) {
 	if n := snapshotCount(t, f.store, x.ID); n != 1 {
 		t.Fatalf("%d snapshots after the refresh, want 1", n)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	testenv.Eventually(t, 20*time.Second, "the thinning to end", func() bool { return snapshotCount(t, f.store, old) == 2 })
 }
 
@@ -150,11 +116,7 @@ func TestThinningDoesNotHoldUpOnDemandRefreshes(t *testing.T) {
 // timeout (two minutes for the API) and holding up the shutdown.
 func TestRefreshAfterTheWorkerStopped(t *testing.T) {
 	f := newFoldFixture(t)
-	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{"items": []flagsvc.Experiment{}})
-	}))
-	defer flags.Close()
-	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+	fakeRunning(t, f.w) // no experiments
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.w.Run(ctx) }()
@@ -166,5 +128,30 @@ func TestRefreshAfterTheWorkerStopped(t *testing.T) {
 	defer cancel()
 	if err := f.w.Refresh(wait, "shop", "checkout"); !errors.Is(err, ErrStopped) {
 		t.Fatalf("refresh after the worker stopped: %v, want ErrStopped", err)
+	}
+}
+
+// lockRows locks the rows query (a SELECT … FOR UPDATE) selects, from a connection of its own,
+// until release is called (or the test ends).
+func lockRows(t *testing.T, store *Store, query string, args ...any) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	blocker, err := pg.Connect(ctx, store.Pool.Config().ConnString(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(blocker.Close)
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, query, args...); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -2,9 +2,7 @@ package results
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,16 +23,14 @@ func TestSweepComputesAStoppedExperimentsFinalResults(t *testing.T) {
 	stopped := f.start.Add(60 * time.Hour)
 	x.Status, x.StoppedAt = "stopped", &stopped
 	var listed atomic.Int32
-	flags := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fakeFlags(t, f.w, func(r *http.Request) any {
 		items := []flagsvc.Experiment{}
 		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == "stopped" {
 			items = append(items, x)
 			listed.Add(1)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"items": items})
-	}))
-	defer flags.Close()
-	f.w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+		return map[string]any{"items": items}
+	})
 	// The last snapshot before the stop was taken a day earlier.
 	early := x
 	early.StoppedAt = nil

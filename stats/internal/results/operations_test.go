@@ -20,18 +20,45 @@ import (
 	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
-// fakeRunning serves the flag service's experiment lists: xs as the running experiments.
-func fakeRunning(t *testing.T, w *Worker, xs ...flagsvc.Experiment) {
+// fakeFlags points the worker at a fake flag service answering every request with what
+// answer returns, as JSON.
+func fakeFlags(t *testing.T, w *Worker, answer func(r *http.Request) any) {
 	t.Helper()
 	flags := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		items := []flagsvc.Experiment{}
-		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == "running" {
-			items = xs
-		}
-		_ = json.NewEncoder(rw).Encode(map[string]any{"items": items})
+		_ = json.NewEncoder(rw).Encode(answer(r))
 	}))
 	t.Cleanup(flags.Close)
 	w.flags = &flagsvc.Client{Base: flags.URL, Token: "sy_service", HTTP: flags.Client()}
+}
+
+// fakeListed serves the flag service's experiment lists: xs as the experiments with the
+// status, none with any other.
+func fakeListed(t *testing.T, w *Worker, status string, xs ...flagsvc.Experiment) {
+	t.Helper()
+	fakeFlags(t, w, func(r *http.Request) any {
+		items := []flagsvc.Experiment{}
+		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == status {
+			items = xs
+		}
+		return map[string]any{"items": items}
+	})
+}
+
+// fakeRunning serves xs as the running experiments.
+func fakeRunning(t *testing.T, w *Worker, xs ...flagsvc.Experiment) {
+	t.Helper()
+	fakeListed(t, w, "running", xs...)
+}
+
+// fakeExperiment serves x as the experiment shop/checkout, and empty lists.
+func fakeExperiment(t *testing.T, w *Worker, x flagsvc.Experiment) {
+	t.Helper()
+	fakeFlags(t, w, func(r *http.Request) any {
+		if r.URL.Path == "/api/v1/projects/shop/experiments/checkout" {
+			return x
+		}
+		return map[string]any{"items": []any{}}
+	})
 }
 
 func snapshotCount(t *testing.T, s *Store, id string) int {

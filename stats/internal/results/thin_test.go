@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/switchyard-io/switchyard/platform/pg"
 	"github.com/switchyard-io/switchyard/platform/testenv"
 )
 
@@ -39,20 +38,8 @@ func TestThinGoesOneExperimentAtATimeAndStopsWhenCancelled(t *testing.T) {
 	const dailyAll, hourlyAll, runningAll = 3*288 + 1, 288 + 1, 3 * 288
 
 	// Someone else holds a row of the second experiment that Thin must delete.
-	blocker, err := pg.Connect(ctx, store.Pool.Config().ConnString(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Close()
-	tx, err := blocker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM results_snapshots WHERE experiment_id = $1 AND computed_at = $2 FOR UPDATE`,
-		hourly, h0.Add(6*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	release := lockRows(t, store, `SELECT 1 FROM results_snapshots WHERE experiment_id = $1 AND computed_at = $2 FOR UPDATE`,
+		hourly, h0.Add(6*time.Minute))
 	thinCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -87,9 +74,7 @@ func TestThinGoesOneExperimentAtATimeAndStopsWhenCancelled(t *testing.T) {
 		t.Fatalf("after the cancelled Thin: %d and %d snapshots of the later experiments, want them untouched (%d, %d)", h, r, hourlyAll, runningAll)
 	}
 
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	var want = map[string][]time.Time{
 		daily: {t0.Add(time.Minute), t0.Add(24*time.Hour - 4*time.Minute), t0.Add(48*time.Hour - 4*time.Minute),
 			t0.Add(72*time.Hour - 4*time.Minute), t0.Add(72*time.Hour + time.Hour)},

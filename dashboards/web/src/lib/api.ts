@@ -18,6 +18,19 @@ export function isApiError(e: unknown): e is ApiError {
   return e instanceof ApiError;
 }
 
+/** The field an API error names, with its message, for a form to show at that field. */
+export function fieldErrors(e: unknown): Record<string, string> {
+  return isApiError(e) && e.field ? { [e.field]: e.message } : {};
+}
+
+/**
+ * The form error to show above the buttons: an API error that names no field, or a field the
+ * form does not show (fields mark themselves with data-field), so that no refusal goes unseen.
+ */
+export function unplacedError(e: unknown): ApiError | null {
+  return isApiError(e) && (!e.field || !document.querySelector(`[data-field="${e.field}"]`)) ? e : null;
+}
+
 export interface RequestOptions {
   method?: string;
   body?: unknown;

@@ -4,7 +4,7 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Badge, Button, ConfirmDialog, Empty, ErrorBanner, Field, Modal, PageHeader, Spinner } from '../components/ui';
-import { api, enc, isApiError } from '../lib/api';
+import { api, enc, fieldErrors, unplacedError } from '../lib/api';
 import { humanDuration, parseDuration, relativeTime } from '../lib/format';
 import { keys, useMetrics } from '../lib/queries';
 import type { Metric, MetricFilter, MetricKind } from '../lib/types';
@@ -137,12 +137,12 @@ function MetricEditor({ project, metric, all, onClose }: { project: string; metr
     onSuccess: () => { qc.invalidateQueries({ queryKey: keys.metrics(project) }); onClose(); },
   });
   const local = touched ? validateMetric(m, isNew) : {};
-  const server = isApiError(save.error) && save.error.field ? { [save.error.field]: save.error.message } : {};
+  const server = fieldErrors(save.error);
   const err = (f: string) => server[f] ?? local[f];
   const set = (patch: Partial<Metric>) => setM({ ...m, ...patch });
   const setFilter = (i: number, patch: Partial<MetricFilter>) => set({ filters: m.filters.map((f, k) => (k === i ? { ...f, ...patch } : f)) });
   const others = all.filter((x) => x.key !== m.key && x.kind !== 'ratio');
-  const unplaced = isApiError(save.error) && (!save.error.field || !document.querySelector(`[data-field="${save.error.field}"]`)) ? save.error : null;
+  const unplaced = unplacedError(save.error);
   return (
     <Modal open onClose={onClose} title={isNew ? 'New metric' : `Edit “${metric.name}”`} wide>
       <form

@@ -6,7 +6,7 @@ import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useLocation } from 'wouter';
 import { Button, ErrorBanner, Field, Modal } from '../components/ui';
-import { api, enc, isApiError } from '../lib/api';
+import { api, enc, fieldErrors, unplacedError } from '../lib/api';
 import { keys, useAllFlags, useMetrics, useProject } from '../lib/queries';
 import type { Experiment, Flag, GuardrailSpec } from '../lib/types';
 
@@ -123,7 +123,7 @@ export function NewExperimentDialog({ project, onClose }: { project: string; onC
     },
   });
 
-  const server = isApiError(create.error) && create.error.field ? { [create.error.field]: create.error.message } : {};
+  const server = fieldErrors(create.error);
   const shown = touched ? local : {};
   const err = (f: string) => server[f] ?? shown[f];
   const armPath = (variation: string) => {
@@ -136,7 +136,7 @@ export function NewExperimentDialog({ project, onClose }: { project: string; onC
     const i = withRole(r).findIndex((m) => m.key === k);
     return r === 'guardrail' ? `metrics.guardrails[${i}]` : `metrics.${r}[${i}]`;
   };
-  const unplaced = isApiError(create.error) && (!create.error.field || !document.querySelector(`[data-field="${create.error.field}"]`)) ? create.error : null;
+  const unplaced = unplacedError(create.error);
 
   return (
     <Modal open onClose={onClose} title="New experiment" wide>

@@ -157,7 +157,7 @@ func apiError(status int, h http.Header, raw []byte, r request) error {
 		msg = http.StatusText(status)
 	}
 	return &errs.Error{Kind: httpapi.KindForStatus(status), Field: body.Error.Field, Message: "flag service: " + msg,
-		Err: &statusError{method: r.method, path: r.path, status: status, code: body.Error.Code, retryAfter: parseRetryAfter(h)}}
+		Err: &statusError{method: r.method, path: r.path, status: status, code: body.Error.Code, retryAfter: retryAfterOf(h)}}
 }
 
 // statusError is the flag service's error answer to one call.
@@ -172,28 +172,9 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.status, e.code)
 }
 
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date (measured from the
-// answer's Date, else from now). Absent, unparsable or in the past: 0.
-func parseRetryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0
-	}
-	now := time.Now()
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		now = d
-	}
-	return max(at.Sub(now), 0)
+func retryAfterOf(h http.Header) time.Duration {
+	d, _ := httpapi.RetryAfter(h)
+	return d
 }
 
 // RetryAfter is how long the flag service asked the caller to wait before trying again (the

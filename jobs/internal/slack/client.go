@@ -18,6 +18,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/switchyard-io/switchyard/jobs/internal/alert"
+	"github.com/switchyard-io/switchyard/platform/httpapi"
 )
 
 // DefaultAPIURL is Slack's Web API base URL (slack-go's default).
@@ -177,7 +178,7 @@ func (r *retrying) Do(req *http.Request) (*http.Response, error) {
 		}
 		d := wait
 		if resp != nil {
-			if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+			if ra, ok := httpapi.RetryAfter(resp.Header); ok {
 				d = ra
 			}
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -191,21 +192,6 @@ func (r *retrying) Do(req *http.Request) (*http.Response, error) {
 		}
 		wait *= 2
 	}
-}
-
-// retryAfter parses a Retry-After header in seconds (what Slack sends) or as an HTTP date.
-func retryAfter(h string) (time.Duration, bool) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -88,20 +88,3 @@ func TestRenderEveryKind(t *testing.T) {
 		})
 	}
 }
-
-// FuzzRetryAfter: the Retry-After parser accepts what Slack and proxies send and never
-// returns a negative wait.
-func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{"1", "30", " 7 ", "0", "-3", "Wed, 21 Oct 2015 07:28:00 GMT", "soon", "", "99999999999999999999"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, h string) {
-		d, ok := retryAfter(h)
-		if d < 0 {
-			t.Fatalf("negative wait %v for %q", d, h)
-		}
-		if !ok && d != 0 {
-			t.Fatalf("wait %v without a valid header %q", d, h)
-		}
-	})
-}

@@ -5,6 +5,7 @@ package access
 
 import (
 	"slices"
+	"time"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
 	"github.com/switchyard-io/switchyard/platform/errs"
@@ -24,6 +25,9 @@ type Principal struct {
 	// ProjectID and EnvironmentID scope a service token (empty: unscoped).
 	ProjectID     string
 	EnvironmentID string
+	// TokenExpiresAt is the expiry of the token used (nil: it does not expire). A token it
+	// creates may not outlive it.
+	TokenExpiresAt *time.Time
 }
 
 // Action is something the API lets a caller do.

@@ -144,12 +144,13 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, in CreateInput) (d
 		return domain.APIToken{}, errs.Invalid("name", "is required (at most %d characters)", domain.MaxNameLength)
 	}
 	tk := domain.APIToken{OrgID: c.P.OrgID, Kind: in.Kind, Name: in.Name, TokenID: RandomString(idLength)}
+	now := s.now()
 	if in.ExpiresIn != "" {
 		d, err := time.ParseDuration(in.ExpiresIn)
 		if err != nil || d <= 0 {
 			return tk, errs.Invalid("expires_in", "must be a positive duration such as 720h")
 		}
-		at := s.now().Add(d)
+		at := now.Add(d)
 		tk.ExpiresAt = &at
 	}
 	secret := RandomString(secretLength)
@@ -194,6 +195,9 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, in CreateInput) (d
 		default:
 			return errs.Invalid("kind", "must be personal or service")
 		}
+		if err := notOutliving(c.P, tk.ExpiresAt, now); err != nil {
+			return err
+		}
 		created, err := tx.InsertAPIToken(ctx, tk, Hash(secret), c.P.UserID)
 		if err != nil {
 			return err
@@ -206,6 +210,26 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, in CreateInput) (d
 	}
 	tk.Token = Format(tk.Kind, tk.TokenID, secret)
 	return tk, nil
+}
+
+// notOutliving refuses a token that would outlive the expiring token creating it: a
+// short-lived (or soon revoked) credential must not mint a permanent one. The expiry is not
+// clamped silently: the caller learns the longest expires_in it may ask for.
+func notOutliving(p *access.Principal, expiresAt *time.Time, now time.Time) error {
+	if p == nil || p.TokenExpiresAt == nil {
+		return nil
+	}
+	limit := *p.TokenExpiresAt
+	left := limit.Sub(now).Truncate(time.Second)
+	if expiresAt == nil {
+		return errs.Invalid("expires_in", "is required: the token making this request expires at %s, and a token it creates may not outlive it; ask for at most %s",
+			limit.UTC().Format(time.RFC3339), left)
+	}
+	if expiresAt.After(limit) {
+		return errs.Invalid("expires_in", "must be at most %s: the token making this request expires at %s, and a token it creates may not outlive it",
+			left, limit.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // List lists tokens: admins see all of the organization's, others their own personal tokens.
@@ -326,7 +350,8 @@ func (s *Service) verify(ctx context.Context, token string) (*access.Principal, 
 	if row.RevokedAt != nil || (row.ExpiresAt != nil && !row.ExpiresAt.After(now)) {
 		return nil, nil, deny
 	}
-	p := &access.Principal{OrgID: row.OrgID, TokenID: row.ID, ProjectID: row.ProjectID, EnvironmentID: row.EnvironmentID}
+	p := &access.Principal{OrgID: row.OrgID, TokenID: row.ID, ProjectID: row.ProjectID, EnvironmentID: row.EnvironmentID,
+		TokenExpiresAt: row.ExpiresAt}
 	if row.Kind == "personal" {
 		m, err := s.store.MembershipOf(ctx, row.OrgID, row.UserID)
 		if err != nil {

@@ -104,6 +104,12 @@ func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKe
 	if err := ch.Edit(ctx, tx, &next, &f, e.ID); err != nil {
 		return domain.FlagEnvironment{}, err
 	}
+	if guardsExperimentRollouts(ch.Change) {
+		// Before Normalize gives id-less rules new ids.
+		if err := matchExperimentRules(&before, &next); err != nil {
+			return domain.FlagEnvironment{}, err
+		}
+	}
 	next.Normalize()
 	if err := domain.ValidateConfig(&f, &next); err != nil {
 		return domain.FlagEnvironment{}, err

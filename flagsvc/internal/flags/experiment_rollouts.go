@@ -45,6 +45,61 @@ func placedRollouts(cfg *domain.FlagConfig) []placedRollout {
 	return out
 }
 
+// matchExperimentRules gives a rule sent without an id (a configuration written by hand, or
+// by a tool that drops ids) the id of the current rule whose rollout carries the same
+// experiment_key, so that checkExperimentRollouts judges it as that rule: the experiment's
+// rollout sent back unchanged is accepted, a changed one is refused as a change. Only an
+// unambiguous match counts — one current rule with the key, one rule sent without an id
+// carrying it, and no rule sent with that rule's id; otherwise the second carrier is refused
+// here, naming it (its units would be added to the experiment's analysis).
+func matchExperimentRules(before, next *domain.FlagConfig) error {
+	current := map[string][]int{} // experiment key → indexes of before's rules carrying it
+	for i, r := range before.Rules {
+		if r.Serve.Rollout != nil && r.Serve.Rollout.ExperimentKey != "" {
+			current[r.Serve.Rollout.ExperimentKey] = append(current[r.Serve.Rollout.ExperimentKey], i)
+		}
+	}
+	if len(current) == 0 {
+		return nil
+	}
+	sentIDs := map[string]int{}
+	idless := map[string][]int{} // experiment key → indexes of next's id-less rules carrying it
+	var keys []string
+	for i, r := range next.Rules {
+		if r.ID != "" {
+			sentIDs[r.ID] = i
+			continue
+		}
+		if r.Serve.Rollout == nil || r.Serve.Rollout.ExperimentKey == "" {
+			continue
+		}
+		key := r.Serve.Rollout.ExperimentKey
+		if _, ok := current[key]; !ok {
+			continue // not on a current rule: checkExperimentRollouts judges it as a new key
+		}
+		if idless[key] == nil {
+			keys = append(keys, key)
+		}
+		idless[key] = append(idless[key], i)
+	}
+	for _, key := range keys {
+		sent, carriers := idless[key], current[key]
+		field := func(i int) string { return fmt.Sprintf("rules[%d].serve.rollout.experiment_key", i) }
+		switch {
+		case len(carriers) > 1:
+			return errs.Conflict(field(sent[0]), "experiment_key %q is on %d rules of the current configuration, so a rule sent without an id cannot be matched to one of them; send the rule's id (as GET returns it)", key, len(carriers))
+		case len(sent) > 1:
+			return errs.Conflict(field(sent[1]), "rules[%d] and rules[%d] both carry experiment_key %q without an id; the experiment's rollout is served by one rule (id %q), and a second would add its units to the experiment's analysis", sent[0], sent[1], key, before.Rules[carriers[0]].ID)
+		}
+		id := before.Rules[carriers[0]].ID
+		if j, taken := sentIDs[id]; taken {
+			return errs.Conflict(field(sent[0]), "the rule serving experiment_key %q (id %q) is sent as rules[%d]; a second rule carrying the key would add its units to the experiment's analysis: remove experiment_key", key, id, j)
+		}
+		next.Rules[sent[0]].ID = id
+	}
+	return nil
+}
+
 // checkExperimentRollouts refuses an ordinary edit (see guardsExperimentRollouts) that
 // changes or removes the rollout of a started (running or stopped) experiment of this flag in
 // this environment, or that puts an experiment_key on a rollout that did not carry it. The

@@ -2,14 +2,16 @@ package app
 
 import (
 	"encoding/json"
-	"io"
-	"net"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
 	"github.com/switchyard-io/switchyard/platform/testenv"
@@ -63,15 +65,11 @@ func TestBootFromDiskThenKafkaReturns(t *testing.T) {
 	// While the relay is down, a lagging publisher writes version 3 of env1.
 	produceRuleset(t, prod, relaytest.Ruleset("env1", 3, false))
 
-	// Kafka is "down": the relay's only broker address is a port nothing listens on yet.
-	hold, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := hold.Addr().String()
-	hold.Close()
+	// Kafka is "down": the relay's only broker address is a proxy that drops every connection.
+	proxy := newKafkaProxy(t, testenv.KafkaBrokers()[0])
+	proxy.Cut()
 	cfg := testConfig(t, name, dir)
-	cfg.KafkaBrokers = addr
+	cfg.KafkaBrokers = proxy.addr
 	r := startRelay(t, cfg)
 
 	server1, _ := relaytest.Keys("env1")
@@ -94,8 +92,8 @@ func TestBootFromDiskThenKafkaReturns(t *testing.T) {
 		t.Fatalf("stale stream: version %d", rs.Version)
 	}
 
-	// Kafka becomes reachable: a proxy to the real broker starts on the relay's address.
-	proxyKafka(t, addr, testenv.KafkaBrokers()[0])
+	// Kafka becomes reachable.
+	proxy.Restore()
 	r.waitCaughtUp(t)
 	testenv.Eventually(t, 30*time.Second, "staleness to clear", func() bool { return !r.app.Store.Stale() })
 	for _, key := range []string{server1, server2} {
@@ -135,45 +133,159 @@ func loadDisk(dir, env string) (ruleset.Ruleset, error) {
 	return rs, err
 }
 
-// proxyKafka forwards connections on addr to the broker until the test ends. The client finds
-// the broker through it, then connects to the broker's advertised address itself.
-func proxyKafka(t testing.TB, addr, broker string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+// TestKafkaOutageWhileRunning: a relay that is up and caught up loses Kafka. Its probe notices:
+// every answer — the ruleset, OFREP, a new stream — says stale (header and metric) and serves
+// what it had; a stream opened before the outage stays open. Changes published meanwhile are
+// read once Kafka is back, and staleness clears only when they have been: the relay never
+// says fresh while serving a ruleset the topic has replaced. To make that window observable
+// whatever the timing, the proxy holds the relay's fetches when Kafka comes back, and its
+// second probe (sent only after it has handled the first answer): at that point the relay has
+// seen Kafka answer but cannot have read the changes, so it must still say stale.
+func TestKafkaOutageWhileRunning(t *testing.T) {
+	name, prod := topic(t)
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 1, true))
+	produceRuleset(t, prod, relaytest.Ruleset("env2", 1, true))
+	proxy := newKafkaProxy(t, testenv.KafkaBrokers()[0])
+	cfg := testConfig(t, name, t.TempDir())
+	cfg.KafkaBrokers = proxy.addr
+	r := startRelay(t, cfg)
+	r.waitVersion(t, "env1", 1)
+	r.waitVersion(t, "env2", 1)
+	r.waitCaughtUp(t)
+	if proxy.Rewritten() == 0 {
+		t.Fatal("the relay's metadata did not come through the proxy")
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	server1, client1 := relaytest.Keys("env1")
+	server2, _ := relaytest.Keys("env2")
+	// served answers, whether stale, and the version of env1's ruleset and of its banner flag by OFREP
+	type answers struct {
+		rulesetStale, ofrepStale, bulkStale bool
+		version                             int64
+		banner                              map[string]any
+	}
+	serve := func() answers {
+		var a answers
+		resp, body := get(t, "GET", r.base+"/sdk/v1/ruleset", server1, "")
+		var rs ruleset.Ruleset
+		if resp.StatusCode != 200 || json.Unmarshal(body, &rs) != nil || resp.Header.Get("ETag") != fmt.Sprintf(`"env1-%d"`, rs.Version) {
+			t.Fatalf("ruleset: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
+		a.rulesetStale, a.version = resp.Header.Get("X-Switchyard-Stale") == "true", rs.Version
+		resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags/banner", client1, `{"context":{"targetingKey":"u1","plan":"beta"}}`)
+		if resp.StatusCode != 200 || json.Unmarshal(body, &a.banner) != nil {
+			t.Fatalf("OFREP: %d %s", resp.StatusCode, body)
+		}
+		a.ofrepStale = resp.Header.Get("X-Switchyard-Stale") == "true"
+		resp, body = get(t, "POST", r.base+"/ofrep/v1/evaluate/flags", client1, `{"context":{"targetingKey":"u1","plan":"beta"}}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("OFREP bulk: %d %s", resp.StatusCode, body)
+		}
+		a.bulkStale = resp.Header.Get("X-Switchyard-Stale") == "true"
+		return a
+	}
+	metric := func() string {
+		_, body := get(t, "GET", r.base+"/metrics", "", "")
+		return grepLines(string(body), "evalrelay_stale ")
+	}
+	if a := serve(); a.rulesetStale || a.ofrepStale || a.bulkStale || a.version != 1 {
+		t.Fatalf("before the outage: %+v", a)
+	}
+	_, before := openStream(t, r.base, server1)
+	if rs, _ := readPut(t, before); rs.Version != 1 {
+		t.Fatalf("stream opened before the outage: version %d", rs.Version)
+	}
+
+	// Kafka goes away.
+	proxy.Cut()
+	testenv.Eventually(t, 30*time.Second, "the relay to notice Kafka is unreachable", func() bool { return serve().rulesetStale })
+	// Changes published while the relay is cut off (to the broker itself).
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 2, false))
+	a := serve()
+	if !a.ofrepStale || !a.bulkStale || a.version != 1 || a.banner["value"] != true || a.banner["reason"] != "TARGETING_MATCH" {
+		t.Fatalf("while Kafka is unreachable, the relay serves what it had, marked stale: %+v", a)
+	}
+	if m := metric(); m != "evalrelay_stale 1" {
+		t.Fatalf("metric while Kafka is unreachable: %q", m)
+	}
+	staleResp, during := openStream(t, r.base, server2)
+	if rs, _ := readPut(t, during); rs.Version != 1 || staleResp.Header.Get("X-Switchyard-Stale") != "true" {
+		t.Fatalf("stream opened during the outage: version %d, stale %q", rs.Version, staleResp.Header.Get("X-Switchyard-Stale"))
+	}
+
+	// Kafka comes back, with the relay's fetches held and its second probe too.
+	var mu sync.Mutex
+	var probes, fetches int
+	release, secondProbe := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseAll)
+	proxy.SetGate(func(key int16, req []byte) {
+		switch key {
+		case kmsg.Fetch.Int16():
+			mu.Lock()
+			fetches++
+			mu.Unlock()
+			<-release
+		case kmsg.ListOffsets.Int16():
+			ts, err := listOffsetsTimestamps(req)
 			if err != nil {
+				t.Errorf("ListOffsets request: %v", err)
 				return
 			}
-			out, err := net.Dial("tcp", broker)
-			if err != nil {
-				in.Close()
-				continue
+			if !slices.Contains(ts, -1) {
+				return // not the probe's (which lists end offsets)
 			}
 			mu.Lock()
-			conns = append(conns, in, out)
+			probes++
+			n := probes
 			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(out, in); out.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(in, out); in.Close() }()
+			if n == 2 {
+				close(secondProbe)
+			}
+			if n >= 2 {
+				<-release
+			}
 		}
-	}()
+	})
+	proxy.Restore()
+	select {
+	case <-secondProbe:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay did not probe Kafka twice after it came back")
+	}
+	if a := serve(); !a.rulesetStale || !a.ofrepStale || a.version != 1 {
+		t.Fatalf("Kafka answered but the changes of the outage are not read yet (fetches held): %+v, want stale at version 1", a)
+	}
+	// The relay's fetches go through the proxy too (the consumer may retry later than the probe).
+	testenv.Eventually(t, 30*time.Second, "a fetch of the relay to reach the proxy", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return fetches > 0
+	})
+	proxy.SetGate(nil)
+	releaseAll()
+
+	// The first fresh answer serves the outage's change.
+	var first answers
+	testenv.Eventually(t, 30*time.Second, "staleness to clear", func() bool {
+		first = serve()
+		return !first.rulesetStale
+	})
+	if first.version != 2 || first.ofrepStale || first.bulkStale || first.banner["value"] != false || first.banner["reason"] != "DISABLED" {
+		t.Fatalf("first fresh answers after the outage: %+v, want version 2", first)
+	}
+	if resp, _ := get(t, "GET", r.base+"/sdk/v1/ruleset", server2, ""); resp.Header.Get("X-Switchyard-Stale") != "" {
+		t.Fatal("an environment unchanged during the outage is still stale")
+	}
+	if m := metric(); m != "evalrelay_stale 0" {
+		t.Fatalf("metric after the outage: %q", m)
+	}
+	readToEnd(t, during, "the stream opened during the outage")
+	if rs, _ := readPut(t, before); rs.Version != 2 {
+		t.Fatalf("stream opened before the outage: version %d after it, want 2", rs.Version)
+	}
+	produceRuleset(t, prod, relaytest.Ruleset("env1", 3, true))
+	if rs, _ := readPut(t, before); rs.Version != 3 {
+		t.Fatalf("stream opened before the outage: next version %d, want 3", rs.Version)
+	}
 }

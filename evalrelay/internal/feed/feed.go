@@ -197,9 +197,12 @@ func (f *Feed) apply(r *kgo.Record) error {
 
 // watch probes the broker: unreachable means stale; it also decides when the feed caught up
 // (the consumer's position reached the end offsets listed when the broker first answered).
+// Staleness clears the same way: when the broker answers again after an outage, the relay is
+// still stale until the consumer has read up to the end offsets of that answer — the records
+// published during the outage — so it never says fresh while serving a ruleset Kafka replaced.
 func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 	adm := kadm.NewClient(cl)
-	var target kadm.ListedOffsets
+	var target, recovery kadm.ListedOffsets
 	t := time.NewTicker(f.cfg.Probe)
 	defer t.Stop()
 	for {
@@ -214,6 +217,7 @@ func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 				f.log.Warn("Kafka unreachable; serving the last rulesets, marked stale", "err", firstErr(err, ends.Error()))
 			}
 			f.store.SetStale(true)
+			recovery = nil // the next answer lists the ends to read up to
 		} else {
 			if target == nil {
 				target = ends
@@ -223,15 +227,19 @@ func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 				f.caughtUp.Store(true)
 				f.log.Info("caught up with the ruleset topic", "environments", len(f.store.Entries()))
 			}
-			if f.caughtUp.Load() {
-				if f.store.Stale() {
-					f.log.Info("Kafka reachable again; rulesets are current")
+			if f.caughtUp.Load() && f.store.Stale() {
+				if recovery == nil {
+					recovery = ends
 				}
-				f.store.SetStale(false)
+				if f.reached(recovery) {
+					f.log.Info("Kafka reachable again and read to its end; rulesets are current")
+					f.store.SetStale(false)
+					recovery = nil
+				}
 			}
 		}
 		wait := f.cfg.Probe
-		if !f.caughtUp.Load() {
+		if !f.caughtUp.Load() || recovery != nil {
 			wait = 50 * time.Millisecond
 		}
 		select {

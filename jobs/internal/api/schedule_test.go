@@ -209,3 +209,80 @@ func TestInterruptedStepIsAppliedOnce(t *testing.T) {
 		t.Fatalf("%d alerts for a recovered step", n)
 	}
 }
+
+// TestEditedFlagFailureNamesTheEdits: when the flag was changed after a step was scheduled, the
+// failure — the change's reason, the step's error and the Slack alert — names each version
+// since the one the step was based on: what kind of change, who made it, when, its comment.
+func TestEditedFlagFailureNamesTheEdits(t *testing.T) {
+	h := newHarness(t)
+	owner := h.fs.Owner
+	owner.Must(t, "POST", "/api/v1/projects/shop/metrics", map[string]any{"key": "conversion", "kind": "proportion", "event_key": "purchase"}, nil)
+	cases := []struct {
+		name, env string
+		edit      func(t *testing.T)
+		// want are the strings the failure must hold about the edit (besides its version,
+		// author and time, checked against the flag service's history).
+		want []string
+	}{
+		{name: "an experiment started", env: "production", edit: func(t *testing.T) {
+			owner.Must(t, "POST", "/api/v1/projects/shop/experiments", map[string]any{"key": "checkout-q4", "environment": "production", "flag": "checkout",
+				"control": "off", "variations": []any{map[string]any{"variation": "off", "weight": 50000}, map[string]any{"variation": "on", "weight": 50000}},
+				"metrics": map[string]any{"primary": []string{"conversion"}}}, nil)
+			owner.Must(t, "POST", "/api/v1/projects/shop/experiments/checkout-q4/start", nil, nil)
+		}, want: []string{"an experiment start by", `("experiment checkout-q4 started")`}},
+		{name: "a plain edit", env: "staging", edit: func(t *testing.T) {
+			owner.Must(t, "PATCH", stacktest.ConfigPath("shop", "checkout", "staging"),
+				map[string]any{"off_variation": "on", "comment": "hotfix: serve on when off"}, nil)
+		}, want: []string{"an edit by", `("hotfix: serve on when off")`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			at := h.clock.now().Add(time.Hour)
+			var ch schedule.Change
+			h.must(t, 201, owner.Token, "POST", fmt.Sprintf(changes, tc.env), map[string]any{"steps": []any{
+				map[string]any{"at": at, "action": map[string]any{"type": "toggle", "on": false}}}}, &ch)
+			tc.edit(t)
+			hist := h.history(t, tc.env)
+			edit := hist[0]
+			if edit.Version != ch.BaseVersion+1 {
+				t.Fatalf("history after the edit: %+v (base version %d)", hist, ch.BaseVersion)
+			}
+			h.clock.add(time.Hour + time.Second)
+			if n := h.runDue(t); n != 1 {
+				t.Fatalf("%d steps handled", n)
+			}
+			if after := h.config(t, tc.env); after.Version != edit.Version {
+				t.Fatalf("the scheduled change was applied: version %d → %d", edit.Version, after.Version)
+			}
+			got := h.change(t, ch.ID)
+			want := append([]string{
+				fmt.Sprintf("the flag was edited since the change was scheduled (the change was based on version %d): version %d, ", ch.BaseVersion, edit.Version),
+				edit.Actor.Name, edit.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"),
+			}, tc.want...)
+			if got.Status != schedule.StatusFailed || got.Steps[0].Error != got.Failure {
+				t.Fatalf("change: %+v", got)
+			}
+			for _, w := range want {
+				if !strings.Contains(got.Failure, w) {
+					t.Fatalf("failure %q does not name %q", got.Failure, w)
+				}
+			}
+			if strings.Contains(got.Failure, "more") {
+				t.Fatalf("failure counts edits that were not made: %q", got.Failure)
+			}
+			h.deliverAll(t)
+			var msg string
+			for _, m := range h.slack.Messages("C-DEFAULT") {
+				if strings.Contains(m.Text, fmt.Sprintf("Scheduled change #%d ", ch.ID)) {
+					msg = m.Text + string(m.Blocks)
+				}
+			}
+			for _, w := range want[1:] {
+				// Blocks are JSON: quotes in the comment are escaped there, not in the text.
+				if !strings.Contains(msg, w) {
+					t.Fatalf("Slack alert does not name %q: %s", w, msg)
+				}
+			}
+		})
+	}
+}

@@ -1,12 +1,15 @@
 package schedule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,7 +129,8 @@ func (e *Executor) apply(ctx context.Context, c Claim) error {
 	if f := conflictField(err); errors.Is(err, errs.ErrConflict) && (f == "version" || f == "") {
 		// Either our own earlier attempt went through before we could record it, or the
 		// flag was edited since the change was scheduled.
-		v, ok, herr := e.ownWrite(ctx, ch, st, c.Expected)
+		hist, herr := e.history(ctx, ch)
+		v, ok := ownWrite(hist, ch, st, c.Expected)
 		switch {
 		case ok:
 			e.applied.WithLabelValues("recovered").Inc()
@@ -136,7 +140,11 @@ func (e *Executor) apply(ctx context.Context, c Claim) error {
 			// Failing now could report as edited a flag our own write changed.
 			return e.retry(ctx, c, fmt.Errorf("reading the flag's history after a conflict: %w", herr), log)
 		}
-		return e.fail(ctx, c, fmt.Sprintf("the flag was edited since the change was scheduled (the change was based on version %d)", c.Expected), true, log)
+		reason := fmt.Sprintf("the flag was edited since the change was scheduled (the change was based on version %d)", c.Expected)
+		if edits := DescribeEdits(hist, c.Expected, maxEditsShown); edits != "" {
+			reason += ": " + edits
+		}
+		return e.fail(ctx, c, reason, true, log)
 	}
 	if waits(err) {
 		return e.retry(ctx, c, err, log)
@@ -191,7 +199,8 @@ func (e *Executor) tooLate(ctx context.Context, c Claim, late time.Duration, log
 	ch, st := c.Change, c.Step
 	if st.Attempts > 1 {
 		// An earlier attempt may have made the write (an answer lost, an executor that died).
-		v, ok, err := e.ownWrite(ctx, ch, st, c.Expected)
+		hist, err := e.history(ctx, ch)
+		v, ok := ownWrite(hist, ch, st, c.Expected)
 		if ok {
 			e.applied.WithLabelValues("recovered").Inc()
 			log.Info("scheduled step had been applied by an earlier attempt", "version", v)
@@ -237,22 +246,133 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
-// ownWrite looks for this step's write in the configuration's history (by the marker its
-// comment starts with), newer than the version it was based on. An error means the history
-// could not be read.
-func (e *Executor) ownWrite(ctx context.Context, ch Change, st Step, expected int64) (int64, bool, error) {
-	hist, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, 20)
+// history reads the configuration's latest versions, newest first; an error means it could
+// not be read.
+func (e *Executor) history(ctx context.Context, ch Change) ([]flagsvc.ConfigVersion, error) {
+	hist, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, historyLimit)
 	if err != nil {
 		e.Log.Warn("cannot read the flag's history", "change", ch.ID, "err", err)
-		return 0, false, err
 	}
+	return hist, err
+}
+
+// historyLimit is how many versions are read after a conflict: enough to find an earlier
+// attempt's write and to name the edits an on-call engineer needs to see.
+const historyLimit = 20
+
+// ownWrite looks for this step's write in the configuration's history (by the marker its
+// comment starts with), newer than the version it was based on.
+func ownWrite(hist []flagsvc.ConfigVersion, ch Change, st Step, expected int64) (int64, bool) {
 	marker := Marker(ch.ID, st.Position, len(ch.Steps)) + " "
 	for _, v := range hist {
 		if v.Version > expected && strings.HasPrefix(v.Comment, marker) {
-			return v.Version, true, nil
+			return v.Version, true
 		}
 	}
-	return 0, false, nil
+	return 0, false
+}
+
+// maxEditsShown is how many of the edits since a step's version its failure names; the
+// rest are counted ("and 3 more").
+const maxEditsShown = 3
+
+// maxEditComment bounds each edit's comment in a failure (comments are free text).
+const maxEditComment = 120
+
+// DescribeEdits names the versions after expected in hist (newest first, as the flag service
+// returns it), oldest first — the first is the edit that made the step stale —: version, what
+// kind of change, who made it, when and its comment. At most limit are named, then "and K
+// more" (counted from the newest version, so versions beyond the history read count too).
+// Empty when hist holds none.
+func DescribeEdits(hist []flagsvc.ConfigVersion, expected int64, limit int) string {
+	var after []flagsvc.ConfigVersion
+	newest := expected
+	for _, v := range hist {
+		if v.Version > expected {
+			after = append(after, v)
+			newest = max(newest, v.Version)
+		}
+	}
+	if len(after) == 0 {
+		return ""
+	}
+	slices.SortFunc(after, func(a, b flagsvc.ConfigVersion) int { return cmp.Compare(a.Version, b.Version) })
+	var parts []string
+	for _, v := range after[:min(len(after), limit)] {
+		s := fmt.Sprintf("version %d, %s by %s at %s", v.Version, changeLabel(v), editorLabel(v.Actor),
+			v.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+		if c := strings.TrimSpace(v.Comment); c != "" {
+			s += fmt.Sprintf(" (%q)", truncateRunes(c, maxEditComment))
+		}
+		parts = append(parts, s)
+	}
+	out := strings.Join(parts, "; ")
+	if more := newest - expected - int64(min(len(after), limit)); more > 0 {
+		out += fmt.Sprintf("; and %d more", more)
+	}
+	return out
+}
+
+// changeLabel says what kind of change a version was, from the flag service's change kinds.
+func changeLabel(v flagsvc.ConfigVersion) string {
+	switch v.Change {
+	case "update":
+		return "an edit"
+	case "toggle":
+		return "a toggle"
+	case "kill":
+		return "the kill switch"
+	case "rollback":
+		return "a rollback to an earlier version"
+	case "auto_rollback":
+		return "a guardrail's automatic rollback"
+	case "scheduled":
+		if m := scheduledMarker.FindString(v.Comment); m != "" {
+			return "another scheduled change (" + strings.TrimPrefix(m, "Scheduled change ") + ")"
+		}
+		return "another scheduled change"
+	case "experiment":
+		// The flag service's comment is "experiment <key> started" or "… concluded: …".
+		switch {
+		case strings.HasSuffix(v.Comment, " started"):
+			return "an experiment start"
+		case strings.Contains(v.Comment, " concluded"):
+			return "an experiment conclusion"
+		}
+		return "an experiment"
+	case "":
+		return "a change"
+	}
+	return "a change (" + v.Change + ")"
+}
+
+var scheduledMarker = regexp.MustCompile(`^Scheduled change #\d+ step \d+/\d+`)
+
+// editorLabel names who made a version: a user by email, a token by name.
+func editorLabel(a flagsvc.Actor) string {
+	name := a.Name
+	if name == "" {
+		name = a.ID
+	}
+	switch {
+	case name == "":
+		return "an unknown actor"
+	case a.Type == "user":
+		return "user " + name
+	case a.Type == "token":
+		return "token " + name
+	case a.Type != "":
+		return a.Type + " " + name
+	}
+	return name
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // fail records the failure, cancels the later steps and alerts, in one transaction.

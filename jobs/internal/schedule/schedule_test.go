@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
 	"github.com/switchyard-io/switchyard/platform/httpapi"
 )
 
@@ -125,4 +126,47 @@ func FuzzCreateInput(f *testing.F) {
 			_ = Comment(Change{ID: 1, Steps: steps}, s)
 		}
 	})
+}
+
+// TestDescribeEdits: the versions after the step's are named oldest first, with kind, author,
+// time and comment; at most limit of them, the rest counted from the newest version (also
+// those beyond the history read).
+func TestDescribeEdits(t *testing.T) {
+	at := time.Date(2026, 11, 26, 9, 30, 5, 0, time.UTC)
+	v := func(n int64, change, comment string, a flagsvc.Actor) flagsvc.ConfigVersion {
+		return flagsvc.ConfigVersion{Version: n, Change: change, Comment: comment, Actor: a, CreatedAt: at.Add(time.Duration(n) * time.Minute)}
+	}
+	alice := flagsvc.Actor{Type: "user", ID: "u1", Name: "alice@example.com"}
+	ci := flagsvc.Actor{Type: "token", ID: "t1", Name: "ci-deploy"}
+	cases := []struct {
+		name     string
+		hist     []flagsvc.ConfigVersion
+		expected int64
+		want     string
+	}{
+		{name: "none after", hist: []flagsvc.ConfigVersion{v(7, "update", "", alice)}, expected: 7, want: ""},
+		{name: "experiment start then edit, oldest first", expected: 7,
+			hist: []flagsvc.ConfigVersion{v(9, "update", "", ci), v(8, "experiment", "experiment q4 started", alice), v(7, "update", "x", alice)},
+			want: `version 8, an experiment start by user alice@example.com at 2026-11-26 09:38:05 UTC ("experiment q4 started"); ` +
+				`version 9, an edit by token ci-deploy at 2026-11-26 09:39:05 UTC`},
+		{name: "another scheduled change", expected: 3,
+			hist: []flagsvc.ConfigVersion{v(4, "scheduled", "Scheduled change #12 step 2/3 (scheduled by bob): turn on", ci)},
+			want: `version 4, another scheduled change (#12 step 2/3) by token ci-deploy at 2026-11-26 09:34:05 UTC ("Scheduled change #12 step 2/3 (scheduled by bob): turn on")`},
+		{name: "more than the limit, and beyond the history read", expected: 10,
+			hist: []flagsvc.ConfigVersion{v(30, "toggle", "", alice), v(29, "kill", "incident 42", alice), v(28, "auto_rollback", "", flagsvc.Actor{}),
+				v(27, "rollback", "", alice), v(26, "update", "", alice)},
+			want: `version 26, an edit by user alice@example.com at 2026-11-26 09:56:05 UTC; ` +
+				`version 27, a rollback to an earlier version by user alice@example.com at 2026-11-26 09:57:05 UTC; ` +
+				`version 28, a guardrail's automatic rollback by an unknown actor at 2026-11-26 09:58:05 UTC; and 17 more`},
+		{name: "long comment cut", expected: 1,
+			hist: []flagsvc.ConfigVersion{v(2, "update", strings.Repeat("é", 200), alice)},
+			want: `version 2, an edit by user alice@example.com at 2026-11-26 09:32:05 UTC ("` + strings.Repeat("é", 119) + `…")`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := DescribeEdits(tc.hist, tc.expected, 3); got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
 }

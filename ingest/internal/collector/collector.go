@@ -487,6 +487,24 @@ func CutDeadLetter(v []byte, h []kgo.RecordHeader) ([]byte, []kgo.RecordHeader) 
 	return v[:MaxDeadLetterValue], append(h, kgo.RecordHeader{Key: "truncated_from", Value: []byte(strconv.Itoa(len(v)))})
 }
 
+// MaxDeadLetterKey bounds the key of a dead letter: a longer key is cut to its first
+// MaxDeadLetterKey bytes (header key_truncated_from: its full size). The collector's keys are
+// an environment id, or one and a context key of at most event.MaxKeyLen characters (at most
+// 1061 bytes), so only a record another producer wrote to the events topic can be cut. With
+// the value cut to MaxDeadLetterValue and headers of a few KiB, a dead letter stays well under
+// the 1,000,012 bytes a producer sends in one batch by default (and the broker's 1 MiB).
+const MaxDeadLetterKey = 2 << 10
+
+// CutDeadLetterKey returns the key k of a dead letter cut to MaxDeadLetterKey bytes and its
+// headers h, with a key_truncated_from header holding len(k) added when k was cut. The key
+// returned aliases k.
+func CutDeadLetterKey(k []byte, h []kgo.RecordHeader) ([]byte, []kgo.RecordHeader) {
+	if len(k) <= MaxDeadLetterKey {
+		return k, h
+	}
+	return k[:MaxDeadLetterKey], append(h, kgo.RecordHeader{Key: "key_truncated_from", Value: []byte(strconv.Itoa(len(k)))})
+}
+
 // dlqTopicMarker marks a dead-letter record until produce sets the real topic name.
 const dlqTopicMarker = "\x00dlq"
 

@@ -19,7 +19,8 @@ import (
 type dlqRecord struct {
 	reason, field, env, source string
 	truncatedFrom              string
-	value                      []byte
+	keyTruncatedFrom           string
+	key, value                 []byte
 }
 
 // readDLQ consumes the stack's DLQ topic until it holds want records.
@@ -31,7 +32,7 @@ func (s *stack) readDLQ(t *testing.T, want int) []dlqRecord {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			d := dlqRecord{value: r.Value}
+			d := dlqRecord{key: r.Key, value: r.Value}
 			for _, h := range r.Headers {
 				switch h.Key {
 				case "reason":
@@ -44,6 +45,8 @@ func (s *stack) readDLQ(t *testing.T, want int) []dlqRecord {
 					d.source = string(h.Value)
 				case "truncated_from":
 					d.truncatedFrom = string(h.Value)
+				case "key_truncated_from":
+					d.keyTruncatedFrom = string(h.Value)
 				}
 			}
 			out = append(out, d)

@@ -159,6 +159,40 @@ func TestOversizedPoisonRecordIsCut(t *testing.T) {
 	s.waitDistinct(t, "exposures", 1, 20*time.Second)
 }
 
+// TestOversizedKeyPoisonRecordIsCut writes an undecodable record straight to the events topic
+// whose key (600 KiB) and value (400 KiB) are both under the value cut but together near 1 MiB:
+// whole, with the writer's headers, its dead letter would be over the writer's producer limit
+// and the partition would stop. Its key is cut to MaxDeadLetterKey bytes with
+// key_truncated_from, the value is kept whole, and the events after it are stored.
+func TestOversizedKeyPoisonRecordIsCut(t *testing.T) {
+	s := newStack(t)
+	s.publishKeys(t, "env-a", 1, sdkKey{raw: "k", kind: ruleset.KeyServer})
+	cfg := s.cfg
+	cfg.EventsPartitions = 1
+	svc := start(t, cfg, app.Options{})
+
+	key := append([]byte("env-a:"), bytes.Repeat([]byte("u"), 600<<10)...)
+	poison := make([]byte, 400<<10)
+	if _, err := rand.Read(poison); err != nil {
+		t.Fatal(err)
+	}
+	cl := testenv.KafkaClient(t, kgo.ProducerBatchMaxBytes(1<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.EventsTopic, Key: key, Value: poison}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	d := s.readDLQ(t, 1)[0]
+	if d.reason != "undecodable" || d.source != "writer" || d.env != "env-a" || !bytes.Equal(d.key, key[:collector.MaxDeadLetterKey]) ||
+		d.keyTruncatedFrom != strconv.Itoa(len(key)) || !bytes.Equal(d.value, poison) || d.truncatedFrom != "" {
+		t.Fatalf("dead letter: reason %q source %q env %.40q, key of %d bytes (key_truncated_from %q), value of %d bytes (truncated_from %q)",
+			d.reason, d.source, d.env, len(d.key), d.keyTruncatedFrom, len(d.value), d.truncatedFrom)
+	}
+	// The partition keeps flowing.
+	sendAll(t, svc.URL, "k", []ev{exposure("u1", "f", "on", "")}, 100, 20*time.Second)
+	s.waitDistinct(t, "exposures", 1, 20*time.Second)
+}
+
 // TestWriterBatchCutByBytes stores summaries of about 300 KiB each, all waiting on Kafka
 // before the writer starts, with a 1 MiB batch bound and a long flush interval: the writer
 // cuts its batches by bytes, in the middle of a fetch, instead of holding every event (one

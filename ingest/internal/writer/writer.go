@@ -277,19 +277,23 @@ func (w *Writer) take(b *batch, r *kgo.Record, rec *event.Record, in *event.Inte
 var errInsertLoopStopped = errors.New("writer: insert loop stopped")
 
 func deadLetter(r *kgo.Record, rej *event.Reject) *kgo.Record {
-	env, _, _ := strings.Cut(string(r.Key), ":")
-	h := collector.DLQHeaders(rej, env, "writer", time.Now().UnixMilli())
+	// A record written by something other than the collector can be near Kafka's size limit,
+	// in its value, its key or both: with the headers added, its dead letter would exceed it,
+	// its produce would fail at every retry and the writer would stop on its partition. So the
+	// key is cut first (the environment id header is read from what is kept: a key without ':'
+	// would otherwise be copied whole into it), then the value as the collector cuts its own;
+	// the other headers are bounded (reasons, validated field names, fixed messages).
+	k, h := collector.CutDeadLetterKey(r.Key, nil)
+	env, _, _ := strings.Cut(string(k), ":")
+	h = append(collector.DLQHeaders(rej, env, "writer", time.Now().UnixMilli()), h...)
 	h = append(h,
 		kgo.RecordHeader{Key: "source_topic", Value: []byte(r.Topic)},
 		kgo.RecordHeader{Key: "source_partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 		kgo.RecordHeader{Key: "source_offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
-	// A record written by something other than the collector can be near Kafka's size limit:
-	// with the headers added, its dead letter would exceed it and block the writer, so it is cut
-	// as the collector cuts its own.
 	v, h := collector.CutDeadLetter(r.Value, h)
 	// Copies: the record's bytes belong to the fetch buffer, which must not stay pinned.
-	return &kgo.Record{Key: bytes.Clone(r.Key), Value: bytes.Clone(v), Headers: h}
+	return &kgo.Record{Key: bytes.Clone(k), Value: bytes.Clone(v), Headers: h}
 }
 
 // newBatch returns an empty batch, reusing the column buffers of a flushed one: a batch of

@@ -29,8 +29,10 @@ start() {
   cp "$HERE/clickhouse/users.xml" "$CH_DATA/etc/users.xml"
   log "starting on $CH_HOST:$CH_PORT (HTTP $CH_HTTP_PORT)"
   : >"$CH_STDOUT"
-  # exec, so the pid file names the server itself and stop stops exactly it.
-  (cd "$CH_DATA" && exec clickhouse-server --config-file="$CH_DATA/etc/config.xml" >>"$CH_STDOUT" 2>&1 </dev/null) &
+  # exec, so the pid file names the server itself and stop stops exactly it; its own session
+  # (setsid), so it does not die with the process group that started it — a test that restarts
+  # ClickHouse (ingest's outage test), a shell whose job is killed.
+  (cd "$CH_DATA" && exec setsid clickhouse-server --config-file="$CH_DATA/etc/config.xml" >>"$CH_STDOUT" 2>&1 </dev/null) &
   echo $! >"$PID_FILE"
   wait_until 60 "$CH_LOG" "ClickHouse" ready || { tail -n 20 "$CH_STDOUT" >&2; stop_pidfile "$PID_FILE" clickhouse; exit 1; }
   log "ready: native $CH_HOST:$CH_PORT, http://$CH_HOST:$CH_HTTP_PORT"

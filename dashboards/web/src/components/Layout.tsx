@@ -45,11 +45,13 @@ function useShortcuts(project: string | null, navigate: (to: string) => void, op
         openHelp();
         return;
       }
-      if (e.key === 'g') {
+      // A "g" right after a "g" is the second key of a shortcut ("g g": Guardrails), not a new start.
+      const pending = Date.now() - pendingG.current < 1200;
+      if (e.key === 'g' && !pending) {
         pendingG.current = Date.now();
         return;
       }
-      if (Date.now() - pendingG.current < 1200) {
+      if (pending) {
         pendingG.current = 0;
         const section = projectSections.find((s) => s.key === e.key);
         if (section && project) navigate(`/p/${project}/${section.path}`);

@@ -46,6 +46,9 @@ type Config struct {
 	ResultsTimeout     time.Duration
 	ResultsKeepAll     time.Duration
 	ResultsKeepHourly  time.Duration
+	// ResultsRollupRetention: how long a finished experiment's ClickHouse rollups are kept
+	// after its final results are settled (0: forever).
+	ResultsRollupRetention time.Duration
 	// ClickHouseMaxExecutionTime and ClickHouseMaxMemoryUsage are sent with every query
 	// (max_execution_time, max_memory_usage; 0: the server's default), so one experiment's
 	// queries cannot hold ClickHouse's memory or threads for everyone.
@@ -77,6 +80,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ResultsKeepAll, "results-keep-all", 7*24*time.Hour,
 		"keep every result snapshot this long; older ones are thinned to one per hour, then per day (0: keep every snapshot forever)")
 	fs.DurationVar(&c.ResultsKeepHourly, "results-keep-hourly", 30*24*time.Hour, "keep one result snapshot per hour this long, one per day after that")
+	fs.DurationVar(&c.ResultsRollupRetention, "results-rollup-retention", 30*24*time.Hour,
+		"keep a stopped experiment's ClickHouse rollups this long after its final results are settled (the late window after its stop), then drop them (0: keep forever)")
 	fs.DurationVar(&c.ClickHouseMaxExecutionTime, "clickhouse-max-execution-time", 10*time.Minute,
 		"max_execution_time of every results query (whole seconds; 0: the server's default)")
 	fs.Int64Var(&c.ClickHouseMaxMemoryUsage, "clickhouse-max-memory-usage", 4<<30,
@@ -111,6 +116,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("results-keep-all", "must be 0 (keep every snapshot) or at least 24h")
 	case c.ResultsKeepHourly < c.ResultsKeepAll:
 		return config.Invalid("results-keep-hourly", "must not be shorter than -results-keep-all")
+	case c.ResultsRollupRetention < 0:
+		return config.Invalid("results-rollup-retention", "must be 0 (keep rollups forever) or positive")
 	case c.ClickHouseMaxExecutionTime < 0 || (c.ClickHouseMaxExecutionTime > 0 && c.ClickHouseMaxExecutionTime < time.Second):
 		return config.Invalid("clickhouse-max-execution-time", "must be 0 or at least 1s")
 	case c.ClickHouseMaxMemoryUsage < 0:
@@ -170,7 +177,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		metricsql.UnitsPerPass = cfg.UnitsPerPass
 		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval, Settle: cfg.ResultsSettle, LateWindow: cfg.ResultsLateWindow,
 			Concurrency: cfg.ResultsConcurrency, RefreshTimeout: cfg.ResultsTimeout,
-			Retention: results.Retention{KeepAll: cfg.ResultsKeepAll, KeepHourly: cfg.ResultsKeepHourly}}, store, conn, client, log, reg)
+			Retention:       results.Retention{KeepAll: cfg.ResultsKeepAll, KeepHourly: cfg.ResultsKeepHourly},
+			RollupRetention: cfg.ResultsRollupRetention}, store, conn, client, log, reg)
 		statshttp.MountResults(web, &statshttp.ResultsService{Flags: client, Store: store, Worker: worker,
 			Estimator: &results.Estimator{Worker: worker, CH: conn}})
 		a.Components = append(a.Components, worker)

@@ -274,3 +274,87 @@ func (s *Store) TryLock(ctx context.Context, key string) (release func(), ok boo
 		conn.Release()
 	}, true, nil
 }
+
+// RollupsDropped returns the experiments of ids whose rollups were dropped (and not folded
+// again since).
+func (s *Store) RollupsDropped(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text FROM results_rollups_dropped WHERE experiment_id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	var id string
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		out[id] = true
+		return nil
+	})
+	return out, err
+}
+
+// ForgetFolds forgets every recorded fold of the experiment (before its rollups are dropped:
+// a refresh then folds every day again, and never reads a fold whose rows are gone) and its
+// compactions.
+func (s *Store) ForgetFolds(ctx context.Context, experimentID string) error {
+	_, err := s.Pool.Exec(ctx, `WITH c AS (DELETE FROM results_rollup_compactions WHERE experiment_id = $1)
+		DELETE FROM results_folds WHERE experiment_id = $1`, experimentID)
+	return err
+}
+
+// MarkRollupsDropped records that the experiment's rollups were dropped.
+func (s *Store) MarkRollupsDropped(ctx context.Context, experimentID string) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_rollups_dropped (experiment_id, dropped_at) VALUES ($1, now())
+		ON CONFLICT (experiment_id) DO UPDATE SET dropped_at = excluded.dropped_at`, experimentID)
+	return err
+}
+
+// UnmarkRollupsDropped forgets that the experiment's rollups were dropped (a refresh is about
+// to fold again).
+func (s *Store) UnmarkRollupsDropped(ctx context.Context, experimentID string) error {
+	_, err := s.Pool.Exec(ctx, `DELETE FROM results_rollups_dropped WHERE experiment_id = $1`, experimentID)
+	return err
+}
+
+// MonthToCompact is a month of an experiment's rollups to rewrite without its replaced folds.
+type MonthToCompact struct {
+	ExperimentID string
+	Month        time.Time // its first day
+}
+
+// MonthsToCompact returns the months before `before` (a month's first day) that have recorded
+// folds and were not compacted since their latest fold was recorded.
+func (s *Store) MonthsToCompact(ctx context.Context, before time.Time) ([]MonthToCompact, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT f.experiment_id::text, f.month FROM (
+			SELECT experiment_id, date_trunc('month', day)::date AS month, max(folded_at) AS folded_at
+			FROM results_folds WHERE day < $1 GROUP BY 1, 2) f
+		LEFT JOIN results_rollup_compactions c ON c.experiment_id = f.experiment_id AND c.month = f.month
+		WHERE c.compacted_at IS NULL OR c.compacted_at < f.folded_at
+		ORDER BY 1, 2`, before)
+	if err != nil {
+		return nil, err
+	}
+	var out []MonthToCompact
+	var m MonthToCompact
+	_, err = pgx.ForEachRow(rows, []any{&m.ExperimentID, &m.Month}, func() error {
+		m.Month = time.Date(m.Month.Year(), m.Month.Month(), 1, 0, 0, 0, 0, time.UTC)
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+// MonthFolds returns the recorded fold ids of an experiment's days in a month (every metric part).
+func (s *Store) MonthFolds(ctx context.Context, experimentID string, month time.Time) ([]int64, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT fold_id FROM results_folds WHERE experiment_id = $1
+		AND day >= $2 AND day < ($2::date + interval '1 month')`, experimentID, month)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// MarkCompacted records that a month of an experiment's rollups holds only its recorded folds.
+func (s *Store) MarkCompacted(ctx context.Context, experimentID string, month time.Time) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_rollup_compactions (experiment_id, month, compacted_at) VALUES ($1, $2, now())
+		ON CONFLICT (experiment_id, month) DO UPDATE SET compacted_at = excluded.compacted_at`, experimentID, month)
+	return err
+}

@@ -37,6 +37,10 @@ type Config struct {
 	RefreshTimeout time.Duration
 	// Retention thins old snapshots every hour (Store.Thin); a zero KeepAll keeps them all.
 	Retention Retention
+	// RollupRetention is how long an experiment's ClickHouse rollups are kept once its final
+	// results are settled (LateWindow after its stop, when the worker stops computing them);
+	// then they are dropped and its folds forgotten (maintainRollups). Zero keeps them forever.
+	RollupRetention time.Duration
 }
 
 // maxBackoff caps how long a sweep leaves an experiment whose refreshes keep failing.
@@ -136,8 +140,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.sweep(ctx)
 		}()
 	}
-	// Thinning runs beside the loop too: its first run over a big table can take minutes, and
-	// on-demand refreshes must not queue behind it.
+	// Thinning (and the rollups' maintenance after it) runs beside the loop too: its first run
+	// over a big table can take minutes, and on-demand refreshes must not queue behind it.
 	thinning := make(chan struct{}, 1)
 	startThin := func() {
 		select {
@@ -150,6 +154,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			defer wg.Done()
 			defer func() { <-thinning }()
 			w.thin(ctx)
+			w.maintainRollups(ctx)
 		}()
 	}
 	startSweep()
@@ -205,6 +210,150 @@ func (w *Worker) thin(ctx context.Context) {
 	if err != nil && ctx.Err() == nil { // stopped by the shutdown: the next run goes on
 		w.log.Warn("cannot thin old result snapshots", "err", err)
 	}
+}
+
+// staleCompactions: a compaction's staging table older than this is a crashed one's leftover.
+const staleCompactions = 6 * time.Hour
+
+// maintainRollups deletes ClickHouse rollups nobody can read any more (hourly, beside the
+// loop; one replica at a time). An experiment stopped LateWindow + RollupRetention ago has its
+// recorded folds forgotten, then its rollup partitions dropped — in that order, so no refresh
+// ever reads a recorded fold whose rows are gone; an on-demand refresh later folds every day
+// again from the raw events. A closed month of an experiment (its last day LateWindow + Settle
+// past its end: no event can be added to it, and no day of it is folded again on schedule) is
+// rewritten without the rows of replaced folds (late events), once, and again only if a fold
+// of it is recorded later. Each experiment is handled under its refresh lock, skipped while
+// it is being refreshed; an interrupted run is finished by the next one.
+func (w *Worker) maintainRollups(ctx context.Context) {
+	release, ok, err := w.store.TryLock(ctx, "results:rollups")
+	if err != nil || !ok {
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("cannot maintain the rollups", "err", err)
+		}
+		return
+	}
+	defer release()
+	byExperiment, err := metricsql.RollupsByExperiment(ctx, w.ch)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("cannot maintain the rollups", "err", err)
+		}
+		return
+	}
+	if !byExperiment {
+		w.log.Warn("rollups are not deleted: experiment_metric_rollups is not partitioned by experiment yet (run ingest's ClickHouse migrations)")
+		return
+	}
+	if n, err := metricsql.DropStaleCompactions(ctx, w.ch, staleCompactions); err != nil {
+		w.log.Warn("cannot drop the staging tables of interrupted compactions", "err", err)
+	} else if n > 0 {
+		w.log.Info("dropped the staging tables of interrupted rollup compactions", "tables", n)
+	}
+	all := map[string]flagsvc.Experiment{}
+	for _, status := range []string{"running", "stopped", "concluded"} {
+		xs, err := w.flags.ExperimentsWithStatus(ctx, status)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("rollups not maintained: cannot list experiments", "status", status, "err", err)
+			}
+			return
+		}
+		for _, x := range xs {
+			all[x.ID] = x
+		}
+	}
+	if w.cfg.RollupRetention > 0 {
+		w.dropExpiredRollups(ctx, all)
+	}
+	w.compactRollups(ctx, all)
+}
+
+// dropExpiredRollups drops the rollups of the experiments stopped LateWindow + RollupRetention ago.
+func (w *Worker) dropExpiredRollups(ctx context.Context, all map[string]flagsvc.Experiment) {
+	var expired []string
+	for id, x := range all {
+		if x.StoppedAt != nil && !w.now().Before(x.StoppedAt.Add(w.cfg.LateWindow+w.cfg.RollupRetention)) {
+			expired = append(expired, id)
+		}
+	}
+	if len(expired) == 0 {
+		return
+	}
+	dropped, err := w.store.RollupsDropped(ctx, expired)
+	if err != nil {
+		w.log.Warn("cannot read which experiments' rollups were dropped", "err", err)
+		return
+	}
+	for _, id := range expired {
+		if dropped[id] || ctx.Err() != nil {
+			continue
+		}
+		x := all[id]
+		err := w.underLock(ctx, x, func() error {
+			if err := w.store.ForgetFolds(ctx, x.ID); err != nil {
+				return err
+			}
+			months, err := metricsql.DropRollups(ctx, w.ch, x.EnvironmentID, x.Key)
+			if err != nil {
+				return err
+			}
+			if err := w.store.MarkRollupsDropped(ctx, x.ID); err != nil {
+				return err
+			}
+			w.log.Info("dropped the rollups of a finished experiment", "experiment", x.Key, "months", months)
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("cannot drop the rollups of a finished experiment", "experiment", x.Key, "err", err)
+		}
+	}
+}
+
+// compactRollups rewrites the closed months of experiments' rollups without their replaced folds.
+func (w *Worker) compactRollups(ctx context.Context, all map[string]flagsvc.Experiment) {
+	closed := w.now().UTC().Add(-w.cfg.LateWindow - w.cfg.Settle)
+	months, err := w.store.MonthsToCompact(ctx, time.Date(closed.Year(), closed.Month(), 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("cannot list the rollup months to compact", "err", err)
+		}
+		return
+	}
+	for _, m := range months {
+		x, ok := all[m.ExperimentID]
+		if !ok || ctx.Err() != nil {
+			continue // not listed by the flag service (its project deleted): left as it is
+		}
+		err := w.underLock(ctx, x, func() error {
+			keep, err := w.store.MonthFolds(ctx, x.ID, m.Month)
+			if err != nil {
+				return err
+			}
+			month := uint32(m.Month.Year()*100 + int(m.Month.Month()))
+			before, after, err := metricsql.CompactRollups(ctx, w.ch, x.EnvironmentID, x.Key, month, keep)
+			if err != nil {
+				return err
+			}
+			if after < before {
+				w.log.Info("deleted the rollups of replaced folds", "experiment", x.Key, "month", month, "rows", before-after, "kept", after)
+			}
+			return w.store.MarkCompacted(ctx, x.ID, m.Month)
+		})
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("cannot compact rollups", "experiment", x.Key, "month", m.Month.Format("2006-01"), "err", err)
+		}
+	}
+}
+
+// underLock runs fn holding the experiment's refresh lock; nothing when a refresh holds it
+// (the next maintenance tries again).
+func (w *Worker) underLock(ctx context.Context, x flagsvc.Experiment, fn func() error) error {
+	release, ok, err := w.store.TryLock(ctx, "results:"+x.ID)
+	if err != nil || !ok {
+		return err
+	}
+	defer release()
+	return fn()
 }
 
 // Refresh asks the worker to recompute an experiment now and waits for it.
@@ -404,6 +553,13 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 		return ErrBusy
 	}
 	defer release()
+	if x.StoppedAt != nil {
+		// Its rollups may have been dropped (maintainRollups): the days are folded again, and
+		// the rows written are dropped again at the next maintenance, even if this refresh fails.
+		if err := w.store.UnmarkRollupsDropped(ctx, x.ID); err != nil {
+			return err
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, w.cfg.RefreshTimeout)
 	defer cancel()
 	snap, err := w.Compute(rctx, x)

@@ -40,6 +40,16 @@ type resort struct {
 
 func (r resort) newName() string { return r.table + "_resorted" }
 
+// done says whether a table (its SHOW CREATE TABLE) is sorted by r's key and partitioned as
+// r's engine says.
+func (r resort) done(create string) bool {
+	partition := ""
+	if i := strings.Index(r.engine, "PARTITION BY "); i >= 0 {
+		partition = r.engine[i:]
+	}
+	return strings.Contains(create, "ORDER BY "+r.key) && strings.Contains(create, partition)
+}
+
 // oldName is the old table's name after the swap. It records the last block the copy had
 // (copiedUpTo), so a run resumed after a crash copies again only the later blocks. (A bare
 // oldPrefix, as an earlier version named it, stands for 0: every row.)
@@ -130,6 +140,31 @@ var rollupsByFold = resort{
 	scope:   "fold_id",
 }
 
+// Migration 8 partitions the rollups by experiment and month, (environment_id, experiment_key,
+// toYYYYMM(day)), instead of by month alone, keeping migration 7's sorting key.
+//
+// The stats workers delete an experiment's rollups once its results are final plus a retention
+// period (and rewrite a closed month of an experiment without its replaced folds): with the
+// experiment in the partition key that is ALTER TABLE … DROP PARTITION (env, key, month), which
+// only unlinks files, instead of a DELETE mutation, which on 18.16 rewrites every part of the
+// table. Every fold writes one day of one experiment, so an INSERT still creates one part. The
+// partitions are exact, not a hash of the experiment: a hash bucket shared by several
+// experiments could only be emptied of one by rewriting it. The cost is the number of
+// partitions: about 1–3 per experiment whose rollups are kept (its months), so a few hundred
+// to a few thousand while retention drops the concluded ones; readers name the experiment, so
+// ClickHouse prunes the others' partitions before reading.
+var rollupsByExperiment = resort{
+	version: 8,
+	table:   "experiment_metric_rollups",
+	engine:  "MergeTree() PARTITION BY " + RollupsPartitionKey,
+	key:     rollupsByFold.key,
+	unique:  rollupsByFold.unique,
+	scope:   rollupsByFold.scope,
+}
+
+// RollupsPartitionKey is experiment_metric_rollups' partition key since migration 8.
+const RollupsPartitionKey = "(environment_id, experiment_key, toYYYYMM(day))"
+
 // resortHooks run inside a re-sort (tests): between the copy and the swap, and after the swap.
 type resortHooks struct{ afterCopy, afterSwap func() error }
 
@@ -163,8 +198,8 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, hooks resortHooks) e
 		if err != nil {
 			return err
 		}
-		if strings.Contains(create, "ORDER BY "+r.key) {
-			return nil // sorted the new way already
+		if r.done(create) {
+			return nil // sorted (and partitioned) the new way already
 		}
 		if err := exec("drop an interrupted copy", "DROP TABLE IF EXISTS "+r.newName()); err != nil {
 			return err
@@ -221,6 +256,15 @@ func resortTable(ctx context.Context, db *sql.DB, r resort, hooks resortHooks) e
 		return err
 	}
 	return exec("drop the old table", "DROP TABLE "+oldName)
+}
+
+// hasSetting says whether the server knows a setting (a query naming one it does not know fails).
+func hasSetting(ctx context.Context, db *sql.DB, name string) (bool, error) {
+	var n uint64
+	if err := db.QueryRowContext(ctx, `SELECT count() FROM system.settings WHERE name = ?`, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("clickhouse: read the server's settings: %w", err)
+	}
+	return n > 0, nil
 }
 
 func tableExists(ctx context.Context, db *sql.DB, name string) (bool, error) {

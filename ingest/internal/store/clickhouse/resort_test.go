@@ -306,3 +306,89 @@ func TestRollupsResortResumesAfterTheSwap(t *testing.T) {
 		t.Fatalf("%s left behind (%v)", name, err)
 	}
 }
+
+// insertExperimentFold writes a fold's rollup rows for an experiment's day: n contexts prefix-0 ….
+func insertExperimentFold(t *testing.T, db *sql.DB, experiment, day string, fold uint64, n int, prefix string) {
+	t.Helper()
+	if _, err := db.Exec(`INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+		context_kind, context_key, events, value_sum)
+		SELECT 'env', ?, 'm', toUInt64(1), toUInt8(0), toDate(?), toUInt64(?), 'user', concat(?, toString(number)), number % 5, toFloat64(number % 11)
+		FROM numbers(?)`, experiment, day, fold, prefix+"-", n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rollupPartitions lists the active partitions of the rollups (as system.parts writes them).
+func rollupPartitions(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase()
+		AND table = 'experiment_metric_rollups' AND active ORDER BY partition`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestRollupsPartitionedByExperiment: migration 8 keeps every rollup row exactly once (a fold
+// written during the copy and merged with copied rows too), partitions the rollups by
+// experiment and month, so DROP PARTITION (environment, experiment, month) — the form 18.16
+// accepts for this key — removes one experiment's month and nothing else, and running it
+// again changes nothing.
+func TestRollupsPartitionedByExperiment(t *testing.T) {
+	_, db := migratedDB(t, 7)
+	insertExperimentFold(t, db, "x", "2026-10-31", 1, 20_000, "a")
+	insertExperimentFold(t, db, "x", "2026-11-01", 2, 20_000, "b")
+	insertExperimentFold(t, db, "y", "2026-11-01", 3, 10_000, "c")
+	wantRows, wantSum := rollupFingerprint(t, db, "1")
+	err := resortTable(context.Background(), db, rollupsByExperiment, resortHooks{afterCopy: func() error {
+		insertExperimentFold(t, db, "y", "2026-11-02", 4, 5_000, "d")
+		_, err := db.Exec("OPTIMIZE TABLE experiment_metric_rollups PARTITION 202611 FINAL")
+		return err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, sum := rollupFingerprint(t, db, "fold_id IN (1, 2, 3)"); rows != wantRows || sum != wantSum {
+		t.Fatalf("copied folds: %d rows (sum %d), want %d (sum %d)", rows, sum, wantRows, wantSum)
+	}
+	if rows, _ := rollupFingerprint(t, db, "fold_id = 4"); rows != 5_000 {
+		t.Fatalf("the fold written during the copy has %d rows, want 5000", rows)
+	}
+	create, err := showCreate(context.Background(), db, "experiment_metric_rollups")
+	if err != nil || !strings.Contains(create, "PARTITION BY "+RollupsPartitionKey) || !strings.Contains(create, "ORDER BY "+rollupsByFold.key) {
+		t.Fatalf("rollups: %s %v", create, err)
+	}
+	want := "('env','x',202610) ('env','x',202611) ('env','y',202611)"
+	if got := strings.Join(rollupPartitions(t, db), " "); got != want {
+		t.Fatalf("partitions %s, want %s", got, want)
+	}
+	if _, err := db.Exec("ALTER TABLE experiment_metric_rollups DROP PARTITION ('env', 'x', 202611)"); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := rollupFingerprint(t, db, "experiment_key = 'x'"); rows != 20_000 {
+		t.Fatalf("x after dropping its November: %d rows, want October's 20000", rows)
+	}
+	if rows, _ := rollupFingerprint(t, db, "experiment_key = 'y'"); rows != 15_000 {
+		t.Fatalf("y after dropping x's November: %d rows, want 15000", rows)
+	}
+
+	// Running it again changes nothing.
+	before, beforeSum := rollupFingerprint(t, db, "1")
+	if err := resortTable(context.Background(), db, rollupsByExperiment, resortHooks{afterCopy: func() error {
+		return errors.New("copied again")
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if after, afterSum := rollupFingerprint(t, db, "1"); after != before || afterSum != beforeSum {
+		t.Fatalf("a second run changed the rollups: %d → %d rows", before, after)
+	}
+}

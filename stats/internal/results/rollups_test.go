@@ -1,0 +1,226 @@
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/stats/internal/flagsvc"
+	"github.com/switchyard-io/switchyard/stats/metricsql"
+)
+
+// rollupRows counts an experiment's rollup rows in ClickHouse, and the sum of a hash of them.
+func rollupRows(t *testing.T, f foldFixture, key, where string) (n, sum uint64) {
+	t.Helper()
+	if err := f.conn.QueryRow(context.Background(), `SELECT count(), sum(cityHash64(metric_key, part, day, fold_id, context_key, events, value_sum))
+		FROM experiment_metric_rollups WHERE environment_id = ? AND experiment_key = ? AND `+where, fixtureEnv, key).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return n, sum
+}
+
+func foldRows(t *testing.T, s *Store, experimentID string) int {
+	t.Helper()
+	var n int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM results_folds WHERE experiment_id = $1`, experimentID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// fakeAll serves xs in the flag service's lists by their status.
+func fakeAll(t *testing.T, w *Worker, xs ...flagsvc.Experiment) {
+	t.Helper()
+	fakeFlags(t, w, func(r *http.Request) any {
+		items := []flagsvc.Experiment{}
+		for _, x := range xs {
+			if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == x.Status {
+				items = append(items, x)
+			}
+		}
+		return map[string]any{"items": items}
+	})
+}
+
+// TestRollupsOfAFinishedExperimentAreDropped: an experiment stopped LateWindow + the rollup
+// retention ago loses its rollup partitions and its recorded folds (not a minute earlier, not
+// while it is being refreshed, and no other experiment's rows); running the maintenance
+// again changes nothing; a refresh afterwards folds every day again from the raw events and
+// gives the same results as before the drop, and the rows it wrote are dropped again.
+func TestRollupsOfAFinishedExperimentAreDropped(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	w.cfg.RollupRetention = 30 * 24 * time.Hour
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	// Another experiment's rollups in the same environment and months.
+	other := x
+	other.ID, other.Key, other.Status, other.StoppedAt = "00000000-0000-4000-8000-000000000001", "other", "running", nil
+	if err := f.conn.Exec(ctx, `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+		context_kind, context_key, events, value_sum)
+		SELECT ?, 'other', 'conversion', toUInt64(1), toUInt8(0), toDate(toDateTime(?)) + number % 3, toUInt64(7), 'user', toString(number), 1, 1
+		FROM numbers(1000)`, fixtureEnv, f.start.Unix()); err != nil {
+		t.Fatal(err)
+	}
+	fakeAll(t, w, x, other)
+
+	w.now = func() time.Time { return stopped.Add(2 * time.Hour) }
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	final, err := f.store.Snapshots(ctx, x.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := rollupRows(t, f, fixtureKey, "1")
+	if rows == 0 || foldRows(t, f.store, x.ID) != 6 {
+		t.Fatalf("before the maintenance: %d rollup rows, %d recorded folds", rows, foldRows(t, f.store, x.ID))
+	}
+	expires := stopped.Add(w.cfg.LateWindow + w.cfg.RollupRetention)
+
+	w.now = func() time.Time { return expires.Add(-time.Minute) }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
+		t.Fatalf("a minute before the retention ends: %d rollup rows (want %d), %d folds", n, rows, foldRows(t, f.store, x.ID))
+	}
+
+	// Being refreshed (its lock held): left for the next run.
+	w.now = func() time.Time { return expires }
+	release, ok, err := f.store.TryLock(ctx, "results:"+x.ID)
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	w.maintainRollups(ctx)
+	release()
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows {
+		t.Fatalf("dropped while being refreshed: %d rollup rows, want %d", n, rows)
+	}
+
+	otherRows, otherSum := rollupRows(t, f, "other", "1")
+	for range 2 {
+		w.maintainRollups(ctx)
+		if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
+			t.Fatalf("after the retention: %d rollup rows, %d recorded folds, want none", n, foldRows(t, f.store, x.ID))
+		}
+		if n, sum := rollupRows(t, f, "other", "1"); n != otherRows || sum != otherSum || n != 1000 {
+			t.Fatalf("the other experiment's rollups: %d rows (sum %d), want %d (sum %d)", n, sum, otherRows, otherSum)
+		}
+	}
+
+	// An on-demand refresh folds again from the raw events: the same results.
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.store.Snapshots(ctx, x.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(final[0].Metrics)
+	b, _ := json.Marshal(again[0].Metrics)
+	if string(a) != string(b) || len(final[0].Metrics) != 2 {
+		t.Fatalf("results after the drop differ:\n%s\n%s", a, b)
+	}
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
+		t.Fatalf("after the refresh: %d rollup rows (want %d), %d folds", n, rows, foldRows(t, f.store, x.ID))
+	}
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
+		t.Fatalf("the refresh's rollups were kept: %d rows, %d folds", n, foldRows(t, f.store, x.ID))
+	}
+}
+
+// TestRollupRetentionZeroKeepsRollups: -results-rollup-retention 0 keeps them forever.
+func TestRollupRetentionZeroKeepsRollups(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	fakeAll(t, w, x)
+	w.now = func() time.Time { return stopped.Add(2 * time.Hour) }
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := rollupRows(t, f, fixtureKey, "1")
+	w.now = func() time.Time { return stopped.Add(10 * 365 * 24 * time.Hour) }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || rows == 0 {
+		t.Fatalf("retention 0: %d rollup rows left of %d", n, rows)
+	}
+}
+
+// TestClosedMonthsLoseReplacedFolds: once a month of an experiment is closed (its last day
+// LateWindow + Settle past its end), its rollups are rewritten without the rows of folds that
+// are not recorded (a day folded again), the recorded folds' rows are kept exactly, the results
+// do not change, and the month is not rewritten again until a fold of it is recorded.
+func TestClosedMonthsLoseReplacedFolds(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	now := f.start.Add(60 * time.Hour)
+	w.now = func() time.Time { return now }
+	fakeAll(t, w, x)
+	first, err := w.Compute(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folds := recordedFolds(t, f.store, x.ID)
+	recorded := "fold_id IN ("
+	for _, id := range folds {
+		recorded += "toUInt64(" + jsonNumber(id) + "),"
+	}
+	recorded = recorded[:len(recorded)-1] + ")"
+	keptRows, keptSum := rollupRows(t, f, fixtureKey, recorded)
+	// Day 0 folded again behind the worker's back: rows nobody reads.
+	qx := metricsql.Experiment{EnvironmentID: fixtureEnv, Key: fixtureKey, Start: f.start}
+	for _, k := range []string{"conversion", "revenue"} {
+		_, q, _ := w.defs.Query(ctx, x.Project, k, x.MetricVersions)
+		if _, err := metricsql.FoldDay(ctx, f.conn, qx, q, f.start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := rollupRows(t, f, fixtureKey, "NOT "+recorded); n == 0 {
+		t.Fatal("no replaced rows to delete")
+	}
+
+	// Not closed yet: kept.
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "NOT "+recorded); n == 0 {
+		t.Fatal("replaced rows deleted before their month closed")
+	}
+
+	w.now = func() time.Time { return now.Add(62 * 24 * time.Hour) }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "NOT "+recorded); n != 0 {
+		t.Fatalf("%d rows of replaced folds left", n)
+	}
+	if n, sum := rollupRows(t, f, fixtureKey, "1"); n != keptRows || sum != keptSum {
+		t.Fatalf("after the compaction %d rows (sum %d), want the recorded folds' %d (sum %d)", n, sum, keptRows, keptSum)
+	}
+	var left uint64
+	if err := f.conn.QueryRow(ctx, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND startsWith(name, 'experiment_metric_rollups_compact_')`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d staging tables left (%v)", left, err)
+	}
+	w.now = func() time.Time { return now }
+	second, err := w.Compute(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(first.Metrics)
+	b, _ := json.Marshal(second.Metrics)
+	if string(a) != string(b) {
+		t.Fatalf("results changed by the compaction:\n%s\n%s", a, b)
+	}
+	todo, err := f.store.MonthsToCompact(ctx, metricsql.Day(now.Add(62*24*time.Hour)))
+	if err != nil || len(todo) != 0 {
+		t.Fatalf("months still to compact after the compaction: %v %v", todo, err)
+	}
+}
+
+func jsonNumber(id int64) string {
+	b, _ := json.Marshal(uint64(id))
+	return string(b)
+}

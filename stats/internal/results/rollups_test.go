@@ -3,6 +3,7 @@ package results
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -47,8 +48,7 @@ func fakeAll(t *testing.T, w *Worker, xs ...flagsvc.Experiment) {
 // TestRollupsOfAFinishedExperimentAreDropped: an experiment stopped LateWindow + the rollup
 // retention ago loses its rollup partitions and its recorded folds (not a minute earlier, not
 // while it is being refreshed, and no other experiment's rows); running the maintenance
-// again changes nothing; a refresh afterwards folds every day again from the raw events and
-// gives the same results as before the drop, and the rows it wrote are dropped again.
+// again changes nothing; a refresh afterwards is refused (ErrFinal): the final snapshot stands.
 func TestRollupsOfAFinishedExperimentAreDropped(t *testing.T) {
 	ctx := context.Background()
 	f := newFoldFixture(t)
@@ -110,25 +110,22 @@ func TestRollupsOfAFinishedExperimentAreDropped(t *testing.T) {
 		}
 	}
 
-	// An on-demand refresh folds again from the raw events: the same results.
-	if err := w.refresh(ctx, x); err != nil {
-		t.Fatal(err)
+	// Its results are final now: a refresh is refused (the raw events may be gone too), and
+	// neither the final snapshot nor the (dropped) rollups change.
+	if err := w.refresh(ctx, x); !errors.Is(err, ErrFinal) {
+		t.Fatalf("a refresh after the drop: %v, want ErrFinal", err)
 	}
 	again, err := f.store.Snapshots(ctx, x.ID, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := json.Marshal(final[0].Metrics)
-	b, _ := json.Marshal(again[0].Metrics)
+	a, _ := json.Marshal(final[0])
+	b, _ := json.Marshal(again[0])
 	if string(a) != string(b) || len(final[0].Metrics) != 2 {
-		t.Fatalf("results after the drop differ:\n%s\n%s", a, b)
+		t.Fatalf("the final snapshot changed after the drop:\n%s\n%s", a, b)
 	}
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
-		t.Fatalf("after the refresh: %d rollup rows (want %d), %d folds", n, rows, foldRows(t, f.store, x.ID))
-	}
-	w.maintainRollups(ctx)
 	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
-		t.Fatalf("the refresh's rollups were kept: %d rows, %d folds", n, foldRows(t, f.store, x.ID))
+		t.Fatalf("after the refused refresh: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
 	}
 }
 

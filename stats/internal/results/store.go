@@ -307,13 +307,6 @@ func (s *Store) MarkRollupsDropped(ctx context.Context, experimentID string) err
 	return err
 }
 
-// UnmarkRollupsDropped forgets that the experiment's rollups were dropped (a refresh is about
-// to fold again).
-func (s *Store) UnmarkRollupsDropped(ctx context.Context, experimentID string) error {
-	_, err := s.Pool.Exec(ctx, `DELETE FROM results_rollups_dropped WHERE experiment_id = $1`, experimentID)
-	return err
-}
-
 // MonthToCompact is a month of an experiment's rollups to rewrite without its replaced folds.
 type MonthToCompact struct {
 	ExperimentID string

@@ -530,12 +530,18 @@ const staleUnits = 6 * time.Hour
 // refresh; a sweep skips the experiment until its next round).
 var ErrBusy = errors.New("results: the experiment is being refreshed already")
 
+// ErrFinal: the experiment stopped long enough ago that its rollups were deleted
+// (-results-rollup-retention after the late window); its last snapshot is its final result.
+var ErrFinal = errors.New("results: the experiment's results are final (its rollups were deleted after the rollup retention)")
+
 func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) {
 	start := w.now()
 	defer func() {
 		outcome := "ok"
 		if errors.Is(err, ErrBusy) {
 			outcome = "busy"
+		} else if errors.Is(err, ErrFinal) {
+			outcome = "final"
 		} else if err != nil {
 			outcome = "error"
 		}
@@ -554,10 +560,16 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	}
 	defer release()
 	if x.StoppedAt != nil {
-		// Its rollups may have been dropped (maintainRollups): the days are folded again, and
-		// the rows written are dropped again at the next maintenance, even if this refresh fails.
-		if err := w.store.UnmarkRollupsDropped(ctx, x.ID); err != nil {
+		// Its rollups may have been dropped (maintainRollups): its results are final then. It is
+		// not folded again from the raw events, which the jobs service's raw-event retention
+		// may have deleted since (a recomputation would lose days and replace the final
+		// snapshot with a wrong one).
+		dropped, err := w.store.RollupsDropped(ctx, []string{x.ID})
+		if err != nil {
 			return err
+		}
+		if dropped[x.ID] {
+			return ErrFinal
 		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, w.cfg.RefreshTimeout)

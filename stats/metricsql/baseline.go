@@ -34,7 +34,7 @@ func FlagBaseline(ctx context.Context, conn driver.Conn, env, flagKey string, m 
 		`) AND timestamp < toDateTime(` + a.add(to.Unix()) + `) GROUP BY context_kind, context_key`
 	events := `SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts FROM tracks
 		WHERE environment_id = ` + a.add(env) + ` AND event_key = ` + a.add(m.EventKey) + ` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + daysSQL(from, time.Time{}, &a)
-	filters, err := filterSQL(m.Filters, &a)
+	filters, err := eventSQL(m, &a)
 	if err != nil {
 		return Baseline{}, err
 	}

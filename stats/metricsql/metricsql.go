@@ -191,6 +191,22 @@ func filterSQL(fs []Filter, a *args) (string, error) {
 	return strings.Join(parts, " AND "), nil
 }
 
+// eventSQL is the condition an event must meet to count for metric m: its filters and, for a
+// mean, a value. An event sent without a value (Track without one; has_value = 0, stored as 0)
+// is no observation of the value a mean averages: counting it as 0 would pull the mean down, so
+// a mean skips it — as SQL's avg skips NULL. Every other kind counts it as it is: an event
+// (proportion, count) of value 0 (sum).
+func eventSQL(m *Metric, a *args) (string, error) {
+	cond, err := filterSQL(m.Filters, a)
+	if err != nil {
+		return "", err
+	}
+	if m.Kind == Mean {
+		cond += " AND has_value = 1"
+	}
+	return cond, nil
+}
+
 // matchSQL is true when the property equals one of the values: as text (strings, booleans, and
 // numbers in the form ingest stores them), or, for numbers, numerically. The property is "" when
 // the event lacks it, which matches no number.
@@ -316,7 +332,7 @@ func rawSQL(x Experiment, m *Metric, part int, from, to time.Time, cohortFrom, c
 			events += beforeSQL(to, a)
 		}
 		events += daysSQL(from, to, a)
-		filters, err := filterSQL(m.Filters, a)
+		filters, err := eventSQL(m, a)
 		if err != nil {
 			return "", err
 		}
@@ -393,7 +409,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (st
 	var keyList []any
 	for i, p := range parts {
 		key := a.add(p.m.EventKey) // before the filters' placeholders, as in the text
-		filters, err := filterSQL(p.m.Filters, a)
+		filters, err := eventSQL(p.m, a)
 		if err != nil {
 			return "", fmt.Errorf("metric %s: %w", p.m.Key, err)
 		}

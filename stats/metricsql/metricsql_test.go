@@ -26,6 +26,7 @@ type event struct {
 	key      string
 	ts       int64 // ms
 	value    float64
+	noValue  bool // sent without a value (has_value = 0, stored as 0)
 	currency string
 }
 
@@ -68,6 +69,9 @@ func population(r *rand.Rand, start time.Time, n int) ([]unit, []event, [][5]any
 			offset := time.Duration(r.Int64N(int64(15*24*time.Hour))) - 5*24*time.Hour
 			e := event{id: uuid.New(), kind: "user", key: u.key, ts: u.firstMs + offset.Milliseconds(), value: math.Round(r.ExpFloat64()*4000) / 100,
 				currency: []string{"EUR", "USD"}[r.IntN(2)]}
+			if r.IntN(8) == 0 {
+				e.value, e.noValue = 0, true // a Track without a value
+			}
 			events = append(events, e)
 			if r.IntN(20) == 0 {
 				events = append(events, e) // a duplicate delivery of the same event
@@ -130,6 +134,9 @@ func insertWithReason(t *testing.T, conn driver.Conn, env, reason string, events
 	for i, e := range events {
 		envs[i], ids[i], ts[i], ms[i], client[i], kinds[i], keys[i] = env, e.id, time.UnixMilli(e.ts).UTC(), uint64(e.ts), e.ts, e.kind, e.key
 		eventKeys[i], values[i], hasValue[i], sdkN[i], sdkV[i] = "purchase", e.value, 1, "go", "test"
+		if e.noValue {
+			hasValue[i] = 0
+		}
 		pk[i], pt[i], pv[i] = []string{"currency"}, []string{"string"}, []string{e.currency}
 	}
 	insertColumns(t, conn, "tracks", []string{"environment_id", "event_id", "timestamp", "timestamp_ms", "client_timestamp_ms", "received_at",
@@ -177,8 +184,8 @@ func expected(units []unit, events []event, m *Metric, now int64, cuped bool, lo
 	value := func(u unit, mm *Metric, pre bool) (float64, bool) {
 		n, sum := 0, 0.0
 		for _, e := range byUnit[u.key] {
-			if !match(e, mm) {
-				continue
+			if !match(e, mm) || (mm.Kind == Mean && e.noValue) {
+				continue // a mean averages the events that carry a value
 			}
 			in := e.ts >= u.firstMs+mm.WindowStart.Milliseconds() && e.ts < u.firstMs+mm.WindowEnd.Milliseconds()
 			if pre {

@@ -188,8 +188,13 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		est, err := s.Estimator.Estimate(c.UserContext(), x, effect)
 		if err != nil {
 			var inv *engine.InvalidError
-			if errors.As(err, &inv) || errors.Is(err, results.ErrNoBaseline) {
+			switch {
+			case errors.As(err, &inv), errors.Is(err, results.ErrEffectTooSmall):
 				return errs.Invalid("effect", "%v", err)
+			case errors.Is(err, results.ErrNoPrimaryMetric), errors.Is(err, results.ErrRatioBaseline):
+				return errs.Invalid("metrics.primary", "%v", err)
+			case errors.Is(err, results.ErrNoBaseline):
+				return errs.Invalid("", "%v", err)
 			}
 			return err
 		}

@@ -51,6 +51,12 @@ func (f *flagService) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		out = map[string]any{"items": []any{}} // the worker's sweep finds nothing to do
 	case "/api/v1/projects/shop/experiments/checkout":
 		out = f.x
+	case "/api/v1/projects/shop/metrics/conversion/versions":
+		out = metricVersions(`{"kind":"proportion","event_key":"buy","window":{"start":"0s","end":"168h"}}`)
+	case "/api/v1/projects/shop/metrics/revenue/versions":
+		out = metricVersions(`{"kind":"sum","event_key":"buy","window":{"start":"0s","end":"168h"}}`)
+	case "/api/v1/projects/shop/metrics/revenue-per-buyer/versions":
+		out = metricVersions(`{"kind":"ratio","numerator":"revenue","denominator":"conversion"}`)
 	case "/api/v1/projects/shop/environments/" + f.x.Environment:
 		out = map[string]any{"id": f.x.EnvironmentID, "project_id": "p-shop", "key": f.x.Environment, "critical": f.critical}
 	default:
@@ -58,6 +64,11 @@ func (f *flagService) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// metricVersions is the flag service's list of a metric's versions: version 1, def.
+func metricVersions(def string) any {
+	return map[string]any{"items": []any{map[string]any{"version": 1, "definition": json.RawMessage(def)}}}
 }
 
 type resultsFixture struct {
@@ -313,6 +324,31 @@ func TestBadQueryParametersAre400NamingThem(t *testing.T) {
 	// A metric the experiment recorded (removed since) still has its history.
 	if status, body := f.call(t, "GET", base+"timeseries?metric=revenue", "viewer"); status != 200 {
 		t.Errorf("a recorded metric's series: %d %s", status, body)
+	}
+}
+
+// TestEstimateRefusalsNameWhatIsMissing: an estimate that cannot be made is 422 naming what
+// is missing — the primary metric (none, or a ratio), the effect (too small to detect), or no
+// field when the flag has no traffic to plan from — never a 500 or a blame on a valid effect.
+func TestEstimateRefusalsNameWhatIsMissing(t *testing.T) {
+	f := newResultsFixture(t)
+	const path = "/v1/projects/shop/experiments/checkout/estimate"
+	for _, tc := range []struct {
+		name, primary, query, field, says string
+	}{
+		{"no primary metric", "", "", "metrics.primary", "no primary metric"},
+		{"a ratio primary metric", "revenue-per-buyer", "", "metrics.primary", "ratio"},
+		{"no traffic on the flag", "conversion", "?effect=0.05", "", "no baseline"},
+	} {
+		f.flags.x.Metrics.Primary = nil
+		if tc.primary != "" {
+			f.flags.x.Metrics.Primary = []string{tc.primary}
+		}
+		status, body := f.call(t, "GET", path+tc.query, "viewer")
+		e := errorBody(t, body)
+		if status != 422 || e.Error.Field != tc.field || !strings.Contains(e.Error.Message, tc.says) {
+			t.Errorf("%s: %d %s, want 422 naming %q and saying %q", tc.name, status, body, tc.field, tc.says)
+		}
 	}
 }
 

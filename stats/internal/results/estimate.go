@@ -14,7 +14,16 @@ import (
 )
 
 // ErrNoBaseline: there is no traffic on the flag to plan from.
-var ErrNoBaseline = errors.New("no baseline: the flag served no contexts in the last 14 days")
+var ErrNoBaseline = errors.New("no baseline: the flag served no contexts in the last 14 days with a measurable metric; plan from a baseline of your own with POST /v1/power")
+
+// ErrNoPrimaryMetric: the estimate plans the first primary metric, and there is none.
+var ErrNoPrimaryMetric = errors.New("the experiment has no primary metric to plan for")
+
+// ErrRatioBaseline: a ratio metric has no single baseline mean and variance to plan from.
+var ErrRatioBaseline = errors.New("the primary metric is a ratio, which has no baseline to plan from here; plan with POST /v1/power from your own mean and variance")
+
+// ErrEffectTooSmall: no realistic sample detects the effect asked for.
+var ErrEffectTooSmall = errors.New("the effect is too small to detect with any realistic sample")
 
 // Estimator plans experiments from the power calculator and the primary metric's baseline.
 type Estimator struct {
@@ -44,7 +53,7 @@ type Estimate struct {
 // its planned duration detects.
 func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect float64) (*Estimate, error) {
 	if len(x.Metrics.Primary) == 0 {
-		return nil, errors.New("the experiment has no primary metric")
+		return nil, ErrNoPrimaryMetric
 	}
 	lookback := e.Lookback
 	if lookback == 0 {
@@ -54,6 +63,9 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 	_, q, err := e.Worker.defs.Query(ctx, x.Project, key, x.MetricVersions)
 	if err != nil {
 		return nil, err
+	}
+	if q.Kind == metricsql.Ratio {
+		return nil, ErrRatioBaseline
 	}
 	now := e.Worker.now().UTC()
 	b, err := metricsql.FlagBaseline(ctx, e.CH, x.EnvironmentID, x.Flag, q, now.Add(-lookback), now)
@@ -88,7 +100,7 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 	lo, hi := int64(2*variants), int64(2*variants)
 	for power(hi) < engine.DefaultTargetPower {
 		if hi > 1e11 {
-			return nil, errors.New("the effect is too small to detect with any realistic sample")
+			return nil, ErrEffectTooSmall
 		}
 		lo, hi = hi, hi*2
 	}

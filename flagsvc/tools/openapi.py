@@ -85,7 +85,8 @@ add(FL, "get", op("List flags: search, filter, sort, cursor pagination", "flags"
     P("environment", "Environment key, for the on filter", where="query", req=False), P("on", "On/off in the environment", {"type": "boolean"}, "query", False),
     P("sort", "key, name, created_at, updated_at; prefix - for descending", where="query", req=False), P("cursor", "From next_cursor", where="query", req=False),
     P("limit", "Page size (max 500)", {"type": "integer"}, "query", False)], ok=R("FlagPage")))
-add(FL, "post", op("Create a flag (default configuration in every environment)", "flags", [project], body(R("FlagInput")), R("FlagDetail"), "201", W))
+add(FL, "post", op("Create a flag (default configuration in every environment)", "flags", [project], body(R("FlagInput")), R("FlagDetail"), "201", W,
+    desc="Every environment gets a configuration that is off, serves the last variation when off and the first when on (fallthrough), unless `defaults` picks them: with variations [off, on] a new flag serves \"on\" while off, so list the on variation first or send defaults."))
 add(FL + "/bulk", "post", op("Archive, unarchive, tag, untag or delete many flags in one transaction", "flags", [project], body(R("BulkInput")), {"type": "object", "properties": {"action": {"type": "string"}, "updated": {"type": "array", "items": {"type": "string"}}}}, errs=W))
 FP = FL + "/{flag}"
 add(FP, "get", op("Get a flag with its configuration in every environment", "flags", [project, flag], ok=R("FlagDetail")))
@@ -104,10 +105,12 @@ add(CP + "/history", "get", op("Versions of the configuration, newest first, wit
 MP = "/api/v1/projects/{project}/metrics"
 metric = P("metric", "Metric key")
 add(MP, "get", op("List the metric catalog", "metrics", [project, P("include_archived", "Include archived metrics", {"type": "boolean"}, "query", False)], ok=items(R("Metric"))))
-add(MP, "post", op("Define a metric", "metrics", [project], body(R("Metric")), R("Metric"), "201", W))
+add(MP, "post", op("Define a metric", "metrics", [project], body(R("Metric")), R("Metric"), "201", W,
+    desc="archived, created_at and updated_at are set by the server: sending any of them, whatever its value (false and null included), is 422 naming it. DELETE archives."))
 add(MP + "/{metric}", "get", op("Get a metric", "metrics", [project, metric], ok=R("Metric")))
-add(MP + "/{metric}", "put", op("Replace a metric's definition (a new version; key and kind are immutable)", "metrics", [project, metric, ifmatch], body(R("Metric")), R("Metric"), errs=W))
-add(MP + "/{metric}", "delete", op("Archive a metric (experiments keep their recorded version)", "metrics", [project, metric], okcode="204", errs=W))
+add(MP + "/{metric}", "put", op("Replace a metric's definition (a new version; key and kind are immutable)", "metrics", [project, metric, ifmatch], body(R("Metric")), R("Metric"), errs=W,
+    desc="As for POST, archived, created_at and updated_at are refused (422 naming the field) whatever their value; version is the version the write is based on."))
+add(MP + "/{metric}", "delete", op("Archive a metric (experiments keep their recorded version; project admins and up)", "metrics", [project, metric], okcode="204", errs=W))
 add(MP + "/{metric}/versions", "get", op("Every version of a metric's definition, newest first", "metrics", [project, metric], ok=items({"type": "object", "properties": {"version": {"type": "integer"}, "definition": R("Metric"), "actor": R("Actor"), "created_at": {"type": "string"}}})))
 XP = "/api/v1/projects/{project}/experiments"
 exp = P("experiment", "Experiment key")
@@ -125,7 +128,8 @@ GP = EP + "/guardrails"
 gid = P("guardrail", "Guardrail id")
 add("/api/v1/guardrails", "get", op("Guardrails of every project the caller can read (the jobs service sweeps the active ones)", "guardrails", [P("status", "active, breached or disabled", {"enum": ["active", "breached", "disabled"]}, "query", False)], ok=items(R("Guardrail"))))
 add(GP, "get", op("List an environment's guardrails", "guardrails", [project, env], ok=items(R("Guardrail"))))
-add(GP, "post", op("Declare a guardrail on a flag's percentage rollout", "guardrails", [project, env], body({"type": "object", "required": ["flag", "metric", "tolerance", "control", "treatments"], "properties": {"flag": {"type": "string"}, "metric": {"type": "string"}, "tolerance": {"type": "number"}, "action": {"enum": ["alert", "rollback"]}, "control": {"type": "string"}, "treatments": {"type": "array", "items": {"type": "string"}}}}), R("Guardrail"), "201", W))
+add(GP, "post", op("Declare a guardrail on a flag's percentage rollout", "guardrails", [project, env], body({"type": "object", "required": ["flag", "metric", "tolerance", "control", "treatments"], "properties": {"flag": {"type": "string"}, "metric": {"type": "string"}, "tolerance": {"type": "number"}, "action": {"enum": ["alert", "rollback"]}, "control": {"type": "string"}, "treatments": {"type": "array", "items": {"type": "string"}}}}), R("Guardrail"), "201", W,
+    desc="The flag must have a percentage rollout (no experiment_key) in the environment, on the fallthrough or a rule, whose variations include the control and each treatment (weights may still be 0): the monitor compares the contexts that rollout splits between them. Else 422 naming flag, control or treatments[i]. One active guardrail per flag, environment and metric: a second is 409 naming metric (disable the first with DELETE to replace it; disabled and breached ones do not count)."))
 add(GP + "/{guardrail}", "delete", op("Disable a guardrail", "guardrails", [project, env, gid], okcode="204", errs=W))
 add(GP + "/{guardrail}/breach", "post", op("Report a breach (recorded once; rollback guardrails roll the flag back as flag_config.auto_rollback)", "guardrails", [project, env, gid], body({"type": "object", "required": ["effect", "interval", "p_value"], "properties": {"effect": {"type": "number"}, "interval": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}, "p_value": {"type": "number"}, "absolute": {"type": "boolean", "description": "effect and interval are a difference of means (the control mean is 0), not relative"}}}), R("Guardrail"), errs=W))
 

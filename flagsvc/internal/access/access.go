@@ -53,10 +53,39 @@ const (
 	ManageOwnTokens
 )
 
-var names = map[Action]string{
-	ReadOrg: "read the organization", ReadProject: "read this project", ManageOrg: "manage the organization",
-	ManageProject: "manage this project", WriteFlag: "edit flags", DeleteFlag: "delete flags",
-	WriteEnvironment: "change flags in this environment", ManageOwnTokens: "manage personal tokens",
+// describe says what a refused caller tried to do, for the error message: the action applied
+// to what it was refused on (resource, a plural noun; empty: flags), so a developer refused
+// the deletion of a metric reads "delete metrics", not "delete flags".
+func describe(a Action, resource string) string {
+	things := resource
+	if things == "" {
+		things = "flags"
+	}
+	switch a {
+	case ReadOrg:
+		return "read the organization"
+	case ReadProject:
+		return "read this project"
+	case ManageOrg:
+		if resource == "" {
+			return "manage the organization"
+		}
+		return "manage the organization's " + resource
+	case ManageProject:
+		if resource == "" {
+			return "manage this project"
+		}
+		return "manage this project's " + resource
+	case WriteFlag:
+		return "edit " + things
+	case DeleteFlag:
+		return "delete " + things
+	case WriteEnvironment:
+		return "change " + things + " in this environment"
+	case ManageOwnTokens:
+		return "manage personal tokens"
+	}
+	return "do this"
 }
 
 // Target is what an action applies to. Empty ids mean organization level.
@@ -65,6 +94,11 @@ type Target struct {
 	EnvironmentID string
 	// Critical is the environment's critical mark (production-like).
 	Critical bool
+	// Resource names what the action applies to in a refusal, as a plural noun ("metrics",
+	// "segments"); empty: flags (or the project or organization itself, for ManageProject and
+	// ManageOrg). Actions are shared
+	// by several resources (metrics are written with WriteFlag's role, for instance).
+	Resource string
 }
 
 // RoleIn is the principal's effective role in a project: a project_admin scoped to other
@@ -118,7 +152,7 @@ func (p *Principal) Require(a Action, t Target) error {
 		return errs.PermissionDenied("unknown action")
 	}
 	if !role.AtLeast(need) {
-		msg := "role " + string(role) + " may not " + names[a]
+		msg := "role " + string(role) + " may not " + describe(a, t.Resource) + " (needs " + string(need) + ")"
 		if a == WriteEnvironment && t.Critical && role == domain.RoleDeveloper {
 			msg += ": the environment is critical (developers have read-only access)"
 		}

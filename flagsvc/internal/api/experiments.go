@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
@@ -23,15 +25,34 @@ func (a *API) listMetrics(c *fiber.Ctx) error {
 	return c.JSON(list(ms))
 }
 
-// decodeMetric decodes a metric; server-managed fields (version, archived, timestamps) are
-// not accepted from clients except version as the If-Match equivalent.
+// metricServerFields are a metric's fields only the server sets: archived (by DELETE, which
+// has no undo) and the timestamps.
+type metricServerFields struct {
+	Archived  json.RawMessage `json:"archived"`
+	CreatedAt json.RawMessage `json:"created_at"`
+	UpdatedAt json.RawMessage `json:"updated_at"`
+}
+
+// decodeMetric decodes a metric; server-managed fields (archived, timestamps) are refused
+// whenever they are sent, whatever their value — `"archived": false` as much as true, so that
+// no value suggests the field is settable — and version is taken as the If-Match equivalent.
 func decodeMetric(c *fiber.Ctx) (domain.Metric, *int64, error) {
 	var m domain.Metric
 	if err := httpapi.DecodeJSON(c, &m); err != nil {
 		return m, nil, err
 	}
-	if m.Archived || !m.CreatedAt.IsZero() || !m.UpdatedAt.IsZero() {
-		return m, nil, errs.Invalid("archived", "archived, created_at and updated_at are set by the server")
+	// Decoded the same (case-insensitive) way as m, so a field m took is seen here too.
+	var sent metricServerFields
+	if err := json.Unmarshal(c.Body(), &sent); err != nil {
+		return m, nil, httpapi.DecodeError(err)
+	}
+	switch {
+	case sent.Archived != nil:
+		return m, nil, errs.Invalid("archived", "archived is set by the server, not by a request (DELETE archives a metric); leave it out")
+	case sent.CreatedAt != nil:
+		return m, nil, errs.Invalid("created_at", "created_at is set by the server; leave it out")
+	case sent.UpdatedAt != nil:
+		return m, nil, errs.Invalid("updated_at", "updated_at is set by the server; leave it out")
 	}
 	var body *int64
 	if m.Version != 0 {

@@ -272,6 +272,7 @@ func TestGuardrailBreachRollsBackOnce(t *testing.T) {
 		t.Fatalf("the absolute breach's rollback comment: %+v", page.Items)
 	}
 	// An alert guardrail records the breach and changes nothing.
+	s.rollout(p, "banner", "development")
 	var ag domain.Guardrail
 	s.must(201, "POST", "/api/v1/projects/"+p+"/environments/development/guardrails", map[string]any{"flag": "banner", "metric": "errors",
 		"tolerance": 0.01, "action": "alert", "control": "off", "treatments": []string{"on"}}, &ag)

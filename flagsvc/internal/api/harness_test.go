@@ -222,3 +222,11 @@ func (s *stack) serviceToken(role domain.Role, project, env string) string {
 func configPath(project, flag, env string) string {
 	return "/api/v1/projects/" + project + "/flags/" + flag + "/environments/" + env
 }
+
+// rollout gives flag (variations on/off) a 10% "on" percentage rollout on its fallthrough in env.
+func (s *stack) rollout(project, flag, env string) {
+	s.t.Helper()
+	s.must(200, "PATCH", configPath(project, flag, env), map[string]any{"fallthrough": map[string]any{"variation": nil,
+		"rollout": map[string]any{"variations": []any{map[string]any{"variation": "off", "weight": 90000},
+			map[string]any{"variation": "on", "weight": 10000}}}}}, nil)
+}

@@ -56,6 +56,7 @@ func mutatingEndpoints() []endpointCase {
 	}
 	prepGuardrail := func(s *stack, p, env, id string) string {
 		f := prepFlag(s, p, "g"+id)
+		s.rollout(p, f, env)
 		m := prepMetric(s, p, "g"+id)
 		var g domain.Guardrail
 		s.must(201, "POST", envPath(p, env)+"/guardrails", map[string]any{"flag": f, "metric": m, "tolerance": 0.02, "action": "rollback",
@@ -95,6 +96,7 @@ func mutatingEndpoints() []endpointCase {
 		}},
 		{"create guardrail", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
 			f, m := prepFlag(s, p, id), prepMetric(s, p, id)
+			s.rollout(p, f, env)
 			return "POST", envPath(p, env) + "/guardrails", map[string]any{"flag": f, "metric": m, "tolerance": 0.02, "control": "off", "treatments": []string{"on"}}
 		}},
 		{"disable guardrail", domain.RoleDeveloper, true, func(s *stack, p, env, id string) (string, string, any) {
@@ -239,6 +241,10 @@ func TestRBACMatrix(t *testing.T) {
 						if r.Status != 403 || r.errorBody(t).Code != "permission_denied" {
 							t.Fatalf("%s must not %s %s: got %d %s", role, method, path, r.Status, r.Body)
 						}
+						// The refusal names what was refused, not always "flags".
+						if msg, what := r.errorBody(t).Message, refusedThing(ep.name); !strings.Contains(msg, what) {
+							t.Fatalf("%s refused %s %s: %q does not name %q", role, method, path, msg, what)
+						}
 					}
 				})
 			}
@@ -252,6 +258,19 @@ func TestRBACMatrix(t *testing.T) {
 			t.Errorf("mutating route %s %s is not in the RBAC matrix", r.Method, r.Path)
 		}
 	}
+}
+
+// refusedThing is what a refusal of the endpoint case must name: its resource, as the case's
+// name says it; configuration changes are changes of flags.
+func refusedThing(caseName string) string {
+	for _, w := range [][2]string{{"metric", "metrics"}, {"experiment", "experiments"}, {"guardrail", "guardrails"},
+		{"member", "members"}, {"token", "tokens"}, {"project", "project"}, {"environment", "environments"},
+		{"SDK key", "SDK keys"}, {"segment", "segments"}} {
+		if strings.Contains(caseName, w[0]) {
+			return w[1]
+		}
+	}
+	return "flags"
 }
 
 // routeOf finds the registered route pattern a concrete path matches.

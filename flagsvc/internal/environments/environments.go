@@ -49,7 +49,7 @@ func (s *Service) CreateProject(ctx context.Context, c audit.Caller, in ProjectI
 	}
 	var out ProjectDetail
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+		if err := c.P.Require(access.ManageOrg, access.Target{Resource: "projects"}); err != nil {
 			return err
 		}
 		created, err := tx.InsertProject(ctx, p)
@@ -75,12 +75,12 @@ func (s *Service) CreateProject(ctx context.Context, c audit.Caller, in ProjectI
 }
 
 // project loads a project by key and checks the caller may perform action on it.
-func project(ctx context.Context, tx *store.Tx, c audit.Caller, key string, action access.Action) (domain.Project, error) {
+func project(ctx context.Context, tx *store.Tx, c audit.Caller, key string, action access.Action, resource string) (domain.Project, error) {
 	p, err := tx.ProjectByKey(ctx, c.P.OrgID, key)
 	if err != nil {
 		return p, err
 	}
-	return p, c.P.Require(action, access.Target{ProjectID: p.ID})
+	return p, c.P.Require(action, access.Target{ProjectID: p.ID, Resource: resource})
 }
 
 // ListProjects lists the projects the caller can see.
@@ -114,7 +114,7 @@ func (s *Service) ListProjects(ctx context.Context, c audit.Caller) ([]ProjectDe
 func (s *Service) GetProject(ctx context.Context, c audit.Caller, key string) (ProjectDetail, error) {
 	var out ProjectDetail
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, key, access.ReadProject)
+		p, err := project(ctx, tx, c, key, access.ReadProject, "")
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func (s *Service) GetProject(ctx context.Context, c audit.Caller, key string) (P
 func (s *Service) UpdateProject(ctx context.Context, c audit.Caller, key string, in ProjectPatch) (domain.Project, error) {
 	var out domain.Project
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, key, access.ManageProject)
+		p, err := project(ctx, tx, c, key, access.ManageProject, "")
 		if err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (s *Service) UpdateProject(ctx context.Context, c audit.Caller, key string,
 // environments.
 func (s *Service) DeleteProject(ctx context.Context, c audit.Caller, key string) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, key, access.ManageOrg)
+		p, err := project(ctx, tx, c, key, access.ManageOrg, "projects")
 		if err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ func (s *Service) ListEnvironments(ctx context.Context, c audit.Caller, projectK
 func (s *Service) GetEnvironment(ctx context.Context, c audit.Caller, projectKey, envKey string) (domain.Environment, error) {
 	var out domain.Environment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, projectKey, access.ReadProject)
+		p, err := project(ctx, tx, c, projectKey, access.ReadProject, "")
 		if err != nil {
 			return err
 		}
@@ -246,7 +246,7 @@ func (s *Service) CloneEnvironment(ctx context.Context, c audit.Caller, projectK
 func (s *Service) create(ctx context.Context, c audit.Caller, projectKey, sourceKey string, in EnvironmentInput) (domain.Environment, error) {
 	var out domain.Environment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, projectKey, access.ManageProject)
+		p, err := project(ctx, tx, c, projectKey, access.ManageProject, "environments")
 		if err != nil {
 			return err
 		}
@@ -337,7 +337,7 @@ func (s *Service) SetLock(ctx context.Context, c audit.Caller, projectKey, envKe
 func (s *Service) edit(ctx context.Context, c audit.Caller, projectKey, envKey, action string, fn func(*domain.Environment) error) (domain.Environment, error) {
 	var out domain.Environment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, projectKey, access.ManageProject)
+		p, err := project(ctx, tx, c, projectKey, access.ManageProject, "environments")
 		if err != nil {
 			return err
 		}
@@ -369,7 +369,7 @@ func (s *Service) edit(ctx context.Context, c audit.Caller, projectKey, envKey, 
 // DeleteEnvironment deletes an environment; relays are told to forget it.
 func (s *Service) DeleteEnvironment(ctx context.Context, c audit.Caller, projectKey, envKey string) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		p, err := project(ctx, tx, c, projectKey, access.ManageProject)
+		p, err := project(ctx, tx, c, projectKey, access.ManageProject, "environments")
 		if err != nil {
 			return err
 		}

@@ -56,7 +56,7 @@ func resolve(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, envK
 		return sc, errs.Invalid("flag", "flag %q not found", flagKey)
 	}
 	if write {
-		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
+		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical, Resource: "experiments"}); err != nil {
 			return sc, err
 		}
 	}

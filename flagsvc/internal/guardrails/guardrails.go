@@ -67,7 +67,7 @@ func environment(ctx context.Context, tx *store.Tx, c audit.Caller, projectKey, 
 		return p, e, err
 	}
 	if write {
-		err = c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical})
+		err = c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical, Resource: "guardrails"})
 	}
 	return p, e, err
 }
@@ -96,7 +96,10 @@ type Input struct {
 	Treatments []string `json:"treatments"`
 }
 
-// Create declares a guardrail on a flag's rollout in an environment.
+// Create declares a guardrail on a flag's percentage rollout in an environment: the rollout must
+// split the control and each treatment (splitsControl), and one active guardrail per flag,
+// environment and metric is allowed — a disabled or breached one does not count, so a guardrail
+// disabled by DELETE can be declared again.
 func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey string, in Input) (domain.Guardrail, error) {
 	if in.Action == "" {
 		in.Action = "alert"
@@ -130,6 +133,25 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 				return errs.Invalid(fmt.Sprintf("treatments[%d]", i), "must be a variation of %q other than the control", f.Key)
 			}
 		}
+		// The configuration's row lock serializes guardrail creations on this flag and
+		// environment (the duplicate check) and holds the rollout checked until commit.
+		cfg, _, _, err := tx.FlagConfig(ctx, f.ID, e.ID, true)
+		if err != nil {
+			return err
+		}
+		if err := splitsControl(cfg, f.Key, e.Key, in); err != nil {
+			return err
+		}
+		active, err := tx.ListGuardrails(ctx, store.GuardrailFilter{EnvironmentID: e.ID, Status: "active"})
+		if err != nil {
+			return err
+		}
+		for _, g := range active {
+			if g.Experiment == "" && g.Flag == f.Key && g.Metric == in.Metric {
+				return errs.Conflict("metric", "guardrail %s already watches metric %q on flag %q in environment %q; "+
+					"disable it (DELETE …/guardrails/%s) to replace it", g.ID, in.Metric, f.Key, e.Key, g.ID)
+			}
+		}
 		if out, err = tx.InsertGuardrail(ctx, p.ID, e.ID, f.ID, "", domain.Guardrail{Metric: in.Metric, Tolerance: in.Tolerance,
 			Action: in.Action, Control: in.Control, Treatments: in.Treatments}); err != nil {
 			return err
@@ -138,6 +160,53 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 			resource(p.ID, e.ID, out), nil, out, ""))
 	})
 	return out, err
+}
+
+// splitsControl checks that the guardrail has something to watch: the monitor compares the
+// contexts a plain percentage rollout (no experiment_key) split between the control and each
+// treatment, so a flag serving one variation to everyone — or splitting other variations —
+// would leave it waiting forever for units. Each treatment must share a rollout, on the
+// fallthrough or a rule, with the control (a weight may still be 0, before a ramp starts).
+func splitsControl(cfg domain.FlagConfig, flagKey, envKey string, in Input) error {
+	var rollouts []*ruleset.Rollout
+	for _, s := range append([]ruleset.Serve{cfg.Fallthrough}, rulesServes(cfg.Rules)...) {
+		if s.Rollout != nil && s.Rollout.ExperimentKey == "" {
+			rollouts = append(rollouts, s.Rollout)
+		}
+	}
+	if len(rollouts) == 0 {
+		return errs.Invalid("flag", "flag %q has no percentage rollout in environment %q: a guardrail compares the contexts "+
+			"a rollout splits between the control and the treatments (an experiment's rollout has its own guardrails); "+
+			"give the fallthrough or a rule a rollout over them first", flagKey, envKey)
+	}
+	serves := func(r *ruleset.Rollout, v string) bool {
+		return slices.ContainsFunc(r.Variations, func(w ruleset.WeightedVariation) bool { return w.Variation == v })
+	}
+	var withControl []*ruleset.Rollout
+	for _, r := range rollouts {
+		if serves(r, in.Control) {
+			withControl = append(withControl, r)
+		}
+	}
+	if len(withControl) == 0 {
+		return errs.Invalid("control", "no percentage rollout of flag %q in environment %q serves %q; "+
+			"the control must be one of a rollout's variations", flagKey, envKey, in.Control)
+	}
+	for i, t := range in.Treatments {
+		if !slices.ContainsFunc(withControl, func(r *ruleset.Rollout) bool { return serves(r, t) }) {
+			return errs.Invalid(fmt.Sprintf("treatments[%d]", i), "no percentage rollout of flag %q in environment %q "+
+				"splits %q with the control %q", flagKey, envKey, t, in.Control)
+		}
+	}
+	return nil
+}
+
+func rulesServes(rules []ruleset.Rule) []ruleset.Serve {
+	out := make([]ruleset.Serve, len(rules))
+	for i, r := range rules {
+		out[i] = r.Serve
+	}
+	return out
 }
 
 // resource is a guardrail as the audit log names it.

@@ -26,7 +26,7 @@ func project(ctx context.Context, tx *store.Tx, c audit.Caller, key string, acti
 	if err != nil {
 		return p, err
 	}
-	return p, c.P.Require(action, access.Target{ProjectID: p.ID})
+	return p, c.P.Require(action, access.Target{ProjectID: p.ID, Resource: "metrics"})
 }
 
 // checkRatio checks that a ratio's parts are two different metrics that exist, are not ratios

@@ -98,7 +98,7 @@ func (s *Service) AddMember(ctx context.Context, c audit.Caller, in MemberInput)
 	}
 	var m domain.Member
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+		if err := c.P.Require(access.ManageOrg, access.Target{Resource: "members"}); err != nil {
 			return err
 		}
 		if err := c.P.CanGrant(in.Role); err != nil {
@@ -134,7 +134,7 @@ func (s *Service) UpdateMember(ctx context.Context, c audit.Caller, userID strin
 	}
 	var m domain.Member
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+		if err := c.P.Require(access.ManageOrg, access.Target{Resource: "members"}); err != nil {
 			return err
 		}
 		before, err := tx.Membership(ctx, c.P.OrgID, userID)
@@ -172,7 +172,7 @@ func (s *Service) RemoveMember(ctx context.Context, c audit.Caller, userID strin
 	}
 	defer s.MembershipChanged()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+		if err := c.P.Require(access.ManageOrg, access.Target{Resource: "members"}); err != nil {
 			return err
 		}
 		before, err := tx.Membership(ctx, c.P.OrgID, userID)

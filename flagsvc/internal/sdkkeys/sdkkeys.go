@@ -68,7 +68,7 @@ func (s *Service) env(ctx context.Context, tx *store.Tx, c audit.Caller, project
 	if err != nil {
 		return e, err
 	}
-	return e, c.P.Require(action, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical})
+	return e, c.P.Require(action, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical, Resource: "SDK keys"})
 }
 
 func resource(e domain.Environment, k domain.SDKKey) audit.Resource {

@@ -81,7 +81,7 @@ func (s *Service) scope(ctx context.Context, tx *store.Tx, c audit.Caller, proje
 		return scope{}, err
 	}
 	if write {
-		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical}); err != nil {
+		if err := c.P.Require(access.WriteEnvironment, access.Target{ProjectID: p.ID, EnvironmentID: e.ID, Critical: e.Critical, Resource: "segments"}); err != nil {
 			return scope{}, err
 		}
 		lock := tx.ShareEnvironmentRow

@@ -165,7 +165,7 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, in CreateInput) (d
 			}
 			tk.UserID = c.P.UserID
 		case "service":
-			if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+			if err := c.P.Require(access.ManageOrg, access.Target{Resource: "API tokens"}); err != nil {
 				return err
 			}
 			if !in.Role.Valid() {
@@ -263,7 +263,7 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 			return err
 		}
 		if tk.UserID != c.P.UserID || tk.UserID == "" {
-			if err := c.P.Require(access.ManageOrg, access.Target{}); err != nil {
+			if err := c.P.Require(access.ManageOrg, access.Target{Resource: "API tokens"}); err != nil {
 				return err
 			}
 			// As with members: only owners manage what belongs to owners (an owner's personal

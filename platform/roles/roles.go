@@ -69,7 +69,7 @@ func (g Grant) ChangeEnvironment(projectID, environmentID string, critical bool)
 	if Rank(role) >= Rank(want) {
 		return ""
 	}
-	msg := "role " + role + " may not change flags in this environment"
+	msg := "role " + role + " may not make changes in this environment (needs " + want + ")"
 	if critical && role == Developer {
 		msg += ": the environment is critical (developers have read-only access)"
 	}

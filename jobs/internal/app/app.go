@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard-io/switchyard/jobs/internal/flagsvc"
 	"github.com/switchyard-io/switchyard/jobs/internal/guardrail"
 	"github.com/switchyard-io/switchyard/jobs/internal/periodic"
+	"github.com/switchyard-io/switchyard/jobs/internal/retention"
 	"github.com/switchyard-io/switchyard/jobs/internal/schedule"
 	"github.com/switchyard-io/switchyard/jobs/internal/settings"
 	"github.com/switchyard-io/switchyard/jobs/internal/slack"
@@ -34,7 +35,12 @@ const (
 	JobGuardrails = "guardrail-sweep"
 	JobDigest     = "stale-digest"
 	JobScheduler  = "scheduled-changes"
+	JobRetention  = "event-retention"
 )
+
+// RetentionSchedule is when the event retention runs (hourly, on the leader): a month
+// becomes droppable at most an hour after its end passes the cut-off.
+const RetentionSchedule = "7 * * * *"
 
 // App is the assembled service.
 type App struct {
@@ -47,6 +53,7 @@ type App struct {
 	Executor   *schedule.Executor
 	Digester   *stale.Digester
 	Dispatcher *alert.Dispatcher
+	Retainer   *retention.Retainer
 	Runner     *periodic.Runner
 	Server     *httpapi.Server
 }
@@ -94,6 +101,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	reporter := &stale.Reporter{Settings: st, CH: ch, Defaults: defaults}
 	a.Digester = &stale.Digester{Reporter: reporter, Flags: a.Flags, Store: st, Log: log, DashboardURL: cfg.DashboardURL, Wake: a.Dispatcher.Wake}
 
+	a.Retainer = retention.New(clickhouse.Partitions{Conn: ch}, cfg.EventRetention, log, reg)
+
 	a.Runner = periodic.New(st.Pool, log, reg,
 		periodic.Job{Name: JobGuardrails, Schedule: every(cfg.GuardrailInterval), Leader: true, Timeout: 10 * time.Minute,
 			Run: a.sweep},
@@ -104,6 +113,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		periodic.Job{Name: JobScheduler, Schedule: every(cfg.SchedulerInterval), Timeout: 5 * time.Minute,
 			Run: a.needToken(func(ctx context.Context, _ time.Time) error { _, err := a.Executor.RunDue(ctx); return err })},
 	)
+	if cfg.EventRetention > 0 {
+		a.Runner.Jobs = append(a.Runner.Jobs, periodic.Job{Name: JobRetention, Schedule: RetentionSchedule, Leader: true,
+			Timeout: 30 * time.Minute, Run: a.retain})
+	}
 
 	checks := health.NewChecks()
 	checks.Add("postgres", st.Ping)
@@ -137,6 +150,12 @@ func (a *App) sweep(ctx context.Context, _ time.Time) error {
 	a.Log.Debug("guardrail sweep", "checked", res.Checked, "breached", res.Breached, "undecided", res.Undecided,
 		"skipped", res.Skipped, "errors", res.Errors, "srm_alerts", res.SRM)
 	return nil
+}
+
+func (a *App) retain(ctx context.Context, _ time.Time) error {
+	res, err := a.Retainer.Run(ctx)
+	a.Log.Debug("event retention", "cutoff_month", res.CutoffMonth, "dropped", len(res.Dropped), "failed", len(res.Failed))
+	return err
 }
 
 // refreshResults asks the stats service to recompute an experiment's results after a breach,
@@ -174,7 +193,7 @@ func (a *App) Close() {
 
 // Describe is a one-line summary of the configuration without secrets, for the start-up log.
 func (c Config) Describe() string {
-	return fmt.Sprintf("http=%s clickhouse=%s/%s flagsvc=%s token=%t slack=%t guardrail-interval=%s digest=%q scheduler-interval=%s",
+	return fmt.Sprintf("http=%s clickhouse=%s/%s flagsvc=%s token=%t slack=%t guardrail-interval=%s digest=%q scheduler-interval=%s event-retention=%s",
 		c.HTTPAddr, c.ClickHouseAddr, c.ClickHouseDatabase, c.FlagsvcURL, c.FlagsvcToken != "" || c.FlagsvcTokenFile != "",
-		c.SlackToken != "", c.GuardrailInterval, c.StaleDigestSchedule, c.SchedulerInterval)
+		c.SlackToken != "", c.GuardrailInterval, c.StaleDigestSchedule, c.SchedulerInterval, c.EventRetention)
 }

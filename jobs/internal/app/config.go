@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/jobs/internal/periodic"
+	"github.com/switchyard-io/switchyard/jobs/internal/retention"
 	"github.com/switchyard-io/switchyard/jobs/internal/settings"
 	"github.com/switchyard-io/switchyard/jobs/internal/slack"
 	"github.com/switchyard-io/switchyard/jobs/internal/store/clickhouse"
@@ -52,6 +53,10 @@ type Config struct {
 	SchedulerMaxDelay time.Duration
 	AlertPoll         time.Duration
 
+	// EventRetention: raw events (exposures, tracks, evaluation_summaries) are kept at least
+	// this long, then dropped a whole month at a time; 0 keeps them forever.
+	EventRetention time.Duration
+
 	ReplicaID       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
@@ -88,6 +93,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SchedulerInterval, "scheduler-interval", 10*time.Second, "how often due scheduled changes are looked for")
 	fs.DurationVar(&c.SchedulerMaxDelay, "scheduler-max-delay", time.Hour, "a step the flag service could not take for this long fails (and alerts) instead of running late")
 	fs.DurationVar(&c.AlertPoll, "alert-poll", time.Second, "how often the alert outbox is checked when idle")
+	fs.DurationVar(&c.EventRetention, "event-retention", 0,
+		"keep raw events (exposures, tracks, evaluation summaries) at least this long, then drop them a whole month at a time; 0 keeps them forever (e.g. 9480h = 395 days)")
 	fs.StringVar(&c.ReplicaID, "replica-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this replica's name in claims")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long running jobs may take to finish on shutdown")
@@ -108,7 +115,7 @@ func (c *Config) Validate() error {
 	case c.PGDSN == "":
 		return config.Invalid("pg-dsn", "is required")
 	case c.PGMaxConns < 5:
-		return config.Invalid("pg-max-conns", "must be at least 5 (two led jobs hold one each)")
+		return config.Invalid("pg-max-conns", "must be at least 5 (each led job holds one)")
 	case c.ClickHouseAddr == "":
 		return config.Invalid("clickhouse-addr", "is required")
 	case !clickhouse.ValidDatabaseName(c.ClickHouseDatabase):
@@ -145,6 +152,12 @@ func (c *Config) Validate() error {
 		return config.Invalid("scheduler-max-delay", "must be at least 1m")
 	case c.AlertPoll < 10*time.Millisecond:
 		return config.Invalid("alert-poll", "must be at least 10ms")
+	case c.EventRetention < 0:
+		return config.Invalid("event-retention", "must be 0 (keep raw events forever) or positive")
+	case c.EventRetention > 0 && c.EventRetention < retention.MinRetention:
+		return config.Invalid("event-retention", "must be 0 (keep raw events forever) or at least %s (%d days): "+
+			"late events are folded again for 169h, CUPED pre-periods, 14-day baselines and guardrails read raw events",
+			retention.MinRetention, int(retention.MinRetention/(24*time.Hour)))
 	case c.ReplicaID == "":
 		return config.Invalid("replica-id", "is required")
 	case c.ShutdownTimeout <= 0:

@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-io/switchyard/platform/config"
 )
@@ -28,6 +29,12 @@ func TestConfig(t *testing.T) {
 		{name: "stale days out of range", args: []string{"-stale-no-evaluations-days", "0"}, bad: "stale-no-evaluations-days"},
 		{name: "log level", args: []string{"-log-level", "loud"}, bad: "log-level"},
 		{name: "no stats url is fine", args: []string{"-stats-url", "", "-dashboards-url", ""}},
+		{name: "event retention from the environment", env: map[string]string{"SWITCHYARD_EVENT_RETENTION": "9480h"}},
+		{name: "event retention at its minimum", args: []string{"-event-retention", "840h"}},
+		{name: "event retention 0 keeps forever", args: []string{"-event-retention", "0"}},
+		{name: "event retention below the minimum", args: []string{"-event-retention", "839h"}, bad: "event-retention"},
+		{name: "event retention of a week", env: map[string]string{"SWITCHYARD_EVENT_RETENTION": "168h"}, bad: "event-retention"},
+		{name: "negative event retention", args: []string{"-event-retention", "-1h"}, bad: "event-retention"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,5 +65,24 @@ func TestSecretsStayOutOfTheDescription(t *testing.T) {
 	d := cfg.Describe()
 	if strings.Contains(d, "topsecret") || !strings.Contains(d, "token=true") || !strings.Contains(d, "slack=true") {
 		t.Fatalf("description: %s", d)
+	}
+}
+
+// TestEventRetentionDefaultsToForever: without the flag nothing is deleted; the variable sets it.
+func TestEventRetentionDefaultsToForever(t *testing.T) {
+	var cfg Config
+	if err := config.Load("jobs", &cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EventRetention != 0 {
+		t.Fatalf("default event retention %s, want 0 (keep forever)", cfg.EventRetention)
+	}
+	t.Setenv("SWITCHYARD_EVENT_RETENTION", "9480h")
+	cfg = Config{}
+	if err := config.Load("jobs", &cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EventRetention != 9480*time.Hour {
+		t.Fatalf("event retention %s from SWITCHYARD_EVENT_RETENTION=9480h", cfg.EventRetention)
 	}
 }

@@ -36,7 +36,7 @@ func TestRetentionJobWiring(t *testing.T) {
 	for _, keep := range []string{"0", "840h"} {
 		t.Run("event-retention="+keep, func(t *testing.T) {
 			var cfg Config
-			if err := config.Load("jobs", &cfg, []string{"-pg-dsn", dsn, "-clickhouse-database", chdb, "-event-retention", keep}); err != nil {
+			if err := config.Load("jobs", &cfg, []string{"-pg-dsn", dsn, "-clickhouse-addr", testenv.ClickHouseAddr(), "-clickhouse-database", chdb, "-event-retention", keep}); err != nil {
 				t.Fatal(err)
 			}
 			a, err := New(ctx, cfg, log, prometheus.NewRegistry())

@@ -31,7 +31,7 @@ func FlagBaseline(ctx context.Context, conn driver.Conn, env, flagKey string, m 
 	var a args
 	units := `SELECT context_kind, context_key, min(timestamp_ms) AS first_ms FROM exposures
 		WHERE environment_id = ` + a.add(env) + ` AND flag_key = ` + a.add(flagKey) + ` AND timestamp >= toDateTime(` + a.add(from.Unix()) +
-		`) AND timestamp < toDateTime(` + a.add(to.Unix()) + `) GROUP BY context_kind, context_key`
+		`)` + beforeSQL(to, &a) + ` GROUP BY context_kind, context_key`
 	events := `SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts FROM tracks
 		WHERE environment_id = ` + a.add(env) + ` AND event_key = ` + a.add(m.EventKey) + ` AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + daysSQL(from, time.Time{}, &a)
 	filters, err := eventSQL(m, &a)
@@ -43,7 +43,7 @@ func FlagBaseline(ctx context.Context, conn driver.Conn, env, flagKey string, m 
 	window := fmt.Sprintf("ts >= first_ms + %d AND ts < first_ms + %d", m.WindowStart.Milliseconds(), m.WindowEnd.Milliseconds())
 	unitsAgain := `SELECT context_kind, context_key, min(timestamp_ms) AS first_ms FROM exposures
 		WHERE environment_id = ` + a.add(env) + ` AND flag_key = ` + a.add(flagKey) + ` AND timestamp >= toDateTime(` + a.add(from.Unix()) +
-		`) AND timestamp < toDateTime(` + a.add(to.Unix()) + `) GROUP BY context_kind, context_key`
+		`)` + beforeSQL(to, &a) + ` GROUP BY context_kind, context_key`
 	totals := `SELECT context_kind, context_key, count() AS events, sum(value) AS value_sum FROM (` + events + `)
 		ALL INNER JOIN (` + unitsAgain + `) USING (context_kind, context_key) WHERE ` + window + ` GROUP BY context_kind, context_key`
 	perUnit := `SELECT ` + unitValue(m.Kind, "events", "value_sum") + ` AS v, ` + hasExpr(m.Kind, "events") + ` AS has,

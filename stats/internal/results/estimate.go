@@ -3,6 +3,7 @@ package results
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
@@ -73,7 +74,7 @@ func (e *Estimator) Estimate(ctx context.Context, x flagsvc.Experiment, effect f
 		return nil, err
 	}
 	if b.Exposed == 0 || b.Units < 2 || b.Mean == 0 || b.Variance <= 0 {
-		return nil, ErrNoBaseline
+		return nil, fmt.Errorf("%w (contexts exposed: %d, measured: %d)", ErrNoBaseline, b.Exposed, b.Units)
 	}
 	days := lookback.Hours() / 24
 	// The units a day brings to the metric: every exposed context, except for a mean, whose n

@@ -221,3 +221,104 @@ func jsonNumber(id int64) string {
 	b, _ := json.Marshal(uint64(id))
 	return string(b)
 }
+
+// TestRollupDropInterruptedAfterForgettingFolds: a maintenance interrupted after it forgot an
+// expired experiment's folds and before its rollups were dropped (a crash, a shutdown, ClickHouse
+// refusing the drop) leaves the experiment final all the same: a refresh meanwhile is refused
+// (it would fold every day again from raw events the raw-event retention may have deleted, and
+// replace the final snapshot), and the next maintenance finishes the drop.
+func TestRollupDropInterruptedAfterForgettingFolds(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	w.cfg.RollupRetention = 30 * 24 * time.Hour
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	fakeAll(t, w, x)
+	w.now = func() time.Time { return stopped.Add(2 * time.Hour) }
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	final, err := f.store.Snapshots(ctx, x.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := rollupRows(t, f, fixtureKey, "1")
+
+	w.now = func() time.Time { return stopped.Add(w.cfg.LateWindow + w.cfg.RollupRetention) }
+	w.afterForget = func() error { return errors.New("crashed after forgetting the folds") }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 0 {
+		t.Fatalf("interrupted: %d rollup rows (want %d), %d folds (want 0)", n, rows, foldRows(t, f.store, x.ID))
+	}
+	if err := w.refresh(ctx, x); !errors.Is(err, ErrFinal) {
+		t.Fatalf("a refresh between the steps: %v, want ErrFinal", err)
+	}
+	again, err := f.store.Snapshots(ctx, x.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := jsonOf(final[0]), jsonOf(again[0]); a != b {
+		t.Fatalf("the final snapshot changed:\n%s\n%s", a, b)
+	}
+
+	w.afterForget = nil
+	for range 2 {
+		w.maintainRollups(ctx)
+		if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
+			t.Fatalf("the next maintenance: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
+		}
+	}
+	if err := w.refresh(ctx, x); !errors.Is(err, ErrFinal) {
+		t.Fatalf("a refresh after the drop: %v, want ErrFinal", err)
+	}
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestCompactionKeepsFoldsStampedInTheServersZone: a fold's rows carry day =
+// toDate(toDateTime(day)) in the ClickHouse server's time zone, the UTC day before on a server
+// west of UTC, so a fold of the 1st of a month (a UTC day in results_folds) lies in the previous
+// month's partition there. Compacting that month keeps its rows, and still deletes the rows of
+// replaced folds. (The shared test server runs in UTC: the rows are written as a server in
+// America/New_York writes them.)
+func TestCompactionKeepsFoldsStampedInTheServersZone(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	fakeAll(t, w, x)
+	sep15 := time.Date(2026, 9, 15, 0, 0, 0, 0, time.UTC)
+	oct1 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	write := func(day time.Time, fold uint64) {
+		if err := f.conn.Exec(ctx, `INSERT INTO experiment_metric_rollups (environment_id, experiment_key, metric_key, metric_version, part, day, fold_id,
+			context_kind, context_key, events, value_sum)
+			SELECT ?, ?, 'conversion', toUInt64(1), toUInt8(0), toDate(toDateTime(?, 'America/New_York')), toUInt64(?), 'user', toString(number), 1, 1
+			FROM numbers(100)`, fixtureEnv, fixtureKey, day.Unix(), fold); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(sep15, 11)
+	write(sep15, 12) // replaced by fold 11: nobody reads it
+	write(oct1, 13)  // stamped 2026-09-30: in September's partition
+	for _, r := range []struct {
+		day  time.Time
+		fold int64
+	}{{sep15, 11}, {oct1, 13}} {
+		if err := f.store.MarkFolded(ctx, x.ID, "conversion", 1, 0, r.day, Fold{ID: r.fold, CheckedAt: r.day.Add(300 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.now = func() time.Time { return time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC) }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "fold_id = 12"); n != 0 {
+		t.Fatalf("%d rows of the replaced fold left", n)
+	}
+	for _, fold := range []string{"11", "13"} {
+		if n, _ := rollupRows(t, f, fixtureKey, "fold_id = "+fold); n != 100 {
+			t.Fatalf("recorded fold %s: %d rows left, want 100", fold, n)
+		}
+	}
+}

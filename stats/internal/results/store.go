@@ -275,17 +275,18 @@ func (s *Store) TryLock(ctx context.Context, key string) (release func(), ok boo
 	}, true, nil
 }
 
-// RollupsDropped returns the experiments of ids whose rollups were dropped (and not folded
-// again since).
+// RollupsDropped returns the experiments of ids whose rollups are being or were dropped
+// (their results are final), each with whether the drop is done.
 func (s *Store) RollupsDropped(ctx context.Context, ids []string) (map[string]bool, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text FROM results_rollups_dropped WHERE experiment_id = ANY($1::uuid[])`, ids)
+	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text, done FROM results_rollups_dropped WHERE experiment_id = ANY($1::uuid[])`, ids)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
 	var id string
-	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
-		out[id] = true
+	var done bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &done}, func() error {
+		out[id] = done
 		return nil
 	})
 	return out, err
@@ -300,10 +301,18 @@ func (s *Store) ForgetFolds(ctx context.Context, experimentID string) error {
 	return err
 }
 
+// MarkRollupsDropping records that the experiment's rollups are about to be dropped (before
+// its folds are forgotten): its results are final from then on.
+func (s *Store) MarkRollupsDropping(ctx context.Context, experimentID string) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_rollups_dropped (experiment_id, dropped_at, done) VALUES ($1, now(), false)
+		ON CONFLICT (experiment_id) DO NOTHING`, experimentID)
+	return err
+}
+
 // MarkRollupsDropped records that the experiment's rollups were dropped.
 func (s *Store) MarkRollupsDropped(ctx context.Context, experimentID string) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO results_rollups_dropped (experiment_id, dropped_at) VALUES ($1, now())
-		ON CONFLICT (experiment_id) DO UPDATE SET dropped_at = excluded.dropped_at`, experimentID)
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_rollups_dropped (experiment_id, dropped_at, done) VALUES ($1, now(), true)
+		ON CONFLICT (experiment_id) DO UPDATE SET dropped_at = excluded.dropped_at, done = true`, experimentID)
 	return err
 }
 
@@ -335,10 +344,13 @@ func (s *Store) MonthsToCompact(ctx context.Context, before time.Time) ([]MonthT
 	return out, err
 }
 
-// MonthFolds returns the recorded fold ids of an experiment's days in a month (every metric part).
+// MonthFolds returns the recorded fold ids of an experiment's days in a month (every metric part)
+// and of the next month's first day: a fold's rows are stamped with its UTC day's date in the
+// ClickHouse server's time zone (toDate(toDateTime(…)) in metricsql), the day before on a
+// server west of UTC, so the fold of the 1st lies in this month's partition there.
 func (s *Store) MonthFolds(ctx context.Context, experimentID string, month time.Time) ([]int64, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT fold_id FROM results_folds WHERE experiment_id = $1
-		AND day >= $2 AND day < ($2::date + interval '1 month')`, experimentID, month)
+		AND day >= $2 AND day <= ($2::date + interval '1 month')::date`, experimentID, month)
 	if err != nil {
 		return nil, err
 	}

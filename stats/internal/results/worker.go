@@ -65,6 +65,10 @@ type Worker struct {
 	refolds   prometheus.Counter
 
 	skippedSweeps prometheus.Counter
+
+	// afterForget, when set (tests), runs in dropExpiredRollups between forgetting an
+	// experiment's folds and dropping its partitions; an error stops there, as a crash would.
+	afterForget func() error
 }
 
 type ref struct {
@@ -216,10 +220,11 @@ func (w *Worker) thin(ctx context.Context) {
 const staleCompactions = 6 * time.Hour
 
 // maintainRollups deletes ClickHouse rollups nobody can read any more (hourly, beside the
-// loop; one replica at a time). An experiment stopped LateWindow + RollupRetention ago has its
-// recorded folds forgotten, then its rollup partitions dropped — in that order, so no refresh
-// ever reads a recorded fold whose rows are gone; an on-demand refresh later folds every day
-// again from the raw events. A closed month of an experiment (its last day LateWindow + Settle
+// loop; one replica at a time). An experiment stopped LateWindow + RollupRetention ago is marked
+// final (a refresh is refused from then on: ErrFinal), has its recorded folds forgotten, then its
+// rollup partitions dropped — in that order, so no refresh ever reads a recorded fold whose rows
+// are gone nor folds again from raw events, even when a run stops between the steps (the next
+// run finishes the drop). A closed month of an experiment (its last day LateWindow + Settle
 // past its end: no event can be added to it, and no day of it is folded again on schedule) is
 // rewritten without the rows of replaced folds (late events), once, and again only if a fold
 // of it is recorded later. Each experiment is handled under its refresh lock, skipped while
@@ -290,8 +295,18 @@ func (w *Worker) dropExpiredRollups(ctx context.Context, all map[string]flagsvc.
 		}
 		x := all[id]
 		err := w.underLock(ctx, x, func() error {
+			// Marked first: a refresh between the steps (or after a run interrupted between
+			// them) would fold every day again from raw events that may be gone.
+			if err := w.store.MarkRollupsDropping(ctx, x.ID); err != nil {
+				return err
+			}
 			if err := w.store.ForgetFolds(ctx, x.ID); err != nil {
 				return err
+			}
+			if w.afterForget != nil {
+				if err := w.afterForget(); err != nil {
+					return err
+				}
 			}
 			months, err := metricsql.DropRollups(ctx, w.ch, x.EnvironmentID, x.Key)
 			if err != nil {
@@ -568,7 +583,7 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 		if err != nil {
 			return err
 		}
-		if dropped[x.ID] {
+		if _, final := dropped[x.ID]; final {
 			return ErrFinal
 		}
 	}

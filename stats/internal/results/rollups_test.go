@@ -235,7 +235,9 @@ func TestRollupDropInterruptedAfterForgettingFolds(t *testing.T) {
 	stopped := f.start.Add(60 * time.Hour)
 	x.Status, x.StoppedAt = "stopped", &stopped
 	fakeAll(t, w, x)
-	w.now = func() time.Time { return stopped.Add(2 * time.Hour) }
+	// Its last snapshot stops short of the stop (its final refreshes failed, say), so only the
+	// mark makes it final: past the late window, results reaching the stop are final anyway.
+	w.now = func() time.Time { return stopped.Add(-time.Hour) }
 	if err := w.refresh(ctx, x); err != nil {
 		t.Fatal(err)
 	}
@@ -320,5 +322,45 @@ func TestCompactionKeepsFoldsStampedInTheServersZone(t *testing.T) {
 		if n, _ := rollupRows(t, f, fixtureKey, "fold_id = "+fold); n != 100 {
 			t.Fatalf("recorded fold %s: %d rows left, want 100", fold, n)
 		}
+	}
+}
+
+// TestStoppedExperimentIsFinalAfterItsLateWindow: once nothing received can count any more
+// (LateWindow + Settle after the stop), a stopped experiment whose last snapshot reaches the
+// stop is not recomputed (ErrFinal; the raw-event retention may have deleted its stop day,
+// which is always read raw). Before that, or without results that reach the stop, it is.
+func TestStoppedExperimentIsFinalAfterItsLateWindow(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	fakeAll(t, w, x)
+	closes := stopped.Add(w.cfg.LateWindow + w.cfg.Settle)
+
+	// Results short of the stop: recomputed even past the late window.
+	w.now = func() time.Time { return stopped.Add(-time.Hour) }
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	w.now = func() time.Time { return closes.Add(time.Hour) }
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatalf("results short of the stop, past the late window: %v, want a refresh", err)
+	}
+	// Now they reach the stop: a minute before the window closes still refreshed, then final.
+	w.now = func() time.Time { return closes.Add(-time.Minute) }
+	if err := w.refresh(ctx, x); err != nil {
+		t.Fatalf("within the late window: %v, want a refresh", err)
+	}
+	last, err := f.store.Snapshots(ctx, x.ID, 1)
+	if err != nil || !last[0].DataTo.Equal(stopped) {
+		t.Fatalf("last snapshot %+v (%v): want it up to the stop %v", last, err, stopped)
+	}
+	w.now = func() time.Time { return closes }
+	if err := w.refresh(ctx, x); !errors.Is(err, ErrFinal) {
+		t.Fatalf("past the late window with results up to the stop: %v, want ErrFinal", err)
+	}
+	if again, _ := f.store.Snapshots(ctx, x.ID, 1); jsonOf(again[0]) != jsonOf(last[0]) {
+		t.Fatalf("the final snapshot changed")
 	}
 }

@@ -545,9 +545,10 @@ const staleUnits = 6 * time.Hour
 // refresh; a sweep skips the experiment until its next round).
 var ErrBusy = errors.New("results: the experiment is being refreshed already")
 
-// ErrFinal: the experiment stopped long enough ago that its rollups were deleted
-// (-results-rollup-retention after the late window); its last snapshot is its final result.
-var ErrFinal = errors.New("results: the experiment's results are final (its rollups were deleted after the rollup retention)")
+// ErrFinal: the experiment stopped more than its late window ago and its last snapshot
+// reaches the stop (nothing received since can count), or its rollups were deleted
+// (-results-rollup-retention): that snapshot is its final result.
+var ErrFinal = errors.New("results: the experiment's results are final (stopped past its late window, or its rollups deleted)")
 
 func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) {
 	start := w.now()
@@ -585,6 +586,19 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 		}
 		if _, final := dropped[x.ID]; final {
 			return ErrFinal
+		}
+		// Past its late window nothing received since can count (a day's last check is
+		// LateWindow + Settle after its end), so results that reach the stop are final too:
+		// a recomputation could only lose what the raw-event retention deleted meanwhile (the
+		// stop day is always read raw).
+		if !w.now().Before(x.StoppedAt.Add(w.cfg.LateWindow + w.cfg.Settle)) {
+			last, err := w.store.Snapshots(ctx, x.ID, 1)
+			if err != nil {
+				return err
+			}
+			if len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond)) {
+				return ErrFinal
+			}
 		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, w.cfg.RefreshTimeout)

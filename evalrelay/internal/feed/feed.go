@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
@@ -97,12 +99,25 @@ func (f *Feed) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		recreated := false
 		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, kerr.UnknownTopicID) {
+				recreated = true
+			}
 			if !errors.Is(err, context.Canceled) {
 				f.log.Debug("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
 		f.consume(fetches)
+		if recreated {
+			// The topic was deleted and created again (a rebuilt cluster, a topic recreated by
+			// hand): the client keeps the old topic's id, and every fetch fails at once, for
+			// ever, until the topic is dropped from the client and added again — which reads
+			// the new topic from its start.
+			f.log.Warn("the ruleset topic was deleted and created again; reading the new one from its start", "topic", f.cfg.Topic)
+			cl.PurgeTopicsFromClient(f.cfg.Topic)
+			cl.AddConsumeTopics(f.cfg.Topic)
+		}
 	}
 }
 
@@ -206,6 +221,9 @@ func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 	t := time.NewTicker(f.cfg.Probe)
 	defer t.Stop()
 	for {
+		// The positions before the listing: a position past an end listed after it is not a
+		// record appended in between, but a log that is gone (see beyond).
+		read := f.positions()
 		pctx, cancel := context.WithTimeout(ctx, f.cfg.Probe)
 		ends, err := adm.ListEndOffsets(pctx, f.cfg.Topic)
 		cancel()
@@ -231,7 +249,7 @@ func (f *Feed) watch(ctx context.Context, cl *kgo.Client) {
 				if recovery == nil {
 					recovery = ends
 				}
-				if f.reached(recovery) {
+				if f.reached(recovery) && !beyond(read, ends) {
 					f.log.Info("Kafka reachable again and read to its end; rulesets are current")
 					f.store.SetStale(false)
 					recovery = nil
@@ -279,6 +297,28 @@ func (f *Feed) reached(target kadm.ListedOffsets) bool {
 		}
 	})
 	return ok
+}
+
+// positions copies the consumer's positions.
+func (f *Feed) positions() map[int32]int64 {
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
+	return maps.Clone(f.pos)
+}
+
+// beyond reports whether a position read before ends were listed is past a partition's end:
+// the log the consumer read is gone (the topic was deleted and created again, or the broker
+// lost data while unreachable). Until the consumer has started over on the log Kafka now has
+// (its reset offset) and read it to the end, positions say nothing of what was read of it. An
+// empty partition has nothing to read (as in reached).
+func beyond(read map[int32]int64, ends kadm.ListedOffsets) bool {
+	out := false
+	ends.Each(func(o kadm.ListedOffset) {
+		if p, ok := read[o.Partition]; ok && o.Offset > 0 && p > o.Offset {
+			out = true
+		}
+	})
+	return out
 }
 
 func firstErr(errs ...error) error {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -41,7 +42,7 @@ func Render(a alert.Alert) Message {
 func renderBreach(a alert.Alert, b *alert.Breach) Message {
 	metric := "`" + b.Metric + "`"
 	if b.MetricName != "" {
-		metric = b.MetricName + " (`" + b.Metric + "`)"
+		metric = esc(b.MetricName) + " (`" + b.Metric + "`)"
 	}
 	better := "higher is better"
 	if b.Direction == "decrease" {
@@ -94,7 +95,7 @@ func renderBreach(a alert.Alert, b *alert.Breach) Message {
 			fmt.Sprintf("*By how much*\n%s (mean %s → %s; n = %d vs %d)", effect, num(b.ControlMean), num(b.TreatmentMean), b.ControlN, b.TreatmentN),
 			fmt.Sprintf("*Interval (%s always-valid)*\n[%s, %s], p = %s", level(b.Alpha), low, high, pval(b.PValue)),
 			"*What was done*\n"+done,
-			"*Flag owner*\n"+b.Owner.Label(),
+			"*Flag owner*\n"+esc(b.Owner.Label()),
 			"*What*\n"+what,
 		),
 	}
@@ -121,7 +122,7 @@ func renderSRM(a alert.Alert, s *alert.SRM) Message {
 			"*Observed units*\n"+strings.Join(obs, "\n"),
 			"*Expected split*\n"+strings.Join(exp, "\n"),
 			"*What was done*\nNothing: the experiment keeps running.",
-			"*Flag owner*\n"+s.Owner.Label(),
+			"*Flag owner*\n"+esc(s.Owner.Label()),
 		),
 	}
 	if s.DashboardURL != "" {
@@ -162,13 +163,17 @@ func renderScheduled(a alert.Alert, s *alert.ScheduledFailed) Message {
 	if s.Steps > s.Step {
 		rest = " The remaining steps were cancelled."
 	}
+	// The reason quotes people's comments and names (the edits since the change was
+	// scheduled), and the action may hold their values: escaped, so that text cannot
+	// mention @channel or disguise a link.
+	what, reason := esc(s.What), esc(s.Reason)
 	text := fmt.Sprintf("Scheduled change #%d%s (%s) for %s in %s was not applied: %s",
-		s.ChangeID, step, s.What, s.Flag, s.Environment, s.Reason)
+		s.ChangeID, step, what, s.Flag, s.Environment, reason)
 	blocks := []slack.Block{
 		header(":x: Scheduled change not applied: " + s.Flag),
 		section(fmt.Sprintf("Scheduled change *#%d*%s (%s) for *%s* in *%s* was not applied: %s. Nothing was changed.%s",
-			s.ChangeID, step, s.What, link(s.DashboardURL, s.Flag), s.Environment, s.Reason, rest)),
-		fields("*Scheduled by*\n"+orNone(s.ScheduledBy), "*Flag owner*\n"+s.Owner.Label()),
+			s.ChangeID, step, what, link(s.DashboardURL, s.Flag), s.Environment, reason, rest)),
+		fields("*Scheduled by*\n"+orNone(esc(s.ScheduledBy)), "*Flag owner*\n"+esc(s.Owner.Label())),
 	}
 	if s.DashboardURL != "" {
 		blocks = append(blocks, button("open_dashboard", "Open flag", s.DashboardURL))
@@ -192,7 +197,7 @@ func renderDigest(a alert.Alert, d *alert.Digest) Message {
 			blocks = append(blocks, contextLine(fmt.Sprintf("…and %d more.", n-maxDigestFlags)))
 			break
 		}
-		lines := []string{fmt.Sprintf("*`%s`* · owner: %s", f.Flag, f.Owner.Label())}
+		lines := []string{fmt.Sprintf("*`%s`* · owner: %s", f.Flag, esc(f.Owner.Label()))}
 		for _, r := range f.Reasons {
 			lines = append(lines, "• "+r)
 		}
@@ -238,11 +243,18 @@ func link(url, label string) string {
 	return "<" + url + "|" + label + ">"
 }
 
+// truncate cuts s to at most n characters (Slack counts characters), ending with "…".
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// esc escapes text from people (comments, names) for Slack's mrkdwn: &, < and > are its
+// control characters (<!channel>, <url|label>), shown as themselves once escaped.
+func esc(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 func orNone(s string) string {

@@ -88,3 +88,34 @@ func TestRenderEveryKind(t *testing.T) {
 		})
 	}
 }
+
+// TestPeoplesTextCannotMentionOrLink: comments and names quoted in an alert (a scheduled step's
+// reason names the edits since it was scheduled, with their comments) are escaped for Slack's
+// mrkdwn, so a comment cannot ping the channel or disguise a link; a cut never splits a
+// character.
+func TestPeoplesTextCannotMentionOrLink(t *testing.T) {
+	evil := `<!channel> ramp <https://evil.example|Open flag> & more`
+	m := Render(alert.Alert{Kind: alert.KindScheduledChangeFailed, Project: "shop", At: time.Now(), ScheduledFailed: &alert.ScheduledFailed{
+		ChangeID: 7, Step: 1, Steps: 1, Environment: "production", Flag: "checkout", What: "turn on",
+		Reason:      "the flag was edited since the change was scheduled (the change was based on version 3): version 4, an edit by token <@U123> (\"" + evil + "\")",
+		ScheduledBy: "<!here>", Owner: alert.Owner{Name: "Eve <!everyone>", Email: "eve@example.com"}}})
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m.Blocks); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"text": m.Text, "blocks": buf.String()} {
+		for _, bad := range []string{"<!channel>", "<!here>", "<!everyone>", "<@U123>", "<https://evil.example"} {
+			if strings.Contains(s, bad) {
+				t.Errorf("%s carries %q unescaped:\n%s", name, bad, s)
+			}
+		}
+		if !strings.Contains(s, "&lt;!channel&gt; ramp &lt;https://evil.example|Open flag&gt; &amp; more") {
+			t.Errorf("%s lacks the escaped comment:\n%s", name, s)
+		}
+	}
+	if got := truncate(strings.Repeat("é", 10), 5); got != "éééé…" {
+		t.Errorf("truncate: %q", got)
+	}
+}

@@ -81,7 +81,7 @@ func TestSendPostsTheExactPayload(t *testing.T) {
    {"type":"mrkdwn","text":"*By how much*\n+5.1% relative (mean 0.02 → 0.02102; n = 10212 vs 10187)"},
    {"type":"mrkdwn","text":"*Interval (95% always-valid)*\n[+3.1%, +7.1%], p = 0.0004"},
    {"type":"mrkdwn","text":"*What was done*\nRolled back automatically: ` + "`new-checkout`" + ` now serves the control ` + "`off`" + ` to everyone in production."},
-   {"type":"mrkdwn","text":"*Flag owner*\nAlice \u003calice@example.com\u003e"},
+   {"type":"mrkdwn","text":"*Flag owner*\nAlice &lt;alice@example.com&gt;"},
    {"type":"mrkdwn","text":"*What*\nExperiment ` + "`new-checkout-q4`" + `"}]},
  {"type":"actions","elements":[{"type":"button","text":{"type":"plain_text","text":"Open dashboard","emoji":false},"action_id":"open_dashboard","url":"https://switchyard.example.com/p/shop/experiments/new-checkout-q4"}]},
  {"type":"context","elements":[{"type":"mrkdwn","text":"Guardrail g-1 · detected 2026-11-25 18:11 UTC · Switchyard"}]}

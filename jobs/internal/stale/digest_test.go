@@ -75,7 +75,7 @@ func TestWeeklyDigestOncePerRun(t *testing.T) {
 		t.Fatalf("messages: %+v", msgs)
 	}
 	blocks := string(msgs[0].Blocks)
-	for _, want := range []string{"*`dead-flag`* · owner: Alice \\u003calice@example.com\\u003e", "production: no evaluations for 30 days (none on record)",
+	for _, want := range []string{"*`dead-flag`* · owner: Alice \\u0026lt;alice@example.com\\u0026gt;", "production: no evaluations for 30 days (none on record)",
 		"https://dash.example.com/p/shop/stale"} {
 		if !strings.Contains(blocks, want) {
 			t.Fatalf("digest blocks lack %q:\n%s", want, blocks)

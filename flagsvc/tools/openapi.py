@@ -31,7 +31,8 @@ paths = {}
 def add(path, method, o): paths.setdefault(path, {})[method] = o
 
 add("/api/v1/openapi.json", "get", {"summary": "This document", "tags": ["meta"], "security": [], "responses": resp({"type": "object"})})
-add("/api/v1/me", "get", op("The caller: organization, identity, role and scope", "organization", ok=R("Me")))
+add("/api/v1/me", "get", op("The caller: organization, identity, role, scope and the expiry of its token", "organization", ok=R("Me"),
+    desc="`token.expires_at` is when the token making this request expires (null: never); POST /tokens refuses a token that would expire later. The token itself is never returned."))
 add("/api/v1/members", "get", op("List members", "organization", ok=items(R("Member"))))
 add("/api/v1/members", "post", op("Add a member (creates the user if new)", "organization", req=body(R("MemberInput")), ok=R("Member"), okcode="201", errs=W))
 add("/api/v1/members/{user}", "patch", op("Change a member's role", "organization", [P("user", "User id")], body({"type": "object", "properties": {"role": R("Role"), "project_ids": {"type": "array", "items": {"type": "string"}}}}), R("Member"), errs=W))
@@ -140,7 +141,8 @@ S = {
     "message": {"type": "string"}, "field": {"type": "string", "example": "rules[2].clauses[0].values"}}}}},
  "Role": {"enum": ["owner", "admin", "project_admin", "developer", "viewer"]},
  "Actor": {"type": "object", "properties": {"type": {"enum": ["user", "token", "system"]}, "id": {"type": "string"}, "name": {"type": "string"}}},
- "Me": {"type": "object", "properties": {"organization": {"type": "object"}, "actor": R("Actor"), "role": R("Role"), "project_ids": {"type": "array", "items": {"type": "string"}}, "scope": {"type": "object"}}},
+ "Me": {"type": "object", "properties": {"organization": {"type": "object"}, "actor": R("Actor"), "role": R("Role"), "project_ids": {"type": "array", "items": {"type": "string"}}, "scope": {"type": "object"},
+        "token": {"type": "object", "required": ["expires_at"], "properties": {"expires_at": {"type": "string", "format": "date-time", "nullable": True, "description": "When the token making this request expires; null if it does not"}}}}},
  "Member": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"}, "name": {"type": "string"}, "role": R("Role"), "project_ids": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string", "format": "date-time"}}},
  "MemberInput": {"type": "object", "required": ["email", "role"], "additionalProperties": False, "properties": {"email": {"type": "string"}, "name": {"type": "string"}, "role": R("Role"), "project_ids": {"type": "array", "items": {"type": "string"}}}},
  "APIToken": {"type": "object", "properties": {"id": {"type": "string"}, "token_id": {"type": "string"}, "kind": {"enum": ["personal", "service"]}, "name": {"type": "string"}, "user_id": {"type": "string"}, "role": R("Role"), "project_id": {"type": "string"}, "environment_id": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}, "last_used_at": {"type": "string", "format": "date-time"}, "revoked_at": {"type": "string", "format": "date-time"}, "created_at": {"type": "string", "format": "date-time"}, "token": {"type": "string", "description": "The secret; only in the creation response"}}},

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
@@ -21,12 +23,31 @@ func list[T any](v []T) items[T] {
 	return items[T]{Items: v}
 }
 
+// meResponse is GET /me: the caller, and the expiry of the token this request was made with
+// (never the token or its hash). A client learns from it the longest-lived token POST /tokens
+// will let it create, instead of finding out from a 422.
+type meResponse struct {
+	orgs.Me
+	Token callerToken `json:"token"`
+}
+
+type callerToken struct {
+	// ExpiresAt is null for a token that does not expire.
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
 func (a *API) me(c *fiber.Ctx) error {
-	me, err := a.s.Orgs.WhoAmI(c.UserContext(), caller(c))
+	cl := caller(c)
+	me, err := a.s.Orgs.WhoAmI(c.UserContext(), cl)
 	if err != nil {
 		return err
 	}
-	return c.JSON(me)
+	out := meResponse{Me: me}
+	if at := cl.P.TokenExpiresAt; at != nil {
+		utc := at.UTC()
+		out.Token.ExpiresAt = &utc
+	}
+	return c.JSON(out)
 }
 
 func (a *API) listMembers(c *fiber.Ctx) error {

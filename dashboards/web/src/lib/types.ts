@@ -9,6 +9,8 @@ export interface Me {
   actor: Actor;
   role: Role;
   project_ids?: string[];
+  /** The token this session signed in with: when it expires (null: never). Never its secret. */
+  token?: { expires_at: string | null };
 }
 
 export interface Environment {

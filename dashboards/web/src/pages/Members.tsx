@@ -6,7 +6,12 @@ import { Badge, Button, Card, ConfirmDialog, CopyButton, ErrorBanner, Field, Mod
 import { api, enc, isApiError } from '../lib/api';
 import { dateTime, relativeTime } from '../lib/format';
 import { keys, useMe, useMembers } from '../lib/queries';
+import { cappedExpiresIn, expiryLimit } from '../lib/tokenExpiry';
 import type { APIToken, Member, Role } from '../lib/types';
+
+// The suggested lifetime of a new token, capped to the signed-in token's own expiry.
+const SUGGESTED_EXPIRES_IN = '720h';
+const SUGGESTED_MS = 720 * 3_600_000;
 
 const roles: { role: Role; help: string }[] = [
   { role: 'owner', help: 'everything, including billing and owners' },
@@ -144,12 +149,24 @@ function CreateToken({ canManage, onClose, onCreated }: { canManage: boolean; on
   const [name, setName] = useState('');
   const [kind, setKind] = useState<'personal' | 'service'>('personal');
   const [role, setRole] = useState<Role>('developer');
-  const [expires, setExpires] = useState('720h');
+  // A token expiring at T may only create tokens expiring by T (the service answers 422
+  // otherwise): offer no "never", suggest at most what is left. Until the field is edited it
+  // follows /me, which may arrive after the form opens.
+  const me = useMe();
+  const limit = expiryLimit(me.data?.token?.expires_at);
+  const [edited, setEdited] = useState<string | null>(null);
+  const expires = edited ?? cappedExpiresIn(SUGGESTED_EXPIRES_IN, SUGGESTED_MS, limit);
   const create = useMutation({
-    mutationFn: () => api.post<APIToken>('/api/v1/tokens', { name, kind, ...(kind === 'service' ? { role } : {}), expires_in: expires || undefined }),
+    mutationFn: () => api.post<APIToken>('/api/v1/tokens', { name, kind, ...(kind === 'service' ? { role } : {}), expires_in: expires.trim() || undefined }),
     onSuccess: (t) => { onCreated(t); onClose(); },
   });
   const fe = (f: string) => (isApiError(create.error) && create.error.field === f ? create.error.message : undefined);
+  const expiresHint = !limit
+    ? 'e.g. 720h (30 days); empty for never'
+    : limit.longest
+      ? `At most ${limit.longest}: your sign-in token expires at ${dateTime(limit.expiresAt)}, and a token it creates may not outlive it`
+      : `Your sign-in token expires at ${dateTime(limit.expiresAt)}: sign in with a longer-lived token to create one`;
+  const expiresMissing = limit !== null && !expires.trim();
   return (
     <Modal open onClose={onClose} title="New API token">
       <form className="space-y-3" onSubmit={(e) => { e.preventDefault(); create.mutate(); }}>
@@ -158,9 +175,9 @@ function CreateToken({ canManage, onClose, onCreated }: { canManage: boolean; on
           {(p) => <select {...p} value={kind} onChange={(e) => setKind(e.target.value as 'personal' | 'service')}><option value="personal">personal</option>{canManage && <option value="service">service</option>}</select>}
         </Field>
         {kind === 'service' && <Field label="Role" error={fe('role')}>{(p) => <select {...p} value={role} onChange={(e) => setRole(e.target.value as Role)}>{roles.map((r) => <option key={r.role} value={r.role}>{r.role}</option>)}</select>}</Field>}
-        <Field label="Expires in" error={fe('expires_in')} hint="e.g. 720h (30 days); empty for never">{(p) => <input {...p} value={expires} onChange={(e) => setExpires(e.target.value)} />}</Field>
+        <Field label="Expires in" error={fe('expires_in')} hint={expiresHint}>{(p) => <input {...p} required={limit !== null} value={expires} onChange={(e) => setEdited(e.target.value)} />}</Field>
         <ErrorBanner error={create.error && !fe(isApiError(create.error) ? (create.error.field ?? '') : '') ? create.error : null} />
-        <div className="flex justify-end gap-2"><Button onClick={onClose}>Cancel</Button><Button type="submit" variant="primary" disabled={create.isPending || !name.trim()}>Create token</Button></div>
+        <div className="flex justify-end gap-2"><Button onClick={onClose}>Cancel</Button><Button type="submit" variant="primary" disabled={create.isPending || !name.trim() || expiresMissing}>Create token</Button></div>
       </form>
     </Modal>
   );

@@ -1,7 +1,8 @@
 // Package publisher compiles the ruleset of an environment from Postgres and publishes it to
 // the compacted Kafka topic that relays consume: woken by LISTEN/NOTIFY on every committed
 // change (transactional outbox), with a periodic sweep, one leader at a time, marking outbox
-// rows done only after the broker acknowledged. At start-up it republishes every environment.
+// rows done only after the broker acknowledged. It republishes every environment when it becomes
+// leader and when the topic was deleted and created again (a new topic id: empty).
 package publisher
 
 import (

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/store"
@@ -54,6 +56,8 @@ type Publisher struct {
 	afterCompile atomic.Pointer[func(envID string)]
 	// decodes spares compiling decoding the flags that did not change since the last compile.
 	decodes store.FlagDecodes
+	// topicID is the topic's id at the last look (zero: none yet); the publishing loop's own.
+	topicID kadm.TopicID
 }
 
 // AfterCompile sets a function run after each ruleset is compiled and before it is produced
@@ -173,9 +177,6 @@ func (p *Publisher) lead(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `LISTEN `+store.NotifyChannel); err != nil {
 		return err
 	}
-	if err := p.republishAll(ctx); err != nil {
-		p.log.Warn("republishing every environment failed; the sweep will retry", "err", err)
-	}
 	listenErr := make(chan error, 1)
 	lctx, stopListening := context.WithCancel(ctx)
 	listenDone := make(chan struct{})
@@ -190,9 +191,19 @@ func (p *Publisher) lead(ctx context.Context) error {
 	defer sweep.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	// Every environment is republished when this replica becomes leader, and again whenever the
+	// topic turns out to be a new one (deleted and created again: empty).
+	st := round{checkTopic: true, republish: true}
 	for {
-		if err := p.publishPending(ctx); err != nil && ctx.Err() == nil {
+		if err := p.publishRound(ctx, &st); err != nil && ctx.Err() == nil {
 			p.log.Warn("publishing failed; will retry", "err", err)
+			if errors.Is(err, kerr.UnknownTopicID) {
+				// The topic was deleted and created again since this client learned its id: the
+				// client keeps failing every produce to it until the topic is purged from it; and the
+				// new topic is empty.
+				p.client.PurgeTopicsFromClient(p.cfg.Topic)
+				st.checkTopic, st.republish = true, true
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -207,12 +218,90 @@ func (p *Publisher) lead(ctx context.Context) error {
 			return err
 		case <-p.wake:
 		case <-sweep.C:
+			st.checkTopic = true
 		case <-prune.C:
 			if n, err := p.store.PruneOutbox(ctx, p.now().Add(-p.cfg.PruneAfter)); err == nil && n > 0 {
 				p.log.Info("pruned published outbox rows", "rows", n)
 			}
 		}
 	}
+}
+
+// round is what the publishing loop still owes beyond the pending outbox rows.
+type round struct {
+	// checkTopic: compare the topic's id with the one last seen (a sweep, or a produce refused).
+	checkTopic bool
+	// republish: publish every environment, not only those with pending changes.
+	republish bool
+}
+
+// publishRound does what st asks for, then publishes the pending changes. What it asked for is
+// cleared once done, so a failure retries it in the next round.
+func (p *Publisher) publishRound(ctx context.Context, st *round) error {
+	if st.checkTopic {
+		recreated, err := p.followTopic(ctx)
+		if err != nil {
+			// Not fatal to publishing: the next sweep looks again.
+			p.log.Warn("could not look up the ruleset topic", "topic", p.cfg.Topic, "err", err)
+		}
+		st.checkTopic = false
+		if recreated {
+			st.republish = true
+		}
+	}
+	// A republish that fails (Kafka down, an environment that does not compile) is owed to
+	// the next round; the pending changes are published anyway.
+	var rerr error
+	if st.republish {
+		if rerr = p.republishAll(ctx); rerr == nil {
+			st.republish = false
+		}
+	}
+	if err := p.publishPending(ctx); err != nil {
+		return err
+	}
+	return rerr
+}
+
+// followTopic looks the topic up on the broker, creating it when it is missing (deleted: the
+// broker does not create topics on its own), and reports whether its id changed since the last
+// look (deleted and created again, so empty: every environment must be published again). On a
+// change it purges the topic from the client, which otherwise keeps producing to the old id.
+func (p *Publisher) followTopic(ctx context.Context) (recreated bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(p.client)
+	lookUp := func() (kadm.TopicDetail, error) {
+		topics, err := adm.ListTopics(ctx, p.cfg.Topic)
+		if err != nil {
+			return kadm.TopicDetail{}, err
+		}
+		d, ok := topics[p.cfg.Topic]
+		if !ok {
+			return kadm.TopicDetail{}, kerr.UnknownTopicOrPartition
+		}
+		return d, d.Err
+	}
+	d, err := lookUp()
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		p.log.Warn("the ruleset topic is missing; creating it", "topic", p.cfg.Topic)
+		if err := kafka.EnsureTopics(ctx, p.client, kafka.RulesetTopic(p.cfg.Topic)); err != nil {
+			return false, err
+		}
+		d, err = lookUp()
+	}
+	if err != nil {
+		return false, err
+	}
+	prev := p.topicID
+	p.topicID = d.ID
+	if prev == (kadm.TopicID{}) || prev == d.ID {
+		return false, nil
+	}
+	p.log.Warn("the ruleset topic was deleted and created again; republishing every environment to the new one",
+		"topic", p.cfg.Topic, "old_id", prev.String(), "new_id", d.ID.String())
+	p.client.PurgeTopicsFromClient(p.cfg.Topic)
+	return true, nil
 }
 
 func (p *Publisher) listen(ctx context.Context, conn *pgxpool.Conn, errc chan<- error) {

@@ -67,7 +67,8 @@ func (s *Service) GetConfig(ctx context.Context, c audit.Caller, projectKey, fla
 
 // ChangeConfig applies a change to a flag's configuration in an environment: permission
 // (critical environments need project admins), the environment lock, optimistic concurrency,
-// validation, a new immutable version with its diff, the audit entry, and the ruleset bump.
+// validation, a new immutable version with its diff, the audit entry, and the ruleset bump —
+// and it disables the plain guardrails whose rollout the change removed (endOrphanedGuardrails).
 // A change that alters nothing creates no version.
 func (s *Service) ChangeConfig(ctx context.Context, c audit.Caller, projectKey, flagKey, envKey string, ch ConfigChange) (domain.FlagEnvironment, error) {
 	if c.Origin == "scheduled" && ch.Change != ChangeKill {
@@ -140,6 +141,9 @@ func ChangeConfigTx(ctx context.Context, tx *store.Tx, c audit.Caller, projectKe
 		domain.ConfigVersion{Version: version + 1, Config: next, Change: ch.Change, Comment: ch.Comment, Diff: diff(&before, &next), Actor: c.P.Actor},
 		audit.Entry(c, "flag_config."+ch.Change, res, before, next, ch.Comment))
 	if err != nil {
+		return domain.FlagEnvironment{}, err
+	}
+	if err := endOrphanedGuardrails(ctx, tx, c, p, &f, e, ch.Change, version+1, &next); err != nil {
 		return domain.FlagEnvironment{}, err
 	}
 	out.Version, out.FlagConfig, out.UpdatedAt = version+1, next, at

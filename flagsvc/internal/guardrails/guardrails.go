@@ -1,5 +1,6 @@
 // Package guardrails keeps the guardrails that watch releases for harm: declared by experiments
-// (active while they run) or on a plain percentage rollout. The jobs service sweeps the active
+// (active while they run) or on a plain percentage rollout (active while a configuration change
+// does not remove that rollout: see flags.ChangeConfigTx). The jobs service sweeps the active
 // ones and reports a breach here, which is recorded exactly once and — for rollback guardrails —
 // rolls the flag back in the same transaction, audited as an automatic rollback.
 package guardrails
@@ -162,56 +163,15 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 	return out, err
 }
 
-// splitsControl checks that the guardrail has something to watch: the monitor compares the
-// contexts a plain percentage rollout (no experiment_key) split between the control and each
-// treatment, so a flag serving one variation to everyone — or splitting other variations —
-// would leave it waiting forever for units. Each treatment must share a rollout, on the
-// fallthrough or a rule, with the control (a weight may still be 0, before a ramp starts).
+// splitsControl checks that the guardrail has something to watch (flags.SplitsControl): the
+// same check a later configuration change applies to keep the guardrail active.
 func splitsControl(cfg domain.FlagConfig, flagKey, envKey string, in Input) error {
-	var rollouts []*ruleset.Rollout
-	for _, s := range append([]ruleset.Serve{cfg.Fallthrough}, rulesServes(cfg.Rules)...) {
-		if s.Rollout != nil && s.Rollout.ExperimentKey == "" {
-			rollouts = append(rollouts, s.Rollout)
-		}
-	}
-	if len(rollouts) == 0 {
-		return errs.Invalid("flag", "flag %q has no percentage rollout in environment %q: a guardrail compares the contexts "+
-			"a rollout splits between the control and the treatments (an experiment's rollout has its own guardrails); "+
-			"give the fallthrough or a rule a rollout over them first", flagKey, envKey)
-	}
-	serves := func(r *ruleset.Rollout, v string) bool {
-		return slices.ContainsFunc(r.Variations, func(w ruleset.WeightedVariation) bool { return w.Variation == v })
-	}
-	var withControl []*ruleset.Rollout
-	for _, r := range rollouts {
-		if serves(r, in.Control) {
-			withControl = append(withControl, r)
-		}
-	}
-	if len(withControl) == 0 {
-		return errs.Invalid("control", "no percentage rollout of flag %q in environment %q serves %q; "+
-			"the control must be one of a rollout's variations", flagKey, envKey, in.Control)
-	}
-	for i, t := range in.Treatments {
-		if !slices.ContainsFunc(withControl, func(r *ruleset.Rollout) bool { return serves(r, t) }) {
-			return errs.Invalid(fmt.Sprintf("treatments[%d]", i), "no percentage rollout of flag %q in environment %q "+
-				"splits %q with the control %q", flagKey, envKey, t, in.Control)
-		}
-	}
-	return nil
-}
-
-func rulesServes(rules []ruleset.Rule) []ruleset.Serve {
-	out := make([]ruleset.Serve, len(rules))
-	for i, r := range rules {
-		out[i] = r.Serve
-	}
-	return out
+	return flags.SplitsControl(&cfg, flagKey, envKey, in.Control, in.Treatments)
 }
 
 // resource is a guardrail as the audit log names it.
 func resource(projectID, envID string, g domain.Guardrail) audit.Resource {
-	return audit.Resource{Type: "guardrail", ID: g.ID, Key: g.Flag + "/" + g.Metric, ProjectID: projectID, EnvironmentID: envID}
+	return flags.GuardrailResource(projectID, envID, g)
 }
 
 // lockGuardrail loads a guardrail of the environment for update; one of another environment is

@@ -116,7 +116,9 @@ add(MP + "/{metric}/versions", "get", op("Every version of a metric's definition
 XP = "/api/v1/projects/{project}/experiments"
 exp = P("experiment", "Experiment key")
 status = P("status", "draft, running, stopped or concluded", {"enum": ["draft", "running", "stopped", "concluded"]}, "query", False)
-add("/api/v1/experiments", "get", op("Experiments of every project the caller can read (the results workers list running ones)", "experiments", [status], ok=items(R("Experiment"))))
+add("/api/v1/experiments", "get", op("Experiments of every project the caller can read (the results workers list running ones, and recently stopped ones)", "experiments",
+    [status, P("stopped_after", "RFC 3339 time: only experiments stopped at or after it (a malformed time is 400 naming stopped_after)", {"type": "string", "format": "date-time"}, "query", False)],
+    ok=items(R("Experiment")), errs=("400", "401", "403", "422")))
 add(XP, "get", op("List a project's experiments", "experiments", [project, status, P("environment", "Environment key", where="query", req=False)], ok=items(R("Experiment"))))
 add(XP, "post", op("Create a draft experiment on a flag in an environment", "experiments", [project], body(R("ExperimentInput")), R("Experiment"), "201", W))
 add(XP + "/{experiment}", "get", op("Get an experiment", "experiments", [project, exp], ok=R("Experiment")))

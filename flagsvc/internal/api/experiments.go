@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -122,12 +123,29 @@ func experimentStatus(c *fiber.Ctx) (string, error) {
 	return "", errs.Invalid("status", "must be draft, running, stopped or concluded")
 }
 
+// timeQuery reads an optional RFC 3339 time query parameter (nil when absent).
+func timeQuery(c *fiber.Ctx, name string) (*time.Time, error) {
+	s := c.Query(name)
+	if s == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, errs.Malformed(name, "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+	}
+	return &t, nil
+}
+
 func (a *API) listOrgExperiments(c *fiber.Ctx) error {
 	st, err := experimentStatus(c)
 	if err != nil {
 		return err
 	}
-	xs, err := a.s.Experiments.ListOrg(c.UserContext(), caller(c), st)
+	after, err := timeQuery(c, "stopped_after")
+	if err != nil {
+		return err
+	}
+	xs, err := a.s.Experiments.ListOrg(c.UserContext(), caller(c), st, after)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,14 @@
 package api_test
 
 import (
+	"context"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
 )
@@ -285,5 +291,68 @@ func TestGuardrailBreachRollsBackOnce(t *testing.T) {
 	if r := s.req("POST", "/api/v1/projects/"+p+"/environments/staging/guardrails/"+pg.ID+"/breach", jobs,
 		map[string]any{"effect": 0.1, "interval": []float64{0, 1}, "p_value": 3}); r.Status != 422 {
 		t.Fatalf("bad p-value: %d", r.Status)
+	}
+}
+
+// TestOrgExperimentsStoppedAfter: GET /api/v1/experiments?stopped_after= lists only the
+// experiments stopped at or after the time (the stats results workers read the recently stopped
+// ones, not every experiment ever concluded); a malformed time is 400 naming the parameter.
+func TestOrgExperimentsStoppedAfter(t *testing.T) {
+	s := newStack(t)
+	p := s.project("shop")
+	for _, m := range []map[string]any{
+		{"key": "conversion", "kind": "proportion", "event_key": "purchase"},
+		{"key": "revenue", "kind": "sum", "event_key": "purchase"},
+		{"key": "errors", "kind": "count", "event_key": "error", "direction": "decrease"},
+	} {
+		s.must(201, "POST", "/api/v1/projects/"+p+"/metrics", m, nil)
+	}
+	xp := "/api/v1/projects/" + p + "/experiments"
+	for _, key := range []string{"old", "recent", "running"} {
+		s.boolFlag(p, key)
+		createExperiment(s, p, key, key, nil)
+		s.must(200, "POST", xp+"/"+key+"/start", nil, nil)
+	}
+	s.must(200, "POST", xp+"/old/stop", nil, nil)
+	s.must(200, "POST", xp+"/recent/stop", nil, nil)
+	// Stopped 30 days ago: older than any window a caller asks for below.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE experiments SET stopped_at = now() - interval '30 days' WHERE key = 'old'`); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(query string) []string {
+		var out struct {
+			Items []domain.Experiment `json:"items"`
+		}
+		s.must(200, "GET", "/api/v1/experiments?"+query, nil, &out)
+		var ks []string
+		for _, x := range out.Items {
+			ks = append(ks, x.Key)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	week := time.Now().Add(-7 * 24 * time.Hour).UTC()
+	for query, want := range map[string][]string{
+		"status=stopped": {"old", "recent"},
+		"status=stopped&stopped_after=" + week.Format(time.RFC3339):                                              {"recent"},
+		"stopped_after=" + url.QueryEscape(week.In(time.FixedZone("", 2*3600)).Format(time.RFC3339Nano)):         {"recent"},
+		"status=stopped&stopped_after=" + url.QueryEscape(time.Now().Add(-40*24*time.Hour).Format(time.RFC3339)): {"old", "recent"},
+		"status=stopped&stopped_after=" + time.Now().Add(time.Hour).UTC().Format(time.RFC3339):                   nil,
+		"status=running&stopped_after=" + week.Format(time.RFC3339):                                              nil,
+	} {
+		if got := keys(query); !slices.Equal(got, want) {
+			t.Errorf("GET /api/v1/experiments?%s: %v, want %v", query, got, want)
+		}
+	}
+	for _, bad := range []string{"yesterday", "2026-01-02", "1700000000"} {
+		if e := s.refused(400, "stopped_after", "GET", "/api/v1/experiments?status=stopped&stopped_after="+bad, nil); !strings.Contains(e.Message, "RFC 3339") {
+			t.Errorf("stopped_after=%s: %q", bad, e.Message)
+		}
 	}
 }

@@ -238,14 +238,15 @@ func (s *Service) List(ctx context.Context, c audit.Caller, projectKey, status, 
 }
 
 // ListOrg lists the experiments of every project the caller can read (the results workers
-// list the running ones).
-func (s *Service) ListOrg(ctx context.Context, c audit.Caller, status string) ([]domain.Experiment, error) {
+// list the running ones, and those stopped recently); stoppedAfter, when set, keeps only the
+// experiments stopped at or after it.
+func (s *Service) ListOrg(ctx context.Context, c audit.Caller, status string, stoppedAfter *time.Time) ([]domain.Experiment, error) {
 	var out []domain.Experiment
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := c.P.Require(access.ReadOrg, access.Target{}); err != nil {
 			return err
 		}
-		all, err := tx.ListExperiments(ctx, store.ExperimentFilter{OrgID: c.P.OrgID, Status: status})
+		all, err := tx.ListExperiments(ctx, store.ExperimentFilter{OrgID: c.P.OrgID, Status: status, StoppedAfter: stoppedAfter})
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -221,6 +222,8 @@ func (t *Tx) ExperimentWithSalt(ctx context.Context, projectID, salt string) (st
 // ExperimentFilter selects experiments.
 type ExperimentFilter struct {
 	OrgID, ProjectID, EnvironmentID, FlagID, Status string
+	// StoppedAfter, when set, keeps the experiments stopped at or after it (index experiments_stopped_at).
+	StoppedAfter *time.Time
 }
 
 // ListExperiments lists experiments, newest first.
@@ -231,6 +234,10 @@ func (t *Tx) ListExperiments(ctx context.Context, f ExperimentFilter) ([]domain.
 	w.eq("x.environment_id", f.EnvironmentID, "::uuid")
 	w.eq("x.flag_id", f.FlagID, "::uuid")
 	w.eq("x.status", f.Status, "")
+	if f.StoppedAfter != nil {
+		w.args = append(w.args, *f.StoppedAfter)
+		w.parts = append(w.parts, fmt.Sprintf("x.stopped_at >= $%d", len(w.args)))
+	}
 	rows, err := t.q().Query(ctx, `SELECT `+experimentColumns+experimentFrom+`WHERE `+w.sql()+` ORDER BY x.created_at DESC, x.id`, w.args...)
 	if err != nil {
 		return nil, err

@@ -142,7 +142,20 @@ func (c *Client) RunningExperiments(ctx context.Context) ([]Experiment, error) {
 }
 
 // ExperimentsWithStatus lists the experiments of every project in a status (service token).
+// Only for statuses whose experiments stay few (running): the stopped and concluded ones only
+// ever grow in number, list them with ExperimentsStoppedAfter.
 func (c *Client) ExperimentsWithStatus(ctx context.Context, status string) ([]Experiment, error) {
+	return c.listExperiments(ctx, url.Values{"status": {status}})
+}
+
+// ExperimentsStoppedAfter lists the experiments of every project in a status stopped at or
+// after a time (service token): the answer is bounded by how many stopped since, not by every
+// experiment ever stopped.
+func (c *Client) ExperimentsStoppedAfter(ctx context.Context, status string, after time.Time) ([]Experiment, error) {
+	return c.listExperiments(ctx, url.Values{"status": {status}, "stopped_after": {after.UTC().Format(time.RFC3339Nano)}})
+}
+
+func (c *Client) listExperiments(ctx context.Context, q url.Values) ([]Experiment, error) {
 	token, err := c.serviceToken()
 	if err != nil {
 		return nil, err
@@ -150,7 +163,7 @@ func (c *Client) ExperimentsWithStatus(ctx context.Context, status string) ([]Ex
 	var out struct {
 		Items []Experiment `json:"items"`
 	}
-	return out.Items, c.get(ctx, token, "/api/v1/experiments?status="+url.QueryEscape(status), &out)
+	return out.Items, c.get(ctx, token, "/api/v1/experiments?"+q.Encode(), &out)
 }
 
 // Experiment reads an experiment with a caller's token: it fails with ErrForbidden or

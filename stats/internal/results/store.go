@@ -363,3 +363,37 @@ func (s *Store) MarkCompacted(ctx context.Context, experimentID string, month ti
 		ON CONFLICT (experiment_id, month) DO UPDATE SET compacted_at = excluded.compacted_at`, experimentID, month)
 	return err
 }
+
+// ExperimentsWithRollups returns the experiments whose rollups may still exist: those with
+// recorded folds, and those whose drop was started and not finished.
+func (s *Store) ExperimentsWithRollups(ctx context.Context) ([]string, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT experiment_id::text FROM results_folds
+		UNION SELECT experiment_id::text FROM results_rollups_dropped WHERE NOT done ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ExperimentRef names an experiment in the flag service.
+type ExperimentRef struct {
+	Project, Key string
+}
+
+// ExperimentRefs returns the project and key of experiments (by id) as their latest snapshots
+// name them; an experiment without a snapshot is missing.
+func (s *Store) ExperimentRefs(ctx context.Context, ids []string) (map[string]ExperimentRef, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT ON (experiment_id) experiment_id::text, project_key, experiment_key
+		FROM results_snapshots WHERE experiment_id = ANY($1::uuid[]) ORDER BY experiment_id, computed_at DESC`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ExperimentRef{}
+	var id string
+	var r ExperimentRef
+	_, err = pgx.ForEachRow(rows, []any{&id, &r.Project, &r.Key}, func() error {
+		out[id] = r
+		return nil
+	})
+	return out, err
+}

@@ -254,23 +254,100 @@ func (w *Worker) maintainRollups(ctx context.Context) {
 	} else if n > 0 {
 		w.log.Info("dropped the staging tables of interrupted rollup compactions", "tables", n)
 	}
-	all := map[string]flagsvc.Experiment{}
-	for _, status := range []string{"running", "stopped", "concluded"} {
-		xs, err := w.flags.ExperimentsWithStatus(ctx, status)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("rollups not maintained: cannot list experiments", "status", status, "err", err)
-			}
-			return
+	all, err := w.maintained(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("rollups not maintained: cannot list experiments", "err", err)
 		}
-		for _, x := range xs {
-			all[x.ID] = x
-		}
+		return
 	}
 	if w.cfg.RollupRetention > 0 {
 		w.dropExpiredRollups(ctx, all)
 	}
 	w.compactRollups(ctx, all)
+}
+
+// maintained returns the experiments (by id) whose rollups the maintenance may have work on,
+// bounded by that work rather than by every experiment ever concluded: with a rollup
+// retention, the experiments with recorded folds or an unfinished drop (results_folds,
+// results_rollups_dropped) — their rollups still exist, and an expired one leaves the set once
+// dropped; without one, the experiments with a closed month to compact. The running ones and
+// those stopped within LateWindow + RollupRetention (not expired yet) come from the flag
+// service's lists; each other one, expired or gone, is read by itself (its project and key from
+// its latest snapshot). One the flag service no longer has (its project deleted) is left out.
+func (w *Worker) maintained(ctx context.Context) (map[string]flagsvc.Experiment, error) {
+	var ids []string
+	if w.cfg.RollupRetention > 0 {
+		var err error
+		if ids, err = w.store.ExperimentsWithRollups(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		closed := w.now().UTC().Add(-w.cfg.LateWindow - w.cfg.Settle)
+		months, err := w.store.MonthsToCompact(ctx, time.Date(closed.Year(), closed.Month(), 1, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		for _, m := range months {
+			if !seen[m.ExperimentID] {
+				seen[m.ExperimentID] = true
+				ids = append(ids, m.ExperimentID)
+			}
+		}
+	}
+	all := map[string]flagsvc.Experiment{}
+	if len(ids) == 0 {
+		return all, nil
+	}
+	xs, err := w.flags.RunningExperiments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	since := w.now().Add(-w.cfg.LateWindow - w.cfg.RollupRetention)
+	for _, status := range []string{"stopped", "concluded"} {
+		stopped, err := w.flags.ExperimentsStoppedAfter(ctx, status, since)
+		if err != nil {
+			return nil, err
+		}
+		xs = append(xs, stopped...)
+	}
+	for _, x := range xs {
+		all[x.ID] = x
+	}
+	var missing []string
+	for _, id := range ids {
+		if _, ok := all[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return all, nil
+	}
+	refs, err := w.store.ExperimentRefs(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range missing {
+		r, ok := refs[id]
+		if !ok || ctx.Err() != nil {
+			continue // no snapshot yet: nothing to name it by (its next refresh saves one)
+		}
+		x, err := w.flags.ServiceExperiment(ctx, r.Project, r.Key)
+		switch {
+		case errors.Is(err, flagsvc.ErrNotFound):
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				w.log.Warn("rollups of an experiment not maintained: cannot read it", "project", r.Project, "experiment", r.Key, "err", err)
+			}
+			continue
+		case x.ID != id:
+			continue // another experiment under the same key now (its project deleted and made again)
+		}
+		all[id] = x
+	}
+	return all, nil
 }
 
 // dropExpiredRollups drops the rollups of the experiments stopped LateWindow + RollupRetention ago.
@@ -472,7 +549,9 @@ func (w *Worker) refreshAll(ctx context.Context, xs []flagsvc.Experiment, failed
 // one does (dueAt).
 func (w *Worker) finalize(ctx context.Context) {
 	for _, status := range []string{"stopped", "concluded"} {
-		xs, err := w.flags.ExperimentsWithStatus(ctx, status)
+		// Only the experiments stopped within the late window: the others are left alone anyway,
+		// and every experiment ever concluded would make the answer grow without end.
+		xs, err := w.flags.ExperimentsStoppedAfter(ctx, status, w.now().Add(-w.cfg.LateWindow))
 		if err != nil {
 			w.log.Warn("cannot list experiments", "status", status, "err", err)
 			continue

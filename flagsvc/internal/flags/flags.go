@@ -260,6 +260,9 @@ func (s *Service) Update(ctx context.Context, c audit.Caller, projectKey, flagKe
 		action := "flag.update"
 		if before.Lifecycle != updated.Lifecycle && updated.Lifecycle == domain.LifecycleArchived {
 			action = "flag.archive"
+			if err := endArchivedGuardrails(ctx, tx, c, &updated, action); err != nil {
+				return err
+			}
 		}
 		if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, action, flagResource(&updated), before, updated, in.Comment)); err != nil {
 			return err
@@ -532,6 +535,11 @@ func (s *Service) Bulk(ctx context.Context, c audit.Caller, projectKey string, i
 			}
 			if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "flag.bulk_"+in.Action, flagResource(&updated), before, updated, "")); err != nil {
 				return err
+			}
+			if in.Action == "archive" {
+				if err := endArchivedGuardrails(ctx, tx, c, &updated, "flag.bulk_archive"); err != nil {
+					return err
+				}
 			}
 			res.Updated = append(res.Updated, key)
 		}

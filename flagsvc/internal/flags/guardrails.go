@@ -101,3 +101,33 @@ func endOrphanedGuardrails(ctx context.Context, tx *store.Tx, c audit.Caller, p 
 	}
 	return nil
 }
+
+// endArchivedGuardrails disables, in the archive's transaction, every active plain guardrail of
+// a flag being archived, in every environment: an archived flag is left out of the rulesets, so
+// its rollouts split nothing any more, yet no configuration change (which endOrphanedGuardrails
+// follows) removes them, and the monitor would sweep the guardrails for ever. Each one disabled
+// gets a guardrail.disable audit entry by the archive's caller whose comment names the archive
+// (its audit action and the flag version it made). Unarchiving does not re-enable them.
+// Experiments' guardrails are not here: a flag with a running or stopped experiment cannot be
+// archived (checkExperiments). Deleting a flag deletes its guardrails (ON DELETE CASCADE).
+func endArchivedGuardrails(ctx context.Context, tx *store.Tx, c audit.Caller, f *domain.Flag, action string) error {
+	gs, err := tx.PlainActiveGuardrailsOfFlag(ctx, f.ID)
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		after, ok, err := tx.DisableActiveGuardrail(ctx, g.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		comment := fmt.Sprintf("disabled by %s (version %d of flag %q): the flag is archived, so its percentage rollout in %s "+
+			"splits no contexts any more; unarchiving the flag does not re-enable the guardrail", action, f.Version, f.Key, g.Environment)
+		if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "guardrail.disable", GuardrailResource(f.ProjectID, g.EnvironmentID, g), g, after, comment)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,8 +1,9 @@
 // Package guardrails keeps the guardrails that watch releases for harm: declared by experiments
 // (active while they run) or on a plain percentage rollout (active while a configuration change
-// does not remove that rollout: see flags.ChangeConfigTx). The jobs service sweeps the active
-// ones and reports a breach here, which is recorded exactly once and — for rollback guardrails —
-// rolls the flag back in the same transaction, audited as an automatic rollback.
+// does not remove that rollout, see flags.ChangeConfigTx, and the flag is not archived). The
+// jobs service sweeps the active ones and reports a breach here, which is recorded exactly once
+// and — for rollback guardrails — rolls the flag back in the same transaction, audited as an
+// automatic rollback.
 package guardrails
 
 import (
@@ -111,9 +112,14 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 		if err != nil {
 			return err
 		}
-		f, err := tx.FlagByKey(ctx, p.ID, in.Flag, "")
+		// Shared until commit: an archive (which locks the flag for update and disables its
+		// guardrails) either waits for this guardrail or is seen by it.
+		f, err := tx.FlagByKey(ctx, p.ID, in.Flag, "share")
 		if err != nil {
 			return errs.Invalid("flag", "flag %q not found", in.Flag)
+		}
+		if f.Lifecycle == domain.LifecycleArchived {
+			return errs.Invalid("flag", "flag %q is archived; unarchive it to declare a guardrail", f.Key)
 		}
 		m, _, err := tx.MetricByKey(ctx, p.ID, in.Metric, false)
 		if err != nil || m.Archived {

@@ -41,19 +41,28 @@ func RollupsByExperiment(ctx context.Context, conn driver.Conn) (bool, error) {
 // only the experiment's partitions (the partition key prunes the others), and of them only
 // the day column.
 func RollupMonths(ctx context.Context, conn driver.Conn, environmentID, key string) ([]uint32, error) {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT toYYYYMM(day) FROM experiment_metric_rollups
+	out, err := column[uint32](ctx, conn, `SELECT DISTINCT toYYYYMM(day) FROM experiment_metric_rollups
 		WHERE environment_id = ? AND experiment_key = ? ORDER BY 1`, environmentID, key)
 	if err != nil {
 		return nil, fmt.Errorf("metricsql: months of rollups of %s: %w", key, err)
 	}
+	return out, nil
+}
+
+// column runs a query of one column and returns its values.
+func column[T any](ctx context.Context, conn driver.Conn, query string, args ...any) ([]T, error) {
+	rows, err := conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	var out []uint32
+	var out []T
 	for rows.Next() {
-		var m uint32
-		if err := rows.Scan(&m); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -126,23 +135,10 @@ func CompactRollups(ctx context.Context, conn driver.Conn, environmentID, key st
 // DropStaleCompactions drops the staging tables of compactions that crashed (older than age)
 // and returns how many.
 func DropStaleCompactions(ctx context.Context, conn driver.Conn, age time.Duration) (int, error) {
-	rows, err := conn.Query(ctx, `SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, ?)
+	stale, err := column[string](ctx, conn, `SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, ?)
 		AND metadata_modification_time < now() - ?`, compactPrefix, int64(age.Seconds()))
 	if err != nil {
 		return 0, fmt.Errorf("metricsql: list compaction tables: %w", err)
-	}
-	var stale []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		stale = append(stale, name)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
 	}
 	for i, name := range stale {
 		if _, err := strconv.ParseUint(strings.TrimPrefix(name, compactPrefix), 10, 64); err != nil {

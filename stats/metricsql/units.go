@@ -89,26 +89,17 @@ func DropUnits(ctx context.Context, conn driver.Conn, id int64) error {
 // DropStaleUnits drops the units snapshots last written more than age ago: those of refreshes
 // that crashed before dropping their own. It returns how many it dropped.
 func DropStaleUnits(ctx context.Context, conn driver.Conn, age time.Duration) (int, error) {
-	rows, err := conn.Query(ctx, `SELECT partition FROM system.parts WHERE database = currentDatabase()
+	partitions, err := column[string](ctx, conn, `SELECT partition FROM system.parts WHERE database = currentDatabase()
 		AND table = 'experiment_unit_snapshots' AND active GROUP BY partition HAVING max(modification_time) < now() - ?`, int64(age.Seconds()))
 	if err != nil {
 		return 0, fmt.Errorf("metricsql: list units snapshots: %w", err)
 	}
 	var stale []uint64
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			rows.Close()
-			return 0, err
-		}
+	for _, p := range partitions {
 		var id uint64
 		if _, err := fmt.Sscan(p, &id); err == nil {
 			stale = append(stale, id)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
 	}
 	for _, id := range stale {
 		if err := DropUnits(ctx, conn, int64(id)); err != nil {

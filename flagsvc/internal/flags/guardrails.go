@@ -72,7 +72,7 @@ func GuardrailResource(projectID, envID string, g domain.Guardrail) audit.Resour
 // is left as it is.
 func endOrphanedGuardrails(ctx context.Context, tx *store.Tx, c audit.Caller, p domain.Project, f *domain.Flag, e domain.Environment,
 	change string, version int64, next *domain.FlagConfig) error {
-	gs, err := tx.PlainActiveGuardrails(ctx, f.ID, e.ID)
+	gs, err := tx.ListGuardrails(ctx, store.GuardrailFilter{FlagID: f.ID, EnvironmentID: e.ID, Plain: true, Status: "active"})
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func endOrphanedGuardrails(ctx context.Context, tx *store.Tx, c audit.Caller, p 
 // Experiments' guardrails are not here: a flag with a running or stopped experiment cannot be
 // archived (checkExperiments). Deleting a flag deletes its guardrails (ON DELETE CASCADE).
 func endArchivedGuardrails(ctx context.Context, tx *store.Tx, c audit.Caller, f *domain.Flag, action string) error {
-	gs, err := tx.PlainActiveGuardrailsOfFlag(ctx, f.ID)
+	gs, err := tx.ListGuardrails(ctx, store.GuardrailFilter{FlagID: f.ID, Plain: true, Status: "active"})
 	if err != nil {
 		return err
 	}

@@ -149,12 +149,12 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, projectKey, envKey
 		if err := splitsControl(cfg, f.Key, e.Key, in); err != nil {
 			return err
 		}
-		active, err := tx.ListGuardrails(ctx, store.GuardrailFilter{EnvironmentID: e.ID, Status: "active"})
+		active, err := tx.ListGuardrails(ctx, store.GuardrailFilter{FlagID: f.ID, EnvironmentID: e.ID, Plain: true, Status: "active"})
 		if err != nil {
 			return err
 		}
 		for _, g := range active {
-			if g.Experiment == "" && g.Flag == f.Key && g.Metric == in.Metric {
+			if g.Metric == in.Metric {
 				return errs.Conflict("metric", "guardrail %s already watches metric %q on flag %q in environment %q; "+
 					"disable it (DELETE …/guardrails/%s) to replace it", g.ID, in.Metric, f.Key, e.Key, g.ID)
 			}

@@ -312,7 +312,9 @@ func (t *Tx) GuardrailByID(ctx context.Context, id string, forUpdate bool) (doma
 
 // GuardrailFilter selects guardrails.
 type GuardrailFilter struct {
-	OrgID, ProjectID, EnvironmentID, ExperimentID, Status string
+	OrgID, ProjectID, EnvironmentID, FlagID, ExperimentID, Status string
+	// Plain keeps only the guardrails declared on a plain percentage rollout (not an experiment's).
+	Plain bool
 }
 
 // ListGuardrails lists guardrails, oldest first.
@@ -321,8 +323,12 @@ func (t *Tx) ListGuardrails(ctx context.Context, f GuardrailFilter) ([]domain.Gu
 	w.eq("p.org_id", f.OrgID, "::uuid")
 	w.eq("g.project_id", f.ProjectID, "::uuid")
 	w.eq("g.environment_id", f.EnvironmentID, "::uuid")
+	w.eq("g.flag_id", f.FlagID, "::uuid")
 	w.eq("g.experiment_id", f.ExperimentID, "::uuid")
 	w.eq("g.status", f.Status, "")
+	if f.Plain {
+		w.parts = append(w.parts, "g.experiment_id IS NULL")
+	}
 	rows, err := t.q().Query(ctx, `SELECT `+guardrailColumns+guardrailFrom+`WHERE `+w.sql()+` ORDER BY g.created_at, g.id`, w.args...)
 	if err != nil {
 		return nil, err

@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
 	"github.com/switchyard-io/switchyard/platform/testenv"
@@ -213,43 +209,10 @@ func TestKafkaOutageWhileRunning(t *testing.T) {
 	}
 
 	// Kafka comes back, with the relay's fetches held and its second probe too.
-	var mu sync.Mutex
-	var probes, fetches int
-	release, secondProbe := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(releaseAll)
-	proxy.SetGate(func(key int16, req []byte) {
-		switch key {
-		case kmsg.Fetch.Int16():
-			mu.Lock()
-			fetches++
-			mu.Unlock()
-			<-release
-		case kmsg.ListOffsets.Int16():
-			ts, err := listOffsetsTimestamps(req)
-			if err != nil {
-				t.Errorf("ListOffsets request: %v", err)
-				return
-			}
-			if !slices.Contains(ts, -1) {
-				return // not the probe's (which lists end offsets)
-			}
-			mu.Lock()
-			probes++
-			n := probes
-			mu.Unlock()
-			if n == 2 {
-				close(secondProbe)
-			}
-			if n >= 2 {
-				<-release
-			}
-		}
-	})
+	hold := holdFetchesAndSecondProbe(t, proxy)
 	proxy.Restore()
 	select {
-	case <-secondProbe:
+	case <-hold.second:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the relay did not probe Kafka twice after it came back")
 	}
@@ -257,13 +220,9 @@ func TestKafkaOutageWhileRunning(t *testing.T) {
 		t.Fatalf("Kafka answered but the changes of the outage are not read yet (fetches held): %+v, want stale at version 1", a)
 	}
 	// The relay's fetches go through the proxy too (the consumer may retry later than the probe).
-	testenv.Eventually(t, 30*time.Second, "a fetch of the relay to reach the proxy", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return fetches > 0
-	})
+	testenv.Eventually(t, 30*time.Second, "a fetch of the relay to reach the proxy", func() bool { return hold.fetches() > 0 })
 	proxy.SetGate(nil)
-	releaseAll()
+	hold.release()
 
 	// The first fresh answer serves the outage's change.
 	var first answers

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -276,4 +277,62 @@ func writeFrame(w io.Writer, frame []byte) error {
 	binary.BigEndian.PutUint32(size[:], uint32(len(frame)))
 	_, err := (&net.Buffers{size[:], frame}).WriteTo(w)
 	return err
+}
+
+// probeHold is a gate set on the proxy while Kafka comes back: the relay's fetches wait, and
+// so does its probe (ListOffsets asking for end offsets, timestamp -1) from the second one on,
+// so the relay has seen Kafka answer but has read nothing of what the log now holds.
+type probeHold struct {
+	// second is closed when the relay sends its second probe.
+	second chan struct{}
+	// release lets every held request through (idempotent; also run at the test's cleanup).
+	release func()
+
+	mu            sync.Mutex
+	probes, reads int
+	releaseCh     chan struct{}
+}
+
+// holdFetchesAndSecondProbe sets a probeHold on p.
+func holdFetchesAndSecondProbe(t *testing.T, p *kafkaProxy) *probeHold {
+	h := &probeHold{second: make(chan struct{}), releaseCh: make(chan struct{})}
+	var once sync.Once
+	h.release = func() { once.Do(func() { close(h.releaseCh) }) }
+	t.Cleanup(h.release)
+	p.SetGate(func(key int16, req []byte) {
+		switch key {
+		case kmsg.Fetch.Int16():
+			h.mu.Lock()
+			h.reads++
+			h.mu.Unlock()
+			<-h.releaseCh
+		case kmsg.ListOffsets.Int16():
+			ts, err := listOffsetsTimestamps(req)
+			if err != nil {
+				t.Errorf("ListOffsets request: %v", err)
+				return
+			}
+			if !slices.Contains(ts, -1) {
+				return // not the probe's (which lists end offsets)
+			}
+			h.mu.Lock()
+			h.probes++
+			n := h.probes
+			h.mu.Unlock()
+			if n == 2 {
+				close(h.second)
+			}
+			if n >= 2 {
+				<-h.releaseCh
+			}
+		}
+	})
+	return h
+}
+
+// fetches is how many fetches of the relay the gate has held.
+func (h *probeHold) fetches() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reads
 }

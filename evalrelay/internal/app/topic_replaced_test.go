@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-io/switchyard/evalrelay/internal/relaytest"
 	"github.com/switchyard-io/switchyard/platform/kafka"
@@ -85,32 +83,10 @@ func TestKafkaReplacedDuringOutage(t *testing.T) {
 
 	// Kafka comes back with the relay's fetches held: it has seen Kafka answer twice but has
 	// read nothing of the new log.
-	var mu sync.Mutex
-	probes := 0
-	release, secondProbe := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(releaseAll)
-	proxy.SetGate(func(key int16, req []byte) {
-		switch key {
-		case kmsg.Fetch.Int16():
-			<-release
-		case kmsg.ListOffsets.Int16():
-			mu.Lock()
-			probes++
-			n := probes
-			mu.Unlock()
-			if n == 2 {
-				close(secondProbe)
-			}
-			if n >= 2 {
-				<-release
-			}
-		}
-	})
+	hold := holdFetchesAndSecondProbe(t, proxy)
 	proxy.Restore()
 	select {
-	case <-secondProbe:
+	case <-hold.second:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the relay did not list offsets twice after Kafka came back")
 	}
@@ -118,7 +94,7 @@ func TestKafkaReplacedDuringOutage(t *testing.T) {
 		t.Fatalf("Kafka answered with a log shorter than what the relay had read, none of it read yet: version %d, stale %t; want stale at version 1", v, stale)
 	}
 	proxy.SetGate(nil)
-	releaseAll()
+	hold.release()
 
 	// Once the new log is read, the relay is current again and serves it.
 	testenv.Eventually(t, 30*time.Second, "staleness to clear", func() bool { _, s := served(); return !s })

@@ -565,7 +565,7 @@ func (w *Worker) finalize(ctx context.Context) {
 				continue
 			}
 			last, err := w.store.Snapshots(ctx, x.ID, 1)
-			if err != nil || (len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond)) &&
+			if err != nil || (len(last) > 0 && reachesStop(last[0], x) &&
 				!last[0].ComputedAt.Before(x.StoppedAt.Add(w.cfg.Settle))) {
 				continue
 			}
@@ -624,6 +624,12 @@ const staleUnits = 6 * time.Hour
 // refresh; a sweep skips the experiment until its next round).
 var ErrBusy = errors.New("results: the experiment is being refreshed already")
 
+// reachesStop says whether a snapshot of a stopped experiment counts its data up to the stop
+// (snapshots keep milliseconds).
+func reachesStop(s Snapshot, x flagsvc.Experiment) bool {
+	return !s.DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond))
+}
+
 // ErrFinal: the experiment stopped more than its late window ago and its last snapshot
 // reaches the stop (nothing received since can count), or its rollups were deleted
 // (-results-rollup-retention): that snapshot is its final result.
@@ -675,7 +681,7 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 			if err != nil {
 				return err
 			}
-			if len(last) > 0 && !last[0].DataTo.Before(x.StoppedAt.UTC().Truncate(time.Millisecond)) {
+			if len(last) > 0 && reachesStop(last[0], x) {
 				return ErrFinal
 			}
 		}

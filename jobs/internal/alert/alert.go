@@ -155,3 +155,13 @@ type DigestFlag struct {
 	Owner   Owner    `json:"owner"`
 	Reasons []string `json:"reasons"`
 }
+
+// Truncate cuts s to at most n characters (Slack counts characters, and a cut must not split
+// one), ending with "…".
+func Truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -302,7 +302,7 @@ func DescribeEdits(hist []flagsvc.ConfigVersion, expected int64, limit int) stri
 		s := fmt.Sprintf("version %d, %s by %s at %s", v.Version, changeLabel(v), editorLabel(v.Actor),
 			v.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
 		if c := strings.TrimSpace(v.Comment); c != "" {
-			s += fmt.Sprintf(" (%q)", truncateRunes(c, maxEditComment))
+			s += fmt.Sprintf(" (%q)", alert.Truncate(c, maxEditComment))
 		}
 		parts = append(parts, s)
 	}
@@ -365,14 +365,6 @@ func editorLabel(a flagsvc.Actor) string {
 		return a.Type + " " + name
 	}
 	return name
-}
-
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 // fail records the failure, cancels the later steps and alerts, in one transaction.

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -211,17 +210,17 @@ func renderDigest(a alert.Alert, d *alert.Digest) Message {
 }
 
 func header(s string) slack.Block {
-	return slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, truncate(s, 150), true, false))
+	return slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, alert.Truncate(s, 150), true, false))
 }
 
 func section(s string) slack.Block {
-	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, truncate(s, 3000), false, false), nil, nil)
+	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, alert.Truncate(s, 3000), false, false), nil, nil)
 }
 
 func fields(fs ...string) slack.Block {
 	objs := make([]*slack.TextBlockObject, len(fs))
 	for i, f := range fs {
-		objs[i] = slack.NewTextBlockObject(slack.MarkdownType, truncate(f, 2000), false, false)
+		objs[i] = slack.NewTextBlockObject(slack.MarkdownType, alert.Truncate(f, 2000), false, false)
 	}
 	return slack.NewSectionBlock(nil, objs, nil)
 }
@@ -241,14 +240,6 @@ func link(url, label string) string {
 		return "`" + label + "`"
 	}
 	return "<" + url + "|" + label + ">"
-}
-
-// truncate cuts s to at most n characters (Slack counts characters), ending with "…".
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }
 
 // esc escapes text from people (comments, names) for Slack's mrkdwn: &, < and > are its

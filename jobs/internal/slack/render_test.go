@@ -115,7 +115,7 @@ func TestPeoplesTextCannotMentionOrLink(t *testing.T) {
 			t.Errorf("%s lacks the escaped comment:\n%s", name, s)
 		}
 	}
-	if got := truncate(strings.Repeat("é", 10), 5); got != "éééé…" {
+	if got := alert.Truncate(strings.Repeat("é", 10), 5); got != "éééé…" {
 		t.Errorf("truncate: %q", got)
 	}
 }

@@ -437,10 +437,16 @@ func (w *Worker) compactRollups(ctx context.Context, all map[string]flagsvc.Expe
 	}
 }
 
+// lockExperiment takes the experiment's refresh lock (a Postgres advisory lock, so one replica
+// at a time refreshes or maintains it) without waiting; ok is false when another holds it.
+func (w *Worker) lockExperiment(ctx context.Context, x flagsvc.Experiment) (release func(), ok bool, err error) {
+	return w.store.TryLock(ctx, "results:"+x.ID)
+}
+
 // underLock runs fn holding the experiment's refresh lock; nothing when a refresh holds it
 // (the next maintenance tries again).
 func (w *Worker) underLock(ctx context.Context, x flagsvc.Experiment, fn func() error) error {
-	release, ok, err := w.store.TryLock(ctx, "results:"+x.ID)
+	release, ok, err := w.lockExperiment(ctx, x)
 	if err != nil || !ok {
 		return err
 	}
@@ -652,7 +658,7 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	if x.StartedAt == nil {
 		return fmt.Errorf("experiment %s has not started", x.Key)
 	}
-	release, ok, err := w.store.TryLock(ctx, "results:"+x.ID)
+	release, ok, err := w.lockExperiment(ctx, x)
 	if err != nil {
 		return err
 	}

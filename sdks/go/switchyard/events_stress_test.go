@@ -2,13 +2,11 @@ package switchyard_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
 )
 
@@ -22,47 +20,20 @@ func TestEvaluationsFlushesAndRotationsAtOnce(t *testing.T) {
 	collector := newFakeCollector(t)
 	clock := &fakeClock{t: time.UnixMilli(1_700_000_000_000)}
 	c, td := eventsClient(t, collector, switchyard.EventsConfig{DedupWindow: time.Hour, Capacity: 1 << 20}, clock.Now)
-	td.SetFlag(ruleset.Flag{
-		Key: "split", Kind: ruleset.KindBoolean, On: true,
-		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
-		Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}},
-	})
-	td.SetBool("fixed", true)
+	setSplitAndFixed(td)
 	const phases, workers, perWorker, contexts = 4, 12, 2000, 1499 // 1499: each context meets every flag
 	flags := []string{"split", "fixed", "missing"}
 	rs := c.Ruleset()
 
 	want := map[string]float64{}
 	exposed := map[string]bool{}
-	stop := make(chan struct{})
-	flushed := make(chan struct{})
-	go func() { // flushes (each also rotates when the window is up) throughout
-		defer close(flushed)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				_ = c.FlushAndWait(context.Background())
-			}
-		}
-	}()
+	stopFlushing := flushContinuously(c) // flushes (each also rotates when the window is up) throughout
 	for phase := range phases {
 		ctxs := make([]switchyard.Context, contexts)
 		for i := range ctxs {
 			ctxs[i] = switchyard.NewContext(fmt.Sprintf("p%d-user-%d", phase, i))
 		}
-		for w := range workers {
-			for i := range perWorker {
-				ctx, flag := ctxs[(w*perWorker+i)%contexts], flags[i%len(flags)]
-				r := rs.Evaluate(flag, ctx)
-				want[flag+"/"+r.VariationKey()]++
-				if r.Variation != nil {
-					key, _ := ctx.Key("user")
-					exposed[key+"/"+flag+"/"+r.VariationKey()] = true
-				}
-			}
-		}
+		expectEvaluations(rs, ctxs, flags, workers, perWorker, want, exposed)
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
@@ -80,8 +51,7 @@ func TestEvaluationsFlushesAndRotationsAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	<-flushed
+	stopFlushing()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/sdks/go/evaluation"
 	"github.com/switchyard-io/switchyard/sdks/go/ruleset"
 	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
 )
@@ -538,12 +539,7 @@ func TestLargeSummariesAreSplit(t *testing.T) {
 func TestConcurrentEvaluationsCountedExactly(t *testing.T) {
 	collector := newFakeCollector(t)
 	c, td := eventsClient(t, collector, switchyard.EventsConfig{DedupWindow: time.Hour}, nil)
-	td.SetFlag(ruleset.Flag{
-		Key: "split", Kind: ruleset.KindBoolean, On: true,
-		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
-		Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}},
-	})
-	td.SetBool("fixed", true)
+	setSplitAndFixed(td)
 	const workers, perWorker, contexts = 16, 3000, 301 // 301: each context meets every flag
 	ctxs := make([]switchyard.Context, contexts)
 	for i := range ctxs {
@@ -554,32 +550,9 @@ func TestConcurrentEvaluationsCountedExactly(t *testing.T) {
 	// The expected counts, from the engine alone (which records nothing).
 	want := map[string]float64{}
 	exposed := map[string]bool{}
-	rs := c.Ruleset()
-	for w := range workers {
-		for i := range perWorker {
-			ctx, flag := ctxs[(w*perWorker+i)%contexts], flags[i%len(flags)]
-			r := rs.Evaluate(flag, ctx)
-			want[flag+"/"+r.VariationKey()]++
-			if r.Variation != nil {
-				key, _ := ctx.Key("user")
-				exposed[key+"/"+flag+"/"+r.VariationKey()] = true
-			}
-		}
-	}
+	expectEvaluations(c.Ruleset(), ctxs, flags, workers, perWorker, want, exposed)
 
-	stop := make(chan struct{})
-	flushed := make(chan struct{})
-	go func() { // flushes while evaluations are being counted
-		defer close(flushed)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				_ = c.FlushAndWait(context.Background())
-			}
-		}
-	}()
+	stopFlushing := flushContinuously(c) // flushes while evaluations are being counted
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -589,8 +562,7 @@ func TestConcurrentEvaluationsCountedExactly(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	<-flushed
+	stopFlushing()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -630,4 +602,51 @@ func checkCountedExactly(t *testing.T, c *switchyard.Client, collector *fakeColl
 	if s := c.EventStats(); s.Deduplicated != uint64(served)-uint64(len(exposed)) || s.Dropped != 0 || s.Failed != 0 {
 		t.Errorf("stats = %+v, want %d deduplicated, none dropped or failed", s, uint64(served)-uint64(len(exposed)))
 	}
+}
+
+// setSplitAndFixed sets two flags the concurrency tests evaluate: "split", a 50/50 boolean
+// rollout, and "fixed", always true.
+func setSplitAndFixed(td *switchyard.TestData) {
+	td.SetFlag(ruleset.Flag{
+		Key: "split", Kind: ruleset.KindBoolean, On: true,
+		Variations:  []ruleset.Variation{{Key: "on", Value: json.RawMessage("true")}, {Key: "off", Value: json.RawMessage("false")}},
+		Fallthrough: ruleset.Serve{Rollout: &ruleset.Rollout{Variations: []ruleset.WeightedVariation{{Variation: "on", Weight: 50000}, {Variation: "off", Weight: 50000}}}},
+	})
+	td.SetBool("fixed", true)
+}
+
+// expectEvaluations adds to want the evaluations the concurrency tests make — worker w's i-th
+// of perWorker evaluates flags[i%len(flags)] for ctxs[(w*perWorker+i)%len(ctxs)] — counted by
+// flag/variation as the engine alone (which records nothing) evaluates them, and to exposed
+// each context/flag/variation that served a variation.
+func expectEvaluations(rs *evaluation.Ruleset, ctxs []switchyard.Context, flags []string, workers, perWorker int, want map[string]float64, exposed map[string]bool) {
+	for w := range workers {
+		for i := range perWorker {
+			ctx, flag := ctxs[(w*perWorker+i)%len(ctxs)], flags[i%len(flags)]
+			r := rs.Evaluate(flag, ctx)
+			want[flag+"/"+r.VariationKey()]++
+			if r.Variation != nil {
+				key, _ := ctx.Key("user")
+				exposed[key+"/"+flag+"/"+r.VariationKey()] = true
+			}
+		}
+	}
+}
+
+// flushContinuously flushes c in a loop until the returned stop is called (which waits for
+// the flush in progress).
+func flushContinuously(c *switchyard.Client) (stop func()) {
+	done, flushed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				_ = c.FlushAndWait(context.Background())
+			}
+		}
+	}()
+	return func() { close(done); <-flushed }
 }

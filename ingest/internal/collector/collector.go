@@ -481,10 +481,16 @@ const MaxDeadLetterValue = event.MaxEncodedEventLen
 // headers h, with a truncated_from header holding len(v) added when v was cut. The value
 // returned aliases v.
 func CutDeadLetter(v []byte, h []kgo.RecordHeader) ([]byte, []kgo.RecordHeader) {
-	if len(v) <= MaxDeadLetterValue {
-		return v, h
+	return cutDeadLetter(v, MaxDeadLetterValue, "truncated_from", h)
+}
+
+// cutDeadLetter cuts b to limit bytes, adding to h a header named header holding len(b) when
+// it does (b's prefix is returned, not a copy).
+func cutDeadLetter(b []byte, limit int, header string, h []kgo.RecordHeader) ([]byte, []kgo.RecordHeader) {
+	if len(b) <= limit {
+		return b, h
 	}
-	return v[:MaxDeadLetterValue], append(h, kgo.RecordHeader{Key: "truncated_from", Value: []byte(strconv.Itoa(len(v)))})
+	return b[:limit], append(h, kgo.RecordHeader{Key: header, Value: []byte(strconv.Itoa(len(b)))})
 }
 
 // MaxDeadLetterKey bounds the key of a dead letter: a longer key is cut to its first
@@ -499,10 +505,7 @@ const MaxDeadLetterKey = 2 << 10
 // headers h, with a key_truncated_from header holding len(k) added when k was cut. The key
 // returned aliases k.
 func CutDeadLetterKey(k []byte, h []kgo.RecordHeader) ([]byte, []kgo.RecordHeader) {
-	if len(k) <= MaxDeadLetterKey {
-		return k, h
-	}
-	return k[:MaxDeadLetterKey], append(h, kgo.RecordHeader{Key: "key_truncated_from", Value: []byte(strconv.Itoa(len(k)))})
+	return cutDeadLetter(k, MaxDeadLetterKey, "key_truncated_from", h)
 }
 
 // dlqTopicMarker marks a dead-letter record until produce sets the real topic name.

@@ -6,6 +6,9 @@
 #   3. propagation to 1,000 streaming Go SDK clients and memory per stream (relaybench),
 #   4. the same in an environment of 1,000 flags.
 # Usage: scripts/bench-relay.sh [duration]   (results: docs/benchmarks.md)
+#   STEPS="3 4" runs only those steps (default: all four); PROFILE=FILE writes a CPU profile of
+#   step 3's clients (relaybench -cpuprofile); RELAY_FLAGS adds flags to the benchmark relay's
+#   command line (e.g. -pprof, to profile it at /debug/pprof/ on BENCH_RELAY_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-20s}
@@ -23,7 +26,7 @@ port_open 127.0.0.1 "$PORT" && { echo "port $PORT is taken; set BENCH_RELAY_PORT
 STATE=$(mktemp -d)
 LOGFILE=$STATE/evalrelay.log
 SWITCHYARD_KAFKA_BROKERS=${SWITCHYARD_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT} \
-  "$BIN/evalrelay" serve -http-addr "127.0.0.1:$PORT" -state-dir "$STATE" -server-key-rate 0 -client-key-rate 0 >"$LOGFILE" 2>&1 &
+  "$BIN/evalrelay" serve -http-addr "127.0.0.1:$PORT" -state-dir "$STATE" -server-key-rate 0 -client-key-rate 0 ${RELAY_FLAGS:-} >"$LOGFILE" 2>&1 &
 RELAY_PID=$!
 # The benchmark's projects are deleted at the end, so relays do not keep serving them.
 PROJECTS=()
@@ -49,9 +52,15 @@ for _ in $(seq 1 100); do
 done
 [[ -n ${ETAG:-} ]] || { echo "relay never served the benchmark environment" >&2; exit 1; }
 
+STEPS=${STEPS:-1 2 3 4}
+step() { [[ " $STEPS " == *" $1 "* ]]; }
+
+if step 1; then
 echo "== 1. GET /sdk/v1/ruleset with a matching If-None-Match (304), wrk -t2 -c64 -d$DURATION"
 wrk -t2 -c64 -d"$DURATION" --latency -H "Authorization: $SERVER_KEY" -H "If-None-Match: $ETAG" "$RELAY/sdk/v1/ruleset" | sed -n '1,20p'
+fi
 
+if step 2; then
 LUA=$(mktemp --suffix .lua)
 cat >"$LUA" <<LUAEOF
 wrk.method = "POST"
@@ -88,13 +97,18 @@ for RATE in ${RATES:-2000 5000 10000}; do
     "$BIN/vegeta" report -type text | sed -n '1,3p;6,7p'
 done
 rm -f "$TARGETS"
+fi
 
+if step 3; then
 PROJECTS+=("bench-prop-$(date +%s)")
 echo "== 3. Propagation: flag service API -> Kafka -> relay -> 1,000 streaming SDK clients"
 "$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
-  -project "${PROJECTS[1]}"
+  -project "${PROJECTS[-1]}" ${PROFILE:+-cpuprofile "$PROFILE"}
+fi
 
+if step 4; then
 PROJECTS+=("bench-prop-large-$(date +%s)")
 echo "== 4. Propagation as in 3, in an environment of ${FLAGS:-1000} more flags (~190 bytes each), so patches matter"
 "$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
-  -project "${PROJECTS[2]}" -flags "${FLAGS:-1000}"
+  -project "${PROJECTS[-1]}" -flags "${FLAGS:-1000}"
+fi

@@ -247,7 +247,8 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	before := rssKB(pid)
+	relayMetrics := strings.TrimRight(relay, "/") + "/metrics"
+	before, goBefore := rssKB(pid), goInUse(ctx, relayMetrics)
 	user := switchyard.NewContext("u1")
 	// seen[i] receives the time client i observed each new value.
 	type obs struct {
@@ -289,13 +290,17 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 			}
 		}
 	}()
-	after := rssKB(pid)
+	after, goAfter := rssKB(pid), goInUse(ctx, relayMetrics)
 	fmt.Printf("clients streaming: %d\n", ready.Load())
 	if pid > 0 && ready.Load() > 0 {
 		fmt.Printf("relay RSS: %d KB before, %d KB with the streams open: %.1f KB per stream\n", before, after,
 			float64(after-before)/float64(ready.Load()))
 	}
-	relayMetrics := strings.TrimRight(relay, "/") + "/metrics"
+	if goBefore > 0 && goAfter > 0 && ready.Load() > 0 {
+		// Less noisy than the RSS: what the Go heap and the goroutine stacks hold, garbage included.
+		fmt.Printf("relay Go heap + stacks in use: %.1f MB before, %.1f MB with the streams open: %.1f KB per stream\n",
+			goBefore/1e6, goAfter/1e6, (goAfter-goBefore)/1e3/float64(ready.Load()))
+	}
 	const delivery = "evalrelay_stream_delivery_seconds"
 	page, err := promscrape.Fetch(ctx, http.DefaultClient, relayMetrics)
 	if err != nil {
@@ -371,6 +376,21 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 		ms(selfCPU/time.Duration(changes)), float64(selfCPU.Microseconds())/float64(changes)/float64(max(ready.Load(), 1)),
 		ms(relayCPU/time.Duration(changes)))
 	return nil
+}
+
+// goInUse reads the relay's Go heap and goroutine stacks in use, in bytes, from its metrics (0
+// when they cannot be read).
+func goInUse(ctx context.Context, metricsURL string) float64 {
+	page, err := promscrape.Fetch(ctx, http.DefaultClient, metricsURL)
+	if err != nil {
+		return 0
+	}
+	heap, ok1 := promscrape.ParseGauge(page, "go_memstats_heap_inuse_bytes")
+	stacks, ok2 := promscrape.ParseGauge(page, "go_memstats_stack_inuse_bytes")
+	if !ok1 || !ok2 {
+		return 0
+	}
+	return heap + stacks
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -112,6 +112,8 @@ func Mount(app *fiber.App, cfg Config, store *rulesets.Store, reg prometheus.Reg
 		ExposeHeaders: "ETag,X-Switchyard-Stale,Retry-After",
 		MaxAge:        3600,
 	})
+	// Streams take their connections over (stream.go) and close them themselves.
+	app.Server().KeepHijackedConns = true
 	sdk := app.Group("/sdk/v1")
 	sdk.Get("/ruleset", a.auth(ruleset.KeyServer), a.ruleset)
 	sdk.Get("/stream", a.auth(ruleset.KeyServer), a.stream)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/switchyard-io/switchyard/evalrelay/internal/rulesets"
 )
 
 // stream serves server-sent events: the ruleset at once, then every newer one, and a comment
@@ -21,10 +23,6 @@ func (a *API) stream(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
-	heartbeat := a.cfg.Heartbeat
-	m := a.metrics
-	store := a.store
-	env := key.Entry
 	// The stream writes on the connection itself: fasthttp's body stream writer would copy every
 	// event through a pipe to the connection's goroutine, a second goroutine wake-up per stream
 	// per change. The headers are the ones the handlers and middleware set; the body is chunked,
@@ -40,66 +38,81 @@ func (a *API) stream(c *fiber.Ctx) error {
 	head := append([]byte(nil), c.Response().Header.Header()...)
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(conn net.Conn) {
-		// Subscribed here, where the stream starts, so a connection fasthttp fails before
-		// handing it over leaves no subscription behind.
-		if beforeSubscribe != nil {
-			beforeSubscribe()
-		}
-		sub := store.Subscribe(env.EnvID)
-		defer store.Unsubscribe(sub)
-		first := store.Get(env.EnvID)
-		if first == nil {
-			first = env
-		}
-		m.streams.Inc()
-		defer m.streams.Dec()
-		w := newEventWriter(conn, head, chunked)
-		if !store.Valid(key) {
-			// Revoked, or the environment deleted, since the key was authenticated (before the
-			// subscription, so no end or wake-up came): end at once, sending nothing.
-			_ = w.end()
-			return
-		}
-		sent := first.Version
-		if w.event(putPrefix, first.JSON) != nil {
-			return
-		}
-		tick := time.NewTicker(heartbeat)
-		defer tick.Stop()
-		for {
-			select {
-			case <-sub.Done():
-				_ = w.end()
-				return
-			case <-sub.Wake():
-				if !store.Valid(key) {
-					_ = w.end() // revoked or expired: the SDK's reconnection gets 401
-					return
-				}
-				if e := sub.Take(); e != nil && e.Version > sent {
-					prefix, data, count := putPrefix, e.JSON, m.puts
-					if patches && e.Patch != nil && e.PatchBase == sent {
-						prefix, data, count = patchPrefix, e.Patch, m.patches
-					}
-					if w.event(prefix, data) != nil {
-						return
-					}
-					m.delivery.Observe(time.Since(e.ReceivedAt).Seconds())
-					count.Inc()
-					sent = e.Version
-				}
-			case <-tick.C:
-				if !store.Valid(key) {
-					_ = w.end()
-					return
-				}
-				if w.event(nil, pingComment) != nil {
-					return
-				}
-			}
-		}
+		// fasthttp holds the request's context and the connection's read buffer until this
+		// returns, and a stream never reads the request again: it runs on a goroutine of its
+		// own and this returns at once, so a stream keeps only what it uses. fasthttp leaves
+		// the connection open (KeepHijackedConns, set by Mount); the stream closes it.
+		conn = unwrapConn(conn)
+		go func() {
+			defer conn.Close()
+			a.streamOn(conn, key, head, chunked, patches)
+		}()
 	})
 	return nil
+}
+
+// streamOn serves one stream on its connection until it ends. It uses nothing of the request's
+// context, which fasthttp has taken back.
+func (a *API) streamOn(conn net.Conn, key rulesets.Key, head []byte, chunked, patches bool) {
+	m, store, env := a.metrics, a.store, key.Entry
+	// Subscribed here, where the stream starts, so a connection fasthttp fails before handing it
+	// over leaves no subscription behind.
+	if beforeSubscribe != nil {
+		beforeSubscribe()
+	}
+	sub := store.Subscribe(env.EnvID)
+	defer store.Unsubscribe(sub)
+	first := store.Get(env.EnvID)
+	if first == nil {
+		first = env
+	}
+	m.streams.Inc()
+	defer m.streams.Dec()
+	w := &eventWriter{conn: conn, chunked: chunked, head: head}
+	if !store.Valid(key) {
+		// Revoked, or the environment deleted, since the key was authenticated (before the
+		// subscription, so no end or wake-up came): end at once, sending nothing.
+		_ = w.end()
+		return
+	}
+	sent := first.Version
+	if w.event(putPrefix, first.JSON) != nil {
+		return
+	}
+	tick := time.NewTicker(a.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sub.Done():
+			_ = w.end()
+			return
+		case <-sub.Wake():
+			if !store.Valid(key) {
+				_ = w.end() // revoked or expired: the SDK's reconnection gets 401
+				return
+			}
+			if e := sub.Take(); e != nil && e.Version > sent {
+				prefix, data, count := putPrefix, e.JSON, m.puts
+				if patches && e.Patch != nil && e.PatchBase == sent {
+					prefix, data, count = patchPrefix, e.Patch, m.patches
+				}
+				if w.event(prefix, data) != nil {
+					return
+				}
+				m.delivery.Observe(time.Since(e.ReceivedAt).Seconds())
+				count.Inc()
+				sent = e.Version
+			}
+		case <-tick.C:
+			if !store.Valid(key) {
+				_ = w.end()
+				return
+			}
+			if w.event(nil, pingComment) != nil {
+				return
+			}
+		}
+	}
 }
 
 // beforeSubscribe, when set (by tests), runs when a stream starts, before it subscribes.
@@ -118,11 +131,13 @@ type eventWriter struct {
 	pre     []byte // the chunk size line and the event's prefix, reused
 }
 
-func newEventWriter(conn net.Conn, head []byte, chunked bool) *eventWriter {
+// unwrapConn returns the TCP connection under fasthttp's hijacked wrapper, which hides its
+// vectored writes.
+func unwrapConn(conn net.Conn) net.Conn {
 	if c, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
-		conn = c.UnsafeConn() // fasthttp's wrapper hides the TCP connection's vectored writes
+		return c.UnsafeConn()
 	}
-	return &eventWriter{conn: conn, chunked: chunked, head: head}
+	return conn
 }
 
 var (

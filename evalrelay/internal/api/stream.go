@@ -118,8 +118,8 @@ func (a *API) streamOn(conn net.Conn, key rulesets.Key, head []byte, chunked, pa
 // beforeSubscribe, when set (by tests), runs when a stream starts, before it subscribes.
 var beforeSubscribe func()
 
-// streamWriteTimeout bounds one write to a stream: a client that has not read for this long
-// (its socket buffers full) is disconnected. Other streams never wait for it.
+// streamWriteTimeout bounds one write to a stream: a client that has not read for between half
+// of it and all of it (its socket buffers full) is disconnected. Other streams never wait for it.
 const streamWriteTimeout = 30 * time.Second
 
 // eventWriter writes server-sent events, each with one vectored write (the ruleset's bytes are
@@ -129,6 +129,10 @@ type eventWriter struct {
 	chunked bool
 	head    []byte // the response head, written with the first event
 	pre     []byte // the chunk size line and the event's prefix, reused
+	// deadline is the connection's write deadline, moved only once less than half of
+	// streamWriteTimeout is left: setting it takes the runtime's timer lock, a tenth of a
+	// change's fan-out when it was set for every write.
+	deadline time.Time
 }
 
 // unwrapConn returns the TCP connection under fasthttp's hijacked wrapper, which hides its
@@ -186,8 +190,11 @@ func (w *eventWriter) end() error {
 }
 
 func (w *eventWriter) write(b net.Buffers) error {
-	if err := w.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil {
-		return err
+	if now := time.Now(); w.deadline.Sub(now) < streamWriteTimeout/2 {
+		w.deadline = now.Add(streamWriteTimeout)
+		if err := w.conn.SetWriteDeadline(w.deadline); err != nil {
+			return err
+		}
 	}
 	_, err := b.WriteTo(w.conn)
 	return err

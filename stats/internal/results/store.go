@@ -397,3 +397,62 @@ func (s *Store) ExperimentRefs(ctx context.Context, ids []string) (map[string]Ex
 	})
 	return out, err
 }
+
+// ExperimentRecord is what the store knows of an experiment with rollups (results_experiments):
+// its rollups' partition key, its project, and since when the flag service no longer has it.
+type ExperimentRecord struct {
+	// EnvironmentID is empty when unknown (gone before it was recorded).
+	EnvironmentID, Project, Key string
+	// GoneSince is when the maintenance first found it gone (zero: it is not).
+	GoneSince time.Time
+}
+
+// RememberExperiment records an experiment's environment, project and key (a refresh folding
+// its days, the maintenance seeing it listed), leaving its gone mark as it is; it writes only
+// when they changed.
+func (s *Store) RememberExperiment(ctx context.Context, experimentID, environmentID, project, key string) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_experiments (experiment_id, environment_id, project_key, experiment_key)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (experiment_id) DO UPDATE
+		SET environment_id = excluded.environment_id, project_key = excluded.project_key, experiment_key = excluded.experiment_key
+		WHERE (results_experiments.environment_id, results_experiments.project_key, results_experiments.experiment_key)
+			IS DISTINCT FROM (excluded.environment_id, excluded.project_key, excluded.experiment_key)`,
+		experimentID, environmentID, project, key)
+	return err
+}
+
+// ExperimentRecords returns the records of experiments (by id); one never recorded is missing.
+func (s *Store) ExperimentRecords(ctx context.Context, ids []string) (map[string]ExperimentRecord, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text, coalesce(environment_id, ''), project_key, experiment_key, gone_since
+		FROM results_experiments WHERE experiment_id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ExperimentRecord{}
+	var id string
+	var r ExperimentRecord
+	var gone *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &r.EnvironmentID, &r.Project, &r.Key, &gone}, func() error {
+		r.GoneSince = time.Time{}
+		if gone != nil {
+			r.GoneSince = gone.UTC()
+		}
+		out[id] = r
+		return nil
+	})
+	return out, err
+}
+
+// MarkGone records that the flag service no longer has the experiment, since at (an earlier
+// mark stays); project and key name it when it was never recorded (its environment unknown).
+func (s *Store) MarkGone(ctx context.Context, experimentID, project, key string, at time.Time) error {
+	_, err := s.Pool.Exec(ctx, `INSERT INTO results_experiments (experiment_id, project_key, experiment_key, gone_since)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (experiment_id) DO UPDATE SET gone_since = excluded.gone_since
+		WHERE results_experiments.gone_since IS NULL`, experimentID, project, key, at)
+	return err
+}
+
+// ClearGone forgets the experiment's gone mark (the flag service has it again).
+func (s *Store) ClearGone(ctx context.Context, experimentID string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE results_experiments SET gone_since = NULL WHERE experiment_id = $1 AND gone_since IS NOT NULL`, experimentID)
+	return err
+}

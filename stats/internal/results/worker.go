@@ -254,7 +254,7 @@ func (w *Worker) maintainRollups(ctx context.Context) {
 	} else if n > 0 {
 		w.log.Info("dropped the staging tables of interrupted rollup compactions", "tables", n)
 	}
-	all, err := w.maintained(ctx)
+	all, gone, err := w.maintained(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("rollups not maintained: cannot list experiments", "err", err)
@@ -262,7 +262,7 @@ func (w *Worker) maintainRollups(ctx context.Context) {
 		return
 	}
 	if w.cfg.RollupRetention > 0 {
-		w.dropExpiredRollups(ctx, all)
+		w.dropExpiredRollups(ctx, all, gone)
 	}
 	w.compactRollups(ctx, all)
 }
@@ -273,20 +273,25 @@ func (w *Worker) maintainRollups(ctx context.Context) {
 // results_rollups_dropped) — their rollups still exist, and an expired one leaves the set once
 // dropped; without one, the experiments with a closed month to compact. The running ones and
 // those stopped within LateWindow + RollupRetention (not expired yet) come from the flag
-// service's lists; each other one, expired or gone, is read by itself (its project and key from
-// its latest snapshot). One the flag service no longer has (its project deleted) is left out.
-func (w *Worker) maintained(ctx context.Context) (map[string]flagsvc.Experiment, error) {
+// service's lists; each other one, expired or gone, is read by itself (its project and key as
+// results_experiments or its latest snapshot name them).
+//
+// One the flag service no longer has (404: its project deleted; or its key now names another
+// experiment) is gone: marked so the first time (results_experiments.gone_since, logged once),
+// the mark cleared if the flag service has it again. gone holds those gone for RollupRetention
+// (with a retention, and a known environment): dropExpiredRollups drops their rollups as it
+// does an expired experiment's, and they leave the set.
+func (w *Worker) maintained(ctx context.Context) (all, gone map[string]flagsvc.Experiment, err error) {
 	var ids []string
 	if w.cfg.RollupRetention > 0 {
-		var err error
 		if ids, err = w.store.ExperimentsWithRollups(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else {
 		closed := w.now().UTC().Add(-w.cfg.LateWindow - w.cfg.Settle)
 		months, err := w.store.MonthsToCompact(ctx, time.Date(closed.Year(), closed.Month(), 1, 0, 0, 0, 0, time.UTC))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		seen := map[string]bool{}
 		for _, m := range months {
@@ -296,81 +301,153 @@ func (w *Worker) maintained(ctx context.Context) (map[string]flagsvc.Experiment,
 			}
 		}
 	}
-	all := map[string]flagsvc.Experiment{}
+	all, gone = map[string]flagsvc.Experiment{}, map[string]flagsvc.Experiment{}
 	if len(ids) == 0 {
-		return all, nil
+		return all, gone, nil
 	}
 	xs, err := w.flags.RunningExperiments(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	since := w.now().Add(-w.cfg.LateWindow - w.cfg.RollupRetention)
 	for _, status := range []string{"stopped", "concluded"} {
 		stopped, err := w.flags.ExperimentsStoppedAfter(ctx, status, since)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		xs = append(xs, stopped...)
 	}
 	for _, x := range xs {
 		all[x.ID] = x
 	}
+	records, err := w.store.ExperimentRecords(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
 	var missing []string
 	for _, id := range ids {
-		if _, ok := all[id]; !ok {
+		if x, ok := all[id]; ok {
+			w.present(ctx, x, records)
+		} else {
 			missing = append(missing, id)
 		}
 	}
 	if len(missing) == 0 {
-		return all, nil
+		return all, gone, nil
 	}
 	refs, err := w.store.ExperimentRefs(ctx, missing)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, id := range missing {
+		if ctx.Err() != nil {
+			break
+		}
+		rec, recorded := records[id]
 		r, ok := refs[id]
-		if !ok || ctx.Err() != nil {
+		if recorded {
+			r, ok = ExperimentRef{Project: rec.Project, Key: rec.Key}, true
+		}
+		if !ok {
 			continue // no snapshot yet: nothing to name it by (its next refresh saves one)
 		}
 		x, err := w.flags.ServiceExperiment(ctx, r.Project, r.Key)
 		switch {
-		case errors.Is(err, flagsvc.ErrNotFound):
+		case err == nil && x.ID == id:
+			all[id] = x
+			w.present(ctx, x, records)
 			continue
-		case err != nil:
+		case err == nil && rec.EnvironmentID != "" && x.EnvironmentID == rec.EnvironmentID:
+			// Another experiment under the same key in the same environment: their rollups share
+			// partitions, which are not dropped for this one (never seen: a deleted project's
+			// environments go with it).
+			continue
+		case err != nil && !errors.Is(err, flagsvc.ErrNotFound):
 			if ctx.Err() == nil {
 				w.log.Warn("rollups of an experiment not maintained: cannot read it", "project", r.Project, "experiment", r.Key, "err", err)
 			}
 			continue
-		case x.ID != id:
-			continue // another experiment under the same key now (its project deleted and made again)
 		}
-		all[id] = x
+		// Gone: not found (its project deleted), or its key names another experiment now.
+		if rec.GoneSince.IsZero() {
+			if err := w.store.MarkGone(ctx, id, r.Project, r.Key, w.now().UTC()); err != nil {
+				if ctx.Err() == nil {
+					w.log.Warn("cannot mark an experiment gone from the flag service", "project", r.Project, "experiment", r.Key, "err", err)
+				}
+				continue
+			}
+			fate := "its rollups are dropped once it has been gone for the rollup retention"
+			switch {
+			case w.cfg.RollupRetention == 0:
+				fate = "its rollups are kept (rollup retention 0)"
+			case rec.EnvironmentID == "":
+				fate = "its rollups are kept (its environment was never recorded)"
+			}
+			w.log.Info("experiment gone from the flag service (its project deleted, or its key reused): "+fate,
+				"project", r.Project, "experiment", r.Key, "experiment_id", id, "retention", w.cfg.RollupRetention)
+			continue
+		}
+		if rec.EnvironmentID != "" && !w.now().Before(rec.GoneSince.Add(w.cfg.RollupRetention)) {
+			gone[id] = flagsvc.Experiment{ID: id, Project: r.Project, Key: r.Key, EnvironmentID: rec.EnvironmentID}
+		}
 	}
-	return all, nil
+	return all, gone, nil
 }
 
-// dropExpiredRollups drops the rollups of the experiments stopped LateWindow + RollupRetention ago.
-func (w *Worker) dropExpiredRollups(ctx context.Context, all map[string]flagsvc.Experiment) {
-	var expired []string
-	for id, x := range all {
-		if x.StoppedAt != nil && !w.now().Before(x.StoppedAt.Add(w.cfg.LateWindow+w.cfg.RollupRetention)) {
-			expired = append(expired, id)
+// present updates the record of an experiment with rollups that the flag service has: its
+// environment (unknown for one that folded before results_experiments existed), and its gone
+// mark cleared if it had gone.
+func (w *Worker) present(ctx context.Context, x flagsvc.Experiment, records map[string]ExperimentRecord) {
+	rec, ok := records[x.ID]
+	if !ok || rec.EnvironmentID != x.EnvironmentID || rec.Project != x.Project || rec.Key != x.Key {
+		if err := w.store.RememberExperiment(ctx, x.ID, x.EnvironmentID, x.Project, x.Key); err != nil && ctx.Err() == nil {
+			w.log.Warn("cannot record an experiment's environment", "experiment", x.Key, "err", err)
 		}
+	}
+	if ok && !rec.GoneSince.IsZero() {
+		if err := w.store.ClearGone(ctx, x.ID); err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("cannot clear an experiment's gone mark", "experiment", x.Key, "err", err)
+			}
+			return
+		}
+		w.log.Info("experiment back in the flag service: its rollups are kept", "project", x.Project, "experiment", x.Key,
+			"gone_since", rec.GoneSince)
+	}
+}
+
+// dropExpiredRollups drops the rollups of the experiments stopped LateWindow + RollupRetention
+// ago (of all), and of those gone from the flag service for RollupRetention (gone).
+func (w *Worker) dropExpiredRollups(ctx context.Context, all, gone map[string]flagsvc.Experiment) {
+	var expired []flagsvc.Experiment
+	for _, x := range all {
+		if x.StoppedAt != nil && !w.now().Before(x.StoppedAt.Add(w.cfg.LateWindow+w.cfg.RollupRetention)) {
+			expired = append(expired, x)
+		}
+	}
+	for _, x := range gone {
+		expired = append(expired, x)
 	}
 	if len(expired) == 0 {
 		return
 	}
-	dropped, err := w.store.RollupsDropped(ctx, expired)
+	ids := make([]string, len(expired))
+	for i, x := range expired {
+		ids[i] = x.ID
+	}
+	dropped, err := w.store.RollupsDropped(ctx, ids)
 	if err != nil {
 		w.log.Warn("cannot read which experiments' rollups were dropped", "err", err)
 		return
 	}
-	for _, id := range expired {
-		if dropped[id] || ctx.Err() != nil {
+	for _, x := range expired {
+		if dropped[x.ID] || ctx.Err() != nil {
 			continue
 		}
-		x := all[id]
+		what := "a finished experiment"
+		if _, ok := gone[x.ID]; ok {
+			what = "an experiment gone from the flag service"
+		}
 		err := w.underLock(ctx, x, func() error {
 			// Marked first: a refresh between the steps (or after a run interrupted between
 			// them) would fold every day again from raw events that may be gone.
@@ -392,11 +469,11 @@ func (w *Worker) dropExpiredRollups(ctx context.Context, all map[string]flagsvc.
 			if err := w.store.MarkRollupsDropped(ctx, x.ID); err != nil {
 				return err
 			}
-			w.log.Info("dropped the rollups of a finished experiment", "experiment", x.Key, "months", months)
+			w.log.Info("dropped the rollups of "+what, "project", x.Project, "experiment", x.Key, "months", months)
 			return nil
 		})
 		if err != nil && ctx.Err() == nil {
-			w.log.Warn("cannot drop the rollups of a finished experiment", "experiment", x.Key, "err", err)
+			w.log.Warn("cannot drop the rollups of "+what, "experiment", x.Key, "err", err)
 		}
 	}
 }
@@ -987,6 +1064,11 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 					ms = append(ms, m)
 				}
 			}
+		}
+		// The rollups' partition key, for when the flag service no longer has the experiment
+		// (maintained): no other table keeps its environment.
+		if err := w.store.RememberExperiment(ctx, x.ID, x.EnvironmentID, x.Project, x.Key); err != nil {
+			return nil, err
 		}
 		if err := w.fold(ctx, x, qx, ms, first, until, clock, x.Analysis.CUPED, folds); err != nil {
 			return nil, err

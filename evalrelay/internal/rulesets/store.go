@@ -132,9 +132,11 @@ func build(envID string, raw []byte, receivedAt time.Time, prev *Entry) (*Entry,
 		}
 		raw = buf.Bytes()
 	}
-	var h header
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	h, ok := outline(raw)
+	if !ok { // invalid, or not written as the flag service writes it: encoding/json decides
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	// What CompileJSON would refuse, refused before a patch could compile the document instead.
 	if h.SchemaVersion != ruleset.SchemaVersion {

@@ -39,7 +39,8 @@ type Config struct {
 	Retention Retention
 	// RollupRetention is how long an experiment's ClickHouse rollups are kept once its final
 	// results are settled (LateWindow after its stop, when the worker stops computing them);
-	// then they are dropped and its folds forgotten (maintainRollups). Zero keeps them forever.
+	// then they are dropped and its folds forgotten (maintainRollups); so are those of an
+	// experiment gone from the flag service (its project deleted) for as long. Zero keeps them forever.
 	RollupRetention time.Duration
 }
 
@@ -227,8 +228,10 @@ const staleCompactions = 6 * time.Hour
 // run finishes the drop). A closed month of an experiment (its last day LateWindow + Settle
 // past its end: no event can be added to it, and no day of it is folded again on schedule) is
 // rewritten without the rows of replaced folds (late events), once, and again only if a fold
-// of it is recorded later. Each experiment is handled under its refresh lock, skipped while
-// it is being refreshed; an interrupted run is finished by the next one.
+// of it is recorded later. An experiment the flag service no longer has (its project deleted)
+// has its rollups dropped the same way once it has been gone for RollupRetention (maintained).
+// Each experiment is handled under its refresh lock, skipped while it is being refreshed; an
+// interrupted run is finished by the next one.
 func (w *Worker) maintainRollups(ctx context.Context) {
 	release, ok, err := w.store.TryLock(ctx, "results:rollups")
 	if err != nil || !ok {
@@ -387,7 +390,7 @@ func (w *Worker) maintained(ctx context.Context) (all, gone map[string]flagsvc.E
 				"project", r.Project, "experiment", r.Key, "experiment_id", id, "retention", w.cfg.RollupRetention)
 			continue
 		}
-		if rec.EnvironmentID != "" && !w.now().Before(rec.GoneSince.Add(w.cfg.RollupRetention)) {
+		if w.cfg.RollupRetention > 0 && rec.EnvironmentID != "" && !w.now().Before(rec.GoneSince.Add(w.cfg.RollupRetention)) {
 			gone[id] = flagsvc.Experiment{ID: id, Project: r.Project, Key: r.Key, EnvironmentID: rec.EnvironmentID}
 		}
 	}

@@ -102,13 +102,13 @@ fi
 if step 3; then
 PROJECTS+=("bench-prop-$(date +%s)")
 echo "== 3. Propagation: flag service API -> Kafka -> relay -> 1,000 streaming SDK clients"
-"$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
+"$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -kafka-brokers "$KAFKA_HOST:$KAFKA_PORT" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
   -project "${PROJECTS[-1]}" ${PROFILE:+-cpuprofile "$PROFILE"}
 fi
 
 if step 4; then
 PROJECTS+=("bench-prop-large-$(date +%s)")
 echo "== 4. Propagation as in 3, in an environment of ${FLAGS:-1000} more flags (~190 bytes each), so patches matter"
-"$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
+"$BIN/relaybench" propagation -flagsvc-url "$FLAGSVC" -kafka-brokers "$KAFKA_HOST:$KAFKA_PORT" -clients "${CLIENTS:-1000}" -changes "${CHANGES:-20}" -relay-url "$RELAY" -relay-pid "$RELAY_PID" \
   -project "${PROJECTS[-1]}" -flags "${FLAGS:-1000}"
 fi

@@ -27,8 +27,11 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/e2e/stack"
+	"github.com/switchyard-io/switchyard/platform/kafka"
 	"github.com/switchyard-io/switchyard/platform/promscrape"
 	"github.com/switchyard-io/switchyard/sdks/go/switchyard"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func main() {
@@ -45,6 +48,8 @@ func main() {
 	padFlags := fs.Int("flags", 0, "extra flags in the environment, so that the ruleset is that much larger (propagation)")
 	relayPid := fs.Int("relay-pid", 0, "relay process id, for memory per stream (propagation)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process while it times the changes (propagation)")
+	brokers := fs.String("kafka-brokers", "", "Kafka brokers: also time when each change's ruleset reaches Kafka, as a consumer of the topic sees it (propagation)")
+	topic := fs.String("rulesets-topic", kafka.TopicRulesets, "the rulesets topic (propagation, with -kafka-brokers)")
 	sdkKey := fs.String("key", "", "SDK key the targets send (targets)")
 	targetCount := fs.Int("n", 10000, "how many targets (targets)")
 	_ = fs.Parse(os.Args[2:])
@@ -62,7 +67,7 @@ func main() {
 	case "setup":
 		fail(setup(ctx, api, *project))
 	case "propagation":
-		fail(propagation(ctx, api, *relay, *project, *clients, *changes, *padFlags, *relayPid, *cpuProfile))
+		fail(propagation(ctx, api, *relay, *project, *clients, *changes, *padFlags, *relayPid, *cpuProfile, *brokers, *topic))
 	default:
 		fail(fmt.Errorf("unknown command %q", os.Args[1]))
 	}
@@ -214,7 +219,7 @@ func rssKB(pid int) int {
 }
 
 // propagation measures API change → every streaming client sees it.
-func propagation(ctx context.Context, api stack.API, relay, project string, n, changes, pad, pid int, cpuProfile string) error {
+func propagation(ctx context.Context, api stack.API, relay, project string, n, changes, pad, pid int, cpuProfile, brokers, topic string) error {
 	if _, err := api.Do(ctx, "POST", "/api/v1/projects", map[string]any{"key": project, "name": project}, nil); err != nil &&
 		!strings.Contains(err.Error(), "409") {
 		return err
@@ -307,7 +312,22 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 		return err
 	}
 	deliveredBefore := promscrape.ParseHistogram(page, delivery)
-	var lat, first []time.Duration
+	// The flag service's share: a change's commit to the broker's acknowledgement of its ruleset.
+	const publish = "flagsvc_ruleset_publish_latency_seconds"
+	flagsvcMetrics := api.Base + "/metrics"
+	var publishedBefore promscrape.Histogram
+	if page, err := promscrape.Fetch(ctx, http.DefaultClient, flagsvcMetrics); err == nil {
+		publishedBefore = promscrape.ParseHistogram(page, publish)
+	}
+	var published <-chan time.Time
+	if brokers != "" {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if published, err = watchRulesets(wctx, api, project, brokers, topic); err != nil {
+			return err
+		}
+	}
+	var lat, first, answered, inKafka []time.Duration
 	missed := 0
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
@@ -322,12 +342,23 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 	selfBefore, relayBefore := cpuTime(os.Getpid()), cpuTime(pid)
 	for m := 0; m < changes; m++ {
 		on := m%2 == 0
+		for len(published) > 0 {
+			<-published // an earlier change's
+		}
 		t0 := time.Now()
 		if _, err := api.Do(ctx, "POST", "/api/v1/projects/"+project+"/flags/propagate/environments/production/toggle",
 			map[string]any{"on": on}, nil); err != nil {
 			return err
 		}
+		answered = append(answered, time.Since(t0))
 		deadline := time.After(10 * time.Second)
+		if published != nil {
+			select {
+			case at := <-published:
+				inKafka = append(inKafka, at.Sub(t0))
+			case <-deadline:
+			}
+		}
 		firstSeen := time.Duration(1 << 62)
 		for i := range clients {
 			if clients[i] == nil {
@@ -358,6 +389,13 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 	sort.Slice(first, func(i, j int) bool { return first[i] < first[j] })
 	fmt.Printf("first client to see each change (the pipeline without the fan-out): p50 %.1f ms, max %.1f ms\n",
 		ms(first[len(first)/2]), ms(first[len(first)-1]))
+	sort.Slice(answered, func(i, j int) bool { return answered[i] < answered[j] })
+	fmt.Printf("  of which: the API answered the toggle p50 %.1f ms", ms(answered[len(answered)/2]))
+	if len(inKafka) > 0 {
+		sort.Slice(inKafka, func(i, j int) bool { return inKafka[i] < inKafka[j] })
+		fmt.Printf("; a consumer of the topic had the ruleset p50 %.1f ms (%d of %d changes)", ms(inKafka[len(inKafka)/2]), len(inKafka), changes)
+	}
+	fmt.Println()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	if len(lat) == 0 {
 		return fmt.Errorf("no client saw any change")
@@ -371,11 +409,58 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 	}
 	fmt.Printf("relay, ruleset received -> written to each stream: %s\n",
 		promscrape.ParseHistogram(page, delivery).Minus(deliveredBefore).Summary("writes"))
+	if page, err := promscrape.Fetch(ctx, http.DefaultClient, flagsvcMetrics); err == nil {
+		fmt.Printf("flag service, change committed -> ruleset acknowledged by Kafka: %s\n",
+			promscrape.ParseHistogram(page, publish).Minus(publishedBefore).Summary("publishes"))
+	}
 	// CPU per change (including the 200 ms pauses' idle heartbeats, which are negligible).
 	fmt.Printf("CPU per change: SDK clients %.1f ms (%.0f µs per client), relay %.1f ms\n",
 		ms(selfCPU/time.Duration(changes)), float64(selfCPU.Microseconds())/float64(changes)/float64(max(ready.Load(), 1)),
 		ms(relayCPU/time.Duration(changes)))
 	return nil
+}
+
+// watchRulesets consumes the rulesets topic from its current end and signals, for every record
+// of the project's production environment, when it arrived.
+func watchRulesets(ctx context.Context, api stack.API, project, brokers, topic string) (<-chan time.Time, error) {
+	var env struct {
+		ID string `json:"id"`
+	}
+	if _, err := api.Do(ctx, "GET", "/api/v1/projects/"+project+"/environments/production", nil, &env); err != nil {
+		return nil, err
+	}
+	seeds := kgo.SeedBrokers(strings.Split(brokers, ",")...)
+	admin, err := kgo.NewClient(seeds)
+	if err != nil {
+		return nil, err
+	}
+	// Positioned at the ends listed now, so no change made after this is missed.
+	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
+	admin.Close()
+	if err != nil {
+		return nil, err
+	}
+	at := map[string]map[int32]kgo.Offset{topic: {}}
+	ends.Each(func(o kadm.ListedOffset) { at[topic][o.Partition] = kgo.NewOffset().At(o.Offset) })
+	cl, err := kgo.NewClient(seeds, kgo.ConsumePartitions(at), kgo.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan time.Time, 64)
+	go func() {
+		defer cl.Close()
+		for ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				if string(r.Key) == env.ID {
+					select {
+					case out <- time.Now():
+					default:
+					}
+				}
+			})
+		}
+	}()
+	return out, nil
 }
 
 // goInUse reads the relay's Go heap and goroutine stacks in use, in bytes, from its metrics (0

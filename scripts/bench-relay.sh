@@ -8,7 +8,7 @@
 # Usage: scripts/bench-relay.sh [duration]   (results: docs/benchmarks.md)
 #   STEPS="3 4" runs only those steps (default: all four); PROFILE=FILE writes a CPU profile of
 #   step 3's clients (relaybench -cpuprofile); RELAY_FLAGS adds flags to the benchmark relay's
-#   command line (e.g. -pprof, to profile it at /debug/pprof/ on BENCH_RELAY_PORT).
+#   command line. The benchmark relay serves its Go profiles at /debug/pprof/ on BENCH_RELAY_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-20s}
@@ -26,9 +26,10 @@ port_open 127.0.0.1 "$PORT" && { echo "port $PORT is taken; set BENCH_RELAY_PORT
 STATE=$(mktemp -d)
 LOGFILE=$STATE/evalrelay.log
 SWITCHYARD_KAFKA_BROKERS=${SWITCHYARD_KAFKA_BROKERS:-$KAFKA_HOST:$KAFKA_PORT} \
-  "$BIN/evalrelay" serve -http-addr "127.0.0.1:$PORT" -state-dir "$STATE" -server-key-rate 0 -client-key-rate 0 ${RELAY_FLAGS:-} >"$LOGFILE" 2>&1 &
+  "$BIN/evalrelay" serve -http-addr "127.0.0.1:$PORT" -state-dir "$STATE" -server-key-rate 0 -client-key-rate 0 -pprof ${RELAY_FLAGS:-} >"$LOGFILE" 2>&1 &
 RELAY_PID=$!
-# The benchmark's projects are deleted at the end, so relays do not keep serving them.
+# Its profiles (-pprof, on loopback) also let relaybench collect its garbage before measuring its
+# memory per stream. The benchmark's projects are deleted at the end, so relays do not keep serving them.
 PROJECTS=()
 delete_projects() {
   local p

@@ -253,7 +253,8 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 		time.Sleep(50 * time.Millisecond)
 	}
 	relayMetrics := strings.TrimRight(relay, "/") + "/metrics"
-	before, goBefore := rssKB(pid), goInUse(ctx, relayMetrics)
+	goBefore := goInUse(ctx, relayMetrics) // first: it may collect the relay's garbage
+	before := rssKB(pid)
 	user := switchyard.NewContext("u1")
 	// seen[i] receives the time client i observed each new value.
 	type obs struct {
@@ -295,7 +296,8 @@ func propagation(ctx context.Context, api stack.API, relay, project string, n, c
 			}
 		}
 	}()
-	after, goAfter := rssKB(pid), goInUse(ctx, relayMetrics)
+	goAfter := goInUse(ctx, relayMetrics)
+	after := rssKB(pid)
 	fmt.Printf("clients streaming: %d\n", ready.Load())
 	if pid > 0 && ready.Load() > 0 {
 		fmt.Printf("relay RSS: %d KB before, %d KB with the streams open: %.1f KB per stream\n", before, after,
@@ -466,6 +468,12 @@ func watchRulesets(ctx context.Context, api stack.API, project, brokers, topic s
 // goInUse reads the relay's Go heap and goroutine stacks in use, in bytes, from its metrics (0
 // when they cannot be read).
 func goInUse(ctx context.Context, metricsURL string) float64 {
+	// A relay serving its profiles (-pprof) collects its garbage first when asked for a heap
+	// profile with gc=1: the garbage of reading the topic would otherwise blur the difference.
+	if resp, err := http.Get(strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	page, err := promscrape.Fetch(ctx, http.DefaultClient, metricsURL)
 	if err != nil {
 		return 0

@@ -49,6 +49,22 @@ func RollupMonths(ctx context.Context, conn driver.Conn, environmentID, key stri
 	return out, nil
 }
 
+// RollupEnvironment finds the environment of an experiment's rollups from one of its recorded
+// fold ids (random 64-bit numbers, so one names the experiment's rows alone): for an experiment
+// whose environment was never recorded. ClickHouse reads the rollups' primary index (fold_id
+// leads it) in the partitions of that experiment key. found is false when no row has the fold.
+func RollupEnvironment(ctx context.Context, conn driver.Conn, key string, foldID int64) (environmentID string, found bool, err error) {
+	envs, err := column[string](ctx, conn, `SELECT environment_id FROM experiment_metric_rollups
+		WHERE experiment_key = ? AND fold_id = toUInt64(?) LIMIT 1`, key, uint64(foldID))
+	if err != nil {
+		return "", false, fmt.Errorf("metricsql: the environment of the rollups of %s: %w", key, err)
+	}
+	if len(envs) == 0 {
+		return "", false, nil
+	}
+	return envs[0], true, nil
+}
+
 // column runs a query of one column and returns its values.
 func column[T any](ctx context.Context, conn driver.Conn, query string, args ...any) ([]T, error) {
 	rows, err := conn.Query(ctx, query, args...)

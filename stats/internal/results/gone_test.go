@@ -301,8 +301,9 @@ func TestGoneExperimentWithoutRetentionKeepsRollups(t *testing.T) {
 
 // TestGoneExperimentOfUnknownEnvironment: an experiment that folded before its environment was
 // recorded (results_experiments is newer) gets it recorded by the maintenance while the flag
-// service lists it; one gone before that is marked gone but its rollups are kept: nothing
-// names their partitions.
+// service lists it; one gone before that has it found from the rollup rows of one of its
+// recorded folds, and its rollups are dropped after the retention like any gone experiment's;
+// when no rollup row has its folds, nothing names its partitions and they are kept.
 func TestGoneExperimentOfUnknownEnvironment(t *testing.T) {
 	ctx := context.Background()
 	f, g, now := goneFixture(t)
@@ -321,7 +322,40 @@ func TestGoneExperimentOfUnknownEnvironment(t *testing.T) {
 		t.Fatalf("listed: recorded %+v (%v), want its environment", recs[x.ID], err)
 	}
 
+	// Gone before its environment was recorded: the rollups of its folds name it.
 	forget()
+	rows, _ := rollupRows(t, f, fixtureKey, "1")
+	g.set(nil)
+	first := now.Add(2 * time.Hour)
+	w.now = func() time.Time { return first }
+	w.maintainRollups(ctx)
+	recs, err = f.store.ExperimentRecords(ctx, []string{x.ID})
+	if err != nil || recs[x.ID] != (ExperimentRecord{EnvironmentID: fixtureEnv, Project: "shop", Key: fixtureKey, GoneSince: first}) {
+		t.Fatalf("gone, environment not recorded: recorded %+v (%v), want it found from the rollups", recs[x.ID], err)
+	}
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
+		t.Fatalf("within the retention: %d rollup rows (want %d), %d folds (want 6)", n, rows, foldRows(t, f.store, x.ID))
+	}
+	w.now = func() time.Time { return first.Add(w.cfg.RollupRetention) }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
+		t.Fatalf("gone for the retention: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
+	}
+}
+
+// TestGoneExperimentWhoseRollupsNameNoEnvironment: a gone experiment whose environment was never
+// recorded and whose recorded folds match no rollup row (nothing names its partitions) is marked
+// gone and its rollups are kept, however long it has been gone.
+func TestGoneExperimentWhoseRollupsNameNoEnvironment(t *testing.T) {
+	ctx := context.Background()
+	f, g, now := goneFixture(t)
+	w, x := f.w, f.x
+	if _, err := f.store.Pool.Exec(ctx, `DELETE FROM results_experiments WHERE experiment_id = $1`, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Pool.Exec(ctx, `UPDATE results_folds SET fold_id = fold_id + 1 WHERE experiment_id = $1`, x.ID); err != nil {
+		t.Fatal(err)
+	}
 	rows, _ := rollupRows(t, f, fixtureKey, "1")
 	g.set(nil)
 	first := now.Add(2 * time.Hour)
@@ -329,7 +363,7 @@ func TestGoneExperimentOfUnknownEnvironment(t *testing.T) {
 	w.maintainRollups(ctx)
 	w.now = func() time.Time { return first.Add(2 * w.cfg.RollupRetention) }
 	w.maintainRollups(ctx)
-	recs, err = f.store.ExperimentRecords(ctx, []string{x.ID})
+	recs, err := f.store.ExperimentRecords(ctx, []string{x.ID})
 	if err != nil || recs[x.ID] != (ExperimentRecord{Project: "shop", Key: fixtureKey, GoneSince: first}) {
 		t.Fatalf("gone, environment unknown: recorded %+v (%v)", recs[x.ID], err)
 	}

@@ -357,6 +357,15 @@ func (s *Store) MonthFolds(ctx context.Context, experimentID string, month time.
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
+// SomeFold returns one recorded fold id of an experiment (ok false: none).
+func (s *Store) SomeFold(ctx context.Context, experimentID string) (id int64, ok bool, err error) {
+	err = s.Pool.QueryRow(ctx, `SELECT fold_id FROM results_folds WHERE experiment_id = $1 LIMIT 1`, experimentID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
+}
+
 // MarkCompacted records that a month of an experiment's rollups holds only its recorded folds.
 func (s *Store) MarkCompacted(ctx context.Context, experimentID string, month time.Time) error {
 	_, err := s.Pool.Exec(ctx, `INSERT INTO results_rollup_compactions (experiment_id, month, compacted_at) VALUES ($1, $2, now())

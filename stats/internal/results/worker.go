@@ -372,6 +372,9 @@ func (w *Worker) maintained(ctx context.Context) (all, gone map[string]flagsvc.E
 			continue
 		}
 		// Gone: not found (its project deleted), or its key names another experiment now.
+		if rec.EnvironmentID == "" {
+			rec.EnvironmentID = w.rollupEnvironment(ctx, id, r)
+		}
 		if rec.GoneSince.IsZero() {
 			if err := w.store.MarkGone(ctx, id, r.Project, r.Key, w.now().UTC()); err != nil {
 				if ctx.Err() == nil {
@@ -384,7 +387,7 @@ func (w *Worker) maintained(ctx context.Context) (all, gone map[string]flagsvc.E
 			case w.cfg.RollupRetention == 0:
 				fate = "its rollups are kept (rollup retention 0)"
 			case rec.EnvironmentID == "":
-				fate = "its rollups are kept (its environment was never recorded)"
+				fate = "its rollups are kept (its environment was never recorded, and no rollup row names it)"
 			}
 			w.log.Info("experiment gone from the flag service (its project deleted, or its key reused): "+fate,
 				"project", r.Project, "experiment", r.Key, "experiment_id", id, "retention", w.cfg.RollupRetention)
@@ -395,6 +398,26 @@ func (w *Worker) maintained(ctx context.Context) (all, gone map[string]flagsvc.E
 		}
 	}
 	return all, gone, nil
+}
+
+// rollupEnvironment finds, and records, the environment of a gone experiment whose environment
+// was never recorded (it folded before results_experiments existed and was gone before the
+// maintenance saw it listed): the rollup rows of one of its recorded folds name it. "" when
+// none does (or on an error, logged; the next run tries again).
+func (w *Worker) rollupEnvironment(ctx context.Context, id string, r ExperimentRef) string {
+	fold, ok, err := w.store.SomeFold(ctx, id)
+	if err == nil && ok {
+		var env string
+		if env, ok, err = metricsql.RollupEnvironment(ctx, w.ch, r.Key, fold); err == nil && ok {
+			if err = w.store.RememberExperiment(ctx, id, env, r.Project, r.Key); err == nil {
+				return env
+			}
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		w.log.Warn("cannot find the environment of a gone experiment's rollups", "project", r.Project, "experiment", r.Key, "err", err)
+	}
+	return ""
 }
 
 // present updates the record of an experiment with rollups that the flag service has: its

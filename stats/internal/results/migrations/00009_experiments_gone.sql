@@ -6,7 +6,8 @@
 -- (worker.go, maintained); gone_since is when the maintenance first found it gone (cleared
 -- if the flag service has it again). Its rollups are dropped once it has been gone for
 -- -results-rollup-retention. environment_id is null for an experiment gone before this
--- migration and never seen since: its rollups are kept (nothing names their partitions).
+-- migration and never seen since, until the maintenance finds it from the rollup rows of one
+-- of its recorded folds (worker.go, rollupEnvironment).
 CREATE TABLE results_experiments (
     experiment_id   uuid PRIMARY KEY,
     environment_id  text,

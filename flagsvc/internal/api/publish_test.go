@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,6 +47,8 @@ func compile(s *stack, project, env string) (ruleset.Ruleset, bool, error) {
 type rulesetConsumer struct {
 	t  testing.TB
 	cl *kgo.Client
+	// raw is the record value of the last ruleset next returned.
+	raw []byte
 }
 
 func consume(t testing.TB, s *stack) *rulesetConsumer {
@@ -78,6 +81,7 @@ func (c *rulesetConsumer) next(env string, timeout time.Duration) (*ruleset.Rule
 			if err := json.Unmarshal(rec.Value, &rs); err != nil {
 				c.t.Fatalf("ruleset is not JSON: %v", err)
 			}
+			c.raw = rec.Value
 			return &rs, true
 		}
 	}
@@ -283,6 +287,36 @@ func TestChangeCommittedDuringAPublishIsNotLost(t *testing.T) {
 		t.Fatal("the publisher never compiled the toggle of b")
 	}
 	c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a").On && rs.Flag("b").On })
+}
+
+// TestPublishedFlagsFollowTheirChanges: the publisher keeps each flag's encoded JSON between
+// publishes (store.FlagJSON); a published ruleset still carries every change — of a flag's
+// configuration (a toggle) and of its row alone (client_side, which leaves the stored
+// configuration as it was) — and is exactly what encoding/json writes for it.
+func TestPublishedFlagsFollowTheirChanges(t *testing.T) {
+	s, env := shopWithTwoFlags(t, "production")
+	c := consume(t, s)
+	exact := func(rs *ruleset.Ruleset) {
+		t.Helper()
+		if want, err := json.Marshal(rs); err != nil || !bytes.Equal(c.raw, want) {
+			t.Fatalf("published ruleset is not what encoding/json writes (%v):\n%s\n%s", err, c.raw, want)
+		}
+	}
+	rs := c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a") != nil && rs.Flag("b") != nil })
+	exact(rs[len(rs)-1])
+	s.must(200, "POST", configPath("shop", "a", "production")+"/toggle", map[string]any{"on": true}, nil)
+	rs = c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("a").On })
+	exact(rs[len(rs)-1])
+	s.must(200, "PATCH", "/api/v1/projects/shop/flags/b", map[string]any{"client_side": true}, nil)
+	rs = c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return rs.Flag("b").ClientSide })
+	last := rs[len(rs)-1]
+	exact(last)
+	if !last.Flag("a").On || last.Flag("a").ClientSide {
+		t.Fatalf("flag a changed with b: %+v", last.Flag("a"))
+	}
+	s.must(200, "PATCH", "/api/v1/projects/shop/flags/b", map[string]any{"client_side": false}, nil)
+	rs = c.until(env, 30*time.Second, func(rs *ruleset.Ruleset) bool { return !rs.Flag("b").ClientSide })
+	exact(rs[len(rs)-1])
 }
 
 // TestRulesetSourcesReuseUnchangedFlags: with FlagDecodes, reading an environment again takes

@@ -6,7 +6,9 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"sort"
 	"time"
 
@@ -19,13 +21,22 @@ import (
 // Compile builds the ruleset of an environment from one consistent snapshot. It returns
 // found=false when the environment no longer exists.
 func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, err error) {
-	rs, found, _, err = compile(ctx, st, envID, now, nil)
+	rs, _, found, _, err = compile(ctx, st, envID, now, nil)
 	return rs, found, err
 }
 
-// compile is Compile that also returns the ids of the outbox rows the snapshot saw pending:
-// the changes this ruleset carries. decodes (nil: none) keeps flags' decodings between compiles.
-func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes) (rs ruleset.Ruleset, found bool, pending []int64, err error) {
+// flagSource is what a ruleset's flag was made from, for encoding it (encode).
+type flagSource struct {
+	flag    *domain.Flag
+	version int64 // of its configuration
+	json    *store.FlagJSON
+}
+
+// compile is Compile that also returns what each of the ruleset's flags was made from, and the
+// ids of the outbox rows the snapshot saw pending: the changes this ruleset carries. decodes
+// (nil: none) keeps flags' decodings, and their encodings, between compiles.
+func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes) (rs ruleset.Ruleset, sources []flagSource,
+	found bool, pending []int64, err error) {
 	err = st.Read(ctx, func(tx *store.Tx) error {
 		src, err := tx.RulesetSources(ctx, envID, decodes)
 		pending = src.PendingOutbox
@@ -50,6 +61,7 @@ func compile(ctx context.Context, st *store.Store, envID string, now time.Time, 
 				continue
 			}
 			rs.Flags = append(rs.Flags, domain.RulesetFlag(&src.Flags[i], &src.Configs[i], src.Versions[i]))
+			sources = append(sources, flagSource{flag: &src.Flags[i], version: src.Versions[i], json: src.FlagJSON[i]})
 		}
 		for _, s := range src.Segments {
 			m := src.Members[s.ID]
@@ -61,5 +73,51 @@ func compile(ctx context.Context, st *store.Store, envID string, now time.Time, 
 		sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
 		return nil
 	})
-	return rs, found, pending, err
+	return rs, sources, found, pending, err
+}
+
+// encode returns json.Marshal(rs), byte for byte, taking each flag's JSON from what its
+// encoding was last time when the flag has not changed since (store.FlagJSON), and encoding and
+// keeping it otherwise: publishing a large environment encodes only the flags that changed.
+// sources are what rs.Flags were made from, in the same order.
+func encode(rs ruleset.Ruleset, sources []flagSource) ([]byte, error) {
+	if len(sources) != len(rs.Flags) {
+		return json.Marshal(rs)
+	}
+	rest := rs
+	rest.Flags = []ruleset.Flag{}
+	head, err := json.Marshal(rest)
+	if err != nil {
+		return nil, err
+	}
+	// The top-level field: the fields before it are numbers, strings and an object of strings,
+	// and no JSON string can hold `"flags":[` unescaped.
+	const open = `"flags":[`
+	at := bytes.Index(head, []byte(open+`]`))
+	if at < 0 {
+		return json.Marshal(rs)
+	}
+	at += len(open)
+	n := len(head)
+	for _, s := range sources {
+		if b, ok := s.json.Get(s.flag, s.version); ok {
+			n += len(b) + 1
+		}
+	}
+	out := append(make([]byte, 0, n+len(rs.Flags)*64), head[:at]...)
+	for i := range rs.Flags {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		s := sources[i]
+		b, ok := s.json.Get(s.flag, s.version)
+		if !ok {
+			if b, err = json.Marshal(rs.Flags[i]); err != nil {
+				return nil, err
+			}
+			s.json.Set(s.flag, s.version, b)
+		}
+		out = append(out, b...)
+	}
+	return append(out, head[at:]...), nil
 }

@@ -2,7 +2,6 @@ package publisher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -384,7 +383,7 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 // stays pending and is published next). committedAt is when the oldest change it carries was
 // committed (zero when it carries none).
 func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.Time) error {
-	rs, found, carried, err := compile(ctx, p.store, envID, p.now(), &p.decodes)
+	rs, sources, found, carried, err := compile(ctx, p.store, envID, p.now(), &p.decodes)
 	if err != nil {
 		return fmt.Errorf("compile ruleset of %s: %w", envID, err)
 	}
@@ -396,7 +395,7 @@ func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.
 		if rs.Version, err = p.store.NextRulesetVersion(ctx, envID); err != nil {
 			return err
 		}
-		if rec.Value, err = json.Marshal(rs); err != nil {
+		if rec.Value, err = encode(rs, sources); err != nil {
 			return err
 		}
 	} // else: a tombstone, so relays forget the deleted environment and compaction drops it.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -426,7 +427,7 @@ const environmentFlagsSQL = `SELECT ` + flagColumns + `, c.config, c.version FRO
 	JOIN flags f ON f.id = c.flag_id WHERE c.environment_id = $1 ORDER BY f.key`
 
 func collectEnvironmentFlags(rows pgx.Rows) (flags []domain.Flag, configs []domain.FlagConfig, versions []int64, err error) {
-	flags, configs, versions, _, err = collectDecodedFlags(rows, nil)
+	flags, configs, versions, _, _, err = collectDecodedFlags(rows, nil)
 	return flags, configs, versions, err
 }
 
@@ -456,6 +457,44 @@ type flagDecode struct {
 	variationsJSON, configJSON []byte
 	variations                 []ruleset.Variation
 	config                     domain.FlagConfig
+	// encoded is the flag's ruleset JSON made from this decoding (see FlagJSON).
+	encoded FlagJSON
+}
+
+// FlagJSON keeps a flag's JSON in the ruleset (domain.RulesetFlag, encoded) with the decoding it
+// was made from, so that publishing an environment again encodes only the flags that changed:
+// encoding/json took ~2.5 ms per publish of an environment of 1,000 flags. A decoding stands for
+// the flag's stored variations and configuration; what else the ruleset's flag takes from the
+// flag's row — key, kind, client_side — and the configuration's version are compared on Get, so
+// the JSON returned is what encoding the flag now would give. Safe for concurrent use.
+type FlagJSON struct {
+	p atomic.Pointer[encodedFlag]
+}
+
+type encodedFlag struct {
+	key, kind  string
+	clientSide bool
+	version    int64
+	json       []byte
+}
+
+// Get returns the JSON kept for the flag as it is now, if any.
+func (j *FlagJSON) Get(f *domain.Flag, version int64) ([]byte, bool) {
+	if j == nil {
+		return nil, false
+	}
+	e := j.p.Load()
+	if e == nil || e.key != f.Key || e.kind != string(f.Kind) || e.clientSide != f.ClientSide || e.version != version {
+		return nil, false
+	}
+	return e.json, true
+}
+
+// Set keeps the flag's JSON (never modified afterwards).
+func (j *FlagJSON) Set(f *domain.Flag, version int64, b []byte) {
+	if j != nil {
+		j.p.Store(&encodedFlag{key: f.Key, kind: string(f.Kind), clientSide: f.ClientSide, version: version, json: b})
+	}
 }
 
 func (d *FlagDecodes) of(envID string) map[string]*flagDecode {
@@ -517,7 +556,7 @@ func (d *FlagDecodes) keep(envID string, flags map[string]*flagDecode) {
 // collectDecodedFlags reads environmentFlagsSQL's rows, taking from known the decodings of
 // flags whose stored JSON is unchanged; it returns the decodings of every flag read.
 func collectDecodedFlags(rows pgx.Rows, known map[string]*flagDecode) (flags []domain.Flag, configs []domain.FlagConfig,
-	versions []int64, decoded map[string]*flagDecode, err error) {
+	versions []int64, slots []*FlagJSON, decoded map[string]*flagDecode, err error) {
 	defer rows.Close()
 	decoded = make(map[string]*flagDecode, len(known))
 	for rows.Next() {
@@ -525,23 +564,24 @@ func collectDecodedFlags(rows pgx.Rows, known map[string]*flagDecode) (flags []d
 		var v int64
 		f, err := scanRawFlag(rows, &variations, &config, &v)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, nil, err
 		}
 		d := known[f.ID]
 		if d == nil || !bytes.Equal(d.variationsJSON, variations) || !bytes.Equal(d.configJSON, config) {
 			d = &flagDecode{variationsJSON: variations, configJSON: config}
 			if err := json.Unmarshal(variations, &d.variations); err != nil {
-				return nil, nil, nil, nil, err
+				return nil, nil, nil, nil, nil, err
 			}
 			if err := json.Unmarshal(config, &d.config); err != nil {
-				return nil, nil, nil, nil, err
+				return nil, nil, nil, nil, nil, err
 			}
 		}
 		decoded[f.ID] = d
 		f.Variations = d.variations
 		flags, configs, versions = append(flags, f), append(configs, d.config), append(versions, v)
+		slots = append(slots, &d.encoded)
 	}
-	return flags, configs, versions, decoded, rows.Err()
+	return flags, configs, versions, slots, decoded, rows.Err()
 }
 
 func scanFlagWith(row pgx.Row, extra ...any) (domain.Flag, error) {

@@ -100,6 +100,9 @@ type RulesetSources struct {
 	Flags    []domain.Flag
 	Configs  []domain.FlagConfig
 	Versions []int64
+	// FlagJSON are the flags' encoded-JSON slots (FlagJSON), shared by the reads that decoded
+	// the same stored JSON.
+	FlagJSON []*FlagJSON
 	Segments []domain.Segment
 	// Members are the segments' member lists by segment id (absent: no members).
 	Members map[string]SegmentLists
@@ -123,7 +126,7 @@ func (t *Tx) RulesetSources(ctx context.Context, envID string, decodes *FlagDeco
 		return notFound(err, "environment not found")
 	})
 	b.Queue(environmentFlagsSQL, envID).Query(func(rows pgx.Rows) (err error) {
-		rs.Flags, rs.Configs, rs.Versions, decoded, err = collectDecodedFlags(rows, decodes.of(envID))
+		rs.Flags, rs.Configs, rs.Versions, rs.FlagJSON, decoded, err = collectDecodedFlags(rows, decodes.of(envID))
 		return err
 	})
 	b.Queue(listSegmentsSQL, envID).Query(func(rows pgx.Rows) (err error) {

@@ -436,8 +436,8 @@ func collectEnvironmentFlags(rows pgx.Rows) (flags []domain.Flag, configs []doma
 // flags whose JSON changed: the publisher reads the whole environment for every change, and
 // decoding every flag's JSON was most of compiling a large environment's ruleset. What it hands
 // out is shared between reads and must not be modified. It keeps at most MaxBytes of stored JSON
-// (the decoded values take a few times that), dropping the environments read longest ago first.
-// Safe for concurrent use; the zero value is ready.
+// (the decoded values and the flags' encoded JSON, FlagJSON, take a few times that), dropping the
+// environments read longest ago first. Safe for concurrent use; the zero value is ready.
 type FlagDecodes struct {
 	// MaxBytes bounds the JSON kept; 0 means 32 MiB.
 	MaxBytes int

@@ -153,9 +153,7 @@ func TestRollupsOfADeletedProjectsExperimentAreDropped(t *testing.T) {
 		if got := goneSince(t, f.store, x.ID); !got.Equal(seen) {
 			t.Fatalf("%v after it went: gone since %v, want %v (its first sighting)", at, got, seen)
 		}
-		if n, s := rollupRows(t, f, fixtureKey, "1"); n != rows || s != sum || foldRows(t, f.store, x.ID) != 6 {
-			t.Fatalf("%v after it went (within the retention): %d rollup rows (want %d), %d folds (want 6)", at, n, rows, foldRows(t, f.store, x.ID))
-		}
+		expectRollups(t, f, x.ID, rows, sum, 6, fmt.Sprintf("%v after it went (within the retention)", at))
 		if g.count() != i+1 {
 			t.Fatalf("%d lookups after %d maintenance runs", g.count(), i+1)
 		}
@@ -170,9 +168,7 @@ func TestRollupsOfADeletedProjectsExperimentAreDropped(t *testing.T) {
 	}
 	w.now = func() time.Time { return seen.Add(w.cfg.RollupRetention) }
 	w.maintainRollups(ctx)
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
-		t.Fatalf("gone for the retention: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, 0, 0, 0, "gone for the retention")
 	if dropped, err := f.store.RollupsDropped(ctx, []string{x.ID}); err != nil || !dropped[x.ID] {
 		t.Fatalf("drop not recorded as done: %v %v", dropped, err)
 	}
@@ -226,14 +222,10 @@ func TestGoneExperimentComingBackKeepsItsRollups(t *testing.T) {
 	w.maintainRollups(ctx)
 	at(first.Add(w.cfg.RollupRetention + time.Hour)) // the first disappearance's retention has passed, not the second's
 	w.maintainRollups(ctx)
-	if n, s := rollupRows(t, f, fixtureKey, "1"); n != rows || s != sum || foldRows(t, f.store, x.ID) != 6 {
-		t.Fatalf("gone again for less than the retention: %d rollup rows (want %d), %d folds (want 6)", n, rows, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, rows, sum, 6, "gone again for less than the retention")
 	at(again.Add(w.cfg.RollupRetention))
 	w.maintainRollups(ctx)
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
-		t.Fatalf("gone again for the retention: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, 0, 0, 0, "gone again for the retention")
 }
 
 // TestExperimentKeyReusedIsGone: the project deleted and made again, the experiment's key names
@@ -267,9 +259,7 @@ func TestExperimentKeyReusedIsGone(t *testing.T) {
 	}
 	w.now = func() time.Time { return first.Add(w.cfg.RollupRetention) }
 	w.maintainRollups(ctx)
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
-		t.Fatalf("key reused, gone for the retention: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, 0, 0, 0, "key reused, gone for the retention")
 	if n, s := envRollupRows(t, f, newEnv, fixtureKey); n != newRows || s != newSum || n != 1000 {
 		t.Fatalf("the new experiment's rollups: %d rows (sum %d), want %d (sum %d)", n, s, newRows, newSum)
 	}
@@ -294,9 +284,7 @@ func TestGoneExperimentWithoutRetentionKeepsRollups(t *testing.T) {
 	if got := goneSince(t, f.store, x.ID); !got.Equal(first) || logs.lines("rollups are kept (rollup retention 0)") != 1 {
 		t.Fatalf("gone since %v (want %v); logged:\n%s", got, first, logs.buf.String())
 	}
-	if n, s := rollupRows(t, f, fixtureKey, "1"); n != rows || s != sum || foldRows(t, f.store, x.ID) != 6 {
-		t.Fatalf("retention 0: %d rollup rows (want %d), %d folds (want 6)", n, rows, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, rows, sum, 6, "retention 0")
 }
 
 // TestGoneExperimentOfUnknownEnvironment: an experiment that folded before its environment was
@@ -333,14 +321,10 @@ func TestGoneExperimentOfUnknownEnvironment(t *testing.T) {
 	if err != nil || recs[x.ID] != (ExperimentRecord{EnvironmentID: fixtureEnv, Project: "shop", Key: fixtureKey, GoneSince: first}) {
 		t.Fatalf("gone, environment not recorded: recorded %+v (%v), want it found from the rollups", recs[x.ID], err)
 	}
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
-		t.Fatalf("within the retention: %d rollup rows (want %d), %d folds (want 6)", n, rows, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, rows, 0, 6, "within the retention")
 	w.now = func() time.Time { return first.Add(w.cfg.RollupRetention) }
 	w.maintainRollups(ctx)
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 || foldRows(t, f.store, x.ID) != 0 {
-		t.Fatalf("gone for the retention: %d rollup rows, %d folds, want none", n, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, 0, 0, 0, "gone for the retention")
 }
 
 // TestGoneExperimentWhoseRollupsNameNoEnvironment: a gone experiment whose environment was never
@@ -367,9 +351,7 @@ func TestGoneExperimentWhoseRollupsNameNoEnvironment(t *testing.T) {
 	if err != nil || recs[x.ID] != (ExperimentRecord{Project: "shop", Key: fixtureKey, GoneSince: first}) {
 		t.Fatalf("gone, environment unknown: recorded %+v (%v)", recs[x.ID], err)
 	}
-	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
-		t.Fatalf("environment unknown: %d rollup rows (want %d), %d folds (want 6)", n, rows, foldRows(t, f.store, x.ID))
-	}
+	expectRollups(t, f, x.ID, rows, 0, 6, "environment unknown")
 }
 
 // TestMarkGoneKeepsTheFirstSighting: marking an experiment gone again keeps the first time; a
@@ -398,5 +380,15 @@ func TestMarkGoneKeepsTheFirstSighting(t *testing.T) {
 	recs, err := s.ExperimentRecords(ctx, []string{id})
 	if err != nil || recs[id] != (ExperimentRecord{EnvironmentID: "env-1", Project: "shop", Key: "checkout", GoneSince: t0.Add(2 * time.Hour)}) {
 		t.Fatalf("cleared, then gone again: %+v (%v)", recs[id], err)
+	}
+}
+
+// expectRollups fails unless the fixture's experiment has rows rollup rows (of value sum, unless
+// sum is 0) and folds recorded folds.
+func expectRollups(t *testing.T, f foldFixture, experimentID string, rows, sum uint64, folds int, when string) {
+	t.Helper()
+	n, s := rollupRows(t, f, fixtureKey, "1")
+	if got := foldRows(t, f.store, experimentID); n != rows || (sum != 0 && s != sum) || got != folds {
+		t.Fatalf("%s: %d rollup rows of sum %d (want %d of %d), %d folds (want %d)", when, n, s, rows, sum, got, folds)
 	}
 }

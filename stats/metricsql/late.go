@@ -57,8 +57,8 @@ func LatestArrivals(ctx context.Context, conn driver.Conn, x Experiment, keys []
 		}
 	}
 	lo := since.Add(-lateness)
-	if lo.Before(x.Start) {
-		lo = x.Start
+	if first := x.FirstDay(); lo.Before(first) {
+		lo = first
 	}
 	var a args
 	q := `SELECT '', intDiv(toUInt32(timestamp), 86400) AS day, max(received_at) FROM exposures

@@ -82,6 +82,16 @@ type Experiment struct {
 	hashed bool
 }
 
+// ClockSkew is how far behind the servers' clocks a client's may run with its exposures still
+// counted: a unit first exposed up to ClockSkew before the experiment started is a unit, and the
+// experiment's analysis (units, folds, raw reads) starts at the UTC day of Start - ClockSkew
+// (FirstDay). It started at Start's own day before, so an experiment started just after
+// midnight UTC lost every unit whose client stamped its first exposure a moment earlier.
+const ClockSkew = time.Hour
+
+// FirstDay is the first UTC day of an experiment's analysis: that of Start - ClockSkew.
+func (x Experiment) FirstDay() time.Time { return Day(x.Start.Add(-ClockSkew)) }
+
 // WithUnits makes every query on the returned experiment (sums, folds, percentiles) read its
 // units from the snapshot MaterializeUnits wrote, instead of merging them from experiment_units.
 func (x Experiment) WithUnits(u Units) Experiment {
@@ -304,10 +314,10 @@ func unitsSQL(x Experiment, a *args) string {
 		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + `
 		GROUP BY context_kind, context_key`
 	if !x.Start.IsZero() && x.Start.Unix() > 0 {
-		// A unit whose first exposure is stamped before the start's day (a client clock far
-		// behind, uncorrected) is not a unit: its events before that day are never folded or
+		// A unit whose first exposure is stamped before the analysis' first day (a client clock
+		// far behind, uncorrected) is not a unit: its events before that day are never folded or
 		// read, so it would count in n and the split with a value of 0.
-		q += ` HAVING first_ms >= ` + a.add(uint64(Day(x.Start).UnixMilli()))
+		q += ` HAVING first_ms >= ` + a.add(uint64(x.FirstDay().UnixMilli()))
 	}
 	return q
 }

@@ -762,27 +762,46 @@ func TestNumericFilters(t *testing.T) {
 	}
 }
 
-// TestUnitsStartOnTheStartsDay: a unit whose first exposure is stamped before the experiment
-// started's UTC day (a client clock days behind) is not counted — its events before that day
-// are never read — while one stamped earlier on the start's day is.
+// TestUnitsStartOnTheStartsDay: a unit whose first exposure is stamped before the analysis'
+// first day (a client clock days behind) is not counted — its events before that day are never
+// read — while one stamped earlier on the start's day is; and for an experiment started just
+// after midnight UTC, so is one stamped a moment before midnight (within ClockSkew: the
+// analysis then starts the day before).
 func TestUnitsStartOnTheStartsDay(t *testing.T) {
 	conn := chDatabase(t)
 	ctx := context.Background()
 	start := time.Date(2026, 10, 1, 15, 0, 0, 0, time.UTC)
+	midnight := time.Date(2026, 10, 5, 0, 0, 30, 0, time.UTC)
 	exposures := [][5]any{
 		{"skewed", "on", start.Add(-2 * 24 * time.Hour).UnixMilli(), uuid.New(), "exp1"},
 		{"early", "off", start.Add(-10 * time.Hour).UnixMilli(), uuid.New(), "exp1"},
 		{"on-time", "on", start.Add(time.Hour).UnixMilli(), uuid.New(), "exp1"},
+		{"a moment before", "on", midnight.Add(-time.Minute).UnixMilli(), uuid.New(), "exp2"},
+		{"the day before", "off", midnight.Add(-20 * time.Hour).UnixMilli(), uuid.New(), "exp2"},
+		{"two days before", "off", midnight.Add(-26 * time.Hour).UnixMilli(), uuid.New(), "exp2"},
 	}
 	insert(t, conn, "env1", nil, exposures)
-	x := Experiment{EnvironmentID: "env1", Key: "exp1", Start: start}
-	units, err := MaterializeUnits(ctx, conn, x, start.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer DropUnits(ctx, conn, units.ID)
-	if got := units.Exposure.Units; got["on"] != 1 || got["off"] != 1 || len(got) != 2 {
-		t.Fatalf("units %v: want the early unit of the start's day and the on-time one, not the skewed one", got)
+	for _, c := range []struct {
+		x        Experiment
+		on, off  int64
+		what     string
+		firstDay time.Time
+	}{
+		{Experiment{EnvironmentID: "env1", Key: "exp1", Start: start}, 1, 1, "the early unit of the start's day and the on-time one, not the skewed one", Day(start)},
+		{Experiment{EnvironmentID: "env1", Key: "exp2", Start: midnight}, 1, 1, "the units of the day before a start just after midnight, not two days before", Day(midnight).AddDate(0, 0, -1)},
+	} {
+		if got := c.x.FirstDay(); !got.Equal(c.firstDay) {
+			t.Fatalf("%s: first day %v, want %v", c.x.Key, got, c.firstDay)
+		}
+		units, err := MaterializeUnits(ctx, conn, c.x, c.x.Start.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := units.Exposure.Units
+		DropUnits(ctx, conn, units.ID)
+		if got["on"] != c.on || got["off"] != c.off || len(got) != 2 {
+			t.Fatalf("%s: units %v, want %s", c.x.Key, got, c.what)
+		}
 	}
 }
 

@@ -124,3 +124,45 @@ func TestComputeTimeBoundaries(t *testing.T) {
 		t.Fatalf("raw sums %s", got)
 	}
 }
+
+// TestComputeStartJustAfterMidnight: an experiment started 30 s after midnight UTC, with a unit
+// whose client clock runs a minute behind — first exposed, and converted, "before" midnight. It
+// is a unit and its purchase counts (the analysis starts the day before, within
+// metricsql.ClockSkew), read raw minutes after the start and from the folds of both days a day
+// later; a unit stamped two days before is not one.
+func TestComputeStartJustAfterMidnight(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	conn := chtest.Database(t, "midnight")
+	start := metricsql.Day(time.Now()).Add(-3*24*time.Hour + 30*time.Second)
+	boundaryExposure(t, conn, "behind", "on", "mid", start.Add(-time.Minute))
+	boundaryTrack(t, conn, "behind", start.Add(-45*time.Second))
+	boundaryExposure(t, conn, "on-time", "off", "mid", start.Add(time.Minute))
+	boundaryTrack(t, conn, "on-time", start.Add(2*time.Minute))
+	boundaryExposure(t, conn, "days-behind", "off", "mid", start.Add(-49*time.Hour))
+
+	def := metricsql.Definition{Key: "purchases", Kind: metricsql.Count, EventKey: "purchase", Direction: "increase", Version: 1}
+	def.Window.Start, def.Window.End = "0s", "168h"
+	w := NewWorker(Config{}, store, conn, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	w.defs = &metricsql.Definitions{Load: func(context.Context, string, string, int64) (metricsql.Definition, error) { return def, nil }}
+	x := flagsvc.Experiment{ID: uuid.NewString(), Key: "mid", Project: "shop", EnvironmentID: "env-b", Flag: "flag", Status: "running",
+		Control: "off", Variations: []flagsvc.Variation{{Variation: "off", Weight: 50000}, {Variation: "on", Weight: 50000}},
+		Analysis: flagsvc.Analysis{Engine: "frequentist", Alpha: 0.05, Sided: "two_sided"}, PlannedDuration: "336h",
+		StartedAt: &start, MetricVersions: map[string]int64{"purchases": 1}}
+	x.Metrics.Primary = []string{"purchases"}
+	for _, at := range []time.Time{start.Add(10 * time.Minute), start.Add(26 * time.Hour)} { // raw; then both days folded
+		w.now = func() time.Time { return at }
+		snap, err := w.Compute(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(snap.Exposures) != "map[off:1 on:1]" {
+			t.Fatalf("at start + %v: exposures %v, want one unit per arm (not the one stamped two days before)", at.Sub(start), snap.Exposures)
+		}
+		for _, v := range snap.Metrics[0].Variants {
+			if v.N != 1 || v.Mean == nil || *v.Mean != 1 {
+				t.Fatalf("at start + %v: %s has n %d, mean %v; want 1 purchase of 1 unit", at.Sub(start), v.Key, v.N, deref(v.Mean))
+			}
+		}
+	}
+}

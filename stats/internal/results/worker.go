@@ -1074,9 +1074,10 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		}
 	}()
 	qx = qx.WithUnits(units)
-	// Fold every finished day (from the start's day to the one before the settle point).
+	// Fold every finished day (from the analysis' first day — the start's, or the day before
+	// for a start within metricsql.ClockSkew of midnight — to the one before the settle point).
 	until := metricsql.Day(now.Add(-w.cfg.Settle))
-	first := metricsql.Day(started)
+	first := qx.FirstDay()
 	foldedUpTo := first
 	folds := metricsql.Folds{}
 	if until.After(first) {

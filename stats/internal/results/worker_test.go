@@ -94,7 +94,8 @@ func TestComputeFoldsEachDayOnce(t *testing.T) {
 func TestComputeRefoldsLateDays(t *testing.T) {
 	ctx := context.Background()
 	f := newFoldFixture(t)
-	store, conn, w, x, start := f.store, f.conn, f.w, f.x, f.start
+	store, conn, w, x := f.store, f.conn, f.w, f.x
+	start := metricsql.Day(f.start) // day 0 (the experiment started an hour into it)
 	var now time.Time
 	w.now = func() time.Time { return now }
 	compute := func(at time.Time) {
@@ -355,11 +356,14 @@ func newFoldFixture(t *testing.T) foldFixture {
 	store := newStore(t)
 	conn := chtest.Database(t, "results")
 
-	start := metricsql.Day(time.Now()).Add(-3 * 24 * time.Hour)
+	// Started an hour after midnight, so the analysis starts on the start's day
+	// (metricsql.ClockSkew) and its two days are the ones folded.
+	start := metricsql.Day(time.Now()).Add(-3*24*time.Hour + metricsql.ClockSkew)
 	const env, key = fixtureEnv, fixtureKey
-	// 2,000 units first exposed over the first two days (a second exposure later); every third
-	// buys within hours, "on" units twice as often; every fourth bought in the week before.
-	startMs, span := start.UnixMilli(), int64(48*time.Hour/time.Millisecond)
+	// 2,000 units first exposed over the rest of the first two days (a second exposure later);
+	// every third buys within hours, "on" units twice as often; every fourth bought in the week
+	// before.
+	startMs, span := start.UnixMilli(), int64((48*time.Hour-metricsql.ClockSkew)/time.Millisecond)
 	exposures := fmt.Sprintf(`INSERT INTO exposures (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
 		context_kind, context_key, flag_key, variation_key, flag_version, reason, rule_id, experiment_key, sdk_name, sdk_version)
 		SELECT '%s', generateUUIDv4(), toDateTime(intDiv(ts, 1000)), ts, toInt64(ts), toDateTime(intDiv(ts, 1000)), 0, 'user',

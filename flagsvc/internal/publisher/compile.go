@@ -98,24 +98,21 @@ func encode(rs ruleset.Ruleset, sources []flagSource) ([]byte, error) {
 		return json.Marshal(rs)
 	}
 	at += len(open)
-	n := len(head)
-	for _, s := range sources {
-		if b, ok := s.json.Get(s.flag, s.version); ok {
-			n += len(b) + 1
-		}
-	}
-	out := append(make([]byte, 0, n+len(rs.Flags)*64), head[:at]...)
-	for i := range rs.Flags {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		s := sources[i]
+	parts, n := make([][]byte, len(rs.Flags)), len(head)+len(rs.Flags)
+	for i, s := range sources {
 		b, ok := s.json.Get(s.flag, s.version)
 		if !ok {
 			if b, err = json.Marshal(rs.Flags[i]); err != nil {
 				return nil, err
 			}
 			s.json.Set(s.flag, s.version, b)
+		}
+		parts[i], n = b, n+len(b)
+	}
+	out := append(make([]byte, 0, n), head[:at]...)
+	for i, b := range parts {
+		if i > 0 {
+			out = append(out, ',')
 		}
 		out = append(out, b...)
 	}

@@ -43,13 +43,7 @@ func (g *goneFlags) serve(t *testing.T, w *Worker) {
 			_ = json.NewEncoder(rw).Encode(g.found)
 			return
 		}
-		items := []flagsvc.Experiment{}
-		for _, x := range g.listed {
-			if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == x.Status {
-				items = append(items, x)
-			}
-		}
-		_ = json.NewEncoder(rw).Encode(map[string]any{"items": items})
+		_ = json.NewEncoder(rw).Encode(listedByStatus(r, g.listed))
 	}))
 	t.Cleanup(srv.Close)
 	w.flags = &flagsvc.Client{Base: srv.URL, Token: "sy_service", HTTP: srv.Client()}
@@ -101,16 +95,6 @@ func goneSince(t *testing.T, s *Store, id string) time.Time {
 		t.Fatal(err)
 	}
 	return recs[id].GoneSince
-}
-
-// envRollupRows counts the rollup rows of an environment's experiment key, and a hash of them.
-func envRollupRows(t *testing.T, f foldFixture, env, key string) (n, sum uint64) {
-	t.Helper()
-	if err := f.conn.QueryRow(context.Background(), `SELECT count(), sum(cityHash64(metric_key, part, day, fold_id, context_key, events, value_sum))
-		FROM experiment_metric_rollups WHERE environment_id = ? AND experiment_key = ?`, env, key).Scan(&n, &sum); err != nil {
-		t.Fatal(err)
-	}
-	return n, sum
 }
 
 // goneFixture: the fold fixture's experiment, running, refreshed once (6 recorded folds, its
@@ -243,7 +227,7 @@ func TestExperimentKeyReusedIsGone(t *testing.T) {
 		FROM numbers(1000)`, newEnv, fixtureKey, f.start.Unix()); err != nil {
 		t.Fatal(err)
 	}
-	newRows, newSum := envRollupRows(t, f, newEnv, fixtureKey)
+	newRows, newSum := envRollupRows(t, f, newEnv, fixtureKey, "1")
 	reused := x
 	reused.ID, reused.EnvironmentID = uuid.NewString(), newEnv
 	g.set(&reused, reused)
@@ -260,7 +244,7 @@ func TestExperimentKeyReusedIsGone(t *testing.T) {
 	w.now = func() time.Time { return first.Add(w.cfg.RollupRetention) }
 	w.maintainRollups(ctx)
 	expectRollups(t, f, x.ID, 0, 0, 0, "key reused, gone for the retention")
-	if n, s := envRollupRows(t, f, newEnv, fixtureKey); n != newRows || s != newSum || n != 1000 {
+	if n, s := envRollupRows(t, f, newEnv, fixtureKey, "1"); n != newRows || s != newSum || n != 1000 {
 		t.Fatalf("the new experiment's rollups: %d rows (sum %d), want %d (sum %d)", n, s, newRows, newSum)
 	}
 }

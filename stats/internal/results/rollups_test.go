@@ -12,11 +12,18 @@ import (
 	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
-// rollupRows counts an experiment's rollup rows in ClickHouse, and the sum of a hash of them.
+// rollupRows counts an experiment's rollup rows in ClickHouse (in the fixture's environment),
+// and the sum of a hash of them.
 func rollupRows(t *testing.T, f foldFixture, key, where string) (n, sum uint64) {
 	t.Helper()
+	return envRollupRows(t, f, fixtureEnv, key, where)
+}
+
+// envRollupRows is rollupRows in another environment.
+func envRollupRows(t *testing.T, f foldFixture, env, key, where string) (n, sum uint64) {
+	t.Helper()
 	if err := f.conn.QueryRow(context.Background(), `SELECT count(), sum(cityHash64(metric_key, part, day, fold_id, context_key, events, value_sum))
-		FROM experiment_metric_rollups WHERE environment_id = ? AND experiment_key = ? AND `+where, fixtureEnv, key).Scan(&n, &sum); err != nil {
+		FROM experiment_metric_rollups WHERE environment_id = ? AND experiment_key = ? AND `+where, env, key).Scan(&n, &sum); err != nil {
 		t.Fatal(err)
 	}
 	return n, sum
@@ -34,15 +41,19 @@ func foldRows(t *testing.T, s *Store, experimentID string) int {
 // fakeAll serves xs in the flag service's lists by their status.
 func fakeAll(t *testing.T, w *Worker, xs ...flagsvc.Experiment) {
 	t.Helper()
-	fakeFlags(t, w, func(r *http.Request) any {
-		items := []flagsvc.Experiment{}
-		for _, x := range xs {
-			if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == x.Status {
-				items = append(items, x)
-			}
+	fakeFlags(t, w, func(r *http.Request) any { return listedByStatus(r, xs) })
+}
+
+// listedByStatus is the flag service's answer to an experiment list request: those of xs with
+// the status asked for.
+func listedByStatus(r *http.Request, xs []flagsvc.Experiment) map[string]any {
+	items := []flagsvc.Experiment{}
+	for _, x := range xs {
+		if r.URL.Path == "/api/v1/experiments" && r.URL.Query().Get("status") == x.Status {
+			items = append(items, x)
 		}
-		return map[string]any{"items": items}
-	})
+	}
+	return map[string]any{"items": items}
 }
 
 // TestRollupsOfAFinishedExperimentAreDropped: an experiment stopped LateWindow + the rollup

@@ -300,13 +300,7 @@ func TestGuardrailBreachRollsBackOnce(t *testing.T) {
 func TestOrgExperimentsStoppedAfter(t *testing.T) {
 	s := newStack(t)
 	p := s.project("shop")
-	for _, m := range []map[string]any{
-		{"key": "conversion", "kind": "proportion", "event_key": "purchase"},
-		{"key": "revenue", "kind": "sum", "event_key": "purchase"},
-		{"key": "errors", "kind": "count", "event_key": "error", "direction": "decrease"},
-	} {
-		s.must(201, "POST", "/api/v1/projects/"+p+"/metrics", m, nil)
-	}
+	experimentMetrics(s, p)
 	xp := "/api/v1/projects/" + p + "/experiments"
 	for _, key := range []string{"old", "recent", "running"} {
 		s.boolFlag(p, key)

@@ -397,24 +397,34 @@ type rawPart struct {
 // join. Rows: (src, context_kind, context_key, events, value_sum), one per part and context
 // with events in the part's window. (1M units, 5 metrics, half a day of 572k events on 18.16:
 // 1.7 s, where five rawSQL reads took 2.5 s.)
+//
+// Three things make it cheaper than rawSQL's way, which it otherwise follows. Events are
+// deduplicated by event_id alone, the pipeline's identity of an event (ingest README, "Exact
+// queries"; an id an SDK reused for another event counts once, as in every count of events), a
+// fixed-size key: grouping by it with the context's two strings cost twice as much. The units
+// are joined by contextHashes, not by the strings: the hash table holds two numbers per event
+// instead of two strings, the join matches on the first and keeps a row only when the second
+// agrees too, and a context's rows are then grouped as contextGroup says. And the per-part rows
+// come from parallel arrays rather than an array of tuples. (18.16, resultsbench's incremental
+// day, 5.71M events of 4 keys against 5M units: the select 8.4–9.0 s against 10.4–10.6 s.)
 func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (string, error) {
 	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan {
 		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events")
 	}
-	var cols, tuples []string
+	var cols, srcs, events, sums []string
 	for i, p := range parts {
 		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
 			return "", fmt.Errorf("metricsql: combined raw part %d: metric %q (src %d)", i, p.m.Key, p.src)
 		}
 		in := fmt.Sprintf("m%d AND ts >= first_ms + %d AND ts < first_ms + %d", i, p.m.WindowStart.Milliseconds(), p.m.WindowEnd.Milliseconds())
 		cols = append(cols, fmt.Sprintf("countIf(%s) AS e%d, sumIf(value, %s) AS s%d", in, i, in, i))
-		tuples = append(tuples, fmt.Sprintf("(toUInt8(%d), e%d, s%d)", p.src, i, i))
+		srcs, events, sums = append(srcs, fmt.Sprintf("toUInt8(%d)", p.src)), append(events, fmt.Sprintf("e%d", i)), append(sums, fmt.Sprintf("s%d", i))
 	}
-	q := `SELECT tupleElement(p, 1) AS src, context_kind, context_key, tupleElement(p, 2) AS events, tupleElement(p, 3) AS value_sum FROM (
-		SELECT context_kind, context_key, ` + strings.Join(cols, ", ") + `
-		FROM (` + firstExposuresSQL(x, 0, 0, a) + `)
-		ALL INNER JOIN (SELECT context_kind, context_key, event_id, any(value) AS value, any(timestamp_ms) AS ts`
-	// Events are deduplicated by key and id, as the per-metric reads did (each read one key).
+	q := `SELECT src, unit_kind AS context_kind, unit_key AS context_key, part_events AS events, part_sum AS value_sum FROM (
+		SELECT any(context_kind) AS unit_kind, any(context_key) AS unit_key, ` + strings.Join(cols, ", ") + `
+		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, 0, 0, a) + `))
+		ALL INNER JOIN (SELECT ` + contextHashes("any", "event_") + `, event_id, any(value) AS value, any(timestamp_ms) AS ts`
+	// m<i>: the event counts for part i (its metric's key and filters).
 	keys := map[string]bool{}
 	var keyList []any
 	for i, p := range parts {
@@ -431,10 +441,27 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (st
 	}
 	q += ` FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key IN (` + placeholders(keyList, a) + `)
 		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + beforeSQL(to, a) + daysSQL(from, to, a) + x.slice() + `
-		GROUP BY context_kind, context_key, event_key, event_id) USING (context_kind, context_key)
-		GROUP BY context_kind, context_key)
-		ARRAY JOIN arrayFilter(t -> tupleElement(t, 2) > 0, [` + strings.Join(tuples, ", ") + `]) AS p`
+		GROUP BY event_id) USING (context_hash)
+		WHERE context_check = event_context_check
+		GROUP BY ` + x.contextGroup() + `)
+		ARRAY JOIN [` + strings.Join(srcs, ", ") + `] AS src, [` + strings.Join(events, ", ") + `] AS part_events, [` + strings.Join(sums, ", ") + `] AS part_sum
+		WHERE part_events > 0`
 	return q, nil
+}
+
+// contextHashes selects a context's two independent 64-bit hashes, context_hash (cityHash64,
+// contextGroup's) and context_check (metroHash64), the second prefixed by prefix; agg, when set,
+// is the aggregate the columns are taken from in a GROUP BY. Two different contexts agree on
+// both with a chance of about 2^-128, so joining on the first and requiring the second to agree
+// is, in practice, joining on the context itself.
+func contextHashes(agg, prefix string) string {
+	of := func(h string) string {
+		if agg == "" {
+			return h + "(context_kind, context_key)"
+		}
+		return h + "(" + agg + "(context_kind), " + agg + "(context_key))"
+	}
+	return of("cityHash64") + " AS context_hash, " + of("metroHash64") + " AS " + prefix + "context_check"
 }
 
 // daysSQL repeats a read's bounds on tracks' timestamp, [from, to) (to zero: unbounded), as

@@ -485,6 +485,33 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	againByStrings := again
+	againByStrings.distinctHashes = false
+	// Folded by the results workers' way, from the units snapshot: the day's events joined with
+	// the units by their hashes (rawPartsSQL), then grouped by the hash or by the strings.
+	snapshotFolds := map[bool]Folds{}
+	for _, u := range []Units{again, againByStrings} {
+		xu, f := x.WithUnits(u), Folds{}
+		for d := x.Start; d.Before(folded); d = d.Add(24 * time.Hour) {
+			ms := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m, cappedCount}
+			ids, err := FoldDays(ctx, conn, xu, ms, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range ms {
+				f.Add(m, PartMetric, ids[i])
+			}
+		}
+		for k, ids := range folds {
+			if k.Part == PartCovariate {
+				f[k] = ids
+			}
+		}
+		snapshotFolds[u.distinctHashes] = f
+	}
+	// Folded up to day 4 of the units' first exposures: the raw tail then holds most of the
+	// events in the metrics' windows, read in one combined query.
+	early := start.Add(4 * 24 * time.Hour)
 	for _, snap := range []struct {
 		name string
 		x    Experiment
@@ -494,6 +521,10 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 		{"raw", x, reqs, Snapshot{FoldedUpTo: x.Start, Now: now, Passes: 2}},
 		{"folded", x, reqs[1:], Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 2}},
 		{"folded, materialized units", x.WithUnits(again), reqs[1:], Snapshot{FoldedUpTo: folded, Folds: folds, Now: now, Passes: 2}},
+		{"folded from the units snapshot, hashed", x.WithUnits(again), reqs[1:], Snapshot{FoldedUpTo: folded, Folds: snapshotFolds[true], Now: now, Passes: 2}},
+		{"folded from the units snapshot, by strings", x.WithUnits(againByStrings), reqs[1:], Snapshot{FoldedUpTo: folded, Folds: snapshotFolds[false], Now: now, Passes: 2}},
+		{"raw tail, materialized units, hashed", x.WithUnits(again), reqs[1:], Snapshot{FoldedUpTo: early, Folds: folds, Now: now, Passes: 2}},
+		{"raw tail, materialized units, by strings", x.WithUnits(againByStrings), reqs[1:], Snapshot{FoldedUpTo: early, Folds: folds, Now: now, Passes: 2}},
 	} {
 		all, err := SumsOf(ctx, conn, snap.x, snap.reqs, snap.s)
 		if err != nil {

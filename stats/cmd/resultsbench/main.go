@@ -2,6 +2,7 @@
 //
 //	resultsbench -exposures 10000000 -events 100000000 -days 14
 //	resultsbench -database resultsbench_1795632060    # again, on the data of an earlier run
+//	resultsbench -database resultsbench_1795632060 -refold-day -brief   # the incremental day's fold timed too, no comparisons
 //
 // It creates (and afterwards drops) its own database, with ingest's schema applied by the
 // ingest binary's migrate command (path given by -ingest-bin).
@@ -31,6 +32,8 @@ func main() {
 	flag.IntVar(&cfg.Days, "days", 14, "days of data before the incremental day")
 	flag.Int64Var(&metricsql.UnitsPerPass, "units-per-pass", metricsql.UnitsPerPass, "units one sums query aggregates at most (the stats service's -results-units-per-pass)")
 	reuse := flag.String("database", "", "time the refreshes on this database of an earlier run instead of generating data (implies -keep)")
+	flag.BoolVar(&cfg.RefoldDay, "refold-day", false, "with -database: fold the incremental day again, so that its fold is timed")
+	flag.BoolVar(&cfg.Brief, "brief", false, "leave out the comparisons (one sums query per metric, sums from raw events only)")
 	flag.Parse()
 	db := fmt.Sprintf("resultsbench_%d", time.Now().Unix())
 	if *reuse != "" {

@@ -210,6 +210,42 @@ func TestInterruptedStepIsAppliedOnce(t *testing.T) {
 	}
 }
 
+// TestEditedFlagFailureNamesTheFirstOfManyEdits: with more edits since the step's version than
+// the executor reads of the newest history, its failure still names the first edits after that
+// version — the one that made the step stale first — and counts the others.
+func TestEditedFlagFailureNamesTheFirstOfManyEdits(t *testing.T) {
+	h := newHarness(t)
+	owner := h.fs.Owner
+	at := h.clock.now().Add(time.Hour)
+	var ch schedule.Change
+	h.must(t, 201, owner.Token, "POST", fmt.Sprintf(changes, "staging"), map[string]any{"steps": []any{
+		map[string]any{"at": at, "action": map[string]any{"type": "toggle", "on": false}}}}, &ch)
+	const edits = 25 // more than the newest versions the executor reads first (20)
+	for i := 1; i <= edits; i++ {
+		owner.Must(t, "PATCH", stacktest.ConfigPath("shop", "checkout", "staging"),
+			map[string]any{"off_variation": []string{"off", "on"}[i%2], "comment": fmt.Sprintf("edit number %d", i)}, nil)
+	}
+	h.clock.add(time.Hour + time.Second)
+	if n := h.runDue(t); n != 1 {
+		t.Fatalf("%d steps handled", n)
+	}
+	got := h.change(t, ch.ID)
+	if got.Status != schedule.StatusFailed {
+		t.Fatalf("change: %+v", got)
+	}
+	for _, w := range []string{
+		fmt.Sprintf("(the change was based on version %d): version %d, an edit by ", ch.BaseVersion, ch.BaseVersion+1),
+		`("edit number 1")`, `("edit number 2")`, `("edit number 3")`, fmt.Sprintf("; and %d more", edits-3),
+	} {
+		if !strings.Contains(got.Failure, w) {
+			t.Fatalf("failure %q does not name %q", got.Failure, w)
+		}
+	}
+	if strings.Contains(got.Failure, `("edit number 4")`) {
+		t.Fatalf("failure names more edits than it shows at most: %q", got.Failure)
+	}
+}
+
 // TestEditedFlagFailureNamesTheEdits: when the flag was changed after a step was scheduled, the
 // failure — the change's reason, the step's error and the Slack alert — names each version
 // since the one the step was based on: what kind of change, who made it, when, its comment.

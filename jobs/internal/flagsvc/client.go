@@ -342,11 +342,15 @@ func (c *Client) PatchConfig(ctx context.Context, project, flag, env string, pat
 	return fe, err
 }
 
-// History returns the newest configuration versions of a flag in an environment.
-func (c *Client) History(ctx context.Context, project, flag, env string, limit int) ([]ConfigVersion, error) {
+// History returns a flag's configuration versions in an environment, newest first: the newest
+// limit, or with before > 0 the newest limit of those older than version before.
+func (c *Client) History(ctx context.Context, project, flag, env string, before int64, limit int) ([]ConfigVersion, error) {
 	var out items[ConfigVersion]
-	_, err := c.do(ctx, request{method: "GET", path: configPath(project, flag, env) + "/history",
-		query: url.Values{"limit": {strconv.Itoa(limit)}}}, &out)
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	_, err := c.do(ctx, request{method: "GET", path: configPath(project, flag, env) + "/history", query: q}, &out)
 	return out.Items, err
 }
 

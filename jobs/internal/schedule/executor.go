@@ -32,7 +32,7 @@ type Store interface {
 type FlagService interface {
 	Toggle(ctx context.Context, project, flag, env string, on bool, w flagsvc.Write) (flagsvc.FlagEnvironment, error)
 	PatchConfig(ctx context.Context, project, flag, env string, patch json.RawMessage, w flagsvc.Write) (flagsvc.FlagEnvironment, error)
-	History(ctx context.Context, project, flag, env string, limit int) ([]flagsvc.ConfigVersion, error)
+	History(ctx context.Context, project, flag, env string, before int64, limit int) ([]flagsvc.ConfigVersion, error)
 	Flag(ctx context.Context, project, flag string) (flagsvc.FlagDetail, error)
 	Members(ctx context.Context) ([]flagsvc.Member, error)
 }
@@ -129,7 +129,7 @@ func (e *Executor) apply(ctx context.Context, c Claim) error {
 	if f := conflictField(err); errors.Is(err, errs.ErrConflict) && (f == "version" || f == "") {
 		// Either our own earlier attempt went through before we could record it, or the
 		// flag was edited since the change was scheduled.
-		hist, herr := e.history(ctx, ch)
+		hist, herr := e.history(ctx, ch, c.Expected)
 		v, ok := ownWrite(hist, ch, st, c.Expected)
 		switch {
 		case ok:
@@ -199,7 +199,7 @@ func (e *Executor) tooLate(ctx context.Context, c Claim, late time.Duration, log
 	ch, st := c.Change, c.Step
 	if st.Attempts > 1 {
 		// An earlier attempt may have made the write (an answer lost, an executor that died).
-		hist, err := e.history(ctx, ch)
+		hist, err := e.history(ctx, ch, c.Expected)
 		v, ok := ownWrite(hist, ch, st, c.Expected)
 		if ok {
 			e.applied.WithLabelValues("recovered").Inc()
@@ -248,12 +248,34 @@ func errMessage(err error) string {
 
 // history reads the configuration's latest versions, newest first; an error means it could
 // not be read.
-func (e *Executor) history(ctx context.Context, ch Change) ([]flagsvc.ConfigVersion, error) {
-	hist, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, historyLimit)
+func (e *Executor) history(ctx context.Context, ch Change, expected int64) ([]flagsvc.ConfigVersion, error) {
+	hist, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, 0, historyLimit)
 	if err != nil {
 		e.Log.Warn("cannot read the flag's history", "change", ch.ID, "err", err)
+		return hist, err
 	}
-	return hist, err
+	// More edits than were read: the newest historyLimit begin after the edit that made the
+	// step stale, which its failure names first. Read the first edits after expected too.
+	oldest := expected
+	for i, v := range hist {
+		if i == 0 || v.Version < oldest {
+			oldest = v.Version
+		}
+	}
+	if len(hist) == historyLimit && oldest > expected+1 {
+		first, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, expected+maxEditsShown+1, maxEditsShown)
+		if err != nil {
+			// The failure then names the oldest edits read, and counts the rest.
+			e.Log.Warn("cannot read the flag's first edits after a scheduled step's version", "change", ch.ID, "err", err)
+			return hist, nil
+		}
+		for _, v := range first {
+			if v.Version < oldest {
+				hist = append(hist, v)
+			}
+		}
+	}
+	return hist, nil
 }
 
 // historyLimit is how many versions are read after a conflict: enough to find an earlier

@@ -278,6 +278,31 @@ func compare(t *testing.T, got []VariantSums, want map[string]VariantSums) {
 	}
 }
 
+// foldAll folds the days from x's start until until as the results workers fold: every metric
+// of a day in one query, and the CUPED cohort of each metric with a pre-period.
+func foldAll(t *testing.T, conn driver.Conn, x Experiment, ms []*Metric, until time.Time) Folds {
+	t.Helper()
+	ctx := context.Background()
+	folds := Folds{}
+	for d := x.Start; d.Before(until); d = d.Add(24 * time.Hour) {
+		ids, err := FoldDays(ctx, conn, x, ms, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range ms {
+			folds.Add(m, PartMetric, ids[i])
+			if m.CUPEDPreperiod > 0 {
+				id, err := FoldCovariates(ctx, conn, x, m, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				folds.Add(m, PartCovariate, id)
+			}
+		}
+	}
+	return folds
+}
+
 // TestSumsMatchAnIndependentComputation checks every metric kind, filters, windows, CUPED,
 // winsorization, duplicate events and multiple exposures against sums computed in Go from the
 // events the test inserted — with everything read raw, and again with most days folded into
@@ -340,25 +365,8 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	}
 	// Fold every day up to day 12 (and the CUPED cohorts), then read rollups + raw.
 	folded := start.Add(12 * 24 * time.Hour)
-	folds := Folds{}
-	for d := x.Start; d.Before(folded); d = d.Add(24 * time.Hour) {
-		// Every metric of the day in one query, as the results workers fold.
-		foldedTogether := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m, cappedCount}
-		ids, err := FoldDays(ctx, conn, x, foldedTogether, d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, m := range foldedTogether {
-			folds.Add(m, PartMetric, ids[i])
-			if m.CUPEDPreperiod > 0 {
-				id, err := FoldCovariates(ctx, conn, x, m, d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				folds.Add(m, PartCovariate, id)
-			}
-		}
-	}
+	foldedTogether := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m, cappedCount}
+	folds := foldAll(t, conn, x, foldedTogether, folded)
 	// Folding a day again (a worker that crashed before recording the first fold) writes rows
 	// under another fold id; only the recorded folds are read, so nothing counts twice.
 	for _, m := range []*Metric{count, sum} {
@@ -491,23 +499,7 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 	// the units by their hashes (rawPartsSQL), then grouped by the hash or by the strings.
 	snapshotFolds := map[bool]Folds{}
 	for _, u := range []Units{again, againByStrings} {
-		xu, f := x.WithUnits(u), Folds{}
-		for d := x.Start; d.Before(folded); d = d.Add(24 * time.Hour) {
-			ms := []*Metric{metrics[0].m, count, sum, metrics[3].m, metrics[4].m, cappedCount}
-			ids, err := FoldDays(ctx, conn, xu, ms, d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, m := range ms {
-				f.Add(m, PartMetric, ids[i])
-			}
-		}
-		for k, ids := range folds {
-			if k.Part == PartCovariate {
-				f[k] = ids
-			}
-		}
-		snapshotFolds[u.distinctHashes] = f
+		snapshotFolds[u.distinctHashes] = foldAll(t, conn, x.WithUnits(u), foldedTogether, folded)
 	}
 	// Folded up to day 4 of the units' first exposures: the raw tail then holds most of the
 	// events in the metrics' windows, read in one combined query.

@@ -246,8 +246,9 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
-// history reads the configuration's latest versions, newest first; an error means it could
-// not be read.
+// history reads the configuration's latest versions, newest first, and, when more than those
+// came after expected, the first ones after expected as well (appended: the list stays newest
+// first); an error means the latest could not be read.
 func (e *Executor) history(ctx context.Context, ch Change, expected int64) ([]flagsvc.ConfigVersion, error) {
 	hist, err := e.Flags.History(ctx, ch.Project, ch.Flag, ch.Environment, 0, historyLimit)
 	if err != nil {

@@ -399,14 +399,13 @@ type rawPart struct {
 // 1.7 s, where five rawSQL reads took 2.5 s.)
 //
 // Three things make it cheaper than rawSQL's way, which it otherwise follows. Events are
-// deduplicated by event_id alone, the pipeline's identity of an event (ingest README, "Exact
-// queries"; an id an SDK reused for another event counts once, as in every count of events), a
-// fixed-size key: grouping by it with the context's two strings cost twice as much. The units
+// deduplicated by the same identity, an event_id within a context and event key, but keyed by
+// the id and one 64-bit hash of the other three, fixed-size where the strings cost half as much
+// again (an id an SDK reused for another context or key still counts once for each). The units
 // are joined by contextHashes, not by the strings: the hash table holds two numbers per event
 // instead of two strings, the join matches on the first and keeps a row only when the second
 // agrees too, and a context's rows are then grouped as contextGroup says. And the per-part rows
-// come from parallel arrays rather than an array of tuples. (18.16, resultsbench's incremental
-// day, 5.71M events of 4 keys against 5M units: the select 8.4–9.0 s against 10.4–10.6 s.)
+// come from parallel arrays rather than an array of tuples.
 func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (string, error) {
 	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan {
 		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events")
@@ -441,7 +440,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, a *args) (st
 	}
 	q += ` FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key IN (` + placeholders(keyList, a) + `)
 		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + beforeSQL(to, a) + daysSQL(from, to, a) + x.slice() + `
-		GROUP BY event_id) USING (context_hash)
+		GROUP BY event_id, cityHash64(context_kind, context_key, event_key)) USING (context_hash)
 		WHERE context_check = event_context_check
 		GROUP BY ` + x.contextGroup() + `)
 		ARRAY JOIN [` + strings.Join(srcs, ", ") + `] AS src, [` + strings.Join(events, ", ") + `] AS part_events, [` + strings.Join(sums, ", ") + `] AS part_sum

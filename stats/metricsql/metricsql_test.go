@@ -39,7 +39,8 @@ type unit struct {
 
 // population generates a seeded experiment: units with first exposures over three days, a few
 // exposed to both variations, and purchase events before, inside and after the conversion
-// window, some with duplicate deliveries. The effect: variation B buys more.
+// window, some with duplicate deliveries and some sharing an id with another context's event.
+// The effect: variation B buys more.
 func population(r *rand.Rand, start time.Time, n int) ([]unit, []event, [][5]any) {
 	var units []unit
 	var events []event
@@ -75,6 +76,14 @@ func population(r *rand.Rand, start time.Time, n int) ([]unit, []event, [][5]any
 			events = append(events, e)
 			if r.IntN(20) == 0 {
 				events = append(events, e) // a duplicate delivery of the same event
+			}
+			if r.IntN(30) == 0 && len(units) > 1 {
+				// An SDK that reused the id for another context's event: a different event, which
+				// counts for that context too (events are identified by context, key and id).
+				other := units[r.IntN(len(units)-1)]
+				f := e
+				f.key, f.ts = other.key, other.firstMs+offset.Milliseconds()
+				events = append(events, f)
 			}
 		}
 	}
@@ -161,12 +170,16 @@ func partCap(m *Metric, x float64) float64 {
 // expected computes a metric's per-variant sums independently of ClickHouse.
 func expected(units []unit, events []event, m *Metric, now int64, cuped bool, lower, upper *float64) map[string]VariantSums {
 	byUnit := map[string][]event{}
-	seen := map[uuid.UUID]bool{}
+	type identity struct {
+		key string // the context's (one event key, one context kind here)
+		id  uuid.UUID
+	}
+	seen := map[identity]bool{}
 	for _, e := range events {
-		if seen[e.id] {
+		if seen[identity{e.key, e.id}] {
 			continue
 		}
-		seen[e.id] = true
+		seen[identity{e.key, e.id}] = true
 		byUnit[e.key] = append(byUnit[e.key], e)
 	}
 	match := func(e event, mm *Metric) bool {

@@ -97,6 +97,12 @@ func goneSince(t *testing.T, s *Store, id string) time.Time {
 	return recs[id].GoneSince
 }
 
+// maintainAt runs the rollup maintenance with the worker's clock at at.
+func maintainAt(ctx context.Context, w *Worker, at time.Time) {
+	w.now = func() time.Time { return at }
+	w.maintainRollups(ctx)
+}
+
 // goneFixture: the fold fixture's experiment, running, refreshed once (6 recorded folds, its
 // rollups, a snapshot) with a 30-day rollup retention, and a fake flag service listing it.
 func goneFixture(t *testing.T) (foldFixture, *goneFlags, time.Time) {
@@ -132,8 +138,7 @@ func TestRollupsOfADeletedProjectsExperimentAreDropped(t *testing.T) {
 	g.set(nil) // the project is deleted
 	seen := now.Add(time.Hour)
 	for i, at := range []time.Duration{0, 2 * time.Hour, w.cfg.RollupRetention - time.Minute} {
-		w.now = func() time.Time { return seen.Add(at) }
-		w.maintainRollups(ctx)
+		maintainAt(ctx, w, seen.Add(at))
 		if got := goneSince(t, f.store, x.ID); !got.Equal(seen) {
 			t.Fatalf("%v after it went: gone since %v, want %v (its first sighting)", at, got, seen)
 		}
@@ -150,8 +155,7 @@ func TestRollupsOfADeletedProjectsExperimentAreDropped(t *testing.T) {
 	if err != nil || len(months) == 0 {
 		t.Fatalf("rollup months %v (%v)", months, err)
 	}
-	w.now = func() time.Time { return seen.Add(w.cfg.RollupRetention) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, seen.Add(w.cfg.RollupRetention))
 	expectRollups(t, f, x.ID, 0, 0, 0, "gone for the retention")
 	if dropped, err := f.store.RollupsDropped(ctx, []string{x.ID}); err != nil || !dropped[x.ID] {
 		t.Fatalf("drop not recorded as done: %v %v", dropped, err)
@@ -180,19 +184,16 @@ func TestGoneExperimentComingBackKeepsItsRollups(t *testing.T) {
 	w, x := f.w, f.x
 	logs := captureLog(w)
 	rows, sum := rollupRows(t, f, fixtureKey, "1")
-	at := func(d time.Time) { w.now = func() time.Time { return d } }
 
 	g.set(nil)
 	first := now.Add(time.Hour)
-	at(first)
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first)
 	if got := goneSince(t, f.store, x.ID); !got.Equal(first) {
 		t.Fatalf("gone since %v, want %v", got, first)
 	}
 
 	g.set(&x, x) // restored
-	at(first.Add(24 * time.Hour))
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first.Add(24*time.Hour))
 	if got := goneSince(t, f.store, x.ID); !got.IsZero() {
 		t.Fatalf("back in the flag service: still gone since %v", got)
 	}
@@ -202,13 +203,10 @@ func TestGoneExperimentComingBackKeepsItsRollups(t *testing.T) {
 
 	g.set(nil) // gone again, ten days after it first went
 	again := first.Add(10 * 24 * time.Hour)
-	at(again)
-	w.maintainRollups(ctx)
-	at(first.Add(w.cfg.RollupRetention + time.Hour)) // the first disappearance's retention has passed, not the second's
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, again)
+	maintainAt(ctx, w, first.Add(w.cfg.RollupRetention+time.Hour)) // the first disappearance's retention has passed, not the second's
 	expectRollups(t, f, x.ID, rows, sum, 6, "gone again for less than the retention")
-	at(again.Add(w.cfg.RollupRetention))
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, again.Add(w.cfg.RollupRetention))
 	expectRollups(t, f, x.ID, 0, 0, 0, "gone again for the retention")
 }
 
@@ -233,16 +231,14 @@ func TestExperimentKeyReusedIsGone(t *testing.T) {
 	g.set(&reused, reused)
 
 	first := now.Add(time.Hour)
-	w.now = func() time.Time { return first }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first)
 	if got := goneSince(t, f.store, x.ID); !got.Equal(first) {
 		t.Fatalf("key reused: gone since %v, want %v", got, first)
 	}
 	if n, _ := rollupRows(t, f, fixtureKey, "1"); n == 0 {
 		t.Fatal("dropped before the retention")
 	}
-	w.now = func() time.Time { return first.Add(w.cfg.RollupRetention) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first.Add(w.cfg.RollupRetention))
 	expectRollups(t, f, x.ID, 0, 0, 0, "key reused, gone for the retention")
 	if n, s := envRollupRows(t, f, newEnv, fixtureKey, "1"); n != newRows || s != newSum || n != 1000 {
 		t.Fatalf("the new experiment's rollups: %d rows (sum %d), want %d (sum %d)", n, s, newRows, newSum)
@@ -262,8 +258,7 @@ func TestGoneExperimentWithoutRetentionKeepsRollups(t *testing.T) {
 	// Its months closed: the maintenance (compactions) has it in its work.
 	first := now.Add(70 * 24 * time.Hour)
 	for _, at := range []time.Time{first, first.Add(time.Hour), first.Add(10 * 365 * 24 * time.Hour)} {
-		w.now = func() time.Time { return at }
-		w.maintainRollups(ctx)
+		maintainAt(ctx, w, at)
 	}
 	if got := goneSince(t, f.store, x.ID); !got.Equal(first) || logs.lines("rollups are kept (rollup retention 0)") != 1 {
 		t.Fatalf("gone since %v (want %v); logged:\n%s", got, first, logs.buf.String())
@@ -287,8 +282,7 @@ func TestGoneExperimentOfUnknownEnvironment(t *testing.T) {
 		}
 	}
 	forget()
-	w.now = func() time.Time { return now.Add(time.Hour) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, now.Add(time.Hour))
 	recs, err := f.store.ExperimentRecords(ctx, []string{x.ID})
 	if err != nil || recs[x.ID] != (ExperimentRecord{EnvironmentID: fixtureEnv, Project: "shop", Key: fixtureKey}) {
 		t.Fatalf("listed: recorded %+v (%v), want its environment", recs[x.ID], err)
@@ -299,15 +293,13 @@ func TestGoneExperimentOfUnknownEnvironment(t *testing.T) {
 	rows, _ := rollupRows(t, f, fixtureKey, "1")
 	g.set(nil)
 	first := now.Add(2 * time.Hour)
-	w.now = func() time.Time { return first }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first)
 	recs, err = f.store.ExperimentRecords(ctx, []string{x.ID})
 	if err != nil || recs[x.ID] != (ExperimentRecord{EnvironmentID: fixtureEnv, Project: "shop", Key: fixtureKey, GoneSince: first}) {
 		t.Fatalf("gone, environment not recorded: recorded %+v (%v), want it found from the rollups", recs[x.ID], err)
 	}
 	expectRollups(t, f, x.ID, rows, 0, 6, "within the retention")
-	w.now = func() time.Time { return first.Add(w.cfg.RollupRetention) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first.Add(w.cfg.RollupRetention))
 	expectRollups(t, f, x.ID, 0, 0, 0, "gone for the retention")
 }
 
@@ -327,10 +319,8 @@ func TestGoneExperimentWhoseRollupsNameNoEnvironment(t *testing.T) {
 	rows, _ := rollupRows(t, f, fixtureKey, "1")
 	g.set(nil)
 	first := now.Add(2 * time.Hour)
-	w.now = func() time.Time { return first }
-	w.maintainRollups(ctx)
-	w.now = func() time.Time { return first.Add(2 * w.cfg.RollupRetention) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, first)
+	maintainAt(ctx, w, first.Add(2*w.cfg.RollupRetention))
 	recs, err := f.store.ExperimentRecords(ctx, []string{x.ID})
 	if err != nil || recs[x.ID] != (ExperimentRecord{Project: "shop", Key: fixtureKey, GoneSince: first}) {
 		t.Fatalf("gone, environment unknown: recorded %+v (%v)", recs[x.ID], err)

@@ -75,8 +75,9 @@ type Experiment struct {
 	// lo and hi restrict a pass to the contexts whose bucket is in [lo, hi) (hi 0: every
 	// context; Snapshot.Passes).
 	lo, hi int
-	// units is the materialized units snapshot the queries read (WithUnits; 0: none).
-	units int64
+	// units is the materialized units partition the queries read (WithUnits; 0: none);
+	// unitsNow (unix ms) bounds its units' first exposures.
+	units, unitsNow int64
 	// hashed: the snapshot's contexts have distinct 64-bit hashes, so per-context GROUP BYs
 	// group by the hash (contextGroup).
 	hashed bool
@@ -93,9 +94,10 @@ const ClockSkew = time.Hour
 func (x Experiment) FirstDay() time.Time { return Day(x.Start.Add(-ClockSkew)) }
 
 // WithUnits makes every query on the returned experiment (sums, folds, percentiles) read its
-// units from the snapshot MaterializeUnits wrote, instead of merging them from experiment_units.
+// units from a units partition (MaterializeUnits, BaseUnits), instead of merging them from
+// experiment_units.
 func (x Experiment) WithUnits(u Units) Experiment {
-	x.units, x.hashed = u.ID, u.distinctHashes
+	x.units, x.unitsNow, x.hashed = u.ID, u.Now.UnixMilli(), u.distinctHashes
 	return x
 }
 
@@ -301,6 +303,18 @@ func valueString(v any) string {
 // variations each context saw. An experiment's come from the experiment_units aggregate; a
 // rollout's from its raw exposures (argMin, min and uniqExact ignore duplicate deliveries).
 func unitsSQL(x Experiment, a *args) string {
+	q := mergedUnitsSQL(x, a)
+	if x.analysedFrom() {
+		// A unit whose first exposure is stamped before the analysis' first day (a client clock
+		// far behind, uncorrected) is not a unit: its events before that day are never folded or
+		// read, so it would count in n and the split with a value of 0.
+		q += ` HAVING first_ms >= ` + a.add(uint64(x.FirstDay().UnixMilli()))
+	}
+	return q
+}
+
+// mergedUnitsSQL is unitsSQL for every context, whenever first exposed.
+func mergedUnitsSQL(x Experiment, a *args) string {
 	if x.rollout() {
 		return `SELECT context_kind, context_key, argMin(variation_key, timestamp_ms) AS variation,
 		min(timestamp_ms) AS first_ms, uniqExact(variation_key) AS nvar
@@ -309,17 +323,17 @@ func unitsSQL(x Experiment, a *args) string {
 		AND timestamp >= toDateTime(` + a.add(x.Start.Unix()) + `)` + x.slice() + `
 		GROUP BY context_kind, context_key`
 	}
-	q := `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
+	return `SELECT context_kind, context_key, argMinMerge(first_variation) AS variation,
 		minMerge(first_exposed_ms) AS first_ms, uniqExactMerge(variations) AS nvar
 		FROM experiment_units WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + x.slice() + `
 		GROUP BY context_kind, context_key`
-	if !x.Start.IsZero() && x.Start.Unix() > 0 {
-		// A unit whose first exposure is stamped before the analysis' first day (a client clock
-		// far behind, uncorrected) is not a unit: its events before that day are never folded or
-		// read, so it would count in n and the split with a value of 0.
-		q += ` HAVING first_ms >= ` + a.add(uint64(x.FirstDay().UnixMilli()))
-	}
-	return q
+}
+
+// analysedFrom says whether an experiment's units must be first exposed on or after its
+// analysis' first day (an experiment's with a start; a rollout's raw exposures are read from
+// its start instead).
+func (x Experiment) analysedFrom() bool {
+	return !x.rollout() && !x.Start.IsZero() && x.Start.Unix() > 0
 }
 
 // Part of a rollup row: the metric's conversion window, or the CUPED pre-exposure window.
@@ -507,7 +521,7 @@ func firstExposuresSQL(x Experiment, cohortFrom, cohortTo int64, a *args) string
 	var q string
 	switch {
 	case x.units != 0:
-		q = `SELECT context_kind, context_key, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.unitSlice()
+		q = `SELECT context_kind, context_key, first_ms FROM (` + x.snapshotUnitsSQL(false, a) + `) WHERE 1`
 	case x.rollout():
 		q = `SELECT context_kind, context_key, first_ms FROM (` + unitsSQL(x, a) + `) WHERE 1`
 	default:

@@ -114,6 +114,13 @@ func insert(t *testing.T, conn driver.Conn, env string, events []event, exposure
 // insertWithReason writes exposures with the given evaluation reason, and the events.
 func insertWithReason(t *testing.T, conn driver.Conn, env, reason string, events []event, exposures [][5]any) {
 	t.Helper()
+	insertExposures(t, conn, env, reason, exposures, nil)
+	insertEvents(t, conn, env, events)
+}
+
+// insertExposures writes exposures received at received[i] (nil: at their own time).
+func insertExposures(t *testing.T, conn driver.Conn, env, reason string, exposures [][5]any, received []time.Time) {
+	t.Helper()
 	n := len(exposures)
 	var (
 		envs, kinds, keys, flags, vars, reasons, rules, exps, sdkN, sdkV = make([]string, n), make([]string, n), make([]string, n),
@@ -130,14 +137,21 @@ func insertWithReason(t *testing.T, conn driver.Conn, env, reason string, events
 		envs[i], ids[i], ts[i], ms[i], client[i], kinds[i], keys[i] = env, x[3].(uuid.UUID), time.UnixMilli(m).UTC(), uint64(m), m, "user", x[0].(string)
 		flags[i], vars[i], versions[i], reasons[i], exps[i], sdkN[i], sdkV[i] = "checkout", x[1].(string), 3, reason, x[4].(string), "go", "test"
 	}
+	if received == nil {
+		received = ts
+	}
 	insertColumns(t, conn, "exposures", []string{"environment_id", "event_id", "timestamp", "timestamp_ms", "client_timestamp_ms",
 		"received_at", "clamped", "context_kind", "context_key", "flag_key", "variation_key", "flag_version", "reason", "rule_id",
-		"experiment_key", "sdk_name", "sdk_version"}, envs, ids, ts, ms, client, ts, clamped, kinds, keys, flags, vars, versions, reasons, rules, exps, sdkN, sdkV)
+		"experiment_key", "sdk_name", "sdk_version"}, envs, ids, ts, ms, client, received, clamped, kinds, keys, flags, vars, versions, reasons, rules, exps, sdkN, sdkV)
+}
 
-	n = len(events)
-	envs, kinds, keys, sdkN, sdkV = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+// insertEvents writes purchase events, received at their own time.
+func insertEvents(t *testing.T, conn driver.Conn, env string, events []event) {
+	t.Helper()
+	n := len(events)
+	envs, kinds, keys, sdkN, sdkV := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	eventKeys := make([]string, n)
-	ids, ts, ms, client, clamped = make([]uuid.UUID, n), make([]time.Time, n), make([]uint64, n), make([]int64, n), make([]uint8, n)
+	ids, ts, ms, client, clamped := make([]uuid.UUID, n), make([]time.Time, n), make([]uint64, n), make([]int64, n), make([]uint8, n)
 	values, hasValue := make([]float64, n), make([]uint8, n)
 	pk, pt, pv := make([][]string, n), make([][]string, n), make([][]string, n)
 	for i, e := range events {
@@ -466,7 +480,7 @@ func TestSumsMatchAnIndependentComputation(t *testing.T) {
 		t.Fatal(err)
 	}
 	unitRows(t, conn, other.ID, len(units))
-	if n, err := DropStaleUnits(ctx, conn, -time.Hour); err != nil || n != 1 {
+	if n, err := DropStaleUnits(ctx, conn, -time.Hour, nil); err != nil || n != 1 {
 		t.Fatalf("DropStaleUnits dropped %d (%v), want 1", n, err)
 	}
 	unitRows(t, conn, other.ID, 0)

@@ -128,7 +128,7 @@ type SumsRequest struct {
 func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (string, error) {
 	units := `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM `
 	if x.units != 0 {
-		units += `experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + ` AND variation != ''` + x.unitSlice()
+		units += `(` + x.snapshotUnitsSQL(true, a) + `)`
 	} else {
 		units += `(` + unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
 	}

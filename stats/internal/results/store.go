@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard-io/switchyard/platform/pg"
+	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
 //go:embed migrations/*.sql
@@ -464,4 +465,62 @@ func (s *Store) MarkGone(ctx context.Context, experimentID, project, key string,
 func (s *Store) ClearGone(ctx context.Context, experimentID string) error {
 	_, err := s.Pool.Exec(ctx, `UPDATE results_experiments SET gone_since = NULL WHERE experiment_id = $1 AND gone_since IS NOT NULL`, experimentID)
 	return err
+}
+
+// UnitsBase returns the units base recorded for an experiment and when it was last built from
+// every state (ok false: none).
+func (s *Store) UnitsBase(ctx context.Context, experimentID string) (b metricsql.UnitsBase, built time.Time, ok bool, err error) {
+	err = s.Pool.QueryRow(ctx, `SELECT snapshot_id, watermark, units, built_at FROM results_unit_bases WHERE experiment_id = $1`, experimentID).
+		Scan(&b.ID, &b.Watermark, &b.Rows, &built)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, built, false, nil
+	}
+	b.Watermark = b.Watermark.UTC()
+	return b, built, err == nil, err
+}
+
+// SetUnitsBase records an experiment's units base, read at `at`; full says it was built from
+// every state (its build time is kept until the next such build). It returns the partition of
+// the base it replaced (0: none), which the caller drops unless it is b's own.
+func (s *Store) SetUnitsBase(ctx context.Context, experimentID string, b metricsql.UnitsBase, full bool, at time.Time) (replaced int64, err error) {
+	err = s.Pool.QueryRow(ctx, `WITH old AS (SELECT snapshot_id FROM results_unit_bases WHERE experiment_id = $1 FOR UPDATE),
+		new AS (INSERT INTO results_unit_bases (experiment_id, snapshot_id, watermark, units, built_at, used_at) VALUES ($1, $2, $3, $4, $5, $5)
+			ON CONFLICT (experiment_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, watermark = excluded.watermark,
+			units = excluded.units, used_at = excluded.used_at,
+			built_at = CASE WHEN $6 THEN excluded.built_at ELSE results_unit_bases.built_at END)
+		SELECT coalesce((SELECT snapshot_id FROM old), 0)`, experimentID, b.ID, b.Watermark, b.Rows, at, full).Scan(&replaced)
+	return replaced, err
+}
+
+// IdleUnitsBase is a units base no refresh read since before a time.
+type IdleUnitsBase struct {
+	ExperimentID string
+	ID           int64
+}
+
+// UnitsBases returns the partitions of every recorded units base, and those of the bases last
+// read before idle.
+func (s *Store) UnitsBases(ctx context.Context, idle time.Time) (all map[int64]bool, idleBases []IdleUnitsBase, err error) {
+	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text, snapshot_id, used_at < $1 FROM results_unit_bases`, idle)
+	if err != nil {
+		return nil, nil, err
+	}
+	all = map[int64]bool{}
+	var b IdleUnitsBase
+	var isIdle bool
+	_, err = pgx.ForEachRow(rows, []any{&b.ExperimentID, &b.ID, &isIdle}, func() error {
+		all[b.ID] = true
+		if isIdle {
+			idleBases = append(idleBases, b)
+		}
+		return nil
+	})
+	return all, idleBases, err
+}
+
+// ForgetUnitsBase forgets an experiment's units base if it is still partition id; it says
+// whether it did (the caller then drops the partition).
+func (s *Store) ForgetUnitsBase(ctx context.Context, experimentID string, id int64) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `DELETE FROM results_unit_bases WHERE experiment_id = $1 AND snapshot_id = $2`, experimentID, id)
+	return tag.RowsAffected() == 1, err
 }

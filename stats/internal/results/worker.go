@@ -64,6 +64,10 @@ type Worker struct {
 	refreshes *prometheus.CounterVec
 	duration  prometheus.Histogram
 	refolds   prometheus.Counter
+	// unitsBases counts the units bases merged from every state, unitsDelta the contexts a
+	// refresh advanced its base by.
+	unitsBases prometheus.Counter
+	unitsDelta prometheus.Histogram
 
 	skippedSweeps prometheus.Counter
 
@@ -108,9 +112,13 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Folded days of a metric part folded again because events for them arrived after their fold."}),
 		skippedSweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_sweeps_skipped_total",
 			Help: "Sweeps not started because the previous one was still running."}),
+		unitsBases: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_units_bases_total",
+			Help: "Units bases merged from every state of an experiment's units (a first refresh, a daily rebuild, a base gone)."}),
+		unitsDelta: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_units_delta_contexts",
+			Help: "Contexts with exposures received since the units base's watermark, merged into it by a refresh.", Buckets: prometheus.ExponentialBuckets(1, 4, 12)}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration, w.refolds, w.skippedSweeps)
+		reg.MustRegister(w.refreshes, w.duration, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta)
 	}
 	return w
 }
@@ -587,11 +595,7 @@ func (w *Worker) Refresh(ctx context.Context, project, key string) error {
 var ErrStopped = errors.New("results: the results worker has stopped")
 
 func (w *Worker) sweep(ctx context.Context) {
-	if n, err := metricsql.DropStaleUnits(ctx, w.ch, staleUnits); err != nil {
-		w.log.Warn("cannot drop stale units snapshots", "err", err)
-	} else if n > 0 {
-		w.log.Info("dropped units snapshots of interrupted refreshes", "snapshots", n)
-	}
+	w.dropUnits(ctx)
 	xs, err := w.flags.RunningExperiments(ctx)
 	if err != nil {
 		w.log.Warn("cannot list running experiments", "err", err)
@@ -724,9 +728,48 @@ func (w *Worker) dueNow(ctx context.Context, xs []flagsvc.Experiment, failuresOn
 	return out, nil
 }
 
-// staleUnits: a units snapshot older than this is a crashed refresh's leftover (a refresh of 5M
-// units takes about a minute).
+// staleUnits: a units partition older than this and not a recorded base is a crashed refresh's
+// leftover (a refresh of 5M units takes about a minute) or a forgotten base.
 const staleUnits = 6 * time.Hour
+
+// idleUnits is how long a units base no refresh read is kept (at least three intervals): an
+// experiment stopped, or paused, or whose refreshes keep failing, then builds a new one.
+func (w *Worker) idleUnits() time.Duration { return max(2*time.Hour, 3*w.cfg.Interval) }
+
+// dropUnits drops the units bases no refresh read for idleUnits, each under its experiment's
+// refresh lock (skipped while it is being refreshed), then the units partitions of crashed
+// refreshes and forgotten bases.
+func (w *Worker) dropUnits(ctx context.Context) {
+	_, idle, err := w.store.UnitsBases(ctx, w.now().Add(-w.idleUnits()))
+	if err != nil {
+		w.log.Warn("cannot list the units bases", "err", err)
+		return
+	}
+	for _, b := range idle {
+		err := w.underLock(ctx, flagsvc.Experiment{ID: b.ExperimentID}, func() error {
+			forgot, err := w.store.ForgetUnitsBase(ctx, b.ExperimentID, b.ID)
+			if err != nil || !forgot {
+				return err
+			}
+			return metricsql.DropUnits(ctx, w.ch, b.ID)
+		})
+		if err != nil {
+			w.log.Warn("cannot drop an idle units base (the sweep drops its partition later)", "experiment_id", b.ExperimentID, "err", err)
+		}
+	}
+	// The bases listed after the idle ones went: a base recorded meanwhile is newer than
+	// staleUnits anyway.
+	keep, _, err := w.store.UnitsBases(ctx, time.Time{})
+	if err != nil {
+		w.log.Warn("cannot list the units bases", "err", err)
+		return
+	}
+	if n, err := metricsql.DropStaleUnits(ctx, w.ch, staleUnits, keep); err != nil {
+		w.log.Warn("cannot drop stale units snapshots", "err", err)
+	} else if n > 0 {
+		w.log.Info("dropped units partitions of interrupted refreshes and forgotten bases", "partitions", n)
+	}
+}
 
 // ErrBusy: the experiment is being refreshed already — by another replica, or by this one's
 // sweep when an on-demand refresh asks (Refresh returns it, and it is not recorded as a failed
@@ -1002,6 +1045,66 @@ func (w *Worker) due(day, checked, now time.Time) bool {
 	return now.Sub(checked) >= max(w.cfg.Settle, checked.Sub(end)/4)
 }
 
+// units are an experiment's units as of now for a refresh that started at clock, from its units
+// base advanced to the clock (metricsql.AdvanceUnits: the contexts with exposures received
+// since the base's watermark merged again, the rest copied), or from a new base merged from
+// every state — when it has none, its partition went, or its last such build is a day old. The
+// new base replaces the old one in Postgres before the old partition is dropped.
+//
+// A base's watermark is unitsMargin before the clock of the refresh that wrote it: exposures
+// received since are merged again by the next refresh. One delivered to ClickHouse later still
+// after its receipt (a Kafka outage of hours) counts from the next full build, within a day.
+func (w *Worker) units(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, now, clock time.Time) (metricsql.Units, error) {
+	watermark := clock.Add(-max(unitsMargin, w.cfg.Settle))
+	base, built, ok, err := w.store.UnitsBase(ctx, x.ID)
+	if err != nil {
+		return metricsql.Units{}, err
+	}
+	full := !ok || clock.Sub(built) >= unitsBaseAge
+	var next metricsql.UnitsBase
+	if !full {
+		var delta int64
+		next, delta, err = metricsql.AdvanceUnits(ctx, w.ch, qx, base, w.cfg.LateWindow, watermark)
+		switch {
+		case err == nil:
+			w.unitsDelta.Observe(float64(delta))
+		case errors.Is(err, metricsql.ErrUnitsBaseGone):
+			w.log.Warn("the experiment's units base is gone: merging every state again", "experiment", x.Key, "err", err)
+			full = true
+		default:
+			return metricsql.Units{}, err
+		}
+	}
+	if full {
+		if next, err = metricsql.BuildUnitsBase(ctx, w.ch, qx, watermark); err != nil {
+			return metricsql.Units{}, err
+		}
+		w.unitsBases.Inc()
+	}
+	replaced, err := w.store.SetUnitsBase(ctx, x.ID, next, full, clock)
+	if err != nil {
+		if !ok || next.ID != base.ID {
+			_ = metricsql.DropUnits(context.WithoutCancel(ctx), w.ch, next.ID)
+		}
+		return metricsql.Units{}, err
+	}
+	if replaced != 0 && replaced != next.ID {
+		if err := metricsql.DropUnits(ctx, w.ch, replaced); err != nil {
+			w.log.Warn("cannot drop the replaced units base (the next sweep drops it)", "experiment", x.Key, "err", err)
+		}
+	}
+	return metricsql.BaseUnits(ctx, w.ch, qx, next, now)
+}
+
+// unitsMargin is how long before a refresh exposures may have been received and not be in
+// ClickHouse yet (Kafka → ClickHouse delivery; the folds assume the settle margin, an hour):
+// the next refresh merges the contexts of the exposures received since again. unitsBaseAge is
+// how long a base is advanced before it is merged again from every state.
+const (
+	unitsMargin  = 6 * time.Hour
+	unitsBaseAge = 24 * time.Hour
+)
+
 type namedMetric struct {
 	role      string
 	def       flagsvc.Metric
@@ -1062,17 +1165,13 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 			return nil, err
 		}
 	}
-	// The units once for every query of this refresh (folds and sums), dropped when it ends.
-	units, err := metricsql.MaterializeUnits(ctx, w.ch, qx, now)
+	// The units once for every query of this refresh (folds and sums): the experiment's units
+	// base, advanced to this refresh and kept for the next.
+	units, err := w.units(ctx, x, qx, now, clock)
 	if err != nil {
 		return nil, err
 	}
 	exposure := units.Exposure
-	defer func() {
-		if err := metricsql.DropUnits(context.WithoutCancel(ctx), w.ch, units.ID); err != nil {
-			w.log.Warn("cannot drop the refresh's units snapshot (the next sweep drops it)", "err", err)
-		}
-	}()
 	qx = qx.WithUnits(units)
 	// Fold every finished day (from the analysis' first day — the start's, or the day before
 	// for a start within metricsql.ClockSkew of midnight — to the one before the settle point).

@@ -39,6 +39,10 @@ const (
 
 var eventKeys = []string{"purchase", "signup", "click", "view", "error"}
 
+// lateness is how long before its receipt an exposure may be stamped (ingest's -clock-skew-past;
+// the stats service's -results-late-window).
+const lateness = 168 * time.Hour
+
 // Metrics are the five metrics refreshed: one per event key and kind, one with CUPED.
 func Metrics() []*metricsql.Metric {
 	week := 7 * 24 * time.Hour
@@ -142,20 +146,48 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			}
 		}
 	}
-	// refresh does what a results worker does: materialize the units once, fold the days not
-	// folded yet (reading those units), then every metric's sums. sums includes the units.
+	// refresh does what a results worker does: read the units (the full refresh merges every
+	// state into the experiment's units base; the incremental one advances that base: the
+	// contexts exposed since merged again, the rest copied), fold the days not folded yet
+	// (reading those units), then every metric's sums. sums includes the units.
+	var base *metricsql.UnitsBase
+	defer func() {
+		if base != nil {
+			_ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, base.ID)
+		}
+	}()
 	refresh := func(from, until time.Time) (fold, sums time.Duration, err error) {
 		t := time.Now()
 		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour), Folds: metricsql.Folds{}}
-		units, err := metricsql.MaterializeUnits(ctx, conn, x, snap.Now)
+		// The base's watermark: everything generated so far was received before until.
+		var next metricsql.UnitsBase
+		var delta int64
+		if base == nil {
+			next, err = metricsql.BuildUnitsBase(ctx, conn, x, until)
+		} else {
+			next, delta, err = metricsql.AdvanceUnits(ctx, conn, x, *base, lateness, until)
+		}
 		if err != nil {
 			return 0, 0, err
 		}
-		defer func() { _ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, units.ID) }()
+		if base != nil && base.ID != next.ID {
+			_ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, base.ID)
+		}
+		advanced := base != nil
+		base = &next
+		units, err := metricsql.BaseUnits(ctx, conn, x, next, snap.Now)
+		if err != nil {
+			return 0, 0, err
+		}
 		xu := x.WithUnits(units)
 		snap.Passes = metricsql.PassesFor(units.Exposure.Total())
 		materialized := time.Since(t)
-		fmt.Fprintf(out, "  units (%d) materialized: %s\n", units.Exposure.Total(), materialized.Round(time.Millisecond))
+		if advanced {
+			fmt.Fprintf(out, "  units (%d): the base advanced, the %d contexts exposed since merged again: %s\n", units.Exposure.Total(),
+				delta, materialized.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(out, "  units (%d) merged from every state into a base: %s\n", units.Exposure.Total(), materialized.Round(time.Millisecond))
+		}
 		t = time.Now()
 		var covariates time.Duration // of the folding: the CUPED cohorts'
 		// As the worker folds: a day's metrics in one query, the CUPED cohort per metric.

@@ -375,3 +375,43 @@ func TestStoppedExperimentIsFinalAfterItsLateWindow(t *testing.T) {
 		t.Fatalf("the final snapshot changed")
 	}
 }
+
+// TestRollupsWithoutARecordedFoldAreDropped: an experiment whose only fold crashed before it was
+// recorded (rows under a fold id nobody recorded, no snapshot) and that never refreshed again
+// still has its rollups dropped once it is finished plus the retention.
+func TestRollupsWithoutARecordedFoldAreDropped(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	w, x := f.w, f.x
+	w.cfg.RollupRetention = 30 * 24 * time.Hour
+	stopped := f.start.Add(60 * time.Hour)
+	x.Status, x.StoppedAt = "stopped", &stopped
+	fakeAll(t, w, x)
+	// What a refresh does before its first fold, then the fold, then nothing (a crash).
+	if err := f.store.RememberExperiment(ctx, x.ID, x.EnvironmentID, x.Project, x.Key); err != nil {
+		t.Fatal(err)
+	}
+	q := &metricsql.Metric{Key: "conversion", Version: 1, Kind: metricsql.Proportion, EventKey: "purchase", WindowEnd: 7 * 24 * time.Hour}
+	if _, err := metricsql.FoldDay(ctx, f.conn, metricsql.Experiment{EnvironmentID: fixtureEnv, Key: fixtureKey, Start: f.start}, q,
+		metricsql.Day(f.start)); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := rollupRows(t, f, fixtureKey, "1")
+	if rows == 0 || foldRows(t, f.store, x.ID) != 0 {
+		t.Fatalf("before the maintenance: %d rollup rows, %d recorded folds; want rows and no fold", rows, foldRows(t, f.store, x.ID))
+	}
+	expires := stopped.Add(w.cfg.LateWindow + w.cfg.RollupRetention)
+	w.now = func() time.Time { return expires.Add(-time.Minute) }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows {
+		t.Fatalf("a minute before the retention ends: %d rollup rows, want %d", n, rows)
+	}
+	w.now = func() time.Time { return expires }
+	w.maintainRollups(ctx)
+	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 {
+		t.Fatalf("after the retention: %d rollup rows, want none", n)
+	}
+	if ids, err := f.store.ExperimentsWithRollups(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("after the drop the maintenance still looks at %v (%v)", ids, err)
+	}
+}

@@ -375,10 +375,15 @@ func (s *Store) MarkCompacted(ctx context.Context, experimentID string, month ti
 }
 
 // ExperimentsWithRollups returns the experiments whose rollups may still exist: those with
-// recorded folds, and those whose drop was started and not finished.
+// recorded folds, those whose drop was started and not finished, and those recorded before
+// their days were folded (results_experiments) whose rollups were not dropped — a fold that
+// crashed before it was recorded left rows no recorded fold names.
 func (s *Store) ExperimentsWithRollups(ctx context.Context) ([]string, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT experiment_id::text FROM results_folds
-		UNION SELECT experiment_id::text FROM results_rollups_dropped WHERE NOT done ORDER BY 1`)
+		UNION SELECT experiment_id::text FROM results_rollups_dropped WHERE NOT done
+		UNION SELECT e.experiment_id::text FROM results_experiments e
+			WHERE NOT EXISTS (SELECT 1 FROM results_rollups_dropped d WHERE d.experiment_id = e.experiment_id AND d.done)
+		ORDER BY 1`)
 	if err != nil {
 		return nil, err
 	}

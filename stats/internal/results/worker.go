@@ -280,9 +280,10 @@ func (w *Worker) maintainRollups(ctx context.Context) {
 
 // maintained returns the experiments (by id) whose rollups the maintenance may have work on,
 // bounded by that work rather than by every experiment ever concluded: with a rollup
-// retention, the experiments with recorded folds or an unfinished drop (results_folds,
-// results_rollups_dropped) — their rollups still exist, and an expired one leaves the set once
-// dropped; without one, the experiments with a closed month to compact. The running ones and
+// retention, the experiments with recorded folds, an unfinished drop or a record of their own
+// (results_folds, results_rollups_dropped, results_experiments: a refresh records the
+// experiment before it folds) — their rollups may still exist, and an expired one leaves the
+// set once dropped; without one, the experiments with a closed month to compact. The running ones and
 // those stopped within LateWindow + RollupRetention (not expired yet) come from the flag
 // service's lists; each other one, expired or gone, is read by itself (its project and key as
 // results_experiments or its latest snapshot name them).

@@ -166,3 +166,17 @@ func DropStaleCompactions(ctx context.Context, conn driver.Conn, age time.Durati
 	}
 	return len(stale), nil
 }
+
+// RawEventsGone says whether the raw events of day's month were deleted by the raw-event
+// retention (the jobs service drops whole months of the raw tables, oldest first): the earliest
+// month tracks still holds is later than day's, both in the server's time zone as its partitions
+// are. A table without any partition says no (nothing was ever received, so nothing was lost).
+// It reads system.parts only.
+func RawEventsGone(ctx context.Context, conn driver.Conn, day time.Time) (bool, error) {
+	var gone uint8
+	if err := conn.QueryRow(ctx, `SELECT toUInt8(count() > 0 AND min(toUInt32OrZero(partition)) > toYYYYMM(toDateTime(?)))
+		FROM system.parts WHERE database = currentDatabase() AND table = 'tracks' AND active`, day.Unix()).Scan(&gone); err != nil {
+		return false, fmt.Errorf("metricsql: the earliest month of raw events: %w", err)
+	}
+	return gone == 1, nil
+}

@@ -1097,6 +1097,47 @@ func (w *Worker) units(ctx context.Context, x flagsvc.Experiment, qx metricsql.E
 	return metricsql.BaseUnits(ctx, w.ch, qx, next, now)
 }
 
+// leaveOutUnfoldable moves to failed the metrics of list that cannot be computed because the
+// raw events of the experiment's first day are gone (metricsql.RawEventsGone) and their first
+// day was never folded (a metric added to the experiment, or a new version of one, after the
+// retention deleted its early days): folding them now would count those days as empty.
+// Metrics folded before the deletion keep their rollups and are computed as before.
+func (w *Worker) leaveOutUnfoldable(ctx context.Context, x flagsvc.Experiment, first time.Time, list []namedMetric, failed []MetricResult) (
+	[]namedMetric, []MetricResult, error) {
+	gone, err := metricsql.RawEventsGone(ctx, w.ch, first)
+	if err != nil || !gone {
+		return list, failed, err
+	}
+	var kept []namedMetric
+	for _, nm := range list {
+		foldable := true
+		for _, m := range []*metricsql.Metric{nm.query, nm.query.Numerator, nm.query.Denominator} {
+			if m == nil || m.Kind == metricsql.Ratio {
+				continue
+			}
+			done, err := w.store.Folded(ctx, x.ID, m.Key, m.Version, metricsql.PartMetric)
+			if err != nil {
+				return nil, nil, err
+			}
+			if _, ok := done[first]; !ok {
+				foldable = false
+			}
+		}
+		if foldable {
+			kept = append(kept, nm)
+			continue
+		}
+		w.log.Warn("metric left out of the results: the raw events of the experiment's first days are gone", "experiment", x.Key,
+			"metric", nm.def.Key, "first_day", first.Format(time.DateOnly))
+		failed = append(failed, MetricResult{Metric: nm.def.Key, Name: nm.def.Name, Role: nm.role, Kind: nm.def.Kind, Direction: nm.def.Direction,
+			MetricVersion: nm.def.Version, Tolerance: nm.tolerance, Variants: []engine.VariantResult{},
+			Error: fmt.Sprintf("cannot be computed: the raw events of the experiment's first days (from %s) were deleted by the raw-event "+
+				"retention before this metric (version %d) was first computed for it, and counting those days as empty would bias "+
+				"it; analyse it in a new experiment", first.Format(time.DateOnly), nm.def.Version)})
+	}
+	return kept, failed, nil
+}
+
 // unitsMargin is how long before a refresh exposures may have been received and not be in
 // ClickHouse yet (Kafka → ClickHouse delivery; the folds assume the settle margin, an hour):
 // the next refresh merges the contexts of the exposures received since again. unitsBaseAge is
@@ -1166,6 +1207,16 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 			return nil, err
 		}
 	}
+	// A metric whose first day was never folded is folded from the raw events, which the
+	// raw-event retention may have deleted: it fails rather than counting those days empty.
+	until := metricsql.Day(now.Add(-w.cfg.Settle))
+	first := qx.FirstDay()
+	if until.After(first) {
+		var err error
+		if list, failed, err = w.leaveOutUnfoldable(ctx, x, first, list, failed); err != nil {
+			return nil, err
+		}
+	}
 	// The units once for every query of this refresh (folds and sums): the experiment's units
 	// base, advanced to this refresh and kept for the next.
 	units, err := w.units(ctx, x, qx, now, clock)
@@ -1176,8 +1227,6 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	qx = qx.WithUnits(units)
 	// Fold every finished day (from the analysis' first day — the start's, or the day before
 	// for a start within metricsql.ClockSkew of midnight — to the one before the settle point).
-	until := metricsql.Day(now.Add(-w.cfg.Settle))
-	first := qx.FirstDay()
 	foldedUpTo := first
 	folds := metricsql.Folds{}
 	if until.After(first) {

@@ -1,7 +1,8 @@
 // Package resultsbench measures the experiment results queries at scale: it generates a large
 // experiment straight into ClickHouse (INSERT … SELECT FROM numbers(N), which 18.16 runs fast),
-// then times a full refresh (every day folded into the rollups, then five metrics' sums) and an
-// incremental refresh after one more day of data (that day folded, then the sums again).
+// then times a full refresh (every day folded into the rollups, then five metrics' sums), an
+// incremental refresh after one more day of data (that day folded, then the sums again), and a
+// refresh later that day (the units advanced, the sums again).
 package resultsbench
 
 import (
@@ -38,6 +39,9 @@ const (
 )
 
 var eventKeys = []string{"purchase", "signup", "click", "view", "error"}
+
+// unitsMargin is the results workers' delivery margin for the units base (stats/internal/results).
+const unitsMargin = 6 * time.Hour
 
 // lateness is how long before its receipt an exposure may be stamped (ingest's -clock-skew-past;
 // the stats service's -results-late-window).
@@ -277,6 +281,16 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	}
 	fmt.Fprintf(out, "incremental refresh after one more day (%d exposures, %d events): %s (folding the day %s, units + sums %s)\n",
 		dayExposures, dayEvents, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond))
+	// A refresh later the same day, as the results workers run every few minutes: no day to
+	// fold, and the base advanced by the contexts exposed within the workers' delivery margin
+	// (its watermark is the previous refresh's clock less that margin).
+	next := end.Add(24 * time.Hour)
+	base.Watermark = next.Add(-unitsMargin)
+	if _, sums, err = refresh(next, next); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "a refresh later the same day (nothing to fold; the contexts exposed in the last %s merged into the units): %s\n",
+		unitsMargin, sums.Round(time.Millisecond))
 	if err := floor(ctx, conn, x, metrics, end, out); err != nil {
 		return err
 	}

@@ -198,6 +198,12 @@ func BaseUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBa
 	return u, nil
 }
 
+// UnitsMargin is how long before a refresh exposures may have been received and not be in
+// ClickHouse yet (Kafka → ClickHouse delivery; the folds assume the settle margin, an hour): a
+// base advanced by a refresh takes that refresh's clock less UnitsMargin as its watermark, so the
+// next refresh merges the contexts of the exposures received since again.
+const UnitsMargin = 6 * time.Hour
+
 // ErrUnitsBaseGone: a units base's partition is not (or no longer) what was recorded.
 var ErrUnitsBaseGone = errors.New("metricsql: the units base is gone")
 

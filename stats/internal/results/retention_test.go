@@ -69,8 +69,8 @@ func TestMetricAddedAfterTheRawEventsWentFails(t *testing.T) {
 	if m := byKey["checkout"]; !strings.Contains(m.Error, "raw-event retention") || len(m.Variants) != 0 || m.Role != "secondary" {
 		t.Fatalf("a metric added after the raw events went: %+v, want an error naming the retention", m)
 	}
-	if n := foldRowsOf(t, f.store, x.ID, "checkout"); n != 0 {
-		t.Fatalf("%d folds recorded for the metric that cannot be computed", n)
+	if done, err := f.store.Folded(ctx, x.ID, "checkout", 1, metricsql.PartMetric); err != nil || len(done) != 0 {
+		t.Fatalf("%d folds recorded for the metric that cannot be computed (%v)", len(done), err)
 	}
 }
 
@@ -92,15 +92,4 @@ func partitionsOf(t *testing.T, f foldFixture, table string) []string {
 		out = append(out, p)
 	}
 	return out
-}
-
-// foldRowsOf counts an experiment's recorded folds of one metric.
-func foldRowsOf(t *testing.T, s *Store, experimentID, metric string) int {
-	t.Helper()
-	var n int
-	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM results_folds WHERE experiment_id = $1 AND metric_key = $2`,
-		experimentID, metric).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -92,8 +92,7 @@ func TestRollupsOfAFinishedExperimentAreDropped(t *testing.T) {
 	}
 	expires := stopped.Add(w.cfg.LateWindow + w.cfg.RollupRetention)
 
-	w.now = func() time.Time { return expires.Add(-time.Minute) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, expires.Add(-time.Minute))
 	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || foldRows(t, f.store, x.ID) != 6 {
 		t.Fatalf("a minute before the retention ends: %d rollup rows (want %d), %d folds", n, rows, foldRows(t, f.store, x.ID))
 	}
@@ -153,8 +152,7 @@ func TestRollupRetentionZeroKeepsRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, _ := rollupRows(t, f, fixtureKey, "1")
-	w.now = func() time.Time { return stopped.Add(10 * 365 * 24 * time.Hour) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, stopped.Add(10*365*24*time.Hour))
 	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows || rows == 0 {
 		t.Fatalf("retention 0: %d rollup rows left of %d", n, rows)
 	}
@@ -200,8 +198,7 @@ func TestClosedMonthsLoseReplacedFolds(t *testing.T) {
 		t.Fatal("replaced rows deleted before their month closed")
 	}
 
-	w.now = func() time.Time { return now.Add(62 * 24 * time.Hour) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, now.Add(62*24*time.Hour))
 	if n, _ := rollupRows(t, f, fixtureKey, "NOT "+recorded); n != 0 {
 		t.Fatalf("%d rows of replaced folds left", n)
 	}
@@ -324,8 +321,7 @@ func TestCompactionKeepsFoldsStampedInTheServersZone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.now = func() time.Time { return time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC))
 	if n, _ := rollupRows(t, f, fixtureKey, "fold_id = 12"); n != 0 {
 		t.Fatalf("%d rows of the replaced fold left", n)
 	}
@@ -401,13 +397,11 @@ func TestRollupsWithoutARecordedFoldAreDropped(t *testing.T) {
 		t.Fatalf("before the maintenance: %d rollup rows, %d recorded folds; want rows and no fold", rows, foldRows(t, f.store, x.ID))
 	}
 	expires := stopped.Add(w.cfg.LateWindow + w.cfg.RollupRetention)
-	w.now = func() time.Time { return expires.Add(-time.Minute) }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, expires.Add(-time.Minute))
 	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != rows {
 		t.Fatalf("a minute before the retention ends: %d rollup rows, want %d", n, rows)
 	}
-	w.now = func() time.Time { return expires }
-	w.maintainRollups(ctx)
+	maintainAt(ctx, w, expires)
 	if n, _ := rollupRows(t, f, fixtureKey, "1"); n != 0 {
 		t.Fatalf("after the retention: %d rollup rows, want none", n)
 	}

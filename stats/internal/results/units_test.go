@@ -54,8 +54,8 @@ func TestRefreshesKeepAUnitsBase(t *testing.T) {
 
 	first := refresh()
 	b1, built := base()
-	if b1.Rows != 2000 || first.Exposures["off"]+first.Exposures["on"] != 2000 || !b1.Watermark.Equal(now.Add(-unitsMargin)) {
-		t.Fatalf("base of %d contexts to %v, %v units; want 2000 to %v", b1.Rows, b1.Watermark, first.Exposures, now.Add(-unitsMargin))
+	if b1.Rows != 2000 || first.Exposures["off"]+first.Exposures["on"] != 2000 || !b1.Watermark.Equal(now.Add(-metricsql.UnitsMargin)) {
+		t.Fatalf("base of %d contexts to %v, %v units; want 2000 to %v", b1.Rows, b1.Watermark, first.Exposures, now.Add(-metricsql.UnitsMargin))
 	}
 	partitions(t, conn, b1.ID)
 

@@ -741,7 +741,7 @@ func (w *Worker) idleUnits() time.Duration { return max(2*time.Hour, 3*w.cfg.Int
 // refresh lock (skipped while it is being refreshed), then the units partitions of crashed
 // refreshes and forgotten bases.
 func (w *Worker) dropUnits(ctx context.Context) {
-	_, idle, err := w.store.UnitsBases(ctx, w.now().Add(-w.idleUnits()))
+	keep, idle, err := w.store.UnitsBases(ctx, w.now().Add(-w.idleUnits()))
 	if err != nil {
 		w.log.Warn("cannot list the units bases", "err", err)
 		return
@@ -752,19 +752,14 @@ func (w *Worker) dropUnits(ctx context.Context) {
 			if err != nil || !forgot {
 				return err
 			}
+			delete(keep, b.ID) // no longer recorded: dropped below if this drop fails
 			return metricsql.DropUnits(ctx, w.ch, b.ID)
 		})
 		if err != nil {
 			w.log.Warn("cannot drop an idle units base (the sweep drops its partition later)", "experiment_id", b.ExperimentID, "err", err)
 		}
 	}
-	// The bases listed after the idle ones went: a base recorded meanwhile is newer than
-	// staleUnits anyway.
-	keep, _, err := w.store.UnitsBases(ctx, time.Time{})
-	if err != nil {
-		w.log.Warn("cannot list the units bases", "err", err)
-		return
-	}
+	// A base recorded after the list was read is newer than staleUnits, so it is kept anyway.
 	if n, err := metricsql.DropStaleUnits(ctx, w.ch, staleUnits, keep); err != nil {
 		w.log.Warn("cannot drop stale units snapshots", "err", err)
 	} else if n > 0 {
@@ -1052,11 +1047,11 @@ func (w *Worker) due(day, checked, now time.Time) bool {
 // every state — when it has none, its partition went, or its last such build is a day old. The
 // new base replaces the old one in Postgres before the old partition is dropped.
 //
-// A base's watermark is unitsMargin before the clock of the refresh that wrote it: exposures
+// A base's watermark is metricsql.UnitsMargin before the clock of the refresh that wrote it: exposures
 // received since are merged again by the next refresh. One delivered to ClickHouse later still
 // after its receipt (a Kafka outage of hours) counts from the next full build, within a day.
 func (w *Worker) units(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, now, clock time.Time) (metricsql.Units, error) {
-	watermark := clock.Add(-max(unitsMargin, w.cfg.Settle))
+	watermark := clock.Add(-max(metricsql.UnitsMargin, w.cfg.Settle))
 	base, built, ok, err := w.store.UnitsBase(ctx, x.ID)
 	if err != nil {
 		return metricsql.Units{}, err
@@ -1138,14 +1133,8 @@ func (w *Worker) leaveOutUnfoldable(ctx context.Context, x flagsvc.Experiment, f
 	return kept, failed, nil
 }
 
-// unitsMargin is how long before a refresh exposures may have been received and not be in
-// ClickHouse yet (Kafka → ClickHouse delivery; the folds assume the settle margin, an hour):
-// the next refresh merges the contexts of the exposures received since again. unitsBaseAge is
-// how long a base is advanced before it is merged again from every state.
-const (
-	unitsMargin  = 6 * time.Hour
-	unitsBaseAge = 24 * time.Hour
-)
+// unitsBaseAge is how long a units base is advanced before it is merged again from every state.
+const unitsBaseAge = 24 * time.Hour
 
 type namedMetric struct {
 	role      string

@@ -40,9 +40,6 @@ const (
 
 var eventKeys = []string{"purchase", "signup", "click", "view", "error"}
 
-// unitsMargin is the results workers' delivery margin for the units base (stats/internal/results).
-const unitsMargin = 6 * time.Hour
-
 // lateness is how long before its receipt an exposure may be stamped (ingest's -clock-skew-past;
 // the stats service's -results-late-window).
 const lateness = 168 * time.Hour
@@ -285,12 +282,12 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	// fold, and the base advanced by the contexts exposed within the workers' delivery margin
 	// (its watermark is the previous refresh's clock less that margin).
 	next := end.Add(24 * time.Hour)
-	base.Watermark = next.Add(-unitsMargin)
+	base.Watermark = next.Add(-metricsql.UnitsMargin)
 	if _, sums, err = refresh(next, next); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "a refresh later the same day (nothing to fold; the contexts exposed in the last %s merged into the units): %s\n",
-		unitsMargin, sums.Round(time.Millisecond))
+		metricsql.UnitsMargin, sums.Round(time.Millisecond))
 	if err := floor(ctx, conn, x, metrics, end, out); err != nil {
 		return err
 	}

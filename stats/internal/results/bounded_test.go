@@ -70,11 +70,8 @@ func (b *boundedFlags) serve(t *testing.T, w *Worker, ancient flagsvc.Experiment
 // found — from its recorded folds, read by itself — and its rollups dropped.
 func TestStoppedExperimentsAreListedWithinTheirWindowOnly(t *testing.T) {
 	ctx := context.Background()
-	f := newFoldFixture(t)
-	w, x := f.w, f.x
-	w.cfg.RollupRetention = 30 * 24 * time.Hour
-	stopped := f.start.Add(60 * time.Hour)
-	x.Status, x.StoppedAt = "concluded", &stopped
+	f, x, stopped := stoppedFixture(t, "concluded")
+	w := f.w
 	long := stopped.Add(-2 * 365 * 24 * time.Hour)
 	ancient := x
 	ancient.ID, ancient.Key, ancient.StoppedAt = "00000000-0000-4000-8000-0000000000aa", "ancient", &long

@@ -56,17 +56,26 @@ func listedByStatus(r *http.Request, xs []flagsvc.Experiment) map[string]any {
 	return map[string]any{"items": items}
 }
 
+// stoppedFixture: the fold fixture with a 30-day rollup retention and its experiment in status
+// (stopped or concluded), stopped 60 hours after its start.
+func stoppedFixture(t *testing.T, status string) (foldFixture, flagsvc.Experiment, time.Time) {
+	t.Helper()
+	f := newFoldFixture(t)
+	f.w.cfg.RollupRetention = 30 * 24 * time.Hour
+	stopped := f.start.Add(60 * time.Hour)
+	x := f.x
+	x.Status, x.StoppedAt = status, &stopped
+	return f, x, stopped
+}
+
 // TestRollupsOfAFinishedExperimentAreDropped: an experiment stopped LateWindow + the rollup
 // retention ago loses its rollup partitions and its recorded folds (not a minute earlier, not
 // while it is being refreshed, and no other experiment's rows); running the maintenance
 // again changes nothing; a refresh afterwards is refused (ErrFinal): the final snapshot stands.
 func TestRollupsOfAFinishedExperimentAreDropped(t *testing.T) {
 	ctx := context.Background()
-	f := newFoldFixture(t)
-	w, x := f.w, f.x
-	w.cfg.RollupRetention = 30 * 24 * time.Hour
-	stopped := f.start.Add(60 * time.Hour)
-	x.Status, x.StoppedAt = "stopped", &stopped
+	f, x, stopped := stoppedFixture(t, "stopped")
+	w := f.w
 	// Another experiment's rollups in the same environment and months.
 	other := x
 	other.ID, other.Key, other.Status, other.StoppedAt = "00000000-0000-4000-8000-000000000001", "other", "running", nil
@@ -237,11 +246,8 @@ func jsonNumber(id int64) string {
 // replace the final snapshot), and the next maintenance finishes the drop.
 func TestRollupDropInterruptedAfterForgettingFolds(t *testing.T) {
 	ctx := context.Background()
-	f := newFoldFixture(t)
-	w, x := f.w, f.x
-	w.cfg.RollupRetention = 30 * 24 * time.Hour
-	stopped := f.start.Add(60 * time.Hour)
-	x.Status, x.StoppedAt = "stopped", &stopped
+	f, x, stopped := stoppedFixture(t, "stopped")
+	w := f.w
 	fakeAll(t, w, x)
 	// Its last snapshot stops short of the stop (its final refreshes failed, say), so only the
 	// mark makes it final: past the late window, results reaching the stop are final anyway.
@@ -377,11 +383,8 @@ func TestStoppedExperimentIsFinalAfterItsLateWindow(t *testing.T) {
 // still has its rollups dropped once it is finished plus the retention.
 func TestRollupsWithoutARecordedFoldAreDropped(t *testing.T) {
 	ctx := context.Background()
-	f := newFoldFixture(t)
-	w, x := f.w, f.x
-	w.cfg.RollupRetention = 30 * 24 * time.Hour
-	stopped := f.start.Add(60 * time.Hour)
-	x.Status, x.StoppedAt = "stopped", &stopped
+	f, x, stopped := stoppedFixture(t, "stopped")
+	w := f.w
 	fakeAll(t, w, x)
 	// What a refresh does before its first fold, then the fold, then nothing (a crash).
 	if err := f.store.RememberExperiment(ctx, x.ID, x.EnvironmentID, x.Project, x.Key); err != nil {

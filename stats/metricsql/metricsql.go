@@ -137,14 +137,6 @@ func (x Experiment) slice() string {
 	return fmt.Sprintf(" AND cityHash64(context_kind, context_key) %% %d BETWEEN %d AND %d", sliceBuckets, x.lo, x.hi-1)
 }
 
-// unitSlice is slice on experiment_unit_snapshots, whose bucket column holds the same hash.
-func (x Experiment) unitSlice() string {
-	if x.hi == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" AND bucket BETWEEN %d AND %d", x.lo, x.hi-1)
-}
-
 // rollout says the units are a plain rollout's.
 func (x Experiment) rollout() bool { return x.Key == "" }
 

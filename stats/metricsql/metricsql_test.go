@@ -309,9 +309,16 @@ func compare(t *testing.T, got []VariantSums, want map[string]VariantSums) {
 // of a day in one query, and the CUPED cohort of each metric with a pre-period.
 func foldAll(t *testing.T, conn driver.Conn, x Experiment, ms []*Metric, until time.Time) Folds {
 	t.Helper()
-	ctx := context.Background()
 	folds := Folds{}
-	for d := x.Start; d.Before(until); d = d.Add(24 * time.Hour) {
+	foldDays(t, conn, x, ms, x.Start, until, folds)
+	return folds
+}
+
+// foldDays folds the days [from, until) as foldAll does, adding the folds to folds.
+func foldDays(t *testing.T, conn driver.Conn, x Experiment, ms []*Metric, from, until time.Time, folds Folds) {
+	t.Helper()
+	ctx := context.Background()
+	for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
 		ids, err := FoldDays(ctx, conn, x, ms, d)
 		if err != nil {
 			t.Fatal(err)
@@ -327,7 +334,6 @@ func foldAll(t *testing.T, conn driver.Conn, x Experiment, ms []*Metric, until t
 			}
 		}
 	}
-	return folds
 }
 
 // TestSumsMatchAnIndependentComputation checks every metric kind, filters, windows, CUPED,

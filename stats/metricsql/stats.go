@@ -37,6 +37,10 @@ type Snapshot struct {
 	// whose sums add up: memory per query falls with the passes, the data is scanned once per
 	// pass. 0 or 1: one pass. PassesFor picks it from the number of units.
 	Passes int
+	// Totals, when set, hold folds added up per context (UpdateTotals): the sums read them and
+	// only the rollups of Folds they do not (or no longer) hold. They are read when the units'
+	// context hashes are distinct (Units), else the rollups are.
+	Totals *Totals
 }
 
 // UnitsPerPass is how many units one pass of Sums aggregates at most (PassesFor). On 18.16 five
@@ -59,40 +63,93 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw
 	if x.rollout() {
 		s.FoldedUpTo, s.Folds = x.Start, nil // never folded: every event since the start is read raw
 	}
-	tag := fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
-	var rolled string
-	if ids := s.Folds[FoldKey{m.Key, m.Version, part}]; len(ids) > 0 {
+	shape := x.shape(s)
+	var rolled []string
+	k := FoldKey{m.Key, m.Version, part}
+	if t := shape.totals; t != nil {
+		// The folds the totals do not hold, and those they hold that were replaced since.
+		var have []int64
+		if t.index(k) > 0 {
+			have = t.Folds[k]
+		}
+		add, sub := foldChanges(have, s.Folds[k])
+		if len(add) > 0 {
+			rolled = append(rolled, x.foldRowsSQL(k, add, shape.head(src), 1, a))
+		}
+		if len(sub) > 0 {
+			rolled = append(rolled, x.foldRowsSQL(k, sub, shape.head(src), -1, a))
+		}
+	} else if ids := s.Folds[k]; len(ids) > 0 {
 		// Placeholders are bound in text order, so the fold ids are added after the columns before them.
-		rolled = `SELECT ` + tag + `, events, value_sum FROM experiment_metric_rollups
+		q := `SELECT ` + shape.head(src) + `, events, value_sum FROM experiment_metric_rollups
 		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(m.Key) +
 			` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))
 		AND fold_id IN (`
 		for i, id := range ids {
 			if i > 0 {
-				rolled += ", "
+				q += ", "
 			}
-			rolled += a.add(uint64(id))
+			q += a.add(uint64(id))
 		}
-		rolled += `)` + x.slice()
+		rolled = append(rolled, q+`)`+x.slice())
 	}
-	if !withRaw {
-		return rolled, nil
+	if withRaw {
+		var raw string
+		var err error
+		if part == PartMetric {
+			raw, err = rawSQL(x, m, part, s.FoldedUpTo, s.Now, 0, 0, a)
+		} else {
+			raw, err = rawSQL(x, m, part, s.FoldedUpTo.Add(-m.CUPEDPreperiod), s.Now, s.FoldedUpTo.UnixMilli(), 0, a)
+		}
+		if err != nil {
+			return "", err
+		}
+		rolled = append(rolled, `SELECT `+shape.head(src)+shape.tail()+` FROM (`+raw+`)`)
 	}
-	if rolled != "" {
-		rolled += `
-		UNION ALL `
+	return strings.Join(rolled, `
+		UNION ALL `), nil
+}
+
+// rowShape is the columns of perContextSQL's UNION: src, the context, variation, events,
+// value_sum, and when it reads totals ev and vs (their arrays; empty on every other row).
+// Without totals the context is its two strings; with them its hash, context_hash, which is
+// all the totals know of it.
+type rowShape struct{ totals *Totals }
+
+func (x Experiment) shape(s Snapshot) rowShape { return rowShape{x.totalsRead(s)} }
+
+// head is a row's src, context and variation (”) columns.
+func (r rowShape) head(src int) string {
+	if r.totals != nil {
+		return fmt.Sprintf("toUInt8(%d) AS src, cityHash64(context_kind, context_key) AS context_hash, '' AS variation", src)
 	}
-	var raw string
-	var err error
-	if part == PartMetric {
-		raw, err = rawSQL(x, m, part, s.FoldedUpTo, s.Now, 0, 0, a)
-	} else {
-		raw, err = rawSQL(x, m, part, s.FoldedUpTo.Add(-m.CUPEDPreperiod), s.Now, s.FoldedUpTo.UnixMilli(), 0, a)
+	return fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
+}
+
+// tail is a row's remaining columns, from events and value_sum.
+func (r rowShape) tail() string {
+	if r.totals != nil {
+		return ", toInt64(events) AS events, value_sum, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs"
 	}
-	if err != nil {
-		return "", err
+	return ", events, value_sum"
+}
+
+// group is what the per-context GROUP BY groups by.
+func (r rowShape) group(x Experiment) string {
+	if r.totals != nil {
+		return "context_hash"
 	}
-	return rolled + `SELECT ` + tag + `, events, value_sum FROM (` + raw + `)`, nil
+	return x.contextGroup()
+}
+
+// sum is a part's per-context total of col (events or value_sum) from its rows tagged src, and
+// from the totals' arrays (arr) when they hold the part.
+func (r rowShape) sum(col, arr string, src int, k FoldKey) string {
+	q := fmt.Sprintf("sumIf(%s, src = %d)", col, src)
+	if i := r.totals.index(k); i > 0 {
+		q += fmt.Sprintf(" + sum(%s[%d])", arr, i)
+	}
+	return q
 }
 
 // unitValue is the per-context value of a metric from its event count and value sum.
@@ -126,13 +183,23 @@ type SumsRequest struct {
 // (max_bytes_before_external_group_by). Several metrics in one GROUP BY read and hash the
 // units once instead of once per metric.
 func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (string, error) {
-	units := `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM `
-	if x.units != 0 {
-		units += `(` + x.snapshotUnitsSQL(true, a) + `)`
-	} else {
-		units += `(` + unitsSQL(x, a) + `) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
+	shape := x.shape(s)
+	var units string
+	switch {
+	case shape.totals != nil:
+		units = `SELECT toUInt8(0) AS src, cityHash64(context_kind, context_key) AS context_hash, variation, toInt64(0) AS events, toFloat64(0) AS value_sum,
+		emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs FROM (` + x.snapshotUnitsSQL(true, a) + `)`
+	case x.units != 0:
+		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` + x.snapshotUnitsSQL(true, a) + `)`
+	default:
+		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` + unitsSQL(x, a) +
+			`) WHERE nvar = 1 AND first_ms < ` + a.add(uint64(s.Now.UnixMilli()))
 	}
 	parts := []string{units}
+	if t := shape.totals; t != nil {
+		parts = append(parts, `SELECT toUInt8(`+fmt.Sprint(totalsSrc)+`) AS src, context_hash, '' AS variation, toInt64(0) AS events, toFloat64(0) AS value_sum,
+		ev, vs FROM (`+totalsRowsSQL(t.ID, x, a)+`)`)
+	}
 	// Several metrics over a short raw tail: their conversion-window parts' raw events are read
 	// and joined with the units once (rawPartsSQL), after their rollups.
 	combined := len(reqs) > 1 && !x.rollout() && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
@@ -159,19 +226,24 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		if err := add(main, PartMetric, 1+2*i); err != nil {
 			return "", err
 		}
+		second := FoldKey{}
 		switch {
 		case den != nil:
 			if err := add(den, PartMetric, 2+2*i); err != nil {
 				return "", err
 			}
+			second = FoldKey{den.Key, den.Version, PartMetric}
 		case cuped:
 			if err := add(main, PartCovariate, 2+2*i); err != nil {
 				return "", err
 			}
+			second = FoldKey{main.Key, main.Version, PartCovariate}
 		}
+		first := FoldKey{main.Key, main.Version, PartMetric}
 		e1, s1, e2, s2 := fmt.Sprintf("e1_%d", i), fmt.Sprintf("s1_%d", i), fmt.Sprintf("e2_%d", i), fmt.Sprintf("s2_%d", i)
-		sums = append(sums, fmt.Sprintf("sumIf(events, src = %d) AS %s, sumIf(value_sum, src = %d) AS %s, sumIf(events, src = %d) AS %s, sumIf(value_sum, src = %d) AS %s",
-			1+2*i, e1, 1+2*i, s1, 2+2*i, e2, 2+2*i, s2))
+		sums = append(sums, fmt.Sprintf("%s AS %s, %s AS %s, %s AS %s, %s AS %s",
+			shape.sum("events", "ev", 1+2*i, first), e1, shape.sum("value_sum", "vs", 1+2*i, first), s1,
+			shape.sum("events", "ev", 2+2*i, second), e2, shape.sum("value_sum", "vs", 2+2*i, second), s2))
 		v, d, c, has := unitValue(main.Kind, e1, s1), "toFloat64(0)", "toFloat64(0)", hasExpr(main.Kind, e1)
 		switch {
 		case den != nil:
@@ -181,7 +253,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		}
 		cols = append(cols, fmt.Sprintf("%s AS v%d, %s AS d%d, %s AS c%d, %s AS has%d", v, i, d, i, c, i, has, i))
 	}
-	if 2*len(reqs) > 255 {
+	if 2*len(reqs) >= totalsSrc {
 		return "", fmt.Errorf("metricsql: too many metrics in one pass (%d)", len(reqs))
 	}
 	if len(rawParts) > 0 {
@@ -189,13 +261,16 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		if err != nil {
 			return "", err
 		}
-		parts = append(parts, `SELECT src, context_kind, context_key, '' AS variation, events, value_sum FROM (`+raw+`)`)
+		parts = append(parts, `SELECT src, `+strings.TrimPrefix(shape.head(0), "toUInt8(0) AS src, ")+shape.tail()+` FROM (`+raw+`)`)
 	}
 	q := `SELECT ` + strings.Join(sums, ", ") + `
 		FROM (` + strings.Join(parts, "\n\t\tUNION ALL ") + `)
-		GROUP BY ` + x.contextGroup() + ` HAVING countIf(src = 0) > 0`
+		GROUP BY ` + shape.group(x) + ` HAVING countIf(src = 0) > 0`
 	return `SELECT variation, ` + strings.Join(cols, ", ") + ` FROM (` + q + `)`, nil
 }
+
+// totalsSrc tags the totals' rows in perContextSQL (the parts take 1 to 2 × metrics).
+const totalsSrc = 255
 
 func hasExpr(kind, events string) string {
 	if kind == Mean {

@@ -226,7 +226,7 @@ func partitionRows(ctx context.Context, conn driver.Conn, id int64) (int64, erro
 // context_key, variation — ” for a unit exposed to several — and first_ms): first exposed in
 // [FirstDay, Now). oneVariation keeps only the units exposed to one variation.
 func (x Experiment) snapshotUnitsSQL(oneVariation bool, a *args) string {
-	q := `SELECT context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.unitSlice()
+	q := `SELECT context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.bucketSlice()
 	if oneVariation {
 		q += ` AND variation != ''`
 	}
@@ -238,9 +238,14 @@ func (x Experiment) snapshotUnitsSQL(oneVariation bool, a *args) string {
 
 // DropUnits drops a units partition.
 func DropUnits(ctx context.Context, conn driver.Conn, id int64) error {
+	return dropPartition(ctx, conn, "experiment_unit_snapshots", id)
+}
+
+// dropPartition drops partition id of table (one partitioned by an id this package generated).
+func dropPartition(ctx context.Context, conn driver.Conn, table string, id int64) error {
 	// A partition is named by a literal; id is a number this package generated.
-	if err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE experiment_unit_snapshots DROP PARTITION %d", uint64(id))); err != nil {
-		return fmt.Errorf("metricsql: drop units snapshot %d: %w", id, err)
+	if err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", table, uint64(id))); err != nil {
+		return fmt.Errorf("metricsql: drop partition %d of %s: %w", id, table, err)
 	}
 	return nil
 }
@@ -249,10 +254,16 @@ func DropUnits(ctx context.Context, conn driver.Conn, id int64) error {
 // (the bases kept between refreshes): those of refreshes that crashed before dropping their
 // own, and bases no longer recorded. It returns how many it dropped.
 func DropStaleUnits(ctx context.Context, conn driver.Conn, age time.Duration, keep map[int64]bool) (int, error) {
+	return dropStale(ctx, conn, "experiment_unit_snapshots", age, keep)
+}
+
+// dropStale drops the partitions of table (partitioned by an id) last written more than age
+// ago but those in keep, and returns how many it dropped.
+func dropStale(ctx context.Context, conn driver.Conn, table string, age time.Duration, keep map[int64]bool) (int, error) {
 	partitions, err := column[string](ctx, conn, `SELECT partition FROM system.parts WHERE database = currentDatabase()
-		AND table = 'experiment_unit_snapshots' AND active GROUP BY partition HAVING max(modification_time) < now() - ?`, int64(age.Seconds()))
+		AND table = ? AND active GROUP BY partition HAVING max(modification_time) < now() - ?`, table, int64(age.Seconds()))
 	if err != nil {
-		return 0, fmt.Errorf("metricsql: list units snapshots: %w", err)
+		return 0, fmt.Errorf("metricsql: list the partitions of %s: %w", table, err)
 	}
 	var stale []uint64
 	for _, p := range partitions {
@@ -262,7 +273,7 @@ func DropStaleUnits(ctx context.Context, conn driver.Conn, age time.Duration, ke
 		}
 	}
 	for _, id := range stale {
-		if err := DropUnits(ctx, conn, int64(id)); err != nil {
+		if err := dropPartition(ctx, conn, table, int64(id)); err != nil {
 			return 0, err
 		}
 	}

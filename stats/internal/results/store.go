@@ -497,35 +497,93 @@ func (s *Store) SetUnitsBase(ctx context.Context, experimentID string, b metrics
 	return replaced, err
 }
 
-// IdleUnitsBase is a units base no refresh read since before a time.
-type IdleUnitsBase struct {
+// Kept is a kind of partition an experiment keeps between its refreshes, recorded in a table of
+// its own: its units base, its totals.
+type Kept struct{ table, column string }
+
+// The kinds of kept partitions.
+var (
+	KeptUnits  = Kept{"results_unit_bases", "snapshot_id"}
+	KeptTotals = Kept{"results_metric_totals", "totals_id"}
+)
+
+// IdlePartition is a kept partition no refresh read since before a time.
+type IdlePartition struct {
 	ExperimentID string
 	ID           int64
 }
 
-// UnitsBases returns the partitions of every recorded units base, and those of the bases last
-// read before idle.
-func (s *Store) UnitsBases(ctx context.Context, idle time.Time) (all map[int64]bool, idleBases []IdleUnitsBase, err error) {
-	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text, snapshot_id, used_at < $1 FROM results_unit_bases`, idle)
+// KeptPartitions returns every recorded partition of a kind, and those last read before idle.
+func (s *Store) KeptPartitions(ctx context.Context, k Kept, idle time.Time) (all map[int64]bool, idleOnes []IdlePartition, err error) {
+	// Table and column names are this package's constants.
+	rows, err := s.Pool.Query(ctx, `SELECT experiment_id::text, `+k.column+`, used_at < $1 FROM `+k.table, idle)
 	if err != nil {
 		return nil, nil, err
 	}
 	all = map[int64]bool{}
-	var b IdleUnitsBase
+	var b IdlePartition
 	var isIdle bool
 	_, err = pgx.ForEachRow(rows, []any{&b.ExperimentID, &b.ID, &isIdle}, func() error {
 		all[b.ID] = true
 		if isIdle {
-			idleBases = append(idleBases, b)
+			idleOnes = append(idleOnes, b)
 		}
 		return nil
 	})
-	return all, idleBases, err
+	return all, idleOnes, err
 }
 
-// ForgetUnitsBase forgets an experiment's units base if it is still partition id; it says
+// Forget forgets an experiment's kept partition of a kind if it is still partition id; it says
 // whether it did (the caller then drops the partition).
-func (s *Store) ForgetUnitsBase(ctx context.Context, experimentID string, id int64) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `DELETE FROM results_unit_bases WHERE experiment_id = $1 AND snapshot_id = $2`, experimentID, id)
+func (s *Store) Forget(ctx context.Context, k Kept, experimentID string, id int64) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `DELETE FROM `+k.table+` WHERE experiment_id = $1 AND `+k.column+` = $2`, experimentID, id)
 	return tag.RowsAffected() == 1, err
+}
+
+// totalsPart is one part of recorded totals (results_metric_totals.parts).
+type totalsPart struct {
+	Metric  string  `json:"metric"`
+	Version int64   `json:"version"`
+	Part    int     `json:"part"`
+	Folds   []int64 `json:"folds"`
+}
+
+// Totals returns the totals recorded for an experiment (ok false: none).
+func (s *Store) Totals(ctx context.Context, experimentID string) (t metricsql.Totals, ok bool, err error) {
+	var parts []totalsPart
+	err = s.Pool.QueryRow(ctx, `SELECT totals_id, parts, contexts FROM results_metric_totals WHERE experiment_id = $1`, experimentID).
+		Scan(&t.ID, &parts, &t.Rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, false, nil
+	}
+	if err != nil {
+		return t, false, err
+	}
+	t.Folds = metricsql.Folds{}
+	for _, p := range parts {
+		k := metricsql.FoldKey{Metric: p.Metric, Version: p.Version, Part: p.Part}
+		t.Parts, t.Folds[k] = append(t.Parts, k), p.Folds
+	}
+	return t, true, nil
+}
+
+// SetTotals records an experiment's totals, written at `at`. It returns the partition of the
+// totals it replaced (0: none), which the caller drops.
+func (s *Store) SetTotals(ctx context.Context, experimentID string, t metricsql.Totals, at time.Time) (replaced int64, err error) {
+	parts := make([]totalsPart, len(t.Parts))
+	for i, k := range t.Parts {
+		parts[i] = totalsPart{Metric: k.Metric, Version: k.Version, Part: k.Part, Folds: t.Folds[k]}
+	}
+	err = s.Pool.QueryRow(ctx, `WITH old AS (SELECT totals_id FROM results_metric_totals WHERE experiment_id = $1 FOR UPDATE),
+		new AS (INSERT INTO results_metric_totals (experiment_id, totals_id, parts, contexts, updated_at, used_at) VALUES ($1, $2, $3, $4, $5, $5)
+			ON CONFLICT (experiment_id) DO UPDATE SET totals_id = excluded.totals_id, parts = excluded.parts, contexts = excluded.contexts,
+			updated_at = excluded.updated_at, used_at = excluded.used_at)
+		SELECT coalesce((SELECT totals_id FROM old), 0)`, experimentID, t.ID, parts, t.Rows, at).Scan(&replaced)
+	return replaced, err
+}
+
+// UseTotals records that a refresh read an experiment's totals (partition id) at `at`.
+func (s *Store) UseTotals(ctx context.Context, experimentID string, id int64, at time.Time) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE results_metric_totals SET used_at = $3 WHERE experiment_id = $1 AND totals_id = $2`, experimentID, id, at)
+	return err
 }

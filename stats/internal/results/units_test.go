@@ -110,7 +110,13 @@ func TestRefreshesKeepAUnitsBase(t *testing.T) {
 // partitions asserts which units partitions ClickHouse holds.
 func partitions(t *testing.T, conn driver.Conn, want ...int64) {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), `SELECT DISTINCT snapshot_id FROM experiment_unit_snapshots ORDER BY snapshot_id`)
+	idsIn(t, conn, "experiment_unit_snapshots", "snapshot_id", want)
+}
+
+// idsIn asserts which ids a column of a table holds.
+func idsIn(t *testing.T, conn driver.Conn, table, column string, want []int64) {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT DISTINCT `+column+` FROM `+table+` ORDER BY `+column)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +130,7 @@ func partitions(t *testing.T, conn driver.Conn, want ...int64) {
 		got = append(got, int64(id))
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("units partitions %v, want %v", got, want)
+		t.Fatalf("%s partitions %v, want %v", table, got, want)
 	}
 }
 

@@ -68,6 +68,8 @@ type Worker struct {
 	// refresh advanced its base by.
 	unitsBases prometheus.Counter
 	unitsDelta prometheus.Histogram
+	// totalsUpdates counts the totals written, from nothing or from the previous ones.
+	totalsUpdates *prometheus.CounterVec
 
 	skippedSweeps prometheus.Counter
 
@@ -116,9 +118,11 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Units bases merged from every state of an experiment's units (a first refresh, a daily rebuild, a base gone)."}),
 		unitsDelta: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_units_delta_contexts",
 			Help: "Contexts with exposures received since the units base's watermark, merged into it by a refresh.", Buckets: prometheus.ExponentialBuckets(1, 4, 12)}),
+		totalsUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_totals_updates_total",
+			Help: "Totals of an experiment's folds written, from the previous totals or from nothing (a first refresh that folds, totals gone or left idle)."}, []string{"from"}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta)
+		reg.MustRegister(w.refreshes, w.duration, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates)
 	}
 	return w
 }
@@ -540,6 +544,9 @@ func (w *Worker) compactRollups(ctx context.Context, all map[string]flagsvc.Expe
 			}
 			if after < before {
 				w.log.Info("deleted the rollups of replaced folds", "experiment", x.Key, "month", month, "rows", before-after, "kept", after)
+				if err := w.forgetStaleTotals(ctx, x); err != nil {
+					return err
+				}
 			}
 			return w.store.MarkCompacted(ctx, x.ID, m.Month)
 		})
@@ -547,6 +554,37 @@ func (w *Worker) compactRollups(ctx context.Context, all map[string]flagsvc.Expe
 			w.log.Warn("cannot compact rollups", "experiment", x.Key, "month", m.Month.Format("2006-01"), "err", err)
 		}
 	}
+}
+
+// forgetStaleTotals forgets (and drops) the experiment's totals when they still add up a fold
+// no longer recorded: bringing them up to date takes that fold's rows away, and a compaction may
+// just have deleted them. The next refresh adds up every fold again then. Totals are brought up
+// to date by the refresh that folds again, so this is for a refresh that failed in between.
+func (w *Worker) forgetStaleTotals(ctx context.Context, x flagsvc.Experiment) error {
+	t, ok, err := w.store.Totals(ctx, x.ID)
+	if err != nil || !ok {
+		return err
+	}
+	for _, k := range t.Parts {
+		done, err := w.store.Folded(ctx, x.ID, k.Metric, k.Version, k.Part)
+		if err != nil {
+			return err
+		}
+		recorded := map[int64]bool{}
+		for _, f := range done {
+			recorded[f.ID] = true
+		}
+		for _, id := range t.Folds[k] {
+			if recorded[id] {
+				continue
+			}
+			if forgot, err := w.store.Forget(ctx, KeptTotals, x.ID, t.ID); err != nil || !forgot {
+				return err
+			}
+			return metricsql.DropTotals(ctx, w.ch, t.ID)
+		}
+	}
+	return nil
 }
 
 // lockExperiment takes the experiment's refresh lock (a Postgres advisory lock, so one replica
@@ -729,41 +767,55 @@ func (w *Worker) dueNow(ctx context.Context, xs []flagsvc.Experiment, failuresOn
 	return out, nil
 }
 
-// staleUnits: a units partition older than this and not a recorded base is a crashed refresh's
-// leftover (a refresh of 5M units takes about a minute) or a forgotten base.
+// staleUnits: a units or totals partition older than this and not recorded is a crashed
+// refresh's leftover (a refresh of 5M units takes about a minute) or a forgotten one.
 const staleUnits = 6 * time.Hour
 
-// idleUnits is how long a units base no refresh read is kept (at least three intervals): an
-// experiment stopped, or paused, or whose refreshes keep failing, then builds a new one.
+// idleUnits is how long a units base or totals no refresh read are kept (at least three
+// intervals): an experiment stopped, or paused, or whose refreshes keep failing, then builds
+// new ones.
 func (w *Worker) idleUnits() time.Duration { return max(2*time.Hour, 3*w.cfg.Interval) }
 
-// dropUnits drops the units bases no refresh read for idleUnits, each under its experiment's
-// refresh lock (skipped while it is being refreshed), then the units partitions of crashed
-// refreshes and forgotten bases.
+// keptKinds are the partitions experiments keep between refreshes, as the sweep drops them.
+var keptKinds = []struct {
+	kept  Kept
+	name  string
+	drop  func(context.Context, driver.Conn, int64) error
+	stale func(context.Context, driver.Conn, time.Duration, map[int64]bool) (int, error)
+}{
+	{KeptUnits, "units base", metricsql.DropUnits, metricsql.DropStaleUnits},
+	{KeptTotals, "totals", metricsql.DropTotals, metricsql.DropStaleTotals},
+}
+
+// dropUnits drops the units bases and totals no refresh read for idleUnits, each under its
+// experiment's refresh lock (skipped while it is being refreshed), then the partitions of
+// crashed refreshes and forgotten ones.
 func (w *Worker) dropUnits(ctx context.Context) {
-	keep, idle, err := w.store.UnitsBases(ctx, w.now().Add(-w.idleUnits()))
-	if err != nil {
-		w.log.Warn("cannot list the units bases", "err", err)
-		return
-	}
-	for _, b := range idle {
-		err := w.underLock(ctx, flagsvc.Experiment{ID: b.ExperimentID}, func() error {
-			forgot, err := w.store.ForgetUnitsBase(ctx, b.ExperimentID, b.ID)
-			if err != nil || !forgot {
-				return err
-			}
-			delete(keep, b.ID) // no longer recorded: dropped below if this drop fails
-			return metricsql.DropUnits(ctx, w.ch, b.ID)
-		})
+	for _, k := range keptKinds {
+		keep, idle, err := w.store.KeptPartitions(ctx, k.kept, w.now().Add(-w.idleUnits()))
 		if err != nil {
-			w.log.Warn("cannot drop an idle units base (the sweep drops its partition later)", "experiment_id", b.ExperimentID, "err", err)
+			w.log.Warn("cannot list the kept partitions", "kind", k.name, "err", err)
+			continue
 		}
-	}
-	// A base recorded after the list was read is newer than staleUnits, so it is kept anyway.
-	if n, err := metricsql.DropStaleUnits(ctx, w.ch, staleUnits, keep); err != nil {
-		w.log.Warn("cannot drop stale units snapshots", "err", err)
-	} else if n > 0 {
-		w.log.Info("dropped units partitions of interrupted refreshes and forgotten bases", "partitions", n)
+		for _, b := range idle {
+			err := w.underLock(ctx, flagsvc.Experiment{ID: b.ExperimentID}, func() error {
+				forgot, err := w.store.Forget(ctx, k.kept, b.ExperimentID, b.ID)
+				if err != nil || !forgot {
+					return err
+				}
+				delete(keep, b.ID) // no longer recorded: dropped below if this drop fails
+				return k.drop(ctx, w.ch, b.ID)
+			})
+			if err != nil {
+				w.log.Warn("cannot drop an idle kept partition (the sweep drops it later)", "kind", k.name, "experiment_id", b.ExperimentID, "err", err)
+			}
+		}
+		// A partition recorded after the list was read is newer than staleUnits, so it is kept anyway.
+		if n, err := k.stale(ctx, w.ch, staleUnits, keep); err != nil {
+			w.log.Warn("cannot drop stale partitions", "kind", k.name, "err", err)
+		} else if n > 0 {
+			w.log.Info("dropped partitions of interrupted refreshes and forgotten ones", "kind", k.name, "partitions", n)
+		}
 	}
 }
 
@@ -836,9 +888,16 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 	}
 	rctx, cancel := context.WithTimeout(ctx, w.cfg.RefreshTimeout)
 	defer cancel()
-	snap, err := w.Compute(rctx, x)
+	snap, after, err := w.compute(rctx, x)
 	if err == nil {
 		err = w.store.SaveSnapshot(rctx, x.ID, snap)
+	}
+	if err == nil {
+		// The snapshot is stored: a failure here leaves the totals behind, which the next
+		// refresh reads with the folds they lack and brings up to date.
+		if terr := after(rctx); terr != nil && ctx.Err() == nil {
+			w.log.Warn("cannot bring the experiment's totals up to date", "experiment", x.Key, "err", terr)
+		}
 	}
 	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("refresh timed out after %s (-results-refresh-timeout): %w", w.cfg.RefreshTimeout, err)
@@ -1092,6 +1151,53 @@ func (w *Worker) units(ctx context.Context, x flagsvc.Experiment, qx metricsql.E
 	return metricsql.BaseUnits(ctx, w.ch, qx, next, now)
 }
 
+// recordedTotals returns the experiment's recorded totals (metricsql.Totals; nil: none, or
+// their partition is gone), which the sums read with the folds they lack.
+func (w *Worker) recordedTotals(ctx context.Context, x flagsvc.Experiment) (*metricsql.Totals, error) {
+	t, ok, err := w.store.Totals(ctx, x.ID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	switch err := metricsql.CheckTotals(ctx, w.ch, t); {
+	case errors.Is(err, metricsql.ErrTotalsGone):
+		w.log.Warn("the experiment's totals are gone: adding up every fold again", "experiment", x.Key, "err", err)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &t, nil
+}
+
+// updateTotals brings the experiment's totals (prev: those recorded, nil: none) up to the
+// refresh's folds: written anew when a day was folded (or folded again) since they were, from
+// prev or from the rollups alone, and recorded; the replaced partition is dropped.
+func (w *Worker) updateTotals(ctx context.Context, x flagsvc.Experiment, qx metricsql.Experiment, prev *metricsql.Totals, folds metricsql.Folds,
+	passes int, clock time.Time) error {
+	if prev != nil && prev.Current(folds) {
+		return w.store.UseTotals(ctx, x.ID, prev.ID, clock)
+	}
+	outcome := "from_nothing"
+	if prev != nil {
+		outcome = "from_previous"
+	}
+	next, err := metricsql.UpdateTotals(ctx, w.ch, qx, prev, folds, passes)
+	if err != nil {
+		return err
+	}
+	w.totalsUpdates.WithLabelValues(outcome).Inc()
+	replaced, err := w.store.SetTotals(ctx, x.ID, next, clock)
+	if err != nil {
+		_ = metricsql.DropTotals(context.WithoutCancel(ctx), w.ch, next.ID)
+		return err
+	}
+	if replaced != 0 && replaced != next.ID {
+		if err := metricsql.DropTotals(ctx, w.ch, replaced); err != nil {
+			w.log.Warn("cannot drop the replaced totals (the next sweep drops them)", "experiment", x.Key, "err", err)
+		}
+	}
+	return nil
+}
+
 // leaveOutUnfoldable moves to failed the metrics of list that cannot be computed because the
 // raw events of the experiment's first day are gone (metricsql.RawEventsGone) and their first
 // day was never folded (a metric added to the experiment, or a new version of one, after the
@@ -1143,8 +1249,21 @@ type namedMetric struct {
 	tolerance float64
 }
 
-// Compute computes a snapshot of an experiment's results now (or at its stop time).
+// Compute computes a snapshot of an experiment's results now (or at its stop time), and brings
+// its totals up to date.
 func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, error) {
+	snap, after, err := w.compute(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return snap, after(ctx)
+}
+
+// compute computes a snapshot; after then brings the experiment's totals up to date for the
+// next refresh (the sums read the totals as they were, with the folds since: a refresh that
+// folds a day stores its snapshot before it rewrites them).
+func (w *Worker) compute(ctx context.Context, x flagsvc.Experiment) (snap *Snapshot, after func(context.Context) error, err error) {
+	after = func(context.Context) error { return nil }
 	clock := w.now().UTC()
 	now := clock
 	if x.StoppedAt != nil && x.StoppedAt.Before(now) {
@@ -1183,17 +1302,17 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	}
 	for _, k := range x.Metrics.Primary {
 		if err := add("primary", k, 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, k := range x.Metrics.Secondary {
 		if err := add("secondary", k, 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, g := range x.Metrics.Guardrails {
 		if err := add("guardrail", g.Metric, g.Tolerance); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// A metric whose first day was never folded is folded from the raw events, which the
@@ -1203,14 +1322,14 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	if until.After(first) {
 		var err error
 		if list, failed, err = w.leaveOutUnfoldable(ctx, x, first, list, failed); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// The units once for every query of this refresh (folds and sums): the experiment's units
 	// base, advanced to this refresh and kept for the next.
 	units, err := w.units(ctx, x, qx, now, clock)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	exposure := units.Exposure
 	qx = qx.WithUnits(units)
@@ -1233,14 +1352,22 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		// The rollups' partition key, for when the flag service no longer has the experiment
 		// (maintained): no other table keeps its environment.
 		if err := w.store.RememberExperiment(ctx, x.ID, x.EnvironmentID, x.Project, x.Key); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := w.fold(ctx, x, qx, ms, first, until, clock, x.Analysis.CUPED, folds); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	snapshot := metricsql.Snapshot{FoldedUpTo: foldedUpTo, Folds: folds, Now: now, Passes: metricsql.PassesFor(exposure.Total())}
-	snap := &Snapshot{Project: x.Project, Experiment: x.Key, ExperimentID: x.ID, Status: x.Status, ComputedAt: w.now().UTC(),
+	if len(folds) > 0 && qx.HashedUnits() {
+		if snapshot.Totals, err = w.recordedTotals(ctx, x); err != nil {
+			return nil, nil, err
+		}
+		after = func(ctx context.Context) error {
+			return w.updateTotals(ctx, x, qx, snapshot.Totals, folds, snapshot.Passes, clock)
+		}
+	}
+	snap = &Snapshot{Project: x.Project, Experiment: x.Key, ExperimentID: x.ID, Status: x.Status, ComputedAt: w.now().UTC(),
 		DataFrom: started, DataTo: now, Control: x.Control, MetricVersions: versions, Exposures: exposure.Units, Metrics: []MetricResult{},
 		Analysis: AnalysisSettings{Engine: x.Analysis.Engine, Alpha: x.Analysis.Alpha, Sided: x.Analysis.Sided, Sequential: x.Analysis.Sequential,
 			CUPED: x.Analysis.CUPED, Correction: x.Analysis.Correction, Difference: "relative"},
@@ -1292,7 +1419,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 	}
 	allSums, err := metricsql.SumsOf(ctx, w.ch, qx, reqs, snapshot)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, nm := range list {
 		cuped, sums := reqs[i].CUPED, allSums[i]
@@ -1337,7 +1464,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		}
 		res, rejected, err := analyze(req)
 		if err != nil {
-			return nil, fmt.Errorf("analyze: %w", err)
+			return nil, nil, fmt.Errorf("analyze: %w", err)
 		}
 		for i, c := range group {
 			mr := MetricResult{Metric: c.nm.def.Key, Name: c.nm.def.Name, Role: c.nm.role, Kind: c.nm.def.Kind, Direction: c.nm.def.Direction,
@@ -1363,7 +1490,7 @@ func (w *Worker) Compute(ctx context.Context, x flagsvc.Experiment) (*Snapshot, 
 		}
 	}
 	snap.Metrics = append(snap.Metrics, failed...)
-	return snap, nil
+	return snap, after, nil
 }
 
 // analyze runs the engine over a group of metrics; a metric the engine rejects as invalid

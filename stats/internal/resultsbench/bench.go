@@ -2,13 +2,17 @@
 // experiment straight into ClickHouse (INSERT … SELECT FROM numbers(N), which 18.16 runs fast),
 // then times a full refresh (every day folded into the rollups, then five metrics' sums), an
 // incremental refresh after one more day of data (that day folded, then the sums again), and a
-// refresh later that day (the units advanced, the sums again).
+// refresh later that day (the units advanced, the sums again). As the results workers do, the
+// sums read the experiment's totals (the folded days added up per context) with the folds they
+// lack, and the totals are brought up to date after each refresh's results; every refresh also
+// computes the sums from every day's rollups and checks that the two agree.
 package resultsbench
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -152,12 +156,18 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	// contexts exposed since merged again, the rest copied), fold the days not folded yet
 	// (reading those units), then every metric's sums. sums includes the units.
 	var base *metricsql.UnitsBase
+	var totals *metricsql.Totals
 	defer func() {
 		if base != nil {
 			_ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, base.ID)
 		}
+		if totals != nil {
+			_ = metricsql.DropTotals(context.WithoutCancel(ctx), conn, totals.ID)
+		}
 	}()
-	refresh := func(from, until time.Time) (fold, sums time.Duration, err error) {
+	// refresh returns how long it took folding, for the units and the sums (the results), and
+	// writing the totals afterwards.
+	refresh := func(from, until time.Time) (fold, sums, after time.Duration, err error) {
 		t := time.Now()
 		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour), Folds: metricsql.Folds{}}
 		// The base's watermark: everything generated so far was received before until.
@@ -169,7 +179,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			next, delta, err = metricsql.AdvanceUnits(ctx, conn, x, *base, lateness, until)
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if base != nil && base.ID != next.ID {
 			_ = metricsql.DropUnits(context.WithoutCancel(ctx), conn, base.ID)
@@ -178,7 +188,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		base = &next
 		units, err := metricsql.BaseUnits(ctx, conn, x, next, snap.Now)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		xu := x.WithUnits(units)
 		snap.Passes = metricsql.PassesFor(units.Exposure.Total())
@@ -202,7 +212,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			if len(todo) > 0 {
 				ids, err := metricsql.FoldDays(ctx, conn, xu, todo, d)
 				if err != nil {
-					return 0, 0, err
+					return 0, 0, 0, err
 				}
 				for i, m := range todo {
 					folded[dayKey{m.Key, metricsql.PartMetric, d}] = ids[i]
@@ -212,7 +222,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 				if k := (dayKey{m.Key, metricsql.PartCovariate, d}); m.CUPEDPreperiod > 0 && folded[k] == 0 {
 					tc := time.Now()
 					if folded[k], err = metricsql.FoldCovariates(ctx, conn, xu, m, d); err != nil {
-						return 0, 0, err
+						return 0, 0, 0, err
 					}
 					covariates += time.Since(tc)
 				}
@@ -228,17 +238,55 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 				}
 			}
 		}
+		// The sums read the totals as they are (behind by the days just folded, or none yet).
+		snap.Totals = totals
 		// What the worker does: every metric's sums in one query per pass.
 		t = time.Now()
 		reqs := make([]metricsql.SumsRequest, len(metrics))
 		for i, m := range metrics {
 			reqs[i] = metricsql.SumsRequest{Metric: m, CUPED: m.CUPEDPreperiod > 0}
 		}
-		if _, err := metricsql.SumsOf(ctx, conn, xu, reqs, snap); err != nil {
-			return 0, 0, err
+		withTotals, err := metricsql.SumsOf(ctx, conn, xu, reqs, snap)
+		if err != nil {
+			return 0, 0, 0, err
 		}
 		together := time.Since(t)
-		fmt.Fprintf(out, "  sums of the %d metrics in one query per pass (%d passes): %s\n", len(metrics), snap.Passes, together.Round(time.Millisecond))
+		read := "without totals"
+		if totals != nil {
+			read = "from the totals"
+			if !totals.Current(snap.Folds) {
+				read = "from the totals and the rollups of the days folded since"
+			}
+		}
+		fmt.Fprintf(out, "  sums of the %d metrics in one query per pass (%d passes), %s: %s\n", len(metrics), snap.Passes, read, together.Round(time.Millisecond))
+		// For comparison, the same from every folded day's rollups, as before the totals; they
+		// must agree.
+		t = time.Now()
+		rolled := snap
+		rolled.Totals = nil
+		fromRollups, err := metricsql.SumsOf(ctx, conn, xu, reqs, rolled)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		fmt.Fprintf(out, "    (the same from every day's rollups: %s)\n", time.Since(t).Round(time.Millisecond))
+		if err := agree(withTotals, fromRollups); err != nil {
+			return 0, 0, 0, err
+		}
+		// Then, as the worker does once the snapshot is stored, the totals brought up to date.
+		if xu.HashedUnits() && (totals == nil || !totals.Current(snap.Folds)) {
+			t = time.Now()
+			next, err := metricsql.UpdateTotals(ctx, conn, xu, totals, snap.Folds, snap.Passes)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			how := "from the rollups"
+			if totals != nil {
+				how = "from the previous totals and the rollups of the days folded since"
+				_ = metricsql.DropTotals(context.WithoutCancel(ctx), conn, totals.ID)
+			}
+			totals, after = &next, time.Since(t)
+			fmt.Fprintf(out, "  then the totals of %d contexts written %s: %s\n", next.Rows, how, after.Round(time.Millisecond))
+		}
 		// For comparison, one query per metric.
 		for _, m := range metrics {
 			if cfg.Brief {
@@ -246,18 +294,18 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			}
 			t := time.Now()
 			if _, err := metricsql.Sums(ctx, conn, xu, m, snap, m.CUPEDPreperiod > 0); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			fmt.Fprintf(out, "    (one query per metric: %s %s)\n", m.Key, time.Since(t).Round(time.Millisecond))
 		}
-		return fold, materialized + together, nil
+		return fold, materialized + together, after, nil
 	}
-	fold, sums, err := refresh(start, end)
+	fold, sums, after, err := refresh(start, end)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "full refresh (5 metrics, %d days folded from scratch): %s (folding %s, units + sums %s)\n",
-		cfg.Days, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond))
+	fmt.Fprintf(out, "full refresh (5 metrics, %d days folded from scratch): results in %s (folding %s, units + sums %s), then the totals %s\n",
+		cfg.Days, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond), after.Round(time.Millisecond))
 	// One more day of data (a day's share of new exposures and events), then the incremental refresh.
 	// (Reusing a database that already has that day, it is not generated twice. Events tell:
 	// exposures spill into the next day — every unit's second exposure comes an hour after its
@@ -272,18 +320,18 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			return err
 		}
 	}
-	fold, sums, err = refresh(end, end.Add(24*time.Hour))
+	fold, sums, after, err = refresh(end, end.Add(24*time.Hour))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "incremental refresh after one more day (%d exposures, %d events): %s (folding the day %s, units + sums %s)\n",
-		dayExposures, dayEvents, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond))
+	fmt.Fprintf(out, "incremental refresh after one more day (%d exposures, %d events): results in %s (folding the day %s, units + sums %s), then the totals %s\n",
+		dayExposures, dayEvents, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond), after.Round(time.Millisecond))
 	// A refresh later the same day, as the results workers run every few minutes: no day to
 	// fold, and the base advanced by the contexts exposed within the workers' delivery margin
 	// (its watermark is the previous refresh's clock less that margin).
 	next := end.Add(24 * time.Hour)
 	base.Watermark = next.Add(-metricsql.UnitsMargin)
-	if _, sums, err = refresh(next, next); err != nil {
+	if _, sums, _, err = refresh(next, next); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "a refresh later the same day (nothing to fold; the contexts exposed in the last %s merged into the units): %s\n",
@@ -305,6 +353,25 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		return err
 	}
 	fmt.Fprintf(out, "for comparison, the same 5 metrics from raw events only (no rollups): %s\n", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// agree checks that two computations of the same sums agree: counts exactly, sums to a relative
+// 1e-9 (float sums added in another order).
+func agree(a, b [][]metricsql.VariantSums) error {
+	close := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Max(math.Abs(x), math.Abs(y))) }
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return fmt.Errorf("metric %d: %d variations from the totals, %d from the rollups", i, len(a[i]), len(b[i]))
+		}
+		for j, x := range a[i] {
+			y := b[i][j]
+			if x.Variation != y.Variation || x.N != y.N || !close(x.Sum, y.Sum) || !close(x.SumSquares, y.SumSquares) ||
+				!close(x.CovSum, y.CovSum) || !close(x.CovSumSquares, y.CovSumSquares) || !close(x.MainCovProduct, y.MainCovProduct) {
+				return fmt.Errorf("metric %d: the totals give %+v, the rollups %+v", i, x, y)
+			}
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,197 @@
+package results
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/switchyard-io/switchyard/stats/metricsql"
+)
+
+// TestRefreshesKeepTotals: the first refresh that folds adds the folds up into the experiment's
+// totals and keeps them; refreshes that fold nothing read them as they are; a refresh that folds
+// a day again (late events) writes them anew from the previous ones, taking the replaced fold
+// away, and its results are those of totals written from nothing; totals whose partition went
+// are written from nothing; the sweep drops totals no refresh read for a while, and a
+// compaction forgets totals that still add up a fold no longer recorded.
+func TestRefreshesKeepTotals(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	store, conn, w, x := f.store, f.conn, f.w, f.x
+	start := metricsql.Day(f.start)
+	now := start.Add(60 * time.Hour)
+	w.now = func() time.Time { return now }
+	refresh := func() *Snapshot {
+		t.Helper()
+		snap, err := w.Compute(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
+	}
+	totals := func() metricsql.Totals {
+		t.Helper()
+		tt, ok, err := store.Totals(ctx, x.ID)
+		if err != nil || !ok {
+			t.Fatalf("no totals recorded (%v)", err)
+		}
+		return tt
+	}
+	// revenue is the sum of every unit's purchases in its window: n × mean over the variations.
+	revenue := func(s *Snapshot) float64 {
+		total := 0.0
+		for _, m := range s.Metrics {
+			if m.Metric == "revenue" {
+				for _, v := range m.Variants {
+					total += float64(v.N) * *v.Mean
+				}
+			}
+		}
+		return total
+	}
+
+	first := refresh()
+	t1 := totals()
+	if len(t1.Parts) != 3 || !t1.Current(folds(t, store, x.ID)) || t1.Rows == 0 {
+		t.Fatalf("totals %+v, want the 3 parts' recorded folds", t1)
+	}
+	totalsPartitions(t, conn, t1.ID)
+
+	// Nothing folded since: the same totals, the same results.
+	now = now.Add(10 * time.Minute)
+	if second := refresh(); fmt.Sprint(results(second)) != fmt.Sprint(results(first)) || totals().ID != t1.ID {
+		t.Fatalf("nothing new, but the totals or the results changed:\n%v\n%v", results(first), results(second))
+	}
+
+	// They are what the sums read: with the rollups set aside, the same results.
+	for _, q := range []string{"RENAME TABLE experiment_metric_rollups TO rollups_aside", "CREATE TABLE experiment_metric_rollups AS rollups_aside"} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aside := refresh()
+	for _, q := range []string{"DROP TABLE experiment_metric_rollups", "RENAME TABLE rollups_aside TO experiment_metric_rollups"} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(results(aside)) != fmt.Sprint(results(first)) {
+		t.Fatalf("the totals current, but the results changed without the rollups:\n%v\n%v", results(first), results(aside))
+	}
+
+	// A purchase of day 0 received late (1,000 in a day-0 unit's window): day 0 folded again,
+	// the totals written anew from the previous ones, which are dropped. Counted once.
+	insertLateTrack(t, conn, start, start.Add(23*time.Hour), start.Add(24*time.Hour-time.Second), now.Add(30*time.Minute), 1000)
+	now = now.Add(12 * time.Hour)
+	third := refresh()
+	t2 := totals()
+	if t2.ID == t1.ID || !t2.Current(folds(t, store, x.ID)) {
+		t.Fatalf("a day folded again, but the totals were not written anew (%d, then %d)", t1.ID, t2.ID)
+	}
+	totalsPartitions(t, conn, t2.ID)
+	for from, want := range map[string]float64{"from_nothing": 1, "from_previous": 1} {
+		if got := testutil.ToFloat64(w.totalsUpdates.WithLabelValues(from)); got != want {
+			t.Fatalf("%v totals written %s, want %v", got, from, want)
+		}
+	}
+	if got := revenue(third) - revenue(first); math.Abs(got-1000) > 1e-6 {
+		t.Fatalf("a late purchase of 1,000 moved the revenue by %v", got)
+	}
+	// The same results from totals written from nothing.
+	if _, err := store.Forget(ctx, KeptTotals, x.ID, t2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := metricsql.DropTotals(ctx, conn, t2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if fourth := refresh(); fmt.Sprint(results(fourth)) != fmt.Sprint(results(third)) {
+		t.Fatalf("totals updated and written from nothing give different results:\n%v\n%v", results(third), results(fourth))
+	}
+	t3 := totals()
+	if t3.ID == t2.ID {
+		t.Fatal("forgotten totals were read")
+	}
+
+	// Their partition gone behind the worker's back: written from nothing, the same results.
+	if err := metricsql.DropTotals(ctx, conn, t3.ID); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute)
+	if fifth := refresh(); fmt.Sprint(results(fifth)) != fmt.Sprint(results(third)) {
+		t.Fatalf("after the totals went: %v, want %v", results(fifth), results(third))
+	}
+	t4 := totals()
+	if t4.ID == t3.ID {
+		t.Fatal("totals whose partition went were read")
+	}
+
+	// Totals adding up a fold no longer recorded (a refresh failed between folding a day again
+	// and writing them) are forgotten when a compaction may have deleted that fold's rows.
+	stale := t4
+	stale.Folds = metricsql.Folds{}
+	for k, ids := range t4.Folds {
+		stale.Folds[k] = append([]int64{42}, ids...)
+	}
+	if _, err := store.SetTotals(ctx, x.ID, stale, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.forgetStaleTotals(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := store.Totals(ctx, x.ID); err != nil || ok {
+		t.Fatalf("stale totals still recorded (%v)", err)
+	}
+	totalsPartitions(t, conn)
+
+	// Not read for a while (the experiment stopped, say): the sweep drops them.
+	refresh()
+	t5 := totals()
+	now = now.Add(w.idleUnits() - time.Minute)
+	w.dropUnits(ctx)
+	totalsPartitions(t, conn, t5.ID)
+	now = now.Add(2 * time.Minute)
+	w.dropUnits(ctx)
+	totalsPartitions(t, conn)
+	if _, ok, err := store.Totals(ctx, x.ID); err != nil || ok {
+		t.Fatalf("idle totals still recorded (%v)", err)
+	}
+}
+
+// folds are an experiment's recorded folds, as a refresh passes them to the sums.
+func folds(t *testing.T, s *Store, experimentID string) metricsql.Folds {
+	t.Helper()
+	out := metricsql.Folds{}
+	for _, k := range []metricsql.FoldKey{{Metric: "conversion", Version: 1}, {Metric: "revenue", Version: 3},
+		{Metric: "revenue", Version: 3, Part: metricsql.PartCovariate}} {
+		done, err := s.Folded(context.Background(), experimentID, k.Metric, k.Version, k.Part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range done {
+			out[k] = append(out[k], f.ID)
+		}
+	}
+	return out
+}
+
+// results are a snapshot's per-variation n and mean of every metric, rounded to 9 digits.
+func results(s *Snapshot) []string {
+	var out []string
+	for _, m := range s.Metrics {
+		for _, v := range m.Variants {
+			out = append(out, fmt.Sprintf("%s/%s: n %d mean %.9g", m.Metric, v.Key, v.N, *v.Mean))
+		}
+	}
+	return out
+}
+
+// totalsPartitions asserts which totals partitions ClickHouse holds.
+func totalsPartitions(t *testing.T, conn driver.Conn, want ...int64) {
+	t.Helper()
+	idsIn(t, conn, "experiment_metric_totals", "totals_id", want)
+}

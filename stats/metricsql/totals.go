@@ -1,0 +1,245 @@
+package metricsql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Totals. The sums of a refresh group every unit's rows per context: its units row, and one
+// rollup row per folded day for every metric part with events that day. At 5M units over two
+// weeks that is 44M rows per refresh (the units and 7.1M rows per metric part), the largest
+// part of every refresh, and it grows with the experiment's age. The folded days do not change
+// between refreshes, so an experiment keeps them added up per context in a partition of
+// experiment_metric_totals (ingest migration 00009): one row per context, with an array of
+// events and one of value sums, element i for metric part Parts[i]. The sums then group the
+// units, one totals row per context, and only what is not in the totals: the rollups of folds
+// since (added) or of folds replaced since (taken away), and the raw events since the last
+// fold. A refresh that folded a day writes new totals from the previous ones and the day's
+// rollups (UpdateTotals), so the totals are rewritten once a day, not read from every day.
+//
+// Event counts and value sums add up, so the totals give exactly the sums the rollups give
+// (value sums up to floating-point rounding, whose order a GROUP BY never fixes anyway).
+// Contexts are named by cityHash64 only, so totals are used only when the units' hashes are
+// distinct (Units); every context in them is a unit, as the rollups' are.
+
+// Totals is a partition of experiment_metric_totals: per context, the events and value sums of
+// the folds it adds up. The caller keeps it between refreshes (the results workers record it in
+// Postgres) and passes it in Snapshot.Totals.
+type Totals struct {
+	ID int64
+	// Parts are the metric parts added up, in the arrays' order.
+	Parts []FoldKey
+	// Folds are the fold ids added up, per part.
+	Folds Folds
+	// Rows is how many contexts the partition holds (a check that it is still there).
+	Rows int64
+}
+
+// ErrTotalsGone: the totals' partition is not (or no longer) what was recorded.
+var ErrTotalsGone = errors.New("metricsql: the totals are gone")
+
+// index is part k's position in the arrays (1-based, as ClickHouse indexes them), 0 if the
+// totals do not hold it.
+func (t *Totals) index(k FoldKey) int {
+	if t == nil {
+		return 0
+	}
+	return slices.Index(t.Parts, k) + 1
+}
+
+// Current says whether t adds up exactly folds: the same parts, the same fold ids of each.
+func (t Totals) Current(folds Folds) bool {
+	if len(t.Parts) != len(folds) {
+		return false
+	}
+	for _, k := range t.Parts {
+		add, sub := foldChanges(t.Folds[k], folds[k])
+		if _, ok := folds[k]; !ok || len(add) > 0 || len(sub) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// foldChanges are the fold ids of want not in have (to add) and of have not in want (to take
+// away: folds replaced since).
+func foldChanges(have, want []int64) (add, sub []int64) {
+	for _, id := range want {
+		if !slices.Contains(have, id) {
+			add = append(add, id)
+		}
+	}
+	for _, id := range have {
+		if !slices.Contains(want, id) {
+			sub = append(sub, id)
+		}
+	}
+	return add, sub
+}
+
+// sortedParts are folds' parts in a fixed order.
+func sortedParts(folds Folds) []FoldKey {
+	parts := make([]FoldKey, 0, len(folds))
+	for k := range folds {
+		parts = append(parts, k)
+	}
+	slices.SortFunc(parts, func(a, b FoldKey) int {
+		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+			return c
+		}
+		if a.Version != b.Version {
+			return int(a.Version - b.Version)
+		}
+		return a.Part - b.Part
+	})
+	return parts
+}
+
+// UpdateTotals writes totals adding up folds, from prev (nil: from the rollups alone): prev's
+// rows, plus the rollups of the folds it lacks, less those of its folds no longer in folds (a
+// day folded again); parts of prev not in folds are left out. The caller records the new
+// totals and drops prev's partition; prev must be checked (CheckTotals). passes slices the contexts as Snapshot.Passes does the
+// sums', so memory stays bounded.
+func UpdateTotals(ctx context.Context, conn driver.Conn, x Experiment, prev *Totals, folds Folds, passes int) (Totals, error) {
+	if x.rollout() {
+		return Totals{}, fmt.Errorf("metricsql: a rollout (flag %q) is read raw, not folded", x.Flag)
+	}
+	next := Totals{ID: newID(), Parts: sortedParts(folds), Folds: Folds{}}
+	for _, k := range next.Parts {
+		next.Folds[k] = slices.Clone(folds[k])
+	}
+	passes = min(max(passes, 1), sliceBuckets)
+	for p := 0; p < passes; p++ {
+		xp := x.pass(p, passes)
+		var a args
+		members := []string{}
+		if prev != nil {
+			members = append(members, `SELECT context_hash, toUInt16(0) AS j, toInt64(0) AS events, toFloat64(0) AS value_sum, ev, vs
+			FROM (`+totalsRowsSQL(prev.ID, xp, &a)+`)`)
+		}
+		evs, sums := make([]string, len(next.Parts)), make([]string, len(next.Parts))
+		for j, k := range next.Parts {
+			var have []int64
+			old := prev.index(k)
+			if old > 0 {
+				have = prev.Folds[k]
+			}
+			add, sub := foldChanges(have, folds[k])
+			tag := fmt.Sprintf("toUInt16(%d) AS j", j+1)
+			if len(add) > 0 {
+				members = append(members, xp.foldRowsSQL(k, add, "cityHash64(context_kind, context_key) AS context_hash, "+tag, 1, &a))
+			}
+			if len(sub) > 0 {
+				members = append(members, xp.foldRowsSQL(k, sub, "cityHash64(context_kind, context_key) AS context_hash, "+tag, -1, &a))
+			}
+			evs[j], sums[j] = fmt.Sprintf("sumIf(events, j = %d)", j+1), fmt.Sprintf("sumIf(value_sum, j = %d)", j+1)
+			if old > 0 {
+				evs[j] += fmt.Sprintf(" + sum(ev[%d])", old)
+				sums[j] += fmt.Sprintf(" + sum(vs[%d])", old)
+			}
+		}
+		if len(members) == 0 {
+			break // nothing folded: empty totals
+		}
+		q := `INSERT INTO experiment_metric_totals (totals_id, bucket, context_hash, events, value_sums)
+		SELECT toUInt64(` + fmt.Sprint(uint64(next.ID)) + `), toUInt16(context_hash % ` + fmt.Sprint(sliceBuckets) + `), context_hash,
+			[` + strings.Join(evs, ", ") + `], [` + strings.Join(sums, ", ") + `]
+		FROM (` + strings.Join(members, "\n\t\tUNION ALL ") + `)
+		GROUP BY context_hash`
+		if err := conn.Exec(ctx, q, a...); err != nil {
+			_ = DropTotals(context.WithoutCancel(ctx), conn, next.ID)
+			return Totals{}, fmt.Errorf("metricsql: update the totals: %w", err)
+		}
+	}
+	n, err := totalsRows(ctx, conn, next.ID)
+	if err != nil {
+		_ = DropTotals(context.WithoutCancel(ctx), conn, next.ID)
+		return Totals{}, err
+	}
+	next.Rows = n
+	return next, nil
+}
+
+// foldRowsSQL selects the rollup rows of some folds of part k in x's slice: head's columns,
+// then events and value_sum (Int64, Float64) times sign, then empty ev and vs arrays (the
+// columns of the totals' rows in the same UNION).
+func (x Experiment) foldRowsSQL(k FoldKey, ids []int64, head string, sign int, a *args) string {
+	q := `SELECT ` + head + fmt.Sprintf(`, toInt64(events) * %d AS events, value_sum * %d AS value_sum, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs`, sign, sign) + `
+		FROM experiment_metric_rollups WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) +
+		` AND metric_key = ` + a.add(k.Metric) + ` AND metric_version = toUInt64(` + a.add(k.Version) + `) AND part = toUInt8(` + a.add(k.Part) + `)
+		AND fold_id IN (`
+	for i, id := range ids {
+		if i > 0 {
+			q += ", "
+		}
+		q += a.add(uint64(id))
+	}
+	return q + `)` + x.slice()
+}
+
+// totalsRowsSQL selects a totals partition's rows in x's slice: context_hash, and its arrays as
+// ev and vs (a query naming its own events or value_sum column could not read the arrays under
+// those names: in ClickHouse an alias hides the column of the same name).
+func totalsRowsSQL(id int64, x Experiment, a *args) string {
+	return `SELECT context_hash, events AS ev, value_sums AS vs FROM experiment_metric_totals WHERE totals_id = ` + a.add(uint64(id)) + x.bucketSlice()
+}
+
+// bucketSlice is slice on the tables whose bucket column holds the slicing hash
+// (experiment_unit_snapshots, experiment_metric_totals).
+func (x Experiment) bucketSlice() string {
+	if x.hi == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" AND bucket BETWEEN %d AND %d", x.lo, x.hi-1)
+}
+
+// CheckTotals fails with ErrTotalsGone when t's partition does not hold t.Rows contexts
+// (dropped, or never finished): update from nil then.
+func CheckTotals(ctx context.Context, conn driver.Conn, t Totals) error {
+	n, err := totalsRows(ctx, conn, t.ID)
+	if err != nil {
+		return err
+	}
+	if n != t.Rows {
+		return fmt.Errorf("%w: partition %d holds %d contexts, the totals %d", ErrTotalsGone, t.ID, n, t.Rows)
+	}
+	return nil
+}
+
+func totalsRows(ctx context.Context, conn driver.Conn, id int64) (int64, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_metric_totals WHERE totals_id = ?`, uint64(id)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("metricsql: totals partition %d: %w", id, err)
+	}
+	return int64(n), nil
+}
+
+// DropTotals drops a totals partition.
+func DropTotals(ctx context.Context, conn driver.Conn, id int64) error {
+	return dropPartition(ctx, conn, "experiment_metric_totals", id)
+}
+
+// DropStaleTotals drops the totals partitions last written more than age ago but those in
+// keep (the recorded totals): those of updates that failed half-way or whose record failed, and
+// totals no longer recorded. It returns how many it dropped.
+func DropStaleTotals(ctx context.Context, conn driver.Conn, age time.Duration, keep map[int64]bool) (int, error) {
+	return dropStale(ctx, conn, "experiment_metric_totals", age, keep)
+}
+
+// HashedUnits says whether x reads a units partition whose contexts have distinct hashes, as
+// totals need.
+func (x Experiment) HashedUnits() bool { return x.units != 0 && x.hashed }
+
+// totalsRead is how a sums query reads the totals t (nil: it does not).
+func (x Experiment) totalsRead(s Snapshot) *Totals {
+	if s.Totals == nil || x.units == 0 || !x.hashed || x.rollout() {
+		return nil
+	}
+	return s.Totals
+}

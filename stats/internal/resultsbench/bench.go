@@ -60,11 +60,12 @@ func Metrics() []*metricsql.Metric {
 	}
 }
 
-// generate inserts exposures and events of days [fromDay, toDay) for units [0, units).
-func generate(ctx context.Context, conn driver.Conn, start time.Time, units, exposures, events int64, fromDay, toDay int) error {
+// generate inserts exposures and events of the hours [from, to) after start for units
+// [0, units).
+func generate(ctx context.Context, conn driver.Conn, start time.Time, units, exposures, events int64, from, to time.Duration) error {
 	startMs := start.UnixMilli()
-	span := int64(toDay-fromDay) * 86400000
-	base := startMs + int64(fromDay)*86400000
+	span := (to - from).Milliseconds()
+	base := startMs + from.Milliseconds()
 	// Two exposures per unit: the first at a hashed time in the span, the second an hour later.
 	q := fmt.Sprintf(`INSERT INTO exposures (environment_id, event_id, timestamp, timestamp_ms, client_timestamp_ms, received_at, clamped,
 		context_kind, context_key, flag_key, variation_key, flag_version, reason, rule_id, experiment_key, sdk_name, sdk_version)
@@ -131,7 +132,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		fmt.Fprintf(out, "reusing the generated data from %s (days already folded are not folded again)\n", start.Format(time.DateOnly))
 	} else {
 		t0 := time.Now()
-		if err := generate(ctx, conn, start, units, cfg.Exposures, cfg.Events, 0, cfg.Days); err != nil {
+		if err := generate(ctx, conn, start, units, cfg.Exposures, cfg.Events, 0, time.Duration(cfg.Days)*24*time.Hour); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "generated %d exposures (%d units) and %d events over %d days in %s\n", cfg.Exposures, units, cfg.Events, cfg.Days,
@@ -167,9 +168,9 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	}()
 	// refresh returns how long it took folding, for the units and the sums (the results), and
 	// writing the totals afterwards.
-	refresh := func(from, until time.Time) (fold, sums, after time.Duration, err error) {
+	refresh := func(from, until, now time.Time) (fold, sums, after time.Duration, err error) {
 		t := time.Now()
-		snap := metricsql.Snapshot{FoldedUpTo: until, Now: until.Add(12 * time.Hour), Folds: metricsql.Folds{}}
+		snap := metricsql.Snapshot{FoldedUpTo: until, Now: now, Folds: metricsql.Folds{}}
 		// The base's watermark: everything generated so far was received before until.
 		var next metricsql.UnitsBase
 		var delta int64
@@ -300,41 +301,59 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		}
 		return fold, materialized + together, after, nil
 	}
-	fold, sums, after, err := refresh(start, end)
+	// The full refresh reads the day after the folded ones raw up to its middle.
+	fold, sums, after, err := refresh(start, end, end.Add(12*time.Hour))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "full refresh (5 metrics, %d days folded from scratch): results in %s (folding %s, units + sums %s), then the totals %s\n",
 		cfg.Days, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond), after.Round(time.Millisecond))
-	// One more day of data (a day's share of new exposures and events), then the incremental refresh.
-	// (Reusing a database that already has that day, it is not generated twice. Events tell:
-	// exposures spill into the next day — every unit's second exposure comes an hour after its
-	// first — so counting those would always find the day "there".)
+	// One more day of data (a day's share of new exposures and events) and the next day's first
+	// hour, then the incremental refresh. more generates a stretch unless a database reused has
+	// it already; events tell: exposures spill past a stretch (every unit's second exposure
+	// comes an hour after its first), so counting those would always find it "there".
 	dayExposures, dayEvents := cfg.Exposures/int64(cfg.Days), cfg.Events/int64(cfg.Days)
-	var later uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM tracks WHERE timestamp >= toDateTime(?)", end.Unix()).Scan(&later); err != nil {
-		return err
-	}
-	if later == 0 {
-		if err := generate(ctx, conn, start, units, dayExposures, dayEvents, cfg.Days, cfg.Days+1); err != nil {
+	day := time.Duration(cfg.Days) * 24 * time.Hour
+	more := func(from, to time.Duration) error {
+		var later uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM tracks WHERE timestamp >= toDateTime(?)", start.Add(from).Unix()).Scan(&later); err != nil {
 			return err
 		}
+		if later > 0 {
+			return nil
+		}
+		share := float64(to-from) / float64(24*time.Hour)
+		return generate(ctx, conn, start, units, int64(float64(dayExposures)*share), int64(float64(dayEvents)*share), from, to)
 	}
-	fold, sums, after, err = refresh(end, end.Add(24*time.Hour))
+	if err := more(day, day+24*time.Hour); err != nil {
+		return err
+	}
+	if err := more(day+24*time.Hour, day+25*time.Hour); err != nil {
+		return err
+	}
+	// The incremental refresh runs when the workers first fold the day: an hour (their settle
+	// margin) into the next, whose first hour it reads raw.
+	next := end.Add(24 * time.Hour)
+	fold, sums, after, err = refresh(end, next, next.Add(time.Hour))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "incremental refresh after one more day (%d exposures, %d events): results in %s (folding the day %s, units + sums %s), then the totals %s\n",
 		dayExposures, dayEvents, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond), after.Round(time.Millisecond))
-	// A refresh later the same day, as the results workers run every few minutes: no day to
-	// fold, and the base advanced by the contexts exposed within the workers' delivery margin
-	// (its watermark is the previous refresh's clock less that margin).
-	next := end.Add(24 * time.Hour)
-	base.Watermark = next.Add(-metricsql.UnitsMargin)
-	if _, sums, _, err = refresh(next, next); err != nil {
+	// The morning's data (with -database, generated by the first run already).
+	if err := more(day+25*time.Hour, day+36*time.Hour); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "a refresh later the same day (nothing to fold; the contexts exposed in the last %s merged into the units): %s\n",
+	// A refresh later the same day, as the results workers run every few minutes, here at noon:
+	// no day to fold, the day's 12 hours so far read raw, and the base advanced by the contexts
+	// exposed within the workers' delivery margin (its watermark is the previous refresh's clock
+	// less that margin).
+	noon := next.Add(12 * time.Hour)
+	base.Watermark = noon.Add(-metricsql.UnitsMargin)
+	if _, sums, _, err = refresh(next, next, noon); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "a refresh later the same day (noon: nothing to fold, 12 h of events read raw, the contexts exposed in the last %s merged into the units): %s\n",
 		metricsql.UnitsMargin, sums.Round(time.Millisecond))
 	if err := floor(ctx, conn, x, metrics, end, out); err != nil {
 		return err

@@ -22,8 +22,9 @@ import (
 // since (added) or of folds replaced since (taken away), and the raw events since the last
 // fold. A refresh that folded a day writes new totals from the previous ones and the day's
 // rollups (UpdateTotals) once its results are stored, so the totals are rewritten once a day,
-// not read from every day (5M units: the sums of a refresh 7.9–8.7 s instead of 14.7–15.2 s;
-// an update 10 s, totals from nothing 18 s; docs/benchmarks.md).
+// not read from every day (5M units: the sums of a refresh 7.9–8.7 s instead of 14.7–15.2 s
+// without a raw tail, 12–14 s instead of 16–20 s with 12 hours of it; an update 8–10 s, totals
+// from nothing 13–19 s; docs/benchmarks.md).
 //
 // Event counts and value sums add up, so the totals give exactly the sums the rollups give
 // (value sums up to floating-point rounding, whose order a GROUP BY never fixes anyway).

@@ -68,30 +68,11 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw
 	k := FoldKey{m.Key, m.Version, part}
 	if t := shape.totals; t != nil {
 		// The folds the totals do not hold, and those they hold that were replaced since.
-		var have []int64
-		if t.index(k) > 0 {
-			have = t.Folds[k]
-		}
-		add, sub := foldChanges(have, s.Folds[k])
-		if len(add) > 0 {
-			rolled = append(rolled, x.foldRowsSQL(k, add, shape.head(src), 1, a))
-		}
-		if len(sub) > 0 {
-			rolled = append(rolled, x.foldRowsSQL(k, sub, shape.head(src), -1, a))
-		}
+		rolled = x.changedFoldsSQL(t, k, s.Folds[k], shape.head(src), a)
 	} else if ids := s.Folds[k]; len(ids) > 0 {
-		// Placeholders are bound in text order, so the fold ids are added after the columns before them.
-		q := `SELECT ` + shape.head(src) + `, events, value_sum FROM experiment_metric_rollups
-		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(m.Key) +
-			` AND metric_version = toUInt64(` + a.add(m.Version) + `) AND part = toUInt8(` + a.add(part) + `) AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))
-		AND fold_id IN (`
-		for i, id := range ids {
-			if i > 0 {
-				q += ", "
-			}
-			q += a.add(uint64(id))
-		}
-		rolled = append(rolled, q+`)`+x.slice())
+		// Placeholders are bound in text order, so the day's after the fold ids.
+		rolled = append(rolled, `SELECT `+shape.head(src)+`, events, value_sum FROM experiment_metric_rollups
+		WHERE `+x.foldsWhereSQL(k, ids, a)+` AND day < toDate(toDateTime(`+a.add(s.FoldedUpTo.Unix())+`))`)
 	}
 	if withRaw {
 		var raw string

@@ -56,6 +56,14 @@ func (t *Totals) index(k FoldKey) int {
 	return slices.Index(t.Parts, k) + 1
 }
 
+// held are the fold ids of part k that t adds up (none: nil totals, or a part they lack).
+func (t *Totals) held(k FoldKey) []int64 {
+	if t == nil {
+		return nil
+	}
+	return t.Folds[k]
+}
+
 // Current says whether t adds up exactly folds: the same parts, the same fold ids of each.
 func (t Totals) Current(folds Folds) bool {
 	if len(t.Parts) != len(folds) {
@@ -128,21 +136,10 @@ func UpdateTotals(ctx context.Context, conn driver.Conn, x Experiment, prev *Tot
 		}
 		evs, sums := make([]string, len(next.Parts)), make([]string, len(next.Parts))
 		for j, k := range next.Parts {
-			var have []int64
-			old := prev.index(k)
-			if old > 0 {
-				have = prev.Folds[k]
-			}
-			add, sub := foldChanges(have, folds[k])
-			tag := fmt.Sprintf("toUInt16(%d) AS j", j+1)
-			if len(add) > 0 {
-				members = append(members, xp.foldRowsSQL(k, add, "cityHash64(context_kind, context_key) AS context_hash, "+tag, 1, &a))
-			}
-			if len(sub) > 0 {
-				members = append(members, xp.foldRowsSQL(k, sub, "cityHash64(context_kind, context_key) AS context_hash, "+tag, -1, &a))
-			}
+			head := fmt.Sprintf("cityHash64(context_kind, context_key) AS context_hash, toUInt16(%d) AS j", j+1)
+			members = append(members, xp.changedFoldsSQL(prev, k, folds[k], head, &a)...)
 			evs[j], sums[j] = fmt.Sprintf("sumIf(events, j = %d)", j+1), fmt.Sprintf("sumIf(value_sum, j = %d)", j+1)
-			if old > 0 {
+			if old := prev.index(k); old > 0 {
 				evs[j] += fmt.Sprintf(" + sum(ev[%d])", old)
 				sums[j] += fmt.Sprintf(" + sum(vs[%d])", old)
 			}
@@ -169,14 +166,30 @@ func UpdateTotals(ctx context.Context, conn driver.Conn, x Experiment, prev *Tot
 	return next, nil
 }
 
-// foldRowsSQL selects the rollup rows of some folds of part k in x's slice: head's columns,
-// then events and value_sum (Int64, Float64) times sign, then empty ev and vs arrays (the
-// columns of the totals' rows in the same UNION).
-func (x Experiment) foldRowsSQL(k FoldKey, ids []int64, head string, sign int, a *args) string {
-	q := `SELECT ` + head + fmt.Sprintf(`, toInt64(events) * %d AS events, value_sum * %d AS value_sum, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs`, sign, sign) + `
-		FROM experiment_metric_rollups WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) +
-		` AND metric_key = ` + a.add(k.Metric) + ` AND metric_version = toUInt64(` + a.add(k.Version) + `) AND part = toUInt8(` + a.add(k.Part) + `)
-		AND fold_id IN (`
+// changedFoldsSQL selects the rollup rows by which part k's folds ids differ from what t adds
+// up (t nil: adds up nothing): those of the folds t lacks, and, negated, those of the folds t
+// holds that ids no longer lists (a day folded again). Columns: head's, then events and
+// value_sum (Int64, Float64), then empty ev and vs arrays (the columns of the totals' rows in
+// the same UNION). No fold changed: none.
+func (x Experiment) changedFoldsSQL(t *Totals, k FoldKey, ids []int64, head string, a *args) []string {
+	add, sub := foldChanges(t.held(k), ids)
+	var out []string
+	for _, c := range []struct {
+		ids  []int64
+		sign int
+	}{{add, 1}, {sub, -1}} {
+		if len(c.ids) > 0 {
+			out = append(out, `SELECT `+head+fmt.Sprintf(`, toInt64(events) * %d AS events, value_sum * %d AS value_sum, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs`,
+				c.sign, c.sign)+` FROM experiment_metric_rollups WHERE `+x.foldsWhereSQL(k, c.ids, a))
+		}
+	}
+	return out
+}
+
+// foldsWhereSQL is the condition selecting the rollup rows of some folds of part k in x's slice.
+func (x Experiment) foldsWhereSQL(k FoldKey, ids []int64, a *args) string {
+	q := `environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + ` AND metric_key = ` + a.add(k.Metric) +
+		` AND metric_version = toUInt64(` + a.add(k.Version) + `) AND part = toUInt8(` + a.add(k.Part) + `) AND fold_id IN (`
 	for i, id := range ids {
 		if i > 0 {
 			q += ", "
@@ -216,11 +229,7 @@ func CheckTotals(ctx context.Context, conn driver.Conn, t Totals) error {
 }
 
 func totalsRows(ctx context.Context, conn driver.Conn, id int64) (int64, error) {
-	var n uint64
-	if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_metric_totals WHERE totals_id = ?`, uint64(id)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("metricsql: totals partition %d: %w", id, err)
-	}
-	return int64(n), nil
+	return partitionRows(ctx, conn, "experiment_metric_totals", "totals_id", id)
 }
 
 // DropTotals drops a totals partition.
@@ -241,7 +250,7 @@ func (x Experiment) HashedUnits() bool { return x.units != 0 && x.hashed }
 
 // totalsRead is how a sums query reads the totals t (nil: it does not).
 func (x Experiment) totalsRead(s Snapshot) *Totals {
-	if s.Totals == nil || x.units == 0 || !x.hashed || x.rollout() {
+	if s.Totals == nil || !x.HashedUnits() || x.rollout() {
 		return nil
 	}
 	return s.Totals

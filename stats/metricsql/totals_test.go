@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -83,10 +84,7 @@ func TestTotalsGiveTheSumsOfTheRollups(t *testing.T) {
 	folds8 := Folds{}
 	folded(metrics, start, day8, folds8)
 	gone := &Metric{Key: "removed", Version: 1, Kind: Count, EventKey: "purchase", WindowEnd: week}
-	withGone := Folds{}
-	for k, ids := range folds8 {
-		withGone[k] = ids
-	}
+	withGone := maps.Clone(folds8)
 	folded([]*Metric{gone}, start, day8, withGone) // a metric later removed from the experiment
 	t8, err := UpdateTotals(ctx, conn, xu, nil, withGone, 3)
 	if err != nil {
@@ -129,10 +127,7 @@ func TestTotalsGiveTheSumsOfTheRollups(t *testing.T) {
 	// Taking the replaced fold away is what makes them right: without it day 3 counts twice.
 	t.Run("the replaced fold is taken away", func(t *testing.T) {
 		stale := t8
-		stale.Folds = Folds{}
-		for k, ids := range t8.Folds {
-			stale.Folds[k] = ids
-		}
+		stale.Folds = maps.Clone(t8.Folds)
 		for i, m := range metrics {
 			k := FoldKey{m.Key, m.Version, PartMetric}
 			stale.Folds[k] = append(append([]int64(nil), t8.Folds[k]...), again[i]) // as if it held the new fold too

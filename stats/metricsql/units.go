@@ -104,7 +104,7 @@ func BuildUnitsBase(ctx context.Context, conn driver.Conn, x Experiment, waterma
 			return UnitsBase{}, fmt.Errorf("metricsql: materialize units: %w", err)
 		}
 	}
-	n, err := partitionRows(ctx, conn, id)
+	n, err := unitPartitionRows(ctx, conn, id)
 	if err != nil {
 		_ = DropUnits(context.WithoutCancel(ctx), conn, id)
 		return UnitsBase{}, err
@@ -125,7 +125,7 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	if x.rollout() {
 		return base, 0, fmt.Errorf("metricsql: a rollout's units (flag %q) have no base", x.Flag)
 	}
-	if n, err := partitionRows(ctx, conn, base.ID); err != nil {
+	if n, err := unitPartitionRows(ctx, conn, base.ID); err != nil {
 		return base, 0, err
 	} else if n != base.Rows {
 		return base, 0, fmt.Errorf("%w: partition %d holds %d contexts, the base %d", ErrUnitsBaseGone, base.ID, n, base.Rows)
@@ -143,7 +143,7 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	if err := conn.Exec(ctx, q, a...); err != nil {
 		return base, 0, fmt.Errorf("metricsql: units exposed since the base: %w", err)
 	}
-	if exposed, err = partitionRows(ctx, conn, deltaID); err != nil || exposed == 0 {
+	if exposed, err = unitPartitionRows(ctx, conn, deltaID); err != nil || exposed == 0 {
 		base.Watermark = watermark
 		return base, 0, err
 	}
@@ -168,7 +168,7 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 		_ = DropUnits(context.WithoutCancel(ctx), conn, next.ID)
 		return base, 0, fmt.Errorf("metricsql: advance the units base: %w", err)
 	}
-	n, err := partitionRows(ctx, conn, next.ID)
+	n, err := unitPartitionRows(ctx, conn, next.ID)
 	if err != nil {
 		_ = DropUnits(context.WithoutCancel(ctx), conn, next.ID)
 		return base, 0, err
@@ -214,10 +214,17 @@ func snapshotInsert(id int64, a *args) string {
 		context_kind, context_key, if(nvar = 1, variation, ''), first_ms FROM `
 }
 
-func partitionRows(ctx context.Context, conn driver.Conn, id int64) (int64, error) {
+// unitPartitionRows counts the rows of a units partition.
+func unitPartitionRows(ctx context.Context, conn driver.Conn, id int64) (int64, error) {
+	return partitionRows(ctx, conn, "experiment_unit_snapshots", "snapshot_id", id)
+}
+
+// partitionRows counts the rows of partition id of table, partitioned by its column idColumn
+// (names are this package's constants).
+func partitionRows(ctx context.Context, conn driver.Conn, table, idColumn string, id int64) (int64, error) {
 	var n uint64
-	if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_unit_snapshots WHERE snapshot_id = ?`, uint64(id)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("metricsql: units partition %d: %w", id, err)
+	if err := conn.QueryRow(ctx, `SELECT count() FROM `+table+` WHERE `+idColumn+` = ?`, uint64(id)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("metricsql: partition %d of %s: %w", id, table, err)
 	}
 	return int64(n), nil
 }

@@ -152,10 +152,10 @@ func TestRefreshesKeepTotals(t *testing.T) {
 	refresh()
 	t5 := totals()
 	now = now.Add(w.idleUnits() - time.Minute)
-	w.dropUnits(ctx)
+	w.dropIdleKept(ctx)
 	totalsPartitions(t, conn, t5.ID)
 	now = now.Add(2 * time.Minute)
-	w.dropUnits(ctx)
+	w.dropIdleKept(ctx)
 	totalsPartitions(t, conn)
 	if _, ok, err := store.Totals(ctx, x.ID); err != nil || ok {
 		t.Fatalf("idle totals still recorded (%v)", err)

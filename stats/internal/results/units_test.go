@@ -97,10 +97,10 @@ func TestRefreshesKeepAUnitsBase(t *testing.T) {
 
 	// Not read for a while (the experiment stopped, say): the sweep drops it.
 	now = now.Add(w.idleUnits() - time.Minute)
-	w.dropUnits(ctx)
+	w.dropIdleKept(ctx)
 	partitions(t, conn, b4.ID)
 	now = now.Add(2 * time.Minute)
-	w.dropUnits(ctx)
+	w.dropIdleKept(ctx)
 	partitions(t, conn)
 	if _, _, ok, err := store.UnitsBase(ctx, x.ID); err != nil || ok {
 		t.Fatalf("an idle base is still recorded (%v)", err)

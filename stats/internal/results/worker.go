@@ -634,7 +634,7 @@ func (w *Worker) Refresh(ctx context.Context, project, key string) error {
 var ErrStopped = errors.New("results: the results worker has stopped")
 
 func (w *Worker) sweep(ctx context.Context) {
-	w.dropUnits(ctx)
+	w.dropIdleKept(ctx)
 	xs, err := w.flags.RunningExperiments(ctx)
 	if err != nil {
 		w.log.Warn("cannot list running experiments", "err", err)
@@ -776,21 +776,44 @@ const staleUnits = 6 * time.Hour
 // new ones.
 func (w *Worker) idleUnits() time.Duration { return max(2*time.Hour, 3*w.cfg.Interval) }
 
-// keptKinds are the partitions experiments keep between refreshes, as the sweep drops them.
-var keptKinds = []struct {
+// keptKind is a kind of partition experiments keep between refreshes: where it is recorded,
+// and how its partitions are dropped.
+type keptKind struct {
 	kept  Kept
 	name  string
 	drop  func(context.Context, driver.Conn, int64) error
 	stale func(context.Context, driver.Conn, time.Duration, map[int64]bool) (int, error)
-}{
-	{KeptUnits, "units base", metricsql.DropUnits, metricsql.DropStaleUnits},
-	{KeptTotals, "totals", metricsql.DropTotals, metricsql.DropStaleTotals},
 }
 
-// dropUnits drops the units bases and totals no refresh read for idleUnits, each under its
+var (
+	keptUnits  = keptKind{KeptUnits, "units base", metricsql.DropUnits, metricsql.DropStaleUnits}
+	keptTotals = keptKind{KeptTotals, "totals", metricsql.DropTotals, metricsql.DropStaleTotals}
+	keptKinds  = []keptKind{keptUnits, keptTotals}
+)
+
+// replaceKept records partition id as the experiment's partition of kind k (record returns the
+// one it replaced, 0: none) and drops the replaced one. When recording fails it drops id, unless
+// id is the partition recorded before (was).
+func (w *Worker) replaceKept(ctx context.Context, x flagsvc.Experiment, k keptKind, id, was int64, record func() (int64, error)) error {
+	replaced, err := record()
+	if err != nil {
+		if id != was {
+			_ = k.drop(context.WithoutCancel(ctx), w.ch, id)
+		}
+		return err
+	}
+	if replaced != 0 && replaced != id {
+		if err := k.drop(ctx, w.ch, replaced); err != nil {
+			w.log.Warn("cannot drop the replaced partition (the next sweep drops it)", "kind", k.name, "experiment", x.Key, "err", err)
+		}
+	}
+	return nil
+}
+
+// dropIdleKept drops the units bases and totals no refresh read for idleUnits, each under its
 // experiment's refresh lock (skipped while it is being refreshed), then the partitions of
 // crashed refreshes and forgotten ones.
-func (w *Worker) dropUnits(ctx context.Context) {
+func (w *Worker) dropIdleKept(ctx context.Context) {
 	for _, k := range keptKinds {
 		keep, idle, err := w.store.KeptPartitions(ctx, k.kept, w.now().Add(-w.idleUnits()))
 		if err != nil {
@@ -1136,17 +1159,14 @@ func (w *Worker) units(ctx context.Context, x flagsvc.Experiment, qx metricsql.E
 		}
 		w.unitsBases.Inc()
 	}
-	replaced, err := w.store.SetUnitsBase(ctx, x.ID, next, full, clock)
-	if err != nil {
-		if !ok || next.ID != base.ID {
-			_ = metricsql.DropUnits(context.WithoutCancel(ctx), w.ch, next.ID)
-		}
-		return metricsql.Units{}, err
+	was := int64(0)
+	if ok {
+		was = base.ID
 	}
-	if replaced != 0 && replaced != next.ID {
-		if err := metricsql.DropUnits(ctx, w.ch, replaced); err != nil {
-			w.log.Warn("cannot drop the replaced units base (the next sweep drops it)", "experiment", x.Key, "err", err)
-		}
+	if err := w.replaceKept(ctx, x, keptUnits, next.ID, was, func() (int64, error) {
+		return w.store.SetUnitsBase(ctx, x.ID, next, full, clock)
+	}); err != nil {
+		return metricsql.Units{}, err
 	}
 	return metricsql.BaseUnits(ctx, w.ch, qx, next, now)
 }
@@ -1185,17 +1205,7 @@ func (w *Worker) updateTotals(ctx context.Context, x flagsvc.Experiment, qx metr
 		return err
 	}
 	w.totalsUpdates.WithLabelValues(outcome).Inc()
-	replaced, err := w.store.SetTotals(ctx, x.ID, next, clock)
-	if err != nil {
-		_ = metricsql.DropTotals(context.WithoutCancel(ctx), w.ch, next.ID)
-		return err
-	}
-	if replaced != 0 && replaced != next.ID {
-		if err := metricsql.DropTotals(ctx, w.ch, replaced); err != nil {
-			w.log.Warn("cannot drop the replaced totals (the next sweep drops them)", "experiment", x.Key, "err", err)
-		}
-	}
-	return nil
+	return w.replaceKept(ctx, x, keptTotals, next.ID, 0, func() (int64, error) { return w.store.SetTotals(ctx, x.ID, next, clock) })
 }
 
 // leaveOutUnfoldable moves to failed the metrics of list that cannot be computed because the

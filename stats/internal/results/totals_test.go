@@ -2,14 +2,17 @@ package results
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/switchyard-io/switchyard/platform/testenv"
 	"github.com/switchyard-io/switchyard/stats/metricsql"
 )
 
@@ -194,4 +197,51 @@ func results(s *Snapshot) []string {
 func totalsPartitions(t *testing.T, conn driver.Conn, want ...int64) {
 	t.Helper()
 	idsIn(t, conn, "experiment_metric_totals", "totals_id", want)
+}
+
+// TestOnDemandRefreshAnswersOnceItsSnapshotIsStored: an on-demand refresh that folds (the first
+// one) answers its caller when its snapshot is stored, while its totals are still being written;
+// the refresh goes on and records them, and a second refresh meanwhile is told the experiment is
+// busy rather than computed twice.
+func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	x := f.x
+	now := metricsql.Day(f.start).Add(60 * time.Hour)
+	f.w.now = func() time.Time { return now }
+	fakeExperiment(t, f.w, x)
+	held, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	let := func() { releaseOnce.Do(func() { close(release) }) }
+	f.w.beforeTotals = func() { close(held); <-release }
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(let) // runs first: Run waits for a held refresh
+
+	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := f.w.Refresh(rctx, "shop", "checkout"); err != nil {
+		t.Fatalf("on-demand refresh: %v (it waited for the totals?)", err)
+	}
+	if n := snapshotCount(t, f.store, x.ID); n != 1 {
+		t.Fatalf("%d snapshots when the refresh answered, want 1", n)
+	}
+	<-held // the refresh is at its totals, which it has not written
+	if _, ok, err := f.store.Totals(ctx, x.ID); err != nil || ok {
+		t.Fatalf("totals recorded before the refresh wrote them (%v)", err)
+	}
+	if err := f.w.Refresh(rctx, "shop", "checkout"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second refresh while the first writes its totals: %v, want ErrBusy", err)
+	}
+	let()
+	testenv.Eventually(t, 30*time.Second, "the refresh to record its totals", func() bool {
+		tt, ok, err := f.store.Totals(ctx, x.ID)
+		return err == nil && ok && tt.Current(folds(t, f.store, x.ID))
+	})
+	if n := snapshotCount(t, f.store, x.ID); n != 1 {
+		t.Fatalf("%d snapshots, want 1 (the busy refresh computed nothing)", n)
+	}
 }

@@ -63,6 +63,8 @@ type Worker struct {
 
 	refreshes *prometheus.CounterVec
 	duration  prometheus.Histogram
+	// toResults: from a refresh's start to its stored snapshot (duration goes on to the totals).
+	toResults prometheus.Histogram
 	refolds   prometheus.Counter
 	// unitsBases counts the units bases merged from every state, unitsDelta the contexts a
 	// refresh advanced its base by.
@@ -73,6 +75,9 @@ type Worker struct {
 
 	skippedSweeps prometheus.Counter
 
+	// beforeTotals, when set (tests), runs in a refresh between storing its snapshot and
+	// bringing the totals up to date.
+	beforeTotals func()
 	// afterForget, when set (tests), runs in dropExpiredRollups between forgetting an
 	// experiment's folds and dropping its partitions; an error stops there, as a crash would.
 	afterForget func() error
@@ -109,7 +114,10 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_refreshes_total",
 			Help: "Experiment result refreshes, by outcome."}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_seconds",
-			Help: "Time to refresh one experiment's results.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+			Help: "Time to refresh one experiment's results, including bringing its totals up to date.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+		toResults: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_to_snapshot_seconds",
+			Help:    "Time from a refresh's start to its stored snapshot (an on-demand refresh answers then; the totals are written after).",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 		refolds: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_refolds_total",
 			Help: "Folded days of a metric part folded again because events for them arrived after their fold."}),
 		skippedSweeps: prometheus.NewCounter(prometheus.CounterOpts{Name: "stats_results_sweeps_skipped_total",
@@ -122,7 +130,7 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Totals of an experiment's folds written, from the previous totals or from nothing (a first refresh that folds, totals gone or left idle)."}, []string{"from"}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates)
+		reg.MustRegister(w.refreshes, w.duration, w.toResults, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates)
 	}
 	return w
 }
@@ -188,31 +196,41 @@ func (w *Worker) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r.done <- w.refreshOnDemand(ctx, r)
+				w.refreshOnDemand(ctx, r)
 			}()
 		}
 	}
 }
 
-func (w *Worker) refreshOnDemand(ctx context.Context, r ref) error {
+// refreshOnDemand refreshes r's experiment and answers r as soon as the refresh has stored its
+// snapshot: the caller (the results API) reads it then. The refresh goes on under its lock, and
+// in its slot, to bring the experiment's totals up to date (after a day was folded, seconds at
+// scale), which no reader waits for.
+func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
+	var once sync.Once
+	answer := func(err error) { once.Do(func() { r.done <- err }) }
 	// The caller may give up while waiting for a slot: a refresh costs ClickHouse minutes, and
 	// its retries would pile them up.
 	select {
 	case w.slots <- struct{}{}:
 		defer func() { <-w.slots }()
 	case <-r.ctx.Done():
-		return r.ctx.Err()
+		answer(r.ctx.Err())
+		return
 	case <-ctx.Done():
-		return ctx.Err()
+		answer(ctx.Err())
+		return
 	}
 	if err := r.ctx.Err(); err != nil {
-		return err
+		answer(err)
+		return
 	}
 	x, err := w.flags.ServiceExperiment(ctx, r.project, r.key)
 	if err != nil {
-		return err
+		answer(err)
+		return
 	}
-	return w.refresh(ctx, x)
+	answer(w.refreshAnswering(ctx, x, func() { answer(nil) }))
 }
 
 // thin applies the snapshot retention (Config.Retention).
@@ -604,7 +622,8 @@ func (w *Worker) underLock(ctx context.Context, x flagsvc.Experiment, fn func() 
 	return fn()
 }
 
-// Refresh asks the worker to recompute an experiment now and waits for it.
+// Refresh asks the worker to recompute an experiment now and waits until the refresh has stored
+// its snapshot (not for the totals it then writes).
 func (w *Worker) Refresh(ctx context.Context, project, key string) error {
 	r := ref{ctx: ctx, project: project, key: key, done: make(chan error, 1)}
 	select {
@@ -858,8 +877,14 @@ func reachesStop(s Snapshot, x flagsvc.Experiment) bool {
 // (-results-rollup-retention): that snapshot is its final result.
 var ErrFinal = errors.New("results: the experiment's results are final (stopped past its late window, or its rollups deleted)")
 
-func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) {
-	start := w.now()
+func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) error {
+	return w.refreshAnswering(ctx, x, nil)
+}
+
+// refreshAnswering is refresh, calling stored (when set) once the snapshot is stored, before the
+// totals are brought up to date.
+func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, stored func()) (err error) {
+	start := time.Now() // the real clock: w.now may be a test's
 	defer func() {
 		outcome := "ok"
 		if errors.Is(err, ErrBusy) {
@@ -916,6 +941,13 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) (err error) 
 		err = w.store.SaveSnapshot(rctx, x.ID, snap)
 	}
 	if err == nil {
+		w.toResults.Observe(time.Since(start).Seconds())
+		if stored != nil {
+			stored()
+		}
+		if w.beforeTotals != nil {
+			w.beforeTotals()
+		}
 		// The snapshot is stored: a failure here leaves the totals behind, which the next
 		// refresh reads with the folds they lack and brings up to date.
 		if terr := after(rctx); terr != nil && ctx.Err() == nil {

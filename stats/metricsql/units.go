@@ -187,11 +187,14 @@ func BaseUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBa
 		return u, err
 	}
 	u.Exposure = exposure
-	// 0.14 s for 1M units on 18.16; it lets the sums group by the hash (contextGroup).
+	// It lets the sums group by the hash (contextGroup). Two contexts with one hash share its
+	// bucket, so the hashes are counted per bucket: many small sets instead of one of every unit
+	// (5M units on 18.16: 0.37-0.57 s, one set 0.8-0.93 s).
 	var distinct uint8
 	a = nil
-	if err := conn.QueryRow(ctx, `SELECT toUInt8(uniqExact(cityHash64(context_kind, context_key)) = count()) FROM (`+
-		x.snapshotUnitsSQL(false, &a)+`)`, a...).Scan(&distinct); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT toUInt8(sum(hashes) = sum(units)) FROM (SELECT uniqExact(h) AS hashes, count() AS units
+		FROM (SELECT cityHash64(context_kind, context_key) AS h FROM (`+x.snapshotUnitsSQL(false, &a)+`)) GROUP BY h % `+fmt.Sprint(sliceBuckets)+`)`,
+		a...).Scan(&distinct); err != nil {
 		return u, fmt.Errorf("metricsql: units snapshot hashes: %w", err)
 	}
 	u.distinctHashes = distinct == 1

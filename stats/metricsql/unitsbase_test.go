@@ -146,6 +146,20 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	if !u.distinctHashes {
 		t.Fatal("the units' context hashes are distinct, but the units say they are not")
 	}
+	// A hash twice among the units (here one context twice in a partition) is caught.
+	dup := newID()
+	for _, q := range []string{`SELECT toUInt64(?), bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ?`,
+		`SELECT toUInt64(?), bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ? AND variation != '' LIMIT 1`} {
+		if err := conn.Exec(ctx, `INSERT INTO experiment_unit_snapshots `+q, uint64(dup), uint64(next.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if twice, err := BaseUnits(ctx, conn, x, UnitsBase{ID: dup}, now); err != nil || twice.distinctHashes {
+		t.Fatalf("a context twice among the units: distinct hashes %v (%v)", twice.distinctHashes, err)
+	}
+	if err := DropUnits(ctx, conn, dup); err != nil {
+		t.Fatal(err)
+	}
 
 	// Sums on the advanced base, folded (the days' events joined with the units) and raw, in
 	// passes: those of the independent computation.

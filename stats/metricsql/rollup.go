@@ -89,7 +89,7 @@ func FoldDays(ctx context.Context, conn driver.Conn, x Experiment, ms []*Metric,
 		folds[i] = "toUInt64(" + a.add(uint64(id)) + ")"
 	}
 	q += strings.Join(folds, ", ") + `][src], context_kind, context_key, events, value_sum FROM (`
-	raw, err := rawPartsSQL(x, parts, day, day.Add(24*time.Hour), &a)
+	raw, err := rawPartsSQL(x, parts, day, day.Add(24*time.Hour), false, &a)
 	if err != nil {
 		return nil, err
 	}

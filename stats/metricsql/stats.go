@@ -238,11 +238,15 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		return "", fmt.Errorf("metricsql: too many metrics in one pass (%d)", len(reqs))
 	}
 	if len(rawParts) > 0 {
-		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, a)
+		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, shape.totals != nil, a)
 		if err != nil {
 			return "", err
 		}
-		parts = append(parts, `SELECT src, `+strings.TrimPrefix(shape.head(0), "toUInt8(0) AS src, ")+shape.tail()+` FROM (`+raw+`)`)
+		head := strings.TrimPrefix(shape.head(0), "toUInt8(0) AS src, ")
+		if shape.totals != nil {
+			head = "context_hash, '' AS variation" // the raw rows name the context by its hash already
+		}
+		parts = append(parts, `SELECT src, `+head+shape.tail()+` FROM (`+raw+`)`)
 	}
 	q := `SELECT ` + strings.Join(sums, ", ") + `
 		FROM (` + strings.Join(parts, "\n\t\tUNION ALL ") + `)

@@ -126,11 +126,18 @@ func (r rowShape) group(x Experiment) string {
 // sum is a part's per-context total of col (events or value_sum) from its rows tagged src, and
 // from the totals' arrays (arr) when they hold the part.
 func (r rowShape) sum(col, arr string, src int, k FoldKey) string {
-	q := fmt.Sprintf("sumIf(%s, src = %d)", col, src)
-	if i := r.totals.index(k); i > 0 {
-		q += fmt.Sprintf(" + sum(%s[%d])", arr, i)
+	return addedUp(col, "src", src, arr, r.totals.index(k))
+}
+
+// addedUp is a context's total of col over its rows whose tag column is n, plus element i of
+// their totals array arr when i > 0: one aggregate over both (an element of the other rows'
+// empty arrays is 0), where two cost a fifth more (a sums pass of 1.67M units and five metrics
+// on 18.16: 2.06-2.11 s against 2.5-2.7 s).
+func addedUp(col, tag string, n int, arr string, i int) string {
+	if i > 0 {
+		return fmt.Sprintf("sum(if(%s = %d, %s, 0) + %s[%d])", tag, n, col, arr, i)
 	}
-	return q
+	return fmt.Sprintf("sumIf(%s, %s = %d)", col, tag, n)
 }
 
 // unitValue is the per-context value of a metric from its event count and value sum.

@@ -138,11 +138,8 @@ func UpdateTotals(ctx context.Context, conn driver.Conn, x Experiment, prev *Tot
 		for j, k := range next.Parts {
 			head := fmt.Sprintf("cityHash64(context_kind, context_key) AS context_hash, toUInt16(%d) AS j", j+1)
 			members = append(members, xp.changedFoldsSQL(prev, k, folds[k], head, &a)...)
-			evs[j], sums[j] = fmt.Sprintf("sumIf(events, j = %d)", j+1), fmt.Sprintf("sumIf(value_sum, j = %d)", j+1)
-			if old := prev.index(k); old > 0 {
-				evs[j] += fmt.Sprintf(" + sum(ev[%d])", old)
-				sums[j] += fmt.Sprintf(" + sum(vs[%d])", old)
-			}
+			old := prev.index(k)
+			evs[j], sums[j] = addedUp("events", "j", j+1, "ev", old), addedUp("value_sum", "j", j+1, "vs", old)
 		}
 		if len(members) == 0 {
 			break // nothing folded: empty totals

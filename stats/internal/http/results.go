@@ -162,7 +162,7 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
 		defer cancel()
 		if err := s.Worker.Refresh(ctx, x.Project, x.Key); errors.Is(err, results.ErrBusy) {
-			return errs.Conflict("", "experiment %q is being refreshed already (by a scheduled sweep or another replica), or its last refresh is still bringing its totals up to date: its results appear under …/results when that refresh has stored its snapshot", x.Key)
+			return errs.Conflict("", "experiment %q is being refreshed already (by a scheduled sweep or another replica): its results appear under …/results when that refresh has stored its snapshot", x.Key)
 		} else if errors.Is(err, results.ErrFinal) {
 			return errs.Conflict("status", "experiment %q stopped more than its late window ago (-results-late-window: no event received since can count) and its last snapshot reaches the stop, or its daily rollups were deleted (-results-rollup-retention): its results are final and are not recomputed; its last snapshot under …/results stands", x.Key)
 		} else if err != nil {

@@ -2,7 +2,6 @@ package results
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -201,8 +200,8 @@ func totalsPartitions(t *testing.T, conn driver.Conn, want ...int64) {
 
 // TestOnDemandRefreshAnswersOnceItsSnapshotIsStored: an on-demand refresh that folds (the first
 // one) answers its caller when its snapshot is stored, while its totals are still being written;
-// the refresh goes on and records them, and a second refresh meanwhile is told the experiment is
-// busy rather than computed twice.
+// the refresh goes on and records them. A second one asked for meanwhile is not refused as busy:
+// it waits for the first to end, then recomputes.
 func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	ctx := context.Background()
 	f := newFoldFixture(t)
@@ -211,9 +210,9 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	f.w.now = func() time.Time { return now }
 	fakeExperiment(t, f.w, x)
 	held, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
+	var heldOnce, releaseOnce sync.Once
 	let := func() { releaseOnce.Do(func() { close(release) }) }
-	f.w.beforeTotals = func() { close(held); <-release }
+	f.w.beforeTotals = func() { heldOnce.Do(func() { close(held) }); <-release }
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -233,15 +232,20 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	if _, ok, err := f.store.Totals(ctx, x.ID); err != nil || ok {
 		t.Fatalf("totals recorded before the refresh wrote them (%v)", err)
 	}
-	if err := f.w.Refresh(rctx, "shop", "checkout"); !errors.Is(err, ErrBusy) {
-		t.Fatalf("a second refresh while the first writes its totals: %v, want ErrBusy", err)
-	}
+	second := make(chan error, 1)
+	go func() { second <- f.w.Refresh(rctx, "shop", "checkout") }()
+	testenv.Eventually(t, 30*time.Second, "the second refresh to find the experiment busy", func() bool {
+		return testutil.ToFloat64(f.w.refreshes.WithLabelValues("busy")) == 1
+	})
 	let()
-	testenv.Eventually(t, 30*time.Second, "the refresh to record its totals", func() bool {
+	if err := <-second; err != nil {
+		t.Fatalf("a second refresh while the first wrote its totals: %v, want it to wait and recompute", err)
+	}
+	if n := snapshotCount(t, f.store, x.ID); n != 2 {
+		t.Fatalf("%d snapshots after the second refresh, want 2", n)
+	}
+	testenv.Eventually(t, 30*time.Second, "the refreshes to record their totals", func() bool {
 		tt, ok, err := f.store.Totals(ctx, x.ID)
 		return err == nil && ok && tt.Current(folds(t, f.store, x.ID))
 	})
-	if n := snapshotCount(t, f.store, x.ID); n != 1 {
-		t.Fatalf("%d snapshots, want 1 (the busy refresh computed nothing)", n)
-	}
 }

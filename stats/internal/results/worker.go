@@ -75,6 +75,9 @@ type Worker struct {
 
 	skippedSweeps prometheus.Counter
 
+	// finishing holds, per experiment ID, a channel closed when this replica's refresh of it,
+	// its snapshot stored, has written its totals and released its lock.
+	finishing sync.Map
 	// beforeTotals, when set (tests), runs in a refresh between storing its snapshot and
 	// bringing the totals up to date.
 	beforeTotals func()
@@ -205,7 +208,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // refreshOnDemand refreshes r's experiment and answers r as soon as the refresh has stored its
 // snapshot: the caller (the results API) reads it then. The refresh goes on under its lock, and
 // in its slot, to bring the experiment's totals up to date (after a day was folded, seconds at
-// scale), which no reader waits for.
+// scale), which no reader waits for; a refresh asked for meanwhile waits for it (finishing).
 func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 	var once sync.Once
 	answer := func(err error) { once.Do(func() { r.done <- err }) }
@@ -230,7 +233,21 @@ func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 		answer(err)
 		return
 	}
-	answer(w.refreshAnswering(ctx, x, func() { answer(nil) }))
+	err = w.refreshAnswering(ctx, x, func() { answer(nil) })
+	// Busy because this replica's last refresh of it stored its snapshot and is writing its
+	// totals (seconds): asked to recompute now, it recomputes once that refresh ends, rather
+	// than answering 409 to a caller who refreshes twice in a row.
+	if ch, ok := w.finishing.Load(x.ID); ok && errors.Is(err, ErrBusy) {
+		select {
+		case <-ch.(chan struct{}):
+			err = w.refreshAnswering(ctx, x, func() { answer(nil) })
+		case <-r.ctx.Done():
+			err = r.ctx.Err()
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	answer(err)
 }
 
 // thin applies the snapshot retention (Config.Retention).
@@ -907,7 +924,14 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, sto
 	if !ok {
 		return ErrBusy
 	}
-	defer release()
+	var finishing chan struct{} // closed once the lock is released, after the snapshot is stored
+	defer func() {
+		release()
+		if finishing != nil {
+			w.finishing.Delete(x.ID)
+			close(finishing)
+		}
+	}()
 	if x.StoppedAt != nil {
 		// Its rollups may have been dropped (maintainRollups): its results are final then. It is
 		// not folded again from the raw events, which the jobs service's raw-event retention
@@ -942,6 +966,8 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, sto
 	}
 	if err == nil {
 		w.toResults.Observe(time.Since(start).Seconds())
+		finishing = make(chan struct{})
+		w.finishing.Store(x.ID, finishing)
 		if stored != nil {
 			stored()
 		}

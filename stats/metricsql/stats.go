@@ -107,6 +107,15 @@ func (r rowShape) head(src int) string {
 	return fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
 }
 
+// rawHead is head for the rows of rawPartsSQL, which carry their own src and, when the sums
+// read totals, name their context by its hash already (its byHash).
+func (r rowShape) rawHead() string {
+	if r.totals != nil {
+		return "src, context_hash, '' AS variation"
+	}
+	return "src, context_kind, context_key, '' AS variation"
+}
+
 // tail is a row's remaining columns, from events and value_sum.
 func (r rowShape) tail() string {
 	if r.totals != nil {
@@ -249,11 +258,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		if err != nil {
 			return "", err
 		}
-		head := strings.TrimPrefix(shape.head(0), "toUInt8(0) AS src, ")
-		if shape.totals != nil {
-			head = "context_hash, '' AS variation" // the raw rows name the context by its hash already
-		}
-		parts = append(parts, `SELECT src, `+head+shape.tail()+` FROM (`+raw+`)`)
+		parts = append(parts, `SELECT `+shape.rawHead()+shape.tail()+` FROM (`+raw+`)`)
 	}
 	q := `SELECT ` + strings.Join(sums, ", ") + `
 		FROM (` + strings.Join(parts, "\n\t\tUNION ALL ") + `)

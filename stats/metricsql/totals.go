@@ -78,6 +78,17 @@ func (t Totals) Current(folds Folds) bool {
 	return true
 }
 
+// Replaced says whether t adds up a fold that folds (the recorded ones) no longer lists: a day
+// folded again since, whose rows bringing t up to date takes away.
+func (t Totals) Replaced(folds Folds) bool {
+	for _, k := range t.Parts {
+		if _, sub := foldChanges(t.Folds[k], folds[k]); len(sub) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // foldChanges are the fold ids of want not in have (to add) and of have not in want (to take
 // away: folds replaced since).
 func foldChanges(have, want []int64) (add, sub []int64) {

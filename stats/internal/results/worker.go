@@ -233,14 +233,15 @@ func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 		answer(err)
 		return
 	}
-	err = w.refreshAnswering(ctx, x, func() { answer(nil) })
+	stored := func() { answer(nil) }
+	err = w.refreshAnswering(ctx, x, stored)
 	// Busy because this replica's last refresh of it stored its snapshot and is writing its
 	// totals (seconds): asked to recompute now, it recomputes once that refresh ends, rather
 	// than answering 409 to a caller who refreshes twice in a row.
 	if ch, ok := w.finishing.Load(x.ID); ok && errors.Is(err, ErrBusy) {
 		select {
 		case <-ch.(chan struct{}):
-			err = w.refreshAnswering(ctx, x, func() { answer(nil) })
+			err = w.refreshAnswering(ctx, x, stored)
 		case <-r.ctx.Done():
 			err = r.ctx.Err()
 		case <-ctx.Done():
@@ -600,26 +601,23 @@ func (w *Worker) forgetStaleTotals(ctx context.Context, x flagsvc.Experiment) er
 	if err != nil || !ok {
 		return err
 	}
+	recorded := metricsql.Folds{}
 	for _, k := range t.Parts {
 		done, err := w.store.Folded(ctx, x.ID, k.Metric, k.Version, k.Part)
 		if err != nil {
 			return err
 		}
-		recorded := map[int64]bool{}
 		for _, f := range done {
-			recorded[f.ID] = true
-		}
-		for _, id := range t.Folds[k] {
-			if recorded[id] {
-				continue
-			}
-			if forgot, err := w.store.Forget(ctx, KeptTotals, x.ID, t.ID); err != nil || !forgot {
-				return err
-			}
-			return metricsql.DropTotals(ctx, w.ch, t.ID)
+			recorded[k] = append(recorded[k], f.ID)
 		}
 	}
-	return nil
+	if !t.Replaced(recorded) {
+		return nil
+	}
+	if forgot, err := w.store.Forget(ctx, KeptTotals, x.ID, t.ID); err != nil || !forgot {
+		return err
+	}
+	return metricsql.DropTotals(ctx, w.ch, t.ID)
 }
 
 // lockExperiment takes the experiment's refresh lock (a Postgres advisory lock, so one replica

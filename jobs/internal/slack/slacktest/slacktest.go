@@ -158,15 +158,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	method := strings.TrimPrefix(r.URL.Path, "/api/")
 	_ = r.ParseForm()
 	form := r.Form
-	status := http.StatusOK
-	defer func() {
+	// The call is recorded before the first byte of its answer can reach the client, so a
+	// test that reads Calls after a client call returned always sees it.
+	w = &recordingWriter{ResponseWriter: w, record: func(status int) {
 		s.mu.Lock()
 		s.calls = append(s.calls, Call{Method: method, Form: form, Status: status, At: time.Now()})
 		s.mu.Unlock()
-	}()
+	}}
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		status = http.StatusMethodNotAllowed
-		w.WriteHeader(status)
+		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
 	s.mu.Lock()
@@ -184,8 +184,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			if fail.RetryAfter != "" {
 				w.Header().Set("Retry-After", fail.RetryAfter)
 			}
-			status = fail.Status
-			w.WriteHeader(status)
+			w.WriteHeader(fail.Status)
 			_, _ = w.Write([]byte("<html>slack is having a moment</html>"))
 			return
 		}
@@ -303,6 +302,28 @@ func (s *Server) history(w http.ResponseWriter, form url.Values) {
 		resp["response_metadata"] = map[string]any{"next_cursor": strconv.Itoa(end)}
 	}
 	writeJSON(w, resp)
+}
+
+// recordingWriter calls record once, with the status, as the answer's header is written.
+type recordingWriter struct {
+	http.ResponseWriter
+	record func(status int)
+	done   bool
+}
+
+func (w *recordingWriter) WriteHeader(status int) {
+	if !w.done {
+		w.done = true
+		w.record(status)
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

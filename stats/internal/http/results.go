@@ -60,6 +60,9 @@ type ResultsService struct {
 	Worker *results.Worker
 	// Estimator answers sample-size estimates for drafts.
 	Estimator *results.Estimator
+	// RefreshWait bounds how long POST …/refresh waits for a slot, for another refresh of the
+	// experiment to end, and for its own snapshot (default 2 minutes).
+	RefreshWait time.Duration
 }
 
 // MountResults adds the experiment results routes under /v1/projects/:project/experiments/:experiment.
@@ -159,9 +162,15 @@ func MountResults(r fiber.Router, s *ResultsService) {
 		if x.StartedAt == nil {
 			return errs.PreconditionFailed("status", "experiment %q has not started", x.Key)
 		}
-		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
+		wait := s.RefreshWait
+		if wait <= 0 {
+			wait = 2 * time.Minute
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), wait)
 		defer cancel()
-		if err := s.Worker.Refresh(ctx, x.Project, x.Key); errors.Is(err, results.ErrBusy) {
+		if err := s.Worker.Refresh(ctx, x.Project, x.Key); errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			return errs.Unavailable(err, "experiment %q: no new snapshot within %s (the refresh waited for another refresh of it, a sweep's or another replica's, or is still computing: a refresh under way stores its snapshot under …/results)", x.Key, wait)
+		} else if errors.Is(err, results.ErrBusy) {
 			return errs.Conflict("", "experiment %q is being refreshed already (by a scheduled sweep or another replica): its results appear under …/results when that refresh has stored its snapshot", x.Key)
 		} else if errors.Is(err, results.ErrFinal) {
 			return errs.Conflict("status", "experiment %q stopped more than its late window ago (-results-late-window: no event received since can count) and its last snapshot reaches the stop, or its daily rollups were deleted (-results-rollup-retention): its results are final and are not recomputed; its last snapshot under …/results stands", x.Key)

@@ -75,6 +75,7 @@ type resultsFixture struct {
 	app   *fiber.App
 	store *results.Store
 	flags *flagService
+	svc   *ResultsService
 }
 
 // newResultsFixture mounts the results routes over a real Postgres store and a real results
@@ -113,8 +114,9 @@ func newResultsFixture(t *testing.T) resultsFixture {
 		pool.Close()
 	})
 	app := httpapi.New(httpapi.Options{Service: "stats", Logger: log, Registry: health.NewRegistry()})
-	MountResults(app, &ResultsService{Flags: client, Store: store, Worker: worker, Estimator: &results.Estimator{Worker: worker, CH: conn}})
-	return resultsFixture{app: app, store: store, flags: fs}
+	svc := &ResultsService{Flags: client, Store: store, Worker: worker, Estimator: &results.Estimator{Worker: worker, CH: conn}}
+	MountResults(app, svc)
+	return resultsFixture{app: app, store: store, flags: fs, svc: svc}
 }
 
 func (f resultsFixture) call(t *testing.T, method, path, token string) (int, []byte) {
@@ -176,11 +178,13 @@ func TestRefreshNeedsWriteAccess(t *testing.T) {
 }
 
 // TestRefreshWhileAnotherReplicaRefreshes: when another replica holds the experiment's refresh
-// lock, nothing new is computed here, and the answer says so instead of passing the last
-// snapshot off as fresh.
+// lock, a refresh waits for it to end, then recomputes and answers the new snapshot; a caller
+// whose wait runs out is told so (503), not handed the last snapshot as if it were fresh, and
+// its wait ends with it.
 func TestRefreshWhileAnotherReplicaRefreshes(t *testing.T) {
 	f := newResultsFixture(t)
 	ctx := context.Background()
+	const refresh = "/v1/projects/shop/experiments/checkout/refresh"
 	old := &results.Snapshot{Project: "shop", Experiment: "checkout", ExperimentID: f.flags.x.ID, ComputedAt: time.Now().Add(-30 * time.Minute).UTC(),
 		Metrics: []results.MetricResult{}}
 	if err := f.store.SaveSnapshot(ctx, f.flags.x.ID, old); err != nil {
@@ -193,18 +197,55 @@ func TestRefreshWhileAnotherReplicaRefreshes(t *testing.T) {
 	var once sync.Once
 	unlock := func() { once.Do(release) }
 	defer unlock() // before the pool closes, even when the test fails
-	status, body := f.call(t, "POST", "/v1/projects/shop/experiments/checkout/refresh", "developer")
-	if status != 409 {
-		t.Fatalf("refresh while another replica refreshes: %d %s, want 409", status, body)
+	waiting := func() int {
+		var n int
+		if err := f.store.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if e := errorBody(t, body); e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, "being refreshed already") {
+
+	f.svc.RefreshWait = 500 * time.Millisecond
+	status, body := f.call(t, "POST", refresh, "developer")
+	if status != 503 {
+		t.Fatalf("refresh whose wait ran out: %d %s, want 503", status, body)
+	}
+	if e := errorBody(t, body); e.Error.Code != "unavailable" || !strings.Contains(e.Error.Message, "no new snapshot within 500ms") {
 		t.Fatalf("error %+v", e.Error)
 	}
+	testenv.Eventually(t, 30*time.Second, "the abandoned wait for the lock to end", func() bool { return waiting() == 0 })
+
+	f.svc.RefreshWait = 0
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		req := httptest.NewRequest("POST", refresh, nil)
+		req.Header.Set("Authorization", "Bearer developer")
+		resp, err := f.app.Test(req, -1)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, body, err}
+	}()
+	testenv.Eventually(t, 30*time.Second, "the refresh to wait for the other replica's lock", func() bool { return waiting() == 1 })
+	select {
+	case a := <-answered:
+		t.Fatalf("answered while the other replica held the lock: %d %s %v", a.status, a.body, a.err)
+	default:
+	}
 	unlock()
-	status, body = f.call(t, "POST", "/v1/projects/shop/experiments/checkout/refresh", "developer")
+	a := <-answered
 	var snap results.Snapshot
-	if status != 200 || json.Unmarshal(body, &snap) != nil || !snap.ComputedAt.After(old.ComputedAt) {
-		t.Fatalf("refresh after the other replica's: %d %s", status, body)
+	if a.err != nil || a.status != 200 || json.Unmarshal(a.body, &snap) != nil || !snap.ComputedAt.After(old.ComputedAt) {
+		t.Fatalf("refresh after the other replica's: %d %s %v", a.status, a.body, a.err)
 	}
 }
 

@@ -276,6 +276,26 @@ func (s *Store) TryLock(ctx context.Context, key string) (release func(), ok boo
 	}, true, nil
 }
 
+// Lock takes the session advisory lock on key that TryLock takes, waiting for its holder to
+// release it until ctx ends. A wait that ends closes its connection rather than returning it to
+// the pool: the lock may have been granted as the wait was cancelled, and only the session's end
+// is sure to release it.
+func (s *Store) Lock(ctx context.Context, key string) (release func(), err error) {
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+		_ = conn.Conn().Close(context.Background())
+		conn.Release()
+		return nil, err
+	}
+	return func() {
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
+		conn.Release()
+	}, nil
+}
+
 // RollupsDropped returns the experiments of ids whose rollups are being or were dropped
 // (their results are final), each with whether the drop is done.
 func (s *Store) RollupsDropped(ctx context.Context, ids []string) (map[string]bool, error) {

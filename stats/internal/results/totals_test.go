@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,13 +202,16 @@ func totalsPartitions(t *testing.T, conn driver.Conn, want ...int64) {
 // TestOnDemandRefreshAnswersOnceItsSnapshotIsStored: an on-demand refresh that folds (the first
 // one) answers its caller when its snapshot is stored, while its totals are still being written;
 // the refresh goes on and records them. A second one asked for meanwhile is not refused as busy:
-// it waits for the first to end, then recomputes.
+// it waits for the first to end and, the first having read the data up to its ask, is answered
+// by its snapshot. One asked for later, while another replica holds the experiment, waits for
+// it, then recomputes.
 func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	ctx := context.Background()
 	f := newFoldFixture(t)
 	x := f.x
-	now := metricsql.Day(f.start).Add(60 * time.Hour)
-	f.w.now = func() time.Time { return now }
+	var clock atomic.Int64
+	clock.Store(metricsql.Day(f.start).Add(60 * time.Hour).UnixNano())
+	f.w.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	fakeExperiment(t, f.w, x)
 	held, release := make(chan struct{}), make(chan struct{})
 	var heldOnce, releaseOnce sync.Once
@@ -232,20 +236,44 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	if _, ok, err := f.store.Totals(ctx, x.ID); err != nil || ok {
 		t.Fatalf("totals recorded before the refresh wrote them (%v)", err)
 	}
-	second := make(chan error, 1)
-	go func() { second <- f.w.Refresh(rctx, "shop", "checkout") }()
-	testenv.Eventually(t, 30*time.Second, "the second refresh to find the experiment busy", func() bool {
-		return testutil.ToFloat64(f.w.refreshes.WithLabelValues("busy")) == 1
-	})
-	let()
-	if err := <-second; err != nil {
-		t.Fatalf("a second refresh while the first wrote its totals: %v, want it to wait and recompute", err)
+	waitsThenAnswers := func(what string, unblock func()) {
+		t.Helper()
+		answered := make(chan error, 1)
+		go func() { answered <- f.w.Refresh(rctx, "shop", "checkout") }()
+		testenv.Eventually(t, 30*time.Second, what+" to wait for the experiment", func() bool {
+			return testutil.ToFloat64(f.w.waiting) == 1
+		})
+		select {
+		case err := <-answered:
+			t.Fatalf("%s answered while the experiment was held: %v", what, err)
+		default:
+		}
+		unblock()
+		if err := <-answered; err != nil {
+			t.Fatalf("%s: %v, want it to wait and be answered", what, err)
+		}
 	}
-	if n := snapshotCount(t, f.store, x.ID); n != 2 {
-		t.Fatalf("%d snapshots after the second refresh, want 2", n)
+	waitsThenAnswers("a refresh asked for while the first wrote its totals", let)
+	if n := snapshotCount(t, f.store, x.ID); n != 1 {
+		t.Fatalf("%d snapshots after the second refresh, want the first's only: it read the data up to the ask", n)
 	}
-	testenv.Eventually(t, 30*time.Second, "the refreshes to record their totals", func() bool {
+	if n := testutil.ToFloat64(f.w.refreshes.WithLabelValues("joined")); n != 1 {
+		t.Fatalf("%v refreshes answered by the one they waited for, want 1", n)
+	}
+	testenv.Eventually(t, 30*time.Second, "the refresh to record its totals", func() bool {
 		tt, ok, err := f.store.Totals(ctx, x.ID)
 		return err == nil && ok && tt.Current(folds(t, f.store, x.ID))
 	})
+
+	clock.Add(int64(5 * time.Minute))
+	other, ok, err := f.store.TryLock(ctx, "results:"+x.ID) // another replica
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	var otherOnce sync.Once
+	t.Cleanup(func() { otherOnce.Do(other) })
+	waitsThenAnswers("a refresh asked for while another replica held the experiment", func() { otherOnce.Do(other) })
+	if n := snapshotCount(t, f.store, x.ID); n != 2 {
+		t.Fatalf("%d snapshots after a refresh asked for past the last one's data, want 2", n)
+	}
 }

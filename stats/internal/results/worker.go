@@ -75,9 +75,8 @@ type Worker struct {
 
 	skippedSweeps prometheus.Counter
 
-	// finishing holds, per experiment ID, a channel closed when this replica's refresh of it,
-	// its snapshot stored, has written its totals and released its lock.
-	finishing sync.Map
+	// waiting counts the on-demand refreshes waiting for the experiment's lock.
+	waiting prometheus.Gauge
 	// beforeTotals, when set (tests), runs in a refresh between storing its snapshot and
 	// bringing the totals up to date.
 	beforeTotals func()
@@ -89,6 +88,7 @@ type Worker struct {
 type ref struct {
 	ctx          context.Context // the caller's: done when it no longer waits
 	project, key string
+	at           time.Time // when it was asked for (the worker's clock)
 	done         chan error
 }
 
@@ -115,7 +115,7 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			return flags.MetricVersion(ctx, project, key, version)
 		}},
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_refreshes_total",
-			Help: "Experiment result refreshes, by outcome."}, []string{"outcome"}),
+			Help: "Experiment result refreshes, by outcome: ok, error, busy (another refresh held the experiment), final, joined (an on-demand refresh answered by the snapshot of the refresh it waited for)."}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_seconds",
 			Help: "Time to refresh one experiment's results, including bringing its totals up to date.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 		toResults: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_to_snapshot_seconds",
@@ -131,9 +131,11 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Contexts with exposures received since the units base's watermark, merged into it by a refresh.", Buckets: prometheus.ExponentialBuckets(1, 4, 12)}),
 		totalsUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_totals_updates_total",
 			Help: "Totals of an experiment's folds written, from the previous totals or from nothing (a first refresh that folds, totals gone or left idle)."}, []string{"from"}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "stats_results_refreshes_waiting",
+			Help: "On-demand refreshes waiting for another refresh of their experiment (a sweep, another replica's, or one writing its totals) to end."}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration, w.toResults, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates)
+		reg.MustRegister(w.refreshes, w.duration, w.toResults, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates, w.waiting)
 	}
 	return w
 }
@@ -208,7 +210,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // refreshOnDemand refreshes r's experiment and answers r as soon as the refresh has stored its
 // snapshot: the caller (the results API) reads it then. The refresh goes on under its lock, and
 // in its slot, to bring the experiment's totals up to date (after a day was folded, seconds at
-// scale), which no reader waits for; a refresh asked for meanwhile waits for it (finishing).
+// scale), which no reader waits for. When another refresh of the experiment holds its lock — a
+// sweep, another replica's, or one writing its totals — it waits for it while its caller does,
+// then recomputes, unless the refresh it waited for read the data up to the ask.
 func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 	var once sync.Once
 	answer := func(err error) { once.Do(func() { r.done <- err }) }
@@ -233,22 +237,21 @@ func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 		answer(err)
 		return
 	}
-	stored := func() { answer(nil) }
-	err = w.refreshAnswering(ctx, x, stored)
-	// Busy because this replica's last refresh of it stored its snapshot and is writing its
-	// totals (seconds): asked to recompute now, it recomputes once that refresh ends, rather
-	// than answering 409 to a caller who refreshes twice in a row.
-	if ch, ok := w.finishing.Load(x.ID); ok && errors.Is(err, ErrBusy) {
-		select {
-		case <-ch.(chan struct{}):
-			err = w.refreshAnswering(ctx, x, stored)
-		case <-r.ctx.Done():
-			err = r.ctx.Err()
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	answer(err)
+	wait, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(r.ctx, stop)()
+	answer(w.refreshAnswering(ctx, x, &onDemand{wait: wait, at: r.at, stored: func() { answer(nil) }}))
+}
+
+// onDemand is what a refresh asked for through the API adds to a sweep's.
+type onDemand struct {
+	// wait ends when neither the caller nor the worker waits any longer for the experiment's
+	// lock.
+	wait context.Context
+	// at is when it was asked for: a snapshot of data up to then answers it.
+	at time.Time
+	// stored answers the caller, once the snapshot is stored.
+	stored func()
 }
 
 // thin applies the snapshot retention (Config.Retention).
@@ -626,6 +629,23 @@ func (w *Worker) lockExperiment(ctx context.Context, x flagsvc.Experiment) (rele
 	return w.store.TryLock(ctx, "results:"+x.ID)
 }
 
+// awaitExperiment takes the experiment's refresh lock for an on-demand refresh: at once when it
+// is free, else when its holder releases it, until ask.wait ends (ErrBusy then, unless the
+// worker is stopping). waited says it was held.
+func (w *Worker) awaitExperiment(ctx context.Context, x flagsvc.Experiment, ask *onDemand) (release func(), waited bool, err error) {
+	release, ok, err := w.lockExperiment(ctx, x)
+	if err != nil || ok {
+		return release, false, err
+	}
+	w.waiting.Inc()
+	defer w.waiting.Dec()
+	release, err = w.store.Lock(ask.wait, "results:"+x.ID)
+	if err != nil && ctx.Err() == nil && ask.wait.Err() != nil {
+		err = ErrBusy // the caller stopped waiting
+	}
+	return release, true, err
+}
+
 // underLock runs fn holding the experiment's refresh lock; nothing when a refresh holds it
 // (the next maintenance tries again).
 func (w *Worker) underLock(ctx context.Context, x flagsvc.Experiment, fn func() error) error {
@@ -640,7 +660,7 @@ func (w *Worker) underLock(ctx context.Context, x flagsvc.Experiment, fn func() 
 // Refresh asks the worker to recompute an experiment now and waits until the refresh has stored
 // its snapshot (not for the totals it then writes).
 func (w *Worker) Refresh(ctx context.Context, project, key string) error {
-	r := ref{ctx: ctx, project: project, key: key, done: make(chan error, 1)}
+	r := ref{ctx: ctx, project: project, key: key, at: w.now().UTC(), done: make(chan error, 1)}
 	select {
 	case w.trigger <- r:
 	case <-ctx.Done():
@@ -896,13 +916,17 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) error {
 	return w.refreshAnswering(ctx, x, nil)
 }
 
-// refreshAnswering is refresh, calling stored (when set) once the snapshot is stored, before the
-// totals are brought up to date.
-func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, stored func()) (err error) {
+// refreshAnswering is refresh, or with ask an on-demand refresh: one that waits for the
+// experiment's lock and answers once the snapshot is stored, before the totals are brought up
+// to date.
+func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, ask *onDemand) (err error) {
 	start := time.Now() // the real clock: w.now may be a test's
+	joined := false // answered by the snapshot of the refresh it waited for
 	defer func() {
 		outcome := "ok"
-		if errors.Is(err, ErrBusy) {
+		if joined {
+			outcome = "joined"
+		} else if errors.Is(err, ErrBusy) {
 			outcome = "busy"
 		} else if errors.Is(err, ErrFinal) {
 			outcome = "final"
@@ -910,26 +934,42 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, sto
 			outcome = "error"
 		}
 		w.refreshes.WithLabelValues(outcome).Inc()
-		w.duration.Observe(time.Since(start).Seconds())
+		if !joined {
+			w.duration.Observe(time.Since(start).Seconds())
+		}
 	}()
 	if x.StartedAt == nil {
 		return fmt.Errorf("experiment %s has not started", x.Key)
 	}
-	release, ok, err := w.lockExperiment(ctx, x)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return ErrBusy
-	}
-	var finishing chan struct{} // closed once the lock is released, after the snapshot is stored
-	defer func() {
-		release()
-		if finishing != nil {
-			w.finishing.Delete(x.ID)
-			close(finishing)
+	var release func()
+	if ask == nil {
+		var ok bool
+		if release, ok, err = w.lockExperiment(ctx, x); err != nil {
+			return err
+		} else if !ok {
+			return ErrBusy
 		}
-	}()
+	} else {
+		var waited bool
+		if release, waited, err = w.awaitExperiment(ctx, x, ask); err != nil {
+			return err
+		}
+		if waited {
+			// The refresh waited for may have read the data up to the ask already.
+			last, err := w.store.Snapshots(ctx, x.ID, 1)
+			if err != nil {
+				release()
+				return err
+			}
+			if len(last) > 0 && !last[0].DataTo.Before(ask.at.Truncate(time.Millisecond)) {
+				release()
+				joined = true
+				ask.stored()
+				return nil
+			}
+		}
+	}
+	defer release()
 	if x.StoppedAt != nil {
 		// Its rollups may have been dropped (maintainRollups): its results are final then. It is
 		// not folded again from the raw events, which the jobs service's raw-event retention
@@ -964,10 +1004,8 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, sto
 	}
 	if err == nil {
 		w.toResults.Observe(time.Since(start).Seconds())
-		finishing = make(chan struct{})
-		w.finishing.Store(x.ID, finishing)
-		if stored != nil {
-			stored()
+		if ask != nil {
+			ask.stored()
 		}
 		if w.beforeTotals != nil {
 			w.beforeTotals()

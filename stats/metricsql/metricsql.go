@@ -407,14 +407,16 @@ type rawPart struct {
 // 2.9-3.3 s). (1M units, 5 metrics, half a day of 572k events on 18.16: 1.7 s, where five
 // rawSQL reads took 2.5 s.)
 //
-// Three things make it cheaper than rawSQL's way, which it otherwise follows. Events are
+// Four things make it cheaper than rawSQL's way, which it otherwise follows. Events are
 // deduplicated by the same identity, an event_id within a context and event key, but keyed by
 // the id and one 64-bit hash of the other three, fixed-size where the strings cost half as much
 // again (an id an SDK reused for another context or key still counts once for each). The units
 // are joined by contextHashes, not by the strings: the hash table holds two numbers per event
 // instead of two strings, the join matches on the first and keeps a row only when the second
-// agrees too, and a context's rows are then grouped as contextGroup says. And the per-part rows
-// come from parallel arrays rather than an array of tuples.
+// agrees too, and a context's rows are then grouped as contextGroup says. The per-part rows
+// come from parallel arrays rather than an array of tuples. And only the units whose windows
+// can reach into [from, to) are joined (windowUnits): on the 5M-unit benchmark a day's fold
+// joins 2.5M units instead of 5M, its select 5.8-8.4 s against 7.4-10.2 s, same rows.
 func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool, a *args) (string, error) {
 	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan {
 		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events")
@@ -422,6 +424,11 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 	if byHash && !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: contexts named by hash need units with distinct hashes")
 	}
+	ms := make([]*Metric, len(parts))
+	for i, p := range parts {
+		ms[i] = p.m
+	}
+	lo, hi := windowUnits(ms, from, to)
 	var cols, srcs, events, sums []string
 	for i, p := range parts {
 		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
@@ -438,7 +445,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 	}
 	q := `SELECT src, ` + context + `, part_events AS events, part_sum AS value_sum FROM (
 		SELECT ` + unit + `, ` + strings.Join(cols, ", ") + `
-		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, 0, 0, a) + `))
+		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
 		ALL INNER JOIN (SELECT ` + contextHashes("any", "event_") + `, event_id, any(value) AS value, any(timestamp_ms) AS ts`
 	// m<i>: the event counts for part i (its metric's key and filters).
 	keys := map[string]bool{}
@@ -463,6 +470,21 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		ARRAY JOIN [` + strings.Join(srcs, ", ") + `] AS src, [` + strings.Join(events, ", ") + `] AS part_events, [` + strings.Join(sums, ", ") + `] AS part_sum
 		WHERE part_events > 0`
 	return q, nil
+}
+
+// windowUnits bounds the first exposures, [lo, hi) in ms, of the units whose conversion windows
+// of ms can hold events of a raw read [from, to): an event counts for a unit when first +
+// WindowStart <= ts < first + WindowEnd, and the read has from's second <= ts < to's millisecond
+// (beforeSQL). The other units' events would be joined and grouped only to be counted as none
+// (at a day's fold, every unit exposed more than the longest window before it, in a two-week
+// experiment with a week's window half of them).
+func windowUnits(ms []*Metric, from, to time.Time) (lo, hi int64) {
+	var end time.Duration
+	start := ms[0].WindowStart
+	for _, m := range ms {
+		end, start = max(end, m.WindowEnd), min(start, m.WindowStart)
+	}
+	return from.Unix()*1000 - end.Milliseconds() + 1, to.UnixMilli() - start.Milliseconds()
 }
 
 // contextHashes selects a context's two independent 64-bit hashes, context_hash (cityHash64,

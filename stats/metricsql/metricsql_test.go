@@ -914,3 +914,76 @@ func TestUnitsAcrossInsertBlocks(t *testing.T) {
 		t.Fatalf("Exposures %+v (%v), units snapshot %+v", e, err, units.Exposure)
 	}
 }
+
+// TestRawReadsKeepTheUnitsAtTheirWindowsEdges: a raw read of a day (a fold, or the tail since
+// the last fold) joins only the units whose conversion windows can reach into it (windowUnits).
+// Units whose windows end a millisecond into the day, or start a millisecond before its end,
+// with an event at that millisecond, still count; their neighbours a millisecond further out,
+// and older units with events that day, do not. Folded and raw, the sums equal the independent
+// computation.
+func TestRawReadsKeepTheUnitsAtTheirWindowsEdges(t *testing.T) {
+	conn := chDatabase(t)
+	ctx := context.Background()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	day := start.Add(8 * 24 * time.Hour) // the day read: [day, end)
+	end := day.Add(24 * time.Hour)
+	week := 7 * 24 * time.Hour
+	conv := &Metric{Key: "conv", Version: 1, Kind: Proportion, EventKey: "purchase", WindowEnd: week}
+	count := &Metric{Key: "orders", Version: 1, Kind: Count, EventKey: "purchase", WindowEnd: week}
+	mean := &Metric{Key: "aov", Version: 1, Kind: Mean, EventKey: "purchase", WindowStart: time.Hour, WindowEnd: 72 * time.Hour}
+
+	r := rand.New(rand.NewPCG(23, 29))
+	units, events, exposures := population(r, start, 400)
+	edge := func(key, variation string, first time.Time, at ...time.Time) {
+		u := unit{key: key, variation: variation, firstMs: first.UnixMilli()}
+		units = append(units, u)
+		exposures = append(exposures, [5]any{u.key, u.variation, u.firstMs, uuid.New(), "exp1"})
+		for _, ts := range at {
+			events = append(events, event{id: uuid.New(), kind: "user", key: key, ts: ts.UnixMilli(), value: 12.5, currency: "EUR"})
+		}
+	}
+	ms := time.Millisecond
+	// The week's window ends a millisecond after the day starts: counted, for conv and orders.
+	edge("edge-week-in", "a", day.Add(-week+ms), day)
+	edge("edge-week-out", "b", day.Add(-week), day)
+	// The mean's window (1h-72h) starts a millisecond before the day ends: counted.
+	edge("edge-mean-in", "b", end.Add(-time.Hour-ms), end.Add(-ms))
+	edge("edge-mean-out", "a", end.Add(-time.Hour), end.Add(-ms))
+	// Old units active on the day, long past their windows.
+	for i := 0; i < 20; i++ {
+		edge(fmt.Sprintf("old-%02d", i), []string{"a", "b"}[i%2], start.Add(time.Duration(i)*time.Minute), day.Add(time.Duration(i)*time.Hour), day.Add(time.Duration(i)*time.Hour+time.Minute))
+	}
+	insert(t, conn, "env1", events, exposures)
+	x := Experiment{EnvironmentID: "env1", Key: "exp1", Start: start}
+	u, err := MaterializeUnits(ctx, conn, x, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer DropUnits(ctx, conn, u.ID)
+	xu := x.WithUnits(u)
+
+	// Folded: conv and orders together (windows from 0), the mean alone (its window from 1h
+	// bounds the units by the day's end).
+	folds := foldAll(t, conn, x, []*Metric{conv, count}, end)
+	for k, ids := range foldAll(t, conn, x, []*Metric{mean}, end) {
+		folds[k] = ids
+	}
+	reqs := []SumsRequest{{Metric: conv}, {Metric: count}, {Metric: mean}}
+	for _, s := range []struct {
+		name string
+		snap Snapshot
+	}{
+		{"folded", Snapshot{FoldedUpTo: end, Folds: folds, Now: end}},
+		{"the day raw", Snapshot{FoldedUpTo: day, Folds: foldAll(t, conn, x, []*Metric{conv, count, mean}, day), Now: end}},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			got, err := SumsOf(ctx, conn, xu, reqs, s.snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, req := range reqs {
+				compare(t, got[i], expected(units, events, req.Metric, end.UnixMilli(), false, nil, nil))
+			}
+		})
+	}
+}

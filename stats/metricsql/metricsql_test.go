@@ -962,10 +962,10 @@ func TestRawReadsKeepTheUnitsAtTheirWindowsEdges(t *testing.T) {
 	defer DropUnits(ctx, conn, u.ID)
 	xu := x.WithUnits(u)
 
-	// Folded: conv and orders together (windows from 0), the mean alone (its window from 1h
-	// bounds the units by the day's end).
-	folds := foldAll(t, conn, x, []*Metric{conv, count}, end)
-	for k, ids := range foldAll(t, conn, x, []*Metric{mean}, end) {
+	// Folded as the results workers fold, with the units snapshot: conv and orders together
+	// (windows from 0), the mean alone (its window from 1h bounds the units by the day's end).
+	folds := foldAll(t, conn, xu, []*Metric{conv, count}, end)
+	for k, ids := range foldAll(t, conn, xu, []*Metric{mean}, end) {
 		folds[k] = ids
 	}
 	reqs := []SumsRequest{{Metric: conv}, {Metric: count}, {Metric: mean}}

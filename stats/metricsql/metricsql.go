@@ -422,8 +422,8 @@ type rawPart struct {
 // 0.6 s at 5M units; real events also come from contexts outside the experiment, which it drops
 // before they are deduplicated.
 func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool, a *args) (string, error) {
-	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan {
-		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events")
+	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan || len(parts) == 0 {
+		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events, of at least one metric")
 	}
 	if byHash && !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: contexts named by hash need units with distinct hashes")

@@ -6,6 +6,9 @@ LOCAL := deploy/local
 # Every Go module of the workspace (go.work).
 MODULES = $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
+# Packages whose tests stop a shared service (Kafka, ClickHouse) to test outages: they run after
+# the rest of their module, on their own, so that no other package's test meets the outage.
+OUTAGE_PKGS = github.com/switchyard-io/switchyard/flagsvc/internal/api github.com/switchyard-io/switchyard/ingest/internal/itest
 BENCH_TIME ?= 1s
 
 .PHONY: up down install infra-up infra-down services-up services-down status build seed \
@@ -63,7 +66,11 @@ node-deps:
 test-go:
 	@set -e; for m in $(MODULES); do \
 	  echo "=== go test $${m#$(CURDIR)/}"; \
-	  (cd $$m && go vet ./... && go test $(GO_TEST_FLAGS) ./...); \
+	  (cd $$m && go vet ./... && pkgs=$$(go list ./...) && \
+	   outage=$$(printf '%s\n' $$pkgs | grep -x -F $(addprefix -e ,$(OUTAGE_PKGS)) || true) && \
+	   rest=$$(printf '%s\n' $$pkgs | grep -v -x -F $(addprefix -e ,$(OUTAGE_PKGS)) || true) && \
+	   if [ -n "$$rest" ]; then go test $(GO_TEST_FLAGS) $$rest; fi && \
+	   for p in $$outage; do go test $(GO_TEST_FLAGS) $$p; done); \
 	done
 
 # Tests in other languages (OpenFeature OFREP provider against the relay, the web app).

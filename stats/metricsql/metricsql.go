@@ -428,11 +428,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 	if byHash && !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: contexts named by hash need units with distinct hashes")
 	}
-	ms := make([]*Metric, len(parts))
-	for i, p := range parts {
-		ms[i] = p.m
-	}
-	lo, hi := windowUnits(ms, from, to)
+	lo, hi := windowUnits(parts, from, to)
 	var cols, srcs, events, sums []string
 	for i, p := range parts {
 		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
@@ -484,16 +480,16 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 }
 
 // windowUnits bounds the first exposures, [lo, hi) in ms, of the units whose conversion windows
-// of ms can hold events of a raw read [from, to): an event counts for a unit when first +
+// of parts can hold events of a raw read [from, to): an event counts for a unit when first +
 // WindowStart <= ts < first + WindowEnd, and the read has from's second <= ts < to's millisecond
 // (beforeSQL). The other units' events would be joined and grouped only to be counted as none
 // (at a day's fold, every unit exposed more than the longest window before it, in a two-week
 // experiment with a week's window half of them).
-func windowUnits(ms []*Metric, from, to time.Time) (lo, hi int64) {
+func windowUnits(parts []rawPart, from, to time.Time) (lo, hi int64) {
 	var end time.Duration
-	start := ms[0].WindowStart
-	for _, m := range ms {
-		end, start = max(end, m.WindowEnd), min(start, m.WindowStart)
+	start := parts[0].m.WindowStart
+	for _, p := range parts {
+		end, start = max(end, p.m.WindowEnd), min(start, p.m.WindowStart)
 	}
 	return from.Unix()*1000 - end.Milliseconds() + 1, to.UnixMilli() - start.Milliseconds()
 }

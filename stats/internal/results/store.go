@@ -270,10 +270,7 @@ func (s *Store) TryLock(ctx context.Context, key string) (release func(), ok boo
 		conn.Release()
 		return nil, false, err
 	}
-	return func() {
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
-		conn.Release()
-	}, true, nil
+	return unlocker(conn, key), true, nil
 }
 
 // Lock takes the session advisory lock on key that TryLock takes, waiting for its holder to
@@ -290,10 +287,15 @@ func (s *Store) Lock(ctx context.Context, key string) (release func(), err error
 		conn.Release()
 		return nil, err
 	}
+	return unlocker(conn, key), nil
+}
+
+// unlocker releases the advisory lock on key that conn's session holds, and conn.
+func unlocker(conn *pgxpool.Conn, key string) func() {
 	return func() {
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
 		conn.Release()
-	}, nil
+	}
 }
 
 // RollupsDropped returns the experiments of ids whose rollups are being or were dropped

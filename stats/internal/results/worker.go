@@ -921,7 +921,7 @@ func (w *Worker) refresh(ctx context.Context, x flagsvc.Experiment) error {
 // to date.
 func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, ask *onDemand) (err error) {
 	start := time.Now() // the real clock: w.now may be a test's
-	joined := false // answered by the snapshot of the refresh it waited for
+	joined := false     // answered by the snapshot of the refresh it waited for
 	defer func() {
 		outcome := "ok"
 		if joined {
@@ -942,6 +942,7 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, ask
 		return fmt.Errorf("experiment %s has not started", x.Key)
 	}
 	var release func()
+	waited := false
 	if ask == nil {
 		var ok bool
 		if release, ok, err = w.lockExperiment(ctx, x); err != nil {
@@ -949,27 +950,22 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, ask
 		} else if !ok {
 			return ErrBusy
 		}
-	} else {
-		var waited bool
-		if release, waited, err = w.awaitExperiment(ctx, x, ask); err != nil {
-			return err
-		}
-		if waited {
-			// The refresh waited for may have read the data up to the ask already.
-			last, err := w.store.Snapshots(ctx, x.ID, 1)
-			if err != nil {
-				release()
-				return err
-			}
-			if len(last) > 0 && !last[0].DataTo.Before(ask.at.Truncate(time.Millisecond)) {
-				release()
-				joined = true
-				ask.stored()
-				return nil
-			}
-		}
+	} else if release, waited, err = w.awaitExperiment(ctx, x, ask); err != nil {
+		return err
 	}
 	defer release()
+	if waited {
+		// The refresh waited for may have read the data up to the ask already.
+		last, err := w.store.Snapshots(ctx, x.ID, 1)
+		if err != nil {
+			return err
+		}
+		if len(last) > 0 && !last[0].DataTo.Before(ask.at.Truncate(time.Millisecond)) {
+			joined = true
+			ask.stored()
+			return nil
+		}
+	}
 	if x.StoppedAt != nil {
 		// Its rollups may have been dropped (maintainRollups): its results are final then. It is
 		// not folded again from the raw events, which the jobs service's raw-event retention

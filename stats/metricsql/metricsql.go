@@ -81,6 +81,8 @@ type Experiment struct {
 	// hashed: the snapshot's contexts have distinct 64-bit hashes, so per-context GROUP BYs
 	// group by the hash (contextGroup).
 	hashed bool
+	// revised: the units partition holds revisions (Units.revised).
+	revised bool
 }
 
 // ClockSkew is how far behind the servers' clocks a client's may run with its exposures still
@@ -97,7 +99,7 @@ func (x Experiment) FirstDay() time.Time { return Day(x.Start.Add(-ClockSkew)) }
 // units from a units partition (MaterializeUnits, BaseUnits), instead of merging them from
 // experiment_units.
 func (x Experiment) WithUnits(u Units) Experiment {
-	x.units, x.unitsNow, x.hashed = u.ID, u.Now.UnixMilli(), u.distinctHashes
+	x.units, x.unitsNow, x.hashed, x.revised = u.ID, u.Now.UnixMilli(), u.distinctHashes, u.revised
 	return x
 }
 

@@ -216,11 +216,15 @@ func totalsRowsSQL(id int64, x Experiment, a *args) string {
 
 // bucketSlice is slice on the tables whose bucket column holds the slicing hash
 // (experiment_unit_snapshots, experiment_metric_totals).
-func (x Experiment) bucketSlice() string {
+func (x Experiment) bucketSlice() string { return x.bucketSliceFrom(0) }
+
+// bucketSliceFrom is bucketSlice for buckets numbered from offset (a units partition's
+// revisions).
+func (x Experiment) bucketSliceFrom(offset int) string {
 	if x.hi == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" AND bucket BETWEEN %d AND %d", x.lo, x.hi-1)
+	return fmt.Sprintf(" AND bucket BETWEEN %d AND %d", offset+x.lo, offset+x.hi-1)
 }
 
 // CheckTotals fails with ErrTotalsGone when t's partition does not hold t.Rows contexts

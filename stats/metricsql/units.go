@@ -19,17 +19,24 @@ import (
 // Merging every state row is itself the largest step of a refresh at scale (5M units: 9.4M
 // state rows merged and 5M rows written, 12–20 s on 18.16), and it grows with the experiment's
 // age, not with what changed. So the partition is kept between refreshes as the experiment's
-// units base (UnitsBase), and each refresh advances it (AdvanceUnits): the exposures received
-// since its watermark are aggregated per context (a delta, from the raw exposures: what
-// experiment_units aggregates, without reading its other states), and a new partition is
-// written from the base's other contexts as they are and each delta context merged with its
-// base row. argMin, min and "more than one variation" merge exactly, and an exposure in both
-// (received just before the watermark) changes nothing, so the result is what a merge of every
-// state gives (TestAdvancedUnitsMatchAFreshMerge), whatever arrived: new units, a second
-// variation, an earlier first exposure, an exposure stamped before the analysis' first day.
-// At 5M units and a day's 727k exposed contexts it takes 6.4–6.9 s where merging every state
-// takes 12.5 s.
+// units base (UnitsBase), and each refresh advances it in place (AdvanceUnits): the exposures
+// received since its watermark are aggregated per context (a delta, from the raw exposures: what
+// experiment_units aggregates, without reading its other states), each delta context is merged
+// with its current state in the partition, and only what that changes is appended to the
+// partition — a new context as a base row, a context whose state changed (a second variation,
+// an earlier first exposure) as a revision row (bucket + revisionBucket). argMin, min and "more
+// than one variation" merge exactly, and an exposure in both (received just before the
+// watermark) changes nothing, so the partition reads as a merge of every state gives
+// (TestAdvancedUnitsMatchAFreshMerge), whatever arrived: new units, a second variation, an
+// earlier first exposure, an exposure stamped before the analysis' first day. The base's other
+// contexts are never copied: at 5M units an advance used to write all 5M rows again (with the
+// counts 6.5 s for a day's 727k exposed contexts, 4.5 s for 179k; now 4.0–4.7 s and 2.1–2.4 s).
 //
+// A context has one base row, and revision rows once its state changed; every revision is its
+// state merged with what came since, so the newest is the earliest first exposure and the
+// variation '' (several) as soon as any revision has it (and no revision is later, or of another
+// variation, than the base row): the readers (partitionUnitsSQL) take a revised context's
+// min(variation) and min(first_ms) over its revisions instead of its base row.
 // A partition holds every context's merged state, unfiltered; the readers apply the unit's
 // definition (snapshotUnitsSQL): first exposed on or after the analysis' first day and before
 // the refresh's Now.
@@ -47,7 +54,9 @@ type UnitsBase struct {
 	// AdvanceUnits merges their contexts again. The builder's clock before its read, less the
 	// delivery margin (an exposure received before it is in ClickHouse by then).
 	Watermark time.Time
-	// Rows is how many contexts the base holds (a check that its partition is still there).
+	// Rows is how many rows the base's partition holds, its contexts and their revisions (a
+	// check that the partition is still what was recorded: dropped, or appended to by an advance
+	// that was never recorded, it is built again).
 	Rows int64
 }
 
@@ -60,7 +69,23 @@ type Units struct {
 	// distinctHashes: no two of the units' contexts share cityHash64(context_kind,
 	// context_key) (Experiment.contextGroup).
 	distinctHashes bool
+	// revised: the partition holds revision rows, which its readers merge.
+	revised bool
 }
+
+// revisionBucket is added to a revision row's bucket, so that a partition's base rows and its
+// revisions are two ranges of its sort key. Buckets are below sliceBuckets.
+const revisionBucket = 32768
+
+// MaxRevisedShare bounds a base's revision rows, as a share of its rows: past it, AdvanceUnits
+// fails with ErrUnitsBaseRevised and the caller builds a new base (every read leaves the
+// revised contexts' first rows out with a set of their hashes and groups their revisions, which
+// is cheap only while they are few: at 5M contexts, 5k or 50k revisions cost a full read about
+// 0.2 s more, the set and the union, not their number).
+var MaxRevisedShare = 0.05
+
+// ErrUnitsBaseRevised: a units base holds more revision rows than MaxRevisedShare allows.
+var ErrUnitsBaseRevised = errors.New("metricsql: the units base has too many revised contexts")
 
 // MaterializeUnits writes the experiment's units into a new base partition and returns them as
 // of now (units first exposed before now) with their counts; queries read them through
@@ -112,14 +137,15 @@ func BuildUnitsBase(ctx context.Context, conn driver.Conn, x Experiment, waterma
 	return UnitsBase{ID: id, Watermark: watermark, Rows: n}, nil
 }
 
-// AdvanceUnits brings a base up to a new watermark: the exposures received since the base's
-// watermark are aggregated per context (exposed: how many contexts), and a new partition is
-// written from the base's other contexts and those, merged with their base rows; the caller
-// records it and drops the old one. With no such exposures it is the same partition under the
-// new watermark. Exposures received late are stamped at most lateness before their receipt
-// (ingest clamps older times), which bounds the exposures it reads. It fails with
-// ErrUnitsBaseGone when the base's partition does not hold base.Rows contexts (dropped, or
-// never finished): build a new base then.
+// AdvanceUnits brings a base up to a new watermark, in place: the exposures received since the
+// base's watermark are aggregated per context (exposed: how many contexts), each is merged with
+// its state in the base, and the contexts that are new or whose state changed are appended to
+// the base's partition (returned with its new row count, which the caller records). With no such
+// exposures it is the same base under the new watermark. Exposures received late are stamped at
+// most lateness before their receipt (ingest clamps older times), which bounds the exposures it
+// reads. It fails with ErrUnitsBaseGone when the base's partition does not hold base.Rows rows
+// (dropped, never finished, or appended to by an advance that failed or was not recorded), and
+// with ErrUnitsBaseRevised when it holds too many revisions: build a new base then.
 func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBase, lateness time.Duration, watermark time.Time) (
 	next UnitsBase, exposed int64, err error) {
 	if x.rollout() {
@@ -128,7 +154,13 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	if n, err := unitPartitionRows(ctx, conn, base.ID); err != nil {
 		return base, 0, err
 	} else if n != base.Rows {
-		return base, 0, fmt.Errorf("%w: partition %d holds %d contexts, the base %d", ErrUnitsBaseGone, base.ID, n, base.Rows)
+		return base, 0, fmt.Errorf("%w: partition %d holds %d rows, the base %d", ErrUnitsBaseGone, base.ID, n, base.Rows)
+	}
+	revised, err := revisionRows(ctx, conn, base.ID)
+	if err != nil {
+		return base, 0, err
+	} else if float64(revised) > MaxRevisedShare*float64(base.Rows) {
+		return base, 0, fmt.Errorf("%w: %d revision rows of %d", ErrUnitsBaseRevised, revised, base.Rows)
 	}
 	// The delta: the exposures received since the watermark, aggregated per context as
 	// experiment_units aggregates them (variation '' when they name several).
@@ -147,39 +179,107 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 		base.Watermark = watermark
 		return base, 0, err
 	}
-	// The new partition: the base's other contexts as they are, and each delta context merged
-	// with its base row (the earlier first exposure; several variations between the two, or
-	// in either, make it a multiple exposure). Ids are numbers this package generated.
-	next.ID = newID()
-	id, b, d := fmt.Sprint(uint64(next.ID)), fmt.Sprint(uint64(base.ID)), fmt.Sprint(uint64(deltaID))
-	delta := func(in string) string {
-		return `(context_kind, context_key) ` + in + ` (SELECT context_kind, context_key FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)`
+	// Each delta context merged with its state in the base (the earlier first exposure; several
+	// variations between the two, or in either, make it a multiple exposure), appended when it
+	// is new (a base row) or its state changed (a revision row). Ids are numbers this package
+	// generated.
+	id, d := fmt.Sprint(uint64(base.ID)), fmt.Sprint(uint64(deltaID))
+	// The delta contexts' state in the base: their rows, a revised one's first row and
+	// revisions merged (min over both is the newest revision's state).
+	current := `SELECT context_kind, context_key, variation AS base_variation, first_ms AS base_first_ms, toUInt8(1) AS in_base
+		FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
+			FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)`
+	if revised > 0 {
+		current = `SELECT context_kind, context_key, min(variation) AS base_variation, min(first_ms) AS base_first_ms, toUInt8(1) AS in_base
+			FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
+				FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `) GROUP BY context_kind, context_key`
 	}
 	q = `INSERT INTO experiment_unit_snapshots (snapshot_id, bucket, context_kind, context_key, variation, first_ms)
-		SELECT toUInt64(` + id + `), bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots
-		WHERE snapshot_id = ` + b + ` AND ` + delta("NOT IN") + `
-		UNION ALL
-		SELECT toUInt64(` + id + `), bucket, context_kind, context_key,
-			if(variation = '' OR (in_base = 1 AND base_variation != variation), '', variation), if(in_base = 1, least(base_first_ms, first_ms), first_ms)
-		FROM (SELECT bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)
-		ANY LEFT JOIN (SELECT context_kind, context_key, variation AS base_variation, first_ms AS base_first_ms, toUInt8(1) AS in_base
-			FROM experiment_unit_snapshots WHERE snapshot_id = ` + b + ` AND ` + delta("IN") + `) USING (context_kind, context_key)`
+		SELECT toUInt64(` + id + `), toUInt16(if(in_base = 1, bucket + ` + fmt.Sprint(revisionBucket) + `, bucket)), context_kind, context_key,
+			merged_variation, merged_first_ms
+		FROM (SELECT bucket, context_kind, context_key, in_base, base_variation, base_first_ms,
+				if(variation = '' OR (in_base = 1 AND base_variation != variation), '', variation) AS merged_variation,
+				if(in_base = 1, least(base_first_ms, first_ms), first_ms) AS merged_first_ms
+			FROM (SELECT bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)
+			ANY LEFT JOIN (` + current + `) USING (context_kind, context_key))
+		WHERE in_base = 0 OR merged_variation != base_variation OR merged_first_ms != base_first_ms`
 	if err := conn.Exec(ctx, q); err != nil {
-		_ = DropUnits(context.WithoutCancel(ctx), conn, next.ID)
 		return base, 0, fmt.Errorf("metricsql: advance the units base: %w", err)
 	}
-	n, err := unitPartitionRows(ctx, conn, next.ID)
+	n, err := unitPartitionRows(ctx, conn, base.ID)
 	if err != nil {
-		_ = DropUnits(context.WithoutCancel(ctx), conn, next.ID)
 		return base, 0, err
 	}
-	return UnitsBase{ID: next.ID, Watermark: watermark, Rows: n}, exposed, nil
+	return UnitsBase{ID: base.ID, Watermark: watermark, Rows: n}, exposed, nil
+}
+
+// partitionUnitsSQL selects every context of units partition id in x's slice (context_kind,
+// context_key, variation, first_ms) in its current state: its first row, or, when it was
+// revised (revised: the partition may hold revisions), its revisions merged.
+//
+// The revised contexts' first rows are left out by a set of the revised contexts' 64-bit
+// hashes, which ClickHouse probes far faster than a set of the two strings (5M contexts, 50k of
+// them revised: 0.32 s against 0.85–1.4 s to read them all; 0.1–0.2 s without revisions).
+// That is exact when the partition's contexts have distinct hashes (distinct, which BaseUnits
+// checks). Otherwise, or not known, the revised contexts are merged from their first row and
+// their revisions, grouped by the strings (0.6–0.8 s): a context whose hash a revised one shares
+// is then merged from its own first row alone, which is that row.
+func (x Experiment) partitionUnitsSQL(id int64, revised, distinct bool) string {
+	from := `FROM experiment_unit_snapshots WHERE snapshot_id = ` + fmt.Sprint(uint64(id))
+	q := `SELECT context_kind, context_key, variation, first_ms ` + from + x.bucketSlice()
+	if !revised {
+		return q
+	}
+	r := fmt.Sprint(revisionBucket)
+	revisions := from + ` AND bucket >= ` + r + x.bucketSliceFrom(revisionBucket)
+	merged := revisions
+	if !distinct {
+		merged = from + ` AND ` + unitHash + ` IN (SELECT ` + unitHash + ` ` + revisions + `)`
+		if x.hi != 0 {
+			merged += ` AND ((1` + x.bucketSlice() + `) OR (1` + x.bucketSliceFrom(revisionBucket) + `))`
+		}
+	}
+	return q + ` AND bucket < ` + r + ` AND ` + unitHash + ` NOT IN (SELECT ` + unitHash + ` ` + revisions + `)
+		UNION ALL
+		SELECT context_kind, context_key, min(variation) AS revised_variation, min(first_ms) AS revised_first_ms ` + merged + `
+		GROUP BY context_kind, context_key`
+}
+
+// unitHash is the context hash the readers tell revised contexts by (a variable so that a test
+// can make hashes collide).
+var unitHash = "cityHash64(context_kind, context_key)"
+
+// revisionRows counts the revision rows of a units partition.
+func revisionRows(ctx context.Context, conn driver.Conn, id int64) (int64, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_unit_snapshots WHERE snapshot_id = ? AND bucket >= ?`, uint64(id), uint16(revisionBucket)).
+		Scan(&n); err != nil {
+		return 0, fmt.Errorf("metricsql: revisions of units partition %d: %w", id, err)
+	}
+	return int64(n), nil
 }
 
 // BaseUnits returns the experiment's units as of now from a base: counted by variation, their
 // context hashes checked for distinctness.
 func BaseUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBase, now time.Time) (Units, error) {
 	u := Units{ID: base.ID, Now: now}
+	revised, err := revisionRows(ctx, conn, base.ID)
+	if err != nil {
+		return u, err
+	}
+	u.revised = revised > 0
+	// Distinct hashes let the sums group by the hash (contextGroup) and the readers tell a
+	// revised context's first row by its hash (partitionUnitsSQL). Every context of the
+	// partition has one first row (its units are some of them), so their hashes are checked;
+	// two contexts with one hash share its bucket, so they are counted per bucket: many small
+	// sets instead of one of every context (5M units on 18.16: 0.37-0.57 s, one set 0.8-0.93 s).
+	var distinct uint8
+	if err := conn.QueryRow(ctx, `SELECT toUInt8(sum(hashes) = sum(contexts)) FROM (SELECT uniqExact(h) AS hashes, count() AS contexts
+		FROM (SELECT `+unitHash+` AS h FROM experiment_unit_snapshots WHERE snapshot_id = ? AND bucket < ?)
+		GROUP BY h % `+fmt.Sprint(sliceBuckets)+`)`, uint64(base.ID), uint16(revisionBucket)).Scan(&distinct); err != nil {
+		return u, fmt.Errorf("metricsql: units snapshot hashes: %w", err)
+	}
+	u.distinctHashes = distinct == 1
 	x = x.WithUnits(u)
 	var a args
 	exposure, err := exposureCounts(ctx, conn, `SELECT variation, count() FROM (`+x.snapshotUnitsSQL(false, &a)+`) GROUP BY variation`, a)
@@ -187,17 +287,6 @@ func BaseUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBa
 		return u, err
 	}
 	u.Exposure = exposure
-	// It lets the sums group by the hash (contextGroup). Two contexts with one hash share its
-	// bucket, so the hashes are counted per bucket: many small sets instead of one of every unit
-	// (5M units on 18.16: 0.37-0.57 s, one set 0.8-0.93 s).
-	var distinct uint8
-	a = nil
-	if err := conn.QueryRow(ctx, `SELECT toUInt8(sum(hashes) = sum(units)) FROM (SELECT uniqExact(h) AS hashes, count() AS units
-		FROM (SELECT cityHash64(context_kind, context_key) AS h FROM (`+x.snapshotUnitsSQL(false, &a)+`)) GROUP BY h % `+fmt.Sprint(sliceBuckets)+`)`,
-		a...).Scan(&distinct); err != nil {
-		return u, fmt.Errorf("metricsql: units snapshot hashes: %w", err)
-	}
-	u.distinctHashes = distinct == 1
 	return u, nil
 }
 
@@ -236,7 +325,10 @@ func partitionRows(ctx context.Context, conn driver.Conn, table, idColumn string
 // context_key, variation — ” for a unit exposed to several — and first_ms): first exposed in
 // [FirstDay, Now). oneVariation keeps only the units exposed to one variation.
 func (x Experiment) snapshotUnitsSQL(oneVariation bool, a *args) string {
-	q := `SELECT context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ` + a.add(uint64(x.units)) + x.bucketSlice()
+	q := x.partitionUnitsSQL(x.units, x.revised, x.hashed)
+	if x.revised {
+		q = `SELECT context_kind, context_key, variation, first_ms FROM (` + q + `) WHERE 1`
+	}
 	if oneVariation {
 		q += ` AND variation != ''`
 	}

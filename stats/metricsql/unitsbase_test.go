@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,15 +113,113 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	for _, e := range append(exposures, lateExposures...) {
 		all[e[0].(string)] = true
 	}
-	if next.ID == base.ID || delta != int64(len(exposed)) || next.Rows != int64(len(all)) {
-		t.Fatalf("advanced to partition %d of %d contexts with a delta of %d; want a new one of %d, a delta of the %d exposed since the watermark",
-			next.ID, next.Rows, delta, len(all), len(exposed))
+	// Advanced in place: the base's contexts stay as they were written; a row is appended for
+	// each new context and a revision for each context of the base whose state changed (here:
+	// the second variation, the earlier first exposure, the exposure before the first day, and
+	// the population's units exposed to their second variation after the watermark).
+	revised := changedStates(before, append(append([][5]any{}, before...), append(after, lateExposures...)...))
+	if next.ID != base.ID || delta != int64(len(exposed)) || next.Rows != int64(len(all)+revised) || revised < 3 {
+		t.Fatalf("advanced to partition %d (the base's %d) of %d rows with a delta of %d; want the base's own of %d contexts and %d revisions, a delta of the %d exposed since the watermark",
+			next.ID, base.ID, next.Rows, delta, len(all), revised, len(exposed))
 	}
-	// The delta went with the advance; the old base is the caller's to drop.
+	if n, err := revisionRows(ctx, conn, next.ID); err != nil || n != int64(revised) {
+		t.Fatalf("%d revision rows (%v), want %d", n, err, revised)
+	}
+	// An advance its caller did not record (a crash before it, a failed record) leaves the
+	// partition appended to: the base recorded before is not advanced again, but built anew.
+	if _, _, err := AdvanceUnits(ctx, conn, x, base, lateness, now); !errors.Is(err, ErrUnitsBaseGone) {
+		t.Fatalf("advancing the base as it was before an unrecorded advance: %v, want ErrUnitsBaseGone", err)
+	}
+	// The delta went with the advance.
 	var parts uint64
-	if err := conn.QueryRow(ctx, `SELECT uniqExact(snapshot_id) FROM experiment_unit_snapshots`).Scan(&parts); err != nil || parts != 2 {
-		t.Fatalf("%d units partitions (%v), want the base and the advanced one", parts, err)
+	if err := conn.QueryRow(ctx, `SELECT uniqExact(snapshot_id) FROM experiment_unit_snapshots`).Scan(&parts); err != nil || parts != 1 {
+		t.Fatalf("%d units partitions (%v), want the base alone", parts, err)
 	}
+	// A context revised again (an even earlier first exposure), and a new unit: its revisions
+	// merge to the newest state. (Each advance as a refresh
+	// an hour later would run it: the exposures received since its watermark, the earlier ones
+	// among them unchanged.)
+	earlier = &units[slices.IndexFunc(units, func(u unit) bool { return u.key == earlier.key })]
+	again := [][5]any{{earlier.key, earlier.variation, earlier.firstMs - 60_000, uuid.New(), "exp1"},
+		{"later-unit", "a", start.Add(50 * time.Hour).UnixMilli(), uuid.New(), "exp1"}}
+	earlier.firstMs -= 60_000
+	units = append(units, unit{key: "later-unit", variation: "a", firstMs: start.Add(50 * time.Hour).UnixMilli()})
+	earlier = &units[slices.IndexFunc(units, func(u unit) bool { return u.key == earlier.key })] // units grew
+	insertExposures(t, conn, "env1", "SPLIT", again, []time.Time{late.Add(90 * time.Minute), late.Add(90 * time.Minute)})
+	next.Watermark = late.Add(time.Hour)
+	if next, delta, err = AdvanceUnits(ctx, conn, x, next, lateness, now); err != nil || delta < 2 || next.Rows != int64(len(all)+revised+2) {
+		t.Fatalf("advanced again: %d rows, a delta of %d (%v); want %d", next.Rows, delta, err, len(all)+revised+2)
+	}
+	// Then a second variation for the unit that came with that advance; and exposures that
+	// change nothing for revised contexts (the second variation again; a time between the
+	// revised first exposure and the first row's): nothing is written for those.
+	laterUnit := &units[len(units)-1]
+	at := late.Add(150 * time.Minute)
+	insertExposures(t, conn, "env1", "SPLIT", [][5]any{{laterUnit.key, "b", laterUnit.firstMs + 1000, uuid.New(), "exp1"},
+		{second.key, other[second.variation], second.firstMs + 120_000, uuid.New(), "exp1"},
+		{earlier.key, earlier.variation, earlier.firstMs + (30 * time.Minute).Milliseconds(), uuid.New(), "exp1"}},
+		[]time.Time{at, at, at})
+	laterUnit.multiple = true
+	next.Watermark = late.Add(2 * time.Hour)
+	if next, _, err = AdvanceUnits(ctx, conn, x, next, lateness, now); err != nil || next.Rows != int64(len(all)+revised+3) {
+		t.Fatalf("advanced a third time: %d rows (%v), want %d", next.Rows, err, len(all)+revised+3)
+	}
+	// Every context as the base reads it now: the units' own first exposures and variations,
+	// whether the readers tell the revised contexts by their hashes (distinct) or merge them
+	// with their first rows (not known to be).
+	// Not known to be distinct, they are read exactly even when hashes collide (here a hash
+	// of 4 bits: every revised context shares its hash with others).
+	for _, hash := range []string{"", "cityHash64(context_kind, context_key) % 16"} {
+		distinct := hash == ""
+		var a args
+		q := x.WithUnits(Units{ID: next.ID, Now: now, revised: true, distinctHashes: distinct}).snapshotUnitsSQL(false, &a)
+		if hash != "" {
+			was := unitHash
+			unitHash = hash
+			u, err := BaseUnits(ctx, conn, x, next, now)
+			if err != nil || u.distinctHashes {
+				t.Fatalf("a 4-bit hash found distinct (%v)", err)
+			}
+			a = nil
+			q = x.WithUnits(u).snapshotUnitsSQL(false, &a)
+			unitHash = was
+		}
+		rows, err := conn.Query(ctx, q, a...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := map[string]unit{}
+		for rows.Next() {
+			var kind, key, variation string
+			var first uint64
+			if err := rows.Scan(&kind, &key, &variation, &first); err != nil {
+				t.Fatal(err)
+			}
+			read[key] = unit{key: key, variation: variation, firstMs: int64(first), multiple: variation == ""}
+		}
+		rows.Close()
+		for _, un := range units {
+			want := un
+			if un.multiple {
+				want.variation = ""
+			}
+			if got := read[un.key]; got != want {
+				t.Fatalf("the advanced base reads (distinct hashes %v) %+v, want %+v", distinct, got, want)
+			}
+		}
+		if len(read) != len(units) {
+			t.Fatalf("the advanced base reads (distinct hashes %v) %d units, want %d", distinct, len(read), len(units))
+		}
+	}
+	// Past the revisions' share a base is built again rather than advanced.
+	func() {
+		defer func(share float64) { MaxRevisedShare = share }(MaxRevisedShare)
+		MaxRevisedShare = float64(revised+1) / float64(next.Rows)
+		if _, _, err := AdvanceUnits(ctx, conn, x, next, lateness, now.Add(5*time.Minute)); !errors.Is(err, ErrUnitsBaseRevised) {
+			t.Fatalf("advancing a base with %d revisions of %d rows past a share of %v: %v, want ErrUnitsBaseRevised", revised+3, next.Rows,
+				MaxRevisedShare, err)
+		}
+	}()
 	u, err := BaseUnits(ctx, conn, x, next, now)
 	if err != nil {
 		t.Fatal(err)
@@ -146,10 +245,12 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	if !u.distinctHashes {
 		t.Fatal("the units' context hashes are distinct, but the units say they are not")
 	}
-	// A hash twice among the units (here one context twice in a partition) is caught.
+	// A hash twice among the units (here one context twice in a partition, as two base rows) is
+	// caught.
 	dup := newID()
 	for _, q := range []string{`SELECT toUInt64(?), bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ?`,
-		`SELECT toUInt64(?), bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ? AND variation != '' LIMIT 1`} {
+		`SELECT toUInt64(?), bucket, context_kind, context_key, variation, first_ms FROM experiment_unit_snapshots WHERE snapshot_id = ? AND variation != ''
+			AND bucket < 32768 AND context_key IN ('late-unit', 'later-unit') LIMIT 1`} {
 		if err := conn.Exec(ctx, `INSERT INTO experiment_unit_snapshots `+q, uint64(dup), uint64(next.ID)); err != nil {
 			t.Fatal(err)
 		}
@@ -199,4 +300,34 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	if _, _, err := AdvanceUnits(ctx, conn, x, next, lateness, now); !errors.Is(err, ErrUnitsBaseGone) {
 		t.Fatalf("advancing a dropped base: %v, want ErrUnitsBaseGone", err)
 	}
+}
+
+// changedStates counts the contexts exposed in before whose merged state (first exposure; one
+// variation, or several) differs once every exposure in all counts.
+func changedStates(before, all [][5]any) int {
+	type state struct {
+		first      int64
+		variations map[string]bool
+	}
+	merge := func(es [][5]any) map[string]*state {
+		m := map[string]*state{}
+		for _, e := range es {
+			s := m[e[0].(string)]
+			if s == nil {
+				s = &state{first: e[2].(int64), variations: map[string]bool{}}
+				m[e[0].(string)] = s
+			}
+			s.first = min(s.first, e[2].(int64))
+			s.variations[e[1].(string)] = true
+		}
+		return m
+	}
+	was, is := merge(before), merge(all)
+	n := 0
+	for k, s := range was {
+		if t := is[k]; t.first != s.first || (len(s.variations) == 1) != (len(t.variations) == 1) {
+			n++
+		}
+	}
+	return n
 }

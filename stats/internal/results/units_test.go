@@ -12,8 +12,8 @@ import (
 )
 
 // TestRefreshesKeepAUnitsBase: the first refresh merges every state into the experiment's units
-// base and keeps it; the next ones advance it (the contexts exposed since merged again, the old
-// partition dropped) and count exactly what a fresh merge counts; every state is merged again
+// base and keeps it; the next ones advance it (the contexts exposed since merged again, what
+// changed appended to its partition) and count exactly what a fresh merge counts; every state is merged again
 // when the last such merge is a day old and when the base's partition went; the sweep drops a
 // base no refresh read for a while.
 func TestRefreshesKeepAUnitsBase(t *testing.T) {
@@ -60,19 +60,35 @@ func TestRefreshesKeepAUnitsBase(t *testing.T) {
 	partitions(t, conn, b1.ID)
 
 	// New units, and a unit of the base exposed to the other variation (stamped on day 0,
-	// received late): the base advanced, the old partition dropped.
+	// received late): the base advanced in place, 100 rows and a revision appended.
 	now = now.Add(10 * time.Minute)
 	exposeNew(t, conn, 2000, 100, now.Add(-30*time.Minute))
 	insertExposure(t, conn, "u1", "off", f.start.Add(time.Hour), now.Add(-5*time.Minute))
 	second := refresh()
 	b2, built2 := base()
-	if b2.ID == b1.ID || b2.Rows != 2100 || !built2.Equal(built) {
-		t.Fatalf("advanced: base %d of %d contexts built at %v; want a new partition of 2100, built at %v", b2.ID, b2.Rows, built2, built)
+	if b2.ID != b1.ID || b2.Rows != 2101 || !built2.Equal(built) {
+		t.Fatalf("advanced: base %d of %d rows built at %v; want partition %d of 2101, built at %v", b2.ID, b2.Rows, built2, b1.ID, built)
 	}
 	if second.Exposures["off"]+second.Exposures["on"] != 2099 || second.DataQuality.MultipleExposures.Contexts != 1 {
 		t.Fatalf("after 100 new units and one exposed to both: %v, %d multiple", second.Exposures, second.DataQuality.MultipleExposures.Contexts)
 	}
 	partitions(t, conn, b2.ID)
+
+	// A base with more revised contexts than MaxRevisedShare allows: merged again from every
+	// state, the old partition dropped.
+	func() {
+		defer func(share float64) { metricsql.MaxRevisedShare = share }(metricsql.MaxRevisedShare)
+		metricsql.MaxRevisedShare = 0
+		now = now.Add(10 * time.Minute)
+		refresh()
+	}()
+	rebuilt, builtAgain := base()
+	if rebuilt.ID == b2.ID || rebuilt.Rows != 2100 || !builtAgain.After(built) {
+		t.Fatalf("a base with a revision past the share: partition %d of %d rows built at %v; want a new one of 2100, built after %v",
+			rebuilt.ID, rebuilt.Rows, builtAgain, built)
+	}
+	partitions(t, conn, rebuilt.ID)
+	b2 = rebuilt
 
 	// A day after every state was merged: merged again.
 	now = now.Add(25 * time.Hour)

@@ -1215,9 +1215,10 @@ func (w *Worker) due(day, checked, now time.Time) bool {
 
 // units are an experiment's units as of now for a refresh that started at clock, from its units
 // base advanced to the clock (metricsql.AdvanceUnits: the contexts with exposures received
-// since the base's watermark merged again, the rest copied), or from a new base merged from
-// every state — when it has none, its partition went, or its last such build is a day old. The
-// new base replaces the old one in Postgres before the old partition is dropped.
+// since the base's watermark merged again, those new or changed appended to its partition), or
+// from a new base merged from every state — when it has none, its partition went or is not what
+// was recorded, it holds too many revised contexts, or its last such build is a day old. The
+// base is recorded in Postgres (a new one before the old partition is dropped).
 //
 // A base's watermark is metricsql.UnitsMargin before the clock of the refresh that wrote it: exposures
 // received since are merged again by the next refresh. One delivered to ClickHouse later still
@@ -1238,6 +1239,9 @@ func (w *Worker) units(ctx context.Context, x flagsvc.Experiment, qx metricsql.E
 			w.unitsDelta.Observe(float64(delta))
 		case errors.Is(err, metricsql.ErrUnitsBaseGone):
 			w.log.Warn("the experiment's units base is gone: merging every state again", "experiment", x.Key, "err", err)
+			full = true
+		case errors.Is(err, metricsql.ErrUnitsBaseRevised):
+			w.log.Info("the experiment's units base has many revised contexts: merging every state again", "experiment", x.Key, "err", err)
 			full = true
 		default:
 			return metricsql.Units{}, err

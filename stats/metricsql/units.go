@@ -163,14 +163,17 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 		return base, 0, fmt.Errorf("%w: %d revision rows of %d", ErrUnitsBaseRevised, revised, base.Rows)
 	}
 	// The delta: the exposures received since the watermark, aggregated per context as
-	// experiment_units aggregates them (variation '' when they name several).
+	// experiment_units aggregates them (variation '' when they name several). exposures is
+	// sorted by context, not time, so every exposure of the experiment is looked at: the two
+	// times are read first (PREWHERE) and the rest only for the rows they keep (10M exposures,
+	// a day's 462k contexts: 0.72–0.79 s against 1.07–1.10 s reading every column).
 	deltaID := newID()
 	defer func() { _ = DropUnits(context.WithoutCancel(ctx), conn, deltaID) }()
 	var a args
 	q := snapshotInsert(deltaID, &a) + `(SELECT context_kind, context_key, argMin(variation_key, timestamp_ms) AS variation,
 		min(timestamp_ms) AS first_ms, uniqExact(variation_key) AS nvar FROM exposures
+		PREWHERE received_at >= toDateTime(` + a.add(base.Watermark.Unix()) + `) AND timestamp >= toDateTime(` + a.add(base.Watermark.Add(-lateness).Unix()) + `)
 		WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND experiment_key = ` + a.add(x.Key) + `
-		AND timestamp >= toDateTime(` + a.add(base.Watermark.Add(-lateness).Unix()) + `) AND received_at >= toDateTime(` + a.add(base.Watermark.Unix()) + `)
 		GROUP BY context_kind, context_key)`
 	if err := conn.Exec(ctx, q, a...); err != nil {
 		return base, 0, fmt.Errorf("metricsql: units exposed since the base: %w", err)

@@ -54,10 +54,12 @@ type UnitsBase struct {
 	// AdvanceUnits merges their contexts again. The builder's clock before its read, less the
 	// delivery margin (an exposure received before it is in ClickHouse by then).
 	Watermark time.Time
-	// Rows is how many rows the base's partition holds, its contexts and their revisions (a
-	// check that the partition is still what was recorded: dropped, or appended to by an advance
-	// that was never recorded, it is built again).
-	Rows int64
+	// Rows is how many contexts (first rows) the base's partition holds, Revisions how many
+	// revision rows: a check that the partition is still what was recorded (dropped, or
+	// appended to by an advance that was never recorded, it is built again). A reader that
+	// counts every row as a context (a version before revisions) finds a revised base not what
+	// was recorded, and builds its own.
+	Rows, Revisions int64
 }
 
 // Units is what a refresh reads its units from: a base partition, as of Now.
@@ -140,27 +142,26 @@ func BuildUnitsBase(ctx context.Context, conn driver.Conn, x Experiment, waterma
 // AdvanceUnits brings a base up to a new watermark, in place: the exposures received since the
 // base's watermark are aggregated per context (exposed: how many contexts), each is merged with
 // its state in the base, and the contexts that are new or whose state changed are appended to
-// the base's partition (returned with its new row count, which the caller records). With no such
+// the base's partition (returned with its new counts, which the caller records). With no such
 // exposures it is the same base under the new watermark. Exposures received late are stamped at
 // most lateness before their receipt (ingest clamps older times), which bounds the exposures it
-// reads. It fails with ErrUnitsBaseGone when the base's partition does not hold base.Rows rows
-// (dropped, never finished, or appended to by an advance that failed or was not recorded), and
+// reads. It fails with ErrUnitsBaseGone when the base's partition does not hold base.Rows
+// contexts and base.Revisions revisions (dropped, never finished, or appended to by an advance
+// that failed or was not recorded), and
 // with ErrUnitsBaseRevised when it holds too many revisions: build a new base then.
 func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBase, lateness time.Duration, watermark time.Time) (
 	next UnitsBase, exposed int64, err error) {
 	if x.rollout() {
 		return base, 0, fmt.Errorf("metricsql: a rollout's units (flag %q) have no base", x.Flag)
 	}
-	if n, err := unitPartitionRows(ctx, conn, base.ID); err != nil {
+	if first, revisions, err := partitionCounts(ctx, conn, base.ID); err != nil {
 		return base, 0, err
-	} else if n != base.Rows {
-		return base, 0, fmt.Errorf("%w: partition %d holds %d rows, the base %d", ErrUnitsBaseGone, base.ID, n, base.Rows)
+	} else if first != base.Rows || revisions != base.Revisions {
+		return base, 0, fmt.Errorf("%w: partition %d holds %d contexts and %d revisions, the base %d and %d", ErrUnitsBaseGone, base.ID,
+			first, revisions, base.Rows, base.Revisions)
 	}
-	revised, err := revisionRows(ctx, conn, base.ID)
-	if err != nil {
-		return base, 0, err
-	} else if float64(revised) > MaxRevisedShare*float64(base.Rows) {
-		return base, 0, fmt.Errorf("%w: %d revision rows of %d", ErrUnitsBaseRevised, revised, base.Rows)
+	if float64(base.Revisions) > MaxRevisedShare*float64(base.Rows) {
+		return base, 0, fmt.Errorf("%w: %d revision rows of %d", ErrUnitsBaseRevised, base.Revisions, base.Rows)
 	}
 	// The delta: the exposures received since the watermark, aggregated per context as
 	// experiment_units aggregates them (variation '' when they name several). exposures is
@@ -192,7 +193,7 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	current := `SELECT context_kind, context_key, variation AS base_variation, first_ms AS base_first_ms, toUInt8(1) AS in_base
 		FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
 			FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)`
-	if revised > 0 {
+	if base.Revisions > 0 {
 		current = `SELECT context_kind, context_key, min(variation) AS base_variation, min(first_ms) AS base_first_ms, toUInt8(1) AS in_base
 			FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
 				FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `) GROUP BY context_kind, context_key`
@@ -209,11 +210,11 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	if err := conn.Exec(ctx, q); err != nil {
 		return base, 0, fmt.Errorf("metricsql: advance the units base: %w", err)
 	}
-	n, err := unitPartitionRows(ctx, conn, base.ID)
+	first, revisions, err := partitionCounts(ctx, conn, base.ID)
 	if err != nil {
 		return base, 0, err
 	}
-	return UnitsBase{ID: base.ID, Watermark: watermark, Rows: n}, exposed, nil
+	return UnitsBase{ID: base.ID, Watermark: watermark, Rows: first, Revisions: revisions}, exposed, nil
 }
 
 // partitionUnitsSQL selects every context of units partition id in x's slice (context_kind,
@@ -252,21 +253,21 @@ func (x Experiment) partitionUnitsSQL(id int64, revised, distinct bool) string {
 // can make hashes collide).
 var unitHash = "cityHash64(context_kind, context_key)"
 
-// revisionRows counts the revision rows of a units partition.
-func revisionRows(ctx context.Context, conn driver.Conn, id int64) (int64, error) {
-	var n uint64
-	if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_unit_snapshots WHERE snapshot_id = ? AND bucket >= ?`, uint64(id), uint16(revisionBucket)).
-		Scan(&n); err != nil {
-		return 0, fmt.Errorf("metricsql: revisions of units partition %d: %w", id, err)
+// partitionCounts counts the first rows (contexts) and the revision rows of a units partition.
+func partitionCounts(ctx context.Context, conn driver.Conn, id int64) (first, revisions int64, err error) {
+	var f, r uint64
+	if err := conn.QueryRow(ctx, `SELECT countIf(bucket < ?), countIf(bucket >= ?) FROM experiment_unit_snapshots WHERE snapshot_id = ?`,
+		uint16(revisionBucket), uint16(revisionBucket), uint64(id)).Scan(&f, &r); err != nil {
+		return 0, 0, fmt.Errorf("metricsql: rows of units partition %d: %w", id, err)
 	}
-	return int64(n), nil
+	return int64(f), int64(r), nil
 }
 
 // BaseUnits returns the experiment's units as of now from a base: counted by variation, their
 // context hashes checked for distinctness.
 func BaseUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBase, now time.Time) (Units, error) {
 	u := Units{ID: base.ID, Now: now}
-	revised, err := revisionRows(ctx, conn, base.ID)
+	_, revised, err := partitionCounts(ctx, conn, base.ID)
 	if err != nil {
 		return u, err
 	}

@@ -118,12 +118,20 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	// the second variation, the earlier first exposure, the exposure before the first day, and
 	// the population's units exposed to their second variation after the watermark).
 	revised := changedStates(before, append(append([][5]any{}, before...), append(after, lateExposures...)...))
-	if next.ID != base.ID || delta != int64(len(exposed)) || next.Rows != int64(len(all)+revised) || revised < 3 {
-		t.Fatalf("advanced to partition %d (the base's %d) of %d rows with a delta of %d; want the base's own of %d contexts and %d revisions, a delta of the %d exposed since the watermark",
-			next.ID, base.ID, next.Rows, delta, len(all), revised, len(exposed))
+	if next.ID != base.ID || delta != int64(len(exposed)) || next.Rows != int64(len(all)) || next.Revisions != int64(revised) || revised < 3 {
+		t.Fatalf("advanced to partition %d (the base's %d) of %d contexts and %d revisions with a delta of %d; want the base's own of %d contexts and %d revisions, a delta of the %d exposed since the watermark",
+			next.ID, base.ID, next.Rows, next.Revisions, delta, len(all), revised, len(exposed))
 	}
-	if n, err := revisionRows(ctx, conn, next.ID); err != nil || n != int64(revised) {
-		t.Fatalf("%d revision rows (%v), want %d", n, err, revised)
+	// A reader that counts every row of the partition as a context (the version before
+	// revisions) does not find what was recorded, and builds a base of its own.
+	if n, err := unitPartitionRows(ctx, conn, next.ID); err != nil || n == next.Rows {
+		t.Fatalf("every row of a revised base counts %d (%v), as many as its %d contexts", n, err, next.Rows)
+	}
+	// Nor does an advance of a record whose revisions are not the partition's.
+	stale := next
+	stale.Revisions = 0
+	if _, _, err := AdvanceUnits(ctx, conn, x, stale, lateness, now); !errors.Is(err, ErrUnitsBaseGone) {
+		t.Fatalf("advancing a base recorded without its revisions: %v, want ErrUnitsBaseGone", err)
 	}
 	// An advance its caller did not record (a crash before it, a failed record) leaves the
 	// partition appended to: the base recorded before is not advanced again, but built anew.
@@ -147,8 +155,10 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	earlier = &units[slices.IndexFunc(units, func(u unit) bool { return u.key == earlier.key })] // units grew
 	insertExposures(t, conn, "env1", "SPLIT", again, []time.Time{late.Add(90 * time.Minute), late.Add(90 * time.Minute)})
 	next.Watermark = late.Add(time.Hour)
-	if next, delta, err = AdvanceUnits(ctx, conn, x, next, lateness, now); err != nil || delta < 2 || next.Rows != int64(len(all)+revised+2) {
-		t.Fatalf("advanced again: %d rows, a delta of %d (%v); want %d", next.Rows, delta, err, len(all)+revised+2)
+	if next, delta, err = AdvanceUnits(ctx, conn, x, next, lateness, now); err != nil || delta < 2 || next.Rows != int64(len(all)+1) ||
+		next.Revisions != int64(revised+1) {
+		t.Fatalf("advanced again: %d contexts and %d revisions, a delta of %d (%v); want %d and %d", next.Rows, next.Revisions, delta, err,
+			len(all)+1, revised+1)
 	}
 	// Then a second variation for the unit that came with that advance; and exposures that
 	// change nothing for revised contexts (the second variation again; a time between the
@@ -161,8 +171,8 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 		[]time.Time{at, at, at})
 	laterUnit.multiple = true
 	next.Watermark = late.Add(2 * time.Hour)
-	if next, _, err = AdvanceUnits(ctx, conn, x, next, lateness, now); err != nil || next.Rows != int64(len(all)+revised+3) {
-		t.Fatalf("advanced a third time: %d rows (%v), want %d", next.Rows, err, len(all)+revised+3)
+	if next, _, err = AdvanceUnits(ctx, conn, x, next, lateness, now); err != nil || next.Rows != int64(len(all)+1) || next.Revisions != int64(revised+2) {
+		t.Fatalf("advanced a third time: %d contexts and %d revisions (%v), want %d and %d", next.Rows, next.Revisions, err, len(all)+1, revised+2)
 	}
 	// Every context as the base reads it now: the units' own first exposures and variations,
 	// whether the readers tell the revised contexts by their hashes (distinct) or merge them
@@ -216,7 +226,7 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 		defer func(share float64) { MaxRevisedShare = share }(MaxRevisedShare)
 		MaxRevisedShare = float64(revised+1) / float64(next.Rows)
 		if _, _, err := AdvanceUnits(ctx, conn, x, next, lateness, now.Add(5*time.Minute)); !errors.Is(err, ErrUnitsBaseRevised) {
-			t.Fatalf("advancing a base with %d revisions of %d rows past a share of %v: %v, want ErrUnitsBaseRevised", revised+3, next.Rows,
+			t.Fatalf("advancing a base with %d revisions of %d contexts past a share of %v: %v, want ErrUnitsBaseRevised", next.Revisions, next.Rows,
 				MaxRevisedShare, err)
 		}
 	}()
@@ -293,7 +303,7 @@ func TestAdvancedUnitsMatchAFreshMerge(t *testing.T) {
 	if n, err := DropStaleUnits(ctx, conn, -time.Hour, map[int64]bool{base.ID: true, next.ID: true}); err != nil || n != 0 {
 		t.Fatalf("DropStaleUnits dropped %d (%v) with every partition kept, want 0", n, err)
 	}
-	unitRows(t, conn, next.ID, int(next.Rows))
+	unitRows(t, conn, next.ID, int(next.Rows+next.Revisions))
 	if err := DropUnits(ctx, conn, next.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -497,8 +497,8 @@ func (s *Store) ClearGone(ctx context.Context, experimentID string) error {
 // UnitsBase returns the units base recorded for an experiment and when it was last built from
 // every state (ok false: none).
 func (s *Store) UnitsBase(ctx context.Context, experimentID string) (b metricsql.UnitsBase, built time.Time, ok bool, err error) {
-	err = s.Pool.QueryRow(ctx, `SELECT snapshot_id, watermark, units, built_at FROM results_unit_bases WHERE experiment_id = $1`, experimentID).
-		Scan(&b.ID, &b.Watermark, &b.Rows, &built)
+	err = s.Pool.QueryRow(ctx, `SELECT snapshot_id, watermark, units, revisions, built_at FROM results_unit_bases WHERE experiment_id = $1`, experimentID).
+		Scan(&b.ID, &b.Watermark, &b.Rows, &b.Revisions, &built)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, built, false, nil
 	}
@@ -511,11 +511,12 @@ func (s *Store) UnitsBase(ctx context.Context, experimentID string) (b metricsql
 // the base it replaced (0: none), which the caller drops unless it is b's own.
 func (s *Store) SetUnitsBase(ctx context.Context, experimentID string, b metricsql.UnitsBase, full bool, at time.Time) (replaced int64, err error) {
 	err = s.Pool.QueryRow(ctx, `WITH old AS (SELECT snapshot_id FROM results_unit_bases WHERE experiment_id = $1 FOR UPDATE),
-		new AS (INSERT INTO results_unit_bases (experiment_id, snapshot_id, watermark, units, built_at, used_at) VALUES ($1, $2, $3, $4, $5, $5)
+		new AS (INSERT INTO results_unit_bases (experiment_id, snapshot_id, watermark, units, revisions, built_at, used_at)
+			VALUES ($1, $2, $3, $4, $7, $5, $5)
 			ON CONFLICT (experiment_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, watermark = excluded.watermark,
-			units = excluded.units, used_at = excluded.used_at,
+			units = excluded.units, revisions = excluded.revisions, used_at = excluded.used_at,
 			built_at = CASE WHEN $6 THEN excluded.built_at ELSE results_unit_bases.built_at END)
-		SELECT coalesce((SELECT snapshot_id FROM old), 0)`, experimentID, b.ID, b.Watermark, b.Rows, at, full).Scan(&replaced)
+		SELECT coalesce((SELECT snapshot_id FROM old), 0)`, experimentID, b.ID, b.Watermark, b.Rows, at, full, b.Revisions).Scan(&replaced)
 	return replaced, err
 }
 

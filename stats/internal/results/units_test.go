@@ -66,8 +66,9 @@ func TestRefreshesKeepAUnitsBase(t *testing.T) {
 	insertExposure(t, conn, "u1", "off", f.start.Add(time.Hour), now.Add(-5*time.Minute))
 	second := refresh()
 	b2, built2 := base()
-	if b2.ID != b1.ID || b2.Rows != 2101 || !built2.Equal(built) {
-		t.Fatalf("advanced: base %d of %d rows built at %v; want partition %d of 2101, built at %v", b2.ID, b2.Rows, built2, b1.ID, built)
+	if b2.ID != b1.ID || b2.Rows != 2100 || b2.Revisions != 1 || !built2.Equal(built) {
+		t.Fatalf("advanced: base %d of %d contexts and %d revisions built at %v; want partition %d of 2100 and 1, built at %v", b2.ID, b2.Rows,
+			b2.Revisions, built2, b1.ID, built)
 	}
 	if second.Exposures["off"]+second.Exposures["on"] != 2099 || second.DataQuality.MultipleExposures.Contexts != 1 {
 		t.Fatalf("after 100 new units and one exposed to both: %v, %d multiple", second.Exposures, second.DataQuality.MultipleExposures.Contexts)
@@ -83,12 +84,34 @@ func TestRefreshesKeepAUnitsBase(t *testing.T) {
 		refresh()
 	}()
 	rebuilt, builtAgain := base()
-	if rebuilt.ID == b2.ID || rebuilt.Rows != 2100 || !builtAgain.After(built) {
+	if rebuilt.ID == b2.ID || rebuilt.Rows != 2100 || rebuilt.Revisions != 0 || !builtAgain.After(built) {
 		t.Fatalf("a base with a revision past the share: partition %d of %d rows built at %v; want a new one of 2100, built after %v",
 			rebuilt.ID, rebuilt.Rows, builtAgain, built)
 	}
 	partitions(t, conn, rebuilt.ID)
 	b2 = rebuilt
+
+	// A replica of the version before revisions, finding a revised base, built its own and
+	// recorded it without touching the revisions column (here: 1, from before): the next
+	// refresh finds the record not what the partition holds, and builds a new base.
+	old, err := metricsql.BuildUnitsBase(ctx, conn, qx, b2.Watermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Pool.Exec(ctx, `UPDATE results_unit_bases SET snapshot_id = $2, units = $3, revisions = 1 WHERE experiment_id = $1`,
+		x.ID, old.ID, old.Rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := metricsql.DropUnits(ctx, conn, b2.ID); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute)
+	refresh()
+	if b, _ := base(); b.ID == old.ID || b.Rows != 2100 || b.Revisions != 0 {
+		t.Fatalf("a base recorded with revisions its partition does not hold was advanced: %+v", b)
+	}
+	b2, _ = base()
+	partitions(t, conn, b2.ID)
 
 	// A day after every state was merged: merged again.
 	now = now.Add(25 * time.Hour)

@@ -263,15 +263,11 @@ func partitionCounts(ctx context.Context, conn driver.Conn, id int64) (first, re
 	return int64(f), int64(r), nil
 }
 
-// BaseUnits returns the experiment's units as of now from a base: counted by variation, their
+// BaseUnits returns the experiment's units as of now from a base (as BuildUnitsBase or
+// AdvanceUnits returned it: its Revisions are the partition's): counted by variation, their
 // context hashes checked for distinctness.
 func BaseUnits(ctx context.Context, conn driver.Conn, x Experiment, base UnitsBase, now time.Time) (Units, error) {
-	u := Units{ID: base.ID, Now: now}
-	_, revised, err := partitionCounts(ctx, conn, base.ID)
-	if err != nil {
-		return u, err
-	}
-	u.revised = revised > 0
+	u := Units{ID: base.ID, Now: now, revised: base.Revisions > 0}
 	// Distinct hashes let the sums group by the hash (contextGroup) and the readers tell a
 	// revised context's first row by its hash (partitionUnitsSQL). Every context of the
 	// partition has one first row (its units are some of them), so their hashes are checked;

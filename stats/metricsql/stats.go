@@ -93,24 +93,31 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw
 
 // rowShape is the columns of perContextSQL's UNION: src, the context, variation, events,
 // value_sum, and when it reads totals ev and vs (their arrays; empty on every other row).
-// Without totals the context is its two strings; with them its hash, context_hash, which is
-// all the totals know of it.
-type rowShape struct{ totals *Totals }
+// When the units' context hashes are distinct (Units) the context is its hash, context_hash,
+// computed where each row is read — all the totals know of it, and cheaper to carry and group
+// than the two strings (a full refresh at 5M units, 14 days of rollups: each pass's 26M rows);
+// otherwise it is its two strings.
+type rowShape struct {
+	hashed bool
+	totals *Totals // nil: the sums do not read totals
+}
 
-func (x Experiment) shape(s Snapshot) rowShape { return rowShape{x.totalsRead(s)} }
+func (x Experiment) shape(s Snapshot) rowShape {
+	return rowShape{hashed: x.HashedUnits() && !x.rollout(), totals: x.totalsRead(s)}
+}
 
 // head is a row's src, context and variation (”) columns.
 func (r rowShape) head(src int) string {
-	if r.totals != nil {
+	if r.hashed {
 		return fmt.Sprintf("toUInt8(%d) AS src, cityHash64(context_kind, context_key) AS context_hash, '' AS variation", src)
 	}
 	return fmt.Sprintf("toUInt8(%d) AS src, context_kind, context_key, '' AS variation", src)
 }
 
-// rawHead is head for the rows of rawPartsSQL, which carry their own src and, when the sums
-// read totals, name their context by its hash already (its byHash).
+// rawHead is head for the rows of rawPartsSQL, which carry their own src and, when hashed,
+// name their context by its hash already (its byHash).
 func (r rowShape) rawHead() string {
-	if r.totals != nil {
+	if r.hashed {
 		return "src, context_hash, '' AS variation"
 	}
 	return "src, context_kind, context_key, '' AS variation"
@@ -125,11 +132,11 @@ func (r rowShape) tail() string {
 }
 
 // group is what the per-context GROUP BY groups by.
-func (r rowShape) group(x Experiment) string {
-	if r.totals != nil {
+func (r rowShape) group() string {
+	if r.hashed {
 		return "context_hash"
 	}
-	return x.contextGroup()
+	return "context_kind, context_key"
 }
 
 // sum is a part's per-context total of col (events or value_sum) from its rows tagged src, and
@@ -186,6 +193,9 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 	case shape.totals != nil:
 		units = `SELECT toUInt8(0) AS src, cityHash64(context_kind, context_key) AS context_hash, variation, toInt64(0) AS events, toFloat64(0) AS value_sum,
 		emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs FROM (` + x.snapshotUnitsSQL(true, a) + `)`
+	case shape.hashed:
+		units = `SELECT toUInt8(0) AS src, cityHash64(context_kind, context_key) AS context_hash, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum
+		FROM (` + x.snapshotUnitsSQL(true, a) + `)`
 	case x.units != 0:
 		units = `SELECT toUInt8(0) AS src, context_kind, context_key, variation, toUInt64(0) AS events, toFloat64(0) AS value_sum FROM (` + x.snapshotUnitsSQL(true, a) + `)`
 	default:
@@ -254,7 +264,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 		return "", fmt.Errorf("metricsql: too many metrics in one pass (%d)", len(reqs))
 	}
 	if len(rawParts) > 0 {
-		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, shape.totals != nil, a)
+		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, shape.hashed, a)
 		if err != nil {
 			return "", err
 		}
@@ -262,7 +272,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 	}
 	q := `SELECT ` + strings.Join(sums, ", ") + `
 		FROM (` + strings.Join(parts, "\n\t\tUNION ALL ") + `)
-		GROUP BY ` + shape.group(x) + ` HAVING countIf(src = 0) > 0`
+		GROUP BY ` + shape.group() + ` HAVING countIf(src = 0) > 0`
 	return `SELECT variation, ` + strings.Join(cols, ", ") + ` FROM (` + q + `)`, nil
 }
 

@@ -155,8 +155,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	}
 	statshttp.Mount(web, statshttp.NewMetrics(reg))
 	if cfg.PGDSN != "" {
-		// Each refresh running holds a connection (its advisory lock) and uses another.
-		pool, err := pg.Connect(ctx, cfg.PGDSN, int32(max(10, 2*cfg.ResultsConcurrency+2)))
+		// Each refresh running holds a connection (its advisory lock) and uses another; each
+		// on-demand refresh waiting for its experiment or a slot (as many) may hold one.
+		pool, err := pg.Connect(ctx, cfg.PGDSN, int32(max(10, 3*cfg.ResultsConcurrency+2)))
 		if err != nil {
 			return nil, err
 		}

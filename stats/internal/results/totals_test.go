@@ -236,7 +236,9 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	if _, ok, err := f.store.Totals(ctx, x.ID); err != nil || ok {
 		t.Fatalf("totals recorded before the refresh wrote them (%v)", err)
 	}
-	waitsThenAnswers := func(what string, unblock func()) {
+	// slots is how many refresh slots are taken while the second refresh waits: the waiting one
+	// takes none, so other experiments' refreshes go on meanwhile.
+	waitsThenAnswers := func(what string, slots int, unblock func()) {
 		t.Helper()
 		answered := make(chan error, 1)
 		go func() { answered <- f.w.Refresh(rctx, "shop", "checkout") }()
@@ -248,12 +250,15 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 			t.Fatalf("%s answered while the experiment was held: %v", what, err)
 		default:
 		}
+		if n := len(f.w.slots); n != slots {
+			t.Fatalf("%s: %d refresh slots taken while it waits, want %d (the waiting refresh holds none)", what, n, slots)
+		}
 		unblock()
 		if err := <-answered; err != nil {
 			t.Fatalf("%s: %v, want it to wait and be answered", what, err)
 		}
 	}
-	waitsThenAnswers("a refresh asked for while the first wrote its totals", let)
+	waitsThenAnswers("a refresh asked for while the first wrote its totals", 1, let)
 	if n := snapshotCount(t, f.store, x.ID); n != 1 {
 		t.Fatalf("%d snapshots after the second refresh, want the first's only: it read the data up to the ask", n)
 	}
@@ -273,7 +278,7 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 	}
 	var otherOnce sync.Once
 	t.Cleanup(func() { otherOnce.Do(other) })
-	waitsThenAnswers("a refresh asked for while another replica held the experiment", func() { otherOnce.Do(other) })
+	waitsThenAnswers("a refresh asked for while another replica held the experiment", 0, func() { otherOnce.Do(other) })
 	if n := snapshotCount(t, f.store, x.ID); n != 2 {
 		t.Fatalf("%d snapshots after a refresh asked for past the last one's data, want 2", n)
 	}

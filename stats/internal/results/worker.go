@@ -58,6 +58,12 @@ type Worker struct {
 	trigger chan ref
 	stopped chan struct{} // closed when Run has returned
 	slots   chan struct{} // one per refresh running
+	// waiters: one per on-demand refresh not running yet that may hold a Postgres connection —
+	// waiting for its experiment's lock, or holding it while it waits for a slot. It takes a
+	// slot only once it holds the experiment, so one waiting for another refresh of it (up to
+	// the request's 2 minutes) keeps no other experiment from being refreshed; and at most
+	// Concurrency of them hold connections so.
+	waiters chan struct{}
 
 	defs *metricsql.Definitions
 
@@ -110,12 +116,12 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 		cfg.RefreshTimeout = 15 * time.Minute
 	}
 	w := &Worker{cfg: cfg, store: store, ch: ch, flags: flags, log: log, now: time.Now, trigger: make(chan ref, 64), stopped: make(chan struct{}),
-		slots: make(chan struct{}, cfg.Concurrency),
+		slots: make(chan struct{}, cfg.Concurrency), waiters: make(chan struct{}, cfg.Concurrency),
 		defs: &metricsql.Definitions{Load: func(ctx context.Context, project, key string, version int64) (metricsql.Definition, error) {
 			return flags.MetricVersion(ctx, project, key, version)
 		}},
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stats_results_refreshes_total",
-			Help: "Experiment result refreshes, by outcome: ok, error, busy (another refresh held the experiment), final, joined (an on-demand refresh answered by the snapshot of the refresh it waited for)."}, []string{"outcome"}),
+			Help: "Experiment result refreshes, by outcome: ok, error, busy (another refresh held the experiment, or an on-demand one's caller stopped waiting), final, joined (an on-demand refresh answered by the snapshot of the refresh it waited for)."}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_seconds",
 			Help: "Time to refresh one experiment's results, including bringing its totals up to date.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
 		toResults: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stats_results_refresh_to_snapshot_seconds",
@@ -212,22 +218,33 @@ func (w *Worker) Run(ctx context.Context) error {
 // in its slot, to bring the experiment's totals up to date (after a day was folded, seconds at
 // scale), which no reader waits for. When another refresh of the experiment holds its lock — a
 // sweep, another replica's, or one writing its totals — it waits for it while its caller does,
-// then recomputes, unless the refresh it waited for read the data up to the ask.
+// then recomputes, unless the refresh it waited for read the data up to the ask. It takes a
+// slot once it holds the experiment's lock, and only to recompute: until then it holds one of
+// the waiters' places.
 func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 	var once sync.Once
 	answer := func(err error) { once.Do(func() { r.done <- err }) }
-	// The caller may give up while waiting for a slot: a refresh costs ClickHouse minutes, and
-	// its retries would pile them up.
+	// wait ends when the caller gives up or the worker stops: nothing waits for a place, a lock
+	// or a slot any longer then (a refresh costs ClickHouse minutes, and its retries would pile
+	// them up).
+	wait, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(r.ctx, stop)()
+	abandoned := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return ErrBusy // the caller stopped waiting
+	}
 	select {
-	case w.slots <- struct{}{}:
-		defer func() { <-w.slots }()
-	case <-r.ctx.Done():
+	case w.waiters <- struct{}{}:
+	case <-wait.Done():
 		answer(r.ctx.Err())
 		return
-	case <-ctx.Done():
-		answer(ctx.Err())
-		return
 	}
+	var left sync.Once
+	leave := func() { left.Do(func() { <-w.waiters }) }
+	defer leave()
 	if err := r.ctx.Err(); err != nil {
 		answer(err)
 		return
@@ -237,10 +254,16 @@ func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 		answer(err)
 		return
 	}
-	wait, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(r.ctx, stop)()
-	answer(w.refreshAnswering(ctx, x, &onDemand{wait: wait, at: r.at, stored: func() { answer(nil) }}))
+	slot := func() (release func(), err error) {
+		select {
+		case w.slots <- struct{}{}:
+			leave()
+			return func() { <-w.slots }, nil
+		case <-wait.Done():
+			return nil, abandoned()
+		}
+	}
+	answer(w.refreshAnswering(ctx, x, &onDemand{wait: wait, at: r.at, stored: func() { answer(nil) }, slot: slot}))
 }
 
 // onDemand is what a refresh asked for through the API adds to a sweep's.
@@ -252,6 +275,9 @@ type onDemand struct {
 	at time.Time
 	// stored answers the caller, once the snapshot is stored.
 	stored func()
+	// slot waits for a refresh slot (once the refresh holds the experiment's lock), and returns
+	// its release.
+	slot func() (release func(), err error)
 }
 
 // thin applies the snapshot retention (Config.Retention).
@@ -965,6 +991,13 @@ func (w *Worker) refreshAnswering(ctx context.Context, x flagsvc.Experiment, ask
 			ask.stored()
 			return nil
 		}
+	}
+	if ask != nil {
+		releaseSlot, err := ask.slot()
+		if err != nil {
+			return err
+		}
+		defer releaseSlot()
 	}
 	if x.StoppedAt != nil {
 		// Its rollups may have been dropped (maintainRollups): its results are final then. It is

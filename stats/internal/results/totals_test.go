@@ -283,3 +283,46 @@ func TestOnDemandRefreshAnswersOnceItsSnapshotIsStored(t *testing.T) {
 		t.Fatalf("%d snapshots after a refresh asked for past the last one's data, want 2", n)
 	}
 }
+
+// TestOnDemandRefreshesWaitingAreBounded: at most -results-concurrency on-demand refreshes wait
+// for their experiment at once (each may hold a Postgres connection); the others queue for a
+// place, and every one is answered once the experiment is free.
+func TestOnDemandRefreshesWaitingAreBounded(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	x := f.x
+	start := metricsql.Day(f.start).Add(60 * time.Hour)
+	f.w.now = func() time.Time { return start }
+	fakeExperiment(t, f.w, x)
+	f.w.waiters = make(chan struct{}, 1) // the bound of -results-concurrency 1, before Run reads it
+	other, ok, err := f.store.TryLock(ctx, "results:"+x.ID) // another replica refreshes it
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	var otherOnce sync.Once
+	t.Cleanup(func() { otherOnce.Do(other) })
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	answered := make(chan error, 2)
+	for range 2 {
+		go func() { answered <- f.w.Refresh(rctx, "shop", "checkout") }()
+	}
+	testenv.Eventually(t, 30*time.Second, "one refresh to wait for the experiment and the other to queue for a place", func() bool {
+		return testutil.ToFloat64(f.w.waiting) == 1 && testutil.ToFloat64(f.w.queued) == 1
+	})
+	otherOnce.Do(other)
+	for range 2 {
+		if err := <-answered; err != nil {
+			t.Fatalf("on-demand refresh: %v, want it answered once the experiment was free", err)
+		}
+	}
+	if q, w := testutil.ToFloat64(f.w.queued), testutil.ToFloat64(f.w.waiting); q != 0 || w != 0 {
+		t.Fatalf("%v queued and %v waiting after both were answered", q, w)
+	}
+}

@@ -81,8 +81,9 @@ type Worker struct {
 
 	skippedSweeps prometheus.Counter
 
-	// waiting counts the on-demand refreshes waiting for the experiment's lock.
-	waiting prometheus.Gauge
+	// waiting counts the on-demand refreshes waiting for the experiment's lock, queued those
+	// waiting for a place among the waiters.
+	waiting, queued prometheus.Gauge
 	// beforeTotals, when set (tests), runs in a refresh between storing its snapshot and
 	// bringing the totals up to date.
 	beforeTotals func()
@@ -139,9 +140,11 @@ func NewWorker(cfg Config, store *Store, ch driver.Conn, flags *flagsvc.Client, 
 			Help: "Totals of an experiment's folds written, from the previous totals or from nothing (a first refresh that folds, totals gone or left idle)."}, []string{"from"}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "stats_results_refreshes_waiting",
 			Help: "On-demand refreshes waiting for another refresh of their experiment (a sweep, another replica's, or one writing its totals) to end."}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "stats_results_refreshes_queued",
+			Help: "On-demand refreshes queued for a place among those that wait for their experiment or a slot (-results-concurrency at once)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(w.refreshes, w.duration, w.toResults, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates, w.waiting)
+		reg.MustRegister(w.refreshes, w.duration, w.toResults, w.refolds, w.skippedSweeps, w.unitsBases, w.unitsDelta, w.totalsUpdates, w.waiting, w.queued)
 	}
 	return w
 }
@@ -236,9 +239,12 @@ func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 		}
 		return ErrBusy // the caller stopped waiting
 	}
+	w.queued.Inc()
 	select {
 	case w.waiters <- struct{}{}:
+		w.queued.Dec()
 	case <-wait.Done():
+		w.queued.Dec()
 		answer(r.ctx.Err())
 		return
 	}

@@ -305,17 +305,23 @@ func TestOnDemandRefreshesWaitingAreBounded(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- f.w.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	var stopOnce sync.Once
+	stopWorker := func() { stopOnce.Do(func() { stop(); <-done }) }
+	t.Cleanup(stopWorker)
 
 	rctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
-	answered := make(chan error, 2)
-	for range 2 {
-		go func() { answered <- f.w.Refresh(rctx, "shop", "checkout") }()
+	ask := func() <-chan error {
+		answered := make(chan error, 2)
+		for range 2 {
+			go func() { answered <- f.w.Refresh(rctx, "shop", "checkout") }()
+		}
+		testenv.Eventually(t, 30*time.Second, "one refresh to wait for the experiment and the other to queue for a place", func() bool {
+			return testutil.ToFloat64(f.w.waiting) == 1 && testutil.ToFloat64(f.w.queued) == 1
+		})
+		return answered
 	}
-	testenv.Eventually(t, 30*time.Second, "one refresh to wait for the experiment and the other to queue for a place", func() bool {
-		return testutil.ToFloat64(f.w.waiting) == 1 && testutil.ToFloat64(f.w.queued) == 1
-	})
+	answered := ask()
 	otherOnce.Do(other)
 	for range 2 {
 		if err := <-answered; err != nil {
@@ -324,5 +330,23 @@ func TestOnDemandRefreshesWaitingAreBounded(t *testing.T) {
 	}
 	if q, w := testutil.ToFloat64(f.w.queued), testutil.ToFloat64(f.w.waiting); q != 0 || w != 0 {
 		t.Fatalf("%v queued and %v waiting after both were answered", q, w)
+	}
+
+	// The worker stopping ends both waits with an error: neither caller is told a snapshot
+	// was stored.
+	// (The refresh that recomputed may still hold it, writing its totals.)
+	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer lcancel()
+	other, err = f.store.Lock(lctx, "results:"+x.ID)
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	defer other()
+	answered = ask()
+	stopWorker()
+	for range 2 {
+		if err := <-answered; err == nil {
+			t.Fatal("an on-demand refresh waiting when the worker stopped was answered as stored")
+		}
 	}
 }

@@ -245,7 +245,11 @@ func (w *Worker) refreshOnDemand(ctx context.Context, r ref) {
 		w.queued.Dec()
 	case <-wait.Done():
 		w.queued.Dec()
-		answer(r.ctx.Err())
+		if err := ctx.Err(); err != nil {
+			answer(err) // the worker stops
+		} else {
+			answer(r.ctx.Err())
+		}
 		return
 	}
 	var left sync.Once

@@ -103,7 +103,7 @@ type rowShape struct {
 }
 
 func (x Experiment) shape(s Snapshot) rowShape {
-	return rowShape{hashed: x.HashedUnits() && !x.rollout(), totals: x.totalsRead(s)}
+	return rowShape{hashed: x.HashedUnits(), totals: x.totalsRead(s)}
 }
 
 // head is a row's src, context and variation (”) columns.

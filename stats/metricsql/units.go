@@ -190,13 +190,12 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	id, d := fmt.Sprint(uint64(base.ID)), fmt.Sprint(uint64(deltaID))
 	// The delta contexts' state in the base: their rows, a revised one's first row and
 	// revisions merged (min over both is the newest revision's state).
-	current := `SELECT context_kind, context_key, variation AS base_variation, first_ms AS base_first_ms, toUInt8(1) AS in_base
-		FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
-			FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)`
+	rows := ` FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
+		FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)`
+	current := `SELECT context_kind, context_key, variation AS base_variation, first_ms AS base_first_ms, toUInt8(1) AS in_base` + rows
 	if base.Revisions > 0 {
-		current = `SELECT context_kind, context_key, min(variation) AS base_variation, min(first_ms) AS base_first_ms, toUInt8(1) AS in_base
-			FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
-				FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `) GROUP BY context_kind, context_key`
+		current = `SELECT context_kind, context_key, min(variation) AS base_variation, min(first_ms) AS base_first_ms, toUInt8(1) AS in_base` + rows +
+			` GROUP BY context_kind, context_key`
 	}
 	q = `INSERT INTO experiment_unit_snapshots (snapshot_id, bucket, context_kind, context_key, variation, first_ms)
 		SELECT toUInt64(` + id + `), toUInt16(if(in_base = 1, bucket + ` + fmt.Sprint(revisionBucket) + `, bucket)), context_kind, context_key,

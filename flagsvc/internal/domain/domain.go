@@ -216,6 +216,9 @@ type APIToken struct {
 	LastUsedAt    *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
+	// CreatedByToken is the id of the token this one was created with (empty: none recorded).
+	// Revoking that token revokes this one.
+	CreatedByToken string `json:"created_by_token,omitempty"`
 	// Token is the full secret, set only in the response that creates it.
 	Token string `json:"token,omitempty"`
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -124,25 +125,42 @@ type APITokenSecret struct {
 }
 
 const tokenColumns = `id, org_id, token_id, kind, name, coalesce(user_id::text, ''), coalesce(role, ''),
-	coalesce(project_id::text, ''), coalesce(environment_id::text, ''), expires_at, last_used_at, revoked_at, created_at`
+	coalesce(project_id::text, ''), coalesce(environment_id::text, ''), expires_at, last_used_at, revoked_at, created_at,
+	coalesce(created_by_token::text, '')`
 
 func scanToken(row pgx.Row, extra ...any) (domain.APIToken, error) {
 	var tk domain.APIToken
 	var role string
 	dest := append([]any{&tk.ID, &tk.OrgID, &tk.TokenID, &tk.Kind, &tk.Name, &tk.UserID, &role, &tk.ProjectID,
-		&tk.EnvironmentID, &tk.ExpiresAt, &tk.LastUsedAt, &tk.RevokedAt, &tk.CreatedAt}, extra...)
+		&tk.EnvironmentID, &tk.ExpiresAt, &tk.LastUsedAt, &tk.RevokedAt, &tk.CreatedAt, &tk.CreatedByToken}, extra...)
 	err := row.Scan(dest...)
 	tk.Role = domain.Role(role)
 	return tk, err
 }
 
-// InsertAPIToken stores a token by the hash of its secret.
+// InsertAPIToken stores a token by the hash of its secret; tk.CreatedByToken is the token it is
+// created with (empty: none, as the bootstrap owner's).
 func (t *Tx) InsertAPIToken(ctx context.Context, tk domain.APIToken, secretHash []byte, createdBy string) (domain.APIToken, error) {
 	row := t.q().QueryRow(ctx, `INSERT INTO api_tokens (org_id, token_id, secret_hash, kind, name, user_id, role, project_id,
-		environment_id, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING `+tokenColumns,
+		environment_id, expires_at, created_by, created_by_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		RETURNING `+tokenColumns,
 		tk.OrgID, tk.TokenID, secretHash, tk.Kind, tk.Name, nullable(tk.UserID), nullable(string(tk.Role)),
-		nullable(tk.ProjectID), nullable(tk.EnvironmentID), tk.ExpiresAt, nullable(createdBy))
+		nullable(tk.ProjectID), nullable(tk.EnvironmentID), tk.ExpiresAt, nullable(createdBy), nullable(tk.CreatedByToken))
 	return scanToken(row)
+}
+
+// LockLiveAPIToken locks a token against revocation until the transaction ends (FOR SHARE:
+// RevokeAPIToken's update waits for it) and reports whether it is still live, neither revoked
+// nor expired at now. Creating a token with a token takes it first, so that a revocation either
+// sees the new token among those made with the revoked one or refuses the creation.
+func (t *Tx) LockLiveAPIToken(ctx context.Context, orgID, id string, now time.Time) (bool, error) {
+	var live bool
+	err := t.q().QueryRow(ctx, `SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3) FROM api_tokens
+		WHERE org_id = $1 AND id = $2 FOR SHARE`, orgID, id, now).Scan(&live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return live, err
 }
 
 // ListAPITokens lists an organization's tokens; userID filters to one user's personal tokens.
@@ -161,10 +179,33 @@ func (t *Tx) APIToken(ctx context.Context, orgID, id string) (domain.APIToken, e
 	return tk, notFound(err, "token not found")
 }
 
-// RevokeAPIToken revokes a token (idempotent).
-func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string) error {
-	_, err := t.q().Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE org_id = $1 AND id = $2`, orgID, id)
-	return err
+// RevokeAPIToken revokes a token (idempotent) and every live token created with it, directly or
+// through others, and returns those (not the token itself). It goes one generation at a time,
+// each update a statement of its own: a token being created with one of them (LockLiveAPIToken)
+// makes that update wait for its commit, and the next generation's update sees it. Below the
+// token, one revoked before is not followed: its own revocation revoked what it had made.
+func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string) ([]domain.APIToken, error) {
+	if _, err := t.q().Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
+		return nil, err
+	}
+	var revoked []domain.APIToken
+	for makers := []string{id}; len(makers) > 0; {
+		rows, err := t.q().Query(ctx, `UPDATE api_tokens SET revoked_at = now()
+			WHERE org_id = $1 AND created_by_token = ANY($2::uuid[]) AND revoked_at IS NULL RETURNING `+tokenColumns, orgID, makers)
+		if err != nil {
+			return nil, err
+		}
+		made, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIToken, error) { return scanToken(r) })
+		if err != nil {
+			return nil, err
+		}
+		makers = makers[:0]
+		for _, tk := range made {
+			makers = append(makers, tk.ID)
+		}
+		revoked = append(revoked, made...)
+	}
+	return revoked, nil
 }
 
 // APITokenByTokenID finds a token by its public id, with its secret hash (outside a transaction).

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"strings"
@@ -198,6 +199,17 @@ func (s *Service) Create(ctx context.Context, c audit.Caller, in CreateInput) (d
 		if err := notOutliving(c.P, tk.ExpiresAt, now); err != nil {
 			return err
 		}
+		if tk.CreatedByToken = c.P.TokenID; tk.CreatedByToken != "" {
+			// The caller's token was verified before (perhaps from the cache): it must still be
+			// live, and stays so until this commits, so that revoking it revokes this one too.
+			live, err := tx.LockLiveAPIToken(ctx, c.P.OrgID, tk.CreatedByToken, now)
+			if err != nil {
+				return err
+			}
+			if !live {
+				return errs.Unauthenticated("invalid or expired API token")
+			}
+		}
 		created, err := tx.InsertAPIToken(ctx, tk, Hash(secret), c.P.UserID)
 		if err != nil {
 			return err
@@ -249,7 +261,8 @@ func (s *Service) List(ctx context.Context, c audit.Caller) ([]domain.APIToken, 
 	return out, err
 }
 
-// Revoke revokes a token: one's own personal tokens, or any token for admins.
+// Revoke revokes a token: one's own personal tokens, or any token for admins; and with it every
+// token created with it, directly or through others.
 func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 	if !ValidID(id) {
 		return errs.NotFound("token not found")
@@ -266,28 +279,54 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 			if err := c.P.Require(access.ManageOrg, access.Target{Resource: "API tokens"}); err != nil {
 				return err
 			}
-			// As with members: only owners manage what belongs to owners (an owner's personal
-			// tokens, owner-role service tokens).
-			role := tk.Role
-			if tk.UserID != "" {
-				m, err := tx.Membership(ctx, c.P.OrgID, tk.UserID)
-				if err != nil && errs.KindOf(err) != errs.KindNotFound {
-					return err
-				}
-				role = m.Role
-			}
-			if role == domain.RoleOwner {
-				if err := c.P.CanGrant(domain.RoleOwner); err != nil {
-					return errs.PermissionDenied("only owners may revoke an owner's token")
-				}
+			if err := ownersOnly(ctx, tx, c, tk, "only owners may revoke an owner's token"); err != nil {
+				return err
 			}
 		}
-		if err := tx.RevokeAPIToken(ctx, c.P.OrgID, id); err != nil {
+		made, err := tx.RevokeAPIToken(ctx, c.P.OrgID, id)
+		if err != nil {
 			return err
 		}
+		// The tokens made with it carry at most its rights; but a member's role may have changed
+		// since, and an owner's token is still not a non-owner's to revoke, even this way.
+		for _, m := range made {
+			if err := ownersOnly(ctx, tx, c, m, fmt.Sprintf(
+				"token %s (%q), created with this one, belongs to an owner; only owners may revoke it", m.ID, m.Name)); err != nil {
+				return err
+			}
+		}
 		s.Forget()
-		return tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "token.revoke", audit.Resource{Type: "token", ID: tk.ID, Key: tk.Name}, tk, nil, ""))
+		if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "token.revoke", audit.Resource{Type: "token", ID: tk.ID, Key: tk.Name}, tk, nil, "")); err != nil {
+			return err
+		}
+		for _, m := range made {
+			before := m
+			before.RevokedAt = nil // it was live; the row returned is the revoked one
+			if err := tx.InsertAudit(ctx, c.P.OrgID, audit.Entry(c, "token.revoke", audit.Resource{Type: "token", ID: m.ID, Key: m.Name}, before, nil,
+				fmt.Sprintf("created with token %s, revoked with it", m.CreatedByToken))); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+// ownersOnly refuses (with message) a caller who is not an owner a token that belongs to an
+// owner — an owner's personal token, or an owner-role service token — as with members: only
+// owners manage what belongs to owners.
+func ownersOnly(ctx context.Context, tx *store.Tx, c audit.Caller, tk domain.APIToken, message string) error {
+	role := tk.Role
+	if tk.UserID != "" {
+		m, err := tx.Membership(ctx, c.P.OrgID, tk.UserID)
+		if err != nil && errs.KindOf(err) != errs.KindNotFound {
+			return err
+		}
+		role = m.Role
+	}
+	if role == domain.RoleOwner && c.P.CanGrant(domain.RoleOwner) != nil {
+		return errs.PermissionDenied("%s", message)
+	}
+	return nil
 }
 
 // Authenticate resolves a bearer token to a principal. Every failure is the same

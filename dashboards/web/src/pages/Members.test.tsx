@@ -115,3 +115,24 @@ describe('New token form and the signed-in token’s expiry', () => {
     expect(within(dialog).getByRole('alert')).toHaveTextContent(message);
   });
 });
+
+describe('Revoking a token', () => {
+  beforeEach(() => sessionStorage.setItem('switchyard.token', 'sy_test'));
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('names the tokens created with it, which the service revokes with it', async () => {
+    const t = (id: string, name: string, by?: string) => ({ id, token_id: id, kind: 'service', name, created_at: '', created_by_token: by });
+    fakeApi({
+      'GET /api/v1/me': me(null), 'GET /api/v1/members': { items: [] },
+      'GET /api/v1/tokens': { items: [t('t1', 'deploy bot'), t('t2', 'ci', 't1'), t('t3', 'nightly', 't2'), t('t4', 'other')] },
+    });
+    const qc = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+    render(<QueryClientProvider client={qc}><Members /></QueryClientProvider>);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole('button', { name: 'Revoke token deploy bot' }));
+    expect(await screen.findByRole('dialog')).toHaveTextContent('It also revokes the 2 tokens created with it: “ci”, “nightly”.');
+    await user.click(screen.getByRole('button', { name: 'Cancel' }));
+    await user.click(screen.getByRole('button', { name: 'Revoke token other' }));
+    expect(await screen.findByRole('dialog')).not.toHaveTextContent('also revokes');
+  });
+});

@@ -7,6 +7,7 @@ import { api, enc, isApiError } from '../lib/api';
 import { dateTime, relativeTime } from '../lib/format';
 import { keys, useMe, useMembers } from '../lib/queries';
 import { cappedExpiresIn, expiryLimit } from '../lib/tokenExpiry';
+import { madeWith } from '../lib/tokenLineage';
 import type { APIToken, Member, Role } from '../lib/types';
 
 // The suggested lifetime of a new token, capped to the signed-in token's own expiry.
@@ -139,9 +140,20 @@ function Tokens({ canManage }: { canManage: boolean }) {
       {revoking && (
         <ConfirmDialog open onClose={() => setRevoking(null)} onConfirm={() => revoke.mutate(revoking)} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
           Anything using this token (a script, a service, this browser tab) loses access at once.
+          <MadeWith tokens={madeWith(tokens.data ?? [], revoking.id)} />
         </ConfirmDialog>
       )}
     </Card>
+  );
+}
+
+function MadeWith({ tokens }: { tokens: APIToken[] }) {
+  if (tokens.length === 0) return null;
+  return (
+    <p className="mt-2">
+      It also revokes {tokens.length === 1 ? 'the token' : `the ${tokens.length} tokens`} created with it:{' '}
+      {tokens.map((t) => `“${t.name}”`).join(', ')}.
+    </p>
   );
 }
 

@@ -1,0 +1,135 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
+)
+
+// createToken creates a service token with the given token and returns it (secret included).
+func (s *stack) createToken(with, name string, role domain.Role) domain.APIToken {
+	s.t.Helper()
+	r := s.req("POST", "/api/v1/tokens", with, map[string]any{"kind": "service", "name": name, "role": role})
+	if r.Status != 201 {
+		s.t.Fatalf("creating token %s: %d %s", name, r.Status, r.Body)
+	}
+	var tk domain.APIToken
+	r.decode(s.t, &tk)
+	return tk
+}
+
+// TestRevokingATokenRevokesTheTokensMadeWithIt: a leaked token must not live on in the tokens
+// it minted. Revoking one revokes its whole line — what it made, and what those made — and
+// nothing else; each revocation is audited.
+func TestRevokingATokenRevokesTheTokensMadeWithIt(t *testing.T) {
+	s := newStack(t)
+	leaked := s.createToken(s.owner, "leaked", domain.RoleAdmin)
+	child := s.createToken(leaked.Token, "child", domain.RoleDeveloper)
+	second := s.createToken(leaked.Token, "second admin", domain.RoleAdmin)
+	grandchild := s.createToken(second.Token, "grandchild", domain.RoleViewer)
+	unrelated := s.createToken(s.owner, "unrelated", domain.RoleDeveloper)
+	if child.CreatedByToken != leaked.ID || grandchild.CreatedByToken != second.ID {
+		t.Fatalf("lineage not recorded: child made with %q (want %q), grandchild with %q (want %q)",
+			child.CreatedByToken, leaked.ID, grandchild.CreatedByToken, second.ID)
+	}
+	for _, tk := range []domain.APIToken{leaked, child, second, grandchild, unrelated} {
+		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 200 {
+			t.Fatalf("token %s before the revocation: %d %s", tk.Name, r.Status, r.Body)
+		}
+	}
+
+	s.must(204, "DELETE", "/api/v1/tokens/"+leaked.ID, nil, nil)
+	for _, tk := range []domain.APIToken{leaked, child, second, grandchild} {
+		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 401 {
+			t.Errorf("token %s after revoking the one it descends from: %d, want 401", tk.Name, r.Status)
+		}
+	}
+	for _, tk := range []domain.APIToken{unrelated} {
+		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 200 {
+			t.Errorf("unrelated token %s: %d, want 200", tk.Name, r.Status)
+		}
+	}
+	s.must(200, "GET", "/api/v1/me", nil, nil) // the owner's token, which made the leaked one
+
+	var list struct {
+		Items []domain.APIToken `json:"items"`
+	}
+	s.must(200, "GET", "/api/v1/tokens", nil, &list)
+	revoked := map[string]bool{}
+	for _, tk := range list.Items {
+		revoked[tk.Name] = tk.RevokedAt != nil
+	}
+	for name, want := range map[string]bool{"leaked": true, "child": true, "second admin": true, "grandchild": true, "unrelated": false} {
+		if revoked[name] != want {
+			t.Errorf("token %s listed revoked=%v, want %v", name, revoked[name], want)
+		}
+	}
+	var audit struct {
+		Items []domain.AuditEntry `json:"items"`
+	}
+	s.must(200, "GET", "/api/v1/audit?action=token.revoke", nil, &audit)
+	comments := map[string]string{}
+	for _, e := range audit.Items {
+		comments[e.ResourceKey] = e.Comment
+	}
+	if len(audit.Items) != 4 {
+		t.Errorf("%d token.revoke audit entries, want 4: %+v", len(audit.Items), comments)
+	}
+	if c, ok := comments["grandchild"]; !ok || !strings.Contains(c, second.ID) {
+		t.Errorf("grandchild's revocation audited with comment %q (recorded %v), want it to name %s", c, ok, second.ID)
+	}
+}
+
+// TestARevokedTokenCannotMintAnother: another replica still trusts a token for up to 2 s after it
+// was revoked elsewhere (its verification cache), but a token it tries to create then would
+// escape the revocation; the creation checks the token in the database and is refused.
+func TestARevokedTokenCannotMintAnother(t *testing.T) {
+	s := newStack(t)
+	other := newStackWith(t, stackOptions{replicaOf: s})
+	tk := s.createToken(s.owner, "soon revoked", domain.RoleAdmin)
+	if r := other.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 200 { // verified, and cached, there
+		t.Fatalf("token on the other replica: %d %s", r.Status, r.Body)
+	}
+	s.must(204, "DELETE", "/api/v1/tokens/"+tk.ID, nil, nil)
+	r := other.req("POST", "/api/v1/tokens", tk.Token, map[string]any{"kind": "service", "name": "escape", "role": "viewer"})
+	if r.Status != 401 {
+		t.Fatalf("a revoked token creating another on a replica that cached it: %d %s, want 401", r.Status, r.Body)
+	}
+}
+
+// TestAdminsCannotRevokeOwnersTokensThroughTheirMaker: an owner-role service token made with a
+// member's personal token while that member was an owner stays the owners' to revoke after the
+// member is made an admin: an admin revoking the member's token is refused, naming it, and
+// nothing is revoked.
+func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
+	s := newStack(t)
+	var m struct {
+		ID string `json:"id"`
+	}
+	s.must(201, "POST", "/api/v1/members", map[string]any{"email": "second-owner@acme.test", "role": "owner"}, &m)
+	memberToken := personalToken(t, s, m.ID)
+	var maker domain.APIToken
+	if r := s.req("POST", "/api/v1/tokens", memberToken, map[string]any{"kind": "personal", "name": "maker"}); r.Status != 201 {
+		t.Fatalf("owner creating a personal token: %d %s", r.Status, r.Body)
+	} else {
+		r.decode(t, &maker)
+	}
+	ownerService := s.createToken(maker.Token, "owner service", domain.RoleOwner)
+	s.must(200, "PATCH", "/api/v1/members/"+m.ID, map[string]any{"role": "admin"}, nil)
+
+	admin := s.serviceToken(domain.RoleAdmin, "", "")
+	r := s.req("DELETE", "/api/v1/tokens/"+maker.ID, admin, nil)
+	if r.Status != 403 || !strings.Contains(string(r.Body), ownerService.ID) {
+		t.Fatalf("an admin revoking a token that made an owner's token: %d %s, want 403 naming %s", r.Status, r.Body, ownerService.ID)
+	}
+	for _, tk := range []domain.APIToken{maker, ownerService} {
+		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 200 {
+			t.Errorf("token %s after the refused revocation: %d, want 200 (nothing revoked)", tk.Name, r.Status)
+		}
+	}
+	s.must(204, "DELETE", "/api/v1/tokens/"+maker.ID, nil, nil) // an owner may
+	if r := s.req("GET", "/api/v1/me", ownerService.Token, nil); r.Status != 401 {
+		t.Errorf("owner-role token after an owner revoked its maker: %d, want 401", r.Status)
+	}
+}

@@ -114,7 +114,11 @@ func (a *API) createToken(c *fiber.Ctx) error {
 }
 
 func (a *API) revokeToken(c *fiber.Ctx) error {
-	if err := a.s.Tokens.Revoke(c.UserContext(), caller(c), c.Params("token")); err != nil {
+	cascade, err := boolQuery(c, "cascade")
+	if err != nil {
+		return err
+	}
+	if err := a.s.Tokens.Revoke(c.UserContext(), caller(c), c.Params("token"), cascade != nil && *cascade); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

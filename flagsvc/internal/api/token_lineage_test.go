@@ -19,10 +19,12 @@ func (s *stack) createToken(with, name string, role domain.Role) domain.APIToken
 	return tk
 }
 
-// TestRevokingATokenRevokesTheTokensMadeWithIt: a leaked token must not live on in the tokens
-// it minted. Revoking one revokes its whole line — what it made, and what those made — and
-// nothing else; each revocation is audited.
-func TestRevokingATokenRevokesTheTokensMadeWithIt(t *testing.T) {
+// TestRevokingWithCascadeRevokesTheTokensMadeWithIt: a leaked token must not live on in the
+// tokens it minted. A plain revocation revokes the token alone (a token being rotated out must
+// not take the services' tokens it once created with it); ?cascade=true revokes its whole line
+// — what it made, and what those made, through tokens revoked before without cascade — and
+// nothing else, each revocation audited.
+func TestRevokingWithCascadeRevokesTheTokensMadeWithIt(t *testing.T) {
 	s := newStack(t)
 	leaked := s.createToken(s.owner, "leaked", domain.RoleAdmin)
 	child := s.createToken(leaked.Token, "child", domain.RoleDeveloper)
@@ -33,23 +35,27 @@ func TestRevokingATokenRevokesTheTokensMadeWithIt(t *testing.T) {
 		t.Fatalf("lineage not recorded: child made with %q (want %q), grandchild with %q (want %q)",
 			child.CreatedByToken, leaked.ID, grandchild.CreatedByToken, second.ID)
 	}
-	for _, tk := range []domain.APIToken{leaked, child, second, grandchild, unrelated} {
-		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 200 {
-			t.Fatalf("token %s before the revocation: %d %s", tk.Name, r.Status, r.Body)
+	works := func(want bool, tks ...domain.APIToken) {
+		t.Helper()
+		for _, tk := range tks {
+			if r := s.req("GET", "/api/v1/me", tk.Token, nil); (r.Status == 200) != want {
+				t.Errorf("token %s: %d, want it working: %v", tk.Name, r.Status, want)
+			}
 		}
 	}
+	works(true, leaked, child, second, grandchild, unrelated)
 
-	s.must(204, "DELETE", "/api/v1/tokens/"+leaked.ID, nil, nil)
-	for _, tk := range []domain.APIToken{leaked, child, second, grandchild} {
-		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 401 {
-			t.Errorf("token %s after revoking the one it descends from: %d, want 401", tk.Name, r.Status)
-		}
+	s.must(204, "DELETE", "/api/v1/tokens/"+second.ID, nil, nil) // alone
+	works(false, second)
+	works(true, leaked, child, grandchild)
+	if r := s.req("DELETE", "/api/v1/tokens/"+leaked.ID+"?cascade=yes", s.owner, nil); r.Status != 400 || r.errorBody(t).Field != "cascade" {
+		t.Fatalf("cascade=yes: %d %s, want 400 naming cascade", r.Status, r.Body)
 	}
-	for _, tk := range []domain.APIToken{unrelated} {
-		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 200 {
-			t.Errorf("unrelated token %s: %d, want 200", tk.Name, r.Status)
-		}
-	}
+	works(true, leaked)
+
+	s.must(204, "DELETE", "/api/v1/tokens/"+leaked.ID+"?cascade=true", nil, nil)
+	works(false, leaked, child, second, grandchild)
+	works(true, unrelated)
 	s.must(200, "GET", "/api/v1/me", nil, nil) // the owner's token, which made the leaked one
 
 	var list struct {
@@ -73,6 +79,7 @@ func TestRevokingATokenRevokesTheTokensMadeWithIt(t *testing.T) {
 	for _, e := range audit.Items {
 		comments[e.ResourceKey] = e.Comment
 	}
+	// second admin alone, then leaked with child and grandchild.
 	if len(audit.Items) != 4 {
 		t.Errorf("%d token.revoke audit entries, want 4: %+v", len(audit.Items), comments)
 	}
@@ -100,8 +107,8 @@ func TestARevokedTokenCannotMintAnother(t *testing.T) {
 
 // TestAdminsCannotRevokeOwnersTokensThroughTheirMaker: an owner-role service token made with a
 // member's personal token while that member was an owner stays the owners' to revoke after the
-// member is made an admin: an admin revoking the member's token is refused, naming it, and
-// nothing is revoked.
+// member is made an admin: an admin revoking the member's token with cascade is refused, naming
+// it, and nothing is revoked.
 func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
 	s := newStack(t)
 	var m struct {
@@ -119,7 +126,7 @@ func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
 	s.must(200, "PATCH", "/api/v1/members/"+m.ID, map[string]any{"role": "admin"}, nil)
 
 	admin := s.serviceToken(domain.RoleAdmin, "", "")
-	r := s.req("DELETE", "/api/v1/tokens/"+maker.ID, admin, nil)
+	r := s.req("DELETE", "/api/v1/tokens/"+maker.ID+"?cascade=true", admin, nil)
 	if r.Status != 403 || !strings.Contains(string(r.Body), ownerService.ID) {
 		t.Fatalf("an admin revoking a token that made an owner's token: %d %s, want 403 naming %s", r.Status, r.Body, ownerService.ID)
 	}
@@ -128,7 +135,7 @@ func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
 			t.Errorf("token %s after the refused revocation: %d, want 200 (nothing revoked)", tk.Name, r.Status)
 		}
 	}
-	s.must(204, "DELETE", "/api/v1/tokens/"+maker.ID, nil, nil) // an owner may
+	s.must(204, "DELETE", "/api/v1/tokens/"+maker.ID+"?cascade=true", nil, nil) // an owner may
 	if r := s.req("GET", "/api/v1/me", ownerService.Token, nil); r.Status != 401 {
 		t.Errorf("owner-role token after an owner revoked its maker: %d, want 401", r.Status)
 	}

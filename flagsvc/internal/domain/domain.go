@@ -217,7 +217,7 @@ type APIToken struct {
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	// CreatedByToken is the id of the token this one was created with (empty: none recorded).
-	// Revoking that token revokes this one.
+	// Revoking that token with cascade revokes this one.
 	CreatedByToken string `json:"created_by_token,omitempty"`
 	// Token is the full secret, set only in the response that creates it.
 	Token string `json:"token,omitempty"`

@@ -152,7 +152,7 @@ func (t *Tx) InsertAPIToken(ctx context.Context, tk domain.APIToken, secretHash 
 // LockLiveAPIToken locks a token against revocation until the transaction ends (FOR SHARE:
 // RevokeAPIToken's update waits for it) and reports whether it is still live, neither revoked
 // nor expired at now. Creating a token with a token takes it first, so that a revocation either
-// sees the new token among those made with the revoked one or refuses the creation.
+// sees the new token among those made with the revoked one or makes the creation refused.
 func (t *Tx) LockLiveAPIToken(ctx context.Context, orgID, id string, now time.Time) (bool, error) {
 	var live bool
 	err := t.q().QueryRow(ctx, `SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3) FROM api_tokens
@@ -179,17 +179,18 @@ func (t *Tx) APIToken(ctx context.Context, orgID, id string) (domain.APIToken, e
 	return tk, notFound(err, "token not found")
 }
 
-// RevokeAPIToken revokes a token (idempotent) and every live token created with it, directly or
-// through others, and returns those (not the token itself). It goes one generation at a time,
-// each update a statement of its own: a token being created with one of them (LockLiveAPIToken)
-// makes that update wait for its commit, and the next generation's update sees it. Below the
-// token, one revoked before is not followed: its own revocation revoked what it had made.
-func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string) ([]domain.APIToken, error) {
+// RevokeAPIToken revokes a token (idempotent) and, with cascade, every live token created with
+// it, directly or through others (through revoked ones too: a token revoked without cascade
+// left what it made live), and returns those it revoked besides the token itself. It goes one
+// generation at a time, each update a statement of its own: a token being created with one of
+// the generation (LockLiveAPIToken) makes the update wait for its commit, and the next
+// generation's statements see it.
+func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string, cascade bool) ([]domain.APIToken, error) {
 	if _, err := t.q().Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE org_id = $1 AND id = $2`, orgID, id); err != nil {
 		return nil, err
 	}
 	var revoked []domain.APIToken
-	for makers := []string{id}; len(makers) > 0; {
+	for makers := []string{id}; cascade && len(makers) > 0; {
 		rows, err := t.q().Query(ctx, `UPDATE api_tokens SET revoked_at = now()
 			WHERE org_id = $1 AND created_by_token = ANY($2::uuid[]) AND revoked_at IS NULL RETURNING `+tokenColumns, orgID, makers)
 		if err != nil {
@@ -199,11 +200,15 @@ func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string) ([]domain.API
 		if err != nil {
 			return nil, err
 		}
-		makers = makers[:0]
-		for _, tk := range made {
-			makers = append(makers, tk.ID)
-		}
 		revoked = append(revoked, made...)
+		// Tokens are made only with existing ones, so the line has no cycle and this ends.
+		rows, err = t.q().Query(ctx, `SELECT id::text FROM api_tokens WHERE org_id = $1 AND created_by_token = ANY($2::uuid[])`, orgID, makers)
+		if err != nil {
+			return nil, err
+		}
+		if makers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, err
+		}
 	}
 	return revoked, nil
 }

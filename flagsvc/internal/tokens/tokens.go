@@ -261,9 +261,9 @@ func (s *Service) List(ctx context.Context, c audit.Caller) ([]domain.APIToken, 
 	return out, err
 }
 
-// Revoke revokes a token: one's own personal tokens, or any token for admins; and with it every
-// token created with it, directly or through others.
-func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
+// Revoke revokes a token: one's own personal tokens, or any token for admins; with cascade, also
+// every token created with it, directly or through others (a leaked token's).
+func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string, cascade bool) error {
 	if !ValidID(id) {
 		return errs.NotFound("token not found")
 	}
@@ -283,7 +283,7 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string) error {
 				return err
 			}
 		}
-		made, err := tx.RevokeAPIToken(ctx, c.P.OrgID, id)
+		made, err := tx.RevokeAPIToken(ctx, c.P.OrgID, id, cascade)
 		if err != nil {
 			return err
 		}

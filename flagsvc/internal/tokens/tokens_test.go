@@ -30,7 +30,7 @@ func TestRevokeDuringVerificationIsNotCached(t *testing.T) {
 	s.now = func() time.Time {
 		// Call 1 is Authenticate's, call 2 verify's (after it read the row): revoke there.
 		if calls++; calls == 2 {
-			if err := s.Revoke(ctx, admin, tk.ID); err != nil {
+			if err := s.Revoke(ctx, admin, tk.ID, false); err != nil {
 				t.Error(err)
 			}
 		}
@@ -78,7 +78,7 @@ func TestRevocationWaitsForATokenBeingMadeWithIt(t *testing.T) {
 	go func() {
 		var o outcome
 		o.err = st.InTx(ctx, func(tx *store.Tx) (err error) {
-			o.revoked, err = tx.RevokeAPIToken(ctx, org, maker.ID)
+			o.revoked, err = tx.RevokeAPIToken(ctx, org, maker.ID, true)
 			return err
 		})
 		revoking <- o

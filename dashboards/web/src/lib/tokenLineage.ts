@@ -1,7 +1,7 @@
 import type { APIToken } from './types';
 
 // madeWith lists the live tokens created with token id, directly or through others (each token
-// names the one it was created with): the flag service revokes them with it.
+// names the one it was created with): what revoking it with cascade revokes too.
 export function madeWith(tokens: APIToken[], id: string): APIToken[] {
   const out: APIToken[] = [];
   const seen = new Set([id]);

@@ -69,7 +69,7 @@ export interface Member { id: string; email: string; name: string; role: Role; p
 export interface APIToken {
   id: string; token_id: string; kind: 'personal' | 'service'; name: string; user_id?: string; role?: Role;
   expires_at?: string; last_used_at?: string; revoked_at?: string; created_at: string; token?: string;
-  /** The token this one was created with: revoking that one revokes this one. */
+  /** The token this one was created with: revoking that one with cascade revokes this one. */
   created_by_token?: string;
 }
 export interface AuditEntry {

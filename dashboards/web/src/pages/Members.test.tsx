@@ -120,19 +120,35 @@ describe('Revoking a token', () => {
   beforeEach(() => sessionStorage.setItem('switchyard.token', 'sy_test'));
   afterEach(() => vi.unstubAllGlobals());
 
-  it('names the tokens created with it, which the service revokes with it', async () => {
+  it('offers to revoke the tokens created with it too, off by default', async () => {
     const t = (id: string, name: string, by?: string) => ({ id, token_id: id, kind: 'service', name, created_at: '', created_by_token: by });
-    fakeApi({
-      'GET /api/v1/me': me(null), 'GET /api/v1/members': { items: [] },
-      'GET /api/v1/tokens': { items: [t('t1', 'deploy bot'), t('t2', 'ci', 't1'), t('t3', 'nightly', 't2'), t('t4', 'other')] },
-    });
+    const calls = fakeApi(
+      {
+        'GET /api/v1/me': me(null), 'GET /api/v1/members': { items: [] },
+        'GET /api/v1/tokens': { items: [t('t1', 'deploy bot'), t('t2', 'ci', 't1'), t('t3', 'nightly', 't2'), t('t4', 'other')] },
+      },
+      (method) => (method === 'DELETE' ? new Response(null, { status: 204 }) : undefined),
+    );
+    const deleted = () => calls.filter((c) => c.method === 'DELETE').map((c) => c.url);
     const qc = new QueryClient({ defaultOptions: { queries: { retry: false } } });
     render(<QueryClientProvider client={qc}><Members /></QueryClientProvider>);
     const user = userEvent.setup();
+
     await user.click(await screen.findByRole('button', { name: 'Revoke token deploy bot' }));
-    expect(await screen.findByRole('dialog')).toHaveTextContent('It also revokes the 2 tokens created with it: “ci”, “nightly”.');
-    await user.click(screen.getByRole('button', { name: 'Cancel' }));
-    await user.click(screen.getByRole('button', { name: 'Revoke token other' }));
-    expect(await screen.findByRole('dialog')).not.toHaveTextContent('also revokes');
+    let dialog = await screen.findByRole('dialog');
+    const also = within(dialog).getByRole('checkbox', { name: 'Also revoke the 2 tokens created with it: “ci”, “nightly”' });
+    expect(also).not.toBeChecked();
+    await user.click(also);
+    await user.click(within(dialog).getByRole('button', { name: 'Revoke' }));
+    await waitFor(() => expect(deleted()).toEqual(['/api/v1/tokens/t1?cascade=true']));
+
+    await user.click(await screen.findByRole('button', { name: 'Revoke token ci' }));
+    dialog = await screen.findByRole('dialog');
+    expect(within(dialog).getByRole('checkbox')).not.toBeChecked(); // not carried over
+    await user.click(within(dialog).getByRole('button', { name: 'Revoke' }));
+    await waitFor(() => expect(deleted()).toEqual(['/api/v1/tokens/t1?cascade=true', '/api/v1/tokens/t2']));
+
+    await user.click(await screen.findByRole('button', { name: 'Revoke token other' }));
+    expect(within(await screen.findByRole('dialog')).queryByRole('checkbox')).toBeNull();
   });
 });

@@ -110,9 +110,11 @@ function Tokens({ canManage }: { canManage: boolean }) {
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<APIToken | null>(null);
   const [revoking, setRevoking] = useState<APIToken | null>(null);
+  const [cascade, setCascade] = useState(false);
+  const startRevoking = (t: APIToken | null) => { setRevoking(t); setCascade(false); };
   const revoke = useMutation({
-    mutationFn: (t: APIToken) => api.del(`/api/v1/tokens/${enc(t.id)}`),
-    onSuccess: () => { setRevoking(null); qc.invalidateQueries({ queryKey: ['tokens'] }); },
+    mutationFn: ({ t, cascade }: { t: APIToken; cascade: boolean }) => api.del(`/api/v1/tokens/${enc(t.id)}${cascade ? '?cascade=true' : ''}`),
+    onSuccess: () => { startRevoking(null); qc.invalidateQueries({ queryKey: ['tokens'] }); },
   });
   return (
     <Card title="API tokens" actions={<Button size="sm" onClick={() => setCreating(true)}>New token</Button>}>
@@ -130,7 +132,7 @@ function Tokens({ canManage }: { canManage: boolean }) {
               <tr key={t.id}>
                 <th scope="row" className="py-1.5 text-left font-medium">{t.name}</th>
                 <td>{t.kind}</td><td>{t.role?.replace('_', ' ') ?? '—'}</td><td>{relativeTime(t.last_used_at)}</td><td>{t.expires_at ? dateTime(t.expires_at) : 'never'}</td>
-                <td className="text-right">{t.revoked_at ? <Badge>revoked</Badge> : <Button size="sm" variant="ghost" onClick={() => setRevoking(t)} aria-label={`Revoke token ${t.name}`}>Revoke</Button>}</td>
+                <td className="text-right">{t.revoked_at ? <Badge>revoked</Badge> : <Button size="sm" variant="ghost" onClick={() => startRevoking(t)} aria-label={`Revoke token ${t.name}`}>Revoke</Button>}</td>
               </tr>
             ))}
           </tbody>
@@ -138,22 +140,27 @@ function Tokens({ canManage }: { canManage: boolean }) {
       )}
       {creating && <CreateToken canManage={canManage} onClose={() => setCreating(false)} onCreated={(t) => { setCreated(t); qc.invalidateQueries({ queryKey: ['tokens'] }); }} />}
       {revoking && (
-        <ConfirmDialog open onClose={() => setRevoking(null)} onConfirm={() => revoke.mutate(revoking)} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
+        <ConfirmDialog open onClose={() => startRevoking(null)} onConfirm={() => revoke.mutate({ t: revoking, cascade })} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
           Anything using this token (a script, a service, this browser tab) loses access at once.
-          <MadeWith tokens={madeWith(tokens.data ?? [], revoking.id)} />
+          <MadeWith tokens={madeWith(tokens.data ?? [], revoking.id)} checked={cascade} onChange={setCascade} />
         </ConfirmDialog>
       )}
     </Card>
   );
 }
 
-function MadeWith({ tokens }: { tokens: APIToken[] }) {
+// MadeWith offers to revoke, with the token, the live tokens created with it (a leaked token's
+// line); off by default, so rotating a token out does not take what was made with it.
+function MadeWith({ tokens, checked, onChange }: { tokens: APIToken[]; checked: boolean; onChange: (v: boolean) => void }) {
   if (tokens.length === 0) return null;
   return (
-    <p className="mt-2">
-      It also revokes {tokens.length === 1 ? 'the token' : `the ${tokens.length} tokens`} created with it:{' '}
-      {tokens.map((t) => `“${t.name}”`).join(', ')}.
-    </p>
+    <label className="mt-3 flex items-start gap-2">
+      <input type="checkbox" className="mt-1 h-4 w-4" checked={checked} onChange={(e) => onChange(e.target.checked)} />
+      <span>
+        Also revoke {tokens.length === 1 ? 'the token' : `the ${tokens.length} tokens`} created with it:{' '}
+        {tokens.map((t) => `“${t.name}”`).join(', ')}
+      </span>
+    </label>
   );
 }
 

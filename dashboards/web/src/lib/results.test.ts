@@ -68,6 +68,23 @@ describe('buildRows', () => {
     expect(oneSided.ci![1]).toBeCloseTo(0.8, 10);
   });
 
+  it('never shows an adjusted interval narrower than the unadjusted one (sequential: STATS.md §8 can make it so)', () => {
+    const seq = structuredClone(snapshot);
+    const on = seq.metrics[0].variants[1];
+    on.effect = 0.2;
+    on.ci = [0.05, 0.35]; // the always-valid interval
+    on.p_value = 0.001;
+    on.p_value_adjusted = 0.002;
+    on.ci_adjusted = [0.09, 0.31]; // d ± z·|d / z(1 − p_adj/2)|: narrower
+    const [narrower] = buildRows(experiment, seq, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics });
+    expect(narrower.ci).toEqual([0.05, 0.35]);
+    expect(narrower.pValue).toBe(0.002);
+    on.ci_adjusted = [0.01, 0.39]; // wider: as it is
+    expect(buildRows(experiment, seq, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics })[0].ci).toEqual([0.01, 0.39]);
+    on.ci_adjusted = [0.06, null]; // unbounded above
+    expect(buildRows(experiment, seq, { engine: 'frequentist', scale: 'relative', alpha: 0.05, metrics })[0].ci).toEqual([0.05, null]);
+  });
+
   it('marks a row below the minimum sample from the snapshot’s own check', () => {
     const few = structuredClone(snapshot);
     few.data_quality.too_few_units = [{ metric: 'revenue-per-user', variation: 'on', n: 150, minimum: 200 }];

@@ -120,6 +120,16 @@ interface ConvertInput extends Pick<ResultRow, 'metric' | 'metricName' | 'role' 
   tooFew?: boolean;
 }
 
+type Interval = [number | null, number | null];
+
+// hull is the smallest interval holding both (an end null is unbounded); either missing, the other.
+export function hull(a: Interval | null | undefined, b: Interval | null | undefined): Interval | null {
+  if (!a || !b) return a ?? b ?? null;
+  const lo = a[0] === null || b[0] === null ? null : Math.min(a[0], b[0]);
+  const hi = a[1] === null || b[1] === null ? null : Math.max(a[1], b[1]);
+  return [lo, hi];
+}
+
 function finite(x: number | null | undefined): x is number {
   return typeof x === 'number' && Number.isFinite(x);
 }
@@ -176,8 +186,11 @@ export function convert(i: ConvertInput, opts: RowOptions): ResultRow {
   base.se = se;
 
   if (opts.engine === i.native.engine) {
-    // Adjusted values (multiple-testing correction) when the service computed them.
-    base.ci = scaleCI(r.ci_adjusted ?? r.ci);
+    // Adjusted values (multiple-testing correction) when the service computed them. STATS.md §8
+    // inverts the adjusted p-value with the normal distribution; under sequential testing that
+    // interval can come out narrower than the always-valid one itself — tighter for having
+    // corrected. The row shows the hull of the two: never narrower than either.
+    base.ci = scaleCI(hull(r.ci_adjusted, r.ci));
     base.pValue = finite(r.p_value_adjusted) ? r.p_value_adjusted : finite(r.p_value) ? r.p_value : null;
     base.chanceToWin = finite(r.chance_to_win) ? r.chance_to_win : null;
     base.risk = r.risk ? { control: r.risk.control * factor, treatment: r.risk.treatment * factor } : null;

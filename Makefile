@@ -66,7 +66,7 @@ node-deps:
 test-go:
 	@set -e; for m in $(MODULES); do \
 	  echo "=== go test $${m#$(CURDIR)/}"; \
-	  (cd $$m && go vet ./... && pkgs=$$(go list ./...) && \
+	  (cd $$m && go vet ./... && $${SWITCHYARD_DATA:-$(CURDIR)/.data}/bin/staticcheck ./... && pkgs=$$(go list ./...) && \
 	   outage=$$(printf '%s\n' $$pkgs | grep -x -F $(addprefix -e ,$(OUTAGE_PKGS)) || true) && \
 	   rest=$$(printf '%s\n' $$pkgs | grep -v -x -F $(addprefix -e ,$(OUTAGE_PKGS)) || true) && \
 	   if [ -n "$$rest" ]; then go test $(GO_TEST_FLAGS) $$rest; fi && \

@@ -284,5 +284,3 @@ func (r *rulesetCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale)
 }
 
-// retryAfterSeconds formats a Retry-After value.
-func retryAfterSeconds(d time.Duration) string { return strconv.Itoa(int(d.Seconds() + 0.999)) }

@@ -4,7 +4,6 @@
 package api
 
 import (
-	"bytes"
 	_ "embed"
 	"strconv"
 	"strings"
@@ -227,4 +226,3 @@ func boolQuery(c *fiber.Ctx, name string) (*bool, error) {
 	return &b, nil
 }
 
-func isJSONNull(b []byte) bool { return bytes.Equal(bytes.TrimSpace(b), []byte("null")) }

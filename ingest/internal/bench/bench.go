@@ -324,7 +324,6 @@ type sender struct {
 	url    string
 	client *http.Client
 	tmpl   *template
-	gzip   bool
 	c      *counters
 	// onAccepted is called after each 202 with the batch's probe number.
 	onAccepted func(probe uint64, at time.Time)

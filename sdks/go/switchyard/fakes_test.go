@@ -239,9 +239,7 @@ func (r *fakeRelay) handleStream(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
-		if _, ok := r.streams[ch]; ok {
-			delete(r.streams, ch)
-		}
+		delete(r.streams, ch)
 		r.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")

@@ -42,8 +42,6 @@ const (
 	exp = "bench-exp"
 )
 
-var eventKeys = []string{"purchase", "signup", "click", "view", "error"}
-
 // lateness is how long before its receipt an exposure may be stamped (ingest's -clock-skew-past;
 // the stats service's -results-late-window).
 const lateness = 168 * time.Hour

@@ -134,6 +134,12 @@ describe('Revoking a token', () => {
     render(<QueryClientProvider client={qc}><Members /></QueryClientProvider>);
     const user = userEvent.setup();
 
+    // The table says what each token was made with.
+    const createdWith = (name: string) => within(screen.getByRole('rowheader', { name }).closest('tr')!).getAllByRole('cell')[4];
+    expect(await waitFor(() => createdWith('nightly'))).toHaveTextContent(/^ci$/);
+    expect(createdWith('ci')).toHaveTextContent(/^deploy bot$/);
+    expect(createdWith('deploy bot')).toHaveTextContent(/^—$/);
+
     await user.click(await screen.findByRole('button', { name: 'Revoke token deploy bot' }));
     let dialog = await screen.findByRole('dialog');
     const also = within(dialog).getByRole('checkbox', { name: 'Also revoke the 2 tokens created with it: “ci”, “nightly”' });

@@ -126,12 +126,13 @@ function Tokens({ canManage }: { canManage: boolean }) {
       {tokens.isPending ? <Spinner label="Loading tokens" /> : tokens.error ? <ErrorBanner error={tokens.error} /> : (
         <table className="mt-2 w-full text-sm">
           <caption className="sr-only">API tokens</caption>
-          <thead className="text-left text-xs uppercase text-slate-600"><tr><th scope="col" className="py-1">Name</th><th scope="col">Kind</th><th scope="col">Role</th><th scope="col">Last used</th><th scope="col">Expires</th><th><span className="sr-only">Actions</span></th></tr></thead>
+          <thead className="text-left text-xs uppercase text-slate-600"><tr><th scope="col" className="py-1">Name</th><th scope="col">Kind</th><th scope="col">Role</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Created with</th><th><span className="sr-only">Actions</span></th></tr></thead>
           <tbody className="divide-y divide-slate-100">
             {tokens.data.map((t) => (
               <tr key={t.id}>
                 <th scope="row" className="py-1.5 text-left font-medium">{t.name}</th>
                 <td>{t.kind}</td><td>{t.role?.replace('_', ' ') ?? '—'}</td><td>{relativeTime(t.last_used_at)}</td><td>{t.expires_at ? dateTime(t.expires_at) : 'never'}</td>
+                <td>{maker(tokens.data, t)}</td>
                 <td className="text-right">{t.revoked_at ? <Badge>revoked</Badge> : <Button size="sm" variant="ghost" onClick={() => startRevoking(t)} aria-label={`Revoke token ${t.name}`}>Revoke</Button>}</td>
               </tr>
             ))}
@@ -147,6 +148,13 @@ function Tokens({ canManage }: { canManage: boolean }) {
       )}
     </Card>
   );
+}
+
+// maker names the token t was created with: its name when listed, else "another token" (one the
+// caller may not see), "—" when none was recorded.
+function maker(tokens: APIToken[], t: APIToken): string {
+  if (!t.created_by_token) return '—';
+  return tokens.find((m) => m.id === t.created_by_token)?.name ?? 'another token';
 }
 
 // MadeWith offers to revoke, with the token, the live tokens created with it (a leaked token's

@@ -66,7 +66,10 @@ node-deps:
 test-go:
 	@set -e; for m in $(MODULES); do \
 	  echo "=== go test $${m#$(CURDIR)/}"; \
-	  (cd $$m && go vet ./... && $${SWITCHYARD_DATA:-$(CURDIR)/.data}/bin/staticcheck ./... && pkgs=$$(go list ./...) && \
+	  (cd $$m && files=$$(go list -f '{{$$d := .Dir}}{{range .GoFiles}}{{$$d}}/{{.}} {{end}}{{range .TestGoFiles}}{{$$d}}/{{.}} {{end}}{{range .XTestGoFiles}}{{$$d}}/{{.}} {{end}}' ./... 2>/dev/null) && \
+	   unformatted=$$(if [ -n "$$files" ]; then gofmt -l $$files; fi) && \
+	   if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted" >&2; exit 1; fi && \
+	   go vet ./... && $${SWITCHYARD_DATA:-$(CURDIR)/.data}/bin/staticcheck ./... && pkgs=$$(go list ./...) && \
 	   outage=$$(printf '%s\n' $$pkgs | grep -x -F $(addprefix -e ,$(OUTAGE_PKGS)) || true) && \
 	   rest=$$(printf '%s\n' $$pkgs | grep -v -x -F $(addprefix -e ,$(OUTAGE_PKGS)) || true) && \
 	   if [ -n "$$rest" ]; then go test $(GO_TEST_FLAGS) $$rest; fi && \

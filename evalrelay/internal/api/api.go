@@ -283,4 +283,3 @@ func (r *rulesetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale)
 }
-

@@ -225,4 +225,3 @@ func boolQuery(c *fiber.Ctx, name string) (*bool, error) {
 	}
 	return &b, nil
 }
-

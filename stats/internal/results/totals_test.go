@@ -294,7 +294,7 @@ func TestOnDemandRefreshesWaitingAreBounded(t *testing.T) {
 	start := metricsql.Day(f.start).Add(60 * time.Hour)
 	f.w.now = func() time.Time { return start }
 	fakeExperiment(t, f.w, x)
-	f.w.waiters = make(chan struct{}, 1) // the bound of -results-concurrency 1, before Run reads it
+	f.w.waiters = make(chan struct{}, 1)                    // the bound of -results-concurrency 1, before Run reads it
 	other, ok, err := f.store.TryLock(ctx, "results:"+x.ID) // another replica refreshes it
 	if err != nil || !ok {
 		t.Fatalf("lock: %v %v", ok, err)

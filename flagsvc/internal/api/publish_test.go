@@ -328,11 +328,8 @@ func TestRulesetSourcesReuseUnchangedFlags(t *testing.T) {
 	var decodes store.FlagDecodes
 	read := func(d *store.FlagDecodes) store.RulesetSources {
 		t.Helper()
-		var src store.RulesetSources
-		if err := s.app.Store.Read(context.Background(), func(tx *store.Tx) (err error) {
-			src, err = tx.RulesetSources(context.Background(), env, d)
-			return err
-		}); err != nil {
+		src, err := s.app.Store.RulesetSources(context.Background(), env, d)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if len(src.Flags) != 2 || src.Flags[0].Key != "a" || src.Flags[1].Key != "b" {

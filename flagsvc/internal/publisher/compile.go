@@ -37,8 +37,8 @@ type flagSource struct {
 // (nil: none) keeps flags' decodings, and their encodings, between compiles.
 func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes) (rs ruleset.Ruleset, sources []flagSource,
 	found bool, pending []int64, err error) {
-	err = st.Read(ctx, func(tx *store.Tx) error {
-		src, err := tx.RulesetSources(ctx, envID, decodes)
+	err = func() error {
+		src, err := st.RulesetSources(ctx, envID, decodes)
 		pending = src.PendingOutbox
 		if errs.KindOf(err) == errs.KindNotFound {
 			return nil
@@ -72,7 +72,7 @@ func compile(ctx context.Context, st *store.Store, envID string, now time.Time, 
 		}
 		sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
 		return nil
-	})
+	}()
 	return rs, sources, found, pending, err
 }
 

@@ -113,12 +113,20 @@ type RulesetSources struct {
 }
 
 // RulesetSources reads an environment with its flags, segments (with their members), valid SDK
-// keys and pending outbox rows in one round trip; errs.KindNotFound when the environment does not exist. Run it in a snapshot
-// (Store.Read) so the parts agree. decodes (nil: none) spares decoding the flags it knows.
-func (t *Tx) RulesetSources(ctx context.Context, envID string, decodes *FlagDecodes) (RulesetSources, error) {
+// keys and pending outbox rows, in one repeatable-read snapshot so that the parts agree, in one
+// round trip: the transaction's BEGIN and COMMIT travel in the batch with the reads (Store.Read
+// would send each on its own, two more round trips on every publish). errs.KindNotFound when the
+// environment does not exist. decodes (nil: none) spares decoding the flags it knows.
+func (s *Store) RulesetSources(ctx context.Context, envID string, decodes *FlagDecodes) (RulesetSources, error) {
 	var rs RulesetSources
 	var decoded map[string]*flagDecode
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		return rs, translate(err)
+	}
+	defer conn.Release()
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
 	b.Queue(`SELECT coalesce(array_agg(id), '{}') FROM outbox WHERE environment_id = $1 AND published_at IS NULL`, envID).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&rs.PendingOutbox) })
 	b.Queue(environmentByIDSQL, envID).QueryRow(func(row pgx.Row) (err error) {
@@ -141,14 +149,20 @@ func (t *Tx) RulesetSources(ctx context.Context, envID string, decodes *FlagDeco
 		rs.SDKKeys, err = collectSDKKeys(rows)
 		return err
 	})
-	err := t.tx.SendBatch(ctx, b).Close()
+	b.Queue(`COMMIT`)
+	err = conn.SendBatch(ctx, b).Close()
+	if st := conn.Conn().PgConn().TxStatus(); err != nil && st != 'I' && !conn.Conn().IsClosed() {
+		// A failed read skipped the COMMIT: end the transaction, so the connection goes back to
+		// the pool usable (the pool would close it otherwise).
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	}
 	switch {
 	case err == nil:
 		decodes.keep(envID, decoded)
 	case errs.KindOf(err) == errs.KindNotFound:
 		decodes.keep(envID, nil)
 	}
-	return rs, err
+	return rs, translate(err)
 }
 
 // EnvironmentByKey returns a project's environment.

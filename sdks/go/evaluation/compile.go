@@ -42,6 +42,10 @@ type Ruleset struct {
 	// a patch replaces some of them and the rest are compiled again without being decoded again.
 	flagSrc []*flagSource
 	segSrc  []*segmentSource
+	// srcOver holds, by position in flagSrc, the sources patches replaced since flagSrc was
+	// built, which then stays shared with the ruleset patched: a patch copies this short map,
+	// not every flag's source (see mergeFlagSources). Read the sources through flagSources.
+	srcOver map[int]*flagSource
 	// srcIndex finds a flag's position in flagSrc.
 	srcIndex *sourceIndex
 	// segments are the compiled segments the flags point at.

@@ -261,8 +261,16 @@ func TestPatchReusesUntouchedFlags(t *testing.T) {
 // again, enough for the patched flags to outgrow the short map kept over the shared one and be
 // merged into a new one several times, and now and then a segment change that compiles every
 // flag again from the kept sources — and after each, the patched ruleset answers like the same
-// document compiled whole: keys, client-side keys, flag information and evaluations.
+// document compiled whole: keys, client-side keys, flag information and evaluations. The
+// second run only replaces flags already there, so the replaced sources too stay in their
+// short map over the shared list until they outgrow it, and the segment changes compile every
+// flag from the list with its replacements.
 func TestPatchSequence(t *testing.T) {
+	t.Run("changed, added and deleted", func(t *testing.T) { patchSequence(t, false) })
+	t.Run("replaced only", func(t *testing.T) { patchSequence(t, true) })
+}
+
+func patchSequence(t *testing.T, replaceOnly bool) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	flagJSON := func(key string, version int) string {
 		return fmt.Sprintf(`{"key":%q,"kind":"string","version":%d,"on":%v,"client_side":%v,"variations":[{"key":"a","value":"A"},{"key":"b","value":"B"}],"off_variation":"b",`+
@@ -291,11 +299,11 @@ func TestPatchSequence(t *testing.T) {
 		var changed, deleted, touched []string
 		for range 1 + rng.IntN(3) {
 			k := fmt.Sprintf("flag-%03d", rng.IntN(150)) // a third of the keys are not flags at first
-			if slices.Contains(touched, k) {
+			if _, exists := model[k]; slices.Contains(touched, k) || (replaceOnly && !exists) {
 				continue
 			}
 			touched = append(touched, k)
-			if _, exists := model[k]; exists && rng.IntN(4) == 0 {
+			if _, exists := model[k]; exists && !replaceOnly && rng.IntN(4) == 0 {
 				delete(model, k)
 				deleted = append(deleted, strconv.Quote(k))
 				continue
@@ -304,7 +312,7 @@ func TestPatchSequence(t *testing.T) {
 			changed = append(changed, model[k])
 		}
 		segments := ""
-		if version%40 == 0 {
+		if every := map[bool]int{false: 40, true: 150}[replaceOnly]; version%every == 0 { // replacements alone outgrow their map between two
 			segment = fmt.Sprintf(`{"key":"s","version":%d}`, version)
 			segments = segment
 		}

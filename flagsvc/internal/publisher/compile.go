@@ -37,43 +37,39 @@ type flagSource struct {
 // (nil: none) keeps flags' decodings, and their encodings, between compiles.
 func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes) (rs ruleset.Ruleset, sources []flagSource,
 	found bool, pending []int64, err error) {
-	err = func() error {
-		src, err := st.RulesetSources(ctx, envID, decodes)
-		pending = src.PendingOutbox
-		if errs.KindOf(err) == errs.KindNotFound {
-			return nil
+	src, err := st.RulesetSources(ctx, envID, decodes)
+	pending = src.PendingOutbox
+	if errs.KindOf(err) == errs.KindNotFound {
+		return rs, nil, false, pending, nil
+	}
+	if err != nil {
+		return rs, nil, false, pending, err
+	}
+	env := src.Env
+	rs = ruleset.Ruleset{
+		SchemaVersion: ruleset.SchemaVersion,
+		Environment: ruleset.Environment{ID: env.ID, Key: env.Key, Name: env.Name, ProjectID: env.ProjectID,
+			ProjectKey: env.ProjectKey},
+		GeneratedAt: now.UTC(),
+		Flags:       []ruleset.Flag{},
+		Segments:    []ruleset.Segment{},
+	}
+	for i := range src.Flags {
+		if src.Flags[i].Lifecycle == domain.LifecycleArchived {
+			continue
 		}
-		if err != nil {
-			return err
-		}
-		found = true
-		env := src.Env
-		rs = ruleset.Ruleset{
-			SchemaVersion: ruleset.SchemaVersion,
-			Environment: ruleset.Environment{ID: env.ID, Key: env.Key, Name: env.Name, ProjectID: env.ProjectID,
-				ProjectKey: env.ProjectKey},
-			GeneratedAt: now.UTC(),
-			Flags:       []ruleset.Flag{},
-			Segments:    []ruleset.Segment{},
-		}
-		for i := range src.Flags {
-			if src.Flags[i].Lifecycle == domain.LifecycleArchived {
-				continue
-			}
-			rs.Flags = append(rs.Flags, domain.RulesetFlag(&src.Flags[i], &src.Configs[i], src.Versions[i]))
-			sources = append(sources, flagSource{flag: &src.Flags[i], version: src.Versions[i], json: src.FlagJSON[i]})
-		}
-		for _, s := range src.Segments {
-			m := src.Members[s.ID]
-			rs.Segments = append(rs.Segments, ruleset.Segment{Key: s.Key, Version: s.Version, Included: m.Included, Excluded: m.Excluded, Rules: s.Rules})
-		}
-		for _, k := range src.SDKKeys {
-			rs.SDKKeys = append(rs.SDKKeys, ruleset.SDKKey{Hash: "sha256:" + k.HashHex, Kind: k.Kind, ExpiresAt: k.ExpiresAt})
-		}
-		sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
-		return nil
-	}()
-	return rs, sources, found, pending, err
+		rs.Flags = append(rs.Flags, domain.RulesetFlag(&src.Flags[i], &src.Configs[i], src.Versions[i]))
+		sources = append(sources, flagSource{flag: &src.Flags[i], version: src.Versions[i], json: src.FlagJSON[i]})
+	}
+	for _, s := range src.Segments {
+		m := src.Members[s.ID]
+		rs.Segments = append(rs.Segments, ruleset.Segment{Key: s.Key, Version: s.Version, Included: m.Included, Excluded: m.Excluded, Rules: s.Rules})
+	}
+	for _, k := range src.SDKKeys {
+		rs.SDKKeys = append(rs.SDKKeys, ruleset.SDKKey{Hash: "sha256:" + k.HashHex, Kind: k.Kind, ExpiresAt: k.ExpiresAt})
+	}
+	sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
+	return rs, sources, true, pending, nil
 }
 
 // encode returns json.Marshal(rs), byte for byte, taking each flag's JSON from what its

@@ -21,8 +21,8 @@ import (
 // Compile builds the ruleset of an environment from one consistent snapshot. It returns
 // found=false when the environment no longer exists.
 func Compile(ctx context.Context, st *store.Store, envID string, now time.Time) (rs ruleset.Ruleset, found bool, err error) {
-	rs, _, found, _, err = compile(ctx, st, envID, now, nil)
-	return rs, found, err
+	c, err := compile(ctx, st, envID, now, nil, false)
+	return c.rs, c.found, err
 }
 
 // flagSource is what a ruleset's flag was made from, for encoding it (encode).
@@ -32,21 +32,38 @@ type flagSource struct {
 	json    *store.FlagJSON
 }
 
-// compile is Compile that also returns what each of the ruleset's flags was made from, and the
-// ids of the outbox rows the snapshot saw pending: the changes this ruleset carries. decodes
-// (nil: none) keeps flags' decodings, and their encodings, between compiles.
-func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes) (rs ruleset.Ruleset, sources []flagSource,
-	found bool, pending []int64, err error) {
-	src, err := st.RulesetSources(ctx, envID, decodes)
-	pending = src.PendingOutbox
-	if errs.KindOf(err) == errs.KindNotFound {
-		return rs, nil, false, pending, nil
+// compiled is a compiled ruleset with what publishing it needs.
+type compiled struct {
+	rs    ruleset.Ruleset
+	found bool // false: the environment no longer exists
+	// sources are what each of rs.Flags was made from (encode).
+	sources []flagSource
+	// pending are the outbox rows the snapshot saw: the changes this ruleset carries; oldestAt
+	// is when the oldest of them was committed (zero: none).
+	pending  []int64
+	oldestAt time.Time
+}
+
+// compile is Compile with what publishing needs; forPublish also takes the ruleset's version
+// (rs.Version) in the same round trip as the reads. decodes (nil: none) keeps flags' decodings,
+// and their encodings, between compiles. An environment deleted between the reads and the
+// version is compiled as gone.
+func compile(ctx context.Context, st *store.Store, envID string, now time.Time, decodes *store.FlagDecodes, forPublish bool) (compiled, error) {
+	read := st.RulesetSources
+	if forPublish {
+		read = st.PublishSources
+	}
+	src, err := read(ctx, envID, decodes)
+	c := compiled{pending: src.PendingOutbox, oldestAt: src.OldestPendingAt}
+	if errs.KindOf(err) == errs.KindNotFound || (err == nil && forPublish && src.Version == 0) {
+		return c, nil
 	}
 	if err != nil {
-		return rs, nil, false, pending, err
+		return c, err
 	}
 	env := src.Env
-	rs = ruleset.Ruleset{
+	rs := ruleset.Ruleset{
+		Version:       src.Version,
 		SchemaVersion: ruleset.SchemaVersion,
 		Environment: ruleset.Environment{ID: env.ID, Key: env.Key, Name: env.Name, ProjectID: env.ProjectID,
 			ProjectKey: env.ProjectKey},
@@ -59,7 +76,7 @@ func compile(ctx context.Context, st *store.Store, envID string, now time.Time, 
 			continue
 		}
 		rs.Flags = append(rs.Flags, domain.RulesetFlag(&src.Flags[i], &src.Configs[i], src.Versions[i]))
-		sources = append(sources, flagSource{flag: &src.Flags[i], version: src.Versions[i], json: src.FlagJSON[i]})
+		c.sources = append(c.sources, flagSource{flag: &src.Flags[i], version: src.Versions[i], json: src.FlagJSON[i]})
 	}
 	for _, s := range src.Segments {
 		m := src.Members[s.ID]
@@ -69,7 +86,8 @@ func compile(ctx context.Context, st *store.Store, envID string, now time.Time, 
 		rs.SDKKeys = append(rs.SDKKeys, ruleset.SDKKey{Hash: "sha256:" + k.HashHex, Kind: k.Kind, ExpiresAt: k.ExpiresAt})
 	}
 	sort.Slice(rs.SDKKeys, func(i, j int) bool { return rs.SDKKeys[i].Hash < rs.SDKKeys[j].Hash })
-	return rs, sources, true, pending, nil
+	c.rs, c.found = rs, true
+	return c, nil
 }
 
 // encode returns json.Marshal(rs), byte for byte, taking each flag's JSON from what its

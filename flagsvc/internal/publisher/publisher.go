@@ -323,8 +323,9 @@ func (p *Publisher) wakeUp() {
 }
 
 // forwardBumps passes this replica's committed changes to the leader: straight to the
-// publishing loop when this replica leads, else by NOTIFY (coalesced: one for all the commits
-// made while the previous one was being sent). The sweep covers a lost notification.
+// publishing loop when this replica leads (which takes them with Store.TakeBumped), else by
+// NOTIFY (coalesced: one for all the commits made while the previous one was being sent). The
+// sweep covers a lost notification.
 func (p *Publisher) forwardBumps(ctx context.Context) {
 	for {
 		select {
@@ -336,6 +337,7 @@ func (p *Publisher) forwardBumps(ctx context.Context) {
 			p.wakeUp()
 			continue
 		}
+		p.store.TakeBumped() // the leader reads them from the outbox
 		if _, err := p.store.Pool.Exec(ctx, `SELECT pg_notify($1, '')`, store.NotifyChannel); err != nil && ctx.Err() == nil {
 			p.log.Warn("could not notify the publishing leader; its sweep will publish the change", "err", err)
 		}
@@ -347,16 +349,8 @@ func (p *Publisher) republishAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pending, err := p.store.PendingOutbox(ctx)
-	if err != nil {
-		return err
-	}
-	oldest := map[string]time.Time{}
-	for _, pe := range pending {
-		oldest[pe.EnvironmentID] = pe.OldestAt
-	}
 	for _, id := range ids {
-		if err := p.publish(ctx, id, oldest[id]); err != nil {
+		if err := p.publish(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -364,14 +358,22 @@ func (p *Publisher) republishAll(ctx context.Context) error {
 	return nil
 }
 
+// publishPending publishes the environments with unpublished changes: first those this replica
+// committed (Store.TakeBumped), without waiting on the outbox read that would name them, then
+// the ones the outbox still lists — changes other replicas committed, or a failed round left.
 func (p *Publisher) publishPending(ctx context.Context) error {
+	for _, id := range p.store.TakeBumped() {
+		if err := p.publish(ctx, id); err != nil {
+			return err
+		}
+	}
 	pending, err := p.store.PendingOutbox(ctx)
 	if err != nil {
 		return err
 	}
 	p.pending.Set(float64(len(pending)))
-	for _, pe := range pending {
-		if err := p.publish(ctx, pe.EnvironmentID, pe.OldestAt); err != nil {
+	for _, id := range pending {
+		if err := p.publish(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -380,10 +382,9 @@ func (p *Publisher) publishPending(ctx context.Context) error {
 
 // publish compiles the environment's current ruleset, produces it and waits for the broker's
 // acknowledgement, then marks done the outbox rows the compile saw (a change committed since
-// stays pending and is published next). committedAt is when the oldest change it carries was
-// committed (zero when it carries none).
-func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.Time) error {
-	rs, sources, found, carried, err := compile(ctx, p.store, envID, p.now(), &p.decodes)
+// stays pending and is published next).
+func (p *Publisher) publish(ctx context.Context, envID string) error {
+	c, err := compile(ctx, p.store, envID, p.now(), &p.decodes, true)
 	if err != nil {
 		return fmt.Errorf("compile ruleset of %s: %w", envID, err)
 	}
@@ -391,11 +392,8 @@ func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.
 		(*hook)(envID)
 	}
 	rec := &kgo.Record{Topic: p.cfg.Topic, Key: []byte(envID)}
-	if found {
-		if rs.Version, err = p.store.NextRulesetVersion(ctx, envID); err != nil {
-			return err
-		}
-		if rec.Value, err = encode(rs, sources); err != nil {
+	if c.found {
+		if rec.Value, err = encode(c.rs, c.sources); err != nil {
 			return err
 		}
 	} // else: a tombstone, so relays forget the deleted environment and compaction drops it.
@@ -407,13 +405,13 @@ func (p *Publisher) publish(ctx context.Context, envID string, committedAt time.
 		return fmt.Errorf("produce ruleset of %s: %w", envID, err)
 	}
 	p.published.WithLabelValues("ok").Inc()
-	if !committedAt.IsZero() {
-		p.latency.Observe(p.now().Sub(committedAt).Seconds())
+	if !c.oldestAt.IsZero() {
+		p.latency.Observe(p.now().Sub(c.oldestAt).Seconds())
 	}
-	if err := p.store.MarkPublished(ctx, envID, carried, found); err != nil {
+	if err := p.store.MarkPublished(ctx, envID, c.pending, c.found); err != nil {
 		return err
 	}
-	p.log.Debug("ruleset published", "environment", envID, "version", rs.Version, "bytes", len(rec.Value), "offset", rec.Offset)
+	p.log.Debug("ruleset published", "environment", envID, "version", c.rs.Version, "bytes", len(rec.Value), "offset", rec.Offset)
 	select {
 	case p.Published <- envID:
 	default:

@@ -375,7 +375,7 @@ func (t *Tx) SaveConfigChange(ctx context.Context, orgID, flagID, envID string, 
 	})
 	b.Queue(insertConfigVersionSQL, configVersionArgs(flagID, envID, v)...)
 	b.Queue(bumpRulesetSQL, []string{envID})
-	t.bumped = true
+	t.bumped = append(t.bumped, envID)
 	b.Queue(insertAuditSQL, auditArgs(orgID, entry)...)
 	return at, t.tx.SendBatch(ctx, b).Close()
 }

@@ -7,25 +7,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// PendingEnvironment is an environment with unpublished changes.
-type PendingEnvironment struct {
-	EnvironmentID string
-	// OldestAt is when the oldest unpublished change committed (for the commit-to-ack metric).
-	OldestAt time.Time
-}
-
-// PendingOutbox lists environments with unpublished outbox rows, oldest change first.
-func (s *Store) PendingOutbox(ctx context.Context) ([]PendingEnvironment, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT environment_id, min(created_at) FROM outbox WHERE published_at IS NULL
+// PendingOutbox lists the environments with unpublished outbox rows, oldest change first.
+func (s *Store) PendingOutbox(ctx context.Context) ([]string, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT environment_id FROM outbox WHERE published_at IS NULL
 		GROUP BY environment_id ORDER BY min(id)`)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PendingEnvironment, error) {
-		var p PendingEnvironment
-		err := r.Scan(&p.EnvironmentID, &p.OldestAt)
-		return p, err
-	})
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // MarkPublished records, in one round trip, that the environment's newest ruleset was
@@ -50,13 +39,4 @@ func (s *Store) MarkPublished(ctx context.Context, envID string, ids []int64, ex
 func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := s.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1`, before)
 	return tag.RowsAffected(), err
-}
-
-// NextRulesetVersion increments and returns the environment's ruleset version. The publisher
-// calls it before producing, so a failed produce leaves a gap, never a reused version.
-func (s *Store) NextRulesetVersion(ctx context.Context, envID string) (int64, error) {
-	var v int64
-	err := s.Pool.QueryRow(ctx, `INSERT INTO published_rulesets (environment_id, version) VALUES ($1, 1)
-		ON CONFLICT (environment_id) DO UPDATE SET version = published_rulesets.version + 1 RETURNING version`, envID).Scan(&v)
-	return v, err
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -110,6 +112,11 @@ type RulesetSources struct {
 	// PendingOutbox are the environment's unpublished outbox rows this snapshot sees: exactly
 	// the changes the ruleset compiled from it carries. Set even when the environment is gone.
 	PendingOutbox []int64
+	// OldestPendingAt is when the oldest of them was committed (zero: none).
+	OldestPendingAt time.Time
+	// Version is the ruleset version taken for publishing it (PublishSources; 0 otherwise, and
+	// when the environment was gone by then).
+	Version int64
 }
 
 // RulesetSources reads an environment with its flags, segments (with their members), valid SDK
@@ -118,6 +125,18 @@ type RulesetSources struct {
 // would send each on its own, two more round trips on every publish). errs.KindNotFound when the
 // environment does not exist. decodes (nil: none) spares decoding the flags it knows.
 func (s *Store) RulesetSources(ctx context.Context, envID string, decodes *FlagDecodes) (RulesetSources, error) {
+	return s.rulesetSources(ctx, envID, decodes, false)
+}
+
+// PublishSources is RulesetSources for publishing: the same round trip also takes the
+// environment's next ruleset version (published_rulesets.version, incremented), just after the
+// snapshot, so that a publish waits on one round trip before it encodes, not two. Taken before
+// producing, a version that is never produced leaves a gap, never a reused number.
+func (s *Store) PublishSources(ctx context.Context, envID string, decodes *FlagDecodes) (RulesetSources, error) {
+	return s.rulesetSources(ctx, envID, decodes, true)
+}
+
+func (s *Store) rulesetSources(ctx context.Context, envID string, decodes *FlagDecodes, takeVersion bool) (RulesetSources, error) {
 	var rs RulesetSources
 	var decoded map[string]*flagDecode
 	conn, err := s.Pool.Acquire(ctx)
@@ -127,8 +146,15 @@ func (s *Store) RulesetSources(ctx context.Context, envID string, decodes *FlagD
 	defer conn.Release()
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
-	b.Queue(`SELECT coalesce(array_agg(id), '{}') FROM outbox WHERE environment_id = $1 AND published_at IS NULL`, envID).
-		QueryRow(func(row pgx.Row) error { return row.Scan(&rs.PendingOutbox) })
+	b.Queue(`SELECT coalesce(array_agg(id), '{}'), min(created_at) FROM outbox WHERE environment_id = $1 AND published_at IS NULL`, envID).
+		QueryRow(func(row pgx.Row) error {
+			var oldest *time.Time
+			err := row.Scan(&rs.PendingOutbox, &oldest)
+			if oldest != nil {
+				rs.OldestPendingAt = *oldest
+			}
+			return err
+		})
 	b.Queue(environmentByIDSQL, envID).QueryRow(func(row pgx.Row) (err error) {
 		rs.Env, err = scanEnv(row)
 		return notFound(err, "environment not found")
@@ -150,6 +176,18 @@ func (s *Store) RulesetSources(ctx context.Context, envID string, decodes *FlagD
 		return err
 	})
 	b.Queue(`COMMIT`)
+	if takeVersion {
+		// Its own transaction, after the snapshot's, and only for an environment that still
+		// exists: a deleted one gets a tombstone, and no version row to outlive it.
+		b.Queue(`INSERT INTO published_rulesets (environment_id, version) SELECT id, 1 FROM environments WHERE id = $1
+			ON CONFLICT (environment_id) DO UPDATE SET version = published_rulesets.version + 1 RETURNING version`, envID).
+			QueryRow(func(row pgx.Row) error {
+				if err := row.Scan(&rs.Version); !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				return nil
+			})
+	}
 	err = conn.SendBatch(ctx, b).Close()
 	if st := conn.Conn().PgConn().TxStatus(); err != nil && st != 'I' && !conn.Conn().IsClosed() {
 		// A failed read skipped the COMMIT: end the transaction, so the connection goes back to
@@ -229,8 +267,10 @@ func (t *Tx) BumpRuleset(ctx context.Context, envIDs ...string) error {
 	if len(envIDs) == 0 {
 		return nil
 	}
-	t.bumped = true
 	_, err := t.q().Exec(ctx, bumpRulesetSQL, envIDs)
+	if err == nil {
+		t.bumped = append(t.bumped, envIDs...)
+	}
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,16 +31,40 @@ const NotifyChannel = "switchyard_outbox"
 type Store struct {
 	Pool  *pgxpool.Pool
 	bumps chan struct{}
+	// bumpedMu guards bumped: the environments whose outbox rows this replica committed since
+	// the last TakeBumped.
+	bumpedMu sync.Mutex
+	bumped   map[string]struct{}
 }
 
 // New wraps a pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool, bumps: make(chan struct{}, 1)} }
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{Pool: pool, bumps: make(chan struct{}, 1), bumped: map[string]struct{}{}}
+}
 
 // Bumps signals after a transaction that wrote outbox rows commits; one pending signal stands
 // for any number of commits. The publisher wakes on it (or, when another replica leads,
 // passes it on with NOTIFY). A NOTIFY inside the transactions themselves would serialize
 // every commit, WAL flush included, on Postgres' notification queue lock.
 func (s *Store) Bumps() <-chan struct{} { return s.bumps }
+
+// TakeBumped returns, and forgets, the environments whose outbox rows this replica committed
+// since the last call: the leading publisher compiles them without first asking the outbox
+// which environments changed. It is a shortcut, not a record: the outbox rows stay pending
+// until published, whatever becomes of this list.
+func (s *Store) TakeBumped() []string {
+	s.bumpedMu.Lock()
+	defer s.bumpedMu.Unlock()
+	if len(s.bumped) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(s.bumped))
+	for id := range s.bumped {
+		ids = append(ids, id)
+	}
+	clear(s.bumped)
+	return ids
+}
 
 // Migrate applies the embedded migrations.
 func (s *Store) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
@@ -53,8 +78,8 @@ func (s *Store) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
 // Tx is a transaction with the store's typed queries.
 type Tx struct {
 	tx pgx.Tx
-	// bumped is set when the transaction wrote outbox rows.
-	bumped bool
+	// bumped are the environments the transaction wrote outbox rows for (BumpRuleset).
+	bumped []string
 }
 
 type querier interface {
@@ -72,7 +97,7 @@ func (t *Tx) PgxTx() pgx.Tx { return t.tx }
 // failures and deadlocks are retried a few times.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
-	var bumped bool
+	var bumped []string
 	for attempt := 0; attempt < 3; attempt++ {
 		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 			t := &Tx{tx: tx}
@@ -84,7 +109,12 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 			break
 		}
 	}
-	if err == nil && bumped {
+	if err == nil && len(bumped) > 0 {
+		s.bumpedMu.Lock()
+		for _, id := range bumped {
+			s.bumped[id] = struct{}{}
+		}
+		s.bumpedMu.Unlock()
 		select {
 		case s.bumps <- struct{}{}:
 		default:

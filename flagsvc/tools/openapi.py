@@ -40,6 +40,7 @@ add("/api/v1/members/{user}", "delete", op("Remove a member (never the last owne
 add("/api/v1/tokens", "get", op("List API tokens (admins: all; others: their own)", "tokens", ok=items(R("APIToken"))))
 add("/api/v1/tokens", "post", op("Create an API token; the secret is in the response only", "tokens", req=body(R("TokenInput")), ok=R("APIToken"), okcode="201", errs=W))
 add("/api/v1/tokens/{token}", "delete", op("Revoke a token (with cascade=true, also every token created with it, directly or through others)", "tokens", [P("token", "Token id"), P("cascade", "Also revoke every live token created with this one, directly or through others (each names its maker in created_by_token)", {"type": "boolean"}, "query", False)], okcode="204"))
+add("/api/v1/tokens/{token}/descendants", "get", op("List the live tokens created with a token, directly or through others: what revoking it with cascade=true revokes too (whoever may revoke the token may list them)", "tokens", [P("token", "Token id")], ok=items(R("APIToken"))))
 af = [P("actor", "Actor id", where="query", req=False), P("action", "Action, or a prefix ending in '.' (flag_config.)", where="query", req=False),
       P("resource_type", "Resource type", where="query", req=False), P("resource", "Resource id or key", where="query", req=False),
       P("project", "Project key", where="query", req=False), P("from", "From (RFC 3339)", {"type": "string", "format": "date-time"}, "query", False),

@@ -69,6 +69,7 @@ func Mount(app fiber.Router, s Services) {
 	v1.Get("/tokens", a.listTokens)
 	v1.Post("/tokens", a.createToken)
 	v1.Delete("/tokens/:token", a.revokeToken)
+	v1.Get("/tokens/:token/descendants", a.tokenDescendants)
 	v1.Get("/audit", a.queryAudit)
 	v1.Get("/audit/export", a.exportAudit)
 

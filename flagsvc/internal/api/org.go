@@ -113,6 +113,14 @@ func (a *API) createToken(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(t)
 }
 
+func (a *API) tokenDescendants(c *fiber.Ctx) error {
+	ts, err := a.s.Tokens.Descendants(c.UserContext(), caller(c), c.Params("token"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(list(ts))
+}
+
 func (a *API) revokeToken(c *fiber.Ctx) error {
 	cascade, err := boolQuery(c, "cascade")
 	if err != nil {

@@ -140,3 +140,80 @@ func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
 		t.Errorf("owner-role token after an owner revoked its maker: %d, want 401", r.Status)
 	}
 }
+
+// TestDescendantsListWhatACascadeWouldRevoke: GET /tokens/{id}/descendants names, before a
+// revocation, exactly the live tokens its cascade revokes — through tokens revoked before, and
+// not the unrelated ones — to whoever may revoke the token: a member demoted from admin sees the
+// service token made with their own token, which their token list no longer shows, and nobody
+// else's.
+func TestDescendantsListWhatACascadeWouldRevoke(t *testing.T) {
+	s := newStack(t)
+	leaked := s.createToken(s.owner, "leaked", domain.RoleAdmin)
+	child := s.createToken(leaked.Token, "child", domain.RoleDeveloper)
+	second := s.createToken(leaked.Token, "second admin", domain.RoleAdmin)
+	grandchild := s.createToken(second.Token, "grandchild", domain.RoleViewer)
+	unrelated := s.createToken(s.owner, "unrelated", domain.RoleDeveloper)
+	s.must(204, "DELETE", "/api/v1/tokens/"+second.ID, nil, nil) // alone
+
+	names := func(path, with string) []string {
+		t.Helper()
+		r := s.req("GET", path, with, nil)
+		if r.Status != 200 {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
+		}
+		var out struct {
+			Items []domain.APIToken `json:"items"`
+		}
+		r.decode(t, &out)
+		var ns []string
+		for _, tk := range out.Items {
+			ns = append(ns, tk.Name)
+		}
+		return ns
+	}
+	got := names("/api/v1/tokens/"+leaked.ID+"/descendants", s.owner)
+	if strings.Join(got, ",") != "child,grandchild" {
+		t.Fatalf("descendants of the leaked token: %v, want [child grandchild] (live, the grandchild through a revoked token)", got)
+	}
+	s.must(204, "DELETE", "/api/v1/tokens/"+leaked.ID+"?cascade=true", nil, nil)
+	for _, tk := range []domain.APIToken{child, grandchild} {
+		if r := s.req("GET", "/api/v1/me", tk.Token, nil); r.Status != 401 {
+			t.Errorf("listed token %s after the cascade: %d, want 401", tk.Name, r.Status)
+		}
+	}
+	if r := s.req("GET", "/api/v1/me", unrelated.Token, nil); r.Status != 200 {
+		t.Errorf("unlisted token %s after the cascade: %d, want 200", unrelated.Name, r.Status)
+	}
+	if got := names("/api/v1/tokens/"+leaked.ID+"/descendants", s.owner); len(got) != 0 {
+		t.Errorf("descendants after the cascade: %v, want none live", got)
+	}
+
+	var m struct {
+		ID string `json:"id"`
+	}
+	s.must(201, "POST", "/api/v1/members", map[string]any{"email": "once-admin@acme.test", "role": "admin"}, &m)
+	signIn := personalToken(t, s, m.ID)
+	var maker domain.APIToken
+	if r := s.req("POST", "/api/v1/tokens", signIn, map[string]any{"kind": "personal", "name": "maker"}); r.Status != 201 {
+		t.Fatalf("admin creating a personal token: %d %s", r.Status, r.Body)
+	} else {
+		r.decode(t, &maker)
+	}
+	s.createToken(maker.Token, "made while admin", domain.RoleDeveloper)
+	s.must(200, "PATCH", "/api/v1/members/"+m.ID, map[string]any{"role": "developer"}, nil)
+	if got := names("/api/v1/tokens", signIn); strings.Contains(strings.Join(got, ","), "made while admin") {
+		t.Fatalf("a developer's token list shows a service token: %v", got)
+	}
+	if got := names("/api/v1/tokens/"+maker.ID+"/descendants", signIn); strings.Join(got, ",") != "made while admin" {
+		t.Fatalf("descendants of the demoted member's own token: %v, want [made while admin]", got)
+	}
+	for path, want := range map[string]int{
+		"/api/v1/tokens/" + unrelated.ID + "/descendants":                 403, // not theirs
+		"/api/v1/tokens/00000000-0000-0000-0000-000000000000/descendants": 404,
+		"/api/v1/tokens/not-an-id/descendants":                            404,
+	} {
+		if r := s.req("GET", path, signIn, nil); r.Status != want {
+			t.Errorf("a developer's GET %s: %d %s, want %d", path, r.Status, r.Body, want)
+		}
+	}
+}

@@ -213,6 +213,19 @@ func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string, cascade bool)
 	return revoked, nil
 }
 
+// APITokenDescendants lists the live tokens created with token id, directly or through others
+// (revoked ones included): what RevokeAPIToken with cascade would revoke now, oldest first.
+func (t *Tx) APITokenDescendants(ctx context.Context, orgID, id string) ([]domain.APIToken, error) {
+	rows, err := t.q().Query(ctx, `WITH RECURSIVE line AS (
+			SELECT id FROM api_tokens WHERE org_id = $1 AND created_by_token = $2
+			UNION SELECT t.id FROM api_tokens t JOIN line ON t.created_by_token = line.id WHERE t.org_id = $1)
+		SELECT `+tokenColumns+` FROM api_tokens WHERE id IN (SELECT id FROM line) AND revoked_at IS NULL ORDER BY created_at, id`, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIToken, error) { return scanToken(r) })
+}
+
 // APITokenByTokenID finds a token by its public id, with its secret hash (outside a transaction).
 func (s *Store) APITokenByTokenID(ctx context.Context, tokenID string) (APITokenSecret, error) {
 	var out APITokenSecret

@@ -271,17 +271,9 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string, cascade
 	// still saw the token valid.
 	defer s.Forget()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		tk, err := tx.APIToken(ctx, c.P.OrgID, id)
+		tk, err := revocable(ctx, tx, c, id)
 		if err != nil {
 			return err
-		}
-		if tk.UserID != c.P.UserID || tk.UserID == "" {
-			if err := c.P.Require(access.ManageOrg, access.Target{Resource: "API tokens"}); err != nil {
-				return err
-			}
-			if err := ownersOnly(ctx, tx, c, tk, "only owners may revoke an owner's token"); err != nil {
-				return err
-			}
 		}
 		made, err := tx.RevokeAPIToken(ctx, c.P.OrgID, id, cascade)
 		if err != nil {
@@ -309,6 +301,44 @@ func (s *Service) Revoke(ctx context.Context, c audit.Caller, id string, cascade
 		}
 		return nil
 	})
+}
+
+// Descendants lists the live tokens created with a token, directly or through others: what
+// revoking it with cascade would revoke too. Whoever may revoke the token may list them — its
+// owner included, who may no longer be allowed to list some of them (service tokens made while
+// an admin), but made them, and is asked whether to revoke them.
+func (s *Service) Descendants(ctx context.Context, c audit.Caller, id string) ([]domain.APIToken, error) {
+	if !ValidID(id) {
+		return nil, errs.NotFound("token not found")
+	}
+	var out []domain.APIToken
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := revocable(ctx, tx, c, id); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.APITokenDescendants(ctx, c.P.OrgID, id)
+		return err
+	})
+	return out, err
+}
+
+// revocable returns the token if the caller may revoke it: one's own personal token, or any
+// token for admins, an owner's only for owners.
+func revocable(ctx context.Context, tx *store.Tx, c audit.Caller, id string) (domain.APIToken, error) {
+	tk, err := tx.APIToken(ctx, c.P.OrgID, id)
+	if err != nil {
+		return tk, err
+	}
+	if tk.UserID != c.P.UserID || tk.UserID == "" {
+		if err := c.P.Require(access.ManageOrg, access.Target{Resource: "API tokens"}); err != nil {
+			return tk, err
+		}
+		if err := ownersOnly(ctx, tx, c, tk, "only owners may revoke an owner's token"); err != nil {
+			return tk, err
+		}
+	}
+	return tk, nil
 }
 
 // ownersOnly refuses (with message) a caller who is not an owner a token that belongs to an

@@ -120,12 +120,16 @@ describe('Revoking a token', () => {
   beforeEach(() => sessionStorage.setItem('switchyard.token', 'sy_test'));
   afterEach(() => vi.unstubAllGlobals());
 
-  it('offers to revoke the tokens created with it too, off by default', async () => {
+  it('offers to revoke the tokens created with it too, as the service names them, off by default', async () => {
     const t = (id: string, name: string, by?: string) => ({ id, token_id: id, kind: 'service', name, created_at: '', created_by_token: by });
     const calls = fakeApi(
       {
         'GET /api/v1/me': me(null), 'GET /api/v1/members': { items: [] },
         'GET /api/v1/tokens': { items: [t('t1', 'deploy bot'), t('t2', 'ci', 't1'), t('t3', 'nightly', 't2'), t('t4', 'other')] },
+        // The service's answer, not the list's: "made while admin" is one this user cannot list.
+        'GET /api/v1/tokens/t1/descendants': { items: [t('t2', 'ci', 't1'), t('t3', 'nightly', 't2'), t('t5', 'made while admin', 't1')] },
+        'GET /api/v1/tokens/t2/descendants': { items: [t('t3', 'nightly', 't2')] },
+        'GET /api/v1/tokens/t4/descendants': { items: [] },
       },
       (method) => (method === 'DELETE' ? new Response(null, { status: 204 }) : undefined),
     );
@@ -142,7 +146,7 @@ describe('Revoking a token', () => {
 
     await user.click(await screen.findByRole('button', { name: 'Revoke token deploy bot' }));
     let dialog = await screen.findByRole('dialog');
-    const also = within(dialog).getByRole('checkbox', { name: 'Also revoke the 2 tokens created with it: “ci”, “nightly”' });
+    const also = await within(dialog).findByRole('checkbox', { name: 'Also revoke the 3 tokens created with it: “ci”, “nightly”, “made while admin”' });
     expect(also).not.toBeChecked();
     await user.click(also);
     await user.click(within(dialog).getByRole('button', { name: 'Revoke' }));
@@ -150,11 +154,13 @@ describe('Revoking a token', () => {
 
     await user.click(await screen.findByRole('button', { name: 'Revoke token ci' }));
     dialog = await screen.findByRole('dialog');
-    expect(within(dialog).getByRole('checkbox')).not.toBeChecked(); // not carried over
+    expect(await within(dialog).findByRole('checkbox', { name: 'Also revoke the token created with it: “nightly”' })).not.toBeChecked(); // not carried over
     await user.click(within(dialog).getByRole('button', { name: 'Revoke' }));
     await waitFor(() => expect(deleted()).toEqual(['/api/v1/tokens/t1?cascade=true', '/api/v1/tokens/t2']));
 
     await user.click(await screen.findByRole('button', { name: 'Revoke token other' }));
-    expect(within(await screen.findByRole('dialog')).queryByRole('checkbox')).toBeNull();
+    dialog = await screen.findByRole('dialog');
+    await waitFor(() => expect(within(dialog).queryByText(/Looking for tokens/)).toBeNull());
+    expect(within(dialog).queryByRole('checkbox')).toBeNull();
   });
 });

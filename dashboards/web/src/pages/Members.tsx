@@ -7,7 +7,6 @@ import { api, enc, isApiError } from '../lib/api';
 import { dateTime, relativeTime } from '../lib/format';
 import { keys, useMe, useMembers } from '../lib/queries';
 import { cappedExpiresIn, expiryLimit } from '../lib/tokenExpiry';
-import { madeWith } from '../lib/tokenLineage';
 import type { APIToken, Member, Role } from '../lib/types';
 
 // The suggested lifetime of a new token, capped to the signed-in token's own expiry.
@@ -143,7 +142,7 @@ function Tokens({ canManage }: { canManage: boolean }) {
       {revoking && (
         <ConfirmDialog open onClose={() => startRevoking(null)} onConfirm={() => revoke.mutate({ t: revoking, cascade })} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
           Anything using this token (a script, a service, this browser tab) loses access at once.
-          <MadeWith tokens={madeWith(tokens.data ?? [], revoking.id)} checked={cascade} onChange={setCascade} />
+          <MadeWith id={revoking.id} checked={cascade} onChange={setCascade} />
         </ConfirmDialog>
       )}
     </Card>
@@ -158,8 +157,17 @@ function maker(tokens: APIToken[], t: APIToken): string {
 }
 
 // MadeWith offers to revoke, with the token, the live tokens created with it (a leaked token's
-// line); off by default, so rotating a token out does not take what was made with it.
-function MadeWith({ tokens, checked, onChange }: { tokens: APIToken[]; checked: boolean; onChange: (v: boolean) => void }) {
+// line); off by default, so rotating a token out does not take what was made with it. The
+// service names them (GET /tokens/{id}/descendants), including those the signed-in user may no
+// longer list — service tokens they made while an admin — which a cascade revokes all the same.
+function MadeWith({ id, checked, onChange }: { id: string; checked: boolean; onChange: (v: boolean) => void }) {
+  const line = useQuery({
+    queryKey: ['tokens', id, 'descendants'],
+    queryFn: ({ signal }) => api.get<{ items: APIToken[] }>(`/api/v1/tokens/${enc(id)}/descendants`, signal).then((r) => r.items),
+  });
+  if (line.isPending) return <p className="mt-3 text-slate-600">Looking for tokens created with it…</p>;
+  if (line.error) return <p className="mt-3 text-slate-600">Could not list the tokens created with it, so revoking them too is not offered.</p>;
+  const tokens = line.data;
   if (tokens.length === 0) return null;
   return (
     <label className="mt-3 flex items-start gap-2">

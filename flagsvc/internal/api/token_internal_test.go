@@ -10,7 +10,7 @@ import (
 
 // personalToken issues a user's first personal token directly in the store, the way a
 // future sign-in flow will (the API only lets users create their own).
-func personalToken(t *testing.T, s *stack, userID string) string {
+func personalToken(t testing.TB, s *stack, userID string) string {
 	t.Helper()
 	var orgID string
 	if err := s.app.Store.Pool.QueryRow(t.Context(), `SELECT org_id FROM memberships WHERE user_id = $1`, userID).Scan(&orgID); err != nil {

@@ -19,6 +19,35 @@ func (s *stack) createToken(with, name string, role domain.Role) domain.APIToken
 	return tk
 }
 
+// tokenFamily creates, with the owner's token, a token "leaked" and one "unrelated"; with
+// leaked, "child" and "second admin"; with second admin, "grandchild".
+func (s *stack) tokenFamily() (leaked, child, second, grandchild, unrelated domain.APIToken) {
+	s.t.Helper()
+	leaked = s.createToken(s.owner, "leaked", domain.RoleAdmin)
+	child = s.createToken(leaked.Token, "child", domain.RoleDeveloper)
+	second = s.createToken(leaked.Token, "second admin", domain.RoleAdmin)
+	grandchild = s.createToken(second.Token, "grandchild", domain.RoleViewer)
+	unrelated = s.createToken(s.owner, "unrelated", domain.RoleDeveloper)
+	return leaked, child, second, grandchild, unrelated
+}
+
+// memberWithMaker adds a member with the role, and returns their id, a sign-in token of theirs,
+// and a personal token "maker" they created with it.
+func (s *stack) memberWithMaker(email string, role domain.Role) (id, signIn string, maker domain.APIToken) {
+	s.t.Helper()
+	var m struct {
+		ID string `json:"id"`
+	}
+	s.must(201, "POST", "/api/v1/members", map[string]any{"email": email, "role": role}, &m)
+	signIn = personalToken(s.t, s, m.ID)
+	r := s.req("POST", "/api/v1/tokens", signIn, map[string]any{"kind": "personal", "name": "maker"})
+	if r.Status != 201 {
+		s.t.Fatalf("%s creating a personal token: %d %s", role, r.Status, r.Body)
+	}
+	r.decode(s.t, &maker)
+	return m.ID, signIn, maker
+}
+
 // TestRevokingWithCascadeRevokesTheTokensMadeWithIt: a leaked token must not live on in the
 // tokens it minted. A plain revocation revokes the token alone (a token being rotated out must
 // not take the services' tokens it once created with it); ?cascade=true revokes its whole line
@@ -26,11 +55,7 @@ func (s *stack) createToken(with, name string, role domain.Role) domain.APIToken
 // nothing else, each revocation audited.
 func TestRevokingWithCascadeRevokesTheTokensMadeWithIt(t *testing.T) {
 	s := newStack(t)
-	leaked := s.createToken(s.owner, "leaked", domain.RoleAdmin)
-	child := s.createToken(leaked.Token, "child", domain.RoleDeveloper)
-	second := s.createToken(leaked.Token, "second admin", domain.RoleAdmin)
-	grandchild := s.createToken(second.Token, "grandchild", domain.RoleViewer)
-	unrelated := s.createToken(s.owner, "unrelated", domain.RoleDeveloper)
+	leaked, child, second, grandchild, unrelated := s.tokenFamily()
 	if child.CreatedByToken != leaked.ID || grandchild.CreatedByToken != second.ID {
 		t.Fatalf("lineage not recorded: child made with %q (want %q), grandchild with %q (want %q)",
 			child.CreatedByToken, leaked.ID, grandchild.CreatedByToken, second.ID)
@@ -111,19 +136,9 @@ func TestARevokedTokenCannotMintAnother(t *testing.T) {
 // it, and nothing is revoked.
 func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
 	s := newStack(t)
-	var m struct {
-		ID string `json:"id"`
-	}
-	s.must(201, "POST", "/api/v1/members", map[string]any{"email": "second-owner@acme.test", "role": "owner"}, &m)
-	memberToken := personalToken(t, s, m.ID)
-	var maker domain.APIToken
-	if r := s.req("POST", "/api/v1/tokens", memberToken, map[string]any{"kind": "personal", "name": "maker"}); r.Status != 201 {
-		t.Fatalf("owner creating a personal token: %d %s", r.Status, r.Body)
-	} else {
-		r.decode(t, &maker)
-	}
+	memberID, _, maker := s.memberWithMaker("second-owner@acme.test", domain.RoleOwner)
 	ownerService := s.createToken(maker.Token, "owner service", domain.RoleOwner)
-	s.must(200, "PATCH", "/api/v1/members/"+m.ID, map[string]any{"role": "admin"}, nil)
+	s.must(200, "PATCH", "/api/v1/members/"+memberID, map[string]any{"role": "admin"}, nil)
 
 	admin := s.serviceToken(domain.RoleAdmin, "", "")
 	r := s.req("DELETE", "/api/v1/tokens/"+maker.ID+"?cascade=true", admin, nil)
@@ -148,11 +163,7 @@ func TestAdminsCannotRevokeOwnersTokensThroughTheirMaker(t *testing.T) {
 // else's.
 func TestDescendantsListWhatACascadeWouldRevoke(t *testing.T) {
 	s := newStack(t)
-	leaked := s.createToken(s.owner, "leaked", domain.RoleAdmin)
-	child := s.createToken(leaked.Token, "child", domain.RoleDeveloper)
-	second := s.createToken(leaked.Token, "second admin", domain.RoleAdmin)
-	grandchild := s.createToken(second.Token, "grandchild", domain.RoleViewer)
-	unrelated := s.createToken(s.owner, "unrelated", domain.RoleDeveloper)
+	leaked, child, second, grandchild, unrelated := s.tokenFamily()
 	s.must(204, "DELETE", "/api/v1/tokens/"+second.ID, nil, nil) // alone
 
 	names := func(path, with string) []string {
@@ -188,19 +199,9 @@ func TestDescendantsListWhatACascadeWouldRevoke(t *testing.T) {
 		t.Errorf("descendants after the cascade: %v, want none live", got)
 	}
 
-	var m struct {
-		ID string `json:"id"`
-	}
-	s.must(201, "POST", "/api/v1/members", map[string]any{"email": "once-admin@acme.test", "role": "admin"}, &m)
-	signIn := personalToken(t, s, m.ID)
-	var maker domain.APIToken
-	if r := s.req("POST", "/api/v1/tokens", signIn, map[string]any{"kind": "personal", "name": "maker"}); r.Status != 201 {
-		t.Fatalf("admin creating a personal token: %d %s", r.Status, r.Body)
-	} else {
-		r.decode(t, &maker)
-	}
+	memberID, signIn, maker := s.memberWithMaker("once-admin@acme.test", domain.RoleAdmin)
 	s.createToken(maker.Token, "made while admin", domain.RoleDeveloper)
-	s.must(200, "PATCH", "/api/v1/members/"+m.ID, map[string]any{"role": "developer"}, nil)
+	s.must(200, "PATCH", "/api/v1/members/"+memberID, map[string]any{"role": "developer"}, nil)
 	if got := names("/api/v1/tokens", signIn); strings.Contains(strings.Join(got, ","), "made while admin") {
 		t.Fatalf("a developer's token list shows a service token: %v", got)
 	}

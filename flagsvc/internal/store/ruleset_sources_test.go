@@ -6,11 +6,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
 	"github.com/switchyard-io/switchyard/platform/errs"
 	"github.com/switchyard-io/switchyard/platform/pg"
 	"github.com/switchyard-io/switchyard/platform/testenv"
 )
+
+// migratedStore is a store on a new test database of its own, migrated, with a pool of conns.
+func migratedStore(t *testing.T, conns int32) (*Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := pg.Connect(t.Context(), testenv.PostgresDB(t), conns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st := New(pool)
+	if _, err := st.Migrate(t.Context(), slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	return st, pool
+}
 
 // TestRulesetSourcesLeavesItsConnectionReusable: RulesetSources sends its transaction's BEGIN
 // and COMMIT in the batch with its reads, so a read that fails skips the COMMIT and leaves the
@@ -19,15 +36,7 @@ import (
 // exist is not found, the transaction committed as usual.
 func TestRulesetSourcesLeavesItsConnectionReusable(t *testing.T) {
 	ctx := t.Context()
-	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	st := New(pool)
-	if _, err := st.Migrate(ctx, slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
+	st, pool := migratedStore(t, 1)
 	conns := pool.Stat().NewConnsCount()
 	if _, err := st.RulesetSources(ctx, "not-a-uuid", nil); err == nil {
 		t.Fatal("reading an environment by a malformed id succeeded")
@@ -35,7 +44,7 @@ func TestRulesetSourcesLeavesItsConnectionReusable(t *testing.T) {
 	if got := pool.Stat().NewConnsCount(); got != conns {
 		t.Fatalf("the failed read's connection was replaced (%d connections made, %d before)", got, conns)
 	}
-	_, err = st.RulesetSources(ctx, "00000000-0000-0000-0000-000000000000", nil)
+	_, err := st.RulesetSources(ctx, "00000000-0000-0000-0000-000000000000", nil)
 	if errs.KindOf(err) != errs.KindNotFound {
 		t.Fatalf("an environment that does not exist: %v, want not found", err)
 	}
@@ -54,17 +63,9 @@ func TestRulesetSourcesLeavesItsConnectionReusable(t *testing.T) {
 // environment that does not exist, or is deleted, gets no version.
 func TestPublishSourcesTakesTheNextVersion(t *testing.T) {
 	ctx := t.Context()
-	pool, err := pg.Connect(ctx, testenv.PostgresDB(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	st := New(pool)
-	if _, err := st.Migrate(ctx, slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
+	st, pool := migratedStore(t, 2)
 	var env domain.Environment
-	err = st.InTx(ctx, func(tx *Tx) error {
+	err := st.InTx(ctx, func(tx *Tx) error {
 		org, err := tx.CreateOrg(ctx, "versions", "Versions")
 		if err != nil {
 			return err

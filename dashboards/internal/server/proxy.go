@@ -48,7 +48,7 @@ func newUpstream(name, flagName, raw string, headerTimeout time.Duration) *upstr
 // Request headers passed to upstreams. Everything else (cookies above all) stays here.
 var forwardRequestHeaders = []string{
 	"Authorization", "Content-Type", "Accept", "Accept-Encoding", "If-Match", "If-None-Match",
-	"User-Agent", "X-Request-Id",
+	"User-Agent", "X-Request-Id", "X-Switchyard-Comment",
 }
 
 // Response headers never copied back (hop-by-hop, or set by this server).

@@ -28,7 +28,7 @@ type recorder struct {
 }
 
 type recorded struct {
-	Method, Path, Query, Auth, Body, IfMatch, Cookie string
+	Method, Path, Query, Auth, Body, IfMatch, Cookie, Comment string
 }
 
 func newRecorder(t *testing.T, handler func(w http.ResponseWriter, r *http.Request)) *recorder {
@@ -36,7 +36,8 @@ func newRecorder(t *testing.T, handler func(w http.ResponseWriter, r *http.Reque
 	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), string(b), r.Header.Get("If-Match"), r.Header.Get("Cookie")})
+		rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), string(b), r.Header.Get("If-Match"), r.Header.Get("Cookie"),
+			r.Header.Get("X-Switchyard-Comment")})
 		rec.mu.Unlock()
 		if handler != nil {
 			handler(w, r)
@@ -145,12 +146,14 @@ func TestProxyRoutes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := do(t, env.app, tc.method, tc.target, tc.body, map[string]string{
 				"Authorization": "Bearer sy_user", "Content-Type": "application/json", "If-Match": `"3"`, "Cookie": "session=secret",
+				"X-Switchyard-Comment": "rotating%20after%20a%20leak",
 			})
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, readBody(t, resp))
 			}
 			got := tc.upstream().last(t)
-			want := recorded{Method: tc.method, Path: tc.wantPath, Query: tc.wantQuery, Auth: "Bearer sy_user", Body: tc.body, IfMatch: `"3"`}
+			want := recorded{Method: tc.method, Path: tc.wantPath, Query: tc.wantQuery, Auth: "Bearer sy_user", Body: tc.body, IfMatch: `"3"`,
+				Comment: "rotating%20after%20a%20leak"}
 			if got != want {
 				t.Errorf("upstream got %+v, want %+v", got, want)
 			}

@@ -138,6 +138,15 @@ test('environments: create and copy an SDK key', async () => {
   const keys = await api('GET', `/api/v1/projects/${P}/environments/staging/sdk-keys`);
   assert.ok(keys.items.some((k) => k.key === key), 'the created key is listed by the API');
   await shot(page, 'environments');
+  // Revoked with a comment, which reaches the audit log (a DELETE has no body: it travels in
+  // a header, percent-encoded, through the dashboards' proxy).
+  await card.getByRole('button', { name: 'Revoke web shop' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Revoke “web shop” now?' });
+  await confirm.getByLabel('Comment (recorded in the audit log)').fill('fuite dans les logs — 100% remplacée');
+  await confirm.getByRole('button', { name: 'Revoke' }).click();
+  await confirm.waitFor({ state: 'detached' });
+  const audit = await api('GET', '/api/v1/audit?action=sdk_key.revoke');
+  assert.equal(audit.items.find((e) => e.resource_key === 'web shop')?.comment, 'fuite dans les logs — 100% remplacée');
 });
 
 test('metrics catalog: create a metric without SQL, with the API’s validation next to the field', async () => {

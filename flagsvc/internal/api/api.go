@@ -5,8 +5,10 @@ package api
 
 import (
 	_ "embed"
+	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -59,7 +61,7 @@ func Mount(app fiber.Router, s Services) {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 		return c.Send(OpenAPI)
 	})
-	v1.Use(a.authenticate)
+	v1.Use(a.authenticate, readComment)
 
 	v1.Get("/me", a.me)
 	v1.Get("/members", a.listMembers)
@@ -167,7 +169,35 @@ func caller(c *fiber.Ctx) audit.Caller {
 	if o := c.Get("X-Switchyard-Origin"); o == "scheduled" && p != nil && p.Actor.Type == "token" {
 		cl.Origin = o
 	}
+	cl.Comment, _ = c.Locals(commentKey).(string)
 	return cl
+}
+
+// CommentHeader carries a request's comment for the audit log, for writes whose body has no
+// "comment" (a DELETE, an archive, a revocation) or on top of it: UTF-8, percent-encoded as
+// encodeURIComponent does it (a header carries Latin-1 only), so a literal "%" is "%25".
+const CommentHeader = "X-Switchyard-Comment"
+
+// MaxComment bounds a request's comment, in characters.
+const MaxComment = 1000
+
+const commentKey = "comment"
+
+// readComment checks and decodes the request's CommentHeader for caller.
+func readComment(c *fiber.Ctx) error {
+	h := c.Get(CommentHeader)
+	if h == "" {
+		return c.Next()
+	}
+	text, err := url.PathUnescape(h)
+	if err != nil || !utf8.ValidString(text) {
+		return errs.Malformed(CommentHeader, "must be UTF-8 text, percent-encoded (as encodeURIComponent does); a literal %% is %%25")
+	}
+	if n := utf8.RuneCountInString(text); n > MaxComment {
+		return errs.Invalid(CommentHeader, "must be at most %d characters (has %d)", MaxComment, n)
+	}
+	c.Locals(commentKey, strings.TrimSpace(text))
+	return c.Next()
 }
 
 // ifMatch reads the version a write is based on from If-Match ("3" or W/"3"), or nil.

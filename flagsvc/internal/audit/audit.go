@@ -27,6 +27,9 @@ type Caller struct {
 	// Origin marks changes made on someone's behalf by a service ("scheduled" for the jobs
 	// service's scheduled changes); empty for direct changes.
 	Origin string
+	// Comment is the request's own comment (the X-Switchyard-Comment header), recorded on every
+	// entry the request writes, after the entry's own comment if it has one.
+	Comment string
 }
 
 // Resource identifies what an entry is about.
@@ -35,8 +38,16 @@ type Resource struct {
 	ProjectID, EnvironmentID string
 }
 
-// Entry builds an audit entry; before and after are marshalled to JSON (nil stays empty).
+// Entry builds an audit entry; before and after are marshalled to JSON (nil stays empty). The
+// comment is the entry's own (a body's "comment", or what the service says of it), followed by
+// the caller's (Caller.Comment) when that says something else.
 func Entry(c Caller, action string, r Resource, before, after any, comment string) domain.AuditEntry {
+	switch {
+	case comment == "":
+		comment = c.Comment
+	case c.Comment != "" && c.Comment != comment:
+		comment += " — " + c.Comment
+	}
 	return domain.AuditEntry{
 		Actor:         c.P.Actor,
 		Action:        action,

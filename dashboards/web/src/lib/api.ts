@@ -37,6 +37,7 @@ export interface RequestOptions {
   ifMatch?: number;
   signal?: AbortSignal;
   token?: string; // sign-in checks a token before keeping it
+  comment?: string; // why, for the audit log (X-Switchyard-Comment)
 }
 
 export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
@@ -45,6 +46,8 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
   if (token) headers.Authorization = `Bearer ${token}`;
   if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
   if (opts.ifMatch !== undefined) headers['If-Match'] = `"${opts.ifMatch}"`;
+  // A header carries Latin-1 only: the flag service takes the comment percent-encoded.
+  if (opts.comment?.trim()) headers['X-Switchyard-Comment'] = encodeURIComponent(opts.comment.trim());
   let resp: Response;
   try {
     resp = await fetch(path, {
@@ -81,7 +84,7 @@ export const api = {
   post: <T>(path: string, body?: unknown, ifMatch?: number) => request<T>(path, { method: 'POST', body: body ?? {}, ifMatch }),
   put: <T>(path: string, body: unknown, ifMatch?: number) => request<T>(path, { method: 'PUT', body, ifMatch }),
   patch: <T>(path: string, body: unknown, ifMatch?: number) => request<T>(path, { method: 'PATCH', body, ifMatch }),
-  del: (path: string) => request<void>(path, { method: 'DELETE' }),
+  del: (path: string, comment?: string) => request<void>(path, { method: 'DELETE', comment }),
 };
 
 // Download fetches a file with the Authorization header and hands it to the browser as a

@@ -43,7 +43,7 @@ function EnvironmentCard({ project, env }: { project: string; env: Environment }
     onSuccess: (k) => { setRotating(null); setNewKey(k); refresh(); },
   });
   const revoke = useMutation({
-    mutationFn: (k: SDKKey) => api.del(`/api/v1/projects/${enc(project)}/environments/${enc(env.key)}/sdk-keys/${enc(k.id)}`),
+    mutationFn: ({ k, comment }: { k: SDKKey; comment: string }) => api.del(`/api/v1/projects/${enc(project)}/environments/${enc(env.key)}/sdk-keys/${enc(k.id)}`, comment),
     onSuccess: () => { setRevoking(null); refresh(); },
   });
   return (
@@ -88,7 +88,7 @@ function EnvironmentCard({ project, env }: { project: string; env: Environment }
       {creating && <CreateKey project={project} env={env} onClose={() => setCreating(false)} onCreated={(k) => { setNewKey(k); refresh(); }} />}
       {rotating && <RotateKey k={rotating} busy={rotate.isPending} error={rotate.error} onClose={() => { setRotating(null); rotate.reset(); }} onRotate={(grace) => rotate.mutate({ k: rotating, grace })} />}
       {revoking && (
-        <ConfirmDialog open onClose={() => { setRevoking(null); revoke.reset(); }} onConfirm={() => revoke.mutate(revoking)} title={`Revoke “${revoking.name}” now?`}
+        <ConfirmDialog open onClose={() => { setRevoking(null); revoke.reset(); }} onConfirm={(comment) => revoke.mutate({ k: revoking, comment })} title={`Revoke “${revoking.name}” now?`}
           confirmLabel="Revoke" danger typeToConfirm={env.critical ? env.key : undefined} busy={revoke.isPending} error={revoke.error}>
           SDKs using this key stop receiving flags and sending events as soon as the relays get the next ruleset.
         </ConfirmDialog>

@@ -20,7 +20,7 @@ export default function Guardrails({ project }: { project: string }) {
   const [removing, setRemoving] = useState<Guardrail | null>(null);
   const qc = useQueryClient();
   const remove = useMutation({
-    mutationFn: (g: Guardrail) => api.del(`/api/v1/projects/${enc(project)}/environments/${enc(env)}/guardrails/${enc(g.id)}`),
+    mutationFn: ({ g, comment }: { g: Guardrail; comment: string }) => api.del(`/api/v1/projects/${enc(project)}/environments/${enc(env)}/guardrails/${enc(g.id)}`, comment),
     onSuccess: () => { setRemoving(null); qc.invalidateQueries({ queryKey: keys.guardrails(project, env) }); },
   });
   return (
@@ -55,7 +55,7 @@ export default function Guardrails({ project }: { project: string }) {
         )}
       {creating && <CreateGuardrail project={project} env={env} onClose={() => setCreating(false)} />}
       {removing && (
-        <ConfirmDialog open onClose={() => setRemoving(null)} onConfirm={() => remove.mutate(removing)} title={`Delete the ${removing.metric} guardrail?`}
+        <ConfirmDialog open onClose={() => setRemoving(null)} onConfirm={(comment) => remove.mutate({ g: removing, comment })} title={`Delete the ${removing.metric} guardrail?`}
           confirmLabel="Delete" danger busy={remove.isPending} error={remove.error}>
           Nobody will be alerted, and nothing rolled back, if {removing.metric} gets worse on {removing.flag}.
         </ConfirmDialog>

@@ -149,14 +149,20 @@ describe('Revoking a token', () => {
     const also = await within(dialog).findByRole('checkbox', { name: 'Also revoke the 3 tokens created with it: “ci”, “nightly”, “made while admin”' });
     expect(also).not.toBeChecked();
     await user.click(also);
+    await user.type(within(dialog).getByLabelText('Comment (recorded in the audit log)'), 'leaked in CI logs: 100% rotated');
     await user.click(within(dialog).getByRole('button', { name: 'Revoke' }));
     await waitFor(() => expect(deleted()).toEqual(['/api/v1/tokens/t1?cascade=true']));
+    // The comment goes with the revocation, percent-encoded for the header, not dropped.
+    const sent = calls.find((c) => c.method === 'DELETE')!.comment!;
+    expect(sent).toBe('leaked%20in%20CI%20logs%3A%20100%25%20rotated');
+    expect(decodeURIComponent(sent)).toBe('leaked in CI logs: 100% rotated');
 
     await user.click(await screen.findByRole('button', { name: 'Revoke token ci' }));
     dialog = await screen.findByRole('dialog');
     expect(await within(dialog).findByRole('checkbox', { name: 'Also revoke the token created with it: “nightly”' })).not.toBeChecked(); // not carried over
     await user.click(within(dialog).getByRole('button', { name: 'Revoke' }));
     await waitFor(() => expect(deleted()).toEqual(['/api/v1/tokens/t1?cascade=true', '/api/v1/tokens/t2']));
+    expect(calls.filter((c) => c.method === 'DELETE')[1].comment).toBeUndefined(); // none typed: no header
 
     await user.click(await screen.findByRole('button', { name: 'Revoke token other' }));
     dialog = await screen.findByRole('dialog');

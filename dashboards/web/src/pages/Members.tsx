@@ -33,7 +33,7 @@ export default function Members() {
     onSuccess: () => qc.invalidateQueries({ queryKey: keys.members }),
   });
   const remove = useMutation({
-    mutationFn: (m: Member) => api.del(`/api/v1/members/${enc(m.id)}`),
+    mutationFn: ({ m, comment }: { m: Member; comment: string }) => api.del(`/api/v1/members/${enc(m.id)}`, comment),
     onSuccess: () => { setRemoving(null); qc.invalidateQueries({ queryKey: keys.members }); },
   });
   return (
@@ -72,7 +72,7 @@ export default function Members() {
       <Tokens canManage={canManage} />
       {adding && <AddMember onClose={() => setAdding(false)} />}
       {removing && (
-        <ConfirmDialog open onClose={() => setRemoving(null)} onConfirm={() => remove.mutate(removing)} title={`Remove ${removing.email}?`} confirmLabel="Remove" danger busy={remove.isPending} error={remove.error}>
+        <ConfirmDialog open onClose={() => setRemoving(null)} onConfirm={(comment) => remove.mutate({ m: removing, comment })} title={`Remove ${removing.email}?`} confirmLabel="Remove" danger busy={remove.isPending} error={remove.error}>
           They lose access at once; their personal tokens stop working.
         </ConfirmDialog>
       )}
@@ -112,7 +112,8 @@ function Tokens({ canManage }: { canManage: boolean }) {
   const [cascade, setCascade] = useState(false);
   const startRevoking = (t: APIToken | null) => { setRevoking(t); setCascade(false); };
   const revoke = useMutation({
-    mutationFn: ({ t, cascade }: { t: APIToken; cascade: boolean }) => api.del(`/api/v1/tokens/${enc(t.id)}${cascade ? '?cascade=true' : ''}`),
+    mutationFn: ({ t, cascade, comment }: { t: APIToken; cascade: boolean; comment: string }) =>
+      api.del(`/api/v1/tokens/${enc(t.id)}${cascade ? '?cascade=true' : ''}`, comment),
     onSuccess: () => { startRevoking(null); qc.invalidateQueries({ queryKey: ['tokens'] }); },
   });
   return (
@@ -140,7 +141,7 @@ function Tokens({ canManage }: { canManage: boolean }) {
       )}
       {creating && <CreateToken canManage={canManage} onClose={() => setCreating(false)} onCreated={(t) => { setCreated(t); qc.invalidateQueries({ queryKey: ['tokens'] }); }} />}
       {revoking && (
-        <ConfirmDialog open onClose={() => startRevoking(null)} onConfirm={() => revoke.mutate({ t: revoking, cascade })} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
+        <ConfirmDialog open onClose={() => startRevoking(null)} onConfirm={(comment) => revoke.mutate({ t: revoking, cascade, comment })} title={`Revoke “${revoking.name}”?`} confirmLabel="Revoke" danger busy={revoke.isPending} error={revoke.error}>
           Anything using this token (a script, a service, this browser tab) loses access at once.
           <MadeWith id={revoking.id} checked={cascade} onChange={setCascade} />
         </ConfirmDialog>

@@ -62,7 +62,7 @@ export default function Metrics({ project }: { project: string }) {
   const [q, setQ] = useState('');
   const qc = useQueryClient();
   const archive = useMutation({
-    mutationFn: (m: Metric) => api.del(`/api/v1/projects/${enc(project)}/metrics/${enc(m.key)}`),
+    mutationFn: ({ m, comment }: { m: Metric; comment: string }) => api.del(`/api/v1/projects/${enc(project)}/metrics/${enc(m.key)}`, comment),
     onSuccess: () => { setArchiving(null); qc.invalidateQueries({ queryKey: keys.metrics(project) }); },
   });
   const items = (metrics.data ?? []).filter((m) => !q.trim() || `${m.key} ${m.name} ${m.event_key ?? ''}`.toLowerCase().includes(q.trim().toLowerCase()));
@@ -110,7 +110,7 @@ export default function Metrics({ project }: { project: string }) {
       )}
       {editing && <MetricEditor project={project} metric={editing} all={metrics.data ?? []} onClose={() => setEditing(null)} />}
       {archiving && (
-        <ConfirmDialog open onClose={() => setArchiving(null)} onConfirm={() => archive.mutate(archiving)} title={`Archive “${archiving.name}”?`}
+        <ConfirmDialog open onClose={() => setArchiving(null)} onConfirm={(comment) => archive.mutate({ m: archiving, comment })} title={`Archive “${archiving.name}”?`}
           confirmLabel="Archive" danger busy={archive.isPending} error={archive.error}>
           New experiments can no longer use it; running experiments keep the version they started with.
         </ConfirmDialog>

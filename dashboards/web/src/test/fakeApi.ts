@@ -6,6 +6,7 @@ export interface Call {
   url: string;
   body?: Record<string, unknown>;
   auth?: string;
+  comment?: string; // the X-Switchyard-Comment header, as sent (percent-encoded)
 }
 
 /**
@@ -21,7 +22,8 @@ export function fakeApi(
   vi.stubGlobal('fetch', async (url: string, init: RequestInit = {}) => {
     const method = init.method ?? 'GET';
     const body = init.body ? JSON.parse(String(init.body)) : undefined;
-    calls.push({ method, url, body, auth: (init.headers as Record<string, string> | undefined)?.Authorization });
+    const headers = init.headers as Record<string, string> | undefined;
+    calls.push({ method, url, body, auth: headers?.Authorization, comment: headers?.['X-Switchyard-Comment'] });
     const handled = handle?.(method, url, body);
     if (handled) return handled;
     const answer = routes[`${method} ${url}`];

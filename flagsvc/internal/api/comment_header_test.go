@@ -3,8 +3,6 @@ package api_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/switchyard-io/switchyard/flagsvc/internal/domain"
 )
 
 // TestRequestCommentIsAudited: a write whose body has no comment (a revocation, here with its
@@ -25,14 +23,7 @@ func TestRequestCommentIsAudited(t *testing.T) {
 	}
 
 	s.must(204, "DELETE", "/api/v1/tokens/"+leaked.ID+"?cascade=true", nil, nil, header, "r%C3%A9voqu%C3%A9%20apr%C3%A8s%20une%20fuite%20(100%25)")
-	var audit struct {
-		Items []domain.AuditEntry `json:"items"`
-	}
-	s.must(200, "GET", "/api/v1/audit?action=token.revoke", nil, &audit)
-	comments := map[string]string{}
-	for _, e := range audit.Items {
-		comments[e.ResourceKey] = e.Comment
-	}
+	comments, _ := s.auditComments("token.revoke")
 	const said = "révoqué après une fuite (100%)"
 	if comments["leaked"] != said {
 		t.Errorf("the revoked token's entry: comment %q, want %q", comments["leaked"], said)
@@ -45,8 +36,7 @@ func TestRequestCommentIsAudited(t *testing.T) {
 	s.boolFlag("shop", "f")
 	s.must(200, "POST", configPath("shop", "f", "production")+"/toggle", map[string]any{"on": true, "comment": "launch"}, nil,
 		header, "approved%20by%20ops")
-	s.must(200, "GET", "/api/v1/audit?action=flag_config.toggle", nil, &audit)
-	if len(audit.Items) == 0 || audit.Items[0].Comment != "launch — approved by ops" {
-		t.Errorf("a toggle with a body comment and a header: %+v, want comment %q", audit.Items, "launch — approved by ops")
+	if comments, _ := s.auditComments("flag_config.toggle"); comments["f"] != "launch — approved by ops" {
+		t.Errorf("a toggle with a body comment and a header: comments %q, want %q", comments, "launch — approved by ops")
 	}
 }

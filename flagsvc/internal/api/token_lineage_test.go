@@ -31,6 +31,21 @@ func (s *stack) tokenFamily() (leaked, child, second, grandchild, unrelated doma
 	return leaked, child, second, grandchild, unrelated
 }
 
+// auditComments returns the comments of the audit entries of an action by resource key (the
+// newest one's for a key with several), and how many entries there are.
+func (s *stack) auditComments(action string) (map[string]string, int) {
+	s.t.Helper()
+	var audit struct {
+		Items []domain.AuditEntry `json:"items"`
+	}
+	s.must(200, "GET", "/api/v1/audit?action="+action, nil, &audit)
+	comments := map[string]string{}
+	for i := len(audit.Items) - 1; i >= 0; i-- {
+		comments[audit.Items[i].ResourceKey] = audit.Items[i].Comment
+	}
+	return comments, len(audit.Items)
+}
+
 // memberWithMaker adds a member with the role, and returns their id, a sign-in token of theirs,
 // and a personal token "maker" they created with it.
 func (s *stack) memberWithMaker(email string, role domain.Role) (id, signIn string, maker domain.APIToken) {
@@ -96,17 +111,10 @@ func TestRevokingWithCascadeRevokesTheTokensMadeWithIt(t *testing.T) {
 			t.Errorf("token %s listed revoked=%v, want %v", name, revoked[name], want)
 		}
 	}
-	var audit struct {
-		Items []domain.AuditEntry `json:"items"`
-	}
-	s.must(200, "GET", "/api/v1/audit?action=token.revoke", nil, &audit)
-	comments := map[string]string{}
-	for _, e := range audit.Items {
-		comments[e.ResourceKey] = e.Comment
-	}
+	comments, entries := s.auditComments("token.revoke")
 	// second admin alone, then leaked with child and grandchild.
-	if len(audit.Items) != 4 {
-		t.Errorf("%d token.revoke audit entries, want 4: %+v", len(audit.Items), comments)
+	if entries != 4 {
+		t.Errorf("%d token.revoke audit entries, want 4: %+v", entries, comments)
 	}
 	if c, ok := comments["grandchild"]; !ok || !strings.Contains(c, second.ID) {
 		t.Errorf("grandchild's revocation audited with comment %q (recorded %v), want it to name %s", c, ok, second.ID)

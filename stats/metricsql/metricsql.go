@@ -110,7 +110,7 @@ func (x Experiment) WithUnits(u Units) Experiment {
 // rollups and raw events are joined with the units before they are grouped. Without a
 // snapshot, or in the (2^-64-per-pair) event of a collision, the strings.
 func (x Experiment) contextGroup() string {
-	if x.units != 0 && x.hashed {
+	if x.HashedUnits() {
 		return "cityHash64(context_kind, context_key)"
 	}
 	return "context_kind, context_key"

@@ -138,6 +138,11 @@ func scanToken(row pgx.Row, extra ...any) (domain.APIToken, error) {
 	return tk, err
 }
 
+// collectTokens reads rows of tokenColumns.
+func collectTokens(rows pgx.Rows) ([]domain.APIToken, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIToken, error) { return scanToken(r) })
+}
+
 // InsertAPIToken stores a token by the hash of its secret; tk.CreatedByToken is the token it is
 // created with (empty: none, as the bootstrap owner's).
 func (t *Tx) InsertAPIToken(ctx context.Context, tk domain.APIToken, secretHash []byte, createdBy string) (domain.APIToken, error) {
@@ -170,7 +175,7 @@ func (t *Tx) ListAPITokens(ctx context.Context, orgID, userID string) ([]domain.
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIToken, error) { return scanToken(r) })
+	return collectTokens(rows)
 }
 
 // APIToken returns one token of the organization.
@@ -196,7 +201,7 @@ func (t *Tx) RevokeAPIToken(ctx context.Context, orgID, id string, cascade bool)
 		if err != nil {
 			return nil, err
 		}
-		made, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIToken, error) { return scanToken(r) })
+		made, err := collectTokens(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +228,7 @@ func (t *Tx) APITokenDescendants(ctx context.Context, orgID, id string) ([]domai
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.APIToken, error) { return scanToken(r) })
+	return collectTokens(rows)
 }
 
 // APITokenByTokenID finds a token by its public id, with its secret hash (outside a transaction).

@@ -46,7 +46,8 @@ type Snapshot struct {
 // UnitsPerPass is how many units one pass of Sums aggregates at most (PassesFor). On 18.16 five
 // metrics (one with CUPED) over half a day of raw tail needed 0.6–0.8 GB of ClickHouse memory
 // per million units grouped by hash (contextGroup), 1–1.5 GB by the context strings: about
-// 1.6 GB per pass here.
+// 1.6 GB per pass here. The sums added up in the worker read their raw tail in these passes, and
+// their other rows in passes of WorkerUnitsPerPass.
 var UnitsPerPass int64 = 2_000_000
 
 // PassesFor is the number of Sums passes for an experiment with this many units.
@@ -59,36 +60,55 @@ func PassesFor(units int64) int {
 // only the folded days without raw (perContextSQL reads the raw events of several metrics in
 // one rawPartsSQL then; "" when there are none). A context may have several rows;
 // perContextSQL adds them up.
-func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw bool, a *args) (string, error) {
-	if x.rollout() {
-		s.FoldedUpTo, s.Folds = x.Start, nil // never folded: every event since the start is read raw
-	}
-	shape := x.shape(s)
-	var rolled []string
-	k := FoldKey{m.Key, m.Version, part}
-	if t := shape.totals; t != nil {
-		// The folds the totals do not hold, and those they hold that were replaced since.
-		rolled = x.changedFoldsSQL(t, k, s.Folds[k], shape.head(src), a)
-	} else if ids := s.Folds[k]; len(ids) > 0 {
-		// Placeholders are bound in text order, so the day's after the fold ids.
-		rolled = append(rolled, `SELECT `+shape.head(src)+`, events, value_sum FROM experiment_metric_rollups
-		WHERE `+x.foldsWhereSQL(k, ids, a)+` AND day < toDate(toDateTime(`+a.add(s.FoldedUpTo.Unix())+`))`)
-	}
+func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, shape rowShape, withRaw bool, a *args) (string, error) {
+	rolled := rolledRowsSQL(x, m, part, src, s, shape, a)
 	if withRaw {
-		var raw string
-		var err error
-		if part == PartMetric {
-			raw, err = rawSQL(x, m, part, s.FoldedUpTo, s.Now, 0, 0, a)
-		} else {
-			raw, err = rawSQL(x, m, part, s.FoldedUpTo.Add(-m.CUPEDPreperiod), s.Now, s.FoldedUpTo.UnixMilli(), 0, a)
-		}
+		raw, err := rawRowsSQL(x, m, part, src, s, shape, a)
 		if err != nil {
 			return "", err
 		}
-		rolled = append(rolled, `SELECT `+shape.head(src)+shape.tail()+` FROM (`+raw+`)`)
+		rolled = append(rolled, raw)
 	}
 	return strings.Join(rolled, `
 		UNION ALL `), nil
+}
+
+// rolledRowsSQL is a part's rows from the rollups: those of its recorded folds, or with totals
+// those the totals do not (or no longer) hold. None for a rollout, which is read raw.
+func rolledRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, shape rowShape, a *args) []string {
+	if x.rollout() {
+		return nil // never folded: every event since the start is read raw
+	}
+	k := FoldKey{m.Key, m.Version, part}
+	if t := shape.totals; t != nil {
+		// The folds the totals do not hold, and those they hold that were replaced since.
+		return x.changedFoldsSQL(t, k, s.Folds[k], shape.head(src), shape.arrays, a)
+	}
+	if ids := s.Folds[k]; len(ids) > 0 {
+		// Placeholders are bound in text order, so the day's after the fold ids.
+		return []string{`SELECT ` + shape.head(src) + shape.tail() + ` FROM experiment_metric_rollups
+		WHERE ` + x.foldsWhereSQL(k, ids, a) + ` AND day < toDate(toDateTime(` + a.add(s.FoldedUpTo.Unix()) + `))`}
+	}
+	return nil
+}
+
+// rawRowsSQL is a part's rows from the raw events since FoldedUpTo (every event since the
+// start for a rollout); for CUPED the cohorts not folded yet.
+func rawRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, shape rowShape, a *args) (string, error) {
+	if x.rollout() {
+		s.FoldedUpTo = x.Start
+	}
+	var raw string
+	var err error
+	if part == PartMetric {
+		raw, err = rawSQL(x, m, part, s.FoldedUpTo, s.Now, 0, 0, a)
+	} else {
+		raw, err = rawSQL(x, m, part, s.FoldedUpTo.Add(-m.CUPEDPreperiod), s.Now, s.FoldedUpTo.UnixMilli(), 0, a)
+	}
+	if err != nil {
+		return "", err
+	}
+	return `SELECT ` + shape.head(src) + shape.tail() + ` FROM (` + raw + `)`, nil
 }
 
 // rowShape is the columns of perContextSQL's UNION: src, the context, variation, events,
@@ -100,10 +120,14 @@ func partRowsSQL(x Experiment, m *Metric, part int, src int, s Snapshot, withRaw
 type rowShape struct {
 	hashed bool
 	totals *Totals // nil: the sums do not read totals
+	// arrays: every row carries the ev and vs arrays (the totals are read in the same UNION);
+	// ints: events are Int64 (the changed folds' are, negated for a fold taken away).
+	arrays, ints bool
 }
 
 func (x Experiment) shape(s Snapshot) rowShape {
-	return rowShape{hashed: x.HashedUnits(), totals: x.totalsRead(s)}
+	t := x.totalsRead(s)
+	return rowShape{hashed: x.HashedUnits(), totals: t, arrays: t != nil, ints: t != nil}
 }
 
 // head is a row's src, context and variation (”) columns.
@@ -123,12 +147,17 @@ func (r rowShape) rawHead() string {
 	return "src, context_kind, context_key, '' AS variation"
 }
 
-// tail is a row's remaining columns, from events and value_sum.
+// tail is a row's remaining columns, from events and value_sum: events as Int64 when ints, and
+// the empty ev and vs arrays when arrays.
 func (r rowShape) tail() string {
-	if r.totals != nil {
-		return ", toInt64(events) AS events, value_sum, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs"
+	out := ", events, value_sum"
+	if r.ints {
+		out = ", toInt64(events) AS events, value_sum"
 	}
-	return ", events, value_sum"
+	if r.arrays {
+		out += ", emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs"
+	}
+	return out
 }
 
 // group is what the per-context GROUP BY groups by.
@@ -212,7 +241,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 	combined := len(reqs) > 1 && !x.rollout() && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
 	var rawParts []rawPart
 	add := func(m *Metric, part, src int) error {
-		rows, err := partRowsSQL(x, m, part, src, s, !combined || part != PartMetric, a)
+		rows, err := partRowsSQL(x, m, part, src, s, shape, !combined || part != PartMetric, a)
 		if err != nil {
 			return err
 		}
@@ -335,8 +364,9 @@ func Sums(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snap
 }
 
 // SumsOf computes the per-variant sums of several metrics at once: each pass over a hash slice
-// of the contexts reads the units once for all of them. out[i] holds reqs[i]'s sums, sorted by
-// variation.
+// of the contexts reads the units once for all of them. With units whose hashes are distinct the
+// rows are added up per context in this process (GroupInWorker, sumsInWorker), otherwise
+// grouped by ClickHouse. out[i] holds reqs[i]'s sums, sorted by variation.
 func SumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
 	// Reads of many raw days (a rollout, or rollups not folded yet) join every metric's events
 	// with the units held in a hash table: one metric per query then, or the tables add up.
@@ -363,13 +393,12 @@ func SumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequ
 var MetricsPerPass = 5
 
 func sumsOf(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
+	if GroupInWorker && x.HashedUnits() && !x.rollout() {
+		return sumsInWorker(ctx, conn, x, reqs, s)
+	}
 	// Each value is winsorized with its own metric's cap: a ratio's numerator and denominator
 	// with their metrics' caps (a ratio has none of its own).
 	// A metric that is also a ratio's part in the same batch has its percentile computed once.
-	type version struct {
-		key     string
-		version int64
-	}
 	known := map[version]bounds{}
 	capOnce := func(m *Metric) (bounds, error) {
 		if m == nil {

@@ -148,7 +148,7 @@ func UpdateTotals(ctx context.Context, conn driver.Conn, x Experiment, prev *Tot
 		evs, sums := make([]string, len(next.Parts)), make([]string, len(next.Parts))
 		for j, k := range next.Parts {
 			head := fmt.Sprintf("cityHash64(context_kind, context_key) AS context_hash, toUInt16(%d) AS j", j+1)
-			members = append(members, xp.changedFoldsSQL(prev, k, folds[k], head, &a)...)
+			members = append(members, xp.changedFoldsSQL(prev, k, folds[k], head, true, &a)...)
 			old := prev.index(k)
 			evs[j], sums[j] = addedUp("events", "j", j+1, "ev", old), addedUp("value_sum", "j", j+1, "vs", old)
 		}
@@ -177,9 +177,9 @@ func UpdateTotals(ctx context.Context, conn driver.Conn, x Experiment, prev *Tot
 // changedFoldsSQL selects the rollup rows by which part k's folds ids differ from what t adds
 // up (t nil: adds up nothing): those of the folds t lacks, and, negated, those of the folds t
 // holds that ids no longer lists (a day folded again). Columns: head's, then events and
-// value_sum (Int64, Float64), then empty ev and vs arrays (the columns of the totals' rows in
-// the same UNION). No fold changed: none.
-func (x Experiment) changedFoldsSQL(t *Totals, k FoldKey, ids []int64, head string, a *args) []string {
+// value_sum (Int64, Float64), then with arrays empty ev and vs arrays (the columns of the
+// totals' rows in the same UNION). No fold changed: none.
+func (x Experiment) changedFoldsSQL(t *Totals, k FoldKey, ids []int64, head string, arrays bool, a *args) []string {
 	add, sub := foldChanges(t.held(k), ids)
 	var out []string
 	for _, c := range []struct {
@@ -187,8 +187,11 @@ func (x Experiment) changedFoldsSQL(t *Totals, k FoldKey, ids []int64, head stri
 		sign int
 	}{{add, 1}, {sub, -1}} {
 		if len(c.ids) > 0 {
-			out = append(out, `SELECT `+head+fmt.Sprintf(`, toInt64(events) * %d AS events, value_sum * %d AS value_sum, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs`,
-				c.sign, c.sign)+` FROM experiment_metric_rollups WHERE `+x.foldsWhereSQL(k, c.ids, a))
+			cols := fmt.Sprintf(`, toInt64(events) * %d AS events, value_sum * %d AS value_sum`, c.sign, c.sign)
+			if arrays {
+				cols += `, emptyArrayInt64() AS ev, emptyArrayFloat64() AS vs`
+			}
+			out = append(out, `SELECT `+head+cols+` FROM experiment_metric_rollups WHERE `+x.foldsWhereSQL(k, c.ids, a))
 		}
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -34,7 +35,16 @@ func main() {
 	reuse := flag.String("database", "", "time the refreshes on this database of an earlier run instead of generating data (implies -keep)")
 	flag.BoolVar(&cfg.RefoldDay, "refold-day", false, "with -database: fold the incremental day again, so that its fold is timed")
 	flag.BoolVar(&cfg.Brief, "brief", false, "leave out the comparisons (one sums query per metric, sums from raw events only)")
+	flag.Int64Var(&metricsql.WorkerUnitsPerPass, "worker-units-per-pass", metricsql.WorkerUnitsPerPass, "units one pass of the sums grouped in the worker reads at most (the stats service's -results-worker-units-per-pass)")
+	flag.BoolVar(&metricsql.GroupInWorker, "group-in-worker", metricsql.GroupInWorker, "group the sums per context in the worker (false: in ClickHouse)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		fail(err)
+		fail(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	db := fmt.Sprintf("resultsbench_%d", time.Now().Unix())
 	if *reuse != "" {
 		db, cfg.Reuse, *keep = *reuse, true, true

@@ -42,6 +42,7 @@ type Config struct {
 	ResultsSettle      time.Duration
 	ResultsLateWindow  time.Duration
 	UnitsPerPass       int64
+	WorkerUnitsPerPass int64
 	ResultsConcurrency int
 	ResultsTimeout     time.Duration
 	ResultsKeepAll     time.Duration
@@ -75,6 +76,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how long after its end a folded day is folded again when late events arrive (match ingest's -clock-skew-past)")
 	fs.Int64Var(&c.UnitsPerPass, "results-units-per-pass", metricsql.UnitsPerPass,
 		"units one results query aggregates at most; bigger experiments are computed in several passes (more: fewer, larger queries)")
+	fs.Int64Var(&c.WorkerUnitsPerPass, "results-worker-units-per-pass", metricsql.WorkerUnitsPerPass,
+		"units whose rows one pass of the sums added up in this service holds in memory, about 250 bytes each for five metrics over two weeks (more: fewer, larger reads)")
 	fs.IntVar(&c.ResultsConcurrency, "results-concurrency", 4, "experiments refreshed at once (each holds a Postgres connection and runs its ClickHouse queries)")
 	fs.DurationVar(&c.ResultsTimeout, "results-refresh-timeout", 15*time.Minute, "longest one experiment's refresh may take before it is cancelled and recorded as failed")
 	fs.DurationVar(&c.ResultsKeepAll, "results-keep-all", 7*24*time.Hour,
@@ -108,6 +111,8 @@ func (c *Config) Validate() error {
 		return config.Invalid("results-late-window", "must be at least 1h")
 	case c.UnitsPerPass < 1000:
 		return config.Invalid("results-units-per-pass", "must be at least 1000")
+	case c.WorkerUnitsPerPass < 1000:
+		return config.Invalid("results-worker-units-per-pass", "must be at least 1000")
 	case c.ResultsConcurrency < 1 || c.ResultsConcurrency > 64:
 		return config.Invalid("results-concurrency", "must be between 1 and 64")
 	case c.ResultsTimeout < 10*time.Second:
@@ -175,7 +180,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		a.close = append(a.close, func() { conn.Close() })
 		checks.Add("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 		checks.Add("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
-		metricsql.UnitsPerPass = cfg.UnitsPerPass
+		metricsql.UnitsPerPass, metricsql.WorkerUnitsPerPass = cfg.UnitsPerPass, cfg.WorkerUnitsPerPass
 		worker := results.NewWorker(results.Config{Interval: cfg.ResultsInterval, Settle: cfg.ResultsSettle, LateWindow: cfg.ResultsLateWindow,
 			Concurrency: cfg.ResultsConcurrency, RefreshTimeout: cfg.ResultsTimeout,
 			Retention:       results.Retention{KeepAll: cfg.ResultsKeepAll, KeepHourly: cfg.ResultsKeepHourly},

@@ -257,7 +257,25 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 				read = "from the totals and the rollups of the days folded since"
 			}
 		}
-		fmt.Fprintf(out, "  sums of the %d metrics in one query per pass (%d passes), %s: %s\n", len(metrics), snap.Passes, read, together.Round(time.Millisecond))
+		how := fmt.Sprintf("grouped in ClickHouse, one query per pass (%d passes)", snap.Passes)
+		if metricsql.GroupInWorker && xu.HashedUnits() {
+			how = fmt.Sprintf("added up in the worker (%d passes)", metricsql.WorkerPassesFor(units.Exposure.Total()))
+		}
+		fmt.Fprintf(out, "  sums of the %d metrics %s, %s: %s\n", len(metrics), how, read, together.Round(time.Millisecond))
+		if !cfg.Brief && metricsql.GroupInWorker && xu.HashedUnits() {
+			// For comparison, the same grouped by ClickHouse; they must agree.
+			t = time.Now()
+			metricsql.GroupInWorker = false
+			inSQL, err := metricsql.SumsOf(ctx, conn, xu, reqs, snap)
+			metricsql.GroupInWorker = true
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			fmt.Fprintf(out, "    (the same grouped in ClickHouse, %d passes: %s)\n", snap.Passes, time.Since(t).Round(time.Millisecond))
+			if err := agree(withTotals, inSQL); err != nil {
+				return 0, 0, 0, fmt.Errorf("grouped in the worker and in ClickHouse: %w", err)
+			}
+		}
 		// For comparison, the same from every folded day's rollups, as before the totals; they
 		// must agree.
 		t = time.Now()
@@ -373,19 +391,20 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	return nil
 }
 
-// agree checks that two computations of the same sums agree: counts exactly, sums to a relative
+// agree checks that two computations of the same sums agree (from the totals and from the
+// rollups; added up in the worker and grouped in ClickHouse): counts exactly, sums to a relative
 // 1e-9 (float sums added in another order).
 func agree(a, b [][]metricsql.VariantSums) error {
 	close := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Max(math.Abs(x), math.Abs(y))) }
 	for i := range a {
 		if len(a[i]) != len(b[i]) {
-			return fmt.Errorf("metric %d: %d variations from the totals, %d from the rollups", i, len(a[i]), len(b[i]))
+			return fmt.Errorf("metric %d: %d variations one way, %d the other", i, len(a[i]), len(b[i]))
 		}
 		for j, x := range a[i] {
 			y := b[i][j]
 			if x.Variation != y.Variation || x.N != y.N || !close(x.Sum, y.Sum) || !close(x.SumSquares, y.SumSquares) ||
 				!close(x.CovSum, y.CovSum) || !close(x.CovSumSquares, y.CovSumSquares) || !close(x.MainCovProduct, y.MainCovProduct) {
-				return fmt.Errorf("metric %d: the totals give %+v, the rollups %+v", i, x, y)
+				return fmt.Errorf("metric %d: one way gives %+v, the other %+v", i, x, y)
 			}
 		}
 	}

@@ -1,0 +1,584 @@
+package metricsql
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Sums grouped in the worker. On 18.16 the per-context GROUP BY of the sums is the refresh's
+// largest cost, and most of it is not the grouping but the aggregate functions, called one row
+// at a time: a pass of 1.67M units and five metrics over 14 days of rollups groups its 12M rows
+// by hash alone in 0.85 s, and with the parts' sums, the variation and the per-variant sums in
+// 2.0-2.4 s, however the aggregates are written (sumIf per part, plain sums over zeroed columns,
+// sumForEach over an array, the variation as a number: all within 0.2 s of each other). So when
+// the units' hashes are distinct (HashedUnits), ClickHouse only selects the rows — the units,
+// the rollups or the totals and the folds they lack, the raw tail grouped per context as before
+// — and the results worker adds them up per context and per variation (sumsInWorker). Every
+// row is the same as the SQL's, so the sums are the same up to the order of floating-point
+// additions; the percentile caps are taken from the same per-context values in one read, where
+// the SQL computes every capped metric's values twice.
+//
+// The rows of a rollup arrive sorted by fold, then bucket: a context's rows are far apart, and
+// adding each row to its context where it arrives misses the CPU's caches on every row (2 s
+// per 7M rows, against 0.8 s to read them). The rows are therefore first appended to their
+// bucket's buffer, and each bucket is then added up on its own, its contexts' index and sums
+// small enough to stay in cache (41M rows of a full refresh: 0.6 s). The buffers hold a pass's
+// rows, so passes are sized by WorkerUnitsPerPass rather than UnitsPerPass.
+
+// GroupInWorker makes SumsOf group per context in the worker whenever the units' hashes are
+// distinct (a variable so that tests can compare both ways).
+var GroupInWorker = true
+
+// WorkerUnitsPerPass is how many units one pass of sumsInWorker reads at most: its rows (about
+// eight per unit for five metrics over two weeks, 32 bytes each) are buffered in memory.
+var WorkerUnitsPerPass int64 = 500_000
+
+// WorkerPassesFor is the number of passes of the sums added up in the worker for an experiment
+// with this many units.
+func WorkerPassesFor(units int64) int {
+	return int(min(max((units+WorkerUnitsPerPass-1)/WorkerUnitsPerPass, 1), sliceBuckets))
+}
+
+// workerRow is a row read for sumsInWorker: a source tag (src of perContextSQL; totalsTag + j
+// for element j of the totals' arrays), the context's hash, the events (a unit's variation
+// number for src 0) and the value sum.
+type workerRow struct {
+	h   uint64
+	ev  int64
+	vs  float64
+	src uint16
+}
+
+// totalsTag tags the rows of the totals' elements: totalsTag + j for element j (1-based).
+const totalsTag = 256
+
+// workerSums adds up the rows of a sums computation per context, then per variation.
+type workerSums struct {
+	reqs  []SumsRequest
+	main  []*Metric // per request: the metric whose values the main sums are of
+	den   []*Metric // a ratio's denominator, else nil
+	cuped []bool    // the covariate is read (src 2+2i)
+	nsrc  int
+	// fromTotals lists, per element j of the totals' arrays (index j-1), the srcs it adds to.
+	fromTotals [][]int
+	caps       [][2]bounds // per request: main's and den's (percentile caps once known)
+	// percentile: the metrics capped at a percentile of their values, each with the src its
+	// values are read from and, once read, its values (non-zero, of units it counts).
+	percentile []*quantileInput
+	// held: per request, whether its sums wait for percentile caps (its values are kept).
+	held  []bool
+	kept  [][]keptValue
+	sums  [][]VariantSums // [request][variation number - 1]
+	units []int64         // units seen per variation number - 1
+	// per-bucket scratch
+	index  map[uint64]int32
+	codes  []int64
+	events []int64
+	values []float64
+}
+
+type version struct {
+	key     string
+	version int64
+}
+
+type quantileInput struct {
+	metric *Metric
+	src    int
+	values []float64
+}
+
+// keptValue is one unit's values for a request whose sums wait for percentile caps.
+type keptValue struct {
+	code    int32
+	has     float64
+	v, d, c float64
+}
+
+// sumsInWorker is SumsOf's computation with the per-context grouping done here (see above);
+// x's units have distinct hashes. The raw tail is read while the first pass is, and each pass
+// is read while the one before is added up (two passes' buffers).
+func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
+	variations, units, err := unitVariations(ctx, conn, x)
+	if err != nil {
+		return nil, err
+	}
+	w := newWorkerSums(x, reqs, s, len(variations))
+	if len(variations) == 0 {
+		return w.finish(variations), nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The raw tail once for every pass: it is grouped per context by ClickHouse (its joins are
+	// what cost), and reading it per pass would cost that again. It is read in the SQL's passes
+	// (UnitsPerPass), whose joins' hash tables ClickHouse's memory is sized for.
+	raw := make([][]workerRow, sliceBuckets)
+	rawRead := make(chan error, 1)
+	go func() {
+		rawRead <- func() error {
+			passes := min(max(s.Passes, 1), sliceBuckets)
+			for p := 0; p < passes; p++ {
+				q, a, err := w.rawSQL(x.pass(p, passes), s)
+				if err != nil || q == "" {
+					return err
+				}
+				if err := scatter(ctx, conn, q, a, raw, 0); err != nil {
+					return fmt.Errorf("metricsql: sums' raw events: %w", err)
+				}
+			}
+			return nil
+		}()
+	}()
+	passes := WorkerPassesFor(units)
+	free, full, read := make(chan *passRows, 2), make(chan *passRows, 1), make(chan error, 1)
+	for range 2 {
+		free <- &passRows{rows: make([][]workerRow, (sliceBuckets+passes-1)/passes)}
+	}
+	go func() {
+		defer close(full)
+		for p := 0; p < passes; p++ {
+			var buf *passRows
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				read <- ctx.Err()
+				return
+			}
+			if err := w.readPass(ctx, conn, x.pass(p, passes), s, variations, buf); err != nil {
+				read <- err
+				return
+			}
+			select {
+			case full <- buf:
+			case <-ctx.Done():
+				read <- ctx.Err()
+				return
+			}
+		}
+		read <- nil
+	}()
+	if err := <-rawRead; err != nil {
+		return nil, err
+	}
+	for buf := range full {
+		for b := buf.lo; b < buf.hi; b++ {
+			if err := w.bucket(buf.rows[b-buf.lo], raw[b]); err != nil {
+				return nil, err
+			}
+			buf.rows[b-buf.lo], raw[b] = buf.rows[b-buf.lo][:0], nil
+		}
+		free <- buf
+	}
+	if err := <-read; err != nil {
+		return nil, err
+	}
+	return w.finish(variations), nil
+}
+
+// passRows are a pass's rows, by bucket: rows[b-lo] for bucket b of [lo, hi).
+type passRows struct {
+	lo, hi int
+	rows   [][]workerRow
+}
+
+// readPass reads pass x's units, rollup rows and totals into buf.
+func (w *workerSums) readPass(ctx context.Context, conn driver.Conn, x Experiment, s Snapshot, variations []string, buf *passRows) error {
+	buf.lo, buf.hi = x.lo, x.hi
+	if buf.hi == 0 {
+		buf.lo, buf.hi = 0, sliceBuckets
+	}
+	q, a := w.passSQL(x, s, variations)
+	if err := scatter(ctx, conn, q, a, buf.rows, buf.lo); err != nil {
+		return fmt.Errorf("metricsql: sums' rows: %w", err)
+	}
+	if t := x.totalsRead(s); t != nil {
+		if q, a := w.totalsSQL(x, t); q != "" {
+			if err := scatter(ctx, conn, q, a, buf.rows, buf.lo); err != nil {
+				return fmt.Errorf("metricsql: sums' totals: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// unitVariations are the variations of x's units (each exposed to one) in order, and how many
+// units there are.
+func unitVariations(ctx context.Context, conn driver.Conn, x Experiment) ([]string, int64, error) {
+	var a args
+	rows, err := conn.Query(ctx, `SELECT variation, count() FROM (`+x.snapshotUnitsSQL(true, &a)+`) GROUP BY variation ORDER BY variation`, a...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("metricsql: units' variations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	var total int64
+	for rows.Next() {
+		var v string
+		var n uint64
+		if err := rows.Scan(&v, &n); err != nil {
+			return nil, 0, err
+		}
+		out, total = append(out, v), total+int64(n)
+	}
+	return out, total, rows.Err()
+}
+
+func newWorkerSums(x Experiment, reqs []SumsRequest, s Snapshot, variations int) *workerSums {
+	w := &workerSums{reqs: reqs, nsrc: 1 + 2*len(reqs), index: map[uint64]int32{}}
+	t := x.totalsRead(s)
+	if t != nil {
+		w.fromTotals = make([][]int, len(t.Parts))
+	}
+	fromTotals := func(m *Metric, part, src int) {
+		if j := t.index(FoldKey{m.Key, m.Version, part}); j > 0 {
+			w.fromTotals[j-1] = append(w.fromTotals[j-1], src)
+		}
+	}
+	for i, r := range reqs {
+		main, den := r.Metric.parts()
+		cuped := r.CUPED && r.Metric.Kind != Ratio && r.Metric.CUPEDPreperiod > 0
+		w.main, w.den, w.cuped = append(w.main, main), append(w.den, den), append(w.cuped, cuped)
+		fromTotals(main, PartMetric, 1+2*i)
+		switch {
+		case den != nil:
+			fromTotals(den, PartMetric, 2+2*i)
+		case cuped:
+			fromTotals(main, PartCovariate, 2+2*i)
+		}
+		var c [2]bounds
+		held := false
+		for k, m := range []*Metric{main, den} {
+			if m == nil {
+				continue
+			}
+			switch {
+			case m.Winsorize.Type == "absolute":
+				c[k] = bounds{m.Winsorize.Lower, m.Winsorize.Upper}
+			case m.Winsorize.Type == "percentile" && m.Winsorize.Upper != nil:
+				held = true
+				if !slices.ContainsFunc(w.percentile, func(q *quantileInput) bool { return q.metric.Key == m.Key && q.metric.Version == m.Version }) {
+					w.percentile = append(w.percentile, &quantileInput{metric: m, src: 1 + 2*i + k})
+				}
+			}
+		}
+		w.caps, w.held = append(w.caps, c), append(w.held, held)
+	}
+	w.kept = make([][]keptValue, len(reqs))
+	w.sums = make([][]VariantSums, len(reqs))
+	for i := range w.sums {
+		w.sums[i] = make([]VariantSums, variations)
+	}
+	w.units = make([]int64, variations)
+	return w
+}
+
+// workerShape is the rows' shape: contexts by hash, events as Int64, no arrays; the rollups read
+// are those the totals lack when there are totals, which are read apart (totalsSQL).
+func (x Experiment) workerShape(s Snapshot) rowShape {
+	return rowShape{hashed: true, totals: x.totalsRead(s), ints: true}
+}
+
+// passSQL selects a pass's units (src 0, the variation's number in variations as events) and
+// its parts' rollup rows.
+func (w *workerSums) passSQL(x Experiment, s Snapshot, variations []string) (string, args) {
+	var a args
+	shape := x.workerShape(s)
+	head := `SELECT src, context_hash, if(src = 0, toInt64(indexOf(` + a.add(variations) + `, variation)), events) AS events, value_sum FROM (`
+	members := []string{`SELECT toUInt8(0) AS src, cityHash64(context_kind, context_key) AS context_hash, variation, toInt64(0) AS events, toFloat64(0) AS value_sum
+		FROM (` + x.snapshotUnitsSQL(true, &a) + `)`}
+	w.eachPart(func(m *Metric, part, src int) {
+		members = append(members, rolledRowsSQL(x, m, part, src, s, shape, &a)...)
+	})
+	return head + strings.Join(members, "\n\t\tUNION ALL ") + `)`, a
+}
+
+// rawSQL selects the raw tail's rows of every part, grouped per context ("" when there are none).
+func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
+	var a args
+	shape := x.workerShape(s)
+	var members []string
+	combined := len(w.reqs) > 1 && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
+	var rawParts []rawPart
+	var err error
+	w.eachPart(func(m *Metric, part, src int) {
+		if err != nil {
+			return
+		}
+		if combined && part == PartMetric {
+			rawParts = append(rawParts, rawPart{m, src})
+			return
+		}
+		var q string
+		if q, err = rawRowsSQL(x, m, part, src, s, shape, &a); err == nil {
+			members = append(members, q)
+		}
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	if len(rawParts) > 0 {
+		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, true, &a)
+		if err != nil {
+			return "", nil, err
+		}
+		members = append(members, `SELECT `+shape.rawHead()+shape.tail()+` FROM (`+raw+`)`)
+	}
+	if len(members) == 0 {
+		return "", nil, nil
+	}
+	return `SELECT src, context_hash, events, value_sum FROM (` + strings.Join(members, "\n\t\tUNION ALL ") + `)`, a, nil
+}
+
+// eachPart calls fn for every part read, in perContextSQL's order: each request's main part,
+// then its ratio denominator or its CUPED covariate.
+func (w *workerSums) eachPart(fn func(m *Metric, part, src int)) {
+	for i := range w.reqs {
+		fn(w.main[i], PartMetric, 1+2*i)
+		switch {
+		case w.den[i] != nil:
+			fn(w.den[i], PartMetric, 2+2*i)
+		case w.cuped[i]:
+			fn(w.main[i], PartCovariate, 2+2*i)
+		}
+	}
+}
+
+// totalsSQL selects the elements of the totals t the requests read, one row per context and
+// element with events or a value ("" when they read none).
+func (w *workerSums) totalsSQL(x Experiment, t *Totals) (string, args) {
+	var js []string
+	for j, srcs := range w.fromTotals {
+		if len(srcs) > 0 {
+			js = append(js, fmt.Sprint(j+1))
+		}
+	}
+	if len(js) == 0 {
+		return "", nil
+	}
+	var a args
+	return `SELECT toUInt16(` + fmt.Sprint(totalsTag) + ` + j) AS src, context_hash, e AS events, v AS value_sum FROM (
+		SELECT context_hash, j, e, v FROM experiment_metric_totals ARRAY JOIN events AS e, value_sums AS v, arrayEnumerate(events) AS j
+		WHERE totals_id = ` + a.add(uint64(t.ID)) + x.bucketSlice() + ` AND j IN (` + strings.Join(js, ", ") + `) AND (e != 0 OR v != 0))`, a
+}
+
+// scatter reads q's rows (src, context hash, events, value sum) into their buckets' buffers:
+// into[b-lo] for bucket b.
+func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]workerRow, lo int) error {
+	rows, err := conn.Query(ctx, q, a...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var r workerRow
+	var src8 uint8
+	// One destination list for every row (a list per call would be allocated per row).
+	dest, wide := []any{&src8, &r.h, &r.ev, &r.vs}, rows.ColumnTypes()[0].DatabaseTypeName() == "UInt16"
+	if wide {
+		dest[0] = &r.src
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if !wide {
+			r.src = uint16(src8)
+		}
+		b := int(r.h%sliceBuckets) - lo
+		if b < 0 || b >= len(into) {
+			return fmt.Errorf("a row of context hash %d outside the pass's buckets", r.h)
+		}
+		into[b] = append(into[b], r)
+	}
+	return rows.Err()
+}
+
+// bucket adds up one bucket's rows: per unit (a src 0 row), every row of its context; rows of
+// contexts that are not units are left out, as the SQL's HAVING leaves them.
+func (w *workerSums) bucket(parts ...[]workerRow) error {
+	clear(w.index)
+	w.codes = w.codes[:0]
+	for _, rows := range parts {
+		for _, r := range rows {
+			if r.src != 0 {
+				continue
+			}
+			if r.ev < 1 || int(r.ev) > len(w.units) {
+				// The variations were read from the same units (under the experiment's refresh
+				// lock, which keeps them as they are).
+				return fmt.Errorf("metricsql: a unit (context hash %d) of a variation not among the units' variations", r.h)
+			}
+			w.index[r.h] = int32(len(w.codes))
+			w.codes = append(w.codes, r.ev)
+		}
+	}
+	n := len(w.codes) * w.nsrc
+	w.events, w.values = slices.Grow(w.events[:0], n)[:n], slices.Grow(w.values[:0], n)[:n]
+	clear(w.events)
+	clear(w.values)
+	for _, rows := range parts {
+		for _, r := range rows {
+			if r.src == 0 {
+				continue
+			}
+			i, ok := w.index[r.h]
+			if !ok {
+				continue
+			}
+			at := int(i) * w.nsrc
+			if r.src >= totalsTag {
+				for _, src := range w.fromTotals[r.src-totalsTag-1] {
+					w.events[at+src] += r.ev
+					w.values[at+src] += r.vs
+				}
+				continue
+			}
+			w.events[at+int(r.src)] += r.ev
+			w.values[at+int(r.src)] += r.vs
+		}
+	}
+	for i, code := range w.codes {
+		w.unit(code, w.events[i*w.nsrc:(i+1)*w.nsrc], w.values[i*w.nsrc:(i+1)*w.nsrc])
+	}
+	return nil
+}
+
+// unit adds one unit's values (events and value sums per src) to its variation's sums, or
+// keeps them for a request waiting for its percentile caps; and collects the percentile-capped
+// metrics' values.
+func (w *workerSums) unit(code int64, events []int64, values []float64) {
+	w.units[code-1]++
+	for _, q := range w.percentile {
+		m := q.metric
+		if v := unitValueOf(m.Kind, events[q.src], values[q.src]); hasOf(m.Kind, events[q.src]) == 1 && v != 0 && !math.IsNaN(v) {
+			q.values = append(q.values, v)
+		}
+	}
+	for i := range w.reqs {
+		e1, s1, e2, s2 := events[1+2*i], values[1+2*i], events[2+2*i], values[2+2*i]
+		main := w.main[i]
+		v, d, c, has := unitValueOf(main.Kind, e1, s1), 0.0, 0.0, hasOf(main.Kind, e1)
+		switch {
+		case w.den[i] != nil:
+			d, has = unitValueOf(w.den[i].Kind, e2, s2), 1
+		case w.cuped[i]:
+			c = unitValueOf(main.Kind, e2, s2)
+		}
+		if w.held[i] {
+			w.kept[i] = append(w.kept[i], keptValue{code: int32(code), has: has, v: v, d: d, c: c})
+			continue
+		}
+		w.sums[i][code-1].addUnit(has, v, d, c, w.caps[i])
+	}
+}
+
+// addUnit adds a unit's values, winsorized by caps (main's, den's), as the SQL's sums do.
+func (t *VariantSums) addUnit(has, v, d, c float64, caps [2]bounds) {
+	mv, md, mc := caps[0].apply(v), caps[1].apply(d), caps[0].apply(c)
+	t.N += int64(has)
+	t.Sum += has * mv
+	t.SumSquares += has * mv * mv
+	t.DenSum += has * md
+	t.DenSumSquares += has * md * md
+	t.MainDenProduct += has * mv * md
+	t.CovSum += has * mc
+	t.CovSumSquares += has * mc * mc
+	t.MainCovProduct += has * mv * mc
+}
+
+// apply winsorizes v as capExpr does: ClickHouse's least and greatest (a NaN value gives the
+// bound).
+func (b bounds) apply(v float64) float64 {
+	if b.upper != nil && !(v < *b.upper) {
+		v = *b.upper
+	}
+	if b.lower != nil && !(v > *b.lower) {
+		v = *b.lower
+	}
+	return v
+}
+
+// unitValueOf is unitValue's value.
+func unitValueOf(kind string, events int64, sum float64) float64 {
+	switch kind {
+	case Proportion:
+		if events > 0 {
+			return 1
+		}
+		return 0
+	case Count:
+		return float64(events)
+	case Mean:
+		if events > 0 {
+			return sum / float64(events)
+		}
+		return 0
+	}
+	return sum
+}
+
+// hasOf is hasExpr's value.
+func hasOf(kind string, events int64) float64 {
+	if kind == Mean && events <= 0 {
+		return 0
+	}
+	return 1
+}
+
+// finish takes the percentile caps, adds up the kept values with them, and returns the sums per
+// request, by variation (those with units), as sumsOf does.
+func (w *workerSums) finish(variations []string) [][]VariantSums {
+	capOf := map[version]bounds{}
+	for _, q := range w.percentile {
+		if v := quantileExact(q.values, *q.metric.Winsorize.Upper); !math.IsNaN(v) {
+			capOf[version{q.metric.Key, q.metric.Version}] = bounds{nil, &v}
+		}
+	}
+	for i, kept := range w.kept {
+		if !w.held[i] {
+			continue
+		}
+		caps := w.caps[i]
+		for k, m := range []*Metric{w.main[i], w.den[i]} {
+			if m == nil {
+				continue
+			}
+			if b, ok := capOf[version{m.Key, m.Version}]; ok {
+				caps[k] = b
+			}
+		}
+		for _, u := range kept {
+			w.sums[i][u.code-1].addUnit(u.has, u.v, u.d, u.c, caps)
+		}
+	}
+	out := make([][]VariantSums, len(w.reqs))
+	for i := range out {
+		out[i] = []VariantSums{}
+		for code, v := range variations {
+			if w.units[code] > 0 {
+				s := w.sums[i][code]
+				s.Variation = v
+				out[i] = append(out[i], s)
+			}
+		}
+	}
+	return out
+}
+
+// quantileExact is ClickHouse's quantileExact(level) of values: the element a partial sort puts
+// at level × n (truncated; the last for a level of 1 or more); NaN when there are none.
+func quantileExact(values []float64, level float64) float64 {
+	if len(values) == 0 {
+		return math.NaN()
+	}
+	n := len(values) - 1
+	if level < 1 {
+		n = int(level * float64(len(values)))
+	}
+	slices.Sort(values)
+	return values[n]
+}

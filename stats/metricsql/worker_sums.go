@@ -76,7 +76,7 @@ type workerSums struct {
 	sums  [][]VariantSums // [request][variation number - 1]
 	units []int64         // units seen per variation number - 1
 	// per-bucket scratch
-	index  map[uint64]int32
+	index  unitIndex
 	codes  []int64
 	events []int64
 	values []float64
@@ -229,7 +229,7 @@ func unitVariations(ctx context.Context, conn driver.Conn, x Experiment) ([]stri
 }
 
 func newWorkerSums(x Experiment, reqs []SumsRequest, s Snapshot, variations int) *workerSums {
-	w := &workerSums{reqs: reqs, nsrc: 1 + 2*len(reqs), index: map[uint64]int32{}}
+	w := &workerSums{reqs: reqs, nsrc: 1 + 2*len(reqs)}
 	t := x.totalsRead(s)
 	if t != nil {
 		w.fromTotals = make([][]int, len(t.Parts))
@@ -400,8 +400,16 @@ func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]w
 // bucket adds up one bucket's rows: per unit (a src 0 row), every row of its context; rows of
 // contexts that are not units are left out, as the SQL's HAVING leaves them.
 func (w *workerSums) bucket(parts ...[]workerRow) error {
-	clear(w.index)
 	w.codes = w.codes[:0]
+	units := 0
+	for _, rows := range parts {
+		for _, r := range rows {
+			if r.src == 0 {
+				units++
+			}
+		}
+	}
+	w.index.reset(units)
 	for _, rows := range parts {
 		for _, r := range rows {
 			if r.src != 0 {
@@ -412,7 +420,7 @@ func (w *workerSums) bucket(parts ...[]workerRow) error {
 				// lock, which keeps them as they are).
 				return fmt.Errorf("metricsql: a unit (context hash %d) of a variation not among the units' variations", r.h)
 			}
-			w.index[r.h] = int32(len(w.codes))
+			w.index.put(r.h, int32(len(w.codes)))
 			w.codes = append(w.codes, r.ev)
 		}
 	}
@@ -425,8 +433,8 @@ func (w *workerSums) bucket(parts ...[]workerRow) error {
 			if r.src == 0 {
 				continue
 			}
-			i, ok := w.index[r.h]
-			if !ok {
+			i := w.index.get(r.h)
+			if i < 0 {
 				continue
 			}
 			at := int(i) * w.nsrc
@@ -445,6 +453,55 @@ func (w *workerSums) bucket(parts ...[]workerRow) error {
 		w.unit(code, w.events[i*w.nsrc:(i+1)*w.nsrc], w.values[i*w.nsrc:(i+1)*w.nsrc])
 	}
 	return nil
+}
+
+// unitIndex finds a bucket's units by their context hash: open addressing on the hash's bits
+// above the bucket's (the low ones are the same for every context of a bucket), sized to at
+// most half full, small enough to stay in cache with the bucket's sums.
+type unitIndex struct {
+	slots []indexSlot
+	mask  uint64
+}
+
+type indexSlot struct {
+	h uint64
+	i int32 // the unit's number + 1; 0: empty
+}
+
+func (x *unitIndex) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	if cap(x.slots) >= size {
+		x.slots = x.slots[:size]
+		clear(x.slots)
+	} else {
+		x.slots = make([]indexSlot, size)
+	}
+	x.mask = uint64(size - 1)
+}
+
+func (x *unitIndex) put(h uint64, i int32) {
+	for at := (h / sliceBuckets) & x.mask; ; at = (at + 1) & x.mask {
+		if s := &x.slots[at]; s.i == 0 || s.h == h {
+			s.h, s.i = h, i+1
+			return
+		}
+	}
+}
+
+// get is h's unit number, -1 when h is not a unit's.
+func (x *unitIndex) get(h uint64) int32 {
+	for at := (h / sliceBuckets) & x.mask; ; at = (at + 1) & x.mask {
+		s := x.slots[at]
+		if s.i == 0 {
+			return -1
+		}
+		if s.h == h {
+			return s.i - 1
+		}
+	}
 }
 
 // unit adds one unit's values (events and value sums per src) to its variation's sums, or

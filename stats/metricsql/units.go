@@ -189,8 +189,12 @@ func AdvanceUnits(ctx context.Context, conn driver.Conn, x Experiment, base Unit
 	// generated.
 	id, d := fmt.Sprint(uint64(base.ID)), fmt.Sprint(uint64(deltaID))
 	// The delta contexts' state in the base: their rows, a revised one's first row and
-	// revisions merged (min over both is the newest revision's state).
-	rows := ` FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND (context_kind, context_key) IN (SELECT context_kind, context_key
+	// revisions merged (min over both is the newest revision's state). The base's rows are
+	// picked by a set of the delta contexts' hashes, which ClickHouse probes faster than a set of
+	// their strings (5M units, a day's 727k contexts: the advance 1.4-1.6 s against 1.9-2.2 s);
+	// a context that only shares a hash with one of them is picked too, and the join, on the
+	// strings, leaves it out.
+	rows := ` FROM experiment_unit_snapshots WHERE snapshot_id = ` + id + ` AND ` + unitHash + ` IN (SELECT ` + unitHash + `
 		FROM experiment_unit_snapshots WHERE snapshot_id = ` + d + `)`
 	current := `SELECT context_kind, context_key, variation AS base_variation, first_ms AS base_first_ms, toUInt8(1) AS in_base` + rows
 	if base.Revisions > 0 {

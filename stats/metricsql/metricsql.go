@@ -436,7 +436,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
 			return "", fmt.Errorf("metricsql: combined raw part %d: metric %q (src %d)", i, p.m.Key, p.src)
 		}
-		in := fmt.Sprintf("m%d AND ts >= first_ms + %d AND ts < first_ms + %d", i, p.m.WindowStart.Milliseconds(), p.m.WindowEnd.Milliseconds())
+		in := fmt.Sprintf("bitTest(mask%d, %d) AND ts >= first_ms + %d AND ts < first_ms + %d", i/64, i%64, p.m.WindowStart.Milliseconds(), p.m.WindowEnd.Milliseconds())
 		cols = append(cols, fmt.Sprintf("countIf(%s) AS e%d, sumIf(value, %s) AS s%d", in, i, in, i))
 		srcs, events, sums = append(srcs, fmt.Sprintf("toUInt8(%d)", p.src)), append(events, fmt.Sprintf("e%d", i)), append(sums, fmt.Sprintf("s%d", i))
 	}
@@ -449,16 +449,23 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		SELECT ` + unit + `, ` + strings.Join(cols, ", ") + `
 		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
 		ALL INNER JOIN (SELECT ` + contextHashes("any", "event_") + `, event_id, any(value) AS value, any(timestamp_ms) AS ts`
-	// m<i>: the event counts for part i (its metric's key and filters).
+	// Bit i%64 of mask<i/64>: the event counts for part i (its metric's key and filters). One
+	// aggregate for up to 64 parts instead of one each: 18.16 calls aggregates a row at a time
+	// (a day's fold of five metrics at 5M units: its select 3.4-3.7 s against 3.6-4.2 s).
 	keys := map[string]bool{}
 	var keyList []any
+	var bits []string
 	for i, p := range parts {
 		key := a.add(p.m.EventKey) // before the filters' placeholders, as in the text
 		filters, err := eventSQL(p.m, a)
 		if err != nil {
 			return "", fmt.Errorf("metric %s: %w", p.m.Key, err)
 		}
-		q += fmt.Sprintf(", any(event_key = %s AND %s) AS m%d", key, filters, i)
+		bits = append(bits, fmt.Sprintf("toUInt64(event_key = %s AND %s) * %d", key, filters, uint64(1)<<(i%64)))
+		if len(bits) == 64 || i == len(parts)-1 {
+			q += fmt.Sprintf(", any(%s) AS mask%d", strings.Join(bits, " + "), i/64)
+			bits = nil
+		}
 		if !keys[p.m.EventKey] {
 			keys[p.m.EventKey] = true
 			keyList = append(keyList, p.m.EventKey)

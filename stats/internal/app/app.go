@@ -77,7 +77,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.UnitsPerPass, "results-units-per-pass", metricsql.UnitsPerPass,
 		"units one results query aggregates at most; bigger experiments are computed in several passes (more: fewer, larger queries)")
 	fs.Int64Var(&c.WorkerUnitsPerPass, "results-worker-units-per-pass", metricsql.WorkerUnitsPerPass,
-		"units whose rows one pass of the sums added up in this service holds in memory, about 250 bytes each for five metrics over two weeks (more: fewer, larger reads)")
+		"units whose rows one pass of the sums added up in this service reads; two passes' rows are held at once, about 250 bytes a unit each for five metrics over two weeks (a 5M-unit refresh peaked at ~700 MB RSS with 500000; less: less memory, more reads)")
 	fs.IntVar(&c.ResultsConcurrency, "results-concurrency", 4, "experiments refreshed at once (each holds a Postgres connection and runs its ClickHouse queries)")
 	fs.DurationVar(&c.ResultsTimeout, "results-refresh-timeout", 15*time.Minute, "longest one experiment's refresh may take before it is cancelled and recorded as failed")
 	fs.DurationVar(&c.ResultsKeepAll, "results-keep-all", 7*24*time.Hour,

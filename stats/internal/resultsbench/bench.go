@@ -5,7 +5,8 @@
 // refresh later that day (the units advanced, the sums again). As the results workers do, the
 // sums read the experiment's totals (the folded days added up per context) with the folds they
 // lack, and the totals are brought up to date after each refresh's results; every refresh also
-// computes the sums from every day's rollups and checks that the two agree.
+// computes the sums from every day's rollups and checks that the two agree, and (unless brief)
+// the sums grouped in ClickHouse against those the worker adds up.
 package resultsbench
 
 import (

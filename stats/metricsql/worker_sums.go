@@ -197,10 +197,8 @@ func (w *workerSums) readPass(ctx context.Context, conn driver.Conn, x Experimen
 		return fmt.Errorf("metricsql: sums' rows: %w", err)
 	}
 	if t := x.totalsRead(s); t != nil {
-		if q, a := w.totalsSQL(x, t); q != "" {
-			if err := scatter(ctx, conn, q, a, buf.rows, buf.lo); err != nil {
-				return fmt.Errorf("metricsql: sums' totals: %w", err)
-			}
+		if err := w.readTotals(ctx, conn, x, t, buf.rows, buf.lo); err != nil {
+			return fmt.Errorf("metricsql: sums' totals: %w", err)
 		}
 	}
 	return nil
@@ -278,7 +276,7 @@ func newWorkerSums(x Experiment, reqs []SumsRequest, s Snapshot, variations int)
 }
 
 // workerShape is the rows' shape: contexts by hash, events as Int64, no arrays; the rollups read
-// are those the totals lack when there are totals, which are read apart (totalsSQL).
+// are those the totals lack when there are totals, which are read apart (readTotals).
 func (x Experiment) workerShape(s Snapshot) rowShape {
 	return rowShape{hashed: true, totals: x.totalsRead(s), ints: true}
 }
@@ -348,22 +346,49 @@ func (w *workerSums) eachPart(fn func(m *Metric, part, src int)) {
 	}
 }
 
-// totalsSQL selects the elements of the totals t the requests read, one row per context and
-// element with events or a value ("" when they read none).
-func (w *workerSums) totalsSQL(x Experiment, t *Totals) (string, args) {
-	var js []string
+// readTotals reads the elements of the totals t the requests read into into (by bucket, from
+// lo): one row per context with those elements side by side, each element with events or a
+// value buffered as a row tagged totalsTag + its index. (Unnesting the arrays in ClickHouse
+// instead, one row per element, cost about a third more: 21.5M rows against 5M at 5M units.)
+func (w *workerSums) readTotals(ctx context.Context, conn driver.Conn, x Experiment, t *Totals, into [][]workerRow, lo int) error {
+	var js []int
+	var cols []string
 	for j, srcs := range w.fromTotals {
 		if len(srcs) > 0 {
-			js = append(js, fmt.Sprint(j+1))
+			js = append(js, j+1)
+			cols = append(cols, fmt.Sprintf("events[%d], value_sums[%d]", j+1, j+1))
 		}
 	}
 	if len(js) == 0 {
-		return "", nil
+		return nil
 	}
-	var a args
-	return `SELECT toUInt16(` + fmt.Sprint(totalsTag) + ` + j) AS src, context_hash, e AS events, v AS value_sum FROM (
-		SELECT context_hash, j, e, v FROM experiment_metric_totals ARRAY JOIN events AS e, value_sums AS v, arrayEnumerate(events) AS j
-		WHERE totals_id = ` + a.add(uint64(t.ID)) + x.bucketSlice() + ` AND j IN (` + strings.Join(js, ", ") + `) AND (e != 0 OR v != 0))`, a
+	rows, err := conn.Query(ctx, `SELECT context_hash, `+strings.Join(cols, ", ")+` FROM experiment_metric_totals
+		WHERE totals_id = ?`+x.bucketSlice(), uint64(t.ID))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var h uint64
+	events, values := make([]int64, len(js)), make([]float64, len(js))
+	dest := []any{&h}
+	for k := range js {
+		dest = append(dest, &events[k], &values[k])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		b := int(h%sliceBuckets) - lo
+		if b < 0 || b >= len(into) {
+			return fmt.Errorf("a totals row of context hash %d outside the pass's buckets", h)
+		}
+		for k, j := range js {
+			if events[k] != 0 || values[k] != 0 {
+				into[b] = append(into[b], workerRow{h: h, ev: events[k], vs: values[k], src: uint16(totalsTag + j)})
+			}
+		}
+	}
+	return rows.Err()
 }
 
 // scatter reads q's rows (src, context hash, events, value sum) into their buckets' buffers:
@@ -375,19 +400,14 @@ func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]w
 	}
 	defer rows.Close()
 	var r workerRow
-	var src8 uint8
+	var src uint8
 	// One destination list for every row (a list per call would be allocated per row).
-	dest, wide := []any{&src8, &r.h, &r.ev, &r.vs}, rows.ColumnTypes()[0].DatabaseTypeName() == "UInt16"
-	if wide {
-		dest[0] = &r.src
-	}
+	dest := []any{&src, &r.h, &r.ev, &r.vs}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		if !wide {
-			r.src = uint16(src8)
-		}
+		r.src = uint16(src)
 		b := int(r.h%sliceBuckets) - lo
 		if b < 0 || b >= len(into) {
 			return fmt.Errorf("a row of context hash %d outside the pass's buckets", r.h)

@@ -107,6 +107,10 @@ func TestTotalsGiveTheSumsOfTheRollups(t *testing.T) {
 	t.Run("a short raw tail", func(t *testing.T) {
 		check(t, Snapshot{FoldedUpTo: day8, Folds: folds8, Now: day8.Add(36 * time.Hour), Passes: 2, Totals: &t8}, events)
 	})
+	// Under a day, the worker reads it in one query, not in the passes.
+	t.Run("a raw tail under a day", func(t *testing.T) {
+		check(t, Snapshot{FoldedUpTo: day8, Folds: folds8, Now: day8.Add(20 * time.Hour), Passes: 2, Totals: &t8}, events)
+	})
 
 	// Four more days folded, a metric added (its folds not in the totals at all), and day 3
 	// folded again after events for it arrived late: the totals hold its first fold.

@@ -205,6 +205,19 @@ type SumsRequest struct {
 	CUPED  bool
 }
 
+// cuped says whether r's covariate is read: CUPED asked for, of a non-ratio metric with a
+// pre-period.
+func (r SumsRequest) cuped() bool {
+	return r.CUPED && r.Metric.Kind != Ratio && r.Metric.CUPEDPreperiod > 0
+}
+
+// combinesRaw says whether n metrics' conversion-window parts read their raw tail since
+// s.FoldedUpTo in one combined read (rawPartsSQL): several metrics of an experiment over a short
+// tail.
+func (x Experiment) combinesRaw(n int, s Snapshot) bool {
+	return n > 1 && !x.rollout() && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
+}
+
 // perContextSQL selects every unit with one variation and, for each request i, its value
 // columns: v<i> (main), d<i> (ratio denominator) and c<i> (covariate), each unwinsorized, and
 // has<i> (the unit counts toward n: always, except mean metrics count units with an event).
@@ -238,7 +251,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 	}
 	// Several metrics over a short raw tail: their conversion-window parts' raw events are read
 	// and joined with the units once (rawPartsSQL), after their rollups.
-	combined := len(reqs) > 1 && !x.rollout() && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
+	combined := x.combinesRaw(len(reqs), s)
 	var rawParts []rawPart
 	add := func(m *Metric, part, src int) error {
 		rows, err := partRowsSQL(x, m, part, src, s, shape, !combined || part != PartMetric, a)
@@ -257,7 +270,7 @@ func perContextSQL(x Experiment, reqs []SumsRequest, s Snapshot, a *args) (strin
 	var cols []string
 	for i, r := range reqs {
 		m := r.Metric
-		cuped := r.CUPED && m.Kind != Ratio && m.CUPEDPreperiod > 0
+		cuped := r.cuped()
 		main, den := m.parts()
 		if err := add(main, PartMetric, 1+2*i); err != nil {
 			return "", err
@@ -472,11 +485,8 @@ func (m *Metric) parts() (main, den *Metric) {
 // capOf is a (non-ratio) metric's winsorization bounds: its absolute bounds, or its percentile
 // cap computed over the experiment's contexts.
 func capOf(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Snapshot) (bounds, error) {
-	switch {
-	case m.Winsorize.Type == "absolute":
-		return bounds{m.Winsorize.Lower, m.Winsorize.Upper}, nil
-	case m.Winsorize.Type != "percentile" || m.Winsorize.Upper == nil:
-		return bounds{}, nil
+	if b, percentile := m.fixedBounds(); !percentile {
+		return b, nil
 	}
 	capValue, err := Percentile(ctx, conn, x, m, s, *m.Winsorize.Upper)
 	if err != nil || math.IsNaN(capValue) {
@@ -485,6 +495,18 @@ func capOf(ctx context.Context, conn driver.Conn, x Experiment, m *Metric, s Sna
 		return bounds{}, err
 	}
 	return bounds{nil, &capValue}, nil
+}
+
+// fixedBounds are a (non-ratio) metric's winsorization bounds when they do not depend on the
+// data: its absolute bounds, or none; percentile says they are a percentile cap instead.
+func (m *Metric) fixedBounds() (b bounds, percentile bool) {
+	switch {
+	case m.Winsorize.Type == "absolute":
+		return bounds{m.Winsorize.Lower, m.Winsorize.Upper}, false
+	case m.Winsorize.Type == "percentile" && m.Winsorize.Upper != nil:
+		return bounds{}, true
+	}
+	return bounds{}, false
 }
 
 func (t *VariantSums) add(r VariantSums) {

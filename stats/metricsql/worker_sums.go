@@ -45,18 +45,14 @@ func WorkerPassesFor(units int64) int {
 	return int(min(max((units+WorkerUnitsPerPass-1)/WorkerUnitsPerPass, 1), sliceBuckets))
 }
 
-// workerRow is a row read for sumsInWorker: a source tag (src of perContextSQL; totalsTag + j
-// for element j of the totals' arrays), the context's hash, the events (a unit's variation
-// number for src 0) and the value sum.
+// workerRow is a row read for sumsInWorker: its source tag (src of perContextSQL), the
+// context's hash, the events (a unit's variation number for src 0) and the value sum.
 type workerRow struct {
 	h   uint64
 	ev  int64
 	vs  float64
-	src uint16
+	src uint8
 }
-
-// totalsTag tags the rows of the totals' elements: totalsTag + j for element j (1-based).
-const totalsTag = 256
 
 // workerSums adds up the rows of a sums computation per context, then per variation.
 type workerSums struct {
@@ -105,6 +101,9 @@ type keptValue struct {
 // x's units have distinct hashes. The raw tail is read while the first pass is, and each pass
 // is read while the one before is added up (two passes' buffers).
 func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []SumsRequest, s Snapshot) ([][]VariantSums, error) {
+	if 2*len(reqs) >= totalsSrc {
+		return nil, fmt.Errorf("metricsql: too many metrics in one pass (%d)", len(reqs)) // src is a UInt8, as in perContextSQL
+	}
 	variations, units, err := unitVariations(ctx, conn, x)
 	if err != nil {
 		return nil, err
@@ -126,7 +125,7 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	go func() {
 		rawRead <- func() error {
 			passes := min(max(s.Passes, 1), sliceBuckets)
-			if len(w.reqs) > 1 && s.Now.Sub(s.FoldedUpTo) <= min(shortRawSpan, 24*time.Hour) {
+			if x.combinesRaw(len(w.reqs), s) && s.Now.Sub(s.FoldedUpTo) <= 24*time.Hour {
 				passes = 1
 			}
 			for p := 0; p < passes; p++ {
@@ -235,36 +234,18 @@ func unitVariations(ctx context.Context, conn driver.Conn, x Experiment) ([]stri
 
 func newWorkerSums(x Experiment, reqs []SumsRequest, s Snapshot, variations int) *workerSums {
 	w := &workerSums{reqs: reqs, nsrc: 1 + 2*len(reqs)}
-	t := x.totalsRead(s)
-	if t != nil {
-		w.fromTotals = make([][]int, len(t.Parts))
-	}
-	fromTotals := func(m *Metric, part, src int) {
-		if j := t.index(FoldKey{m.Key, m.Version, part}); j > 0 {
-			w.fromTotals[j-1] = append(w.fromTotals[j-1], src)
-		}
-	}
 	for i, r := range reqs {
 		main, den := r.Metric.parts()
-		cuped := r.CUPED && r.Metric.Kind != Ratio && r.Metric.CUPEDPreperiod > 0
-		w.main, w.den, w.cuped = append(w.main, main), append(w.den, den), append(w.cuped, cuped)
-		fromTotals(main, PartMetric, 1+2*i)
-		switch {
-		case den != nil:
-			fromTotals(den, PartMetric, 2+2*i)
-		case cuped:
-			fromTotals(main, PartCovariate, 2+2*i)
-		}
+		w.main, w.den, w.cuped = append(w.main, main), append(w.den, den), append(w.cuped, r.cuped())
 		var c [2]bounds
 		held := false
 		for k, m := range []*Metric{main, den} {
 			if m == nil {
 				continue
 			}
-			switch {
-			case m.Winsorize.Type == "absolute":
-				c[k] = bounds{m.Winsorize.Lower, m.Winsorize.Upper}
-			case m.Winsorize.Type == "percentile" && m.Winsorize.Upper != nil:
+			b, percentile := m.fixedBounds()
+			c[k] = b
+			if percentile {
 				held = true
 				if !slices.ContainsFunc(w.percentile, func(q *quantileInput) bool { return q.metric.Key == m.Key && q.metric.Version == m.Version }) {
 					w.percentile = append(w.percentile, &quantileInput{metric: m, src: 1 + 2*i + k})
@@ -272,6 +253,14 @@ func newWorkerSums(x Experiment, reqs []SumsRequest, s Snapshot, variations int)
 			}
 		}
 		w.caps, w.held = append(w.caps, c), append(w.held, held)
+	}
+	if t := x.totalsRead(s); t != nil {
+		w.fromTotals = make([][]int, len(t.Parts))
+		w.eachPart(func(m *Metric, part, src int) {
+			if j := t.index(FoldKey{m.Key, m.Version, part}); j > 0 {
+				w.fromTotals[j-1] = append(w.fromTotals[j-1], src)
+			}
+		})
 	}
 	w.kept = make([][]keptValue, len(reqs))
 	w.sums = make([][]VariantSums, len(reqs))
@@ -307,7 +296,7 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	var a args
 	shape := x.workerShape(s)
 	var members []string
-	combined := len(w.reqs) > 1 && s.Now.Sub(s.FoldedUpTo) <= shortRawSpan
+	combined := x.combinesRaw(len(w.reqs), s)
 	var rawParts []rawPart
 	var err error
 	w.eachPart(func(m *Metric, part, src int) {
@@ -355,7 +344,7 @@ func (w *workerSums) eachPart(fn func(m *Metric, part, src int)) {
 
 // readTotals reads the elements of the totals t the requests read into into (by bucket, from
 // lo): one row per context with those elements side by side, each element with events or a
-// value buffered as a row tagged totalsTag + its index. (Unnesting the arrays in ClickHouse
+// value buffered as a row of every src it adds to. (Unnesting the arrays in ClickHouse
 // instead, one row per element, cost about a third more: 21.5M rows against 5M at 5M units.)
 func (w *workerSums) readTotals(ctx context.Context, conn driver.Conn, x Experiment, t *Totals, into [][]workerRow, lo int) error {
 	var js []int
@@ -385,17 +374,28 @@ func (w *workerSums) readTotals(ctx context.Context, conn driver.Conn, x Experim
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		b := int(h%sliceBuckets) - lo
-		if b < 0 || b >= len(into) {
-			return fmt.Errorf("a totals row of context hash %d outside the pass's buckets", h)
-		}
 		for k, j := range js {
-			if events[k] != 0 || values[k] != 0 {
-				into[b] = append(into[b], workerRow{h: h, ev: events[k], vs: values[k], src: uint16(totalsTag + j)})
+			if events[k] == 0 && values[k] == 0 {
+				continue
+			}
+			for _, src := range w.fromTotals[j-1] {
+				if err := buffer(into, lo, workerRow{h: h, ev: events[k], vs: values[k], src: uint8(src)}); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return rows.Err()
+}
+
+// buffer appends r to its bucket's buffer, into[b-lo] for bucket b.
+func buffer(into [][]workerRow, lo int, r workerRow) error {
+	b := int(r.h%sliceBuckets) - lo
+	if b < 0 || b >= len(into) {
+		return fmt.Errorf("a row of context hash %d outside the pass's buckets", r.h)
+	}
+	into[b] = append(into[b], r)
+	return nil
 }
 
 // scatter reads q's rows (src, context hash, events, value sum) into their buckets' buffers:
@@ -407,19 +407,15 @@ func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]w
 	}
 	defer rows.Close()
 	var r workerRow
-	var src uint8
 	// One destination list for every row (a list per call would be allocated per row).
-	dest := []any{&src, &r.h, &r.ev, &r.vs}
+	dest := []any{&r.src, &r.h, &r.ev, &r.vs}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		r.src = uint16(src)
-		b := int(r.h%sliceBuckets) - lo
-		if b < 0 || b >= len(into) {
-			return fmt.Errorf("a row of context hash %d outside the pass's buckets", r.h)
+		if err := buffer(into, lo, r); err != nil {
+			return err
 		}
-		into[b] = append(into[b], r)
 	}
 	return rows.Err()
 }
@@ -465,13 +461,6 @@ func (w *workerSums) bucket(parts ...[]workerRow) error {
 				continue
 			}
 			at := int(i) * w.nsrc
-			if r.src >= totalsTag {
-				for _, src := range w.fromTotals[r.src-totalsTag-1] {
-					w.events[at+src] += r.ev
-					w.values[at+src] += r.vs
-				}
-				continue
-			}
 			w.events[at+int(r.src)] += r.ev
 			w.values[at+int(r.src)] += r.vs
 		}

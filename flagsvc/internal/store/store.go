@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -58,10 +60,7 @@ func (s *Store) TakeBumped() []string {
 	if len(s.bumped) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(s.bumped))
-	for id := range s.bumped {
-		ids = append(ids, id)
-	}
+	ids := slices.Collect(maps.Keys(s.bumped))
 	clear(s.bumped)
 	return ids
 }
@@ -78,7 +77,8 @@ func (s *Store) Migrate(ctx context.Context, log *slog.Logger) (int64, error) {
 // Tx is a transaction with the store's typed queries.
 type Tx struct {
 	tx pgx.Tx
-	// bumped are the environments the transaction wrote outbox rows for (BumpRuleset).
+	// bumped are the environments the transaction wrote outbox rows for (BumpRuleset,
+	// SaveConfigChange).
 	bumped []string
 }
 

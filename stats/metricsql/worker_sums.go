@@ -97,6 +97,13 @@ type keptValue struct {
 	v, d, c float64
 }
 
+// OneReadTail is the longest raw tail the sums added up in the worker read in one query: a day
+// and the results workers' settle margin (an hour), with an hour to spare — what a refresh reads
+// when it leaves the day just ended to be folded after its snapshot. At 5M units the join of a
+// 12 h tail held 0.6-0.7 GB and took 0.4-0.9 s less than in three queries; of a 25 h tail 0.99
+// GB, and 0.8 s less (4.3 s against 5.1 s); a day's fold holds 1.55-1.67 GB.
+const OneReadTail = 26 * time.Hour
+
 // sumsInWorker is SumsOf's computation with the per-context grouping done here (see above);
 // x's units have distinct hashes. The raw tail is read while the first pass is, and each pass
 // is read while the one before is added up (two passes' buffers).
@@ -115,17 +122,16 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The raw tail once for every pass: it is grouped per context by ClickHouse (its joins are
-	// what cost), and reading it per pass would cost that again. A tail of at most a day read for
-	// several metrics at once (rawPartsSQL) is one query, whose join holds no more than a day's
-	// fold does (a 12 h tail at 5M units: 0.6-0.7 GB, the fold 1.55 GB; in three queries the
-	// sums took 0.4-0.9 s longer); a longer one is read in the SQL's passes (UnitsPerPass), whose
-	// joins' hash tables ClickHouse's memory is sized for.
+	// what cost), and reading it per pass would cost that again. A tail of at most OneReadTail
+	// read for several metrics at once (rawPartsSQL) is one query, whose join holds less than a
+	// day's fold does; a longer one is read in the SQL's passes (UnitsPerPass), whose joins'
+	// hash tables ClickHouse's memory is sized for.
 	raw := make([][]workerRow, sliceBuckets)
 	rawRead := make(chan error, 1)
 	go func() {
 		rawRead <- func() error {
 			passes := min(max(s.Passes, 1), sliceBuckets)
-			if x.combinesRaw(len(w.reqs), s) && s.Now.Sub(s.FoldedUpTo) <= 24*time.Hour {
+			if x.combinesRaw(len(w.reqs), s) && s.Now.Sub(s.FoldedUpTo) <= OneReadTail {
 				passes = 1
 			}
 			for p := 0; p < passes; p++ {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,6 +163,84 @@ func TestRefreshesKeepTotals(t *testing.T) {
 	totalsPartitions(t, conn)
 	if _, ok, err := store.Totals(ctx, x.ID); err != nil || ok {
 		t.Fatalf("idle totals still recorded (%v)", err)
+	}
+}
+
+// TestTheDayJustEndedIsFoldedAfterTheSnapshot: the first refresh past a day's settle margin reads
+// that day raw and folds it only once its snapshot is computed (then the totals), and its results
+// are those of a refresh reading the day from the rollups; a refresh whose raw tail from the
+// unfolded day would be too long for one read (metricsql.OneReadTail) folds the day first.
+func TestTheDayJustEndedIsFoldedAfterTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	f := newFoldFixture(t)
+	store, w, x := f.store, f.w, f.x
+	day0 := metricsql.Day(f.start)
+	now := day0.Add(49*time.Hour + 30*time.Minute) // day 1 ended 1.5 h ago: a 25.5 h tail from its start
+	w.now = func() time.Time { return now }
+	// folded says which days every part has folded (all three parts must agree).
+	folded := func() []string {
+		t.Helper()
+		var days []string
+		for k, ids := range folds(t, store, x.ID) {
+			done, err := store.Folded(ctx, x.ID, k.Metric, k.Version, k.Part)
+			if err != nil || len(done) != len(ids) {
+				t.Fatalf("folds of %+v: %v", k, err)
+			}
+			var these []string
+			for d := range done {
+				these = append(these, d.Format(time.DateOnly))
+			}
+			slices.Sort(these)
+			if days != nil && !slices.Equal(days, these) {
+				t.Fatalf("%+v folded %v, another part %v", k, these, days)
+			}
+			days = these
+		}
+		return days
+	}
+	name := func(ds ...time.Time) (out []string) {
+		for _, d := range ds {
+			out = append(out, d.Format(time.DateOnly))
+		}
+		return out
+	}
+	day1, day2 := day0.Add(24*time.Hour), day0.Add(48*time.Hour)
+
+	snap, after, err := w.compute(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := folded(); !slices.Equal(got, name(day0)) {
+		t.Fatalf("days folded when the snapshot is computed: %v, want day 0 only (day 1 read raw)", got)
+	}
+	if err := after(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := folded(); !slices.Equal(got, name(day0, day1)) {
+		t.Fatalf("days folded after the snapshot: %v, want days 0 and 1", got)
+	}
+	if tt, ok, err := store.Totals(ctx, x.ID); err != nil || !ok || !tt.Current(folds(t, store, x.ID)) {
+		t.Fatalf("totals after the day's fold: %+v %v %v, want them current", tt, ok, err)
+	}
+	// The same clock, day 1 now read from the totals: the same results.
+	again, err := w.Compute(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results(snap)) == 0 || fmt.Sprint(results(again)) != fmt.Sprint(results(snap)) {
+		t.Fatalf("day 1 read raw and from the rollups give different results:\n%v\n%v", results(snap), results(again))
+	}
+
+	// Three hours past day 2's end: its tail would be 27 h, so it is folded before the snapshot.
+	now = day0.Add(75 * time.Hour)
+	if _, after, err = w.compute(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if got := folded(); !slices.Equal(got, name(day0, day1, day2)) {
+		t.Fatalf("days folded when the snapshot is computed: %v, want days 0 to 2", got)
+	}
+	if err := after(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package resultsbench measures the experiment results queries at scale: it generates a large
 // experiment straight into ClickHouse (INSERT … SELECT FROM numbers(N), which 18.16 runs fast),
 // then times a full refresh (every day folded into the rollups, then five metrics' sums), an
-// incremental refresh after one more day of data (that day folded, then the sums again), and a
+// incremental refresh after one more day of data (the sums again with that day read raw, then
+// the day folded, as the results workers' first refresh past its settle margin does), and a
 // refresh later that day (the units advanced, the sums again). As the results workers do, the
 // sums read the experiment's totals (the folded days added up per context) with the folds they
 // lack, and the totals are brought up to date after each refresh's results; every refresh also
@@ -166,7 +167,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		}
 	}()
 	// refresh returns how long it took folding, for the units and the sums (the results), and
-	// writing the totals afterwards.
+	// afterwards folding the day it read raw (if any) and writing the totals.
 	refresh := func(from, until, now time.Time) (fold, sums, after time.Duration, err error) {
 		t := time.Now()
 		snap := metricsql.Snapshot{FoldedUpTo: until, Now: now, Folds: metricsql.Folds{}}
@@ -199,41 +200,60 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		} else {
 			fmt.Fprintf(out, "  units (%d) merged from every state into a base: %s\n", units.Exposure.Total(), materialized.Round(time.Millisecond))
 		}
-		t = time.Now()
-		var covariates time.Duration // of the folding: the CUPED cohorts'
 		// As the worker folds: a day's metrics in one query, the CUPED cohort per metric.
-		for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
-			var todo []*metricsql.Metric
-			for _, m := range metrics {
-				if folded[dayKey{m.Key, metricsql.PartMetric, d}] == 0 {
-					todo = append(todo, m)
-				}
-			}
-			if len(todo) > 0 {
-				ids, err := metricsql.FoldDays(ctx, conn, xu, todo, d)
-				if err != nil {
-					return 0, 0, 0, err
-				}
-				for i, m := range todo {
-					folded[dayKey{m.Key, metricsql.PartMetric, d}] = ids[i]
-				}
-			}
-			for _, m := range metrics {
-				if k := (dayKey{m.Key, metricsql.PartCovariate, d}); m.CUPEDPreperiod > 0 && folded[k] == 0 {
-					tc := time.Now()
-					if folded[k], err = metricsql.FoldCovariates(ctx, conn, xu, m, d); err != nil {
-						return 0, 0, 0, err
+		// covariates is the CUPED cohorts' share of the time.
+		foldDays := func(from, until time.Time) (covariates time.Duration, err error) {
+			for d := from; d.Before(until); d = d.Add(24 * time.Hour) {
+				var todo []*metricsql.Metric
+				for _, m := range metrics {
+					if folded[dayKey{m.Key, metricsql.PartMetric, d}] == 0 {
+						todo = append(todo, m)
 					}
-					covariates += time.Since(tc)
+				}
+				if len(todo) > 0 {
+					ids, err := metricsql.FoldDays(ctx, conn, xu, todo, d)
+					if err != nil {
+						return 0, err
+					}
+					for i, m := range todo {
+						folded[dayKey{m.Key, metricsql.PartMetric, d}] = ids[i]
+					}
+				}
+				for _, m := range metrics {
+					if k := (dayKey{m.Key, metricsql.PartCovariate, d}); m.CUPEDPreperiod > 0 && folded[k] == 0 {
+						tc := time.Now()
+						if folded[k], err = metricsql.FoldCovariates(ctx, conn, xu, m, d); err != nil {
+							return 0, err
+						}
+						covariates += time.Since(tc)
+					}
+				}
+			}
+			return covariates, nil
+		}
+		// As the worker does (defersDay): the day just ended, if no metric has folded it, is
+		// read raw by the sums and folded after them.
+		foldTo := until
+		if last := until.Add(-24 * time.Hour); !last.Before(from) && now.Sub(last) <= metricsql.OneReadTail {
+			foldTo = last
+			for k := range folded {
+				if k.day.Equal(last) {
+					foldTo = until
 				}
 			}
 		}
+		t = time.Now()
+		covariates, err := foldDays(from, foldTo)
+		if err != nil {
+			return 0, 0, 0, err
+		}
 		fold = time.Since(t)
-		fmt.Fprintf(out, "  folded %s to %s in %s (the CUPED cohorts' covariates %s of it)\n", from.Format(time.DateOnly), until.Format(time.DateOnly),
+		fmt.Fprintf(out, "  folded %s to %s in %s (the CUPED cohorts' covariates %s of it)\n", from.Format(time.DateOnly), foldTo.Format(time.DateOnly),
 			fold.Round(time.Millisecond), covariates.Round(time.Millisecond))
+		snap.FoldedUpTo = foldTo
 		for _, m := range metrics {
 			for k, id := range folded {
-				if k.metric == m.Key && k.day.Before(until) {
+				if k.metric == m.Key && k.day.Before(foldTo) {
 					snap.Folds.Add(m, k.part, id)
 				}
 			}
@@ -290,6 +310,24 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		if err := agree(withTotals, fromRollups); err != nil {
 			return 0, 0, 0, err
 		}
+		if foldTo.Before(until) {
+			t = time.Now()
+			covariates, err := foldDays(foldTo, until)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			after = time.Since(t)
+			fmt.Fprintf(out, "  then the day read raw, %s, folded: %s (the CUPED cohort's covariates %s of it)\n", foldTo.Format(time.DateOnly),
+				after.Round(time.Millisecond), covariates.Round(time.Millisecond))
+			for _, m := range metrics {
+				for k, id := range folded {
+					if k.metric == m.Key && !k.day.Before(foldTo) && k.day.Before(until) {
+						snap.Folds.Add(m, k.part, id)
+					}
+				}
+			}
+			snap.FoldedUpTo = until
+		}
 		// Then, as the worker does once the snapshot is stored, the totals brought up to date.
 		if xu.HashedUnits() && (totals == nil || !totals.Current(snap.Folds)) {
 			t = time.Now()
@@ -302,8 +340,22 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 				how = "from the previous totals and the rollups of the days folded since"
 				_ = metricsql.DropTotals(context.WithoutCancel(ctx), conn, totals.ID)
 			}
-			totals, after = &next, time.Since(t)
-			fmt.Fprintf(out, "  then the totals of %d contexts written %s: %s\n", next.Rows, how, after.Round(time.Millisecond))
+			took := time.Since(t)
+			totals, after = &next, after+took
+			fmt.Fprintf(out, "  then the totals of %d contexts written %s: %s\n", next.Rows, how, took.Round(time.Millisecond))
+		}
+		if foldTo.Before(until) && !cfg.Brief {
+			// For comparison, the same with the day read from its rollups; they must agree.
+			t = time.Now()
+			snap.Totals = totals
+			fromFold, err := metricsql.SumsOf(ctx, conn, xu, reqs, snap)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			fmt.Fprintf(out, "    (the same with the day folded: %s)\n", time.Since(t).Round(time.Millisecond))
+			if err := agree(withTotals, fromFold); err != nil {
+				return 0, 0, 0, fmt.Errorf("the day read raw and folded: %w", err)
+			}
 		}
 		// For comparison, one query per metric.
 		for _, m := range metrics {
@@ -323,7 +375,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "full refresh (5 metrics, %d days folded from scratch): results in %s (folding %s, units + sums %s), then the totals %s\n",
+	fmt.Fprintf(out, "full refresh (5 metrics, %d days folded from scratch): results in %s (folding %s, units + sums %s), then %s (the totals written)\n",
 		cfg.Days, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond), after.Round(time.Millisecond))
 	// One more day of data (a day's share of new exposures and events) and the next day's first
 	// hour, then the incremental refresh. more generates a stretch unless a database reused has
@@ -348,14 +400,15 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	if err := more(day+24*time.Hour, day+25*time.Hour); err != nil {
 		return err
 	}
-	// The incremental refresh runs when the workers first fold the day: an hour (their settle
-	// margin) into the next, whose first hour it reads raw.
+	// The incremental refresh runs when the workers first take the day up: an hour (their
+	// settle margin) into the next. As they do, it reads the day and the next one's first hour
+	// raw, and folds the day once it has the sums (the results).
 	next := end.Add(24 * time.Hour)
 	fold, sums, after, err = refresh(end, next, next.Add(time.Hour))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "incremental refresh after one more day (%d exposures, %d events): results in %s (folding the day %s, units + sums %s), then the totals %s\n",
+	fmt.Fprintf(out, "incremental refresh after one more day (%d exposures, %d events): results in %s (folding %s, units + sums with the day read raw %s), then %s (the day folded, the totals written)\n",
 		dayExposures, dayEvents, (fold + sums).Round(time.Millisecond), fold.Round(time.Millisecond), sums.Round(time.Millisecond), after.Round(time.Millisecond))
 	// The morning's data (with -database, generated by the first run already).
 	if err := more(day+25*time.Hour, day+36*time.Hour); err != nil {

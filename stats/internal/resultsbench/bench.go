@@ -250,14 +250,18 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		fold = time.Since(t)
 		fmt.Fprintf(out, "  folded %s to %s in %s (the CUPED cohorts' covariates %s of it)\n", from.Format(time.DateOnly), foldTo.Format(time.DateOnly),
 			fold.Round(time.Millisecond), covariates.Round(time.Millisecond))
-		snap.FoldedUpTo = foldTo
-		for _, m := range metrics {
-			for k, id := range folded {
-				if k.metric == m.Key && k.day.Before(foldTo) {
-					snap.Folds.Add(m, k.part, id)
+		// addFolds adds the folds of the days in [lo, hi) to the snapshot's.
+		addFolds := func(lo, hi time.Time) {
+			for _, m := range metrics {
+				for k, id := range folded {
+					if k.metric == m.Key && !k.day.Before(lo) && k.day.Before(hi) {
+						snap.Folds.Add(m, k.part, id)
+					}
 				}
 			}
 		}
+		snap.FoldedUpTo = foldTo
+		addFolds(time.Time{}, foldTo)
 		// The sums read the totals as they are (behind by the days just folded, or none yet).
 		snap.Totals = totals
 		// What the worker does: every metric's sums in one query per pass.
@@ -283,31 +287,32 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			how = fmt.Sprintf("added up in the worker (%d passes)", metricsql.WorkerPassesFor(units.Exposure.Total()))
 		}
 		fmt.Fprintf(out, "  sums of the %d metrics %s, %s: %s\n", len(metrics), how, read, together.Round(time.Millisecond))
+		// compare times the same sums read another way (what) and checks that they agree: counts
+		// exactly, sums to rounding.
+		compare := func(what string, s metricsql.Snapshot) error {
+			t := time.Now()
+			other, err := metricsql.SumsOf(ctx, conn, xu, reqs, s)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "    (the same %s: %s)\n", what, time.Since(t).Round(time.Millisecond))
+			if err := agree(withTotals, other); err != nil {
+				return fmt.Errorf("the sums and the same %s: %w", what, err)
+			}
+			return nil
+		}
 		if !cfg.Brief && metricsql.GroupInWorker && xu.HashedUnits() {
-			// For comparison, the same grouped by ClickHouse; they must agree.
-			t = time.Now()
 			metricsql.GroupInWorker = false
-			inSQL, err := metricsql.SumsOf(ctx, conn, xu, reqs, snap)
+			err := compare(fmt.Sprintf("grouped in ClickHouse, %d passes", snap.Passes), snap)
 			metricsql.GroupInWorker = true
 			if err != nil {
 				return 0, 0, 0, err
 			}
-			fmt.Fprintf(out, "    (the same grouped in ClickHouse, %d passes: %s)\n", snap.Passes, time.Since(t).Round(time.Millisecond))
-			if err := agree(withTotals, inSQL); err != nil {
-				return 0, 0, 0, fmt.Errorf("grouped in the worker and in ClickHouse: %w", err)
-			}
 		}
-		// For comparison, the same from every folded day's rollups, as before the totals; they
-		// must agree.
-		t = time.Now()
+		// The same from every folded day's rollups, as before the totals.
 		rolled := snap
 		rolled.Totals = nil
-		fromRollups, err := metricsql.SumsOf(ctx, conn, xu, reqs, rolled)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		fmt.Fprintf(out, "    (the same from every day's rollups: %s)\n", time.Since(t).Round(time.Millisecond))
-		if err := agree(withTotals, fromRollups); err != nil {
+		if err := compare("from every day's rollups", rolled); err != nil {
 			return 0, 0, 0, err
 		}
 		if foldTo.Before(until) {
@@ -319,13 +324,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			after = time.Since(t)
 			fmt.Fprintf(out, "  then the day read raw, %s, folded: %s (the CUPED cohort's covariates %s of it)\n", foldTo.Format(time.DateOnly),
 				after.Round(time.Millisecond), covariates.Round(time.Millisecond))
-			for _, m := range metrics {
-				for k, id := range folded {
-					if k.metric == m.Key && !k.day.Before(foldTo) && k.day.Before(until) {
-						snap.Folds.Add(m, k.part, id)
-					}
-				}
-			}
+			addFolds(foldTo, until)
 			snap.FoldedUpTo = until
 		}
 		// Then, as the worker does once the snapshot is stored, the totals brought up to date.
@@ -345,16 +344,9 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			fmt.Fprintf(out, "  then the totals of %d contexts written %s: %s\n", next.Rows, how, took.Round(time.Millisecond))
 		}
 		if foldTo.Before(until) && !cfg.Brief {
-			// For comparison, the same with the day read from its rollups; they must agree.
-			t = time.Now()
 			snap.Totals = totals
-			fromFold, err := metricsql.SumsOf(ctx, conn, xu, reqs, snap)
-			if err != nil {
+			if err := compare("with the day folded", snap); err != nil {
 				return 0, 0, 0, err
-			}
-			fmt.Fprintf(out, "    (the same with the day folded: %s)\n", time.Since(t).Round(time.Millisecond))
-			if err := agree(withTotals, fromFold); err != nil {
-				return 0, 0, 0, fmt.Errorf("the day read raw and folded: %w", err)
 			}
 		}
 		// For comparison, one query per metric.

@@ -34,6 +34,7 @@ func main() {
 	flag.Int64Var(&metricsql.UnitsPerPass, "units-per-pass", metricsql.UnitsPerPass, "units one sums query aggregates at most (the stats service's -results-units-per-pass)")
 	reuse := flag.String("database", "", "time the refreshes on this database of an earlier run instead of generating data (implies -keep)")
 	flag.BoolVar(&cfg.RefoldDay, "refold-day", false, "with -database: fold the incremental day again, so that its fold is timed")
+	flag.BoolVar(&cfg.Steady, "steady", false, "time the incremental refresh with its units base advanced through the day already, as a worker refreshing every few minutes has it")
 	flag.BoolVar(&cfg.Brief, "brief", false, "leave out the comparisons (the sums grouped in ClickHouse, one sums query per metric, sums from raw events only)")
 	flag.Int64Var(&metricsql.WorkerUnitsPerPass, "worker-units-per-pass", metricsql.WorkerUnitsPerPass, "units one pass of the sums grouped in the worker reads at most (the stats service's -results-worker-units-per-pass)")
 	flag.BoolVar(&metricsql.GroupInWorker, "group-in-worker", metricsql.GroupInWorker, "group the sums per context in the worker (false: in ClickHouse)")

@@ -37,6 +37,10 @@ type Config struct {
 	RefoldDay bool
 	// Brief leaves out the comparisons: one sums query per metric, and the sums from raw events.
 	Brief bool
+	// Steady times the incremental refresh as a worker refreshing every few minutes sees it:
+	// its units base advanced through the day already, so that it merges only the exposures
+	// received within its delivery margin (metricsql.UnitsMargin), as at noon.
+	Steady bool
 }
 
 const (
@@ -396,6 +400,12 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 	// settle margin) into the next. As they do, it reads the day and the next one's first hour
 	// raw, and folds the day once it has the sums (the results).
 	next := end.Add(24 * time.Hour)
+	if cfg.Steady {
+		// The day's exposures re-expose units exposed before, with their variation (generate),
+		// so a base advanced through them would hold the same states: skipping them is what the
+		// earlier refreshes of the day would have left.
+		base.Watermark = next.Add(time.Hour - metricsql.UnitsMargin)
+	}
 	fold, sums, after, err = refresh(end, next, next.Add(time.Hour))
 	if err != nil {
 		return err

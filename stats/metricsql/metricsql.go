@@ -424,35 +424,21 @@ type rawPart struct {
 // 0.6 s at 5M units; real events also come from contexts outside the experiment, which it drops
 // before they are deduplicated.
 func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool, a *args) (string, error) {
-	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan || len(parts) == 0 {
-		return "", fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events, of at least one metric")
+	conds, err := rawConditions(x, parts, from, to)
+	if err != nil {
+		return "", err
 	}
 	if byHash && !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: contexts named by hash need units with distinct hashes")
 	}
 	lo, hi := windowUnits(parts, from, to)
-	// Parts that count the same events (the same key, filters and window, as a proportion and a
-	// sum of one event often do) share one condition c: its events flag, e<c> and s<c>.
-	type condition struct {
-		key, filters string
-		start, end   time.Duration
-	}
-	var conds []*Metric
-	index := map[condition]int{}
 	var cols, srcs, events, sums []string
-	for i, p := range parts {
-		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
-			return "", fmt.Errorf("metricsql: combined raw part %d: metric %q (src %d)", i, p.m.Key, p.src)
+	for c, cond := range conds {
+		in := fmt.Sprintf("bitTest(mask%d, %d) AND ts >= first_ms + %d AND ts < first_ms + %d", c/64, c%64, cond.m.WindowStart.Milliseconds(), cond.m.WindowEnd.Milliseconds())
+		cols = append(cols, fmt.Sprintf("countIf(%s) AS e%d, sumIf(value, %s) AS s%d", in, c, in, c))
+		for _, src := range cond.srcs {
+			srcs, events, sums = append(srcs, fmt.Sprintf("toUInt8(%d)", src)), append(events, fmt.Sprintf("e%d", c)), append(sums, fmt.Sprintf("s%d", c))
 		}
-		k := condition{p.m.EventKey, fmt.Sprintf("%#v", p.m.Filters), p.m.WindowStart, p.m.WindowEnd}
-		c, ok := index[k]
-		if !ok {
-			c = len(conds)
-			index[k], conds = c, append(conds, p.m)
-			in := fmt.Sprintf("bitTest(mask%d, %d) AND ts >= first_ms + %d AND ts < first_ms + %d", c/64, c%64, p.m.WindowStart.Milliseconds(), p.m.WindowEnd.Milliseconds())
-			cols = append(cols, fmt.Sprintf("countIf(%s) AS e%d, sumIf(value, %s) AS s%d", in, c, in, c))
-		}
-		srcs, events, sums = append(srcs, fmt.Sprintf("toUInt8(%d)", p.src)), append(events, fmt.Sprintf("e%d", c)), append(sums, fmt.Sprintf("s%d", c))
 	}
 	// The context: its strings, or the units' hash the join matched on (contextGroup's then).
 	context, unit, group := `unit_kind AS context_kind, unit_key AS context_key`, `any(context_kind) AS unit_kind, any(context_key) AS unit_key`, x.contextGroup()
@@ -463,30 +449,11 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		SELECT ` + unit + `, ` + strings.Join(cols, ", ") + `
 		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
 		ALL INNER JOIN (SELECT ` + contextHashes("any", "event_") + `, event_id, any(value) AS value, any(timestamp_ms) AS ts`
-	// Bit c%64 of mask<c/64>: the event counts for condition c (its metric's key and filters).
-	// One aggregate for up to 64 conditions instead of one each: 18.16 calls aggregates a row at
-	// a time (a day's fold of five metrics at 5M units: its select 3.4-3.7 s against 3.6-4.2 s).
-	keys := map[string]bool{}
-	var keyList []any
-	var bits []string
-	for c, m := range conds {
-		key := a.add(m.EventKey) // before the filters' placeholders, as in the text
-		filters, err := eventSQL(m, a)
-		if err != nil {
-			return "", fmt.Errorf("metric %s: %w", m.Key, err)
-		}
-		bits = append(bits, fmt.Sprintf("toUInt64(event_key = %s AND %s) * %d", key, filters, uint64(1)<<(c%64)))
-		if len(bits) == 64 || c == len(conds)-1 {
-			q += fmt.Sprintf(", any(%s) AS mask%d", strings.Join(bits, " + "), c/64)
-			bits = nil
-		}
-		if !keys[m.EventKey] {
-			keys[m.EventKey] = true
-			keyList = append(keyList, m.EventKey)
-		}
+	masks, keys, err := rawMasks(conds, a)
+	if err != nil {
+		return "", err
 	}
-	q += ` FROM tracks WHERE environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key IN (` + placeholders(keyList, a) + `)
-		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + beforeSQL(to, a) + daysSQL(from, to, a) + x.slice()
+	q += masks + ` FROM tracks WHERE ` + rawEventsWhere(x, keys, from, to, a)
 	// Only those units' events are deduplicated and built into the join's hash table: a set of
 	// their hashes filters the events first (from a units snapshot: merging experiment_units
 	// again for it would cost more than it saves).
@@ -500,6 +467,100 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		ARRAY JOIN [` + strings.Join(srcs, ", ") + `] AS src, [` + strings.Join(events, ", ") + `] AS part_events, [` + strings.Join(sums, ", ") + `] AS part_sum
 		WHERE part_events > 0`
 	return q, nil
+}
+
+// rawCondition is what a combined raw read tests an event for: its metric's event key, filters
+// and conversion window (m's), shared by the parts that count the same events — as a proportion
+// and a sum of one event often do — whose srcs it lists.
+type rawCondition struct {
+	m    *Metric
+	srcs []int
+}
+
+// rawConditions are the conditions of a combined raw read of parts over [from, to), in the
+// order of their first parts.
+func rawConditions(x Experiment, parts []rawPart, from, to time.Time) ([]*rawCondition, error) {
+	if x.rollout() || to.IsZero() || to.Sub(from) > shortRawSpan || len(parts) == 0 {
+		return nil, fmt.Errorf("metricsql: a combined raw read is for a short stretch of an experiment's events, of at least one metric")
+	}
+	type key struct {
+		key, filters string
+		start, end   time.Duration
+	}
+	index := map[key]int{}
+	var conds []*rawCondition
+	for i, p := range parts {
+		if p.m.Kind == Ratio || p.src < 1 || p.src > 255 {
+			return nil, fmt.Errorf("metricsql: combined raw part %d: metric %q (src %d)", i, p.m.Key, p.src)
+		}
+		k := key{p.m.EventKey, fmt.Sprintf("%#v", p.m.Filters), p.m.WindowStart, p.m.WindowEnd}
+		c, ok := index[k]
+		if !ok {
+			c = len(conds)
+			index[k], conds = c, append(conds, &rawCondition{m: p.m})
+		}
+		conds[c].srcs = append(conds[c].srcs, p.src)
+	}
+	return conds, nil
+}
+
+// rawMasks selects, for a deduplicated event, which conditions it meets by its key and
+// filters (not yet its window): bit c%64 of ", any(…) AS mask<c/64>", one aggregate for up to
+// 64 conditions instead of one each (18.16 calls aggregates a row at a time: a day's fold of
+// five metrics at 5M units, its select 3.4-3.7 s against 3.6-4.2 s). keys are the conditions'
+// event keys, each once.
+func rawMasks(conds []*rawCondition, a *args) (masks string, keys []any, err error) {
+	seen := map[string]bool{}
+	var bits []string
+	for c, cond := range conds {
+		key := a.add(cond.m.EventKey) // before the filters' placeholders, as in the text
+		filters, err := eventSQL(cond.m, a)
+		if err != nil {
+			return "", nil, fmt.Errorf("metric %s: %w", cond.m.Key, err)
+		}
+		bits = append(bits, fmt.Sprintf("toUInt64(event_key = %s AND %s) * %d", key, filters, uint64(1)<<(c%64)))
+		if len(bits) == 64 || c == len(conds)-1 {
+			masks += fmt.Sprintf(", any(%s) AS mask%d", strings.Join(bits, " + "), c/64)
+			bits = nil
+		}
+		if !seen[cond.m.EventKey] {
+			seen[cond.m.EventKey] = true
+			keys = append(keys, cond.m.EventKey)
+		}
+	}
+	return masks, keys, nil
+}
+
+// rawEventsWhere is the condition on tracks of a combined raw read of x's slice over [from, to)
+// of events of keys.
+func rawEventsWhere(x Experiment, keys []any, from, to time.Time, a *args) string {
+	return `environment_id = ` + a.add(x.EnvironmentID) + ` AND event_key IN (` + placeholders(keys, a) + `)
+		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + beforeSQL(to, a) + daysSQL(from, to, a) + x.slice()
+}
+
+// rawEventsSQL selects the events of rawPartsSQL's read for the results worker to join with
+// its units itself (sumsInWorker): deduplicated as there, one row per event — its context's
+// hash (context_hash), time (ts, Int64) and value, and which conditions it meets by its key
+// and filters (mask<k>, as rawMasks) — without the join and the grouping per context, which
+// were most of that read's cost (a 25 h tail at 5M units: 2.6-2.9 s on its own, 1.1 s for the
+// deduplication alone). Only the events of the units whose windows can reach into [from, to)
+// are selected, by the pair of their context's hashes (contextHashes): every row is a unit's
+// (two contexts agree on both with a chance of about 2^-128), and as x's units have distinct
+// hashes the worker finds it by the first alone.
+func rawEventsSQL(x Experiment, parts []rawPart, conds []*rawCondition, from, to time.Time, a *args) (string, error) {
+	if !x.HashedUnits() {
+		return "", fmt.Errorf("metricsql: the worker joins the raw events with units of distinct hashes only")
+	}
+	lo, hi := windowUnits(parts, from, to)
+	masks, keys, err := rawMasks(conds, a)
+	if err != nil {
+		return "", err
+	}
+	pair := `cityHash64(context_kind, context_key), metroHash64(context_kind, context_key)`
+	return `SELECT any(cityHash64(context_kind, context_key)) AS context_hash, toInt64(any(timestamp_ms)) AS ts, any(value) AS value` + masks + `
+		FROM tracks WHERE ` + rawEventsWhere(x, keys, from, to, a) + `
+		AND (` + pair + `) IN (SELECT ` + pair + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
+		GROUP BY event_id, cityHash64(context_kind, context_key, event_key)`, nil
 }
 
 // windowUnits bounds the first exposures, [lo, hi) in ms, of the units whose conversion windows

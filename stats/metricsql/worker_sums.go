@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -18,11 +19,13 @@ import (
 // 2.0-2.4 s, however the aggregates are written (sumIf per part, plain sums over zeroed columns,
 // sumForEach over an array, the variation as a number: all within 0.2 s of each other). So when
 // the units' hashes are distinct (HashedUnits), ClickHouse only selects the rows — the units,
-// the rollups or the totals and the folds they lack, the raw tail grouped per context as before
-// — and the results worker adds them up per context and per variation (sumsInWorker). Every
-// row is the same as the SQL's, so the sums are the same up to the order of floating-point
-// additions; the percentile caps are taken from the same per-context values in one read, where
-// the SQL computes every capped metric's values twice.
+// the rollups or the totals and the folds they lack, the raw tail's events deduplicated (or,
+// beyond 64 conditions and for the CUPED covariates, grouped per context as before) — and the
+// results worker joins the events with its units and adds every row up per context and per
+// variation (sumsInWorker). Every row is the same as the SQL's, and every event is tested as
+// the SQL's join and countIf/sumIf test it, so the sums are the same up to the order of
+// floating-point additions; the percentile caps are taken from the same per-context values in
+// one read, where the SQL computes every capped metric's values twice.
 //
 // The rows of a rollup arrive sorted by fold, then bucket: a context's rows are far apart, and
 // adding each row to its context where it arrives misses the CPU's caches on every row (2 s
@@ -72,11 +75,34 @@ type workerSums struct {
 	kept  [][]keptValue
 	sums  [][]VariantSums // [request][variation number - 1]
 	units []int64         // units seen per variation number - 1
+	// When the raw tail's events are joined here with the units (joinRaw): the combined read's
+	// parts, their conditions (at most 64), and the conditions' windows as bucket tests them.
+	rawParts []rawPart
+	rawConds []*rawCondition
+	windows  []rawWindow
 	// per-bucket scratch
 	index  unitIndex
 	codes  []int64
+	firsts []int64 // the units' first exposures (unix ms)
 	events []int64
 	values []float64
+}
+
+// rawWindow is a raw read's condition as the worker tests it once an event's key and filters
+// have (its bit of the event's mask): the conversion window [first + start, first + end) in
+// ms, and the srcs of the parts that count it.
+type rawWindow struct {
+	start, end int64
+	srcs       []int
+}
+
+// rawEvent is an event of the raw tail (rawEventsSQL): its context's hash, time (unix ms),
+// value, and the conditions its key and filters meet (bit c).
+type rawEvent struct {
+	h    uint64
+	ts   int64
+	v    float64
+	mask uint64
 }
 
 type version struct {
@@ -101,7 +127,8 @@ type keptValue struct {
 // and the results workers' settle margin (an hour), with an hour to spare — what a refresh reads
 // when it leaves the day just ended to be folded after its snapshot. At 5M units the join of a
 // 12 h tail held 0.6-0.7 GB and took 0.4-0.9 s less than in three queries; of a 25 h tail 0.99
-// GB, and 0.8 s less (4.3 s against 5.1 s); a day's fold holds 1.55-1.67 GB.
+// GB, and 0.8 s less (4.3 s against 5.1 s); its events deduplicated for the worker to join
+// (rawEventsSQL) 0.89 GB; a day's fold holds 1.55-1.67 GB.
 const OneReadTail = 26 * time.Hour
 
 // sumsInWorker is SumsOf's computation with the per-context grouping done here (see above);
@@ -121,31 +148,49 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The raw tail once for every pass: it is grouped per context by ClickHouse (its joins are
-	// what cost), and reading it per pass would cost that again. A tail of at most OneReadTail
-	// read for several metrics at once (rawPartsSQL) is one query, whose join holds less than a
-	// day's fold does; a longer one is read in the SQL's passes (UnitsPerPass), whose joins'
-	// hash tables ClickHouse's memory is sized for.
-	raw := make([][]workerRow, sliceBuckets)
-	rawRead := make(chan error, 1)
-	go func() {
+	// The raw tail once for every pass: its deduplication and the covariates' joins are what
+	// cost, and reading it per pass would cost them again. A tail of at most OneReadTail read
+	// for several metrics at once is one query, which holds less than a day's fold does; a
+	// longer one is read in the SQL's passes (UnitsPerPass), which ClickHouse's memory is sized
+	// for.
+	if err := w.joinRaw(x, s); err != nil {
+		return nil, err
+	}
+	raw, events := make([][]workerRow, sliceBuckets), make([][]rawEvent, sliceBuckets)
+	rawPasses := min(max(s.Passes, 1), sliceBuckets)
+	if x.combinesRaw(len(w.reqs), s) && s.Now.Sub(s.FoldedUpTo) <= OneReadTail {
+		rawPasses = 1
+	}
+	// The rows grouped by ClickHouse and the events joined here are read side by side.
+	rawRead := make(chan error, 2)
+	readRaw := func(read func(px Experiment) error) {
 		rawRead <- func() error {
-			passes := min(max(s.Passes, 1), sliceBuckets)
-			if x.combinesRaw(len(w.reqs), s) && s.Now.Sub(s.FoldedUpTo) <= OneReadTail {
-				passes = 1
-			}
-			for p := 0; p < passes; p++ {
-				q, a, err := w.rawSQL(x.pass(p, passes), s)
-				if err != nil || q == "" {
-					return err
-				}
-				if err := scatter(ctx, conn, q, a, raw, 0); err != nil {
+			for p := 0; p < rawPasses; p++ {
+				if err := read(x.pass(p, rawPasses)); err != nil {
 					return fmt.Errorf("metricsql: sums' raw events: %w", err)
 				}
 			}
 			return nil
 		}()
-	}()
+	}
+	go readRaw(func(px Experiment) error {
+		q, a, err := w.rawSQL(px, s)
+		if err != nil || q == "" {
+			return err
+		}
+		return scatter(ctx, conn, q, a, raw, 0)
+	})
+	go readRaw(func(px Experiment) error {
+		if len(w.rawParts) == 0 {
+			return nil
+		}
+		var a args
+		q, err := rawEventsSQL(px, w.rawParts, w.rawConds, s.FoldedUpTo, s.Now, &a)
+		if err != nil {
+			return err
+		}
+		return scatterEvents(ctx, conn, q, a, events)
+	})
 	passes := WorkerPassesFor(units)
 	free, full, read := make(chan *passRows, 2), make(chan *passRows, 1), make(chan error, 1)
 	for range 2 {
@@ -174,15 +219,17 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 		}
 		read <- nil
 	}()
-	if err := <-rawRead; err != nil {
-		return nil, err
+	for range 2 {
+		if err := <-rawRead; err != nil {
+			return nil, err
+		}
 	}
 	for buf := range full {
 		for b := buf.lo; b < buf.hi; b++ {
-			if err := w.bucket(buf.rows[b-buf.lo], raw[b]); err != nil {
+			if err := w.bucket(events[b], buf.rows[b-buf.lo], raw[b]); err != nil {
 				return nil, err
 			}
-			buf.rows[b-buf.lo], raw[b] = buf.rows[b-buf.lo][:0], nil
+			buf.rows[b-buf.lo], raw[b], events[b] = buf.rows[b-buf.lo][:0], nil, nil
 		}
 		free <- buf
 	}
@@ -283,13 +330,13 @@ func (x Experiment) workerShape(s Snapshot) rowShape {
 	return rowShape{hashed: true, totals: x.totalsRead(s), ints: true}
 }
 
-// passSQL selects a pass's units (src 0, the variation's number in variations as events) and
-// its parts' rollup rows.
+// passSQL selects a pass's units (src 0, the variation's number in variations as events, the
+// first exposure in ms as value_sum: exact in a float64) and its parts' rollup rows.
 func (w *workerSums) passSQL(x Experiment, s Snapshot, variations []string) (string, args) {
 	var a args
 	shape := x.workerShape(s)
 	head := `SELECT src, context_hash, if(src = 0, toInt64(indexOf(` + a.add(variations) + `, variation)), events) AS events, value_sum FROM (`
-	members := []string{`SELECT toUInt8(0) AS src, cityHash64(context_kind, context_key) AS context_hash, variation, toInt64(0) AS events, toFloat64(0) AS value_sum
+	members := []string{`SELECT toUInt8(0) AS src, cityHash64(context_kind, context_key) AS context_hash, variation, toInt64(0) AS events, toFloat64(first_ms) AS value_sum
 		FROM (` + x.snapshotUnitsSQL(true, &a) + `)`}
 	w.eachPart(func(m *Metric, part, src int) {
 		members = append(members, rolledRowsSQL(x, m, part, src, s, shape, &a)...)
@@ -297,7 +344,8 @@ func (w *workerSums) passSQL(x Experiment, s Snapshot, variations []string) (str
 	return head + strings.Join(members, "\n\t\tUNION ALL ") + `)`, a
 }
 
-// rawSQL selects the raw tail's rows of every part, grouped per context ("" when there are none).
+// rawSQL selects the raw tail's rows of every part, grouped per context ("" when there are none),
+// but those of the parts whose events are joined here (joinRaw).
 func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	var a args
 	shape := x.workerShape(s)
@@ -321,7 +369,7 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if len(rawParts) > 0 {
+	if len(rawParts) > 0 && len(w.rawParts) == 0 {
 		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, true, &a)
 		if err != nil {
 			return "", nil, err
@@ -332,6 +380,32 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 		return "", nil, nil
 	}
 	return `SELECT src, context_hash, events, value_sum FROM (` + strings.Join(members, "\n\t\tUNION ALL ") + `)`, a, nil
+}
+
+// joinRaw decides whether the raw tail's combined read (the conversion-window parts of several
+// metrics, rawPartsSQL) is joined with the units here: its events read deduplicated
+// (rawEventsSQL), each matched with its unit and tested against its conditions' windows in
+// bucket. Its conditions must fit one mask (64); otherwise ClickHouse joins and groups them.
+// The CUPED covariates' tail is read grouped either way.
+func (w *workerSums) joinRaw(x Experiment, s Snapshot) error {
+	if !x.combinesRaw(len(w.reqs), s) {
+		return nil
+	}
+	var parts []rawPart
+	w.eachPart(func(m *Metric, part, src int) {
+		if part == PartMetric {
+			parts = append(parts, rawPart{m, src})
+		}
+	})
+	conds, err := rawConditions(x, parts, s.FoldedUpTo, s.Now)
+	if err != nil || len(conds) > 64 {
+		return err
+	}
+	w.rawParts, w.rawConds, w.windows = parts, conds, make([]rawWindow, len(conds))
+	for c, cond := range conds {
+		w.windows[c] = rawWindow{start: cond.m.WindowStart.Milliseconds(), end: cond.m.WindowEnd.Milliseconds(), srcs: cond.srcs}
+	}
+	return nil
 }
 
 // eachPart calls fn for every part read, in perContextSQL's order: each request's main part,
@@ -426,10 +500,31 @@ func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]w
 	return rows.Err()
 }
 
-// bucket adds up one bucket's rows: per unit (a src 0 row), every row of its context; rows of
+// scatterEvents reads q's raw events (rawEventsSQL: context hash, time, value, mask) into their
+// buckets' buffers.
+func scatterEvents(ctx context.Context, conn driver.Conn, q string, a args, into [][]rawEvent) error {
+	rows, err := conn.Query(ctx, q, a...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var e rawEvent
+	dest := []any{&e.h, &e.ts, &e.v, &e.mask}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		b := e.h % sliceBuckets
+		into[b] = append(into[b], e)
+	}
+	return rows.Err()
+}
+
+// bucket adds up one bucket's rows: per unit (a src 0 row), every row of its context, and every
+// raw event of its context in a condition's window (the SQL's join and countIf/sumIf); rows of
 // contexts that are not units are left out, as the SQL's HAVING leaves them.
-func (w *workerSums) bucket(parts ...[]workerRow) error {
-	w.codes = w.codes[:0]
+func (w *workerSums) bucket(events []rawEvent, parts ...[]workerRow) error {
+	w.codes, w.firsts = w.codes[:0], w.firsts[:0]
 	units := 0
 	for _, rows := range parts {
 		for _, r := range rows {
@@ -450,7 +545,7 @@ func (w *workerSums) bucket(parts ...[]workerRow) error {
 				return fmt.Errorf("metricsql: a unit (context hash %d) of a variation not among the units' variations", r.h)
 			}
 			w.index.put(r.h, int32(len(w.codes)))
-			w.codes = append(w.codes, r.ev)
+			w.codes, w.firsts = append(w.codes, r.ev), append(w.firsts, int64(r.vs))
 		}
 	}
 	n := len(w.codes) * w.nsrc
@@ -469,6 +564,22 @@ func (w *workerSums) bucket(parts ...[]workerRow) error {
 			at := int(i) * w.nsrc
 			w.events[at+int(r.src)] += r.ev
 			w.values[at+int(r.src)] += r.vs
+		}
+	}
+	for _, e := range events {
+		i := w.index.get(e.h)
+		if i < 0 {
+			continue // a unit exposed to several variations
+		}
+		first, at := w.firsts[i], int(i)*w.nsrc
+		for m := e.mask; m != 0; m &= m - 1 {
+			c := &w.windows[bits.TrailingZeros64(m)]
+			if e.ts >= first+c.start && e.ts < first+c.end {
+				for _, src := range c.srcs {
+					w.events[at+src]++
+					w.values[at+src] += e.v
+				}
+			}
 		}
 	}
 	for i, code := range w.codes {

@@ -45,8 +45,10 @@ func boundaryTrack(t *testing.T, conn driver.Conn, unit string, at time.Time) {
 // (exclusive), across midnight (first exposure at 23:59:59.999, event at 00:00:00.000, read
 // from the next day's fold), and up to the stop time to the millisecond: a unit first exposed
 // 400 ms before the stop is a unit, so its purchase 200 ms before the stop counts — read from
-// the raw tail of several metrics at once and from one metric's raw read. A context exposed
-// only under an earlier experiment on the same flag is not a unit.
+// the raw tail of several metrics at once and from one metric's raw read. The same edges hold
+// in the raw tail, whose events the results worker joins with the units itself: at a first
+// exposure in it, and at the end of a 24 h window that began on a folded day. A context
+// exposed only under an earlier experiment on the same flag is not a unit.
 func TestComputeTimeBoundaries(t *testing.T) {
 	ctx := context.Background()
 	store := newStore(t)
@@ -71,6 +73,12 @@ func TestComputeTimeBoundaries(t *testing.T) {
 	boundaryTrack(t, conn, "last", stop) // at the stop: not counted
 	boundaryExposure(t, conn, "after", "off", "bnd", stop)
 	boundaryTrack(t, conn, "after", stop.Add(time.Second))
+	boundaryExposure(t, conn, "tailfirst", "on", "bnd", day.Add(50*time.Hour))  // the stop day, read raw
+	boundaryTrack(t, conn, "tailfirst", day.Add(50*time.Hour))                  // counts
+	boundaryTrack(t, conn, "tailfirst", day.Add(50*time.Hour-time.Millisecond)) // never
+	boundaryExposure(t, conn, "tailend", "off", "bnd", day.Add(30*time.Hour))
+	boundaryTrack(t, conn, "tailend", day.Add(54*time.Hour-time.Millisecond)) // last ms of its 24h window, read raw
+	boundaryTrack(t, conn, "tailend", day.Add(54*time.Hour))                  // the 24h window's end: only in 168h
 	boundaryExposure(t, conn, "previous", "on", "prev", start.Add(2*time.Hour))
 	boundaryTrack(t, conn, "previous", start.Add(3*time.Hour))
 
@@ -92,11 +100,11 @@ func TestComputeTimeBoundaries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(snap.Exposures) != "map[off:3 on:4]" {
-		t.Fatalf("exposures %v, want off 3 (quiet0, quiet2, edges) and on 4 (quiet1, quiet3, midnight, last)", snap.Exposures)
+	if fmt.Sprint(snap.Exposures) != "map[off:4 on:5]" {
+		t.Fatalf("exposures %v, want off 4 (quiet0, quiet2, edges, tailend) and on 5 (quiet1, quiet3, midnight, last, tailfirst)", snap.Exposures)
 	}
 	// Per arm: purchases (n, total), purchases-24h (n, total).
-	want := map[string][2]float64{"purchases/off": {3, 3}, "purchases/on": {4, 2}, "purchases-24h/off": {3, 2}, "purchases-24h/on": {4, 2}}
+	want := map[string][2]float64{"purchases/off": {4, 5}, "purchases/on": {5, 3}, "purchases-24h/off": {4, 3}, "purchases-24h/on": {5, 3}}
 	for _, m := range snap.Metrics {
 		for _, v := range m.Variants {
 			k := m.Metric + "/" + v.Key
@@ -120,7 +128,7 @@ func TestComputeTimeBoundaries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(raw); got != "[{off 3 3 9 0 0 0 0 0 0} {on 4 2 2 0 0 0 0 0 0}]" {
+	if got := fmt.Sprint(raw); got != "[{off 4 5 13 0 0 0 0 0 0} {on 5 3 3 0 0 0 0 0 0}]" {
 		t.Fatalf("raw sums %s", got)
 	}
 }

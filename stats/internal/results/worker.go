@@ -1180,7 +1180,8 @@ func foldedParts(m *metricsql.Metric, cuped bool) []int {
 // margin — and its raw tail, from the day's start to now, is short enough for the sums to read
 // in one query (metricsql.OneReadTail). A day's events count the same read raw or from its
 // rollups, and the snapshot comes as soon as those of the hour before (5M units: 6.2 s, where
-// folding the day first took 8.2-10.7 s). A fold that fails then is tried again by the next
+// folding the day first took 8.2-10.7 s; 4.7-5.0 s with the raw tail's events joined in the
+// worker). A fold that fails then is tried again by the next
 // refresh, which folds first once the tail is longer.
 func (w *Worker) defersDay(ctx context.Context, x flagsvc.Experiment, ms []*metricsql.Metric, cuped bool, until, now time.Time) (bool, error) {
 	day := until.Add(-24 * time.Hour)

@@ -459,7 +459,7 @@ func (w *workerSums) readTotals(ctx context.Context, conn driver.Conn, x Experim
 				continue
 			}
 			for _, src := range w.fromTotals[j-1] {
-				if err := buffer(into, lo, workerRow{h: h, ev: events[k], vs: values[k], src: uint8(src)}); err != nil {
+				if err := buffer(into, lo, h, workerRow{h: h, ev: events[k], vs: values[k], src: uint8(src)}); err != nil {
 					return err
 				}
 			}
@@ -468,11 +468,11 @@ func (w *workerSums) readTotals(ctx context.Context, conn driver.Conn, x Experim
 	return rows.Err()
 }
 
-// buffer appends r to its bucket's buffer, into[b-lo] for bucket b.
-func buffer(into [][]workerRow, lo int, r workerRow) error {
-	b := int(r.h%sliceBuckets) - lo
+// buffer appends r, of context hash h, to its bucket's buffer, into[b-lo] for bucket b.
+func buffer[T any](into [][]T, lo int, h uint64, r T) error {
+	b := int(h%sliceBuckets) - lo
 	if b < 0 || b >= len(into) {
-		return fmt.Errorf("a row of context hash %d outside the pass's buckets", r.h)
+		return fmt.Errorf("a row of context hash %d outside the pass's buckets", h)
 	}
 	into[b] = append(into[b], r)
 	return nil
@@ -481,41 +481,33 @@ func buffer(into [][]workerRow, lo int, r workerRow) error {
 // scatter reads q's rows (src, context hash, events, value sum) into their buckets' buffers:
 // into[b-lo] for bucket b.
 func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]workerRow, lo int) error {
-	rows, err := conn.Query(ctx, q, a...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var r workerRow
-	// One destination list for every row (a list per call would be allocated per row).
-	dest := []any{&r.src, &r.h, &r.ev, &r.vs}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		if err := buffer(into, lo, r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scatterRows(ctx, conn, q, a, into, lo, func(r *workerRow) ([]any, *uint64) { return []any{&r.src, &r.h, &r.ev, &r.vs}, &r.h })
 }
 
 // scatterEvents reads q's raw events (rawEventsSQL: context hash, time, value, mask) into their
-// buckets' buffers.
+// buckets' buffers: into[b] for bucket b.
 func scatterEvents(ctx context.Context, conn driver.Conn, q string, a args, into [][]rawEvent) error {
+	return scatterRows(ctx, conn, q, a, into, 0, func(e *rawEvent) ([]any, *uint64) { return []any{&e.h, &e.ts, &e.v, &e.mask}, &e.h })
+}
+
+// scatterRows reads q's rows into their buckets' buffers, into[b-lo] for bucket b: fields gives
+// the scan destinations of a row's columns and its context hash, which picks the bucket. One
+// destination list serves every row (a list per call would be allocated per row).
+func scatterRows[T any](ctx context.Context, conn driver.Conn, q string, a args, into [][]T, lo int, fields func(*T) ([]any, *uint64)) error {
 	rows, err := conn.Query(ctx, q, a...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	var e rawEvent
-	dest := []any{&e.h, &e.ts, &e.v, &e.mask}
+	var r T
+	dest, h := fields(&r)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		b := e.h % sliceBuckets
-		into[b] = append(into[b], e)
+		if err := buffer(into, lo, *h, r); err != nil {
+			return err
+		}
 	}
 	return rows.Err()
 }

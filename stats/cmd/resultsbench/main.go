@@ -3,6 +3,7 @@
 //	resultsbench -exposures 10000000 -events 100000000 -days 14
 //	resultsbench -database resultsbench_1795632060    # again, on the data of an earlier run
 //	resultsbench -database resultsbench_1795632060 -refold-day -brief   # the incremental day's fold timed too, no comparisons
+//	resultsbench -database resultsbench_1795632060 -refold-day -brief -steady   # the incremental refresh as a worker refreshing every few minutes sees it
 //
 // It creates (and afterwards drops) its own database, with ingest's schema applied by the
 // ingest binary's migrate command (path given by -ingest-bin).

@@ -75,8 +75,9 @@ type workerSums struct {
 	kept  [][]keptValue
 	sums  [][]VariantSums // [request][variation number - 1]
 	units []int64         // units seen per variation number - 1
-	// When the raw tail's events are joined here with the units (joinRaw): the combined read's
-	// parts, their conditions (at most 64), and the conditions' windows as bucket tests them.
+	// rawParts are the conversion-window parts whose raw tail is read at once (combinesRaw),
+	// none otherwise; when its events are joined here with the units (joinRaw), rawConds are
+	// their conditions (at most 64) and windows the conditions' windows as bucket tests them.
 	rawParts []rawPart
 	rawConds []*rawCondition
 	windows  []rawWindow
@@ -158,7 +159,7 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	}
 	raw, events := make([][]workerRow, sliceBuckets), make([][]rawEvent, sliceBuckets)
 	rawPasses := min(max(s.Passes, 1), sliceBuckets)
-	if x.combinesRaw(len(w.reqs), s) && s.Now.Sub(s.FoldedUpTo) <= OneReadTail {
+	if len(w.rawParts) > 0 && s.Now.Sub(s.FoldedUpTo) <= OneReadTail {
 		rawPasses = 1
 	}
 	// The rows grouped by ClickHouse and the events joined here are read side by side.
@@ -181,7 +182,7 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 		return scatter(ctx, conn, q, a, raw, 0)
 	})
 	go readRaw(func(px Experiment) error {
-		if len(w.rawParts) == 0 {
+		if w.rawConds == nil {
 			return nil
 		}
 		var a args
@@ -350,16 +351,10 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	var a args
 	shape := x.workerShape(s)
 	var members []string
-	combined := x.combinesRaw(len(w.reqs), s)
-	var rawParts []rawPart
 	var err error
 	w.eachPart(func(m *Metric, part, src int) {
-		if err != nil {
-			return
-		}
-		if combined && part == PartMetric {
-			rawParts = append(rawParts, rawPart{m, src})
-			return
+		if err != nil || (len(w.rawParts) > 0 && part == PartMetric) {
+			return // read with the combined parts
 		}
 		var q string
 		if q, err = rawRowsSQL(x, m, part, src, s, shape, &a); err == nil {
@@ -369,8 +364,8 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if len(rawParts) > 0 && len(w.rawParts) == 0 {
-		raw, err := rawPartsSQL(x, rawParts, s.FoldedUpTo, s.Now, true, &a)
+	if len(w.rawParts) > 0 && w.rawConds == nil {
+		raw, err := rawPartsSQL(x, w.rawParts, s.FoldedUpTo, s.Now, true, &a)
 		if err != nil {
 			return "", nil, err
 		}
@@ -382,26 +377,25 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	return `SELECT src, context_hash, events, value_sum FROM (` + strings.Join(members, "\n\t\tUNION ALL ") + `)`, a, nil
 }
 
-// joinRaw decides whether the raw tail's combined read (the conversion-window parts of several
-// metrics, rawPartsSQL) is joined with the units here: its events read deduplicated
-// (rawEventsSQL), each matched with its unit and tested against its conditions' windows in
-// bucket. Its conditions must fit one mask (64); otherwise ClickHouse joins and groups them.
-// The CUPED covariates' tail is read grouped either way.
+// joinRaw lists the parts whose raw tail is read at once (combinesRaw: the conversion-window
+// parts of several metrics, rawPartsSQL) and decides whether that read is joined with the units
+// here: its events read deduplicated (rawEventsSQL), each matched with its unit and tested
+// against its conditions' windows in bucket. Its conditions must fit one mask (64); otherwise
+// ClickHouse joins and groups them. The CUPED covariates' tail is read grouped either way.
 func (w *workerSums) joinRaw(x Experiment, s Snapshot) error {
 	if !x.combinesRaw(len(w.reqs), s) {
 		return nil
 	}
-	var parts []rawPart
 	w.eachPart(func(m *Metric, part, src int) {
 		if part == PartMetric {
-			parts = append(parts, rawPart{m, src})
+			w.rawParts = append(w.rawParts, rawPart{m, src})
 		}
 	})
-	conds, err := rawConditions(x, parts, s.FoldedUpTo, s.Now)
+	conds, err := rawConditions(x, w.rawParts, s.FoldedUpTo, s.Now)
 	if err != nil || len(conds) > 64 {
 		return err
 	}
-	w.rawParts, w.rawConds, w.windows = parts, conds, make([]rawWindow, len(conds))
+	w.rawConds, w.windows = conds, make([]rawWindow, len(conds))
 	for c, cond := range conds {
 		w.windows[c] = rawWindow{start: cond.m.WindowStart.Milliseconds(), end: cond.m.WindowEnd.Milliseconds(), srcs: cond.srcs}
 	}

@@ -181,9 +181,9 @@ func TestTheDayJustEndedIsFoldedAfterTheSnapshot(t *testing.T) {
 	folded := func() []string {
 		t.Helper()
 		var days []string
-		for k, ids := range folds(t, store, x.ID) {
+		for i, k := range fixtureParts {
 			done, err := store.Folded(ctx, x.ID, k.Metric, k.Version, k.Part)
-			if err != nil || len(done) != len(ids) {
+			if err != nil {
 				t.Fatalf("folds of %+v: %v", k, err)
 			}
 			var these []string
@@ -191,7 +191,7 @@ func TestTheDayJustEndedIsFoldedAfterTheSnapshot(t *testing.T) {
 				these = append(these, d.Format(time.DateOnly))
 			}
 			slices.Sort(these)
-			if days != nil && !slices.Equal(days, these) {
+			if i > 0 && !slices.Equal(days, these) {
 				t.Fatalf("%+v folded %v, another part %v", k, these, days)
 			}
 			days = these
@@ -248,8 +248,7 @@ func TestTheDayJustEndedIsFoldedAfterTheSnapshot(t *testing.T) {
 func folds(t *testing.T, s *Store, experimentID string) metricsql.Folds {
 	t.Helper()
 	out := metricsql.Folds{}
-	for _, k := range []metricsql.FoldKey{{Metric: "conversion", Version: 1}, {Metric: "revenue", Version: 3},
-		{Metric: "revenue", Version: 3, Part: metricsql.PartCovariate}} {
+	for _, k := range fixtureParts {
 		done, err := s.Folded(context.Background(), experimentID, k.Metric, k.Version, k.Part)
 		if err != nil {
 			t.Fatal(err)
@@ -260,6 +259,10 @@ func folds(t *testing.T, s *Store, experimentID string) metricsql.Folds {
 	}
 	return out
 }
+
+// fixtureParts are the metric parts the fold fixture's experiment folds.
+var fixtureParts = []metricsql.FoldKey{{Metric: "conversion", Version: 1}, {Metric: "revenue", Version: 3},
+	{Metric: "revenue", Version: 3, Part: metricsql.PartCovariate}}
 
 // results are a snapshot's per-variation n and mean of every metric, rounded to 9 digits.
 func results(s *Snapshot) []string {

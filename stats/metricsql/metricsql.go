@@ -449,7 +449,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		SELECT ` + unit + `, ` + strings.Join(cols, ", ") + `
 		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
 		ALL INNER JOIN (SELECT ` + contextHashes("any", "event_") + `, event_id, any(value) AS value, any(timestamp_ms) AS ts`
-	masks, keys, err := rawMasks(conds, a)
+	masks, keys, err := rawMasks(conds, "any", a)
 	if err != nil {
 		return "", err
 	}
@@ -504,12 +504,12 @@ func rawConditions(x Experiment, parts []rawPart, from, to time.Time) ([]*rawCon
 	return conds, nil
 }
 
-// rawMasks selects, for a deduplicated event, which conditions it meets by its key and
-// filters (not yet its window): bit c%64 of ", any(…) AS mask<c/64>", one aggregate for up to
-// 64 conditions instead of one each (18.16 calls aggregates a row at a time: a day's fold of
-// five metrics at 5M units, its select 3.4-3.7 s against 3.6-4.2 s). keys are the conditions'
-// event keys, each once.
-func rawMasks(conds []*rawCondition, a *args) (masks string, keys []any, err error) {
+// rawMasks selects, for an event, which conditions it meets by its key and filters (not yet
+// its window): bit c%64 of ", agg(…) AS mask<c/64>" — for a deduplicated event agg is "any", one
+// aggregate for up to 64 conditions instead of one each (18.16 calls aggregates a row at a time:
+// a day's fold of five metrics at 5M units, its select 3.4-3.7 s against 3.6-4.2 s); for an
+// event read as it is, "". keys are the conditions' event keys, each once.
+func rawMasks(conds []*rawCondition, agg string, a *args) (masks string, keys []any, err error) {
 	seen := map[string]bool{}
 	var bits []string
 	for c, cond := range conds {
@@ -520,7 +520,7 @@ func rawMasks(conds []*rawCondition, a *args) (masks string, keys []any, err err
 		}
 		bits = append(bits, fmt.Sprintf("toUInt64(event_key = %s AND %s) * %d", key, filters, uint64(1)<<(c%64)))
 		if len(bits) == 64 || c == len(conds)-1 {
-			masks += fmt.Sprintf(", any(%s) AS mask%d", strings.Join(bits, " + "), c/64)
+			masks += fmt.Sprintf(", %s(%s) AS mask%d", agg, strings.Join(bits, " + "), c/64)
 			bits = nil
 		}
 		if !seen[cond.m.EventKey] {
@@ -539,28 +539,29 @@ func rawEventsWhere(x Experiment, keys []any, from, to time.Time, a *args) strin
 }
 
 // rawEventsSQL selects the events of rawPartsSQL's read for the results worker to join with
-// its units itself (sumsInWorker): deduplicated as there, one row per event — its context's
-// hash (context_hash), time (ts, Int64) and value, and which conditions it meets by its key
-// and filters (mask<k>, as rawMasks) — without the join and the grouping per context, which
-// were most of that read's cost (a 25 h tail at 5M units: 2.6-2.9 s on its own, 1.1 s for the
-// deduplication alone). Only the events of the units whose windows can reach into [from, to)
-// are selected, by the pair of their context's hashes (contextHashes): every row is a unit's
-// (two contexts agree on both with a chance of about 2^-128), and as x's units have distinct
-// hashes the worker finds it by the first alone.
+// its units itself (sumsInWorker): one row per delivered event — its context's hash
+// (context_hash), time (ts, Int64), value, id (event_id) and which conditions it meets by its
+// key and filters (mask<k>, as rawMasks) — without the join, the grouping per context and the
+// deduplication, which the worker does (the copies of an event: the same context, id and
+// conditions). The deduplication was most of what remained of this read's cost (a 25 h tail at
+// 5M units: 1.6-1.7 s with it on its own, 0.93-1.04 s without, whose rows ClickHouse streams
+// as it reads them). Only the events of the units whose windows can reach into [from, to) are
+// selected, by the pair of their context's hashes (contextHashes): every row is a unit's (two
+// contexts agree on both with a chance of about 2^-128), and as x's units have distinct hashes
+// the worker finds it by the first alone.
 func rawEventsSQL(x Experiment, parts []rawPart, conds []*rawCondition, from, to time.Time, a *args) (string, error) {
 	if !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: the worker joins the raw events with units of distinct hashes only")
 	}
 	lo, hi := windowUnits(parts, from, to)
-	masks, keys, err := rawMasks(conds, a)
+	masks, keys, err := rawMasks(conds, "", a)
 	if err != nil {
 		return "", err
 	}
 	pair := `cityHash64(context_kind, context_key), metroHash64(context_kind, context_key)`
-	return `SELECT any(cityHash64(context_kind, context_key)) AS context_hash, toInt64(any(timestamp_ms)) AS ts, any(value) AS value` + masks + `
+	return `SELECT cityHash64(context_kind, context_key) AS context_hash, toInt64(timestamp_ms) AS ts, value, event_id` + masks + `
 		FROM tracks WHERE ` + rawEventsWhere(x, keys, from, to, a) + `
-		AND (` + pair + `) IN (SELECT ` + pair + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
-		GROUP BY event_id, cityHash64(context_kind, context_key, event_key)`, nil
+		AND (` + pair + `) IN (SELECT ` + pair + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))`, nil
 }
 
 // windowUnits bounds the first exposures, [lo, hi) in ms, of the units whose conversion windows

@@ -2,6 +2,7 @@ package metricsql
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 )
 
 // Sums grouped in the worker. On 18.16 the per-context GROUP BY of the sums is the refresh's
@@ -19,10 +21,10 @@ import (
 // 2.0-2.4 s, however the aggregates are written (sumIf per part, plain sums over zeroed columns,
 // sumForEach over an array, the variation as a number: all within 0.2 s of each other). So when
 // the units' hashes are distinct (HashedUnits), ClickHouse only selects the rows — the units,
-// the rollups or the totals and the folds they lack, the raw tail's events deduplicated (or,
+// the rollups or the totals and the folds they lack, the raw tail's events as delivered (or,
 // beyond 64 conditions and for the CUPED covariates, grouped per context as before) — and the
-// results worker joins the events with its units and adds every row up per context and per
-// variation (sumsInWorker). Every row is the same as the SQL's, and every event is tested as
+// results worker drops the copies of an event, joins the events with its units and adds every
+// row up per context and per variation (sumsInWorker). Every row is the same as the SQL's, and every event is tested as
 // the SQL's join and countIf/sumIf test it, so the sums are the same up to the order of
 // floating-point additions; the percentile caps are taken from the same per-context values in
 // one read, where the SQL computes every capped metric's values twice.
@@ -83,6 +85,7 @@ type workerSums struct {
 	windows  []rawWindow
 	// per-bucket scratch
 	index  unitIndex
+	seen   eventSet
 	codes  []int64
 	firsts []int64 // the units' first exposures (unix ms)
 	events []int64
@@ -97,13 +100,14 @@ type rawWindow struct {
 	srcs       []int
 }
 
-// rawEvent is an event of the raw tail (rawEventsSQL): its context's hash, time (unix ms),
-// value, and the conditions its key and filters meet (bit c).
+// rawEvent is an event of the raw tail as delivered (rawEventsSQL): its context's hash, time
+// (unix ms), value, the conditions its key and filters meet (bit c), and its id.
 type rawEvent struct {
 	h    uint64
 	ts   int64
 	v    float64
 	mask uint64
+	id   uuid.UUID
 }
 
 type version struct {
@@ -129,7 +133,8 @@ type keptValue struct {
 // when it leaves the day just ended to be folded after its snapshot. At 5M units the join of a
 // 12 h tail held 0.6-0.7 GB and took 0.4-0.9 s less than in three queries; of a 25 h tail 0.99
 // GB, and 0.8 s less (4.3 s against 5.1 s); its events deduplicated for the worker to join
-// (rawEventsSQL) 0.89 GB; a day's fold holds 1.55-1.67 GB.
+// 0.89 GB, and as delivered, for the worker to deduplicate too (rawEventsSQL), 0.29 GB; a day's
+// fold holds 1.55-1.67 GB.
 const OneReadTail = 26 * time.Hour
 
 // sumsInWorker is SumsOf's computation with the per-context grouping done here (see above);
@@ -478,10 +483,10 @@ func scatter(ctx context.Context, conn driver.Conn, q string, a args, into [][]w
 	return scatterRows(ctx, conn, q, a, into, lo, func(r *workerRow) ([]any, *uint64) { return []any{&r.src, &r.h, &r.ev, &r.vs}, &r.h })
 }
 
-// scatterEvents reads q's raw events (rawEventsSQL: context hash, time, value, mask) into their
+// scatterEvents reads q's raw events (rawEventsSQL: context hash, time, value, id, mask) into their
 // buckets' buffers: into[b] for bucket b.
 func scatterEvents(ctx context.Context, conn driver.Conn, q string, a args, into [][]rawEvent) error {
-	return scatterRows(ctx, conn, q, a, into, 0, func(e *rawEvent) ([]any, *uint64) { return []any{&e.h, &e.ts, &e.v, &e.mask}, &e.h })
+	return scatterRows(ctx, conn, q, a, into, 0, func(e *rawEvent) ([]any, *uint64) { return []any{&e.h, &e.ts, &e.v, &e.id, &e.mask}, &e.h })
 }
 
 // scatterRows reads q's rows into their buckets' buffers, into[b-lo] for bucket b: fields gives
@@ -507,8 +512,9 @@ func scatterRows[T any](ctx context.Context, conn driver.Conn, q string, a args,
 }
 
 // bucket adds up one bucket's rows: per unit (a src 0 row), every row of its context, and every
-// raw event of its context in a condition's window (the SQL's join and countIf/sumIf); rows of
-// contexts that are not units are left out, as the SQL's HAVING leaves them.
+// raw event of its context in a condition's window (the SQL's join and countIf/sumIf), each
+// event once however many times it was delivered (the SQL's GROUP BY event_id and context and
+// key); rows of contexts that are not units are left out, as the SQL's HAVING leaves them.
 func (w *workerSums) bucket(events []rawEvent, parts ...[]workerRow) error {
 	w.codes, w.firsts = w.codes[:0], w.firsts[:0]
 	units := 0
@@ -552,10 +558,12 @@ func (w *workerSums) bucket(events []rawEvent, parts ...[]workerRow) error {
 			w.values[at+int(r.src)] += r.vs
 		}
 	}
-	for _, e := range events {
+	w.seen.reset(len(events))
+	for k := range events {
+		e := &events[k]
 		i := w.index.get(e.h)
-		if i < 0 {
-			continue // a unit exposed to several variations
+		if i < 0 || e.mask == 0 || !w.seen.add(events, int32(k)) {
+			continue // a unit exposed to several variations, an event no condition counts, or a copy
 		}
 		first, at := w.firsts[i], int(i)*w.nsrc
 		for m := e.mask; m != 0; m &= m - 1 {
@@ -619,6 +627,50 @@ func (x *unitIndex) get(h uint64) int32 {
 		}
 		if s.h == h {
 			return s.i - 1
+		}
+	}
+}
+
+// eventSet finds the copies of a bucket's events: open addressing on a mix of their ids and
+// contexts (ids are an SDK's, random or not: a time-ordered id's first bytes are its time), of
+// the events' numbers in the bucket's list.
+type eventSet struct {
+	slots []int32 // an event's number + 1; 0: empty
+	mask  uint64
+	shift uint
+}
+
+func (x *eventSet) reset(n int) {
+	size, shift := 16, uint(60)
+	for size < 2*n {
+		size, shift = size*2, shift-1
+	}
+	if cap(x.slots) >= size {
+		x.slots = x.slots[:size]
+		clear(x.slots)
+	} else {
+		x.slots = make([]int32, size)
+	}
+	x.mask, x.shift = uint64(size-1), shift
+}
+
+// slot is where the events of context hash h and id start their probe.
+func (x *eventSet) slot(h uint64, id uuid.UUID) uint64 {
+	return (binary.LittleEndian.Uint64(id[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(id[8:]), 32) ^ h) * 0x9e3779b97f4a7c15 >> x.shift
+}
+
+// add adds events[k] unless an event of the same context, id and conditions was added before:
+// an event ingest received twice (delivery is at least once), which counts once.
+func (x *eventSet) add(events []rawEvent, k int32) bool {
+	e := &events[k]
+	for at := x.slot(e.h, e.id); ; at = (at + 1) & x.mask {
+		s := x.slots[at]
+		if s == 0 {
+			x.slots[at] = k + 1
+			return true
+		}
+		if o := &events[s-1]; o.id == e.id && o.h == e.h && o.mask == e.mask {
+			return false
 		}
 	}
 }

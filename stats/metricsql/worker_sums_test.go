@@ -1,6 +1,10 @@
 package metricsql
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/google/uuid"
+)
 
 // TestUnitIndexFindsUnitsWhoseSlotsCollide: hashes of one bucket that land on the same slot (or
 // on the table's last slot, wrapping around) are all found, and hashes that are not units are not.
@@ -26,5 +30,43 @@ func TestUnitIndexFindsUnitsWhoseSlotsCollide(t *testing.T) {
 	x.reset(100)
 	if len(x.slots) != 256 || x.get(units[0]) != -1 {
 		t.Fatalf("after reset: %d slots, unit found %d", len(x.slots), x.get(units[0]))
+	}
+}
+
+// TestEventSetFindsCopiesOnly: an event delivered twice (same context, id and conditions) is a
+// copy; an id reused by another context of the bucket, or by another key's event of the same
+// context, is a different event. Time-ordered ids, whose first bytes barely differ, are told
+// apart as well.
+func TestEventSetFindsCopiesOnly(t *testing.T) {
+	x, y := uuid.New(), uuid.New()
+	var s eventSet
+	s.reset(6)
+	// Two contexts of one bucket whose events of id x start at the same slot.
+	a, b := uint64(5*sliceBuckets+7), uint64(6*sliceBuckets+7)
+	for ; s.slot(b, x) != s.slot(a, x); b += sliceBuckets {
+	}
+	events := []rawEvent{
+		{h: a, id: x, mask: 1, ts: 10},
+		{h: a, id: x, mask: 1, ts: 10}, // a copy
+		{h: b, id: x, mask: 1},         // another context's event, same id
+		{h: a, id: x, mask: 2},         // another key's event, same id
+		{h: a, id: y, mask: 1},
+		{h: b, id: x, mask: 1}, // a copy of the third
+	}
+	for k, want := range []bool{true, false, true, true, true, false} {
+		if got := s.add(events, int32(k)); got != want {
+			t.Fatalf("event %d: added %v, want %v", k, got, want)
+		}
+	}
+	events = events[:0]
+	for range 2000 {
+		events = append(events, rawEvent{h: a, id: uuid.Must(uuid.NewV7()), mask: 1})
+	}
+	events = append(events, events...)
+	s.reset(len(events))
+	for k := range events {
+		if got, want := s.add(events, int32(k)), k < 2000; got != want {
+			t.Fatalf("time-ordered event %d: added %v, want %v", k, got, want)
+		}
 	}
 }

@@ -449,7 +449,7 @@ func rawPartsSQL(x Experiment, parts []rawPart, from, to time.Time, byHash bool,
 		SELECT ` + unit + `, ` + strings.Join(cols, ", ") + `
 		FROM (SELECT context_kind, context_key, first_ms, ` + contextHashes("", "") + ` FROM (` + firstExposuresSQL(x, lo, hi, a) + `))
 		ALL INNER JOIN (SELECT ` + contextHashes("any", "event_") + `, event_id, any(value) AS value, any(timestamp_ms) AS ts`
-	masks, keys, err := rawMasks(conds, "any", a)
+	masks, keys, err := rawMasks(conds, 0, "any", a)
 	if err != nil {
 		return "", err
 	}
@@ -505,11 +505,12 @@ func rawConditions(x Experiment, parts []rawPart, from, to time.Time) ([]*rawCon
 }
 
 // rawMasks selects, for an event, which conditions it meets by its key and filters (not yet
-// its window): bit c%64 of ", agg(…) AS mask<c/64>" — for a deduplicated event agg is "any", one
-// aggregate for up to 64 conditions instead of one each (18.16 calls aggregates a row at a time:
-// a day's fold of five metrics at 5M units, its select 3.4-3.7 s against 3.6-4.2 s); for an
-// event read as it is, "". keys are the conditions' event keys, each once.
-func rawMasks(conds []*rawCondition, agg string, a *args) (masks string, keys []any, err error) {
+// its window): condition c is bit i%64 of ", agg(…) AS mask<i/64>", i = bit0 + c — for a
+// deduplicated event agg is "any", one aggregate for up to 64 conditions instead of one each
+// (18.16 calls aggregates a row at a time: a day's fold of five metrics at 5M units, its select
+// 3.4-3.7 s against 3.6-4.2 s); for an event read as it is, "". keys are the conditions' event
+// keys, each once.
+func rawMasks(conds []*rawCondition, bit0 int, agg string, a *args) (masks string, keys []any, err error) {
 	seen := map[string]bool{}
 	var bits []string
 	for c, cond := range conds {
@@ -518,9 +519,10 @@ func rawMasks(conds []*rawCondition, agg string, a *args) (masks string, keys []
 		if err != nil {
 			return "", nil, fmt.Errorf("metric %s: %w", cond.m.Key, err)
 		}
-		bits = append(bits, fmt.Sprintf("toUInt64(event_key = %s AND %s) * %d", key, filters, uint64(1)<<(c%64)))
-		if len(bits) == 64 || c == len(conds)-1 {
-			masks += fmt.Sprintf(", %s(%s) AS mask%d", agg, strings.Join(bits, " + "), c/64)
+		i := bit0 + c
+		bits = append(bits, fmt.Sprintf("toUInt64(event_key = %s AND %s) * %d", key, filters, uint64(1)<<(i%64)))
+		if i%64 == 63 || c == len(conds)-1 {
+			masks += fmt.Sprintf(", %s(%s) AS mask%d", agg, strings.Join(bits, " + "), i/64)
 			bits = nil
 		}
 		if !seen[cond.m.EventKey] {
@@ -538,23 +540,26 @@ func rawEventsWhere(x Experiment, keys []any, from, to time.Time, a *args) strin
 		AND timestamp >= toDateTime(` + a.add(from.Unix()) + `)` + beforeSQL(to, a) + daysSQL(from, to, a) + x.slice()
 }
 
-// rawEventsSQL selects the events of rawPartsSQL's read for the results worker to join with
-// its units itself (sumsInWorker): one row per delivered event — its context's hash
+// rawEventsSQL selects events of x's units for the results worker to join with its units
+// itself (sumsInWorker): those of the units first exposed in [lo, hi) (ms; 0: unbounded) received
+// in [from, to), of conds' keys, one row per delivered event — its context's hash
 // (context_hash), time (ts, Int64), value, id (event_id) and which conditions it meets by its
-// key and filters (mask<k>, as rawMasks) — without the join, the grouping per context and the
-// deduplication, which the worker does (the copies of an event: the same context, id and
-// conditions). The deduplication was most of what remained of this read's cost (a 25 h tail at
-// 5M units: 1.6-1.7 s with it on its own, 0.93-1.04 s without, whose rows ClickHouse streams
-// as it reads them). Only the events of the units whose windows can reach into [from, to) are
-// selected, by the pair of their context's hashes (contextHashes): every row is a unit's (two
-// contexts agree on both with a chance of about 2^-128), and as x's units have distinct hashes
-// the worker finds it by the first alone.
-func rawEventsSQL(x Experiment, parts []rawPart, conds []*rawCondition, from, to time.Time, a *args) (string, error) {
+// key and filters (mask0: condition c is bit bit0 + c; at most 64 bits) — without the join, the
+// grouping per context and the deduplication, which the worker does (the copies of an event:
+// the same context, id and conditions). They were most of the cost of reading a raw tail grouped
+// (rawPartsSQL; a 25 h tail at 5M units: 2.6-2.9 s on its own; 1.6-1.7 s with the
+// deduplication left; 0.93-1.04 s without, whose rows ClickHouse streams as it reads them).
+// The units' events are selected by the pair of their context's hashes (contextHashes): every
+// row is a unit's (two contexts agree on both with a chance of about 2^-128), and as x's units
+// have distinct hashes the worker finds it by the first alone.
+func rawEventsSQL(x Experiment, conds []*rawCondition, bit0 int, from, to time.Time, lo, hi int64, a *args) (string, error) {
 	if !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: the worker joins the raw events with units of distinct hashes only")
 	}
-	lo, hi := windowUnits(parts, from, to)
-	masks, keys, err := rawMasks(conds, "", a)
+	if bit0+len(conds) > 64 {
+		return "", fmt.Errorf("metricsql: %d conditions from bit %d do not fit one mask", len(conds), bit0)
+	}
+	masks, keys, err := rawMasks(conds, bit0, "", a)
 	if err != nil {
 		return "", err
 	}

@@ -21,10 +21,10 @@ import (
 // 2.0-2.4 s, however the aggregates are written (sumIf per part, plain sums over zeroed columns,
 // sumForEach over an array, the variation as a number: all within 0.2 s of each other). So when
 // the units' hashes are distinct (HashedUnits), ClickHouse only selects the rows — the units,
-// the rollups or the totals and the folds they lack, the raw tail's events as delivered (or,
-// beyond 64 conditions and for the CUPED covariates, grouped per context as before) — and the
-// results worker drops the copies of an event, joins the events with its units and adds every
-// row up per context and per variation (sumsInWorker). Every row is the same as the SQL's, and every event is tested as
+// the rollups or the totals and the folds they lack, the raw tail's events as delivered, the
+// CUPED covariates' pre-periods among them (beyond 64 conditions, grouped per context as
+// before) — and the results worker drops the copies of an event, joins the events with its
+// units and adds every row up per context and per variation (sumsInWorker). Every row is the same as the SQL's, and every event is tested as
 // the SQL's join and countIf/sumIf test it, so the sums are the same up to the order of
 // floating-point additions; the percentile caps are taken from the same per-context values in
 // one read, where the SQL computes every capped metric's values twice.
@@ -79,9 +79,12 @@ type workerSums struct {
 	units []int64         // units seen per variation number - 1
 	// rawParts are the conversion-window parts whose raw tail is read at once (combinesRaw),
 	// none otherwise; when its events are joined here with the units (joinRaw), rawConds are
-	// their conditions (at most 64) and windows the conditions' windows as bucket tests them.
+	// their conditions, covConds those of the CUPED covariates' tail when they are read as
+	// events too (their bits follow rawConds'; at most 64 in all), and windows the conditions'
+	// windows as bucket tests them.
 	rawParts []rawPart
 	rawConds []*rawCondition
+	covConds []*rawCondition
 	windows  []rawWindow
 	// per-bucket scratch
 	index  unitIndex
@@ -93,11 +96,13 @@ type workerSums struct {
 }
 
 // rawWindow is a raw read's condition as the worker tests it once an event's key and filters
-// have (its bit of the event's mask): the conversion window [first + start, first + end) in
-// ms, and the srcs of the parts that count it.
+// have (its bit of the event's mask): the window [first + start, first + end) in ms — a
+// conversion window, or a CUPED pre-period [first - preperiod, first) — for the units first
+// exposed from cohort on (ms: the covariates' tail is the units' first exposed in the tail;
+// math.MinInt64 for every unit), and the srcs of the parts that count it.
 type rawWindow struct {
-	start, end int64
-	srcs       []int
+	start, end, cohort int64
+	srcs               []int
 }
 
 // rawEvent is an event of the raw tail as delivered (rawEventsSQL): its context's hash, time
@@ -144,7 +149,7 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	if 2*len(reqs) >= totalsSrc {
 		return nil, fmt.Errorf("metricsql: too many metrics in one pass (%d)", len(reqs)) // src is a UInt8, as in perContextSQL
 	}
-	variations, units, err := unitVariations(ctx, conn, x)
+	variations, units, cohort, err := unitVariations(ctx, conn, x, s.FoldedUpTo)
 	if err != nil {
 		return nil, err
 	}
@@ -154,21 +159,21 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The raw tail once for every pass: its deduplication and the covariates' joins are what
-	// cost, and reading it per pass would cost them again. A tail of at most OneReadTail read
+	// The raw tail once for every pass: reading its events (and, beyond 64 conditions, their
+	// deduplication and joins) is what costs, and reading it per pass would cost it again. A tail of at most OneReadTail read
 	// for several metrics at once is one query, which holds less than a day's fold does; a
 	// longer one is read in the SQL's passes (UnitsPerPass), which ClickHouse's memory is sized
 	// for.
 	if err := w.joinRaw(x, s); err != nil {
 		return nil, err
 	}
-	raw, events := make([][]workerRow, sliceBuckets), make([][]rawEvent, sliceBuckets)
+	raw, events, covariates := make([][]workerRow, sliceBuckets), make([][]rawEvent, sliceBuckets), make([][]rawEvent, sliceBuckets)
 	rawPasses := min(max(s.Passes, 1), sliceBuckets)
 	if len(w.rawParts) > 0 && s.Now.Sub(s.FoldedUpTo) <= OneReadTail {
 		rawPasses = 1
 	}
 	// The rows grouped by ClickHouse and the events joined here are read side by side.
-	rawRead := make(chan error, 2)
+	rawRead := make(chan error, 3)
 	readRaw := func(read func(px Experiment) error) {
 		rawRead <- func() error {
 			for p := 0; p < rawPasses; p++ {
@@ -191,11 +196,25 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 			return nil
 		}
 		var a args
-		q, err := rawEventsSQL(px, w.rawParts, w.rawConds, s.FoldedUpTo, s.Now, &a)
+		lo, hi := windowUnits(w.rawParts, s.FoldedUpTo, s.Now)
+		q, err := rawEventsSQL(px, w.rawConds, 0, s.FoldedUpTo, s.Now, lo, hi, &a)
 		if err != nil {
 			return err
 		}
 		return scatterEvents(ctx, conn, q, a, events)
+	})
+	// The CUPED covariates' tail: the pre-periods of the units first exposed since the folds
+	// (none: no such unit, as when an experiment's traffic only re-exposes its units).
+	go readRaw(func(px Experiment) error {
+		if w.covConds == nil || cohort == 0 {
+			return nil
+		}
+		var a args
+		q, err := rawEventsSQL(px, w.covConds, len(w.rawConds), s.FoldedUpTo.Add(-w.longestPreperiod()), s.Now, s.FoldedUpTo.UnixMilli(), 0, &a)
+		if err != nil {
+			return err
+		}
+		return scatterEvents(ctx, conn, q, a, covariates)
 	})
 	passes := WorkerPassesFor(units)
 	free, full, read := make(chan *passRows, 2), make(chan *passRows, 1), make(chan error, 1)
@@ -225,17 +244,17 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 		}
 		read <- nil
 	}()
-	for range 2 {
+	for range 3 {
 		if err := <-rawRead; err != nil {
 			return nil, err
 		}
 	}
 	for buf := range full {
 		for b := buf.lo; b < buf.hi; b++ {
-			if err := w.bucket(events[b], buf.rows[b-buf.lo], raw[b]); err != nil {
+			if err := w.bucket(append(events[b], covariates[b]...), buf.rows[b-buf.lo], raw[b]); err != nil {
 				return nil, err
 			}
-			buf.rows[b-buf.lo], raw[b], events[b] = buf.rows[b-buf.lo][:0], nil, nil
+			buf.rows[b-buf.lo], raw[b], events[b], covariates[b] = buf.rows[b-buf.lo][:0], nil, nil, nil
 		}
 		free <- buf
 	}
@@ -269,26 +288,26 @@ func (w *workerSums) readPass(ctx context.Context, conn driver.Conn, x Experimen
 	return nil
 }
 
-// unitVariations are the variations of x's units (each exposed to one) in order, and how many
-// units there are.
-func unitVariations(ctx context.Context, conn driver.Conn, x Experiment) ([]string, int64, error) {
+// unitVariations are the variations of x's units (each exposed to one) in order, how many units
+// there are, and how many of them were first exposed from since on.
+func unitVariations(ctx context.Context, conn driver.Conn, x Experiment, since time.Time) (variations []string, units, later int64, err error) {
 	var a args
-	rows, err := conn.Query(ctx, `SELECT variation, count() FROM (`+x.snapshotUnitsSQL(true, &a)+`) GROUP BY variation ORDER BY variation`, a...)
+	q := `SELECT variation, count(), countIf(first_ms >= ` + a.add(since.UnixMilli()) + `) FROM (` + x.snapshotUnitsSQL(true, &a) + `)
+		GROUP BY variation ORDER BY variation`
+	rows, err := conn.Query(ctx, q, a...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("metricsql: units' variations: %w", err)
+		return nil, 0, 0, fmt.Errorf("metricsql: units' variations: %w", err)
 	}
 	defer rows.Close()
-	var out []string
-	var total int64
 	for rows.Next() {
 		var v string
-		var n uint64
-		if err := rows.Scan(&v, &n); err != nil {
-			return nil, 0, err
+		var n, l uint64
+		if err := rows.Scan(&v, &n, &l); err != nil {
+			return nil, 0, 0, err
 		}
-		out, total = append(out, v), total+int64(n)
+		variations, units, later = append(variations, v), units+int64(n), later+int64(l)
 	}
-	return out, total, rows.Err()
+	return variations, units, later, rows.Err()
 }
 
 func newWorkerSums(x Experiment, reqs []SumsRequest, s Snapshot, variations int) *workerSums {
@@ -358,8 +377,8 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 	var members []string
 	var err error
 	w.eachPart(func(m *Metric, part, src int) {
-		if err != nil || (len(w.rawParts) > 0 && part == PartMetric) {
-			return // read with the combined parts
+		if err != nil || (len(w.rawParts) > 0 && part == PartMetric) || (w.covConds != nil && part == PartCovariate) {
+			return // read with the combined parts, or as events
 		}
 		var q string
 		if q, err = rawRowsSQL(x, m, part, src, s, shape, &a); err == nil {
@@ -384,9 +403,11 @@ func (w *workerSums) rawSQL(x Experiment, s Snapshot) (string, args, error) {
 
 // joinRaw lists the parts whose raw tail is read at once (combinesRaw: the conversion-window
 // parts of several metrics, rawPartsSQL) and decides whether that read is joined with the units
-// here: its events read deduplicated (rawEventsSQL), each matched with its unit and tested
+// here: its events read as delivered (rawEventsSQL), each matched with its unit and tested
 // against its conditions' windows in bucket. Its conditions must fit one mask (64); otherwise
-// ClickHouse joins and groups them. The CUPED covariates' tail is read grouped either way.
+// ClickHouse joins and groups them. The CUPED covariates' tail is then read as events too, a
+// condition per covariate (its pre-period, for the units first exposed in the tail), when
+// they fit the same mask; otherwise ClickHouse joins and groups it (rawRowsSQL).
 func (w *workerSums) joinRaw(x Experiment, s Snapshot) error {
 	if !x.combinesRaw(len(w.reqs), s) {
 		return nil
@@ -402,9 +423,29 @@ func (w *workerSums) joinRaw(x Experiment, s Snapshot) error {
 	}
 	w.rawConds, w.windows = conds, make([]rawWindow, len(conds))
 	for c, cond := range conds {
-		w.windows[c] = rawWindow{start: cond.m.WindowStart.Milliseconds(), end: cond.m.WindowEnd.Milliseconds(), srcs: cond.srcs}
+		w.windows[c] = rawWindow{start: cond.m.WindowStart.Milliseconds(), end: cond.m.WindowEnd.Milliseconds(), cohort: math.MinInt64, srcs: cond.srcs}
+	}
+	var cov []*rawCondition
+	var windows []rawWindow
+	w.eachPart(func(m *Metric, part, src int) {
+		if part == PartCovariate {
+			cov = append(cov, &rawCondition{m: m, srcs: []int{src}})
+			windows = append(windows, rawWindow{start: -m.CUPEDPreperiod.Milliseconds(), cohort: s.FoldedUpTo.UnixMilli(), srcs: []int{src}})
+		}
+	})
+	if len(cov) > 0 && len(conds)+len(cov) <= 64 {
+		w.covConds, w.windows = cov, append(w.windows, windows...)
 	}
 	return nil
+}
+
+// longestPreperiod is the longest CUPED pre-period of the covariates read as events.
+func (w *workerSums) longestPreperiod() time.Duration {
+	var p time.Duration
+	for _, c := range w.covConds {
+		p = max(p, c.m.CUPEDPreperiod)
+	}
+	return p
 }
 
 // eachPart calls fn for every part read, in perContextSQL's order: each request's main part,
@@ -568,7 +609,7 @@ func (w *workerSums) bucket(events []rawEvent, parts ...[]workerRow) error {
 		first, at := w.firsts[i], int(i)*w.nsrc
 		for m := e.mask; m != 0; m &= m - 1 {
 			c := &w.windows[bits.TrailingZeros64(m)]
-			if e.ts >= first+c.start && e.ts < first+c.end {
+			if e.ts >= first+c.start && e.ts < first+c.end && first >= c.cohort {
 				for _, src := range c.srcs {
 					w.events[at+src]++
 					w.values[at+src] += e.v

@@ -2,6 +2,7 @@ package metricsql
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -68,5 +69,58 @@ func TestEventSetFindsCopiesOnly(t *testing.T) {
 		if got, want := s.add(events, int32(k)), k < 2000; got != want {
 			t.Fatalf("time-ordered event %d: added %v, want %v", k, got, want)
 		}
+	}
+}
+
+// TestCovariateTailEventsInTheWorker: the CUPED covariates' tail read as events counts, for a
+// unit first exposed since the folds, the events in its pre-period [first - preperiod, first),
+// each once however often delivered; a unit first exposed before the folds gets its covariate
+// from its folded cohort, never from these events. The conversion window of the same events is
+// tested apart.
+func TestCovariateTailEventsInTheWorker(t *testing.T) {
+	folded := time.Date(2026, 10, 10, 0, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	conv := &Metric{Key: "conv", Version: 1, Kind: Proportion, EventKey: "purchase", WindowEnd: week}
+	rev := &Metric{Key: "rev", Version: 1, Kind: Sum, EventKey: "purchase", WindowEnd: week, CUPEDPreperiod: week}
+	x := Experiment{EnvironmentID: "env1", Key: "exp1", Start: folded.Add(-10 * 24 * time.Hour)}
+	s := Snapshot{FoldedUpTo: folded, Now: folded.Add(25 * time.Hour)}
+	reqs := []SumsRequest{{Metric: conv}, {Metric: rev, CUPED: true}}
+	w := newWorkerSums(x, reqs, s, 2)
+	if err := w.joinRaw(x, s); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.rawConds) != 1 || len(w.covConds) != 1 {
+		t.Fatalf("%d conversion conditions and %d covariate ones, want one each", len(w.rawConds), len(w.covConds))
+	}
+	const conversion, covariate = 1, 2 // the two conditions' bits
+	fresh, old := uint64(1*sliceBuckets+3), uint64(2*sliceBuckets+3)
+	first := folded.Add(time.Hour).UnixMilli() // fresh's first exposure, in the tail
+	oldFirst := folded.Add(-time.Hour).UnixMilli()
+	ms, pre := int64(1), week.Milliseconds()
+	units := []workerRow{{h: fresh, ev: 1, vs: float64(first)}, {h: old, ev: 2, vs: float64(oldFirst)}}
+	at := func(h uint64, ts int64, v float64, mask uint64) rawEvent {
+		return rawEvent{h: h, ts: ts, v: v, mask: mask, id: uuid.New()}
+	}
+	events := []rawEvent{
+		at(fresh, first-pre, 1, covariate),    // the pre-period's first millisecond: counts
+		at(fresh, first-pre-ms, 2, covariate), // before it
+		at(fresh, first-ms, 4, covariate),     // its last millisecond: counts
+		at(fresh, first, 8, covariate),        // the first exposure: no longer before it
+		at(fresh, first, 32, conversion),      // a conversion at the first exposure
+		at(old, oldFirst-ms, 16, covariate),   // in a pre-period, of a unit of a folded cohort
+		at(old, oldFirst+ms, 64, conversion),  // and its conversion
+	}
+	events = append(events, events[0]) // delivered twice
+	if err := w.bucket(events, units); err != nil {
+		t.Fatal(err)
+	}
+	got := w.finish([]string{"a", "b"})
+	a, b := got[1][0], got[1][1]
+	if a.CovSum != 5 || a.Sum != 32 || b.CovSum != 0 || b.Sum != 64 {
+		t.Fatalf("revenue: unit in the tail covariate %v and sum %v (want 5, 32); unit of a folded cohort covariate %v and sum %v (want 0, 64)",
+			a.CovSum, a.Sum, b.CovSum, b.Sum)
+	}
+	if c := got[0]; c[0].Sum != 1 || c[1].Sum != 1 {
+		t.Fatalf("conversion: %v and %v, want 1 each", c[0].Sum, c[1].Sum)
 	}
 }

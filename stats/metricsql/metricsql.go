@@ -541,17 +541,17 @@ func rawEventsWhere(x Experiment, keys []any, from, to time.Time, a *args) strin
 }
 
 // rawEventsSQL selects events of x's units for the results worker to join with its units
-// itself (sumsInWorker): those of the units first exposed in [lo, hi) (ms; 0: unbounded) received
-// in [from, to), of conds' keys, one row per delivered event — its context's hash
+// itself (sumsInWorker): those in [from, to) of conds' keys of the units first exposed in
+// [lo, hi) (ms; 0: unbounded), one row per delivered event — its context's hash
 // (context_hash), time (ts, Int64), value, id (event_id) and which conditions it meets by its
-// key and filters (mask0: condition c is bit bit0 + c; at most 64 bits) — without the join, the
-// grouping per context and the deduplication, which the worker does (the copies of an event:
-// the same context, id and conditions). They were most of the cost of reading a raw tail grouped
-// (rawPartsSQL; a 25 h tail at 5M units: 2.6-2.9 s on its own; 1.6-1.7 s with the
-// deduplication left; 0.93-1.04 s without, whose rows ClickHouse streams as it reads them).
-// The units' events are selected by the pair of their context's hashes (contextHashes): every
-// row is a unit's (two contexts agree on both with a chance of about 2^-128), and as x's units
-// have distinct hashes the worker finds it by the first alone.
+// key and filters (mask0: condition c is bit bit0 + c; at most 64 bits) — without the join,
+// the grouping per context and the deduplication, which the worker does (the copies of an
+// event: the same context, id and conditions). They were most of the cost of reading a raw
+// tail grouped (rawPartsSQL; a 25 h tail at 5M units: 2.6-2.9 s on its own; 1.6-1.7 s with
+// the deduplication left; 0.93-1.04 s without, whose rows ClickHouse streams as it reads
+// them). The units' events are selected by the pair of their context's hashes
+// (contextHashes): every row is a unit's (two contexts agree on both with a chance of about
+// 2^-128), and as x's units have distinct hashes the worker finds it by the first alone.
 func rawEventsSQL(x Experiment, conds []*rawCondition, bit0 int, from, to time.Time, lo, hi int64, a *args) (string, error) {
 	if !x.HashedUnits() {
 		return "", fmt.Errorf("metricsql: the worker joins the raw events with units of distinct hashes only")

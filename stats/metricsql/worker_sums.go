@@ -24,10 +24,11 @@ import (
 // the rollups or the totals and the folds they lack, the raw tail's events as delivered, the
 // CUPED covariates' pre-periods among them (beyond 64 conditions, grouped per context as
 // before) — and the results worker drops the copies of an event, joins the events with its
-// units and adds every row up per context and per variation (sumsInWorker). Every row is the same as the SQL's, and every event is tested as
-// the SQL's join and countIf/sumIf test it, so the sums are the same up to the order of
-// floating-point additions; the percentile caps are taken from the same per-context values in
-// one read, where the SQL computes every capped metric's values twice.
+// units and adds every row up per context and per variation (sumsInWorker). Every row is the
+// same as the SQL's, and every event is tested as the SQL's join and countIf/sumIf test it, so
+// the sums are the same up to the order of floating-point additions; the percentile caps are
+// taken from the same per-context values in one read, where the SQL computes every capped
+// metric's values twice.
 //
 // The rows of a rollup arrive sorted by fold, then bucket: a context's rows are far apart, and
 // adding each row to its context where it arrives misses the CPU's caches on every row (2 s
@@ -160,10 +161,10 @@ func sumsInWorker(ctx context.Context, conn driver.Conn, x Experiment, reqs []Su
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The raw tail once for every pass: reading its events (and, beyond 64 conditions, their
-	// deduplication and joins) is what costs, and reading it per pass would cost it again. A tail of at most OneReadTail read
-	// for several metrics at once is one query, which holds less than a day's fold does; a
-	// longer one is read in the SQL's passes (UnitsPerPass), which ClickHouse's memory is sized
-	// for.
+	// deduplication and joins) is what costs, and reading it per pass would cost it again. A
+	// tail of at most OneReadTail read for several metrics at once is one query, which holds
+	// less than a day's fold does; a longer one is read in the SQL's passes (UnitsPerPass),
+	// which ClickHouse's memory is sized for.
 	if err := w.joinRaw(x, s); err != nil {
 		return nil, err
 	}

@@ -7,7 +7,8 @@
 // sums read the experiment's totals (the folded days added up per context) with the folds they
 // lack, and the totals are brought up to date after each refresh's results; every refresh also
 // computes the sums from every day's rollups and checks that the two agree, and (unless brief)
-// the sums grouped in ClickHouse against those the worker adds up.
+// the sums grouped in ClickHouse against those the worker adds up — for the full refresh also
+// with its last folded day read raw, whose new units' CUPED covariates are read as events.
 package resultsbench
 
 import (
@@ -311,6 +312,46 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			metricsql.GroupInWorker = true
 			if err != nil {
 				return 0, 0, 0, err
+			}
+		}
+		// The benchmark's incremental day brings no new units (its exposures re-expose those of
+		// the first days), so no refresh above reads a CUPED covariates' tail. The full refresh
+		// therefore also reads its last folded day raw, as a refresh after a day of new units
+		// does: that day's new units' pre-periods read as events and added up in the worker,
+		// against ClickHouse's grouping of the same.
+		if !cfg.Brief && !advanced && metricsql.GroupInWorker && xu.HashedUnits() && !foldTo.Before(from.Add(24*time.Hour)) {
+			last := foldTo.Add(-24 * time.Hour)
+			fresh := snap
+			fresh.FoldedUpTo, fresh.Folds, fresh.Totals = last, metricsql.Folds{}, nil
+			for _, m := range metrics {
+				for k, id := range folded {
+					if k.metric == m.Key && k.day.Before(last) {
+						fresh.Folds.Add(m, k.part, id)
+					}
+				}
+			}
+			var cohort uint64
+			if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_unit_snapshots WHERE snapshot_id = ? AND first_ms >= ?`,
+				uint64(next.ID), uint64(last.UnixMilli())).Scan(&cohort); err != nil {
+				return 0, 0, 0, err
+			}
+			t := time.Now()
+			inWorker, err := metricsql.SumsOf(ctx, conn, xu, reqs, fresh)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			fmt.Fprintf(out, "    (the same with %s read raw, the CUPED covariates of its %d contexts first exposed since read as events: %s)\n", last.Format(time.DateOnly),
+				cohort, time.Since(t).Round(time.Millisecond))
+			metricsql.GroupInWorker = false
+			t = time.Now()
+			inSQL, err := metricsql.SumsOf(ctx, conn, xu, reqs, fresh)
+			metricsql.GroupInWorker = true
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			fmt.Fprintf(out, "    (the same grouped in ClickHouse, %d passes: %s)\n", fresh.Passes, time.Since(t).Round(time.Millisecond))
+			if err := agree(inWorker, inSQL); err != nil {
+				return 0, 0, 0, fmt.Errorf("the sums with %s read raw, in the worker and grouped in ClickHouse: %w", last.Format(time.DateOnly), err)
 			}
 		}
 		// The same from every folded day's rollups, as before the totals.

@@ -638,17 +638,23 @@ type indexSlot struct {
 }
 
 func (x *unitIndex) reset(n int) {
+	x.slots = emptyTable(x.slots, n)
+	x.mask = uint64(len(x.slots) - 1)
+}
+
+// emptyTable is an open-addressing table for n entries, at most half full: slots reused when
+// they are large enough, cleared, their number a power of two (at least 16).
+func emptyTable[T any](slots []T, n int) []T {
 	size := 16
 	for size < 2*n {
 		size *= 2
 	}
-	if cap(x.slots) >= size {
-		x.slots = x.slots[:size]
-		clear(x.slots)
-	} else {
-		x.slots = make([]indexSlot, size)
+	if cap(slots) < size {
+		return make([]T, size)
 	}
-	x.mask = uint64(size - 1)
+	slots = slots[:size]
+	clear(slots)
+	return slots
 }
 
 func (x *unitIndex) put(h uint64, i int32) {
@@ -683,17 +689,8 @@ type eventSet struct {
 }
 
 func (x *eventSet) reset(n int) {
-	size, shift := 16, uint(60)
-	for size < 2*n {
-		size, shift = size*2, shift-1
-	}
-	if cap(x.slots) >= size {
-		x.slots = x.slots[:size]
-		clear(x.slots)
-	} else {
-		x.slots = make([]int32, size)
-	}
-	x.mask, x.shift = uint64(size-1), shift
+	x.slots = emptyTable(x.slots, n)
+	x.mask, x.shift = uint64(len(x.slots)-1), uint(64-bits.TrailingZeros(uint(len(x.slots))))
 }
 
 // slot is where the events of context hash h and id start their probe.

@@ -8,7 +8,8 @@
 // lack, and the totals are brought up to date after each refresh's results; every refresh also
 // computes the sums from every day's rollups and checks that the two agree, and (unless brief)
 // the sums grouped in ClickHouse against those the worker adds up — for the full refresh also
-// with its last folded day read raw, whose new units' CUPED covariates are read as events.
+// with its last folded day read raw, whose new units' CUPED covariates are read as events,
+// both ways against the sums from that day's rollups.
 package resultsbench
 
 import (
@@ -255,18 +256,18 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		fold = time.Since(t)
 		fmt.Fprintf(out, "  folded %s to %s in %s (the CUPED cohorts' covariates %s of it)\n", from.Format(time.DateOnly), foldTo.Format(time.DateOnly),
 			fold.Round(time.Millisecond), covariates.Round(time.Millisecond))
-		// addFolds adds the folds of the days in [lo, hi) to the snapshot's.
-		addFolds := func(lo, hi time.Time) {
+		// addFolds adds the folds of the days in [lo, hi) to into.
+		addFolds := func(into metricsql.Folds, lo, hi time.Time) {
 			for _, m := range metrics {
 				for k, id := range folded {
 					if k.metric == m.Key && !k.day.Before(lo) && k.day.Before(hi) {
-						snap.Folds.Add(m, k.part, id)
+						into.Add(m, k.part, id)
 					}
 				}
 			}
 		}
 		snap.FoldedUpTo = foldTo
-		addFolds(time.Time{}, foldTo)
+		addFolds(snap.Folds, time.Time{}, foldTo)
 		// The sums read the totals as they are (behind by the days just folded, or none yet).
 		snap.Totals = totals
 		// What the worker does: every metric's sums in one query per pass.
@@ -318,40 +319,26 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 		// the first days), so no refresh above reads a CUPED covariates' tail. The full refresh
 		// therefore also reads its last folded day raw, as a refresh after a day of new units
 		// does: that day's new units' pre-periods read as events and added up in the worker,
-		// against ClickHouse's grouping of the same.
+		// then grouped in ClickHouse, each against the sums from that day's rollups.
 		if !cfg.Brief && !advanced && metricsql.GroupInWorker && xu.HashedUnits() && !foldTo.Before(from.Add(24*time.Hour)) {
 			last := foldTo.Add(-24 * time.Hour)
 			fresh := snap
 			fresh.FoldedUpTo, fresh.Folds, fresh.Totals = last, metricsql.Folds{}, nil
-			for _, m := range metrics {
-				for k, id := range folded {
-					if k.metric == m.Key && k.day.Before(last) {
-						fresh.Folds.Add(m, k.part, id)
-					}
-				}
-			}
+			addFolds(fresh.Folds, time.Time{}, last)
 			var cohort uint64
 			if err := conn.QueryRow(ctx, `SELECT count() FROM experiment_unit_snapshots WHERE snapshot_id = ? AND first_ms >= ?`,
 				uint64(next.ID), uint64(last.UnixMilli())).Scan(&cohort); err != nil {
 				return 0, 0, 0, err
 			}
-			t := time.Now()
-			inWorker, err := metricsql.SumsOf(ctx, conn, xu, reqs, fresh)
-			if err != nil {
+			day := last.Format(time.DateOnly)
+			if err := compare(fmt.Sprintf("with %s read raw, the CUPED covariates of its %d contexts first exposed since read as events", day, cohort), fresh); err != nil {
 				return 0, 0, 0, err
 			}
-			fmt.Fprintf(out, "    (the same with %s read raw, the CUPED covariates of its %d contexts first exposed since read as events: %s)\n", last.Format(time.DateOnly),
-				cohort, time.Since(t).Round(time.Millisecond))
 			metricsql.GroupInWorker = false
-			t = time.Now()
-			inSQL, err := metricsql.SumsOf(ctx, conn, xu, reqs, fresh)
+			err := compare(fmt.Sprintf("with %s read raw, grouped in ClickHouse, %d passes", day, fresh.Passes), fresh)
 			metricsql.GroupInWorker = true
 			if err != nil {
 				return 0, 0, 0, err
-			}
-			fmt.Fprintf(out, "    (the same grouped in ClickHouse, %d passes: %s)\n", fresh.Passes, time.Since(t).Round(time.Millisecond))
-			if err := agree(inWorker, inSQL); err != nil {
-				return 0, 0, 0, fmt.Errorf("the sums with %s read raw, in the worker and grouped in ClickHouse: %w", last.Format(time.DateOnly), err)
 			}
 		}
 		// The same from every folded day's rollups, as before the totals.
@@ -369,7 +356,7 @@ func Run(ctx context.Context, conn driver.Conn, cfg Config, out io.Writer) error
 			after = time.Since(t)
 			fmt.Fprintf(out, "  then the day read raw, %s, folded: %s (the CUPED cohort's covariates %s of it)\n", foldTo.Format(time.DateOnly),
 				after.Round(time.Millisecond), covariates.Round(time.Millisecond))
-			addFolds(foldTo, until)
+			addFolds(snap.Folds, foldTo, until)
 			snap.FoldedUpTo = until
 		}
 		// Then, as the worker does once the snapshot is stored, the totals brought up to date.
